@@ -1,0 +1,322 @@
+/**
+ * The synthetic environment "SY" (DESIGN.md section 4), readable reference in TypeScript.
+ * native/env.cc computes the same equations with the same counter-based draws and is the
+ * fast path (`generateSy` in src/native); both must give bit-identical logs for a seed.
+ *
+ * User i: x_i ~ N(0, I_d); alpha_i = w_a.x_i + alphaShift; beta_i = softplus(w_b.x_i);
+ * m_i = basketScale * exp(basketSpread * w_m.x_i). Round t: coupon value v (sum over the
+ * action dimensions; a discount is a fraction of m_i), purchase ~ Bernoulli(sigmoid(alpha_i
+ * + gammaE*e_t + beta_i*log(1+v)*exp(-delta*f_t))), reward = purchase*m_i, cost =
+ * purchase*v, e_{t+1} = rho*e_t + eta*purchase + sigma*N(0,1), f_{t+1} = phi*f_t + [v > 0].
+ */
+import { ArgumentError } from '../errors.js';
+import { pexp, plog, psigmoid, psoftplus } from './pmath.js';
+import { CounterStream, GLOBAL_USER, Streams } from './rng.js';
+
+/** One action dimension of a coupon bundle. */
+export interface ActionDimConfig {
+  /** Column suffix and label, e.g. `cash` or `discount`. */
+  name: string;
+  /** `cash`: values are currency; `discount`: values are fractions of the basket value. */
+  kind: 'cash' | 'discount';
+  /** Face values, index 0 first; 0 means "no coupon" on this dimension. */
+  values: number[];
+}
+
+/** How the logged actions were chosen. */
+export type LoggingPolicy =
+  | { kind: 'uniform' }
+  /** Bigger coupons for users the logger believes more sensitive; strength scales the bias. */
+  | { kind: 'biased'; strength: number };
+
+/** Every constant of SY; all optional in `SyOptions`. */
+export interface SyConfig {
+  users: number;
+  rounds: number;
+  /** Dimension of the static features x_i. */
+  features: number;
+  seed: number;
+  actionDims: ActionDimConfig[];
+  /** false: eta = delta = 0, coupons do not change later rounds (the paper's setting). */
+  sequential: boolean;
+  rho: number;
+  eta: number;
+  gammaE: number;
+  delta: number;
+  phi: number;
+  sigma: number;
+  sigmaObs: number;
+  alphaShift: number;
+  basketScale: number;
+  basketSpread: number;
+  logging: LoggingPolicy;
+  /** Native threads (0: all cores). The result does not depend on it. */
+  threads: number;
+}
+
+export type SyOptions = Partial<SyConfig>;
+
+export const SY_DEFAULTS: SyConfig = {
+  users: 10000,
+  rounds: 10,
+  features: 8,
+  seed: 1,
+  actionDims: [{ name: 'coupon', kind: 'cash', values: [0, 2, 5, 10] }],
+  sequential: true,
+  rho: 0.8,
+  eta: 0.5,
+  gammaE: 0.6,
+  delta: 0.35,
+  phi: 0.7,
+  sigma: 0.1,
+  sigmaObs: 0,
+  alphaShift: -1.5,
+  basketScale: 20,
+  basketSpread: 0.3,
+  logging: { kind: 'uniform' },
+  threads: 0,
+};
+
+/** A cash coupon plus a discount: the bundle example of the paper. */
+export const SY_BUNDLE_DIMS: ActionDimConfig[] = [
+  { name: 'cash', kind: 'cash', values: [0, 2, 5] },
+  { name: 'discount', kind: 'discount', values: [0, 0.1, 0.2] },
+];
+
+function checkInt(name: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ArgumentError(`sy.${name}`, `must be an integer in [${min}, ${max}], got ${String(v)}`);
+  }
+}
+
+function checkFinite(name: string, v: unknown, min = -Infinity): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+    throw new ArgumentError(`sy.${name}`, `must be a finite number${min > -Infinity ? ` >= ${min}` : ''}, got ${String(v)}`);
+  }
+}
+
+/** Fills defaults and validates every field; throws ArgumentError naming the field. */
+export function resolveSyConfig(options: SyOptions = {}): SyConfig {
+  const c: SyConfig = { ...SY_DEFAULTS, ...options };
+  checkInt('users', c.users, 1, 1e8);
+  checkInt('rounds', c.rounds, 1, 1e5);
+  checkInt('features', c.features, 1, 1024);
+  checkInt('seed', c.seed, 0, Number.MAX_SAFE_INTEGER);
+  checkInt('threads', c.threads, 0, 1024);
+  if (c.users * c.rounds > 0x7fffffff) throw new ArgumentError('sy.users', 'users * rounds must be below 2^31');
+  if (typeof c.sequential !== 'boolean') throw new ArgumentError('sy.sequential', 'must be a boolean');
+  for (const k of ['rho', 'eta', 'gammaE', 'delta', 'phi', 'alphaShift', 'basketSpread'] as const) checkFinite(k, c[k]);
+  checkFinite('sigma', c.sigma, 0);
+  checkFinite('sigmaObs', c.sigmaObs, 0);
+  checkFinite('basketScale', c.basketScale, Number.MIN_VALUE);
+  if (!Array.isArray(c.actionDims) || c.actionDims.length < 1 || c.actionDims.length > 16) {
+    throw new ArgumentError('sy.actionDims', 'must have 1 to 16 dimensions');
+  }
+  const names = new Set<string>();
+  c.actionDims.forEach((d, j) => {
+    const where = `sy.actionDims[${j}]`;
+    if (typeof d.name !== 'string' || !/^[A-Za-z][A-Za-z0-9_]*$/.test(d.name)) {
+      throw new ArgumentError(`${where}.name`, 'must be an identifier (letters, digits, _)');
+    }
+    if (names.has(d.name)) throw new ArgumentError(`${where}.name`, `"${d.name}" is used twice`);
+    names.add(d.name);
+    if (d.kind !== 'cash' && d.kind !== 'discount') throw new ArgumentError(`${where}.kind`, "must be 'cash' or 'discount'");
+    if (!Array.isArray(d.values) || d.values.length < 1 || d.values.length > 256) {
+      throw new ArgumentError(`${where}.values`, 'must have 1 to 256 entries');
+    }
+    d.values.forEach((v, k) => {
+      checkFinite(`actionDims[${j}].values[${k}]`, v, 0);
+      if (d.kind === 'discount' && v > 1) throw new ArgumentError(`${where}.values[${k}]`, 'a discount is a fraction in [0, 1]');
+    });
+    if (new Set(d.values).size !== d.values.length) throw new ArgumentError(`${where}.values`, 'values must be distinct');
+  });
+  if (c.logging?.kind === 'biased') checkFinite('logging.strength', c.logging.strength);
+  else if (c.logging?.kind !== 'uniform') throw new ArgumentError('sy.logging.kind', "must be 'uniform' or 'biased'");
+  return c;
+}
+
+/** Names of the observed state columns: x0..x{d-1}, engagement, fatigue, round_frac. */
+export function syStateNames(features: number): string[] {
+  return [...Array.from({ length: features }, (_, j) => `x${j}`), 'engagement', 'fatigue', 'round_frac'];
+}
+
+/** Column name of action dimension j in files written by `saco synth`. */
+export function syActionColumn(config: SyConfig, j: number): string {
+  return config.actionDims.length === 1 ? 'action' : `action_${config.actionDims[j].name}`;
+}
+
+/** The logged trajectories of SY in long form; row = user * rounds + round. */
+export interface SyLog {
+  config: SyConfig;
+  stateNames: string[];
+  /** [users*rounds, features+3] observed states. */
+  states: Float64Array;
+  /** [users*rounds, actionDims] index into each dimension's values. */
+  actions: Int32Array;
+  cost: Float64Array;
+  reward: Float64Array;
+  /** The true purchase probability of each logged row (ground truth, not observable). */
+  purchaseProb: Float64Array;
+}
+
+/** Allocates an empty log of the right sizes (the native generator fills it in place). */
+export function allocateSyLog(config: SyConfig): SyLog {
+  const rows = config.users * config.rounds;
+  return {
+    config,
+    stateNames: syStateNames(config.features),
+    states: new Float64Array(rows * (config.features + 3)),
+    actions: new Int32Array(rows * config.actionDims.length),
+    cost: new Float64Array(rows),
+    reward: new Float64Array(rows),
+    purchaseProb: new Float64Array(rows),
+  };
+}
+
+/** The global weight vectors w_alpha, w_beta, w_m (unit length, drawn from the seed). */
+export interface SyWeights {
+  wAlpha: Float64Array;
+  wBeta: Float64Array;
+  wM: Float64Array;
+}
+
+function unitVector(seed: number, which: number, length: number): Float64Array {
+  const stream = new CounterStream(seed, GLOBAL_USER, 0, Streams.weights + which);
+  const w = new Float64Array(length);
+  let norm2 = 0;
+  for (let j = 0; j < length; j++) {
+    w[j] = stream.normal();
+    norm2 += w[j] * w[j];
+  }
+  const norm = Math.sqrt(norm2);
+  for (let j = 0; j < length; j++) w[j] = w[j] / norm;
+  return w;
+}
+
+export function syWeights(config: SyConfig): SyWeights {
+  return {
+    wAlpha: unitVector(config.seed, 0, config.features),
+    wBeta: unitVector(config.seed, 1, config.features),
+    wM: unitVector(config.seed, 2, config.features),
+  };
+}
+
+function dot(w: Float64Array, x: ArrayLike<number>, n: number): number {
+  let s = 0;
+  for (let j = 0; j < n; j++) s += w[j] * x[j];
+  return s;
+}
+
+/** Per-user constants from the static features. */
+export interface SyUser {
+  alpha: number;
+  beta: number;
+  basket: number;
+  targetingScore: number;
+}
+
+export function syUserConstants(config: SyConfig, w: SyWeights, x: ArrayLike<number>): SyUser {
+  const targetingScore = dot(w.wBeta, x, config.features);
+  return {
+    alpha: dot(w.wAlpha, x, config.features) + config.alphaShift,
+    targetingScore,
+    beta: psoftplus(targetingScore),
+    basket: config.basketScale * pexp(config.basketSpread * dot(w.wM, x, config.features)),
+  };
+}
+
+/** Monetary value of a (bundled) action for a user with basket value `basket`. */
+export function syCouponValue(config: SyConfig, action: ArrayLike<number>, basket: number): number {
+  let value = 0;
+  for (let j = 0; j < config.actionDims.length; j++) {
+    const dim = config.actionDims[j];
+    const v = dim.values[action[j]];
+    value += dim.kind === 'cash' ? v : v * basket;
+  }
+  return value;
+}
+
+export function syPurchaseProbability(config: SyConfig, user: SyUser, engagement: number, fatigue: number, couponValue: number): number {
+  const delta = config.sequential ? config.delta : 0.0;
+  const effect = user.beta * plog(1.0 + couponValue) * pexp(-delta * fatigue);
+  return psigmoid(user.alpha + config.gammaE * engagement + effect);
+}
+
+function logAction(config: SyConfig, values: number[], user: SyUser, stream: CounterStream): number {
+  const kCount = values.length;
+  const u = stream.uniform();
+  if (config.logging.kind === 'uniform') {
+    const k = Math.floor(u * kCount);
+    return k < kCount ? k : kCount - 1;
+  }
+  const strength = config.logging.strength;
+  let vmax = 0;
+  for (const v of values) vmax = Math.abs(v) > vmax ? Math.abs(v) : vmax;
+  const logits = new Float64Array(kCount);
+  let lmax = -1e300;
+  for (let k = 0; k < kCount; k++) {
+    const scaled = vmax > 0 ? values[k] / vmax : 0.0;
+    logits[k] = strength * user.targetingScore * scaled;
+    lmax = logits[k] > lmax ? logits[k] : lmax;
+  }
+  let total = 0;
+  for (let k = 0; k < kCount; k++) {
+    logits[k] = pexp(logits[k] - lmax);
+    total += logits[k];
+  }
+  const target = u * total;
+  let cumulative = 0;
+  for (let k = 0; k < kCount; k++) {
+    cumulative += logits[k];
+    if (target < cumulative) return k;
+  }
+  return kCount - 1;
+}
+
+/**
+ * Generates the SY log in TypeScript: the readable reference path. The native generator
+ * (`generateSy` in src/native) is the fast one and must produce the same bits.
+ */
+export function generateSyReference(options: SyOptions = {}): SyLog {
+  const config = resolveSyConfig(options);
+  const log = allocateSyLog(config);
+  const d = config.features;
+  const stateDim = d + 3;
+  const A = config.actionDims.length;
+  const w = syWeights(config);
+  const eta = config.sequential ? config.eta : 0.0;
+  const x = new Float64Array(d);
+  const action = new Int32Array(A);
+  for (let i = 0; i < config.users; i++) {
+    const features = new CounterStream(config.seed, i, 0, Streams.features);
+    for (let j = 0; j < d; j++) x[j] = features.normal();
+    const user = syUserConstants(config, w, x);
+    let engagement = 0;
+    let fatigue = 0;
+    for (let t = 0; t < config.rounds; t++) {
+      const row = i * config.rounds + t;
+      const s = row * stateDim;
+      const obs = new CounterStream(config.seed, i, t, Streams.obsNoise);
+      for (let j = 0; j < d; j++) log.states[s + j] = config.sigmaObs > 0 ? x[j] + config.sigmaObs * obs.normal() : x[j];
+      log.states[s + d] = config.sigmaObs > 0 ? engagement + config.sigmaObs * obs.normal() : engagement;
+      log.states[s + d + 1] = config.sigmaObs > 0 ? fatigue + config.sigmaObs * obs.normal() : fatigue;
+      log.states[s + d + 2] = t / config.rounds;
+
+      const logger = new CounterStream(config.seed, i, t, Streams.logger);
+      for (let j = 0; j < A; j++) action[j] = logAction(config, config.actionDims[j].values, user, logger);
+      log.actions.set(action, row * A);
+
+      const value = syCouponValue(config, action, user.basket);
+      const p = syPurchaseProbability(config, user, engagement, fatigue, value);
+      const purchase = new CounterStream(config.seed, i, t, Streams.purchase).uniform() < p;
+      log.purchaseProb[row] = p;
+      log.reward[row] = purchase ? user.basket : 0.0;
+      log.cost[row] = purchase ? value : 0.0;
+
+      const noise = new CounterStream(config.seed, i, t, Streams.engagement).normal();
+      engagement = config.rho * engagement + eta * (purchase ? 1.0 : 0.0) + config.sigma * noise;
+      fatigue = config.phi * fatigue + (value > 0 ? 1.0 : 0.0);
+    }
+  }
+  return log;
+}
