@@ -1,0 +1,339 @@
+/**
+ * Reads logs (CSV, CSV.gz, Parquet) through DuckDB into an InteractionLog: the schema maps
+ * columns onto roles, every value is checked in SQL (so a bad value in row 900,000 is found
+ * with its row number), categories and actions are encoded, and the rows are numbered by
+ * user and time. Nothing is dropped silently: a problem is a DataError, or, with
+ * `skipBadRows`, a counted skip in the report.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { DataError, SchemaError } from '../errors.js';
+import { queryRows, quoteIdent as q, quoteLiteral, readerSql, withDuck } from './duck.js';
+import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
+import { DEFAULT_SCHEMA, resolveRoles, type DataSchema } from './schema.js';
+import { buildTrajectories, type BuildOptions, type Trajectories } from './trajectories.js';
+
+export interface IngestOptions {
+  schema?: DataSchema;
+  /** Skip rows with bad values (and later duplicates of a (user, time)) instead of failing; counted in the report. */
+  skipBadRows?: boolean;
+  /** DuckDB threads (default: all cores). */
+  threads?: number;
+  /** Called with a short description of each stage. */
+  onProgress?: (stage: string) => void;
+}
+
+export interface IngestReport {
+  file: string;
+  rowsRead: number;
+  rowsUsed: number;
+  /** Rows skipped per reason (only with skipBadRows). */
+  skipped: Record<string, number>;
+  users: number;
+  maxRounds: number;
+  /** Columns that were read as categories because they hold text. */
+  inferredCategorical: string[];
+}
+
+const NUMERIC_TYPES = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL.*|BOOLEAN)$/;
+const TEMPORAL_TYPES = /^(DATE|TIMESTAMP.*|TIME)$/;
+const MAX_ACTION_VALUES = 256;
+const MAX_ONEHOT_LEVELS = 1000;
+
+interface Check {
+  code: string;
+  detail: string;
+  column: string;
+  /** SQL that is true on a bad row of `raw`. */
+  bad: string;
+}
+
+/** The file as table `raw` (with a 1-based `__row`), its columns and their DuckDB types. */
+export async function loadRawTable(conn: DuckDBConnection, file: string, reader = readerSql(file)): Promise<{ types: Map<string, string>; header: string[]; rowsRead: number }> {
+  try {
+    await conn.run(`CREATE TABLE raw AS SELECT CAST(row_number() OVER () AS BIGINT) AS __row, * FROM ${reader}`);
+  } catch (e) {
+    throw new DataError('DATA_UNREADABLE', `DuckDB cannot read it: ${(e as Error).message.split('\n')[0]}`, { file });
+  }
+  const described = await queryRows(conn, 'DESCRIBE raw');
+  const types = new Map<string, string>(described.map((r) => [String(r.column_name), String(r.column_type)]));
+  types.delete('__row');
+  const rowsRead = Number((await queryRows(conn, 'SELECT count(*) AS n FROM raw'))[0].n);
+  if (rowsRead === 0) throw new DataError('DATA_EMPTY', 'no data rows', { file });
+  return { types, header: [...types.keys()], rowsRead };
+}
+
+/** SQL that turns a raw column into a DOUBLE (NULL where it cannot). */
+export function numericExpr(column: string, type: string): string {
+  if (type === 'VARCHAR') return `TRY_CAST(${q(column)} AS DOUBLE)`;
+  if (NUMERIC_TYPES.test(type)) return `CAST(${q(column)} AS DOUBLE)`;
+  if (TEMPORAL_TYPES.test(type)) return `CAST(epoch(${q(column)}) AS DOUBLE)`;
+  return `CAST(NULL AS DOUBLE)`;
+}
+
+async function allCastable(conn: DuckDBConnection, column: string, target: 'DOUBLE' | 'TIMESTAMP'): Promise<boolean> {
+  const rows = await queryRows(conn, `SELECT count(*) FILTER (WHERE ${q(column)} IS NOT NULL AND TRY_CAST(${q(column)} AS ${target}) IS NULL) AS n FROM raw`);
+  return Number(rows[0].n) === 0;
+}
+
+function sqlList(values: Array<number | string>, numeric: boolean): string {
+  return numeric ? `CAST([${values.map((v) => String(Number(v))).join(', ')}] AS DOUBLE[])` : `[${values.map((v) => quoteLiteral(String(v))).join(', ')}]`;
+}
+
+function sameLabel(a: number | string, b: number | string): boolean {
+  return typeof a === 'number' || typeof b === 'number' ? Number(a) === Number(b) : a === b;
+}
+
+/** Reads a log file into memory; see the module comment. */
+export async function readLog(file: string, options: IngestOptions = {}): Promise<{ log: InteractionLog; report: IngestReport }> {
+  const schema = options.schema ?? DEFAULT_SCHEMA;
+  const progress = options.onProgress ?? (() => {});
+  const reader = readerSql(file);
+  return withDuck(async (conn) => {
+    progress(`reading ${file}`);
+    const { types, header, rowsRead } = await loadRawTable(conn, file, reader);
+    const roles = resolveRoles(schema, header, file);
+    const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
+    const checks: Check[] = [];
+    const missing = (column: string) => checks.push({ code: 'DATA_MISSING_VALUE', detail: 'missing value', column, bad: `${q(column)} IS NULL` });
+    const numeric = (column: string, expr: string, wantNonNegative = false) => {
+      missing(column);
+      checks.push({ code: 'DATA_WRONG_TYPE', detail: `not a number (column type ${typeOf(column)})`, column, bad: `${q(column)} IS NOT NULL AND ${expr} IS NULL` });
+      checks.push({ code: 'DATA_NOT_FINITE', detail: 'NaN or infinite value', column, bad: `NOT isfinite(${expr})` });
+      if (wantNonNegative) checks.push({ code: 'DATA_NEGATIVE_COST', detail: 'negative cost (cost must be >= 0)', column, bad: `${expr} < 0` });
+    };
+
+    // user key and its order (numeric ids sort as numbers)
+    let userKey: string;
+    let userOrder: string;
+    if (roles.user.length === 0) {
+      userKey = 'CAST(__row AS VARCHAR)';
+      userOrder = 'CAST(__row AS DOUBLE)';
+    } else {
+      roles.user.forEach(missing);
+      userKey = roles.user.length === 1 ? `CAST(${q(roles.user[0])} AS VARCHAR)` : `concat_ws('|', ${roles.user.map((c) => `CAST(${q(c)} AS VARCHAR)`).join(', ')})`;
+      userOrder = roles.user.length === 1 ? `TRY_CAST(${q(roles.user[0])} AS DOUBLE)` : 'CAST(NULL AS DOUBLE)';
+    }
+
+    // time: a number, or a date/timestamp (as epoch seconds); none: file order
+    let timeExpr = 'CAST(__row AS DOUBLE)';
+    if (roles.time !== null) {
+      const t = roles.time;
+      timeExpr = numericExpr(t, typeOf(t));
+      if (typeOf(t) === 'VARCHAR' && !(await allCastable(conn, t, 'DOUBLE')) && (await allCastable(conn, t, 'TIMESTAMP'))) {
+        timeExpr = `CAST(epoch(TRY_CAST(${q(t)} AS TIMESTAMP)) AS DOUBLE)`;
+      }
+      numeric(t, timeExpr);
+    }
+
+    // states: numbers, or categories (declared, or text columns under an inferred schema)
+    progress('checking columns');
+    const categorical: CategoricalEncoding[] = [];
+    const inferredCategorical: string[] = [];
+    const stateNames: string[] = [];
+    const stateExprs: string[] = [];
+    for (const column of roles.states) {
+      const type = typeOf(column);
+      let kind = schema.categorical?.[column];
+      if (kind === undefined && schema.states === undefined && !NUMERIC_TYPES.test(type) && !(await allCastable(conn, column, 'DOUBLE'))) {
+        kind = 'onehot';
+        inferredCategorical.push(column);
+      }
+      if (kind === undefined) {
+        const expr = numericExpr(column, type);
+        numeric(column, expr);
+        stateNames.push(column);
+        stateExprs.push(expr);
+        continue;
+      }
+      missing(column);
+      const levels = (await queryRows(conn, `SELECT DISTINCT CAST(${q(column)} AS VARCHAR) AS v FROM raw WHERE ${q(column)} IS NOT NULL ORDER BY v`)).map((r) => String(r.v));
+      if (kind === 'onehot' && levels.length > MAX_ONEHOT_LEVELS) {
+        throw new SchemaError(`categorical.${column}`, `${levels.length} levels is too many for one-hot (max ${MAX_ONEHOT_LEVELS}); use 'index'`);
+      }
+      categorical.push({ column, kind, levels });
+      const text = `CAST(${q(column)} AS VARCHAR)`;
+      if (kind === 'onehot') {
+        for (const level of levels) {
+          stateNames.push(`${column}=${level}`);
+          stateExprs.push(`CASE WHEN ${text} = ${quoteLiteral(level)} THEN 1.0 ELSE 0.0 END`);
+        }
+      } else {
+        stateNames.push(column);
+        stateExprs.push(`CAST(list_position(${sqlList(levels, false)}, ${text}) - 1 AS DOUBLE)`);
+      }
+    }
+
+    // actions: numbers or labels; declared values fix the index order, else sorted found values
+    const actionEncodings: ActionEncoding[] = [];
+    const actionValueExprs: string[] = [];
+    const actionMatch: string[] = [];
+    for (const [j, a] of roles.actions.entries()) {
+      const column = a.column;
+      missing(column);
+      const isNumeric = a.values ? a.values.every((v) => typeof v === 'number') : NUMERIC_TYPES.test(typeOf(column)) || (await allCastable(conn, column, 'DOUBLE'));
+      const expr = isNumeric ? numericExpr(column, typeOf(column)) : `CAST(${q(column)} AS VARCHAR)`;
+      let values = a.values;
+      if (!values) {
+        const found = await queryRows(conn, `SELECT DISTINCT ${expr} AS v FROM raw WHERE ${expr} IS NOT NULL ORDER BY v LIMIT ${MAX_ACTION_VALUES + 1}`);
+        if (found.length > MAX_ACTION_VALUES) throw new SchemaError(`actions[${j}]`, `column "${column}" has more than ${MAX_ACTION_VALUES} distinct values; is it really an action?`);
+        values = found.map((r) => (isNumeric ? Number(r.v) : String(r.v)));
+      }
+      const list = sqlList(values, isNumeric);
+      checks.push({ code: 'DATA_UNKNOWN_ACTION', detail: `action value not among ${JSON.stringify(values)}`, column, bad: `${q(column)} IS NOT NULL AND NOT coalesce(list_contains(${list}, ${expr}), false)` });
+      actionEncodings.push({ column, values });
+      actionValueExprs.push(expr);
+      actionMatch.push(`CAST(list_position(${list}, ${expr}) - 1 AS INTEGER)`);
+    }
+
+    // cost: a column, or a stated cost per action value
+    let costExpr: string;
+    if (typeof roles.cost === 'string') {
+      costExpr = numericExpr(roles.cost, typeOf(roles.cost));
+      numeric(roles.cost, costExpr, true);
+    } else {
+      const dim = roles.cost.dimension ?? 0;
+      const enc = actionEncodings[dim];
+      const per = roles.cost.perAction;
+      const costs = enc.values.map((v) => {
+        const key = Object.keys(per).find((k) => sameLabel(v, typeof v === 'number' && k.trim() !== '' && Number.isFinite(Number(k)) ? Number(k) : k));
+        return key === undefined ? null : per[key];
+      });
+      const priced = enc.values.filter((_, k) => costs[k] !== null);
+      checks.push({
+        code: 'DATA_UNKNOWN_ACTION',
+        detail: `no cost given for this action value (cost.perAction has ${JSON.stringify(Object.keys(per))})`,
+        column: enc.column,
+        bad: priced.length === 0 ? 'true' : `NOT coalesce(list_contains(${sqlList(priced, enc.values.every((v) => typeof v === 'number'))}, ${actionValueExprs[dim]}), false)`,
+      });
+      costExpr = `CAST([${costs.map((c) => (c === null ? 'NULL' : String(c))).join(', ')}][${actionMatch[dim]} + 1] AS DOUBLE)`;
+    }
+    const rewardExpr = numericExpr(roles.reward, typeOf(roles.reward));
+    numeric(roles.reward, rewardExpr);
+
+    // one pass over the rows for every check
+    progress('validating values');
+    const aggregates = checks.flatMap((c, k) => [`min(__row) FILTER (WHERE ${c.bad}) AS f${k}`, `count(*) FILTER (WHERE ${c.bad}) AS n${k}`]);
+    const found = (await queryRows(conn, `SELECT ${aggregates.join(', ')} FROM raw`))[0];
+    const problems = checks
+      .map((c, k) => ({ check: c, first: found[`f${k}`] === null ? null : Number(found[`f${k}`]), count: Number(found[`n${k}`]) }))
+      .filter((p) => p.first !== null);
+    const anyBad = checks.length > 0 ? checks.map((c) => `coalesce(${c.bad}, false)`).join(' OR ') : 'false';
+
+    const dupFilter = roles.user.length > 0 && roles.time !== null;
+    const dupSql = dupFilter
+      ? `SELECT __row, count(*) OVER () AS n FROM (SELECT __row, row_number() OVER (PARTITION BY ${userKey}, ${timeExpr} ORDER BY __row) AS rn FROM raw WHERE NOT (${anyBad})) WHERE rn > 1 ORDER BY __row LIMIT 1`
+      : '';
+    const dup = dupFilter ? (await queryRows(conn, dupSql))[0] : undefined;
+
+    const skipped: Record<string, number> = {};
+    if (!options.skipBadRows) {
+      const first = problems.sort((a, b) => (a.first as number) - (b.first as number))[0];
+      if (first && (!dup || (first.first as number) <= Number(dup.__row))) {
+        const v = (await queryRows(conn, `SELECT CAST(${q(first.check.column)} AS VARCHAR) AS v FROM raw WHERE __row = ${first.first}`))[0]?.v;
+        const total = problems.reduce((s, p) => s + p.count, 0) + (dup ? Number(dup.n) : 0);
+        const more = total > 1 ? `; ${total - 1} more bad value(s) in the file (--skip-bad-rows skips and counts them)` : '';
+        throw new DataError(first.check.code, first.check.detail + more, {
+          file,
+          row: first.first as number,
+          column: first.check.column,
+          value: v === null || v === undefined ? undefined : String(v),
+        });
+      }
+      if (dup) {
+        const row = Number(dup.__row);
+        const who = (await queryRows(conn, `SELECT ${userKey} AS u, CAST(${q(roles.time as string)} AS VARCHAR) AS t FROM raw WHERE __row = ${row}`))[0];
+        const earlier = (await queryRows(conn, `SELECT min(__row) AS r FROM raw WHERE ${userKey} = ${quoteLiteral(String(who.u))} AND ${timeExpr} = (SELECT ${timeExpr} FROM raw WHERE __row = ${row})`))[0];
+        throw new DataError('DATA_DUPLICATE_TIME', `user ${String(who.u)} has two rows at time ${String(who.t)} (the other is row ${Number(earlier.r)})`, {
+          file,
+          row,
+          column: roles.time as string,
+          value: String(who.t),
+        });
+      }
+    } else {
+      const counted = await queryRows(conn, `SELECT ${checks.map((c, k) => `count(*) FILTER (WHERE coalesce(${c.bad}, false) AND NOT (${checks.slice(0, k).map((p) => `coalesce(${p.bad}, false)`).join(' OR ') || 'false'})) AS s${k}`).join(', ')} FROM raw`);
+      checks.forEach((c, k) => {
+        const n = Number(counted[0][`s${k}`]);
+        if (n > 0) skipped[`${c.code} (${c.column})`] = (skipped[`${c.code} (${c.column})`] ?? 0) + n;
+      });
+      if (dup) skipped['DATA_DUPLICATE_TIME'] = Number(dup.n);
+    }
+
+    progress('building rows');
+    const qualify = dupFilter ? `QUALIFY row_number() OVER (PARTITION BY ${userKey}, ${timeExpr} ORDER BY __row) = 1` : '';
+    await conn.run(`CREATE TABLE typed AS SELECT __row, ${userKey} AS __user, ${userOrder} AS __uorder, ${timeExpr} AS __time,
+        ${stateExprs.map((e, j) => `${e} AS s${j}`).join(', ')}, ${actionMatch.map((e, j) => `${e} AS a${j}`).join(', ')},
+        ${costExpr} AS __cost, ${rewardExpr} AS __reward
+      FROM raw WHERE NOT (${anyBad}) ${qualify}`);
+    const counts = (await queryRows(conn, 'SELECT count(*) AS n, count(DISTINCT __user) AS u FROM typed'))[0];
+    const rows = Number(counts.n);
+    const users = Number(counts.u);
+    if (rows === 0) throw new DataError('DATA_EMPTY', 'every row was skipped as bad', { file });
+
+    const d = stateNames.length;
+    const A = actionEncodings.length;
+    const log: InteractionLog = {
+      source: file,
+      rows,
+      userIndex: new Int32Array(rows),
+      roundIndex: new Int32Array(rows),
+      userIds: new Array<string>(users),
+      stateNames,
+      states: new Float64Array(rows * d),
+      actionEncodings,
+      actions: new Int32Array(rows * A),
+      cost: new Float64Array(rows),
+      reward: new Float64Array(rows),
+      categorical,
+    };
+    const result = await conn.stream(`SELECT CAST(dense_rank() OVER (ORDER BY __uorder NULLS LAST, __user) - 1 AS INTEGER) AS __u,
+        CAST(row_number() OVER (PARTITION BY __user ORDER BY __time, __row) - 1 AS INTEGER) AS __t, __user,
+        ${[...stateNames.map((_, j) => `s${j}`), ...actionEncodings.map((_, j) => `a${j}`)].join(', ')}, __cost, __reward
+      FROM typed`);
+    let r = 0;
+    let maxRounds = 0;
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const n = chunk.rowCount;
+      const col = (k: number) => chunk.getColumnVector(k);
+      const uVec = col(0);
+      const tVec = col(1);
+      const idVec = col(2);
+      for (let k = 0; k < n; k++) {
+        const u = uVec.getItem(k) as number;
+        const t = tVec.getItem(k) as number;
+        log.userIndex[r + k] = u;
+        log.roundIndex[r + k] = t;
+        if (t === 0) log.userIds[u] = String(idVec.getItem(k));
+        if (t + 1 > maxRounds) maxRounds = t + 1;
+      }
+      for (let j = 0; j < d; j++) {
+        const v = col(3 + j);
+        for (let k = 0; k < n; k++) log.states[(r + k) * d + j] = v.getItem(k) as number;
+      }
+      for (let j = 0; j < A; j++) {
+        const v = col(3 + d + j);
+        for (let k = 0; k < n; k++) log.actions[(r + k) * A + j] = v.getItem(k) as number;
+      }
+      const cVec = col(3 + d + A);
+      const rVec = col(4 + d + A);
+      for (let k = 0; k < n; k++) {
+        log.cost[r + k] = cVec.getItem(k) as number;
+        log.reward[r + k] = rVec.getItem(k) as number;
+      }
+      r += n;
+    }
+    return {
+      log,
+      report: { file, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical },
+    };
+  }, options.threads);
+}
+
+/** Reads a log file and builds its trajectories (see `readLog` and `buildTrajectories`). */
+export async function readTrajectories(file: string, options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
+  const { log, report } = await readLog(file, options);
+  options.onProgress?.('building trajectories');
+  return { trajectories: buildTrajectories(log, { gamma: options.gamma }), report };
+}

@@ -1,0 +1,154 @@
+/**
+ * `saco data inspect`: what a log holds before anyone trains on it. Reads with the same
+ * schema resolution as ingestion but reports problems (missing values, NaN, negative
+ * costs) as counts instead of failing on the first.
+ */
+import { quoteIdent as q, queryRows, withDuck } from './duck.js';
+import { loadRawTable, numericExpr } from './ingest.js';
+import { DEFAULT_SCHEMA, resolveRoles, type DataSchema } from './schema.js';
+
+export interface ColumnStats {
+  column: string;
+  role: string;
+  type: string;
+  missing: number;
+  /** Values that are not numbers, in a column that must hold numbers. */
+  nonNumeric: number;
+  nonFinite: number;
+}
+
+export interface NumberSummary {
+  count: number;
+  mean: number;
+  sd: number;
+  min: number;
+  median: number;
+  max: number;
+  zeroShare: number;
+}
+
+export interface InspectReport {
+  file: string;
+  rows: number;
+  users: number;
+  roundsPerUser: { min: number; median: number; max: number; histogram: Array<{ rounds: number; users: number }> };
+  actions: Array<{ column: string; mix: Array<{ value: string; rows: number; share: number; meanReward: number; meanCost: number }> }>;
+  cost: NumberSummary | null;
+  reward: NumberSummary;
+  negativeCost: number;
+  duplicateTimes: number;
+  columns: ColumnStats[];
+}
+
+async function summary(conn: Parameters<Parameters<typeof withDuck>[0]>[0], expr: string): Promise<NumberSummary> {
+  const r = (await queryRows(conn, `SELECT count(v) AS n, avg(v) AS mean, coalesce(stddev_samp(v), 0) AS sd, min(v) AS lo, median(v) AS med, max(v) AS hi,
+      avg(CASE WHEN v = 0 THEN 1.0 ELSE 0.0 END) AS zero FROM (SELECT ${expr} AS v FROM raw) WHERE isfinite(v)`))[0];
+  return { count: Number(r.n), mean: Number(r.mean), sd: Number(r.sd), min: Number(r.lo), median: Number(r.med), max: Number(r.hi), zeroShare: Number(r.zero) };
+}
+
+export async function inspectLog(file: string, schema: DataSchema = DEFAULT_SCHEMA): Promise<InspectReport> {
+  return withDuck(async (conn) => {
+    const { types, header, rowsRead } = await loadRawTable(conn, file);
+    const roles = resolveRoles(schema, header, file);
+    const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
+    const userKey = roles.user.length === 0 ? 'CAST(__row AS VARCHAR)' : `concat_ws('|', ${roles.user.map((c) => `CAST(${q(c)} AS VARCHAR)`).join(', ')})`;
+
+    const roleOf = new Map<string, string>();
+    roles.user.forEach((c) => roleOf.set(c, 'user'));
+    if (roles.time) roleOf.set(roles.time, 'time');
+    roles.states.forEach((c) => roleOf.set(c, schema.categorical?.[c] ? 'state (categorical)' : 'state'));
+    roles.actions.forEach((a) => roleOf.set(a.column, 'action'));
+    if (typeof roles.cost === 'string') roleOf.set(roles.cost, 'cost');
+    roleOf.set(roles.reward, 'reward');
+    const mustBeNumeric = (c: string, role: string) => ['time', 'state', 'cost', 'reward'].includes(role) && !schema.categorical?.[c];
+    const cols = [...roleOf.entries()];
+    const agg = cols.flatMap(([c, role], k) => {
+      const e = numericExpr(c, typeOf(c));
+      return [
+        `count(*) FILTER (WHERE ${q(c)} IS NULL) AS m${k}`,
+        mustBeNumeric(c, role) ? `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND ${e} IS NULL) AS t${k}` : `0 AS t${k}`,
+        mustBeNumeric(c, role) ? `count(*) FILTER (WHERE NOT isfinite(${e})) AS f${k}` : `0 AS f${k}`,
+        `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND TRY_CAST(${q(c)} AS DOUBLE) IS NULL) AS x${k}`,
+      ];
+    });
+    const counts = (await queryRows(conn, `SELECT ${agg.join(', ')} FROM raw`))[0];
+    const columns: ColumnStats[] = cols.map(([column, role], k) => ({
+      column,
+      role,
+      // CSV columns are read as text: show what they hold instead
+      type: typeOf(column) !== 'VARCHAR' ? typeOf(column) : Number(counts[`x${k}`]) === 0 ? 'number' : 'text',
+      missing: Number(counts[`m${k}`]),
+      nonNumeric: Number(counts[`t${k}`]),
+      nonFinite: Number(counts[`f${k}`]),
+    }));
+
+    const perUser = await queryRows(conn, `SELECT n AS rounds, count(*) AS users FROM (SELECT ${userKey} AS u, count(*) AS n FROM raw GROUP BY u) GROUP BY n ORDER BY n`);
+    const histogram = perUser.map((r) => ({ rounds: Number(r.rounds), users: Number(r.users) }));
+    const users = histogram.reduce((s, h) => s + h.users, 0);
+    let acc = 0;
+    const medianRounds = histogram.find((h) => (acc += h.users) >= users / 2)?.rounds ?? 0;
+
+    const rewardExpr = numericExpr(roles.reward, typeOf(roles.reward));
+    const costExpr = typeof roles.cost === 'string' ? numericExpr(roles.cost, typeOf(roles.cost)) : null;
+    const actions = [];
+    for (const a of roles.actions) {
+      const mix = await queryRows(conn, `SELECT CAST(${q(a.column)} AS VARCHAR) AS v, count(*) AS n, avg(CASE WHEN isfinite(${rewardExpr}) THEN ${rewardExpr} END) AS r,
+          ${costExpr ? `avg(CASE WHEN isfinite(${costExpr}) THEN ${costExpr} END)` : 'NULL'} AS c FROM raw GROUP BY v ORDER BY TRY_CAST(v AS DOUBLE) NULLS LAST, v`);
+      actions.push({
+        column: a.column,
+        mix: mix.map((m) => ({ value: m.v === null ? '(missing)' : String(m.v), rows: Number(m.n), share: Number(m.n) / rowsRead, meanReward: Number(m.r), meanCost: m.c === null ? NaN : Number(m.c) })),
+      });
+    }
+    const negativeCost = costExpr ? Number((await queryRows(conn, `SELECT count(*) FILTER (WHERE ${costExpr} < 0) AS n FROM raw`))[0].n) : 0;
+    const duplicateTimes =
+      roles.user.length > 0 && roles.time
+        ? Number((await queryRows(conn, `SELECT coalesce(sum(n - 1), 0) AS d FROM (SELECT count(*) AS n FROM raw GROUP BY ${userKey}, ${q(roles.time)} HAVING count(*) > 1)`))[0].d)
+        : 0;
+    return {
+      file,
+      rows: rowsRead,
+      users,
+      roundsPerUser: { min: histogram[0]?.rounds ?? 0, median: medianRounds, max: histogram[histogram.length - 1]?.rounds ?? 0, histogram },
+      actions,
+      cost: costExpr ? await summary(conn, costExpr) : null,
+      reward: await summary(conn, rewardExpr),
+      negativeCost,
+      duplicateTimes,
+      columns,
+    };
+  });
+}
+
+const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? Number(x.toPrecision(digits)).toString() : '-');
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
+  const line = (cells: string[]) => cells.map((c, k) => c.padEnd(widths[k])).join('  ').trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** The report as the text `saco data inspect` prints. */
+export function formatInspectReport(r: InspectReport): string {
+  const out: string[] = [];
+  out.push(`${r.file}: ${r.rows} rows, ${r.users} users`);
+  out.push(`rounds per user: min ${r.roundsPerUser.min}, median ${r.roundsPerUser.median}, max ${r.roundsPerUser.max}`);
+  const hist = r.roundsPerUser.histogram;
+  if (hist.length <= 12) out.push(`  ${hist.map((h) => `${h.rounds}: ${h.users}`).join(', ')}`);
+  for (const a of r.actions) {
+    out.push('', `action mix (${a.column}):`);
+    out.push(table(['value', 'rows', 'share', 'mean reward', 'mean cost'], a.mix.map((m) => [m.value, String(m.rows), fmt(m.share, 3), fmt(m.meanReward), fmt(m.meanCost)])));
+  }
+  out.push('', 'cost and reward:');
+  const sRow = (name: string, s: NumberSummary) => [name, String(s.count), fmt(s.mean), fmt(s.sd), fmt(s.min), fmt(s.median), fmt(s.max), fmt(s.zeroShare, 3)];
+  out.push(table(['', 'count', 'mean', 'sd', 'min', 'median', 'max', 'zero share'], [...(r.cost ? [sRow('cost', r.cost)] : []), sRow('reward', r.reward)]));
+  if (!r.cost) out.push('(cost is given per action by the schema, not a column)');
+  out.push('', 'columns:');
+  out.push(table(['column', 'role', 'type', 'missing', 'non-numeric', 'NaN/Inf'], r.columns.map((c) => [c.column, c.role, c.type, String(c.missing), String(c.nonNumeric), String(c.nonFinite)])));
+  const issues: string[] = [];
+  const bad = r.columns.filter((c) => c.missing + c.nonNumeric + c.nonFinite > 0);
+  if (bad.length) issues.push(`${bad.length} column(s) with missing, non-numeric or non-finite values`);
+  if (r.negativeCost) issues.push(`${r.negativeCost} negative cost(s)`);
+  if (r.duplicateTimes) issues.push(`${r.duplicateTimes} duplicate (user, time) row(s)`);
+  out.push('', issues.length ? `problems: ${issues.join('; ')} (training would stop on them; --skip-bad-rows skips and counts them)` : 'no problems found');
+  return out.join('\n');
+}

@@ -1,0 +1,48 @@
+/**
+ * λ augmentation. The paper draws λ ~ U(0, 1) ten times per trajectory and stores ten
+ * copies; we draw λ per sample when a batch is formed (same distribution, no copies) and
+ * keep the literal copies for the `--lambda-copies` recipe.
+ */
+import { ArgumentError } from '../errors.js';
+import { CounterStream, Streams } from './rng.js';
+import { selectUsers, type Trajectories } from './trajectories.js';
+
+export interface LambdaOptions {
+  seed: number;
+  /** Upper end of the λ range (the paper: 1). */
+  lambdaMax?: number;
+}
+
+function checkLambdaMax(lambdaMax: number): void {
+  if (!Number.isFinite(lambdaMax) || lambdaMax <= 0) throw new ArgumentError('lambdaMax', `must be a finite number > 0, got ${lambdaMax}`);
+}
+
+/** λ ~ U(0, lambdaMax) for each sample of batch number `step`; a pure function of (seed, step, i). */
+export function sampleLambdas(count: number, step: number, options: LambdaOptions): Float32Array {
+  const lambdaMax = options.lambdaMax ?? 1;
+  checkLambdaMax(lambdaMax);
+  if (!Number.isInteger(step) || step < 0 || step > 0xffffffff) throw new ArgumentError('step', 'must be an integer in [0, 2^32)');
+  const out = new Float32Array(count);
+  const stream = new CounterStream(options.seed, step, 0, Streams.lambda);
+  for (let i = 0; i < count; i++) out[i] = stream.uniform() * lambdaMax;
+  return out;
+}
+
+/**
+ * The literal recipe: every trajectory `copies` times, each copy with its own fixed λ
+ * (copy c of user i gets the draw keyed by (seed, user i, round c)).
+ */
+export function withLambdaCopies(traj: Trajectories, copies: number, options: LambdaOptions): Trajectories {
+  if (!Number.isInteger(copies) || copies < 1 || copies > 1000) throw new ArgumentError('lambdaCopies', `must be an integer in [1, 1000], got ${copies}`);
+  const lambdaMax = options.lambdaMax ?? 1;
+  checkLambdaMax(lambdaMax);
+  const indices = new Int32Array(traj.users * copies);
+  const lambda = new Float32Array(traj.users * copies);
+  for (let i = 0; i < traj.users; i++) {
+    for (let c = 0; c < copies; c++) {
+      indices[i * copies + c] = i;
+      lambda[i * copies + c] = new CounterStream(options.seed, i, c, Streams.lambda).uniform() * lambdaMax;
+    }
+  }
+  return { ...selectUsers(traj, indices), lambda };
+}

@@ -1,0 +1,68 @@
+/**
+ * An interaction log in memory: one row per (user, round), columnar, with the encodings
+ * that turned the user's columns into numbers. Both the DuckDB reader and the synthetic
+ * generator produce this; trajectories are built from it in one place.
+ */
+import type { SyLog } from './synth.js';
+import { syActionColumn } from './synth.js';
+
+/** The labels of one action dimension; index k in the arrays means `values[k]`. */
+export interface ActionEncoding {
+  column: string;
+  values: Array<number | string>;
+}
+
+/** How a categorical state column became numbers. */
+export interface CategoricalEncoding {
+  column: string;
+  kind: 'onehot' | 'index';
+  levels: string[];
+}
+
+export interface InteractionLog {
+  /** Where it came from (a file path, or `synthetic`). */
+  source: string;
+  rows: number;
+  /** Dense user index of each row (0..userIds.length-1). */
+  userIndex: Int32Array;
+  /** Position of the row within its user's trajectory (0-based, unique per user). */
+  roundIndex: Int32Array;
+  userIds: string[];
+  stateNames: string[];
+  /** [rows, stateNames.length] */
+  states: Float64Array;
+  actionEncodings: ActionEncoding[];
+  /** [rows, actionEncodings.length] */
+  actions: Int32Array;
+  cost: Float64Array;
+  reward: Float64Array;
+  categorical: CategoricalEncoding[];
+}
+
+/** Views an SY log as an interaction log (no copies of the big arrays). */
+export function syLogToInteractionLog(log: SyLog): InteractionLog {
+  const { users, rounds } = log.config;
+  const rows = users * rounds;
+  const userIndex = new Int32Array(rows);
+  const roundIndex = new Int32Array(rows);
+  for (let i = 0; i < users; i++) {
+    for (let t = 0; t < rounds; t++) {
+      userIndex[i * rounds + t] = i;
+      roundIndex[i * rounds + t] = t;
+    }
+  }
+  return {
+    source: 'synthetic',
+    rows,
+    userIndex,
+    roundIndex,
+    userIds: Array.from({ length: users }, (_, i) => String(i)),
+    stateNames: log.stateNames,
+    states: log.states,
+    actionEncodings: log.config.actionDims.map((d, j) => ({ column: syActionColumn(log.config, j), values: [...d.values] })),
+    actions: log.actions,
+    cost: log.cost,
+    reward: log.reward,
+    categorical: [],
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * A schema maps the user's column names onto the roles of a logged interaction:
+ * user, time, state features, action(s), cost and reward. Given as a JSON file, CLI
+ * flags, or not at all: files written by `saco synth` use the default names.
+ */
+import { readFileSync } from 'node:fs';
+import { SchemaError } from '../errors.js';
+
+/** One action dimension: its column and, optionally, the allowed values in index order. */
+export interface ActionColumn {
+  column: string;
+  /** Allowed values; any other value in the file is an error. Omitted: the values found, sorted. */
+  values?: Array<number | string>;
+}
+
+/** Cost that the log does not record, given per value of one action dimension (e.g. a per-e-mail cost). */
+export interface CostPerAction {
+  perAction: Record<string, number>;
+  /** Which action dimension the keys refer to (default 0). */
+  dimension?: number;
+}
+
+export interface DataSchema {
+  /** Column(s) that identify a user; several are joined into one key; null: every row is its own user (T = 1). */
+  user: string | string[] | null;
+  /** Column that orders a user's rows (number, date or timestamp); null: file order. */
+  time: string | null;
+  /** State feature columns; omitted: every column not used by another role and not excluded. */
+  states?: string[];
+  /** State columns that hold categories: one-hot (default) or a single index column. */
+  categorical?: Record<string, 'onehot' | 'index'>;
+  /** One entry per action dimension; omitted: `action` or every `action_*` column. */
+  actions?: ActionColumn[];
+  cost: string | CostPerAction;
+  reward: string;
+  /** Columns never used as states. */
+  exclude?: string[];
+}
+
+/** The column names written by `saco synth`. */
+export const DEFAULT_SCHEMA: DataSchema = {
+  user: 'user_id',
+  time: 'time',
+  cost: 'cost',
+  reward: 'reward',
+};
+
+const KNOWN_FIELDS = new Set(['user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude']);
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
+}
+
+/** Checks the shape of a parsed JSON schema and normalises shorthands; throws SchemaError. */
+export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SchemaError(origin, 'must be a JSON object');
+  const o = raw as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!KNOWN_FIELDS.has(key)) throw new SchemaError(`${origin}.${key}`, `unknown field (known: ${[...KNOWN_FIELDS].join(', ')})`);
+  }
+  const schema: DataSchema = { ...DEFAULT_SCHEMA };
+  if ('user' in o) {
+    if (o.user !== null && typeof o.user !== 'string' && !isStringArray(o.user)) throw new SchemaError(`${origin}.user`, 'must be a column name, a list of names, or null');
+    schema.user = o.user as DataSchema['user'];
+  }
+  if ('time' in o) {
+    if (o.time !== null && typeof o.time !== 'string') throw new SchemaError(`${origin}.time`, 'must be a column name or null');
+    schema.time = o.time as string | null;
+  }
+  if ('states' in o) {
+    if (!isStringArray(o.states)) throw new SchemaError(`${origin}.states`, 'must be a list of column names');
+    schema.states = o.states;
+  }
+  if ('exclude' in o) {
+    if (!isStringArray(o.exclude)) throw new SchemaError(`${origin}.exclude`, 'must be a list of column names');
+    schema.exclude = o.exclude;
+  }
+  if ('categorical' in o) {
+    const c = o.categorical;
+    if (isStringArray(c)) schema.categorical = Object.fromEntries(c.map((name) => [name, 'onehot' as const]));
+    else if (typeof c === 'object' && c !== null && !Array.isArray(c) && Object.values(c).every((v) => v === 'onehot' || v === 'index')) {
+      schema.categorical = c as Record<string, 'onehot' | 'index'>;
+    } else throw new SchemaError(`${origin}.categorical`, "must be a list of column names or an object { column: 'onehot' | 'index' }");
+  }
+  if ('actions' in o) {
+    const a = o.actions;
+    const list = typeof a === 'string' ? [a] : a;
+    if (!Array.isArray(list) || list.length === 0) throw new SchemaError(`${origin}.actions`, 'must be a column name or a non-empty list');
+    schema.actions = list.map((entry, j) => {
+      if (typeof entry === 'string' && entry.length > 0) return { column: entry };
+      if (typeof entry === 'object' && entry !== null && typeof (entry as ActionColumn).column === 'string') {
+        const e = entry as ActionColumn;
+        if (e.values !== undefined) {
+          if (!Array.isArray(e.values) || e.values.length === 0 || !e.values.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) {
+            throw new SchemaError(`${origin}.actions[${j}].values`, 'must be a non-empty list of numbers or strings');
+          }
+          if (new Set(e.values.map(String)).size !== e.values.length) throw new SchemaError(`${origin}.actions[${j}].values`, 'lists a value twice');
+        }
+        return { column: e.column, values: e.values };
+      }
+      throw new SchemaError(`${origin}.actions[${j}]`, 'must be a column name or { column, values? }');
+    });
+  }
+  if ('cost' in o) {
+    const c = o.cost;
+    if (typeof c === 'string' && c.length > 0) schema.cost = c;
+    else if (typeof c === 'object' && c !== null && typeof (c as CostPerAction).perAction === 'object' && (c as CostPerAction).perAction !== null) {
+      const per = (c as CostPerAction).perAction;
+      for (const [k, v] of Object.entries(per)) {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new SchemaError(`${origin}.cost.perAction.${k}`, 'must be a finite number >= 0');
+      }
+      const dimension = (c as CostPerAction).dimension ?? 0;
+      if (!Number.isInteger(dimension) || dimension < 0) throw new SchemaError(`${origin}.cost.dimension`, 'must be an integer >= 0');
+      schema.cost = { perAction: per, dimension };
+    } else throw new SchemaError(`${origin}.cost`, 'must be a column name or { perAction: { value: cost } }');
+  }
+  if ('reward' in o) {
+    if (typeof o.reward !== 'string' || o.reward.length === 0) throw new SchemaError(`${origin}.reward`, 'must be a column name');
+    schema.reward = o.reward;
+  }
+  return schema;
+}
+
+/** Reads and parses a schema JSON file. */
+export function loadSchemaFile(file: string): DataSchema {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new SchemaError(file, `cannot read: ${(e as Error).message}`, 'SCHEMA_UNREADABLE');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new SchemaError(file, `is not valid JSON: ${(e as Error).message}`, 'SCHEMA_NOT_JSON');
+  }
+  return parseSchema(raw, file);
+}
+
+/** Flags that override a schema field by field (the CLI's --user-col etc.). */
+export interface SchemaFlags {
+  user?: string;
+  time?: string;
+  states?: string[];
+  categorical?: string[];
+  actions?: string[];
+  cost?: string;
+  reward?: string;
+  exclude?: string[];
+}
+
+export function applySchemaFlags(base: DataSchema, flags: SchemaFlags): DataSchema {
+  const s: DataSchema = { ...base };
+  const none = (v: string) => (v === 'none' || v === '' ? null : v);
+  if (flags.user !== undefined) s.user = flags.user.includes(',') ? flags.user.split(',') : none(flags.user);
+  if (flags.time !== undefined) s.time = none(flags.time);
+  if (flags.states) s.states = flags.states;
+  if (flags.categorical) s.categorical = { ...(s.categorical ?? {}), ...Object.fromEntries(flags.categorical.map((c) => [c, 'onehot' as const])) };
+  if (flags.actions) s.actions = flags.actions.map((column) => ({ column }));
+  if (flags.cost !== undefined) s.cost = flags.cost;
+  if (flags.reward !== undefined) s.reward = flags.reward;
+  if (flags.exclude) s.exclude = flags.exclude;
+  return parseSchema(s, 'schema');
+}
+
+/** The columns a schema names, by role; a column that plays two roles (or one twice) is an error. */
+export interface ResolvedRoles {
+  user: string[];
+  time: string | null;
+  states: string[];
+  actions: ActionColumn[];
+  cost: string | CostPerAction;
+  reward: string;
+}
+
+/**
+ * Resolves the schema against the file's header: infers actions and states where omitted,
+ * rejects unknown columns (with a did-you-mean) and columns named twice.
+ */
+export function resolveRoles(schema: DataSchema, header: string[], file: string): ResolvedRoles {
+  const present = new Set(header);
+  const need = (column: string, field: string) => {
+    if (!present.has(column)) {
+      const close = header.find((h) => h.toLowerCase() === column.toLowerCase() || h.replace(/[_\s-]/g, '').toLowerCase() === column.replace(/[_\s-]/g, '').toLowerCase());
+      const hint = close ? ` Did you mean "${close}"?` : '';
+      throw new SchemaError(field, `column "${column}" is not in ${file} (columns: ${header.join(', ')}).${hint}`, 'SCHEMA_MISSING_COLUMN');
+    }
+  };
+  const user = schema.user === null ? [] : Array.isArray(schema.user) ? schema.user : [schema.user];
+  user.forEach((c) => need(c, 'user'));
+  if (schema.time !== null) need(schema.time, 'time');
+  const actions = schema.actions ?? header.filter((h) => h === 'action' || h.startsWith('action_')).map((column) => ({ column }));
+  if (actions.length === 0) throw new SchemaError('actions', `no action column given and none named "action" or "action_*" in ${file}`, 'SCHEMA_MISSING_COLUMN');
+  actions.forEach((a, j) => need(a.column, `actions[${j}]`));
+  if (typeof schema.cost === 'string') need(schema.cost, 'cost');
+  else if ((schema.cost.dimension ?? 0) >= actions.length) throw new SchemaError('cost.dimension', `there are only ${actions.length} action dimension(s)`);
+  need(schema.reward, 'reward');
+
+  const used: Array<[string, string]> = [
+    ...user.map((c): [string, string] => [c, 'user']),
+    ...(schema.time !== null ? [[schema.time, 'time'] as [string, string]] : []),
+    ...actions.map((a, j): [string, string] => [a.column, `actions[${j}]`]),
+    ...(typeof schema.cost === 'string' ? [[schema.cost, 'cost'] as [string, string]] : []),
+    [schema.reward, 'reward'],
+  ];
+  const exclude = new Set(schema.exclude ?? []);
+  (schema.exclude ?? []).forEach((c) => need(c, 'exclude'));
+  const usedNames = new Set(used.map(([c]) => c));
+  const states = schema.states ?? header.filter((h) => !usedNames.has(h) && !exclude.has(h));
+  states.forEach((c, j) => need(c, `states[${j}]`));
+  for (const c of Object.keys(schema.categorical ?? {})) {
+    if (!states.includes(c)) throw new SchemaError(`categorical.${c}`, `"${c}" is not a state column`);
+  }
+
+  const seen = new Map<string, string>();
+  for (const [column, role] of [...used, ...states.map((c, j): [string, string] => [c, `states[${j}]`])]) {
+    const before = seen.get(column);
+    if (before !== undefined) throw new SchemaError(role, `column "${column}" is already used as ${before}; a column may play one role once`, 'SCHEMA_DUPLICATE_COLUMN');
+    seen.set(column, role);
+  }
+  if (states.length === 0) throw new SchemaError('states', `no state columns left in ${file}`);
+  return { user, time: schema.time, states, actions, cost: schema.cost, reward: schema.reward };
+}

@@ -1,0 +1,160 @@
+/**
+ * Trajectories: per user, rounds t = 0..T-1 as flat typed arrays padded with a mask, with
+ * return-to-go and cost-to-go (DESIGN.md section 3):
+ *   RTG_t = sum_{t' >= t} gamma^(t'-t) r_t'      CTG_t = sum_{t' >= t} gamma^(t'-t) c_t'
+ */
+import { ArgumentError } from '../errors.js';
+import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
+import { CounterStream, Streams } from './rng.js';
+
+export interface Trajectories {
+  source: string;
+  users: number;
+  /** Longest trajectory; shorter ones are padded (mask 0). */
+  rounds: number;
+  stateDim: number;
+  actionDims: number;
+  stateNames: string[];
+  actionEncodings: ActionEncoding[];
+  categorical: CategoricalEncoding[];
+  userIds: string[];
+  gamma: number;
+  /** [users] number of real rounds. */
+  lengths: Int32Array;
+  /** [users, rounds] 1 for a real round, 0 for padding. */
+  mask: Uint8Array;
+  /** [users, rounds, stateDim] */
+  states: Float32Array;
+  /** [users, rounds, actionDims] index into each dimension's values. */
+  actions: Int32Array;
+  /** [users, rounds] */
+  rewards: Float32Array;
+  costs: Float32Array;
+  rtg: Float32Array;
+  ctg: Float32Array;
+  /** [users] a fixed λ per trajectory (only for the literal `--lambda-copies` recipe). */
+  lambda?: Float32Array;
+}
+
+export interface BuildOptions {
+  /** Discount of RTG and CTG; the paper uses 1. */
+  gamma?: number;
+}
+
+/** Builds padded trajectories from a log whose (userIndex, roundIndex) pairs are unique. */
+export function buildTrajectories(log: InteractionLog, options: BuildOptions = {}): Trajectories {
+  const gamma = options.gamma ?? 1;
+  if (!Number.isFinite(gamma) || gamma <= 0 || gamma > 1) throw new ArgumentError('gamma', `must be in (0, 1], got ${gamma}`);
+  const users = log.userIds.length;
+  const d = log.stateNames.length;
+  const A = log.actionEncodings.length;
+  const lengths = new Int32Array(users);
+  for (let r = 0; r < log.rows; r++) lengths[log.userIndex[r]]++;
+  let T = 0;
+  for (let i = 0; i < users; i++) T = Math.max(T, lengths[i]);
+
+  const mask = new Uint8Array(users * T);
+  const states = new Float32Array(users * T * d);
+  const actions = new Int32Array(users * T * A);
+  const rewards64 = new Float64Array(users * T);
+  const costs64 = new Float64Array(users * T);
+  for (let r = 0; r < log.rows; r++) {
+    const i = log.userIndex[r];
+    const t = log.roundIndex[r];
+    if (t < 0 || t >= lengths[i] || mask[i * T + t]) {
+      throw new ArgumentError('log.roundIndex', `row ${r}: round ${t} of user ${log.userIds[i]} is out of range or repeated`);
+    }
+    const cell = i * T + t;
+    mask[cell] = 1;
+    states.set(log.states.subarray(r * d, r * d + d), cell * d);
+    actions.set(log.actions.subarray(r * A, r * A + A), cell * A);
+    rewards64[cell] = log.reward[r];
+    costs64[cell] = log.cost[r];
+  }
+  const rtg = new Float32Array(users * T);
+  const ctg = new Float32Array(users * T);
+  for (let i = 0; i < users; i++) {
+    let rAcc = 0;
+    let cAcc = 0;
+    for (let t = lengths[i] - 1; t >= 0; t--) {
+      rAcc = rewards64[i * T + t] + gamma * rAcc;
+      cAcc = costs64[i * T + t] + gamma * cAcc;
+      rtg[i * T + t] = rAcc;
+      ctg[i * T + t] = cAcc;
+    }
+  }
+  return {
+    source: log.source,
+    users,
+    rounds: T,
+    stateDim: d,
+    actionDims: A,
+    stateNames: log.stateNames,
+    actionEncodings: log.actionEncodings,
+    categorical: log.categorical,
+    userIds: log.userIds,
+    gamma,
+    lengths,
+    mask,
+    states,
+    actions,
+    rewards: Float32Array.from(rewards64),
+    costs: Float32Array.from(costs64),
+    rtg,
+    ctg,
+  };
+}
+
+/** The trajectories of the given users (by index), in that order. */
+export function selectUsers(traj: Trajectories, indices: ArrayLike<number>): Trajectories {
+  const n = indices.length;
+  const T = traj.rounds;
+  const d = traj.stateDim;
+  const A = traj.actionDims;
+  const pick = <Arr extends Float32Array | Int32Array | Uint8Array>(src: Arr, width: number, make: (len: number) => Arr): Arr => {
+    const out = make(n * width);
+    for (let k = 0; k < n; k++) {
+      const i = indices[k];
+      out.set(src.subarray(i * width, (i + 1) * width), k * width);
+    }
+    return out;
+  };
+  const f32 = (len: number) => new Float32Array(len);
+  return {
+    ...traj,
+    users: n,
+    userIds: Array.from({ length: n }, (_, k) => traj.userIds[indices[k]]),
+    lengths: pick(traj.lengths, 1, (len) => new Int32Array(len)),
+    mask: pick(traj.mask, T, (len) => new Uint8Array(len)),
+    states: pick(traj.states, T * d, f32),
+    actions: pick(traj.actions, T * A, (len) => new Int32Array(len)),
+    rewards: pick(traj.rewards, T, f32),
+    costs: pick(traj.costs, T, f32),
+    rtg: pick(traj.rtg, T, f32),
+    ctg: pick(traj.ctg, T, f32),
+    lambda: traj.lambda ? pick(traj.lambda, 1, f32) : undefined,
+  };
+}
+
+export interface SplitOptions {
+  /** Share of users in the test part (default 0.2). */
+  testFraction?: number;
+  seed?: number;
+}
+
+/**
+ * Seeded split by user: users are ranked by a Philox draw keyed by (seed, user id's
+ * index) and the first round(testFraction * users) go to test. Same seed, same split.
+ */
+export function splitByUser(traj: Trajectories, options: SplitOptions = {}): { train: Trajectories; test: Trajectories } {
+  const testFraction = options.testFraction ?? 0.2;
+  const seed = options.seed ?? 0;
+  if (!(testFraction >= 0 && testFraction <= 1)) throw new ArgumentError('testFraction', `must be in [0, 1], got ${testFraction}`);
+  const keys = new Float64Array(traj.users);
+  for (let i = 0; i < traj.users; i++) keys[i] = new CounterStream(seed, i, 0, Streams.split).uniform();
+  const order = Array.from({ length: traj.users }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b);
+  const nTest = Math.round(testFraction * traj.users);
+  const test = order.slice(0, nTest).sort((a, b) => a - b);
+  const train = order.slice(nTest).sort((a, b) => a - b);
+  return { train: selectUsers(traj, train), test: selectUsers(traj, test) };
+}

@@ -1,0 +1,78 @@
+/**
+ * Writes an interaction log as CSV, CSV.gz or Parquet through DuckDB, with the default
+ * column names (user_id, time, states..., action or action_*, cost, reward), so the file
+ * reads back without a schema. Written to a temporary name and renamed: a failed write
+ * never leaves a half-written file at the target path.
+ */
+import { renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { DOUBLE, DuckDBDataChunk, INTEGER, VARCHAR, type DuckDBType } from '@duckdb/node-api';
+import { formatOf, quoteIdent, quoteLiteral, withDuck } from './duck.js';
+import type { InteractionLog } from './log.js';
+
+const CHUNK_ROWS = 2048;
+
+interface OutColumn {
+  name: string;
+  type: DuckDBType;
+  sqlType: string;
+  value: (row: number) => number | string;
+}
+
+function logColumns(log: InteractionLog): OutColumn[] {
+  const numericIds = log.userIds.every((id) => /^-?\d{1,9}$/.test(id));
+  const d = log.stateNames.length;
+  const A = log.actionEncodings.length;
+  const cols: OutColumn[] = [
+    numericIds
+      ? { name: 'user_id', type: INTEGER, sqlType: 'INTEGER', value: (r) => Number(log.userIds[log.userIndex[r]]) }
+      : { name: 'user_id', type: VARCHAR, sqlType: 'VARCHAR', value: (r) => log.userIds[log.userIndex[r]] },
+    { name: 'time', type: INTEGER, sqlType: 'INTEGER', value: (r) => log.roundIndex[r] },
+  ];
+  log.stateNames.forEach((name, j) => cols.push({ name, type: DOUBLE, sqlType: 'DOUBLE', value: (r) => log.states[r * d + j] }));
+  log.actionEncodings.forEach((enc, j) => {
+    const numeric = enc.values.every((v) => typeof v === 'number');
+    cols.push({
+      name: enc.column,
+      type: numeric ? DOUBLE : VARCHAR,
+      sqlType: numeric ? 'DOUBLE' : 'VARCHAR',
+      value: (r) => (numeric ? Number(enc.values[log.actions[r * A + j]]) : String(enc.values[log.actions[r * A + j]])),
+    });
+  });
+  cols.push({ name: 'cost', type: DOUBLE, sqlType: 'DOUBLE', value: (r) => log.cost[r] });
+  cols.push({ name: 'reward', type: DOUBLE, sqlType: 'DOUBLE', value: (r) => log.reward[r] });
+  return cols;
+}
+
+/** Writes `log` to `file` (format from the extension); returns the number of rows written. */
+export async function writeLog(log: InteractionLog, file: string): Promise<number> {
+  const format = formatOf(file);
+  const gz = file.toLowerCase().endsWith('.gz');
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const cols = logColumns(log);
+  await withDuck(async (conn) => {
+    await conn.run(`CREATE TABLE out (${cols.map((c) => `${quoteIdent(c.name)} ${c.sqlType}`).join(', ')})`);
+    const appender = await conn.createAppender('out');
+    const types = cols.map((c) => c.type);
+    for (let start = 0; start < log.rows; start += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, log.rows - start);
+      const chunk = DuckDBDataChunk.create(types, n);
+      cols.forEach((c, k) => {
+        const vector = chunk.getColumnVector(k);
+        for (let i = 0; i < n; i++) vector.setItem(i, c.value(start + i) as never);
+        vector.flush();
+      });
+      appender.appendDataChunk(chunk);
+    }
+    appender.closeSync();
+    const options = format === 'parquet' ? 'FORMAT parquet' : `FORMAT csv, HEADER true${gz ? ", COMPRESSION 'gzip'" : ''}`;
+    try {
+      await conn.run(`COPY out TO ${quoteLiteral(tmp)} (${options})`);
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+  });
+  return log.rows;
+}

@@ -1,0 +1,31 @@
+/**
+ * The public API of saco. Stages arrive in pipeline order: data (synthetic environment,
+ * log ingestion, trajectories) now; model, solve and eval in later releases.
+ */
+export { SacoError, DataError, SchemaError, ArgumentError, type DataLocation } from './errors.js';
+export {
+  SY_DEFAULTS,
+  SY_BUNDLE_DIMS,
+  resolveSyConfig,
+  generateSyReference,
+  syWeights,
+  syUserConstants,
+  syCouponValue,
+  syPurchaseProbability,
+  syStateNames,
+  type SyConfig,
+  type SyOptions,
+  type SyLog,
+  type SyWeights,
+  type SyUser,
+  type ActionDimConfig,
+  type LoggingPolicy,
+} from './data/synth.js';
+export { syLogToInteractionLog, type InteractionLog, type ActionEncoding, type CategoricalEncoding } from './data/log.js';
+export { buildTrajectories, splitByUser, selectUsers, type Trajectories, type BuildOptions, type SplitOptions } from './data/trajectories.js';
+export { sampleLambdas, withLambdaCopies, type LambdaOptions } from './data/lambda.js';
+export { DEFAULT_SCHEMA, parseSchema, loadSchemaFile, type DataSchema, type ActionColumn, type CostPerAction } from './data/schema.js';
+export { readLog, readTrajectories, type IngestOptions, type IngestReport } from './data/ingest.js';
+export { writeLog } from './data/write.js';
+export { inspectLog, formatInspectReport, type InspectReport } from './data/inspect.js';
+export { generateSy, nativeInfo } from './native/index.js';

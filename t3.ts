@@ -1,0 +1,12 @@
+import { generateSy } from './src/native/index.js';
+import { syLogToInteractionLog } from './src/data/log.js';
+import { writeLog } from './src/data/write.js';
+import { readTrajectories } from './src/data/ingest.js';
+const sy = await generateSy({ users: 100000, rounds: 10, seed: 1 });
+let t0 = performance.now();
+await writeLog(syLogToInteractionLog(sy), '/tmp/sy1m.csv');
+console.log('write', performance.now() - t0);
+t0 = performance.now();
+let last = t0;
+const { trajectories, report } = await readTrajectories('/tmp/sy1m.csv', { onProgress: (s) => { const n = performance.now(); console.log(`  +${(n - last).toFixed(0)}ms -> ${s}`); last = n; } });
+console.log('ingest ms', (performance.now() - t0).toFixed(0), 'last stage', (performance.now() - last).toFixed(0), report.rowsUsed, trajectories.users);
