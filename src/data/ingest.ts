@@ -75,6 +75,15 @@ async function allCastable(conn: DuckDBConnection, column: string, target: 'DOUB
   return Number(rows[0].n) === 0;
 }
 
+/**
+ * Whether an inferred state column holds categories: most of its values are not numbers.
+ * A numeric column with a few bad values stays numeric, so those values are errors.
+ */
+async function mostlyText(conn: DuckDBConnection, column: string): Promise<boolean> {
+  const rows = await queryRows(conn, `SELECT count(*) FILTER (WHERE TRY_CAST(${q(column)} AS DOUBLE) IS NULL) AS text, count(${q(column)}) AS n FROM raw WHERE ${q(column)} IS NOT NULL`);
+  return Number(rows[0].text) * 2 > Number(rows[0].n);
+}
+
 function sqlList(values: Array<number | string>, numeric: boolean): string {
   return numeric ? `CAST([${values.map((v) => String(Number(v))).join(', ')}] AS DOUBLE[])` : `[${values.map((v) => quoteLiteral(String(v))).join(', ')}]`;
 }
@@ -134,7 +143,7 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
     for (const column of roles.states) {
       const type = typeOf(column);
       let kind = schema.categorical?.[column];
-      if (kind === undefined && schema.states === undefined && !NUMERIC_TYPES.test(type) && !(await allCastable(conn, column, 'DOUBLE'))) {
+      if (kind === undefined && schema.states === undefined && !NUMERIC_TYPES.test(type) && (await mostlyText(conn, column))) {
         kind = 'onehot';
         inferredCategorical.push(column);
       }
@@ -289,7 +298,7 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
     const result = await conn.stream(`SELECT CAST(dense_rank() OVER (ORDER BY __uorder NULLS LAST, __user) - 1 AS INTEGER) AS __u,
         CAST(row_number() OVER (PARTITION BY __user ORDER BY __time, __row) - 1 AS INTEGER) AS __t, __user,
         ${[...stateNames.map((_, j) => `s${j}`), ...actionEncodings.map((_, j) => `a${j}`)].join(', ')}, __cost, __reward
-      FROM typed`);
+      FROM typed ORDER BY __u, __t`);
     let r = 0;
     let maxRounds = 0;
     for (;;) {

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { sampleLambdas, withLambdaCopies } from '../src/data/lambda.js';
+import type { InteractionLog } from '../src/data/log.js';
+import { buildTrajectories, splitByUser } from '../src/data/trajectories.js';
+
+/** Two users: "a" with 3 rounds given out of order, "b" with 1 round. */
+function smallLog(): InteractionLog {
+  return {
+    source: 'hand',
+    rows: 4,
+    userIndex: Int32Array.from([0, 1, 0, 0]),
+    roundIndex: Int32Array.from([2, 0, 0, 1]),
+    userIds: ['a', 'b'],
+    stateNames: ['s'],
+    states: Float64Array.from([0.3, 1.0, 0.1, 0.2]),
+    actionEncodings: [{ column: 'action', values: [0, 5] }],
+    actions: Int32Array.from([1, 0, 1, 0]),
+    cost: Float64Array.from([5, 0, 5, 0]),
+    reward: Float64Array.from([30, 7, 10, 0]),
+    categorical: [],
+  };
+}
+
+describe('trajectories', () => {
+  it('RTG and CTG match a hand-checked case (gamma = 1)', () => {
+    const t = buildTrajectories(smallLog());
+    expect(t.rounds).toBe(3);
+    expect(Array.from(t.lengths)).toEqual([3, 1]);
+    expect(Array.from(t.mask)).toEqual([1, 1, 1, 1, 0, 0]);
+    // user a: rewards 10, 0, 30 -> RTG 40, 30, 30; costs 5, 0, 5 -> CTG 10, 5, 5
+    expect(Array.from(t.rtg)).toEqual([40, 30, 30, 7, 0, 0]);
+    expect(Array.from(t.ctg)).toEqual([10, 5, 5, 0, 0, 0]);
+    expect(Array.from(t.states)).toEqual([0.1, 0.2, 0.3, 1, 0, 0].map(Math.fround));
+    expect(Array.from(t.actions)).toEqual([1, 0, 1, 0, 0, 0]);
+  });
+
+  it('RTG and CTG discount with gamma', () => {
+    const t = buildTrajectories(smallLog(), { gamma: 0.5 });
+    // RTG_0 = 10 + 0.5*0 + 0.25*30 = 17.5; RTG_1 = 0 + 0.5*30 = 15; CTG_0 = 5 + 0.25*5 = 6.25
+    expect(Array.from(t.rtg.subarray(0, 3))).toEqual([17.5, 15, 30]);
+    expect(Array.from(t.ctg.subarray(0, 3))).toEqual([6.25, 2.5, 5]);
+    expect(() => buildTrajectories(smallLog(), { gamma: 0 })).toThrow(/gamma/);
+  });
+
+  it('refuses a repeated round', () => {
+    const log = smallLog();
+    log.roundIndex[3] = 0;
+    expect(() => buildTrajectories(log)).toThrow(/out of range or repeated/);
+  });
+
+  it('splits 80/20 by user, seeded, disjoint and complete', () => {
+    const n = 1000;
+    const log: InteractionLog = {
+      ...smallLog(),
+      rows: n,
+      userIndex: Int32Array.from({ length: n }, (_, i) => i),
+      roundIndex: new Int32Array(n),
+      userIds: Array.from({ length: n }, (_, i) => `u${i}`),
+      states: new Float64Array(n),
+      actions: new Int32Array(n),
+      cost: new Float64Array(n),
+      reward: Float64Array.from({ length: n }, (_, i) => i),
+    };
+    const t = buildTrajectories(log);
+    const a = splitByUser(t, { seed: 7 });
+    const b = splitByUser(t, { seed: 7 });
+    const c = splitByUser(t, { seed: 8 });
+    expect(a.test.users).toBe(200);
+    expect(a.train.users).toBe(800);
+    expect(a.test.userIds).toEqual(b.test.userIds);
+    expect(a.test.userIds).not.toEqual(c.test.userIds);
+    const all = new Set([...a.train.userIds, ...a.test.userIds]);
+    expect(all.size).toBe(n);
+    // rows travel with their user
+    for (let k = 0; k < a.test.users; k++) expect(a.test.rewards[k]).toBe(Number(a.test.userIds[k].slice(1)));
+  });
+});
+
+describe('λ sampling', () => {
+  it('draws U(0, λmax) per sample, a pure function of (seed, step)', () => {
+    const a = sampleLambdas(10000, 3, { seed: 1, lambdaMax: 2 });
+    expect(Array.from(sampleLambdas(10000, 3, { seed: 1, lambdaMax: 2 }))).toEqual(Array.from(a));
+    expect(Array.from(sampleLambdas(10000, 4, { seed: 1, lambdaMax: 2 }))).not.toEqual(Array.from(a));
+    let mean = 0;
+    for (const v of a) {
+      expect(v).toBeGreaterThan(0);
+      expect(v).toBeLessThan(2);
+      mean += v / a.length;
+    }
+    // U(0, 2): mean 1, sd of the mean sqrt(4/12/n)
+    expect(Math.abs(mean - 1)).toBeLessThan(4 * Math.sqrt(4 / 12 / a.length));
+    expect(() => sampleLambdas(3, 0, { seed: 1, lambdaMax: 0 })).toThrow(/lambdaMax/);
+  });
+
+  it('the literal recipe copies each trajectory with its own fixed λ', () => {
+    const t = buildTrajectories(smallLog());
+    const c = withLambdaCopies(t, 10, { seed: 2 });
+    expect(c.users).toBe(20);
+    expect(c.userIds.slice(0, 10).every((id) => id === 'a')).toBe(true);
+    expect(c.lambda).toBeDefined();
+    expect(new Set(c.lambda).size).toBe(20);
+    expect(Array.from(c.rtg.subarray(0, 3))).toEqual([40, 30, 30]);
+    expect(Array.from(c.rtg.subarray(27, 30))).toEqual([40, 30, 30]);
+    expect(() => withLambdaCopies(t, 0, { seed: 2 })).toThrow(/lambdaCopies/);
+  });
+});
