@@ -1,0 +1,70 @@
+/**
+ * Batches for training and evaluation: a seeded order of users per epoch, λ drawn per
+ * sample at batch time (or the fixed λ of the literal copies), and the per-sample loss
+ * weights of the variant. Everything is a pure function of (seed, epoch, step), so a
+ * resumed run sees exactly the batches an uninterrupted one would.
+ */
+import { CounterStream } from '../data/rng.js';
+import { sampleLambdas } from '../data/lambda.js';
+import type { Trajectories } from '../data/trajectories.js';
+import { actionWidth, type CodtConfig } from './config.js';
+import type { CodtBatch } from './codt-tfjs.js';
+import { lagrangianWeight, type RoundMoments } from './stats.js';
+
+const SHUFFLE_STREAM = 33;
+
+/** Users in a seeded random order for one epoch. */
+export function epochOrder(users: number, seed: number, epoch: number): Int32Array {
+  const keys = new Float64Array(users);
+  const stream = new CounterStream(seed, epoch, 0, SHUFFLE_STREAM);
+  for (let i = 0; i < users; i++) keys[i] = stream.uniform();
+  return Int32Array.from(Array.from({ length: users }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b));
+}
+
+export interface WeightingSpec {
+  /** null: every sample weighs 1 (literal, no-constraint). */
+  beta: number | null;
+  moments: RoundMoments;
+}
+
+/** Assembles the batch of the given users; `lambdas` gives each user's λ. */
+export function makeBatch(traj: Trajectories, users: ArrayLike<number>, lambdas: Float32Array, config: CodtConfig, weighting: WeightingSpec): CodtBatch {
+  const B = users.length;
+  const T = traj.rounds;
+  const d = traj.stateDim;
+  const A = traj.actionDims;
+  const K = actionWidth(config);
+  const offsets = config.actionSizes.map((_, j) => config.actionSizes.slice(0, j).reduce((s, k) => s + k, 0));
+  const batch: CodtBatch = {
+    size: B,
+    rounds: T,
+    states: new Float32Array(B * T * d),
+    rtg: new Float32Array(B * T),
+    ctg: new Float32Array(B * T),
+    actionsOneHot: new Float32Array(B * T * K),
+    lambda: lambdas,
+    mask: new Float32Array(B * T),
+    weights: new Float32Array(B * T),
+  };
+  for (let b = 0; b < B; b++) {
+    const i = users[b];
+    batch.states.set(traj.states.subarray(i * T * d, (i + 1) * T * d), b * T * d);
+    for (let t = 0; t < T; t++) {
+      const src = i * T + t;
+      const dst = b * T + t;
+      batch.rtg[dst] = traj.rtg[src];
+      batch.ctg[dst] = traj.ctg[src];
+      batch.mask[dst] = traj.mask[src];
+      if (!traj.mask[src]) continue;
+      for (let j = 0; j < A; j++) batch.actionsOneHot[dst * K + offsets[j] + traj.actions[src * A + j]] = 1;
+      batch.weights[dst] = weighting.beta === null ? 1 : lagrangianWeight(traj.rtg[src], traj.ctg[src], t, lambdas[b], weighting.moments, weighting.beta);
+    }
+  }
+  return batch;
+}
+
+/** λ of each user of a batch: the trajectory's fixed λ (literal copies) or a fresh draw keyed by (seed, step). */
+export function batchLambdas(traj: Trajectories, users: ArrayLike<number>, seed: number, step: number, lambdaMax: number): Float32Array {
+  if (traj.lambda) return Float32Array.from(users, (i) => (traj.lambda as Float32Array)[i]);
+  return sampleLambdas(users.length, step, { seed, lambdaMax });
+}
