@@ -18,6 +18,10 @@ import { generateSyReference, SY_BUNDLE_DIMS, SY_DEFAULTS, type SyLog, type SyOp
 import { splitByUser, type Trajectories } from './data/trajectories.js';
 import { writeLog } from './data/write.js';
 import { generateSy, nativeInfo } from './native/index.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from './model/backend.js';
+import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from './model/config.js';
+import { writeOnnx } from './model/onnx.js';
+import { TRAIN_DEFAULTS, trainCodt } from './model/train.js';
 
 function intArg(min: number, max: number) {
   return (value: string): number => {
@@ -163,6 +167,101 @@ async function runSynth(opts: {
   }
 }
 
+interface TrainCliOptions {
+  data: string;
+  out: string;
+  variant: CodtVariant;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  gradClip: number;
+  patience: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  dropout: number;
+  beta: number;
+  lambdaMax?: number;
+  lambdaCopies?: number;
+  backend: BackendChoice;
+  seed: number;
+  checkpoint?: string;
+  resume?: boolean;
+  testFraction: number;
+  gamma: number;
+  skipBadRows?: boolean;
+  quiet?: boolean;
+}
+
+function bar(fraction: number, width = 24): string {
+  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+}
+
+async function runTrain(schemaFile: string | undefined, o: SchemaOpts & TrainCliOptions): Promise<void> {
+  const t0 = performance.now();
+  const { trajectories, report } = await readTrajectories(o.data, { schema: schemaFrom(schemaFile, o), gamma: o.gamma, skipBadRows: o.skipBadRows, onProgress: progress(!!o.quiet) });
+  endProgress();
+  if (Object.keys(report.skipped).length) console.log(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  const { train, test } = splitByUser(trajectories, { testFraction: o.testFraction, seed: o.seed });
+  const checkpoint = o.checkpoint ?? `${o.out}.ckpt`;
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\ninterrupt: finishing this step and writing the checkpoint (Ctrl-C again to quit now)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const tty = process.stderr.isTTY && !o.quiet;
+  const backend = await selectBackend(o.backend);
+  console.log(`tfjs backend: ${backend.name}${backend.skipped.length ? ` (skipped: ${backend.skipped.join('; ')})` : ''}`);
+  console.log(`training ${o.variant} CODT (d_model ${o.dModel}, ${o.layers} layers, ${o.heads} heads) on ${train.users} users (${test.users} held out for testing), T = ${train.rounds}`);
+  try {
+    const result = await trainCodt(train, {
+      variant: o.variant,
+      dModel: o.dModel,
+      layers: o.layers,
+      heads: o.heads,
+      dropout: o.dropout,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      weightDecay: o.weightDecay,
+      gradClip: o.gradClip,
+      patience: o.patience,
+      seed: o.seed,
+      beta: o.beta,
+      lambdaMax: o.lambdaMax,
+      lambdaCopies: o.lambdaCopies,
+      backend: o.backend,
+      checkpoint,
+      resume: o.resume,
+      signal: controller.signal,
+      source: o.data,
+      onProgress: (p) => {
+        if (tty) process.stderr.write(`\r\x1b[Kepoch ${p.epoch}/${p.epochs} ${bar(p.batch / p.batches)} ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSecond.toFixed(0)} samples/s`);
+      },
+      onEpoch: (r) => {
+        if (tty) process.stderr.write('\r\x1b[K');
+        console.log(`epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)}, validation loss ${r.valLoss.toFixed(4)}, ${r.samplesPerSecond.toFixed(0)} samples/s, ${r.seconds.toFixed(1)} s`);
+      },
+    });
+    if (tty) process.stderr.write('\r\x1b[K');
+    if (result.interrupted) {
+      console.log(`interrupted after epoch ${result.model.meta.training.epochs}: checkpoint ${checkpoint}; continue with the same command and --resume`);
+      return;
+    }
+    writeOnnx(result.model, o.out);
+    const logK = train.actionEncodings.reduce((s, e) => s + Math.log(e.values.length), 0);
+    const m = result.model.meta;
+    console.log(`best validation loss ${m.training.bestValLoss.toFixed(4)} (uniform policy: ${logK.toFixed(4)}) after ${m.training.epochs} epoch(s)${result.stoppedEarly ? ' (early stop)' : ''}; λmax ${fmt(m.normalization.lambdaMax)}`);
+    console.log(`wrote ${o.out}; ${fmt(result.samplesPerSecond, 3)} samples/s, ${fmt((performance.now() - t0) / 1000, 3)} s in all`);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -248,6 +347,39 @@ export function buildProgram(): Command {
       }
     },
   );
+
+  withSchemaFlags(
+    program
+      .command('train')
+      .description('train a CODT model on logged trajectories and write it as one .onnx file')
+      .requiredOption('--data <file>', 'log file (.csv, .csv.gz, .parquet)')
+      .argument('[schema]', 'schema JSON file (default: the column names saco synth writes)')
+      .requiredOption('--out <file>', 'model file to write (.onnx)')
+      .addOption(new Option('--variant <v>', 'training recipe').choices([...CODT_VARIANTS]).default(CODT_DEFAULTS.variant))
+      .option('--epochs <n>', 'maximum epochs', intArg(1, 100000), TRAIN_DEFAULTS.epochs)
+      .option('--batch-size <n>', 'trajectories per batch', intArg(1, 1 << 20), TRAIN_DEFAULTS.batchSize)
+      .option('--lr <x>', 'peak learning rate (AdamW, warmup then cosine)', numArg(0, 1), TRAIN_DEFAULTS.lr)
+      .option('--weight-decay <x>', 'AdamW weight decay', numArg(0, 1), 1e-4)
+      .option('--grad-clip <x>', 'global gradient-norm clip', numArg(1e-6, 1e6), 1.0)
+      .option('--patience <n>', 'epochs without validation improvement before stopping', intArg(1, 100000), TRAIN_DEFAULTS.patience)
+      .option('--d-model <n>', 'model width', intArg(1, 8192), CODT_DEFAULTS.dModel)
+      .option('--layers <n>', 'transformer blocks', intArg(1, 64), CODT_DEFAULTS.layers)
+      .option('--heads <n>', 'attention heads', intArg(1, 256), CODT_DEFAULTS.heads)
+      .option('--dropout <x>', 'dropout rate', numArg(0, 0.99), CODT_DEFAULTS.dropout)
+      .option('--beta <x>', 'temperature of the Lagrangian sample weights', numArg(1e-3, 1e3), TRAIN_DEFAULTS.beta)
+      .option('--lambda-max <x>', 'λ range U(0, λmax) (default: from the data; literal: 1)', numArg(1e-6, 1e6))
+      .option('--lambda-copies <n>', 'the literal recipe: copy each trajectory n times with a fixed λ', intArg(1, 1000))
+      .addOption(new Option('--backend <b>', 'tfjs backend').choices([...BACKEND_CHOICES]).default('auto'))
+      .option('--seed <n>', 'seed of init, split, batches, λ and dropout', intArg(0, Number.MAX_SAFE_INTEGER), TRAIN_DEFAULTS.seed)
+      .option('--checkpoint <file>', 'checkpoint file (default: <out>.ckpt)')
+      .option('--resume', 'continue from the checkpoint')
+      .option('--test-fraction <x>', 'share of users held out as the test set (not trained on)', numArg(0, 0.9), 0.2)
+      .option('--gamma <x>', 'discount of RTG and CTG', numArg(1e-9, 1), 1)
+      .option('--skip-bad-rows', 'skip and count bad rows instead of failing')
+      .option('--quiet', 'no progress bar'),
+  ).action(async (schemaFile: string | undefined, o: SchemaOpts & TrainCliOptions) => {
+    await runTrain(schemaFile, o);
+  });
 
   program
     .command('demo')
