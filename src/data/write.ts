@@ -4,9 +4,9 @@
  * reads back without a schema. Written to a temporary name and renamed: a failed write
  * never leaves a half-written file at the target path.
  */
-import { renameSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { renameSync } from 'node:fs';
 import { DOUBLE, DuckDBDataChunk, INTEGER, VARCHAR, type DuckDBType } from '@duckdb/node-api';
+import { removeQuietly, tempPathFor } from './atomic.js';
 import { formatOf, quoteIdent, quoteLiteral, withDuck } from './duck.js';
 import type { InteractionLog } from './log.js';
 
@@ -48,7 +48,7 @@ function logColumns(log: InteractionLog): OutColumn[] {
 export async function writeLog(log: InteractionLog, file: string): Promise<number> {
   const format = formatOf(file);
   const gz = file.toLowerCase().endsWith('.gz');
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const tmp = tempPathFor(file);
   const cols = logColumns(log);
   await withDuck(async (conn) => {
     await conn.run(`CREATE TABLE out (${cols.map((c) => `${quoteIdent(c.name)} ${c.sqlType}`).join(', ')})`);
@@ -70,7 +70,7 @@ export async function writeLog(log: InteractionLog, file: string): Promise<numbe
       await conn.run(`COPY out TO ${quoteLiteral(tmp)} (${options})`);
       renameSync(tmp, file);
     } catch (e) {
-      rmSync(tmp, { force: true });
+      removeQuietly(tmp);
       throw e;
     }
   });

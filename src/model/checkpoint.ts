@@ -5,9 +5,9 @@
  *
  * Layout: "SACOCKP1" | u32 header bytes | header JSON | pad to 4 | float32 blocks.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { SacoError } from '../errors.js';
+import { writeFileAtomic } from '../data/atomic.js';
 import type { OptimizerState } from './engine-tfjs.js';
 import type { Params } from './params.js';
 
@@ -67,12 +67,9 @@ export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
       offset += data.length;
     }
   }
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, buf);
-    renameSync(tmp, file);
+    writeFileAtomic(file, buf);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new CheckpointError(file, `cannot write checkpoint: ${(e as Error).message}`, 'CHECKPOINT_WRITE_FAILED');
   }
 }

@@ -35,6 +35,13 @@ export interface CodtBatch {
   weights: Float32Array;
 }
 
+/** A variable holding `init`'s values; `init` itself is released. */
+export function variableFrom(init: tf.Tensor, trainable: boolean): tf.Variable {
+  const v = tf.variable(init, trainable);
+  init.dispose();
+  return v;
+}
+
 /** GELU, tanh form (ONNX Gelu approximate="tanh"; the native engine uses the same). */
 export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C))));
@@ -60,7 +67,7 @@ export class TfCodt {
     this.config = config;
     this.norm = norm;
     this.kinds = tokenKinds(config.variant);
-    this.vars = new Map(paramSpecs(config).map((spec) => [spec.name, tf.variable(tf.tensor(params.get(spec.name) as Float32Array, spec.shape), true)]));
+    this.vars = new Map(paramSpecs(config).map((spec) => [spec.name, variableFrom(tf.tensor(params.get(spec.name) as Float32Array, spec.shape), true)]));
     const S = config.context * this.kinds.length;
     const m = new Float32Array(S * S);
     for (let i = 0; i < S; i++) for (let j = i + 1; j < S; j++) m[i * S + j] = MASK_VALUE;

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { paramSpecs, type CodtConfig } from './config.js';
-import { TfCodt, type CodtBatch } from './codt-tfjs.js';
+import { TfCodt, variableFrom, type CodtBatch } from './codt-tfjs.js';
 import type { Params } from './params.js';
 import type { Normalization } from './stats.js';
 
@@ -49,8 +49,8 @@ export class TfjsEngine implements TrainEngine {
   constructor(config: CodtConfig, norm: Normalization, params: Params, private readonly adam: AdamWSettings, backendName: string) {
     this.name = `tfjs-${backendName}`;
     this.model = new TfCodt(config, norm, params);
-    this.m = new Map([...this.model.vars].map(([k, v]) => [k, tf.variable(tf.zerosLike(v), false)]));
-    this.v = new Map([...this.model.vars].map(([k, v]) => [k, tf.variable(tf.zerosLike(v), false)]));
+    this.m = new Map([...this.model.vars].map(([k, v]) => [k, variableFrom(tf.zerosLike(v), false)]));
+    this.v = new Map([...this.model.vars].map(([k, v]) => [k, variableFrom(tf.zerosLike(v), false)]));
     this.decay = new Map(paramSpecs(config).map((s) => [s.name, s.decay]));
   }
 

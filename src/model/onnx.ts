@@ -4,10 +4,10 @@
  * whose metadata_props carry config, normalisation, encodings, target tables and the data
  * fingerprint. Written atomically: a failed write leaves no file at the target path.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { ArgumentError, SacoError } from '../errors.js';
+import { writeFileAtomic } from '../data/atomic.js';
 import type { CodtModel, ModelMeta } from './artifact.js';
 import { actionWidth, paramSpecs, tokenKinds, usesLambda, validateCodtConfig, type TokenKind } from './config.js';
 import { LN_EPS, MASK_VALUE } from './codt-tfjs.js';
@@ -185,12 +185,9 @@ export function encodeOnnx(model: CodtModel): Uint8Array {
 /** Writes the model to `file` through a temporary file and a rename. */
 export function writeOnnx(model: CodtModel, file: string): void {
   const bytes = encodeOnnx(model);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, file);
+    writeFileAtomic(file, bytes);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new ModelFileError(file, `cannot write the model: ${(e as Error).message}`, 'MODEL_WRITE_FAILED');
   }
 }

@@ -55,6 +55,21 @@ describe('saco CLI', () => {
     expect(skipped.stdout).toMatch(/DATA_NEGATIVE_COST \(cost\): 1/);
   });
 
+  it('train writes an ONNX model that reads back, and refuses a schema the data does not have', () => {
+    const data = tmp.file('train.parquet');
+    expect(saco('synth', '--users', '300', '--rounds', '3', '--out', data).code).toBe(0);
+    const model = tmp.file('m.onnx');
+    const r = saco('train', '--data', data, '--out', model, '--epochs', '2', '--d-model', '8', '--layers', '1', '--heads', '1', '--quiet');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/tfjs backend: (wasm|cpu|tfjs-node)/);
+    expect(r.stdout).toMatch(/epoch 2: train loss/);
+    expect(r.stdout).toMatch(/wrote .*m\.onnx/);
+    expect(readFileSync(model).length).toBeGreaterThan(1000);
+    const bad = saco('train', '--data', data, '--out', tmp.file('x.onnx'), '--reward-col', 'revenue');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/column "revenue" is not in/);
+  });
+
   it('bad flags are refused with usage help', () => {
     const r = saco('synth', '--users', '-3', '--out', tmp.file('x.csv'));
     expect(r.code).not.toBe(0);
