@@ -21,6 +21,7 @@ import { generateSy, nativeInfo } from './native/index.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from './model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from './model/config.js';
 import { writeOnnx } from './model/onnx.js';
+import { firstRoundProbabilities } from './model/predict-tfjs.js';
 import { TRAIN_DEFAULTS, trainCodt } from './model/train.js';
 
 function intArg(min: number, max: number) {
@@ -383,26 +384,49 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('the main job on built-in defaults: synthesise SY, write it, read it back into trajectories, summarise')
-    .option('--users <n>', 'number of users', intArg(1, 1e7), 10000)
+    .description('the main job on built-in defaults: synthesise SY, read it back, train a small CODT, show how its coupons respond to λ')
+    .option('--users <n>', 'number of users', intArg(20, 1e7), 4000)
     .option('--rounds <n>', 'rounds per user', intArg(1, 1000), 10)
     .option('--seed <n>', 'random seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
-    .option('--out <file>', 'where to write the synthetic log', 'sy-demo.parquet')
-    .action(async (o: { users: number; rounds: number; seed: number; out: string }) => {
+    .option('--epochs <n>', 'training epochs of the small model', intArg(1, 1000), 6)
+    .option('--out <prefix>', 'where to write the synthetic log (.parquet) and the model (.onnx)', 'sy-demo')
+    .action(async (o: { users: number; rounds: number; seed: number; epochs: number; out: string }) => {
       const info = nativeInfo();
       console.log(`saco demo: native core loaded (CUDA ${info.cudaBuilt ? `built, ${info.cudaDevices} device(s) visible` : 'not built'})`);
       const t0 = performance.now();
       const log = await generateSy({ users: o.users, rounds: o.rounds, seed: o.seed });
       const tGen = performance.now() - t0;
-      await writeLog(syLogToInteractionLog(log), o.out);
-      console.log(`1. synthesised SY: ${o.users} users x ${o.rounds} rounds in ${fmt(tGen, 3)} ms (native), wrote ${o.out}`);
+      const dataFile = `${o.out}.parquet`;
+      await writeLog(syLogToInteractionLog(log), dataFile);
+      console.log(`1. synthesised SY: ${o.users} users x ${o.rounds} rounds in ${fmt(tGen, 3)} ms (native), wrote ${dataFile}`);
       const t1 = performance.now();
-      const { trajectories } = await readTrajectories(o.out);
+      const { trajectories } = await readTrajectories(dataFile);
       const s = trajectorySummary(trajectories);
       console.log(`2. read it back through DuckDB in ${fmt(performance.now() - t1, 3)} ms: ${s.users} trajectories, T = ${s.rounds}, state dim ${s.stateDim}, ${s.actions}`);
       const { train, test } = splitByUser(trajectories, { seed: o.seed });
-      console.log(`3. split by user: ${train.users} train / ${test.users} test; mean RTG_0 ${fmt(Number(s.meanRTG0))}, mean CTG_0 ${fmt(Number(s.meanCTG0))}`);
-      console.log('   (training the CODT model and solving a campaign budget come with the next stages: see README "Status")');
+      const backend = await selectBackend('auto');
+      console.log(`3. training a small weighted CODT (d_model 32, 2 layers) on ${train.users} users for ${o.epochs} epochs on tfjs ${backend.name}...`);
+      const t2 = performance.now();
+      const result = await trainCodt(train, { dModel: 32, layers: 2, heads: 2, dropout: 0, lr: 2e-3, epochs: o.epochs, patience: o.epochs, seed: o.seed, source: dataFile });
+      const modelFile = `${o.out}.onnx`;
+      writeOnnx(result.model, modelFile);
+      const m = result.model.meta;
+      console.log(`   validation loss ${result.history.map((h) => h.valLoss.toFixed(3)).join(' -> ')} (uniform policy ${Math.log(4).toFixed(3)}), ${fmt((performance.now() - t2) / 1000, 3)} s, wrote ${modelFile}`);
+      const values = test.actionEncodings[0].values.map(Number);
+      const states = new Float32Array(test.users * test.stateDim);
+      for (let i = 0; i < test.users; i++) states.set(test.states.subarray(i * test.rounds * test.stateDim, i * test.rounds * test.stateDim + test.stateDim), i * test.stateDim);
+      console.log(`4. first-round coupon of the ${test.users} test users as the price of budget λ rises (λmax ${fmt(m.normalization.lambdaMax)}):`);
+      for (const lambda of [0.1, 0.5, 1, 2, m.normalization.lambdaMax]) {
+        const p = firstRoundProbabilities(result.model, states, lambda);
+        const share = values.map((_, k) => {
+          let acc = 0;
+          for (let i = 0; i < test.users; i++) acc += p[i * values.length + k];
+          return acc / test.users;
+        });
+        const ev = share.reduce((acc, q, k) => acc + q * values[k], 0);
+        console.log(`   λ = ${fmt(lambda, 3).padEnd(5)} expected face value ${ev.toFixed(2)}  mix ${share.map((q, k) => `${values[k]}: ${(100 * q).toFixed(0)}%`).join(', ')}`);
+      }
+      console.log('   (the λ search that meets a campaign budget, solve() and decide() come with the native engine: see README "Status")');
     });
 
   return program;
