@@ -7,10 +7,77 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SacoError } from '../errors.js';
-import { allocateSyLog, resolveSyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
+import { allocateSyLog, resolveSyConfig, type SyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
+import type { CodtModel, ModelMeta } from '../model/artifact.js';
+
+/** Inputs of a forward pass, as in the ONNX graph. */
+export interface NativeForwardInputs {
+  batch: number;
+  rounds: number;
+  states: Float32Array;
+  rtg: Float32Array;
+  ctg: Float32Array;
+  actionsOneHot: Float32Array;
+  lambda: Float32Array;
+}
+
+/** What native rollouts return. */
+export interface NativeRolloutResult {
+  revenue: number;
+  cost: number;
+  coupons: number;
+  blocked: number;
+  revenueByRound: Float64Array;
+  costByRound: Float64Array;
+  /** [users, rounds, action dims] issued action indices, when recorded. */
+  plan?: Int32Array;
+}
+
+export interface NativeRolloutSpec {
+  env: SyConfig;
+  rounds: number;
+  /** Infinity: no budget. */
+  budget: number;
+  policy: 'codt' | 'random' | 'oracle';
+  lambda: number;
+  model?: number;
+  userIds: Uint32Array;
+  /** [users, env.features] static features; omitted: drawn from the env seed by user id. */
+  features?: Float64Array;
+  recordPlan?: boolean;
+  threads?: number;
+}
+
+export interface NativeSearchSpec {
+  method: 'bisection' | 'slsqp';
+  budget: number;
+  epsilon?: number;
+  lambdaMax?: number;
+  maxRollouts?: number;
+  maxIterations?: number;
+  noise?: number;
+  lr?: number;
+  seed?: number;
+}
+
+export interface NativeSearchResult {
+  lambda: number;
+  plan: NativeRolloutResult;
+  rollouts: number;
+  feasible: boolean;
+  budgetNotBinding: boolean;
+  needsMoreThanLambdaMax: boolean;
+  trace: Array<{ lambda: number; revenue: number; cost: number }>;
+}
 
 /** The raw binding, as exported by native/addon.cc. */
 interface NativeBinding {
+  loadModel(meta: Pick<ModelMeta, 'config' | 'normalization' | 'targets'>, params: Record<string, Float32Array>): number;
+  unloadModel(id: number): boolean;
+  modelCount(): number;
+  codtForward(id: number, inputs: NativeForwardInputs, mode: 'full' | 'incremental'): Promise<Float32Array>;
+  rollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult>;
+  searchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec): Promise<NativeSearchResult>;
   synthSY(config: object, out: { states: Float64Array; actions: Int32Array; cost: Float64Array; reward: Float64Array; purchaseProb: Float64Array }): Promise<void>;
   syWeights(config: object): SyWeights;
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
@@ -69,4 +136,53 @@ export function philox4x32Native(counter: readonly number[], key: readonly numbe
 /** saco::pmath::exp / log applied to each value (for cross-language bit tests). */
 export function pmathNative(name: 'exp' | 'log', values: Float64Array): Float64Array {
   return native().pmath(name, values);
+}
+
+/** A model loaded into the process-wide native pool. Unload it when done (also done on GC). */
+export interface NativeModel {
+  readonly id: number;
+  readonly meta: ModelMeta;
+  /** Frees the pool's copy; later calls with this model fail with a typed error. */
+  unload(): void;
+}
+
+const unloadOnGc = new FinalizationRegistry<number>((id) => {
+  binding?.unloadModel(id);
+});
+
+/** Loads a model's weights once into the native pool (shared by every thread and worker_thread). */
+export function loadNativeModel(model: CodtModel): NativeModel {
+  const params: Record<string, Float32Array> = {};
+  for (const [name, data] of model.params) params[name] = data;
+  const meta = model.meta;
+  const id = native().loadModel({ config: meta.config, normalization: meta.normalization, targets: meta.targets }, params);
+  const handle = {
+    id,
+    meta,
+    unload: () => {
+      unloadOnGc.unregister(handle);
+      native().unloadModel(id);
+    },
+  };
+  unloadOnGc.register(handle, id, handle);
+  return handle;
+}
+
+/** Number of models in the native pool (for tests and diagnostics). */
+export function nativeModelCount(): number {
+  return native().modelCount();
+}
+
+/** CODT logits [B, T, sum K] from the native engine: 'full' recomputes the sequence, 'incremental' decodes with the KV cache. */
+// async: argument errors the binding throws at once arrive as rejections, like the rest.
+export async function nativeForward(model: NativeModel, inputs: NativeForwardInputs, mode: 'full' | 'incremental' = 'incremental'): Promise<Float32Array> {
+  return native().codtForward(model.id, inputs, mode);
+}
+
+export async function nativeRollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult> {
+  return native().rollout(spec);
+}
+
+export async function nativeSearchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec): Promise<NativeSearchResult> {
+  return native().searchLambda(spec, search);
 }

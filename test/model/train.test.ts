@@ -2,7 +2,9 @@
  * Training on SY: the weighted CODT learns (validation loss well below the uniform
  * policy's log K), its decisions respond to λ, and the exported file runs in ORT.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { readOnnx } from '../../src/model/onnx.js';
+import { SY_MODEL_DATA, SY_MODEL_TRAINING } from '../global-setup.js';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { buildTrajectories, splitByUser, type Trajectories } from '../../src/data/trajectories.js';
 import { selectBackend } from '../../src/model/backend.js';
@@ -20,7 +22,7 @@ let test: Trajectories;
 
 beforeAll(async () => {
   await selectBackend('auto');
-  const sy = await generateSy({ users: 3000, rounds: 5, seed: 1 });
+  const sy = await generateSy(SY_MODEL_DATA);
   ({ train, test } = splitByUser(buildTrajectories(syLogToInteractionLog(sy)), { seed: 1 }));
 });
 
@@ -43,11 +45,15 @@ const SMALL = { dModel: 32, layers: 2, heads: 2, batchSize: 64, lr: 2e-3, dropou
 
 describe('CODT training on SY', () => {
   it('weighted: validation loss falls well below log K, the coupon shrinks as λ grows, ORT agrees', async () => {
-    const r = await trainCodt(train, { ...SMALL, variant: 'weighted', epochs: 8, patience: 8 });
+    // trained once per run by test/global-setup.ts with SY_MODEL_TRAINING on the same split
+    const model = readOnnx(inject('syModelPath'));
+    const run = JSON.parse(inject('syModelHistory')) as { history: Array<{ valLoss: number }>; samplesPerSecond: number; backend: string };
+    const r = { model, history: run.history };
     const logK = Math.log(4);
     const first = r.history[0].valLoss;
     const best = r.model.meta.training.bestValLoss;
-    console.log(`weighted: validation loss by epoch ${r.history.map((h) => h.valLoss.toFixed(4)).join(', ')} (log K = ${logK.toFixed(4)}), ${r.samplesPerSecond.toFixed(0)} samples/s on ${r.backend.name}`);
+    expect(model.meta.config).toMatchObject({ dModel: SY_MODEL_TRAINING.dModel, layers: SY_MODEL_TRAINING.layers, variant: 'weighted' });
+    console.log(`weighted: validation loss by epoch ${r.history.map((h) => h.valLoss.toFixed(4)).join(', ')} (log K = ${logK.toFixed(4)}), ${run.samplesPerSecond.toFixed(0)} samples/s on ${run.backend}`);
     expect(best).toBeLessThan(logK - 0.15);
     expect(best).toBeLessThan(first);
 

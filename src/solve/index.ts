@@ -1,0 +1,258 @@
+/**
+ * solve(): plan a campaign. Finds the dual price λ* whose simulated spend meets the budget
+ * (bisection by default, or the paper's Algorithm 2 with SLSQP) and returns the per-user,
+ * per-round coupon plan with revenue, cost, ROI and BARate. decide(): one user's coupon now.
+ *
+ * The environment is SY's ground truth today; the learned simulator plugs in behind the
+ * same native interface later. Every native call is asynchronous (the event loop stays free).
+ */
+import { ArgumentError } from '../errors.js';
+import { resolveSyConfig, type SyConfig, type SyOptions } from '../data/synth.js';
+import type { Trajectories } from '../data/trajectories.js';
+import type { CodtModel } from '../model/artifact.js';
+import { actionWidth } from '../model/config.js';
+import { readOnnx } from '../model/onnx.js';
+import { targetsAt } from '../model/stats.js';
+import { loadNativeModel, nativeForward, nativeRollout, nativeSearchLambda, type NativeModel, type NativeRolloutSpec } from '../native/index.js';
+
+export type PolicyName = 'codt' | 'random' | 'oracle';
+export type SearchMethodName = 'bisection' | 'slsqp';
+
+/** A budget in currency, or a multiple of what the uniform logging policy spends on the same users ("0.5x"). */
+export type Budget = number | `${number}x`;
+
+/** Which users to simulate: a count of fresh SY users, explicit ids (and features), or trajectories read from a file. */
+export type SolveUsers = number | { ids: Uint32Array; features?: Float64Array } | Trajectories;
+
+export interface SolveOptions {
+  /** A trained model: in memory, a path to its .onnx file, or one already loaded natively. */
+  model?: CodtModel | string | NativeModel;
+  users: SolveUsers;
+  budget: Budget;
+  /** Rounds to plan (default: the environment's rounds, at most the model's context). */
+  rounds?: number;
+  /** The SY ground truth (seed, dynamics, action dims); default SY. */
+  env?: SyOptions;
+  method?: SearchMethodName;
+  policy?: PolicyName;
+  /** Tolerance below the budget (default 2% of it). */
+  epsilon?: number;
+  /** λ range for policies without a model (Oracle); default 10. */
+  lambdaMax?: number;
+  maxRollouts?: number;
+  threads?: number;
+}
+
+export interface SolveResult {
+  policy: PolicyName;
+  method: SearchMethodName | 'none';
+  lambda: number;
+  budget: number;
+  /** What the uniform logging policy spends on the same users (the "1x" budget). */
+  referenceSpend: number;
+  revenue: number;
+  cost: number;
+  roi: number;
+  baRate: number;
+  rollouts: number;
+  coupons: number;
+  /** Coupons the environment withheld because they could have taken spend over the budget. */
+  blocked: number;
+  feasible: boolean;
+  budgetNotBinding: boolean;
+  needsMoreThanLambdaMax: boolean;
+  trace: Array<{ lambda: number; revenue: number; cost: number }>;
+  /** [users, rounds, action dims] issued action indices. */
+  plan: Int32Array;
+  users: number;
+  rounds: number;
+  wallMs: number;
+}
+
+function isNativeModel(m: unknown): m is NativeModel {
+  return typeof m === 'object' && m !== null && typeof (m as NativeModel).id === 'number' && typeof (m as NativeModel).unload === 'function';
+}
+
+/** Loads the model natively if needed; returns it and whether we own (must unload) it. */
+function nativeModelOf(model: SolveOptions['model']): { handle: NativeModel; owned: boolean } {
+  if (model === undefined) throw new ArgumentError('model', 'the codt policy needs a model');
+  if (isNativeModel(model)) return { handle: model, owned: false };
+  const loaded = typeof model === 'string' ? readOnnx(model) : model;
+  return { handle: loadNativeModel(loaded), owned: true };
+}
+
+function usersSpec(users: SolveUsers, env: SyConfig): { userIds: Uint32Array; features?: Float64Array } {
+  if (typeof users === 'number') {
+    if (!Number.isInteger(users) || users < 1 || users > 1e8) throw new ArgumentError('users', `must be an integer in [1, 1e8], got ${users}`);
+    return { userIds: Uint32Array.from({ length: users }, (_, i) => i) };
+  }
+  if ('ids' in users) {
+    if (!(users.ids instanceof Uint32Array) || users.ids.length === 0) throw new ArgumentError('users.ids', 'must be a non-empty Uint32Array');
+    if (users.features && users.features.length !== users.ids.length * env.features) throw new ArgumentError('users.features', `must hold users x ${env.features} values`);
+    if (users.features && !users.features.every(Number.isFinite)) throw new ArgumentError('users.features', 'holds NaN or infinite values');
+    return { userIds: users.ids, features: users.features };
+  }
+  // Trajectories from a log written by `saco synth`: ids are the user ids, features the first state columns at t = 0.
+  const t = users;
+  if (t.stateDim < env.features) throw new ArgumentError('users', `trajectories have ${t.stateDim} state features, the environment needs ${env.features} static ones first`);
+  const ids = new Uint32Array(t.users);
+  const features = new Float64Array(t.users * env.features);
+  for (let i = 0; i < t.users; i++) {
+    const id = Number(t.userIds[i]);
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new ArgumentError('users', `user id "${t.userIds[i]}" is not an SY user number`);
+    ids[i] = id;
+    for (let j = 0; j < env.features; j++) features[i * env.features + j] = t.states[i * t.rounds * t.stateDim + j];
+  }
+  return { userIds: ids, features };
+}
+
+function resolveBudget(budget: Budget, referenceSpend: number): number {
+  let value: number;
+  if (typeof budget === 'string') {
+    const m = /^([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)x$/i.exec(budget.trim());
+    if (!m) throw new ArgumentError('budget', `"${budget}" is neither a number nor a multiple like "0.5x"`);
+    value = Number(m[1]) * referenceSpend;
+  } else value = budget;
+  if (!Number.isFinite(value) || value <= 0) throw new ArgumentError('budget', `must be a finite number > 0, got ${String(budget)}${typeof budget === 'string' ? ` (= ${value})` : ''}`);
+  return value;
+}
+
+/** Plans a campaign: λ search under the budget, then the enforced plan at λ*. */
+export async function solve(options: SolveOptions): Promise<SolveResult> {
+  const t0 = performance.now();
+  const policy = options.policy ?? 'codt';
+  const method = options.method ?? 'bisection';
+  if (!['codt', 'random', 'oracle'].includes(policy)) throw new ArgumentError('policy', `must be codt, random or oracle, got ${String(policy)}`);
+  if (!['bisection', 'slsqp'].includes(method)) throw new ArgumentError('method', `must be bisection or slsqp, got ${String(method)}`);
+  const env = resolveSyConfig({ ...(options.env ?? {}), users: 1 });
+  const model = policy === 'codt' ? nativeModelOf(options.model) : undefined;
+  try {
+    const context = model ? model.handle.meta.config.context : env.rounds;
+    const rounds = options.rounds ?? Math.min(env.rounds, context);
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > env.rounds) throw new ArgumentError('rounds', `must be an integer in [1, ${env.rounds}] (the environment's rounds), got ${rounds}`);
+    if (rounds > context) throw new ArgumentError('rounds', `${rounds} rounds is beyond the model's context of ${context}`);
+    const users = usersSpec(options.users, env);
+    const base: NativeRolloutSpec = { env, rounds, budget: Infinity, policy: 'random', lambda: 0, ...users, threads: options.threads ?? 0 };
+    const reference = await nativeRollout(base);
+    const budget = resolveBudget(options.budget, reference.cost);
+    const epsilon = options.epsilon ?? 0.02 * budget;
+    if (!Number.isFinite(epsilon) || epsilon < 0 || epsilon >= budget) throw new ArgumentError('epsilon', `must be in [0, budget), got ${epsilon}`);
+    const common = { policy, budget, referenceSpend: reference.cost, users: users.userIds.length, rounds };
+    if (policy === 'random') {
+      const r = await nativeRollout({ ...base, budget, recordPlan: true });
+      return {
+        ...common, method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2,
+        coupons: r.coupons, blocked: r.blocked, feasible: true, budgetNotBinding: reference.cost <= budget, needsMoreThanLambdaMax: false, trace: [],
+        plan: r.plan as Int32Array, wallMs: performance.now() - t0,
+      };
+    }
+    const lambdaMax = model ? model.handle.meta.normalization.lambdaMax : options.lambdaMax ?? 10;
+    const s = await nativeSearchLambda(
+      { ...base, policy, model: model?.handle.id },
+      { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40) },
+    );
+    const r = s.plan;
+    return {
+      ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
+      rollouts: s.rollouts + 1, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible, budgetNotBinding: s.budgetNotBinding,
+      needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, wallMs: performance.now() - t0,
+    };
+  } finally {
+    if (model?.owned) model.handle.unload();
+  }
+}
+
+/** What happened to a user before now: one entry per past round. */
+export interface DecisionHistory {
+  /** [rounds, stateDim] raw states of the past rounds. */
+  states: number[][] | Float32Array;
+  /** [rounds][action dims] action indices issued. */
+  actions: number[][];
+  rewards: number[];
+  costs: number[];
+}
+
+export interface DecideOptions {
+  model: CodtModel | NativeModel;
+  lambda: number;
+  /** The user's current raw state (stateDim values). */
+  state: ArrayLike<number>;
+  history?: DecisionHistory;
+}
+
+export interface Decision {
+  /** Index per action dimension. */
+  action: number[];
+  /** The labels of those indices (e.g. face values). */
+  labels: Array<number | string>;
+  /** Softmax per action dimension. */
+  probabilities: number[][];
+}
+
+/** One user's coupon now, given the plan's λ and what happened to the user so far. */
+export async function decide(options: DecideOptions): Promise<Decision> {
+  const owned = !isNativeModel(options.model);
+  const handle = isNativeModel(options.model) ? options.model : loadNativeModel(options.model);
+  try {
+    const meta = handle.meta;
+    const c = meta.config;
+    const d = c.stateDim;
+    const K = actionWidth(c);
+    const lambda = options.lambda;
+    if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0 || lambda > meta.normalization.lambdaMax) {
+      throw new ArgumentError('lambda', `must be in [0, ${meta.normalization.lambdaMax}] (the model's λ range), got ${String(lambda)}`);
+    }
+    const state = Array.from(options.state);
+    if (state.length !== d) throw new ArgumentError('state', `has ${state.length} values, the model expects ${d} (${meta.stateNames.join(', ')})`);
+    if (!state.every(Number.isFinite)) throw new ArgumentError('state', 'holds NaN or infinite values');
+    const h = options.history ?? { states: [], actions: [], rewards: [], costs: [] };
+    const past = h.rewards.length;
+    const pastStates = h.states instanceof Float32Array ? Array.from({ length: h.states.length / d }, (_, i) => Array.from((h.states as Float32Array).subarray(i * d, i * d + d))) : h.states;
+    if (pastStates.length !== past || h.actions.length !== past || h.costs.length !== past) throw new ArgumentError('history', 'states, actions, rewards and costs must have one entry per past round');
+    if (past + 1 > c.context) throw new ArgumentError('history', `${past + 1} rounds is beyond the model's context of ${c.context}`);
+    const T = past + 1;
+    const states = new Float32Array(T * d);
+    const rtg = new Float32Array(T);
+    const ctg = new Float32Array(T);
+    const onehot = new Float32Array(T * K);
+    const target = targetsAt(meta.targets, lambda);
+    let r = target.rtg;
+    let cst = target.ctg;
+    for (let t = 0; t < T; t++) {
+      const s = t < past ? pastStates[t] : state;
+      if (s.length !== d || !s.every(Number.isFinite)) throw new ArgumentError(`history.states[${t}]`, `must hold ${d} finite numbers`);
+      states.set(s, t * d);
+      rtg[t] = r;
+      ctg[t] = cst;
+      if (t < past) {
+        if (!Number.isFinite(h.rewards[t]) || !Number.isFinite(h.costs[t]) || h.costs[t] < 0) throw new ArgumentError(`history round ${t}`, 'reward and cost must be finite, cost >= 0');
+        r -= h.rewards[t];
+        cst -= h.costs[t];
+        let off = 0;
+        c.actionSizes.forEach((k, j) => {
+          const a = h.actions[t][j];
+          if (!Number.isInteger(a) || a < 0 || a >= k) throw new ArgumentError(`history.actions[${t}][${j}]`, `must be an index in [0, ${k})`);
+          onehot[t * K + off + a] = 1;
+          off += k;
+        });
+      }
+    }
+    const logits = await nativeForward(handle, { batch: 1, rounds: T, states, rtg, ctg, actionsOneHot: onehot, lambda: Float32Array.of(lambda) }, 'incremental');
+    const last = logits.subarray(past * K, past * K + K);
+    const action: number[] = [];
+    const probabilities: number[][] = [];
+    let off = 0;
+    for (const k of c.actionSizes) {
+      const l = Array.from(last.subarray(off, off + k));
+      const mx = Math.max(...l);
+      const e = l.map((v) => Math.exp(v - mx));
+      const z = e.reduce((a, b) => a + b, 0);
+      probabilities.push(e.map((v) => v / z));
+      action.push(l.indexOf(mx));
+      off += k;
+    }
+    return { action, labels: action.map((a, j) => meta.actionEncodings[j]?.values[a] ?? a), probabilities };
+  } finally {
+    if (owned) handle.unload();
+  }
+}

@@ -1,0 +1,10 @@
+import { loadNativeModel, nativeRollout, nativeSearchLambda } from './src/native/index.js';
+import { resolveSyConfig } from './src/data/synth.js';
+import { readOnnx } from './src/model/onnx.js';
+const h = loadNativeModel(readOnnx('/tmp/demo.onnx'));
+const env = resolveSyConfig({ users: 800, rounds: 10, seed: 1 });
+const ids = Uint32Array.from({ length: 2000 }, (_, i) => i);
+const r = await nativeRollout({ env, rounds: 10, budget: Infinity, policy: 'random', lambda: 0, userIds: ids });
+const B = r.cost * 0.5;
+const s = await nativeSearchLambda({ env, rounds: 10, budget: Infinity, policy: 'codt', lambda: 0, model: h.id, userIds: ids }, { method: 'slsqp', budget: B, maxRollouts: 60 });
+for (const p of s.trace) console.log(p.lambda.toFixed(5), p.cost.toFixed(0), p.revenue.toFixed(0)); console.log('final', s.lambda, s.plan.cost / B, s.rollouts, s.feasible);
