@@ -14,6 +14,7 @@
 #include "dual.h"
 #include "env.h"
 #include "model_pool.h"
+#include "pool.h"
 #include "rollout.h"
 #include "pmath.h"
 #include "rng.h"
@@ -406,27 +407,36 @@ Napi::Value CodtForward(const Napi::CallbackInfo& info) {
       saco::codt_forward_full(*model, b, out->data());
       return;
     }
+    // users in fixed blocks of 64 over the threads: results do not depend on the thread count
     const saco::CodtConfig& c = model->config;
-    const int B = in.batch, T = in.rounds, d = c.state_dim;
-    saco::CodtDecoder dec(*model, B);
-    std::vector<float> values(static_cast<size_t>(B) * std::max(d, K)), logits(static_cast<size_t>(B) * K);
-    for (int t = 0; t < T; ++t) {
-      for (saco::TokenKind kind : c.token_kinds()) {
-        for (int b = 0; b < B; ++b) {
-          const size_t bt = static_cast<size_t>(b) * T + t;
-          switch (kind) {
-            case saco::TokenKind::kRtg: values[b] = in.rtg.data()[bt]; break;
-            case saco::TokenKind::kCtg: values[b] = in.ctg.data()[bt]; break;
-            case saco::TokenKind::kState: std::copy_n(in.states.data() + bt * d, d, values.data() + static_cast<size_t>(b) * d); break;
-            case saco::TokenKind::kAction: std::copy_n(in.actions.data() + bt * K, K, values.data() + static_cast<size_t>(b) * K); break;
+    const int T = in.rounds, d = c.state_dim;
+    constexpr int kBlock = 64;
+    const int blocks = (in.batch + kBlock - 1) / kBlock;
+    saco::parallel_for(static_cast<size_t>(blocks), saco::resolve_threads(0), [&](size_t first, size_t last) {
+      for (size_t blk = first; blk < last; ++blk) {
+        const int u0 = static_cast<int>(blk) * kBlock;
+        const int B = std::min(kBlock, in.batch - u0);
+        saco::CodtDecoder dec(*model, B, T);
+        std::vector<float> values(static_cast<size_t>(B) * std::max(d, K)), logits(static_cast<size_t>(B) * K);
+        for (int t = 0; t < T; ++t) {
+          for (saco::TokenKind kind : c.token_kinds()) {
+            for (int b = 0; b < B; ++b) {
+              const size_t bt = static_cast<size_t>(u0 + b) * T + t;
+              switch (kind) {
+                case saco::TokenKind::kRtg: values[b] = in.rtg.data()[bt]; break;
+                case saco::TokenKind::kCtg: values[b] = in.ctg.data()[bt]; break;
+                case saco::TokenKind::kState: std::copy_n(in.states.data() + bt * d, d, values.data() + static_cast<size_t>(b) * d); break;
+                case saco::TokenKind::kAction: std::copy_n(in.actions.data() + bt * K, K, values.data() + static_cast<size_t>(b) * K); break;
+              }
+            }
+            dec.append(kind, t, values.data(), in.lambda.data() + u0, kind == saco::TokenKind::kState ? logits.data() : nullptr);
+            if (kind == saco::TokenKind::kState) {
+              for (int b = 0; b < B; ++b) std::copy_n(logits.data() + static_cast<size_t>(b) * K, K, out->data() + (static_cast<size_t>(u0 + b) * T + t) * K);
+            }
           }
         }
-        dec.append(kind, t, values.data(), in.lambda.data(), kind == saco::TokenKind::kState ? logits.data() : nullptr);
-        if (kind == saco::TokenKind::kState) {
-          for (int b = 0; b < B; ++b) std::copy_n(logits.data() + static_cast<size_t>(b) * K, K, out->data() + (static_cast<size_t>(b) * T + t) * K);
-        }
       }
-    }
+    });
   };
   auto done = [out](Napi::Env e) {
     Napi::Float32Array a = Napi::Float32Array::New(e, out->size());

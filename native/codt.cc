@@ -299,8 +299,9 @@ void codt_forward_full(const CodtModel& m, const SequenceBatch& in, float* logit
   matmul_forward(logits, ln.data(), m.w.head_w, m.w.head_b, B * T, D, K);
 }
 
-CodtDecoder::CodtDecoder(const CodtModel& model, int batch)
-    : model_(model), batch_(batch), max_pos_(model.config.context * model.config.tokens_per_round()) {
+CodtDecoder::CodtDecoder(const CodtModel& model, int batch, int max_rounds)
+    : model_(model), batch_(batch),
+      max_pos_((max_rounds > 0 ? std::min(max_rounds, model.config.context) : model.config.context) * model.config.tokens_per_round()) {
   require(batch >= 1, "decoder batch must be >= 1");
   const size_t per_layer = static_cast<size_t>(batch) * max_pos_ * model.config.d_model;
   k_cache_.assign(per_layer * model.config.layers, 0.0f);
@@ -329,7 +330,6 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
   for (int l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.w.layers[l];
     layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, B, D);
-    matmul_forward(q_.data(), a_.data(), L.wq, L.bq, B, D, D);
     matmul_forward(k_.data(), a_.data(), L.wk, L.bk, B, D, D);
     matmul_forward(v_.data(), a_.data(), L.wv, L.bv, B, D, D);
     float* kc = k_cache_.data() + per_layer * l;
@@ -338,6 +338,13 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
       const size_t user = static_cast<size_t>(b) * max_pos_ * D;
       std::copy_n(k_.data() + static_cast<size_t>(b) * D, D, kc + user + static_cast<size_t>(pos_) * D);
       std::copy_n(v_.data() + static_cast<size_t>(b) * D, D, vc + user + static_cast<size_t>(pos_) * D);
+    }
+    // Only the state token's last-layer output is ever read (by the head); other tokens
+    // matter to later tokens through their keys and values alone.
+    if (l == c.layers - 1 && kind != TokenKind::kState) break;
+    matmul_forward(q_.data(), a_.data(), L.wq, L.bq, B, D, D);
+    for (int b = 0; b < B; ++b) {
+      const size_t user = static_cast<size_t>(b) * max_pos_ * D;
       attend(q_.data() + static_cast<size_t>(b) * D, kc + user, vc + user, pos_ + 1, c.heads, D, att_.data(), o_.data() + static_cast<size_t>(b) * D);
     }
     proj_.resize(x_.size());
@@ -346,7 +353,7 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
     mlp_residual(model_, l, h_.data(), B, a_, m_, proj_);
   }
   ++pos_;
-  if (kind == TokenKind::kState && logits) {
+  if (kind == TokenKind::kState && logits) {  // h_ went through every layer for this token
     layernorm_forward(a_.data(), h_.data(), model_.w.lnf_g, model_.w.lnf_b, B, D);
     matmul_forward(logits, a_.data(), model_.w.head_w, model_.w.head_b, B, D, c.action_width());
   }

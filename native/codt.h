@@ -93,7 +93,8 @@ void codt_forward_full(const CodtModel& model, const SequenceBatch& in, float* l
 // Keeps K and V of every past token of `batch` users; each call appends one token per user.
 class CodtDecoder {
  public:
-  CodtDecoder(const CodtModel& model, int batch);
+  // max_rounds: how many rounds will be appended (<= context; 0: the whole context).
+  CodtDecoder(const CodtModel& model, int batch, int max_rounds = 0);
   void reset();
   int batch() const { return batch_; }
   int position() const { return pos_; }

@@ -131,7 +131,7 @@ class Simulation {
     const int d = m.config.state_dim;
     const int K = m.config.action_width();
     if (!b.decoder) {
-      b.decoder = std::make_unique<CodtDecoder>(m, static_cast<int>(n));
+      b.decoder = std::make_unique<CodtDecoder>(m, static_cast<int>(n), static_cast<int>(spec_.rounds));
       b.lambda.assign(n, static_cast<float>(spec_.lambda));
     }
     b.inputs.resize(n * static_cast<size_t>(std::max(d, K)));

@@ -21,7 +21,6 @@ import { generateSy, nativeInfo } from './native/index.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from './model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from './model/config.js';
 import { writeOnnx } from './model/onnx.js';
-import { firstRoundProbabilities } from './model/predict-tfjs.js';
 import { TRAIN_DEFAULTS, trainCodt } from './model/train.js';
 import { readOnnx } from './model/onnx.js';
 import { checkDataMatchesModel } from './model/artifact.js';
@@ -432,7 +431,7 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('the main job on built-in defaults: synthesise SY, read it back, train a small CODT, show how its coupons respond to λ')
+    .description('the main job on built-in defaults: synthesise SY, read it back, train a small CODT, plan campaigns at three budgets')
     .option('--users <n>', 'number of users', intArg(20, 1e7), 4000)
     .option('--rounds <n>', 'rounds per user', intArg(1, 1000), 10)
     .option('--seed <n>', 'random seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
@@ -460,21 +459,24 @@ export function buildProgram(): Command {
       writeOnnx(result.model, modelFile);
       const m = result.model.meta;
       console.log(`   validation loss ${result.history.map((h) => h.valLoss.toFixed(3)).join(' -> ')} (uniform policy ${Math.log(4).toFixed(3)}), ${fmt((performance.now() - t2) / 1000, 3)} s, wrote ${modelFile}`);
-      const values = test.actionEncodings[0].values.map(Number);
-      const states = new Float32Array(test.users * test.stateDim);
-      for (let i = 0; i < test.users; i++) states.set(test.states.subarray(i * test.rounds * test.stateDim, i * test.rounds * test.stateDim + test.stateDim), i * test.stateDim);
-      console.log(`4. first-round coupon of the ${test.users} test users as the price of budget λ rises (λmax ${fmt(m.normalization.lambdaMax)}):`);
-      for (const lambda of [0.1, 0.5, 1, 2, m.normalization.lambdaMax]) {
-        const p = firstRoundProbabilities(result.model, states, lambda);
-        const share = values.map((_, k) => {
-          let acc = 0;
-          for (let i = 0; i < test.users; i++) acc += p[i * values.length + k];
-          return acc / test.users;
-        });
-        const ev = share.reduce((acc, q, k) => acc + q * values[k], 0);
-        console.log(`   λ = ${fmt(lambda, 3).padEnd(5)} expected face value ${ev.toFixed(2)}  mix ${share.map((q, k) => `${values[k]}: ${(100 * q).toFixed(0)}%`).join(', ')}`);
+      const handle = loadNativeModel(result.model);
+      try {
+        const env = { seed: o.seed, rounds: o.rounds };
+        console.log(`4. campaigns for the ${test.users} test users (SY ground truth), budgets as multiples of what uniform logging spends:`);
+        const head = ['budget', 'policy', 'λ*', 'revenue', 'cost', 'ROI', 'BARate', 'rollouts', 'wall'];
+        const rows: string[][] = [];
+        for (const budget of ['0.25x', '0.5x', '0.75x'] as const) {
+          for (const policy of ['codt', 'random', 'oracle'] as const) {
+            const r = await solve({ users: test, budget, env, policy, model: handle, lambdaMax: 4 * m.normalization.lambdaMax });
+            rows.push([`${budget} = ${fmt(r.budget, 5)}`, policy === 'codt' ? 'SACO' : policy, policy === 'random' ? '-' : fmt(r.lambda, 3), fmt(r.revenue, 6), fmt(r.cost, 5), fmt(r.roi, 3), fmt(r.baRate, 3), String(r.rollouts), `${fmt(r.wallMs, 3)} ms`]);
+          }
+        }
+        const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
+        for (const line of [head, widths.map((w) => '-'.repeat(w)), ...rows]) console.log(`   ${line.map((c, k) => c.padEnd(widths[k])).join('  ').trimEnd()}`);
+      } finally {
+        handle.unload();
       }
-      console.log('   (the λ search that meets a campaign budget, solve() and decide() come with the native engine: see README "Status")');
+      console.log('   (the Oracle knows the true response probabilities: an upper reference, myopic per round)');
     });
 
   return program;

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { tempDir } from '../helpers/fixtures.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -68,6 +68,22 @@ describe('saco CLI', () => {
     const bad = saco('train', '--data', data, '--out', tmp.file('x.onnx'), '--reward-col', 'revenue');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/column "revenue" is not in/);
+  });
+
+  it('solve plans a campaign for the users of a file and compares with Random and the Oracle', () => {
+    const users = tmp.file('users.parquet');
+    expect(saco('synth', '--users', '300', '--rounds', '5', '--seed', '1', '--out', users).code).toBe(0);
+    const r = saco('solve', '--model', inject('syModelPath'), '--users', users, '--budget', '0.5x', '--compare', '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as Array<{ policy: string; baRate: number; cost: number; budget: number; rollouts: number }>;
+    expect(out.map((o) => o.policy)).toEqual(['codt', 'random', 'oracle']);
+    for (const o of out) expect(o.cost).toBeLessThanOrEqual(o.budget);
+    const text = saco('solve', '--model', inject('syModelPath'), '--users', '200', '--budget', '150');
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/λ\*.*revenue.*cost.*ROI.*BARate.*rollouts/);
+    const bad = saco('solve', '--model', inject('syModelPath'), '--users', '200', '--budget', '-1');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/budget/);
   });
 
   it('bad flags are refused with usage help', () => {

@@ -1,0 +1,53 @@
+/**
+ * Decision latency and campaign solving with the native engine (paper Table 2 scenarios):
+ * one user's decision, 128 users' decisions in one batch, and a full solve of 10,000 users x
+ * 10 rounds, for the default CODT size (d_model 64, 3 layers). Weights do not change the
+ * cost, so a freshly initialised model is timed unless --model gives a trained one.
+ */
+import { resolveSyConfig } from '../src/data/synth.js';
+import type { CodtModel, ModelMeta } from '../src/model/artifact.js';
+import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
+import { readOnnx } from '../src/model/onnx.js';
+import { initParams } from '../src/model/params.js';
+import { loadNativeModel, nativeForward } from '../src/native/index.js';
+import { decide, solve } from '../src/solve/index.js';
+import { time, type Timing } from './harness.js';
+
+export function defaultSizedModel(): CodtModel {
+  const config: CodtConfig = { stateDim: 11, actionSizes: [4], context: 10, ...CODT_DEFAULTS };
+  const meta = {
+    format: 'saco-codt', version: 1, config,
+    normalization: { stateMean: new Array(11).fill(0), stateStd: new Array(11).fill(1), rtgScale: 80, ctgScale: 20, lambdaMax: 4 },
+    stateNames: [], actionEncodings: [{ column: 'action', values: [0, 2, 5, 10] }], categorical: [], beta: 0.5,
+    moments: { meanR: [], meanC: [], varR: [], varC: [], cov: [] }, targets: { lambdas: [0, 4], rtg: [80, 60], ctg: [20, 5] }, fingerprint: '',
+    training: { trainer: 'tfjs', backend: 'none', seed: 1, epochs: 0, steps: 0, bestValLoss: 0, samplesPerSecond: 0, data: 'none' },
+  } as unknown as ModelMeta;
+  return { meta, params: initParams(config, 1) };
+}
+
+export async function benchSolve(options: { quick?: boolean; modelFile?: string } = {}): Promise<Timing[]> {
+  const model = options.modelFile ? readOnnx(options.modelFile) : defaultSizedModel();
+  const h = loadNativeModel(model);
+  const d = model.meta.config.stateDim;
+  const state = Float32Array.from({ length: d }, (_, j) => 0.1 * j);
+  const out: Timing[] = [];
+  try {
+    out.push(await time('single-user decision: decide(), round 0', options.quick ? 200 : 2000, () => decide({ model: h, lambda: 1, state }), 50));
+    const K = model.meta.config.actionSizes.reduce((a, b) => a + b, 0);
+    const B = 128;
+    const batch = { batch: B, rounds: 1, states: new Float32Array(B * d).fill(0.1), rtg: new Float32Array(B).fill(50), ctg: new Float32Array(B).fill(10), actionsOneHot: new Float32Array(B * K), lambda: new Float32Array(B).fill(1) };
+    out.push(await time('128 users, one decision each (one batch)', options.quick ? 50 : 500, () => nativeForward(h, batch, 'incremental'), 20));
+    const users = options.quick ? 2000 : 10000;
+    const env = { seed: 1, rounds: model.meta.config.context };
+    let rollouts = 0;
+    out.push(await time(`full solve, ${users} users x ${env.rounds} rounds, bisection (median of runs)`, options.quick ? 1 : 3, async () => {
+      const r = await solve({ users, budget: '0.5x', env, model: h });
+      rollouts = r.rollouts;
+    }, 0));
+    console.log(`solve used ${rollouts} rollouts (including the reference rollout of the logging policy)`);
+    void resolveSyConfig;
+  } finally {
+    h.unload();
+  }
+  return out;
+}
