@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: latency and throughput of each stage available so far. Prints a
- * markdown table and writes bench/results/<date>-<host>.json. `--quick` for a smoke run.
+ * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
+ * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run), `--only=data|train|solve|quality`,
+ * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { nativeInfo } from '../src/native/index.js';
 import { benchData } from './data.js';
 import { benchTraining } from './train.js';
+import { benchQuality, benchSolve, PAPER_TABLE_2 } from './solve.js';
 import { formatTable, machine } from './harness.js';
 
 const quick = process.argv.includes('--quick');
@@ -23,9 +25,24 @@ if (!only || only === 'train') {
   results.push(...training);
   for (const t of training) console.log(`training throughput on ${t.backend}: ${t.samplesPerSecond.toFixed(1)} trajectories/s`);
 }
+const modelFile = process.argv.find((a) => a.startsWith('--model='))?.slice(8);
+if (!only || only === 'solve') {
+  results.push(...(await benchSolve({ quick })));
+  console.log('paper Table 2, for comparison (their hardware, not this machine):');
+  for (const p of PAPER_TABLE_2) console.log(`  ${p.scenario}: ${p.ms} ms on ${p.hardware}`);
+}
+let quality;
+if (modelFile && (!only || only === 'quality')) {
+  quality = await benchQuality(modelFile, quick ? 2000 : 10000);
+  console.log('| budget | SACO revenue | Random | Oracle | no coupon | SACO BARate | SACO % of Oracle incremental | rollouts bisection | rollouts SLSQP | SLSQP BARate |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const q of quality) {
+    console.log(`| ${q.budget} | ${q.saco.toFixed(0)} | ${q.random.toFixed(0)} | ${q.oracle.toFixed(0)} | ${q.noCoupon.toFixed(0)} | ${q.sacoBaRate.toFixed(3)} | ${(100 * q.shareOfOracle).toFixed(1)}% | ${q.rolloutsBisection} | ${q.rolloutsSlsqp} | ${q.slsqpBaRate.toFixed(3)} |`);
+  }
+}
 console.log(formatTable(results));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname()}.json`);
-writeFileSync(file, JSON.stringify({ machine: machine(), native: info, quick, results }, null, 2));
+writeFileSync(file, JSON.stringify({ machine: machine(), native: info, quick, results, quality }, null, 2));
 console.log(`wrote ${file}`);

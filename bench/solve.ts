@@ -51,3 +51,51 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
   }
   return out;
 }
+
+/** Paper Table 2 (their hardware: CPU-only, and an NVIDIA RTX 4090). */
+export const PAPER_TABLE_2 = [
+  { scenario: 'Single-user', ms: 24.6243, hardware: 'CPU-only (paper)' },
+  { scenario: 'Single-user', ms: 3.8128, hardware: 'NVIDIA RTX 4090 (paper)' },
+  { scenario: '128 users', ms: 48.5075, hardware: 'NVIDIA RTX 4090 (paper)' },
+];
+
+export interface QualityRow {
+  budget: string;
+  saco: number;
+  random: number;
+  oracle: number;
+  noCoupon: number;
+  sacoBaRate: number;
+  /** SACO's incremental revenue over no coupon as a share of the Oracle's. */
+  shareOfOracle: number;
+  rolloutsBisection: number;
+  rolloutsSlsqp: number;
+  slsqpBaRate: number;
+}
+
+/** SACO vs Random vs the myopic Oracle at three budgets on fresh SY users, with a trained model. */
+export async function benchQuality(modelFile: string, users = 10000): Promise<QualityRow[]> {
+  const model = readOnnx(modelFile);
+  const h = loadNativeModel(model);
+  const env = { seed: 1, rounds: model.meta.config.context };
+  const ids = { ids: Uint32Array.from({ length: users }, (_, i) => 1_000_000 + i) };
+  const rows: QualityRow[] = [];
+  try {
+    const { nativeRollout } = await import('../src/native/index.js');
+    const none = await nativeRollout({ env: resolveSyConfig(env), rounds: env.rounds, budget: 1e-9, policy: 'random', lambda: 0, userIds: ids.ids });
+    for (const budget of ['0.25x', '0.5x', '0.75x'] as const) {
+      const saco = await solve({ users: ids, budget, env, model: h });
+      const slsqp = await solve({ users: ids, budget, env, model: h, method: 'slsqp' });
+      const random = await solve({ users: ids, budget, env, policy: 'random' });
+      const oracle = await solve({ users: ids, budget, env, policy: 'oracle', lambdaMax: 4 * model.meta.normalization.lambdaMax });
+      rows.push({
+        budget, saco: saco.revenue, random: random.revenue, oracle: oracle.revenue, noCoupon: none.revenue, sacoBaRate: saco.baRate,
+        shareOfOracle: (saco.revenue - none.revenue) / (oracle.revenue - none.revenue),
+        rolloutsBisection: saco.rollouts, rolloutsSlsqp: slsqp.rollouts, slsqpBaRate: slsqp.baRate,
+      });
+    }
+  } finally {
+    h.unload();
+  }
+  return rows;
+}
