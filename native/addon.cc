@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "codt.h"
+#include "codt_cuda.h"
 #include "cuda_device.h"
 #include "dual.h"
 #include "env.h"
@@ -398,12 +399,16 @@ Napi::Value CodtForward(const Napi::CallbackInfo& info) {
   Napi::Object o = info[1].As<Napi::Object>();
   const ForwardInputs in = read_forward_inputs(*model, o);
   const std::string mode = info[2].As<Napi::String>().Utf8Value();
-  if (mode != "full" && mode != "incremental") throw Napi::TypeError::New(env, "mode must be 'full' or 'incremental'");
+  if (mode != "full" && mode != "incremental" && mode != "cuda") throw Napi::TypeError::New(env, "mode must be 'full', 'incremental' or 'cuda'");
   const int K = model->config.action_width();
   auto out = std::make_shared<std::vector<float>>(static_cast<size_t>(in.batch) * in.rounds * K);
   auto work = [model, in, mode, out, K]() {
-    if (mode == "full") {
+    if (mode == "full" || mode == "cuda") {
       saco::SequenceBatch b{in.batch, in.rounds, in.states.data(), in.rtg.data(), in.ctg.data(), in.actions.data(), in.lambda.data()};
+#ifdef SACO_HAVE_CUDA
+      std::string why;  // no device (or a device error): the CPU gives the same numbers
+      if (mode == "cuda" && saco::codt_forward_full_cuda(*model, b, out->data(), why)) return;
+#endif
       saco::codt_forward_full(*model, b, out->data());
       return;
     }

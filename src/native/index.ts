@@ -75,7 +75,7 @@ interface NativeBinding {
   loadModel(meta: Pick<ModelMeta, 'config' | 'normalization' | 'targets'>, params: Record<string, Float32Array>): number;
   unloadModel(id: number): boolean;
   modelCount(): number;
-  codtForward(id: number, inputs: NativeForwardInputs, mode: 'full' | 'incremental'): Promise<Float32Array>;
+  codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<Float32Array>;
   rollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult>;
   searchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec): Promise<NativeSearchResult>;
   synthSY(config: object, out: { states: Float64Array; actions: Int32Array; cost: Float64Array; reward: Float64Array; purchaseProb: Float64Array }): Promise<void>;
@@ -173,9 +173,15 @@ export function nativeModelCount(): number {
   return native().modelCount();
 }
 
-/** CODT logits [B, T, sum K] from the native engine: 'full' recomputes the sequence, 'incremental' decodes with the KV cache. */
+/**
+ * 'full' recomputes the whole sequence on the CPU, 'incremental' decodes token by token with
+ * the KV cache, 'cuda' runs the full sequence on a GPU when one is visible (else the CPU).
+ */
+export type NativeForwardMode = 'full' | 'incremental' | 'cuda';
+
+/** CODT logits [B, T, sum K] from the native engine. */
 // async: argument errors the binding throws at once arrive as rejections, like the rest.
-export async function nativeForward(model: NativeModel, inputs: NativeForwardInputs, mode: 'full' | 'incremental' = 'incremental'): Promise<Float32Array> {
+export async function nativeForward(model: NativeModel, inputs: NativeForwardInputs, mode: NativeForwardMode = 'incremental'): Promise<Float32Array> {
   return native().codtForward(model.id, inputs, mode);
 }
 

@@ -80,6 +80,8 @@ describe('native CODT forward = onnxruntime-node on the same file', () => {
           const ort = await ortLogits(bytes, model.meta, batch);
           expect(maxAbsDiff(await nativeForward(h, asInputs(batch), 'full'), ort)).toBeLessThan(1e-4);
           expect(maxAbsDiff(await nativeForward(h, asInputs(batch), 'incremental'), ort)).toBeLessThan(1e-4);
+          // on the GPU where one is visible, else the CPU path again
+          expect(maxAbsDiff(await nativeForward(h, asInputs(batch), 'cuda'), ort)).toBeLessThan(1e-4);
         }
       } finally {
         h.unload();
