@@ -1,6 +1,6 @@
 /**
- * The public API of saco. Stages arrive in pipeline order: data (synthetic environment,
- * log ingestion, trajectories) now; model, solve and eval in later releases.
+ * The public API of saco, in pipeline order: data (synthetic environment, log ingestion,
+ * trajectories), model (CODT training, ONNX), native engine, solve/decide.
  */
 export { SacoError, DataError, SchemaError, ArgumentError, type DataLocation } from './errors.js';
 export {
@@ -28,4 +28,10 @@ export { DEFAULT_SCHEMA, parseSchema, loadSchemaFile, type DataSchema, type Acti
 export { readLog, readTrajectories, type IngestOptions, type IngestReport } from './data/ingest.js';
 export { writeLog } from './data/write.js';
 export { inspectLog, formatInspectReport, type InspectReport } from './data/inspect.js';
-export { generateSy, nativeInfo } from './native/index.js';
+export { generateSy, nativeInfo, loadNativeModel, nativeForward, nativeRollout, type NativeModel } from './native/index.js';
+export { CODT_DEFAULTS, CODT_VARIANTS, type CodtConfig, type CodtVariant } from './model/config.js';
+export { readOnnx, writeOnnx, encodeOnnx, decodeOnnx, ModelFileError } from './model/onnx.js';
+export { checkDataMatchesModel, dataFingerprint, type CodtModel, type ModelMeta } from './model/artifact.js';
+export { trainCodt, TrainingDivergedError, type TrainOptions, type TrainResult } from './model/train.js';
+export { selectBackend, type BackendChoice, type BackendInfo } from './model/backend.js';
+export { solve, decide, type SolveOptions, type SolveResult, type DecideOptions, type Decision, type Budget } from './solve/index.js';
