@@ -1,8 +1,10 @@
 import * as ort from 'onnxruntime-node';
-import type { ModelMeta } from '../../src/model/artifact.js';
+import { CounterStream } from '../../src/data/rng.js';
+import { dataFingerprint, type CodtModel, type ModelMeta } from '../../src/model/artifact.js';
 import type { CodtBatch } from '../../src/model/codt-tfjs.js';
 import { onnxInputNames } from '../../src/model/onnx.js';
-import { actionWidth } from '../../src/model/config.js';
+import { actionWidth, type CodtConfig } from '../../src/model/config.js';
+import { initParams } from '../../src/model/params.js';
 
 /** Runs an exported model in onnxruntime-node on a batch; returns the logits. */
 export async function ortLogits(bytes: Uint8Array, meta: ModelMeta, batch: CodtBatch): Promise<Float32Array> {
@@ -28,3 +30,59 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
+
+/** A model with random (not initial) weights, so every weight matters to the output. */
+export function randomModel(config: CodtConfig, seed: number, normalization = { stateMean: [] as number[], stateStd: [] as number[], rtgScale: 40, ctgScale: 7, lambdaMax: 3 }): CodtModel {
+  const params = initParams(config, seed);
+  let k = 0;
+  for (const v of params.values()) {
+    const s = new CounterStream(seed, k++, 1, 40);
+    for (let i = 0; i < v.length; i++) v[i] += 0.2 * s.normal();
+  }
+  const norm = {
+    ...normalization,
+    stateMean: normalization.stateMean.length ? normalization.stateMean : Array.from({ length: config.stateDim }, (_, j) => 0.1 * j),
+    stateStd: normalization.stateStd.length ? normalization.stateStd : Array.from({ length: config.stateDim }, (_, j) => 1 + 0.5 * j),
+  };
+  const meta: ModelMeta = {
+    format: 'saco-codt',
+    version: 1,
+    config,
+    normalization: norm,
+    stateNames: Array.from({ length: config.stateDim }, (_, j) => `s${j}`),
+    actionEncodings: config.actionSizes.map((k2, j) => ({ column: `a${j}`, values: Array.from({ length: k2 }, (_, i) => i) })),
+    categorical: [],
+    beta: 0.5,
+    moments: { meanR: [], meanC: [], varR: [], varC: [], cov: [] },
+    targets: { lambdas: [0, 3], rtg: [10, 8], ctg: [2, 1] },
+    fingerprint: '',
+    training: { trainer: 'tfjs', backend: 'test', seed, epochs: 0, steps: 0, bestValLoss: NaN, samplesPerSecond: 0, data: 'random' },
+  };
+  meta.fingerprint = dataFingerprint(meta);
+  return { meta, params };
+}
+
+export function randomBatch(config: CodtConfig, B: number, T: number, seed: number): CodtBatch {
+  const s = new CounterStream(seed, 0, 0, 41);
+  const K = actionWidth(config);
+  const onehot = new Float32Array(B * T * K);
+  for (let i = 0; i < B * T; i++) {
+    let off = 0;
+    for (const k of config.actionSizes) {
+      onehot[i * K + off + Math.floor(s.uniform() * k)] = 1;
+      off += k;
+    }
+  }
+  return {
+    size: B,
+    rounds: T,
+    states: Float32Array.from({ length: B * T * config.stateDim }, () => 3 * s.normal()),
+    rtg: Float32Array.from({ length: B * T }, () => 100 * s.uniform()),
+    ctg: Float32Array.from({ length: B * T }, () => 20 * s.uniform()),
+    actionsOneHot: onehot,
+    lambda: Float32Array.from({ length: B }, () => 3 * s.uniform()),
+    mask: new Float32Array(B * T).fill(1),
+    weights: new Float32Array(B * T).fill(1),
+  };
+}
+

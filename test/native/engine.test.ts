@@ -5,18 +5,16 @@
 import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
-import { CounterStream } from '../../src/data/rng.js';
 import { resolveSyConfig } from '../../src/data/synth.js';
 import { buildTrajectories, splitByUser, type Trajectories } from '../../src/data/trajectories.js';
 import type { CodtModel } from '../../src/model/artifact.js';
 import { makeBatch } from '../../src/model/batches.js';
-import { actionWidth, CODT_VARIANTS, type CodtConfig } from '../../src/model/config.js';
+import { CODT_VARIANTS, type CodtConfig } from '../../src/model/config.js';
 import type { CodtBatch } from '../../src/model/codt-tfjs.js';
 import { encodeOnnx, readOnnx } from '../../src/model/onnx.js';
-import { initParams } from '../../src/model/params.js';
 import { generateSy, loadNativeModel, native, nativeForward, nativeInfo, nativeModelCount, nativeRollout, type NativeModel } from '../../src/native/index.js';
 import { SY_MODEL_DATA } from '../global-setup.js';
-import { maxAbsDiff, ortLogits } from '../helpers/model.js';
+import { maxAbsDiff, ortLogits, randomBatch, randomModel } from '../helpers/model.js';
 
 let trained: CodtModel;
 let test: Trajectories;
@@ -26,44 +24,9 @@ beforeAll(async () => {
   ({ test } = splitByUser(buildTrajectories(syLogToInteractionLog(await generateSy(SY_MODEL_DATA))), { seed: 1 }));
 });
 
-function randomModel(variant: CodtConfig['variant'], seed: number): CodtModel {
+function randomModelOf(variant: CodtConfig['variant'], seed: number): CodtModel {
   const config: CodtConfig = { stateDim: 5, actionSizes: [3, 2], context: 4, dModel: 16, layers: 2, heads: 4, dropout: 0, variant };
-  const params = initParams(config, seed);
-  let k = 0;
-  for (const v of params.values()) {
-    const s = new CounterStream(seed, k++, 2, 40);
-    for (let i = 0; i < v.length; i++) v[i] += 0.3 * s.normal();
-  }
-  const meta = {
-    format: 'saco-codt', version: 1, config,
-    normalization: { stateMean: [0, 0.5, 0, 0, 1], stateStd: [1, 2, 0.5, 1, 1], rtgScale: 30, ctgScale: 5, lambdaMax: 2 },
-    stateNames: ['a', 'b', 'c', 'd', 'e'], actionEncodings: [{ column: 'x', values: [0, 1, 2] }, { column: 'y', values: [0, 1] }], categorical: [],
-    beta: 0.5, moments: { meanR: [], meanC: [], varR: [], varC: [], cov: [] }, targets: { lambdas: [0, 2], rtg: [20, 15], ctg: [4, 2] }, fingerprint: 'random',
-    training: { trainer: 'tfjs', backend: 'none', seed, epochs: 0, steps: 0, bestValLoss: 0, samplesPerSecond: 0, data: 'random' },
-  } as CodtModel['meta'];
-  return { meta, params };
-}
-
-function randomBatch(config: CodtConfig, B: number, T: number, seed: number): CodtBatch {
-  const s = new CounterStream(seed, 0, 0, 43);
-  const K = actionWidth(config);
-  const onehot = new Float32Array(B * T * K);
-  for (let i = 0; i < B * T; i++) {
-    let off = 0;
-    for (const k of config.actionSizes) {
-      onehot[i * K + off + Math.floor(s.uniform() * k)] = 1;
-      off += k;
-    }
-  }
-  return {
-    size: B, rounds: T,
-    states: Float32Array.from({ length: B * T * config.stateDim }, () => 2 * s.normal()),
-    rtg: Float32Array.from({ length: B * T }, () => 40 * s.uniform()),
-    ctg: Float32Array.from({ length: B * T }, () => 8 * s.uniform()),
-    actionsOneHot: onehot,
-    lambda: Float32Array.from({ length: B }, () => 2 * s.uniform()),
-    mask: new Float32Array(B * T).fill(1), weights: new Float32Array(B * T).fill(1),
-  };
+  return randomModel(config, seed);
 }
 
 const asInputs = (b: CodtBatch) => ({ batch: b.size, rounds: b.rounds, states: b.states, rtg: b.rtg, ctg: b.ctg, actionsOneHot: b.actionsOneHot, lambda: b.lambda });
@@ -71,7 +34,7 @@ const asInputs = (b: CodtBatch) => ({ batch: b.size, rounds: b.rounds, states: b
 describe('native CODT forward = onnxruntime-node on the same file', () => {
   for (const variant of CODT_VARIANTS) {
     it(`random weights (${variant}), batch 1 and 1000, every round`, async () => {
-      const model = randomModel(variant, 7);
+      const model = randomModelOf(variant, 7);
       const h = loadNativeModel(model);
       try {
         const bytes = encodeOnnx(model);
