@@ -3,6 +3,7 @@
  * against full recomputation, thread-count independence and the model pool.
  */
 import { spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { resolveSyConfig } from '../../src/data/synth.js';
@@ -12,7 +13,7 @@ import { makeBatch } from '../../src/model/batches.js';
 import { CODT_VARIANTS, type CodtConfig } from '../../src/model/config.js';
 import type { CodtBatch } from '../../src/model/codt-tfjs.js';
 import { encodeOnnx, readOnnx } from '../../src/model/onnx.js';
-import { generateSy, loadNativeModel, native, nativeForward, nativeInfo, nativeModelCount, nativeRollout, type NativeModel } from '../../src/native/index.js';
+import { generateSy, loadNativeModel, native, nativeBinaryPath, nativeForward, nativeInfo, nativeModelCount, nativeRollout, type NativeModel } from '../../src/native/index.js';
 import { SY_MODEL_DATA } from '../global-setup.js';
 import { maxAbsDiff, ortLogits, randomBatch, randomModel } from '../helpers/model.js';
 
@@ -148,6 +149,24 @@ describe('rollouts', () => {
 });
 
 describe('model pool', () => {
+  it('a model loaded once is used by a worker_thread through its id (one copy per process)', async () => {
+    const h = loadNativeModel(trained);
+    try {
+      const inputs = asInputs(randomBatch(trained.meta.config, 3, 5, 9));
+      const here = await nativeForward(h, inputs, 'full');
+      const worker = new Worker(new URL('./worker-share.mjs', import.meta.url), { workerData: { binary: nativeBinaryPath(), id: h.id, inputs } });
+      const reply = await new Promise<{ logits: Float32Array; poolSize: number }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      await worker.terminate();
+      expect(Array.from(reply.logits)).toEqual(Array.from(here));
+      expect(reply.poolSize).toBe(nativeModelCount());
+    } finally {
+      h.unload();
+    }
+  });
+
   it('loads once, unloads explicitly, and refuses a freed id', async () => {
     const before = nativeModelCount();
     const h = loadNativeModel(trained);
