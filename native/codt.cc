@@ -66,31 +66,21 @@ void add_time_and_lambda(const CodtModel& m, int t, float lambda, float* out) {
 
 std::string block(int l, const char* name) { return "blocks." + std::to_string(l) + "." + name; }
 
-// One causal attention read: q[D] against keys/values [len, D]; out[D]. Heads split D.
+// One causal attention read: q[D] against keys/values [len, D] (rows d apart); out[D].
+// Heads split D. Scores and the weighted sum are matrix-vector products per head.
 void attend(const float* q, const float* keys, const float* values, int len, int heads, int d, float* scores, float* out) {
+  using Rows = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
   const int hd = d / heads;
   const float inv = 1.0f / std::sqrt(static_cast<float>(hd));
+  Eigen::Map<Eigen::VectorXf> p(scores, len);
   for (int h = 0; h < heads; ++h) {
-    float mx = -INFINITY;
-    for (int j = 0; j < len; ++j) {
-      const float* k = keys + static_cast<size_t>(j) * d + h * hd;
-      float s = 0;
-      for (int i = 0; i < hd; ++i) s += q[h * hd + i] * k[i];
-      scores[j] = s * inv;
-      mx = std::max(mx, scores[j]);
-    }
-    float sum = 0;
-    for (int j = 0; j < len; ++j) {
-      scores[j] = std::exp(scores[j] - mx);
-      sum += scores[j];
-    }
-    float* o = out + h * hd;
-    for (int i = 0; i < hd; ++i) o[i] = 0;
-    for (int j = 0; j < len; ++j) {
-      const float p = scores[j] / sum;
-      const float* v = values + static_cast<size_t>(j) * d + h * hd;
-      for (int i = 0; i < hd; ++i) o[i] += p * v[i];
-    }
+    Rows k(keys + h * hd, len, hd, Eigen::OuterStride<>(d));
+    Rows v(values + h * hd, len, hd, Eigen::OuterStride<>(d));
+    p.noalias() = k * Eigen::Map<const Eigen::VectorXf>(q + h * hd, hd);
+    p *= inv;
+    p = (p.array() - p.maxCoeff()).exp();
+    p /= p.sum();
+    Eigen::Map<Eigen::RowVectorXf>(out + h * hd, hd).noalias() = p.transpose() * v;
   }
 }
 
@@ -299,16 +289,20 @@ void codt_forward_full(const CodtModel& m, const SequenceBatch& in, float* logit
   matmul_forward(logits, ln.data(), m.w.head_w, m.w.head_b, B * T, D, K);
 }
 
-CodtDecoder::CodtDecoder(const CodtModel& model, int batch, int max_rounds)
-    : model_(model), batch_(batch),
+CodtDecoder::CodtDecoder(const CodtModel& model, int capacity, int max_rounds)
+    : model_(model), capacity_(capacity), batch_(capacity),
       max_pos_((max_rounds > 0 ? std::min(max_rounds, model.config.context) : model.config.context) * model.config.tokens_per_round()) {
-  require(batch >= 1, "decoder batch must be >= 1");
-  const size_t per_layer = static_cast<size_t>(batch) * max_pos_ * model.config.d_model;
-  k_cache_.assign(per_layer * model.config.layers, 0.0f);
-  v_cache_.assign(per_layer * model.config.layers, 0.0f);
+  require(capacity >= 1, "decoder batch must be >= 1");
+  const size_t per_layer = static_cast<size_t>(capacity) * max_pos_ * model.config.d_model;
+  k_cache_.resize(per_layer * model.config.layers);
+  v_cache_.resize(per_layer * model.config.layers);
 }
 
-void CodtDecoder::reset() { pos_ = 0; }
+void CodtDecoder::reset(int batch) {
+  require(batch >= 1 && batch <= capacity_, "decoder batch must be in [1, capacity]");
+  batch_ = batch;
+  pos_ = 0;
+}
 
 void CodtDecoder::append(TokenKind kind, int round, const float* values, const float* lambda, float* logits) {
   const CodtConfig& c = model_.config;
@@ -326,7 +320,7 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
   embed_kind(model_, kind, values, B, x_.data(), in_);
   for (int b = 0; b < B; ++b) add_time_and_lambda(model_, round, lambda ? lambda[b] : 0.0f, x_.data() + static_cast<size_t>(b) * D);
   layernorm_forward(h_.data(), x_.data(), model_.w.embed_ln_g, model_.w.embed_ln_b, B, D);
-  const size_t per_layer = static_cast<size_t>(B) * max_pos_ * D;
+  const size_t per_layer = static_cast<size_t>(capacity_) * max_pos_ * D;
   for (int l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.w.layers[l];
     layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, B, D);

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor.h"
@@ -89,13 +90,34 @@ struct SequenceBatch {
 };
 void codt_forward_full(const CodtModel& model, const SequenceBatch& in, float* logits);
 
+// A vector whose resize leaves floats uninitialised: KV caches are written before read, and
+// zero-filling them was a quarter of a rollout's time.
+template <typename T>
+struct UninitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using UninitFloats = std::vector<float, UninitAllocator<float>>;
+
 // ---- incremental decoder -------------------------------------------------------------------
-// Keeps K and V of every past token of `batch` users; each call appends one token per user.
+// Keeps K and V of every past token of up to `capacity` users; each call appends one token per user.
 class CodtDecoder {
  public:
   // max_rounds: how many rounds will be appended (<= context; 0: the whole context).
-  CodtDecoder(const CodtModel& model, int batch, int max_rounds = 0);
-  void reset();
+  CodtDecoder(const CodtModel& model, int capacity, int max_rounds = 0);
+  // Forget every token; the next ones are for `batch` (<= capacity) users.
+  void reset(int batch);
+  void reset() { reset(batch_); }
   int batch() const { return batch_; }
   int position() const { return pos_; }
   // Appends one token of `kind` at round t for every user. `values` is, per user:
@@ -105,10 +127,11 @@ class CodtDecoder {
 
  private:
   const CodtModel& model_;
+  int capacity_;
   int batch_;
   int pos_ = 0;
   int max_pos_;
-  std::vector<float> k_cache_, v_cache_;  // [layers, batch, max_pos, d]
+  UninitFloats k_cache_, v_cache_;  // [layers, capacity, max_pos, d]
   std::vector<float> x_, h_, a_, q_, k_, v_, att_, o_, m_, proj_, in_;  // scratch
 };
 

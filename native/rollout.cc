@@ -264,6 +264,35 @@ RolloutResult rollout(const RolloutSpec& spec, const RolloutUsers& users) {
     none[j] = static_cast<int32_t>(std::min_element(v.begin(), v.end()) - v.begin());
   }
   const bool budgeted = std::isfinite(spec.budget);
+  if (!budgeted) {
+    // No budget: users never interact, so each block runs all its rounds at once and frees
+    // its KV cache before the next (same per-user arithmetic as the round-by-round path).
+    std::vector<double> rewards(n * spec.rounds), costs(n * spec.rounds);
+    std::vector<uint64_t> coupons(sim.blocks(), 0);
+    for_blocks(sim.blocks(), threads, [&](size_t k) {
+      Block& b = sim.block(k);
+      int32_t* a = actions.data() + b.begin * A;
+      for (uint32_t t = 0; t < spec.rounds; ++t) {
+        sim.propose(b, t, a);
+        for (size_t i = b.begin; i < b.end; ++i) coupons[k] += sim.coupon_value(i, actions.data() + i * A) > 0 ? 1 : 0;
+        sim.step(b, t, a, rewards.data() + t * n + b.begin, costs.data() + t * n + b.begin);
+        if (spec.record_plan) {
+          for (size_t i = b.begin; i < b.end; ++i) std::copy_n(actions.data() + i * A, A, result.plan.data() + (i * spec.rounds + t) * A);
+        }
+      }
+      b.decoder.reset();
+    });
+    for (uint32_t t = 0; t < spec.rounds; ++t) {
+      for (size_t i = 0; i < n; ++i) {
+        result.revenue_by_round[t] += rewards[t * n + i];
+        result.cost_by_round[t] += costs[t * n + i];
+      }
+      result.revenue += result.revenue_by_round[t];
+      result.cost += result.cost_by_round[t];
+    }
+    for (uint64_t c : coupons) result.coupons += c;
+    return result;
+  }
   double spent = 0;
   for (uint32_t t = 0; t < spec.rounds; ++t) {
     for_blocks(sim.blocks(), threads, [&](size_t k) {
@@ -276,13 +305,13 @@ RolloutResult rollout(const RolloutSpec& spec, const RolloutUsers& users) {
     for (size_t i = 0; i < n; ++i) {
       int32_t* a = actions.data() + i * A;
       const double v = sim.coupon_value(i, a);
-      if (v > 0 && budgeted && running + v > spec.budget) {
+      if (v > 0 && running + v > spec.budget) {
         std::copy(none.begin(), none.end(), a);
         ++result.blocked;
         continue;
       }
       if (v > 0) ++result.coupons;
-      if (budgeted) running += sim.realised_cost(i, t, a);
+      running += sim.realised_cost(i, t, a);
     }
     for_blocks(sim.blocks(), threads, [&](size_t k) {
       Block& b = sim.block(k);

@@ -113,6 +113,18 @@ describe('rollouts', () => {
     expect(Array.from(b.plan as Int32Array)).toEqual(Array.from(a.plan as Int32Array));
   });
 
+  it('with a budget that never binds, the round-by-round path equals the all-rounds-per-block path', async () => {
+    const ids = Uint32Array.from({ length: 300 }, (_, i) => i);
+    const spec = { env, rounds: 5, policy: 'codt' as const, lambda: 0.7, model: h.id, userIds: ids, recordPlan: true };
+    const free = await nativeRollout({ ...spec, budget: Infinity });
+    const loose = await nativeRollout({ ...spec, budget: 1e12 });
+    expect(loose.blocked).toBe(0);
+    expect(loose.revenue).toBe(free.revenue);
+    expect(loose.cost).toBe(free.cost);
+    expect(loose.coupons).toBe(free.coupons);
+    expect(Array.from(loose.plan as Int32Array)).toEqual(Array.from(free.plan as Int32Array));
+  });
+
   it('the environment never lets realised spend exceed the budget', async () => {
     for (const budget of [50, 500, 3000]) {
       const r = await nativeRollout({ env, rounds: 5, budget, policy: 'codt', lambda: 0, model: h.id, userIds: Uint32Array.from({ length: 400 }, (_, i) => i) });
