@@ -20,7 +20,7 @@ void require(bool ok, const std::string& message) {
 }
 
 // The embedding of one token kind for `rows` inputs: Linear(x) (no time/λ yet). out[rows, D].
-void embed_kind(const CodtModel& m, TokenKind kind, const float* values, int rows, float* out, std::vector<float>& scratch) {
+void embed_kind(const CodtModel& m, TokenKind kind, const float* values, int rows, float* out, Floats& scratch) {
   const CodtConfig& c = m.config;
   const int D = c.d_model;
   switch (kind) {
@@ -85,7 +85,7 @@ void attend(const float* q, const float* keys, const float* values, int len, int
 }
 
 // h[rows, D] += MLP(LN2(h)) with the scratch buffers given.
-void mlp_residual(const CodtModel& m, int l, float* h, int rows, std::vector<float>& a, std::vector<float>& hidden, std::vector<float>& proj) {
+void mlp_residual(const CodtModel& m, int l, float* h, int rows, Floats& a, Floats& hidden, Floats& proj) {
   const int D = m.config.d_model;
   const LayerWeights& L = m.w.layers[l];
   a.resize(static_cast<size_t>(rows) * D);
@@ -244,7 +244,7 @@ void codt_forward_full(const CodtModel& m, const SequenceBatch& in, float* logit
   const int n_tok = static_cast<int>(kinds.size());
   const int S = T * n_tok;
   const size_t rows = static_cast<size_t>(B) * S;
-  std::vector<float> x(rows * D), tmp(static_cast<size_t>(B) * T * D), scratch;
+  Floats x(rows * D), tmp(static_cast<size_t>(B) * T * D), scratch;
   // embeddings, interleaved per round: x[b, t * n_tok + k, :]
   for (int k = 0; k < n_tok; ++k) {
     const float* values = nullptr;
@@ -263,7 +263,7 @@ void codt_forward_full(const CodtModel& m, const SequenceBatch& in, float* logit
       }
     }
   }
-  std::vector<float> h(rows * D), a(rows * D), q(rows * D), kk(rows * D), v(rows * D), o(rows * D), proj(rows * D), hidden, scores(S);
+  Floats h(rows * D), a(rows * D), q(rows * D), kk(rows * D), v(rows * D), o(rows * D), proj(rows * D), hidden, scores(S);
   layernorm_forward(h.data(), x.data(), m.w.embed_ln_g, m.w.embed_ln_b, static_cast<int>(rows), D);
   for (int l = 0; l < c.layers; ++l) {
     const LayerWeights& L = m.w.layers[l];
@@ -281,7 +281,7 @@ void codt_forward_full(const CodtModel& m, const SequenceBatch& in, float* logit
   }
   // final LayerNorm and head at the state tokens only
   const int state_k = static_cast<int>(std::find(kinds.begin(), kinds.end(), TokenKind::kState) - kinds.begin());
-  std::vector<float> hs(static_cast<size_t>(B) * T * D), ln(static_cast<size_t>(B) * T * D);
+  Floats hs(static_cast<size_t>(B) * T * D), ln(static_cast<size_t>(B) * T * D);
   for (int b = 0; b < B; ++b) {
     for (int t = 0; t < T; ++t) std::copy_n(h.data() + (static_cast<size_t>(b) * S + t * n_tok + state_k) * D, D, hs.data() + (static_cast<size_t>(b) * T + t) * D);
   }

@@ -68,7 +68,8 @@ interface NativeBinding {
   loadModel(meta: Pick<ModelMeta, 'config' | 'normalization' | 'targets'>, params: Record<string, Float32Array>): number;
   unloadModel(id: number): boolean;
   modelCount(): number;
-  codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<Float32Array>;
+  /** A Promise, or the result itself for one user's few rounds (microseconds of work). */
+  codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<Float32Array> | Float32Array;
   rollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult>;
   searchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec): Promise<NativeSearchResult>;
   synthSY(config: object, out: { states: Float64Array; actions: Int32Array; cost: Float64Array; reward: Float64Array; purchaseProb: Float64Array }): Promise<void>;

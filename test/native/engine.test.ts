@@ -150,6 +150,7 @@ describe('rollouts', () => {
     expect(() => b.rollout({ ...spec, policy: 'greedy' as never })).toThrow(/policy/);
     const inputs = asInputs(randomBatch(trained.meta.config, 2, 5, 1));
     expect(() => b.codtForward(h.id, { ...inputs, rounds: 6 }, 'full')).toThrow(/context/);
+    expect(() => b.codtForward(h.id, { ...asInputs(randomBatch(trained.meta.config, 1, 2, 1)), lambda: Float32Array.of(NaN) }, 'incremental')).toThrow(/non-finite/);
     expect(() => b.codtForward(h.id, { ...inputs, states: new Float32Array(3) }, 'full')).toThrow(/inputs.states/);
     expect(() => b.codtForward(h.id, { ...inputs, rtg: inputs.rtg.map(() => NaN) }, 'full')).toThrow(/non-finite/);
     expect(() => b.codtForward(h.id, inputs, 'sideways' as never)).toThrow(/mode/);
