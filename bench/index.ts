@@ -18,6 +18,7 @@ const info = nativeInfo();
 console.log(`machine: ${machine()}`);
 console.log(`native core: CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info.cudaDevices} GPU(s) visible${info.cudaDevices === 0 ? ' (no GPU here: GPU scenarios are skipped)' : ''}`);
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+const modelFile = process.argv.find((a) => a.startsWith('--model='))?.slice(8);
 const results = [];
 if (!only || only === 'data') results.push(...(await benchData({ quick })));
 if (!only || only === 'train') {
@@ -25,9 +26,8 @@ if (!only || only === 'train') {
   results.push(...training);
   for (const t of training) console.log(`training throughput on ${t.backend}: ${t.samplesPerSecond.toFixed(1)} trajectories/s`);
 }
-const modelFile = process.argv.find((a) => a.startsWith('--model='))?.slice(8);
 if (!only || only === 'solve') {
-  results.push(...(await benchSolve({ quick })));
+  results.push(...(await benchSolve({ quick, modelFile })));
   console.log('paper Table 2, for comparison (their hardware, not this machine):');
   for (const p of PAPER_TABLE_2) console.log(`  ${p.scenario}: ${p.ms} ms on ${p.hardware}`);
 }
