@@ -24,7 +24,7 @@ import { writeOnnx } from './model/onnx.js';
 import { TRAIN_DEFAULTS, trainCodt } from './model/train.js';
 import { readOnnx } from './model/onnx.js';
 import { checkDataMatchesModel } from './model/artifact.js';
-import { solve, type SolveResult, type SolveUsers } from './solve/index.js';
+import { solve, syEnvForModel, type SolveResult, type SolveUsers } from './solve/index.js';
 import { loadNativeModel } from './native/index.js';
 
 function intArg(min: number, max: number) {
@@ -411,7 +411,7 @@ export function buildProgram(): Command {
       const budget = /x$/i.test(o.budget) ? (o.budget as `${number}x`) : Number(o.budget);
       const handle = loadNativeModel(model);
       try {
-        const env = { seed: o.sySeed, rounds: model.meta.config.context, actionDims: [{ name: 'coupon', kind: 'cash' as const, values: model.meta.actionEncodings[0].values.map(Number) }] };
+        const env = syEnvForModel(model.meta, o.sySeed);
         const run = (policy: 'codt' | 'random' | 'oracle') => solve({ model: handle, users, budget, method: o.method, policy, rounds: o.rounds, env, epsilon: o.epsilon, threads: o.threads, lambdaMax: model.meta.normalization.lambdaMax * 2 });
         const results: SolveResult[] = [await run(o.policy)];
         if (o.compare) for (const p of ['random', 'oracle'] as const) if (p !== o.policy) results.push(await run(p));

@@ -34,4 +34,4 @@ export { readOnnx, writeOnnx, encodeOnnx, decodeOnnx, ModelFileError } from './m
 export { checkDataMatchesModel, dataFingerprint, type CodtModel, type ModelMeta } from './model/artifact.js';
 export { trainCodt, TrainingDivergedError, type TrainOptions, type TrainResult } from './model/train.js';
 export { selectBackend, type BackendChoice, type BackendInfo } from './model/backend.js';
-export { solve, decide, type SolveOptions, type SolveResult, type DecideOptions, type Decision, type Budget } from './solve/index.js';
+export { solve, decide, syEnvForModel, type SolveOptions, type SolveResult, type DecideOptions, type Decision, type Budget } from './solve/index.js';

@@ -69,6 +69,21 @@ export interface SolveResult {
   wallMs: number;
 }
 
+/**
+ * The SY environment a model trained on `saco synth` data plans in: its rounds, and action
+ * dimensions rebuilt from the model's action encodings (column `action_discount` is a discount,
+ * every other column cash).
+ */
+export function syEnvForModel(meta: CodtModel['meta'], seed: number): SyOptions {
+  const actionDims = meta.actionEncodings.map((enc) => {
+    const name = enc.column === 'action' ? 'coupon' : enc.column.replace(/^action_/, '');
+    const values = enc.values.map(Number);
+    if (!values.every(Number.isFinite)) throw new ArgumentError('model', `action column ${enc.column} has non-numeric values: it was not trained on SY data`);
+    return { name, kind: name === 'discount' ? ('discount' as const) : ('cash' as const), values };
+  });
+  return { seed, rounds: meta.config.context, features: meta.config.stateDim - 3, actionDims };
+}
+
 function isNativeModel(m: unknown): m is NativeModel {
   return typeof m === 'object' && m !== null && typeof (m as NativeModel).id === 'number' && typeof (m as NativeModel).unload === 'function';
 }

@@ -11,7 +11,7 @@ import { ArgumentError } from '../../src/errors.js';
 import type { CodtModel } from '../../src/model/artifact.js';
 import { readOnnx } from '../../src/model/onnx.js';
 import { generateSy, loadNativeModel, nativeRollout, type NativeModel } from '../../src/native/index.js';
-import { decide, solve } from '../../src/solve/index.js';
+import { decide, solve, syEnvForModel } from '../../src/solve/index.js';
 import { SY_MODEL_DATA } from '../global-setup.js';
 
 let model: CodtModel;
@@ -105,6 +105,18 @@ describe('solve() on SY', () => {
       expect(Array.from(parallel[k].plan)).toEqual(Array.from(serial[k].plan));
     }
     expect(new Set(parallel.map((p) => p.revenue)).size).toBeGreaterThan(100);
+  });
+});
+
+describe('the SY environment of a model', () => {
+  it('is rebuilt from the model: rounds, features, and bundle dimensions by column name', async () => {
+    expect(syEnvForModel(model.meta, 4)).toEqual({ seed: 4, rounds: 5, features: 8, actionDims: [{ name: 'coupon', kind: 'cash', values: [0, 2, 5, 10] }] });
+    const bundle = { ...model.meta, actionEncodings: [{ column: 'action_cash', values: [0, 2, 5] }, { column: 'action_discount', values: [0, 0.1, 0.2] }] };
+    expect(syEnvForModel(bundle, 1).actionDims).toEqual([
+      { name: 'cash', kind: 'cash', values: [0, 2, 5] },
+      { name: 'discount', kind: 'discount', values: [0, 0.1, 0.2] },
+    ]);
+    expect(() => syEnvForModel({ ...model.meta, actionEncodings: [{ column: 'segment', values: ['Mail', 'None'] }] }, 1)).toThrow(/not trained on SY/);
   });
 });
 
