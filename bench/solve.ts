@@ -9,6 +9,7 @@ import type { CodtModel, ModelMeta } from '../src/model/artifact.js';
 import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
 import { readOnnx } from '../src/model/onnx.js';
 import { initParams } from '../src/model/params.js';
+import { OrtPool, OrtSession } from '../src/infer/ort.js';
 import { loadNativeModel, nativeForward } from '../src/native/index.js';
 import { decide, solve } from '../src/solve/index.js';
 import { time, type Timing } from './harness.js';
@@ -37,6 +38,23 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const B = 128;
     const batch = { batch: B, rounds: 1, states: new Float32Array(B * d).fill(0.1), rtg: new Float32Array(B).fill(50), ctg: new Float32Array(B).fill(10), actionsOneHot: new Float32Array(B * K), lambda: new Float32Array(B).fill(1) };
     out.push(await time('128 users, one decision each (one batch)', options.quick ? 50 : 500, () => nativeForward(h, batch, 'incremental'), 20));
+    // the same two scenarios through onnxruntime-node: one session, and a Piscina pool
+    const one = { ...batch, batch: 1, states: state, rtg: batch.rtg.subarray(0, 1), ctg: batch.ctg.subarray(0, 1), actionsOneHot: batch.actionsOneHot.subarray(0, K), lambda: batch.lambda.subarray(0, 1) };
+    const nativeOne = await time('single user, native forward (no decide() bookkeeping)', options.quick ? 200 : 2000, () => nativeForward(h, one, 'incremental'), 50);
+    out.push(nativeOne);
+    const session = await OrtSession.create(model);
+    const pool = await OrtPool.create(model);
+    try {
+      const ortOne = await time('single user, ORT one session', options.quick ? 200 : 2000, () => session.logits(one), 50);
+      const ort128 = await time('128 users, ORT one session', options.quick ? 50 : 500, () => session.logits(batch), 20);
+      const pool128 = await time(`128 users, ORT Piscina pool (${pool.workers} workers)`, options.quick ? 50 : 500, () => pool.logits(batch), 20);
+      out.push(ortOne, ort128, pool128);
+      const native128 = out.find((t) => t.name.startsWith('128 users, one decision')) as Timing;
+      console.log(`native/ORT speed-up: single user ${(ortOne.medianMs / nativeOne.medianMs).toFixed(1)}x, 128 users ${(ort128.medianMs / native128.medianMs).toFixed(1)}x (one session), ${(pool128.medianMs / native128.medianMs).toFixed(1)}x (pool)`);
+    } finally {
+      await session.release();
+      await pool.destroy();
+    }
     const users = options.quick ? 2000 : 10000;
     const env = { seed: 1, rounds: model.meta.config.context };
     let rollouts = 0;
@@ -45,7 +63,6 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
       rollouts = r.rollouts;
     }, 0));
     console.log(`solve used ${rollouts} rollouts (including the reference rollout of the logging policy)`);
-    void resolveSyConfig;
   } finally {
     h.unload();
   }

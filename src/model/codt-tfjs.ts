@@ -42,6 +42,9 @@ export function variableFrom(init: tf.Tensor, trainable: boolean): tf.Variable {
   return v;
 }
 
+/** Inputs of one forward pass, as the ONNX graph and the native engine take them. */
+export type ForwardInputs = { batch: number; rounds: number } & Pick<CodtBatch, 'states' | 'rtg' | 'ctg' | 'actionsOneHot' | 'lambda'>;
+
 /** GELU, tanh form (ONNX Gelu approximate="tanh"; the native engine uses the same). */
 export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C))));

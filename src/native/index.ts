@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { SacoError } from '../errors.js';
 import { allocateSyLog, resolveSyConfig, type SyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
-import type { CodtBatch } from '../model/codt-tfjs.js';
+import type { ForwardInputs } from '../model/codt-tfjs.js';
 
-/** Inputs of a forward pass, as in the ONNX graph (the arrays of a CodtBatch). */
-export type NativeForwardInputs = { batch: number; rounds: number } & Pick<CodtBatch, 'states' | 'rtg' | 'ctg' | 'actionsOneHot' | 'lambda'>;
+/** Inputs of a forward pass, as in the ONNX graph. */
+export type NativeForwardInputs = ForwardInputs;
 
 /** What native rollouts return. */
 export interface NativeRolloutResult {

@@ -1,0 +1,176 @@
+/**
+ * CODT inference with onnxruntime-node on the exported .onnx file: one session in this
+ * thread (`OrtSession`), or a Piscina pool of workers with one session each (`OrtPool`,
+ * users sharded across workers; the paper ran 16 parallel models). Both take the inputs the
+ * native engine takes, so their actions can be compared one for one.
+ */
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { Piscina } from 'piscina';
+import { ArgumentError, SacoError } from '../errors.js';
+import type { CodtModel, ModelMeta } from '../model/artifact.js';
+import { actionWidth } from '../model/config.js';
+import type { ForwardInputs } from '../model/codt-tfjs.js';
+import { encodeOnnx, onnxInputNames } from '../model/onnx.js';
+
+/** An inference failure (a session that would not load, a worker that crashed), with its cause. */
+export class InferenceError extends SacoError {
+  constructor(detail: string, cause?: unknown) {
+    super('INFERENCE_FAILED', detail);
+    this.cause = cause;
+  }
+}
+
+type Feeds = Record<string, { data: Float32Array; dims: number[] }>;
+
+function checkInputs(meta: ModelMeta, inputs: ForwardInputs): void {
+  const c = meta.config;
+  const { batch: B, rounds: T } = inputs;
+  if (!Number.isInteger(B) || B < 1) throw new ArgumentError('inputs.batch', `must be an integer >= 1, got ${B}`);
+  if (!Number.isInteger(T) || T < 1 || T > c.context) throw new ArgumentError('inputs.rounds', `must be in [1, ${c.context}], got ${T}`);
+  const sizes: Array<[keyof ForwardInputs, number]> = [['states', B * T * c.stateDim], ['rtg', B * T], ['ctg', B * T], ['actionsOneHot', B * T * actionWidth(c)], ['lambda', B]];
+  for (const [name, n] of sizes) {
+    const a = inputs[name] as Float32Array;
+    if (!(a instanceof Float32Array) || a.length !== n) throw new ArgumentError(`inputs.${String(name)}`, `must be a Float32Array of length ${n}`);
+  }
+}
+
+/** The graph's feeds for users [from, to) of the inputs. */
+function feedsFor(meta: ModelMeta, inputs: ForwardInputs, from = 0, to = inputs.batch): Feeds {
+  const T = inputs.rounds;
+  const d = meta.config.stateDim;
+  const K = actionWidth(meta.config);
+  const n = to - from;
+  const all: Feeds = {
+    states: { data: inputs.states.slice(from * T * d, to * T * d), dims: [n, T, d] },
+    rtg: { data: inputs.rtg.slice(from * T, to * T), dims: [n, T] },
+    ctg: { data: inputs.ctg.slice(from * T, to * T), dims: [n, T] },
+    actions_onehot: { data: inputs.actionsOneHot.slice(from * T * K, to * T * K), dims: [n, T, K] },
+    lambda: { data: inputs.lambda.slice(from, to), dims: [n] },
+  };
+  return Object.fromEntries(onnxInputNames(meta).map((name) => [name, all[name]]));
+}
+
+/** One onnxruntime session in this thread. */
+export class OrtSession {
+  private constructor(readonly meta: ModelMeta, private readonly session: ort.InferenceSession) {}
+
+  static async create(model: CodtModel, options: { intraOpThreads?: number } = {}): Promise<OrtSession> {
+    try {
+      const session = await ort.InferenceSession.create(encodeOnnx(model), { intraOpNumThreads: options.intraOpThreads ?? 1, interOpNumThreads: 1 });
+      return new OrtSession(model.meta, session);
+    } catch (e) {
+      throw new InferenceError(`onnxruntime could not load the model: ${(e as Error).message}`, e);
+    }
+  }
+
+  /** Logits [B, T, sum K]. */
+  async logits(inputs: ForwardInputs): Promise<Float32Array> {
+    checkInputs(this.meta, inputs);
+    const feeds = Object.fromEntries(Object.entries(feedsFor(this.meta, inputs)).map(([k, t]) => [k, new ort.Tensor('float32', t.data, t.dims)]));
+    const out = await this.session.run(feeds);
+    return out.logits.data as Float32Array;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+export interface OrtPoolOptions {
+  /** Workers (default: the number of cores; asked for more, still capped at the cores unless `allowOversubscribe`). */
+  workers?: number;
+  allowOversubscribe?: boolean;
+}
+
+/** A Piscina pool of onnxruntime sessions; always `await pool.destroy()` when done. */
+export class OrtPool {
+  private destroyed = false;
+  private constructor(readonly meta: ModelMeta, private readonly pool: Piscina, readonly workers: number) {}
+
+  static async create(model: CodtModel, options: OrtPoolOptions = {}): Promise<OrtPool> {
+    return OrtPool.fromBytes(model.meta, encodeOnnx(model), options);
+  }
+
+  /** A pool over an .onnx file's bytes (as read from disk) described by `meta`. */
+  static async fromBytes(meta: ModelMeta, modelBytes: Uint8Array, options: OrtPoolOptions = {}): Promise<OrtPool> {
+    const cores = os.availableParallelism?.() ?? os.cpus().length;
+    const requested = options.workers ?? cores;
+    if (!Number.isInteger(requested) || requested < 1 || requested > 256) throw new ArgumentError('workers', `must be an integer in [1, 256], got ${requested}`);
+    const workers = options.allowOversubscribe ? requested : Math.min(requested, cores);
+    const pool = new Piscina({
+      filename: fileURLToPath(new URL('./worker.mjs', import.meta.url)),
+      minThreads: workers,
+      maxThreads: workers,
+      idleTimeout: 60_000,
+      workerData: { modelBytes },
+    });
+    const p = new OrtPool(meta, pool, workers);
+    try {
+      // load every session now, so a model that will not load fails here, not mid-campaign
+      const probe: ForwardInputs = { batch: workers, rounds: 1, states: new Float32Array(workers * meta.config.stateDim), rtg: new Float32Array(workers), ctg: new Float32Array(workers), actionsOneHot: new Float32Array(workers * actionWidth(meta.config)), lambda: new Float32Array(workers) };
+      await p.logits(probe);
+    } catch (e) {
+      await p.destroy();
+      throw e instanceof InferenceError ? e : new InferenceError(`the pool could not start: ${(e as Error).message}`, e);
+    }
+    return p;
+  }
+
+  /** Logits [B, T, sum K]; users sharded across the workers. */
+  async logits(inputs: ForwardInputs): Promise<Float32Array> {
+    if (this.destroyed) throw new InferenceError('the pool was destroyed');
+    checkInputs(this.meta, inputs);
+    const K = actionWidth(this.meta.config);
+    const T = inputs.rounds;
+    const shards = Math.min(this.workers, inputs.batch);
+    const per = Math.ceil(inputs.batch / shards);
+    const parts = await Promise.all(
+      Array.from({ length: shards }, (_, s) => {
+        const from = s * per;
+        const to = Math.min(inputs.batch, from + per);
+        return this.pool.run({ feeds: feedsFor(this.meta, inputs, from, to) }).then((r: Float32Array) => ({ from, r }));
+      }),
+    ).catch((e: unknown) => {
+      throw new InferenceError(`an inference worker failed: ${(e as Error).message}`, e);
+    });
+    const out = new Float32Array(inputs.batch * T * K);
+    for (const { from, r } of parts) out.set(r, from * T * K);
+    return out;
+  }
+
+  /** Test hook: makes one worker task throw. */
+  async crashOne(): Promise<void> {
+    await this.pool.run({ kind: 'crash' }).catch((e: unknown) => {
+      throw new InferenceError(`an inference worker failed: ${(e as Error).message}`, e);
+    });
+  }
+
+  get threads(): number {
+    return this.pool.threads.length;
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.pool.destroy();
+  }
+}
+
+/** Greedy action per dimension from logits [N, sum K] (the native engine's rule). */
+export function greedyActions(logits: Float32Array, actionSizes: number[]): Int32Array {
+  const K = actionSizes.reduce((a, b) => a + b, 0);
+  const N = logits.length / K;
+  const out = new Int32Array(N * actionSizes.length);
+  for (let i = 0; i < N; i++) {
+    let off = 0;
+    actionSizes.forEach((k, j) => {
+      let best = 0;
+      for (let a = 1; a < k; a++) if (logits[i * K + off + a] > logits[i * K + off + best]) best = a;
+      out[i * actionSizes.length + j] = best;
+      off += k;
+    });
+  }
+  return out;
+}
