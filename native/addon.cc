@@ -136,33 +136,41 @@ saco::SyConfig read_sy_config(const Napi::Object& o) {
   return c;
 }
 
-// ---- synthSY: async generation into caller-owned typed arrays --------------------------
+// ---- async work -------------------------------------------------------------------------
 
-class SynthWorker : public Napi::AsyncWorker {
+// A generic AsyncWorker: runs `work` off the main thread, then `done` builds the JS result.
+class TaskWorker : public Napi::AsyncWorker {
  public:
-  SynthWorker(Napi::Env env, saco::SyConfig config, saco::SyLogView view, Napi::Object keep_alive)
-      : Napi::AsyncWorker(env), config_(std::move(config)), view_(view),
-        deferred_(Napi::Promise::Deferred::New(env)) {
+  TaskWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done, Napi::Object keep_alive)
+      : Napi::AsyncWorker(env), work_(std::move(work)), done_(std::move(done)), deferred_(Napi::Promise::Deferred::New(env)) {
     keep_alive_ = Napi::Persistent(keep_alive);
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
-
   void Execute() override {
     try {
-      saco::generate_sy(config_, view_);
+      work_();
     } catch (const std::exception& e) {
       SetError(e.what());
     }
   }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnOK() override { deferred_.Resolve(done_(Env())); }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  saco::SyConfig config_;
-  saco::SyLogView view_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference keep_alive_;
 };
+
+Napi::Promise queue(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done, Napi::Object keep_alive) {
+  auto* worker = new TaskWorker(env, std::move(work), std::move(done), keep_alive);  // owned by libuv after Queue()
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+// ---- synthSY: generation into caller-owned typed arrays ----------------------------------
 
 // synthSY(config, out: { states, actions, cost, reward, purchaseProb }) -> Promise<void>
 Napi::Value SynthSY(const Napi::CallbackInfo& info) {
@@ -189,10 +197,7 @@ Napi::Value SynthSY(const Napi::CallbackInfo& info) {
   } catch (const std::exception& e) {
     throw Napi::RangeError::New(env, e.what());
   }
-  auto* worker = new SynthWorker(env, std::move(config), view, out);  // owned by libuv: deleted after OnOK/OnError
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return queue(env, [config, view]() { saco::generate_sy(config, view); }, [](Napi::Env e) { return e.Undefined(); }, out);
 }
 
 // syWeights(config) -> { wAlpha, wBeta, wM } (Float64Array each)
@@ -324,38 +329,6 @@ Napi::Value UnloadModel(const Napi::CallbackInfo& info) {
 Napi::Value ModelCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(saco::pool_size())); }
 
 // ---- forward passes (tests, ORT parity) ------------------------------------------------------
-
-// A generic AsyncWorker: runs `work` off the main thread, then `done` builds the JS result.
-class TaskWorker : public Napi::AsyncWorker {
- public:
-  TaskWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done, Napi::Object keep_alive)
-      : Napi::AsyncWorker(env), work_(std::move(work)), done_(std::move(done)), deferred_(Napi::Promise::Deferred::New(env)) {
-    keep_alive_ = Napi::Persistent(keep_alive);
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      work_();
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(done_(Env())); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference keep_alive_;
-};
-
-Napi::Promise queue(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done, Napi::Object keep_alive) {
-  auto* worker = new TaskWorker(env, std::move(work), std::move(done), keep_alive);  // owned by libuv after Queue()
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
-}
 
 struct ForwardInputs {
   int batch = 0, rounds = 0;

@@ -92,14 +92,6 @@ export class TfjsEngine implements TrainEngine {
     return { lossSum: loss * weightSum, weightSum };
   }
 
-  /** Logits of a batch (inference, no dropout). */
-  async logits(batch: CodtBatch): Promise<Float32Array> {
-    const t = tf.tidy(() => this.model.forward(batch, false));
-    const out = (await t.data()) as Float32Array;
-    t.dispose();
-    return out;
-  }
-
   readParams(): Params {
     return this.model.readParams();
   }
