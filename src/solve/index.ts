@@ -12,6 +12,9 @@ import type { Trajectories } from '../data/trajectories.js';
 import type { CodtModel } from '../model/artifact.js';
 import { actionWidth } from '../model/config.js';
 import { readOnnx } from '../model/onnx.js';
+import type { ForwardInputs } from '../model/codt-tfjs.js';
+import { OrtPool, type OrtSession } from '../infer/ort.js';
+import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';
 import { loadNativeModel, nativeForward, nativeRollout, nativeSearchLambda, type NativeModel, type NativeRolloutSpec } from '../native/index.js';
 
@@ -41,9 +44,14 @@ export interface SolveOptions {
   lambdaMax?: number;
   maxRollouts?: number;
   threads?: number;
+  /** Which engine computes the CODT decisions: the native one (default), or onnxruntime. */
+  engine?: 'native' | 'ort';
+  /** For engine 'ort': a session or pool to use (default: a pool created and destroyed here). */
+  ort?: OrtSession | OrtPool;
 }
 
 export interface SolveResult {
+  engine: 'native' | 'ort';
   policy: PolicyName;
   method: SearchMethodName | 'none';
   lambda: number;
@@ -82,6 +90,12 @@ export function syEnvForModel(meta: CodtModel['meta'], seed: number): SyOptions 
     return { name, kind: name === 'discount' ? ('discount' as const) : ('cash' as const), values };
   });
   return { seed, rounds: meta.config.context, features: meta.config.stateDim - 3, actionDims };
+}
+
+/** The weights onnxruntime needs (a natively loaded model keeps only its id). */
+function ortModelOf(model: SolveOptions['model']): CodtModel {
+  if (model === undefined || isNativeModel(model)) throw new ArgumentError('model', "engine 'ort' needs the model itself (or its path), or an `ort` session/pool");
+  return typeof model === 'string' ? readOnnx(model) : model;
 }
 
 function isNativeModel(m: unknown): m is NativeModel {
@@ -152,16 +166,34 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     const budget = resolveBudget(options.budget, reference.cost);
     const epsilon = options.epsilon ?? 0.02 * budget;
     if (!Number.isFinite(epsilon) || epsilon < 0 || epsilon >= budget) throw new ArgumentError('epsilon', `must be in [0, budget), got ${epsilon}`);
-    const common = { policy, budget, referenceSpend: reference.cost, users: users.userIds.length, rounds };
+    const common = { engine: (options.engine ?? 'native') as 'native' | 'ort', policy, budget, referenceSpend: reference.cost, users: users.userIds.length, rounds };
     if (policy === 'random') {
       const r = await nativeRollout({ ...base, budget, recordPlan: true });
       return {
-        ...common, method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2,
+        ...common, engine: 'native', method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2,
         coupons: r.coupons, blocked: r.blocked, feasible: true, budgetNotBinding: reference.cost <= budget, needsMoreThanLambdaMax: false, trace: [],
         plan: r.plan as Int32Array, wallMs: performance.now() - t0,
       };
     }
     const lambdaMax = model ? model.handle.meta.normalization.lambdaMax : options.lambdaMax ?? 10;
+    if (options.engine === 'ort') {
+      if (policy !== 'codt' || method !== 'bisection') throw new ArgumentError('engine', "'ort' runs the codt policy with the bisection search; SLSQP and the baselines run natively");
+      const meta = (model as { handle: NativeModel }).handle.meta;
+      const ownPool = options.ort === undefined;
+      const ortEngine = options.ort ?? (await OrtPool.create(ortModelOf(options.model)));
+      try {
+        const logits = (inputs: ForwardInputs) => ortEngine.logits(inputs);
+        const s = await tsBisection((lambda, b) => tsRollout(meta, logits, env, users.userIds, users.features, rounds, lambda, b), budget, epsilon, lambdaMax, options.maxRollouts ?? 40);
+        const r = s.plan;
+        return {
+          ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
+          rollouts: s.rollouts + 1, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible, budgetNotBinding: s.budgetNotBinding,
+          needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan, wallMs: performance.now() - t0,
+        };
+      } finally {
+        if (ownPool) await (ortEngine as OrtPool).destroy();
+      }
+    }
     const s = await nativeSearchLambda(
       { ...base, policy, model: model?.handle.id },
       { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40) },

@@ -10,7 +10,10 @@ import type { CodtModel } from '../../src/model/artifact.js';
 import type { ForwardInputs } from '../../src/model/codt-tfjs.js';
 import { readOnnx } from '../../src/model/onnx.js';
 import { targetsAt } from '../../src/model/stats.js';
-import { generateSy, loadNativeModel, nativeForward, type NativeModel } from '../../src/native/index.js';
+import { resolveSyConfig } from '../../src/data/synth.js';
+import { generateSy, loadNativeModel, nativeForward, nativeRollout, type NativeModel } from '../../src/native/index.js';
+import { solve } from '../../src/solve/index.js';
+import { tsRollout } from '../../src/solve/ts-rollout.js';
 import { SY_MODEL_DATA } from '../global-setup.js';
 import { maxAbsDiff } from '../helpers/model.js';
 
@@ -86,5 +89,34 @@ describe('ORT sessions and the Piscina pool', () => {
     await local.destroy();
     expect(local.threads).toBe(0);
     await expect(local.logits(firstRound(1, 2))).rejects.toThrow(/destroyed/);
+  });
+});
+
+describe('solve() on the ORT engine', () => {
+  it('a TS-driven rollout with ORT decisions equals the native rollout (plan, revenue, cost)', async () => {
+    const env = resolveSyConfig({ seed: SY_MODEL_DATA.seed, rounds: 5 });
+    const ids = Uint32Array.from({ length: 300 }, (_, i) => 5000 + i);
+    for (const [lambda, budget] of [[0.8, Infinity], [2, 1500]] as const) {
+      const ortRun = await tsRollout(model.meta, (x) => pool.logits(x), env, ids, undefined, 5, lambda, budget);
+      const nat = await nativeRollout({ env, rounds: 5, budget, policy: 'codt', lambda, model: handle.id, userIds: ids, recordPlan: true });
+      expect(Array.from(ortRun.plan)).toEqual(Array.from(nat.plan as Int32Array));
+      expect(ortRun.cost).toBe(nat.cost);
+      expect(Math.abs(ortRun.revenue - nat.revenue)).toBeLessThan(1e-9 * nat.revenue);
+      expect(ortRun.blocked).toBe(nat.blocked);
+      expect(ortRun.coupons).toBe(nat.coupons);
+    }
+  });
+
+  it('solve({ engine: "ort" }) finds the native λ* and plan', async () => {
+    const common = { users: { ids: Uint32Array.from({ length: 250 }, (_, i) => 7000 + i) }, budget: '0.5x' as const, env: { seed: SY_MODEL_DATA.seed, rounds: 5 } };
+    const nat = await solve({ ...common, model: handle });
+    const viaOrt = await solve({ ...common, model, engine: 'ort', ort: pool });
+    console.log(`native λ* ${nat.lambda.toFixed(4)} (${nat.rollouts} rollouts, ${nat.wallMs.toFixed(0)} ms); ORT λ* ${viaOrt.lambda.toFixed(4)} (${viaOrt.rollouts} rollouts, ${viaOrt.wallMs.toFixed(0)} ms)`);
+    expect(viaOrt.engine).toBe('ort');
+    expect(viaOrt.lambda).toBe(nat.lambda);
+    expect(viaOrt.cost).toBe(nat.cost);
+    expect(Array.from(viaOrt.plan)).toEqual(Array.from(nat.plan));
+    await expect(solve({ ...common, model, engine: 'ort', method: 'slsqp' })).rejects.toThrow(/bisection/);
+    await expect(solve({ ...common, model: handle, engine: 'ort' })).rejects.toThrow(/needs the model itself/);
   });
 });
