@@ -12,7 +12,7 @@ import { initParams } from '../src/model/params.js';
 import { OrtPool, OrtSession } from '../src/infer/ort.js';
 import { loadNativeModel, nativeForward } from '../src/native/index.js';
 import { decide, solve } from '../src/solve/index.js';
-import { time, type Timing } from './harness.js';
+import { latency, time, type Timing } from './harness.js';
 
 export function defaultSizedModel(): CodtModel {
   const config: CodtConfig = { stateDim: 11, actionSizes: [4], context: 10, ...CODT_DEFAULTS };
@@ -33,21 +33,22 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
   const state = Float32Array.from({ length: d }, (_, j) => 0.1 * j);
   const out: Timing[] = [];
   try {
-    out.push(await time('single-user decision: decide(), round 0', options.quick ? 200 : 2000, () => decide({ model: h, lambda: 1, state }), 50));
+    const seconds = options.quick ? 0.5 : 3;
+    out.push(await latency('single-user decision: decide(), round 0', () => decide({ model: h, lambda: 1, state }), seconds));
     const K = model.meta.config.actionSizes.reduce((a, b) => a + b, 0);
     const B = 128;
     const batch = { batch: B, rounds: 1, states: new Float32Array(B * d).fill(0.1), rtg: new Float32Array(B).fill(50), ctg: new Float32Array(B).fill(10), actionsOneHot: new Float32Array(B * K), lambda: new Float32Array(B).fill(1) };
-    out.push(await time('128 users, one decision each (one batch)', options.quick ? 50 : 500, () => nativeForward(h, batch, 'incremental'), 20));
+    out.push(await latency('128 users, one decision each (one batch)', () => nativeForward(h, batch, 'incremental'), seconds));
     // the same two scenarios through onnxruntime-node: one session, and a Piscina pool
     const one = { ...batch, batch: 1, states: state, rtg: batch.rtg.subarray(0, 1), ctg: batch.ctg.subarray(0, 1), actionsOneHot: batch.actionsOneHot.subarray(0, K), lambda: batch.lambda.subarray(0, 1) };
-    const nativeOne = await time('single user, native forward (no decide() bookkeeping)', options.quick ? 200 : 2000, () => nativeForward(h, one, 'incremental'), 50);
+    const nativeOne = await latency('single user, native forward (no decide() bookkeeping)', () => nativeForward(h, one, 'incremental'), seconds);
     out.push(nativeOne);
     const session = await OrtSession.create(model);
     const pool = await OrtPool.create(model);
     try {
-      const ortOne = await time('single user, ORT one session', options.quick ? 200 : 2000, () => session.logits(one), 50);
-      const ort128 = await time('128 users, ORT one session', options.quick ? 50 : 500, () => session.logits(batch), 20);
-      const pool128 = await time(`128 users, ORT Piscina pool (${pool.workers} workers)`, options.quick ? 50 : 500, () => pool.logits(batch), 20);
+      const ortOne = await latency('single user, ORT one session', () => session.logits(one), seconds);
+      const ort128 = await latency('128 users, ORT one session', () => session.logits(batch), seconds);
+      const pool128 = await latency(`128 users, ORT Piscina pool (${pool.workers} workers)`, () => pool.logits(batch), seconds);
       out.push(ortOne, ort128, pool128);
       const native128 = out.find((t) => t.name.startsWith('128 users, one decision')) as Timing;
       console.log(`native/ORT speed-up: single user ${(ortOne.medianMs / nativeOne.medianMs).toFixed(1)}x, 128 users ${(ort128.medianMs / native128.medianMs).toFixed(1)}x (one session), ${(pool128.medianMs / native128.medianMs).toFixed(1)}x (pool)`);
