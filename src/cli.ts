@@ -393,13 +393,14 @@ export function buildProgram(): Command {
     .requiredOption('--budget <b>', 'budget: an amount, or a multiple of what uniform logging spends on these users, e.g. 0.5x')
     .addOption(new Option('--method <m>', 'λ search').choices(['bisection', 'slsqp']).default('bisection'))
     .addOption(new Option('--policy <p>', 'who decides').choices(['codt', 'random', 'oracle']).default('codt'))
+    .addOption(new Option('--engine <e>', 'what computes the CODT decisions (ort: onnxruntime in a Piscina pool)').choices(['native', 'ort']).default('native'))
     .option('--compare', 'also solve Random and the Oracle at the same budget')
     .option('--rounds <n>', 'rounds to plan (default: the model\'s context)', intArg(1, 100000))
     .option('--sy-seed <n>', 'seed of the SY ground truth (must be the one the users came from)', intArg(0, Number.MAX_SAFE_INTEGER), 1)
     .option('--epsilon <x>', 'tolerance below the budget (default 2%)', numArg(0, Number.MAX_VALUE))
     .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
     .option('--json', 'print JSON (without the plan)')
-    .action(async (o: { model: string; users: string; budget: string; method: 'bisection' | 'slsqp'; policy: 'codt' | 'random' | 'oracle'; compare?: boolean; rounds?: number; sySeed: number; epsilon?: number; threads: number; json?: boolean }) => {
+    .action(async (o: { model: string; users: string; budget: string; method: 'bisection' | 'slsqp'; policy: 'codt' | 'random' | 'oracle'; engine: 'native' | 'ort'; compare?: boolean; rounds?: number; sySeed: number; epsilon?: number; threads: number; json?: boolean }) => {
       const model = readOnnx(o.model);
       let users: SolveUsers;
       if (/^\d+$/.test(o.users)) users = Number(o.users);
@@ -412,14 +413,15 @@ export function buildProgram(): Command {
       const handle = loadNativeModel(model);
       try {
         const env = syEnvForModel(model.meta, o.sySeed);
-        const run = (policy: 'codt' | 'random' | 'oracle') => solve({ model: handle, users, budget, method: o.method, policy, rounds: o.rounds, env, epsilon: o.epsilon, threads: o.threads, lambdaMax: model.meta.normalization.lambdaMax * 2 });
+        const run = (policy: 'codt' | 'random' | 'oracle') =>
+          solve({ model: policy === 'codt' && o.engine === 'ort' ? model : handle, engine: policy === 'codt' ? o.engine : 'native', users, budget, method: o.method, policy, rounds: o.rounds, env, epsilon: o.epsilon, threads: o.threads, lambdaMax: model.meta.normalization.lambdaMax * 2 });
         const results: SolveResult[] = [await run(o.policy)];
         if (o.compare) for (const p of ['random', 'oracle'] as const) if (p !== o.policy) results.push(await run(p));
         if (o.json) console.log(JSON.stringify(results.map(({ plan: _plan, ...rest }) => rest), null, 2));
         else {
           const r0 = results[0];
           console.log(`${r0.users} users x ${r0.rounds} rounds, budget ${fmt(r0.budget, 6)} (uniform logging spends ${fmt(r0.referenceSpend, 6)})`);
-          const rows = results.map((r) => [r.policy, r.method, fmt(r.lambda, 4), fmt(r.revenue, 7), fmt(r.cost, 7), fmt(r.roi, 4), fmt(r.baRate, 4), String(r.rollouts), `${fmt(r.wallMs, 4)} ms`, r.needsMoreThanLambdaMax ? 'budget needs λ > λmax' : r.budgetNotBinding ? 'budget not binding' : '']);
+          const rows = results.map((r) => [r.engine === 'ort' ? `${r.policy} (ort)` : r.policy, r.method, fmt(r.lambda, 4), fmt(r.revenue, 7), fmt(r.cost, 7), fmt(r.roi, 4), fmt(r.baRate, 4), String(r.rollouts), `${fmt(r.wallMs, 4)} ms`, r.needsMoreThanLambdaMax ? 'budget needs λ > λmax' : r.budgetNotBinding ? 'budget not binding' : '']);
           const head = ['policy', 'search', 'λ*', 'revenue', 'cost', 'ROI', 'BARate', 'rollouts', 'wall', ''];
           const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
           for (const line of [head, widths.map((w) => '-'.repeat(w)), ...rows]) console.log(line.map((c, k) => c.padEnd(widths[k])).join('  ').trimEnd());
