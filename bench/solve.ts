@@ -64,6 +64,15 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
       rollouts = r.rollouts;
     }, 0));
     console.log(`solve used ${rollouts} rollouts (including the reference rollout of the logging policy)`);
+    // the same solve with onnxruntime decisions (no KV cache: round t re-runs t+1 rounds), fewer users
+    const ortUsers = options.quick ? 500 : 2000;
+    const ortPool = await OrtPool.create(model);
+    try {
+      out.push(await time(`full solve, ${ortUsers} users x ${env.rounds} rounds, bisection, native engine`, 1, () => solve({ users: ortUsers, budget: '0.5x', env, model: h }), 0));
+      out.push(await time(`full solve, ${ortUsers} users x ${env.rounds} rounds, bisection, ORT Piscina pool (${ortPool.workers})`, 1, () => solve({ users: ortUsers, budget: '0.5x', env, model, engine: 'ort', ort: ortPool }), 0));
+    } finally {
+      await ortPool.destroy();
+    }
   } finally {
     h.unload();
   }
