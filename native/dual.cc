@@ -178,11 +178,6 @@ void slsqp(Prober& probe, const SearchSpec& s, SearchResult& out) {
     if (data.exhausted) break;
     lambda = std::clamp(x, 0.0, s.lambda_max);
     const Probe p = probe.at(lambda);
-    if (p.cost <= B && p.revenue > best_r) {
-      best_r = p.revenue;
-      best_lambda = lambda;
-      found = true;
-    }
     if (B - s.epsilon <= p.cost && p.cost <= B) break;
     lambda = std::clamp(lambda + lr * (p.cost - B), 0.0, s.lambda_max);
   }
@@ -197,7 +192,10 @@ void slsqp(Prober& probe, const SearchSpec& s, SearchResult& out) {
     }
   }
   out.feasible = found;
-  out.needs_more_than_lambda_max = !found;
+  // nothing feasible, and even the top of the range overspent when it was tried
+  out.needs_more_than_lambda_max = !found && std::any_of(out.trace.begin(), out.trace.end(), [&](const Probe& p) {
+    return p.lambda >= s.lambda_max * (1 - 1e-9) && p.cost > B;
+  });
   probe.finish(best_lambda, B);
 }
 

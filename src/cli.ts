@@ -336,7 +336,7 @@ export function buildProgram(): Command {
         all: trajectorySummary(trajectories),
         train: trainSet.users,
         test: test.users,
-        lambda: { recipe: o.lambdaCopies ? `${o.lambdaCopies} fixed copies per trajectory` : 'drawn per sample at batch time', mean: lambdas.reduce((s, v) => s + v, 0) / lambdas.length, max: Math.max(...lambdas) },
+        lambda: { recipe: o.lambdaCopies ? `${o.lambdaCopies} fixed copies per trajectory` : 'drawn per sample at batch time', mean: lambdas.reduce((s, v) => s + v, 0) / lambdas.length, max: lambdas.reduce((m, v) => (v > m ? v : m), 0) },
         ms: performance.now() - t0,
       };
       if (o.json) console.log(JSON.stringify(out, null, 2));

@@ -153,10 +153,15 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
   const method = options.method ?? 'bisection';
   if (!['codt', 'random', 'oracle'].includes(policy)) throw new ArgumentError('policy', `must be codt, random or oracle, got ${String(policy)}`);
   if (!['bisection', 'slsqp'].includes(method)) throw new ArgumentError('method', `must be bisection or slsqp, got ${String(method)}`);
+  const useOrt = options.engine === 'ort';
+  if (useOrt && (policy !== 'codt' || method !== 'bisection')) throw new ArgumentError('engine', "'ort' runs the codt policy with the bisection search; SLSQP and the baselines run natively");
   const env = resolveSyConfig({ ...(options.env ?? {}), users: 1 });
-  const model = policy === 'codt' ? nativeModelOf(options.model) : undefined;
+  // the ORT engine needs the weights, not a native copy of them
+  const model = policy === 'codt' && !useOrt ? nativeModelOf(options.model) : undefined;
+  const ortModel = useOrt && !options.ort ? ortModelOf(options.model) : undefined;
+  const meta = model?.handle.meta ?? options.ort?.meta ?? ortModel?.meta;
   try {
-    const context = model ? model.handle.meta.config.context : env.rounds;
+    const context = meta ? meta.config.context : env.rounds;
     const rounds = options.rounds ?? Math.min(env.rounds, context);
     if (!Number.isInteger(rounds) || rounds < 1 || rounds > env.rounds) throw new ArgumentError('rounds', `must be an integer in [1, ${env.rounds}] (the environment's rounds), got ${rounds}`);
     if (rounds > context) throw new ArgumentError('rounds', `${rounds} rounds is beyond the model's context of ${context}`);
@@ -175,12 +180,9 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
         plan: r.plan as Int32Array, wallMs: performance.now() - t0,
       };
     }
-    const lambdaMax = model ? model.handle.meta.normalization.lambdaMax : options.lambdaMax ?? 10;
-    if (options.engine === 'ort') {
-      if (policy !== 'codt' || method !== 'bisection') throw new ArgumentError('engine', "'ort' runs the codt policy with the bisection search; SLSQP and the baselines run natively");
-      const meta = (model as { handle: NativeModel }).handle.meta;
-      const ownPool = options.ort === undefined;
-      const ortEngine = options.ort ?? (await OrtPool.create(ortModelOf(options.model)));
+    const lambdaMax = meta ? meta.normalization.lambdaMax : options.lambdaMax ?? 10;
+    if (useOrt && meta) {
+      const ortEngine = options.ort ?? (await OrtPool.create(ortModel as CodtModel));
       try {
         const logits = (inputs: ForwardInputs) => ortEngine.logits(inputs);
         const s = await tsBisection((lambda, b) => tsRollout(meta, logits, env, users.userIds, users.features, rounds, lambda, b), budget, epsilon, lambdaMax, options.maxRollouts ?? 40);
@@ -191,7 +193,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
           needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan, wallMs: performance.now() - t0,
         };
       } finally {
-        if (ownPool) await (ortEngine as OrtPool).destroy();
+        if (!options.ort) await (ortEngine as OrtPool).destroy();
       }
     }
     const s = await nativeSearchLambda(
