@@ -17,24 +17,28 @@ describe('native boundary fuzz', () => {
     let ok = 0;
     let refused = 0;
     for (let i = 0; i < 500; i++) {
-      const users = pick([1, 2, 3, junk()]);
-      const rounds = pick([1, 2, junk()]);
+      // each field is valid most of the time, so valid and invalid calls both happen
+      const valid = <T>(v: T): unknown => (s.uniform() < 0.85 ? v : junk());
+      const users = valid(1 + Math.floor(s.uniform() * 3));
+      const rounds = valid(1 + Math.floor(s.uniform() * 2));
+      const features = valid(1 + Math.floor(s.uniform() * 2));
       const config: Record<string, unknown> = {
         users,
         rounds,
-        features: pick([1, 2, junk()]),
-        seed: pick([0, 7, junk()]),
-        actionDims: pick([[{ kind: 'cash', values: [0, 1] }], [{ kind: pick(['cash', 'discount', junk()]), values: pick([[0, 0.5], junk()]) }], junk()]),
-        rho: pick([0.5, junk()]),
-        logging: pick([undefined, { kind: 'biased', strength: junk() }, junk()]),
+        features,
+        seed: valid(7),
+        actionDims: valid([{ kind: pick(['cash', 'discount']), values: [0, 0.5] }]),
+        rho: valid(0.5),
+        logging: valid({ kind: 'biased', strength: 1 }),
       };
-      const n = typeof users === 'number' && typeof rounds === 'number' && users * rounds >= 0 && users * rounds < 100 ? Math.floor(users * rounds) : 4;
+      const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 10 ? v : fallback);
+      const n = num(users, 2) * num(rounds, 2);
       const out: Record<string, unknown> = {
-        states: pick([new Float64Array(Math.max(0, n * 4)), new Float64Array(n * 3), junk()]),
-        actions: pick([new Int32Array(Math.max(0, n)), junk()]),
-        cost: pick([new Float64Array(Math.max(0, n)), junk()]),
-        reward: new Float64Array(Math.max(0, n)),
-        purchaseProb: pick([new Float64Array(Math.max(0, n)), junk()]),
+        states: valid(new Float64Array(n * (num(features, 1) + 3))),
+        actions: valid(new Int32Array(n)),
+        cost: valid(new Float64Array(n)),
+        reward: new Float64Array(n),
+        purchaseProb: valid(new Float64Array(n)),
       };
       try {
         await b.synthSY(config, out as never);
@@ -44,7 +48,8 @@ describe('native boundary fuzz', () => {
         refused++;
       }
     }
-    expect(ok + refused).toBe(500);
+    // both outcomes happened: valid configs ran, garbage was refused
+    expect(ok).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(0);
   });
 
