@@ -10,16 +10,19 @@
 #include <vector>
 
 #include "codt.h"
+#include "codt_sequence.h"
 #include "codt_cuda.h"
 #include "cuda_device.h"
 #include "dual.h"
 #include "env.h"
+#include "gradcheck.h"
 #include "model_pool.h"
 #include "pool.h"
 #include "rollout.h"
 #include "pmath.h"
 #include "rng.h"
 #include "tensor.h"
+#include "trainer.h"
 
 namespace {
 
@@ -261,18 +264,17 @@ std::vector<double> read_number_array(const Napi::Value& v, const std::string& n
   return out;
 }
 
-// loadModel(meta: { config, normalization, targets }, params: { [name]: Float32Array }) -> id
-Napi::Value LoadModel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 2 || !info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "loadModel(meta, params) expects two objects");
-  Napi::Object meta = info[0].As<Napi::Object>();
+// A CodtModel from (meta: { config, normalization, targets? }, params: { [name]: Float32Array }),
+// not yet validated. Without targets (a trainer's model) the table is a single zero entry.
+std::unique_ptr<saco::CodtModel> read_model(Napi::Env env, const Napi::Value& meta_value, const Napi::Value& params_value, bool need_targets) {
+  if (!meta_value.IsObject() || !params_value.IsObject()) throw Napi::TypeError::New(env, "meta and params must be objects");
+  Napi::Object meta = meta_value.As<Napi::Object>();
   Napi::Value cv = meta.Get("config");
   Napi::Value nv = meta.Get("normalization");
   Napi::Value tv = meta.Get("targets");
-  if (!cv.IsObject() || !nv.IsObject() || !tv.IsObject()) throw Napi::TypeError::New(env, "meta needs config, normalization and targets objects");
+  if (!cv.IsObject() || !nv.IsObject() || (need_targets && !tv.IsObject())) throw Napi::TypeError::New(env, need_targets ? "meta needs config, normalization and targets objects" : "meta needs config and normalization objects");
   Napi::Object c = cv.As<Napi::Object>();
   Napi::Object n = nv.As<Napi::Object>();
-  Napi::Object t = tv.As<Napi::Object>();
   auto model = std::make_unique<saco::CodtModel>();
   saco::CodtConfig& cfg = model->config;
   cfg.state_dim = static_cast<int>(read_count(c, "stateDim", 0, 100000, "config"));
@@ -296,16 +298,29 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   model->norm.rtg_scale = static_cast<float>(read_number(n, "rtgScale", 0, "normalization"));
   model->norm.ctg_scale = static_cast<float>(read_number(n, "ctgScale", 0, "normalization"));
   model->norm.lambda_max = static_cast<float>(read_number(n, "lambdaMax", 0, "normalization"));
-  model->targets.lambdas = read_number_array(t.Get("lambdas"), "targets.lambdas");
-  model->targets.rtg = read_number_array(t.Get("rtg"), "targets.rtg");
-  model->targets.ctg = read_number_array(t.Get("ctg"), "targets.ctg");
-  Napi::Object params = info[1].As<Napi::Object>();
+  if (tv.IsObject()) {
+    Napi::Object t = tv.As<Napi::Object>();
+    model->targets.lambdas = read_number_array(t.Get("lambdas"), "targets.lambdas");
+    model->targets.rtg = read_number_array(t.Get("rtg"), "targets.rtg");
+    model->targets.ctg = read_number_array(t.Get("ctg"), "targets.ctg");
+  } else {
+    model->targets.lambdas = {0}, model->targets.rtg = {0}, model->targets.ctg = {0};
+  }
+  Napi::Object params = params_value.As<Napi::Object>();
   Napi::Array names = params.GetPropertyNames();
   for (uint32_t i = 0; i < names.Length(); ++i) {
     const std::string name = names.Get(i).As<Napi::String>().Utf8Value();
     Span<float> data = read_typed<float, napi_float32_array>(params.Get(name), "params." + name);
     model->params[name] = std::vector<float>(data.data(), data.data() + data.size());
   }
+  return model;
+}
+
+// loadModel(meta: { config, normalization, targets }, params: { [name]: Float32Array }) -> id
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "loadModel(meta, params) expects two objects");
+  auto model = read_model(env, info[0], info[1], true);
   try {
     return Napi::Number::New(env, static_cast<double>(saco::pool_load(std::move(model))));
   } catch (const std::exception& e) {
@@ -558,6 +573,242 @@ Napi::Value SearchLambda(const Napi::CallbackInfo& info) {
   return queue(env, [spec, users, search, result]() { *result = saco::search_lambda(*spec, *users, search); }, done, info[0].As<Napi::Object>());
 }
 
+// ---- the native trainer ---------------------------------------------------------------------
+
+std::shared_ptr<saco::CodtTrainer> trainer_from(const Napi::Value& v) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), "trainer id must be a number");
+  const double id = v.As<Napi::Number>().DoubleValue();
+  auto t = std::floor(id) == id ? saco::trainer_get(static_cast<int64_t>(id)) : nullptr;
+  if (!t) throw Napi::Error::New(v.Env(), "trainer " + std::to_string(static_cast<int64_t>(id)) + " does not exist (disposed or never created)");
+  return t;
+}
+
+// A CodtBatch (src/model/codt-tfjs.ts) copied into C++ memory, sizes and values checked.
+std::shared_ptr<saco::TrainBatch> read_train_batch(const saco::CodtModel& m, const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "batch must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  auto b = std::make_shared<saco::TrainBatch>();
+  b->batch = static_cast<int>(read_count(o, "size", 0, 1 << 24, "batch"));
+  b->rounds = static_cast<int>(read_count(o, "rounds", 0, 4096, "batch"));
+  if (b->batch < 1) throw Napi::RangeError::New(env, "batch.size must be >= 1");
+  if (b->rounds < 1 || b->rounds > m.config.context) throw Napi::RangeError::New(env, "batch.rounds must be in [1, " + std::to_string(m.config.context) + "] (the model's context)");
+  const size_t bt = static_cast<size_t>(b->batch) * b->rounds;
+  struct Field {
+    const char* name;
+    std::vector<float>* out;
+    size_t size;
+  };
+  const Field fields[] = {{"states", &b->states, bt * m.config.state_dim}, {"rtg", &b->rtg, bt}, {"ctg", &b->ctg, bt},
+                          {"actionsOneHot", &b->actions_onehot, bt * m.config.action_width()}, {"lambda", &b->lambda, static_cast<size_t>(b->batch)},
+                          {"mask", &b->mask, bt}, {"weights", &b->weights, bt}};
+  for (const Field& f : fields) {
+    const std::string name = std::string("batch.") + f.name;
+    Span<float> data = read_typed<float, napi_float32_array>(o.Get(f.name), name);
+    if (data.size() != f.size) throw Napi::RangeError::New(env, name + ": expected length " + std::to_string(f.size) + ", got " + std::to_string(data.size()));
+    for (size_t i = 0; i < data.size(); ++i) {
+      if (!std::isfinite(data.data()[i])) throw Napi::RangeError::New(env, name + "[" + std::to_string(i) + "] is not finite");
+    }
+    f.out->assign(data.data(), data.data() + data.size());
+  }
+  for (size_t i = 0; i < bt; ++i) {
+    if (b->weights[i] < 0) throw Napi::RangeError::New(env, "batch.weights[" + std::to_string(i) + "] is negative");
+  }
+  return b;
+}
+
+// trainerCreate(meta: { config, normalization }, params, options) -> id
+Napi::Value TrainerCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[2].IsObject()) throw Napi::TypeError::New(env, "trainerCreate(meta, params, options) expects three objects");
+  auto model = read_model(env, info[0], info[1], false);
+  Napi::Object o = info[2].As<Napi::Object>();
+  saco::TrainerOptions opt;
+  opt.adam.beta1 = static_cast<float>(read_number(o, "beta1", opt.adam.beta1, "options"));
+  opt.adam.beta2 = static_cast<float>(read_number(o, "beta2", opt.adam.beta2, "options"));
+  opt.adam.eps = static_cast<float>(read_number(o, "eps", opt.adam.eps, "options"));
+  opt.adam.weight_decay = static_cast<float>(read_number(o, "weightDecay", opt.adam.weight_decay, "options"));
+  opt.adam.grad_clip = static_cast<float>(read_number(o, "gradClip", opt.adam.grad_clip, "options"));
+  opt.dropout = static_cast<float>(read_number(o, "dropout", 0, "options"));
+  opt.threads = static_cast<unsigned>(read_count(o, "threads", 0, 1024, "options"));
+  try {
+    return Napi::Number::New(env, static_cast<double>(saco::trainer_create(std::move(model), opt)));
+  } catch (const std::exception& e) {
+    throw Napi::RangeError::New(env, e.what());
+  }
+}
+
+uint64_t read_seed(const Napi::Value& v, const char* name) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(name) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d) throw Napi::RangeError::New(v.Env(), std::string(name) + " must be a non-negative integer");
+  return static_cast<uint64_t>(d);
+}
+
+// trainerStep(id, batch, lr, step, dropoutSeed) -> Promise<{ loss, gradNorm }>
+Napi::Value TrainerStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "trainerStep(id, batch, lr, step, dropoutSeed) expects five arguments");
+  auto trainer = trainer_from(info[0]);
+  auto batch = read_train_batch(trainer->model(), info[1]);
+  const double lr = info[2].As<Napi::Number>().DoubleValue();
+  if (!(lr >= 0 && lr <= 1)) throw Napi::RangeError::New(env, "lr must be in [0, 1]");
+  const uint64_t step = read_seed(info[3], "step");
+  if (step < 1 || step > 2147483647) throw Napi::RangeError::New(env, "step must be in [1, 2^31)");
+  const uint64_t seed = read_seed(info[4], "dropoutSeed");
+  auto result = std::make_shared<saco::StepResult>();
+  return queue(
+      env,
+      [trainer, batch, lr, step, seed, result]() {
+        saco::CodtTrainer::Use use(*trainer);
+        *result = trainer->step(*batch, static_cast<float>(lr), static_cast<int>(step), seed);
+      },
+      [result](Napi::Env e) {
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("loss", result->loss);
+        out.Set("gradNorm", result->grad_norm);
+        return out;
+      },
+      info[1].As<Napi::Object>());
+}
+
+// trainerEvaluate(id, batch) -> Promise<{ lossSum, weightSum }>
+Napi::Value TrainerEvaluate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2) throw Napi::TypeError::New(env, "trainerEvaluate(id, batch) expects two arguments");
+  auto trainer = trainer_from(info[0]);
+  auto batch = read_train_batch(trainer->model(), info[1]);
+  auto result = std::make_shared<saco::EvalResult>();
+  return queue(
+      env,
+      [trainer, batch, result]() {
+        saco::CodtTrainer::Use use(*trainer);
+        *result = trainer->evaluate(*batch);
+      },
+      [result](Napi::Env e) {
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("lossSum", result->loss_sum);
+        out.Set("weightSum", result->weight_sum);
+        return out;
+      },
+      info[1].As<Napi::Object>());
+}
+
+Napi::Object slots_to_js(Napi::Env env, const saco::CodtTrainer& t, const float* flat) {
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& slot : t.slots()) {
+    Napi::Float32Array a = Napi::Float32Array::New(env, slot.shape.size);
+    std::copy_n(flat ? flat + slot.offset : slot.value, slot.shape.size, a.Data());
+    out.Set(slot.shape.name, a);
+  }
+  return out;
+}
+
+// trainerGradients(id, batch, training, dropoutSeed) -> Promise<{ loss, grads: { [name]: Float32Array } }>
+Napi::Value TrainerGradients(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4 || !info[2].IsBoolean()) throw Napi::TypeError::New(env, "trainerGradients(id, batch, training, dropoutSeed) expects four arguments");
+  auto trainer = trainer_from(info[0]);
+  auto batch = read_train_batch(trainer->model(), info[1]);
+  const bool training = info[2].As<Napi::Boolean>().Value();
+  const uint64_t seed = read_seed(info[3], "dropoutSeed");
+  auto loss = std::make_shared<double>(0);
+  auto grads = std::make_shared<std::vector<float>>();
+  return queue(
+      env,
+      [trainer, batch, training, seed, loss, grads]() {
+        saco::CodtTrainer::Use use(*trainer);
+        *loss = trainer->compute_gradients(*batch, seed, training);
+        grads->assign(trainer->gradient().begin(), trainer->gradient().end());
+      },
+      [trainer, loss, grads](Napi::Env e) {
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("loss", *loss);
+        out.Set("grads", slots_to_js(e, *trainer, grads->data()));
+        return out;
+      },
+      info[1].As<Napi::Object>());
+}
+
+const float* trainer_buffer(saco::CodtTrainer& t, const std::string& what, Napi::Env env) {
+  if (what == "params") return nullptr;
+  if (what == "m") return t.moment1().data();
+  if (what == "v") return t.moment2().data();
+  throw Napi::TypeError::New(env, "what must be 'params', 'm' or 'v'");
+}
+
+// trainerRead(id, 'params' | 'm' | 'v') -> { [name]: Float32Array }
+Napi::Value TrainerRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[1].IsString()) throw Napi::TypeError::New(env, "trainerRead(id, what) expects an id and 'params', 'm' or 'v'");
+  auto trainer = trainer_from(info[0]);
+  const std::string what = info[1].As<Napi::String>().Utf8Value();
+  try {
+    saco::CodtTrainer::Use use(*trainer);
+    return slots_to_js(env, *trainer, trainer_buffer(*trainer, what, env));
+  } catch (const std::runtime_error& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+// trainerWrite(id, 'params' | 'm' | 'v', { [name]: Float32Array }): every parameter, sizes checked
+Napi::Value TrainerWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[1].IsString() || !info[2].IsObject()) throw Napi::TypeError::New(env, "trainerWrite(id, what, values) expects an id, 'params', 'm' or 'v', and an object");
+  auto trainer = trainer_from(info[0]);
+  const std::string what = info[1].As<Napi::String>().Utf8Value();
+  Napi::Object values = info[2].As<Napi::Object>();
+  const float* flat = trainer_buffer(*trainer, what, env);
+  std::vector<std::pair<float*, Span<float>>> copies;
+  for (const auto& slot : trainer->slots()) {
+    const std::string name = what + "." + slot.shape.name;
+    Napi::Value v = values.Get(slot.shape.name);
+    if (v.IsUndefined()) throw Napi::TypeError::New(env, name + " is missing");
+    Span<float> data = read_typed<float, napi_float32_array>(v, name);
+    if (data.size() != slot.shape.size) throw Napi::RangeError::New(env, name + ": expected length " + std::to_string(slot.shape.size) + ", got " + std::to_string(data.size()));
+    for (size_t i = 0; i < data.size(); ++i) {
+      if (!std::isfinite(data.data()[i])) throw Napi::RangeError::New(env, name + "[" + std::to_string(i) + "] is not finite");
+    }
+    copies.emplace_back(flat ? const_cast<float*>(flat) + slot.offset : slot.value, data);
+  }
+  try {
+    saco::CodtTrainer::Use use(*trainer);
+    for (auto& [dst, src] : copies) std::copy_n(src.data(), src.size(), dst);
+  } catch (const std::runtime_error& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return env.Undefined();
+}
+
+Napi::Value TrainerDispose(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "trainerDispose(id) expects a number");
+  return Napi::Boolean::New(info.Env(), saco::trainer_dispose(static_cast<int64_t>(info[0].As<Napi::Number>().DoubleValue())));
+}
+
+// gradCheck(what, seed) -> [{ tensor, maxAbsError, maxAbsGrad, checked }]  (tests)
+Napi::Value GradCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsString()) throw Napi::TypeError::New(env, "gradCheck(what, seed) expects a name and a seed");
+  const std::string what = info[0].As<Napi::String>().Utf8Value();
+  const uint64_t seed = read_seed(info[1], "seed");
+  std::vector<saco::GradCheckResult> results;
+  try {
+    results = saco::grad_check(what, seed);
+  } catch (const std::exception& e) {
+    throw Napi::RangeError::New(env, e.what());
+  }
+  Napi::Array out = Napi::Array::New(env, results.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("tensor", results[i].tensor);
+    r.Set("maxAbsError", results[i].max_abs_error);
+    r.Set("maxAbsGrad", results[i].max_abs_grad);
+    r.Set("checked", static_cast<double>(results[i].checked));
+    out.Set(static_cast<uint32_t>(i), r);
+  }
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synthSY", Napi::Function::New(env, SynthSY));
   exports.Set("syWeights", Napi::Function::New(env, SyWeights));
@@ -569,6 +820,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("codtForward", Napi::Function::New(env, CodtForward));
   exports.Set("rollout", Napi::Function::New(env, Rollout));
   exports.Set("searchLambda", Napi::Function::New(env, SearchLambda));
+  exports.Set("trainerCreate", Napi::Function::New(env, TrainerCreate));
+  exports.Set("trainerStep", Napi::Function::New(env, TrainerStep));
+  exports.Set("trainerEvaluate", Napi::Function::New(env, TrainerEvaluate));
+  exports.Set("trainerGradients", Napi::Function::New(env, TrainerGradients));
+  exports.Set("trainerRead", Napi::Function::New(env, TrainerRead));
+  exports.Set("trainerWrite", Napi::Function::New(env, TrainerWrite));
+  exports.Set("trainerDispose", Napi::Function::New(env, TrainerDispose));
+  exports.Set("gradCheck", Napi::Function::New(env, GradCheck));
+  Napi::Array checks = Napi::Array::New(env);
+  for (const std::string& name : saco::grad_check_names()) checks.Set(checks.Length(), name);
+  exports.Set("gradCheckNames", checks);
 #ifdef SACO_HAVE_CUDA
   exports.Set("cudaBuilt", Napi::Boolean::New(env, true));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {

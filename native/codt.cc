@@ -12,59 +12,9 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 using ConstMap = Eigen::Map<const RowMatrix>;
 using Map = Eigen::Map<RowMatrix>;
 
-constexpr float kLnEps = 1e-5f;
-constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2 / pi)
-
 void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
-
-// The embedding of one token kind for `rows` inputs: Linear(x) (no time/λ yet). out[rows, D].
-void embed_kind(const CodtModel& m, TokenKind kind, const float* values, int rows, float* out, Floats& scratch) {
-  const CodtConfig& c = m.config;
-  const int D = c.d_model;
-  switch (kind) {
-    case TokenKind::kRtg:
-    case TokenKind::kCtg: {
-      const bool rtg = kind == TokenKind::kRtg;
-      const float scale = rtg ? m.norm.rtg_scale : m.norm.ctg_scale;
-      const float* w = rtg ? m.w.rtg_w : m.w.ctg_w;
-      const float* b = rtg ? m.w.rtg_b : m.w.ctg_b;
-      for (int r = 0; r < rows; ++r) {
-        const float x = values[r] / scale;
-        for (int j = 0; j < D; ++j) out[r * D + j] = x * w[j] + b[j];
-      }
-      break;
-    }
-    case TokenKind::kState: {
-      const int d = c.state_dim;
-      scratch.resize(static_cast<size_t>(rows) * d);
-      for (int r = 0; r < rows; ++r) {
-        for (int j = 0; j < d; ++j) scratch[r * d + j] = (values[r * d + j] - m.norm.state_mean[j]) / m.norm.state_std[j];
-      }
-      matmul_forward(out, scratch.data(), m.w.state_w, m.w.state_b, rows, d, D);
-      break;
-    }
-    case TokenKind::kAction:
-      matmul_forward(out, values, m.w.action_w, m.w.action_b, rows, c.action_width(), D);
-      break;
-  }
-}
-
-// out[D] += time[t] + Linear_λ(λ / λmax)
-void add_time_and_lambda(const CodtModel& m, int t, float lambda, float* out) {
-  const int D = m.config.d_model;
-  const float* time = m.w.time + static_cast<size_t>(t) * D;
-  for (int j = 0; j < D; ++j) out[j] += time[j];
-  if (m.config.uses_lambda) {
-    const float x = lambda / m.norm.lambda_max;
-    const float* w = m.w.lambda_w;
-    const float* b = m.w.lambda_b;
-    for (int j = 0; j < D; ++j) out[j] += x * w[j] + b[j];
-  }
-}
-
-std::string block(int l, const char* name) { return "blocks." + std::to_string(l) + "." + name; }
 
 // One causal attention read: q[D] against keys/values [len, D] (rows d apart); out[D].
 // Heads split D. Scores and the weighted sum are matrix-vector products per head.
@@ -99,6 +49,59 @@ void mlp_residual(const CodtModel& m, int l, float* h, int rows, Floats& a, Floa
 }
 
 }  // namespace
+
+// out[D] += time[t] + Linear_λ(λ / λmax)
+void add_time_and_lambda(const CodtModel& m, int t, float lambda, float* out) {
+  const int D = m.config.d_model;
+  const float* time = m.w.time + static_cast<size_t>(t) * D;
+  for (int j = 0; j < D; ++j) out[j] += time[j];
+  if (m.config.uses_lambda) {
+    const float x = lambda / m.norm.lambda_max;
+    const float* w = m.w.lambda_w;
+    const float* b = m.w.lambda_b;
+    for (int j = 0; j < D; ++j) out[j] += x * w[j] + b[j];
+  }
+}
+
+int embed_input_width(const CodtConfig& c, TokenKind kind) {
+  switch (kind) {
+    case TokenKind::kState: return c.state_dim;
+    case TokenKind::kAction: return c.action_width();
+    default: return 1;
+  }
+}
+
+const float* embed_input(const CodtModel& m, TokenKind kind, const float* values, int rows, Floats& scratch) {
+  const CodtConfig& c = m.config;
+  switch (kind) {
+    case TokenKind::kRtg:
+    case TokenKind::kCtg: {
+      const float scale = kind == TokenKind::kRtg ? m.norm.rtg_scale : m.norm.ctg_scale;
+      scratch.resize(static_cast<size_t>(rows));
+      for (int r = 0; r < rows; ++r) scratch[r] = values[r] / scale;
+      return scratch.data();
+    }
+    case TokenKind::kState: {
+      const int d = c.state_dim;
+      scratch.resize(static_cast<size_t>(rows) * d);
+      for (int r = 0; r < rows; ++r) {
+        for (int j = 0; j < d; ++j) scratch[r * d + j] = (values[r * d + j] - m.norm.state_mean[j]) / m.norm.state_std[j];
+      }
+      return scratch.data();
+    }
+    case TokenKind::kAction:
+      return values;
+  }
+  return values;
+}
+
+void embed_kind(const CodtModel& m, TokenKind kind, const float* values, int rows, float* out, Floats& scratch) {
+  const float* inp = embed_input(m, kind, values, rows, scratch);
+  const ResolvedWeights& w = m.w;
+  const float* weight = kind == TokenKind::kRtg ? w.rtg_w : kind == TokenKind::kCtg ? w.ctg_w : kind == TokenKind::kState ? w.state_w : w.action_w;
+  const float* bias = kind == TokenKind::kRtg ? w.rtg_b : kind == TokenKind::kCtg ? w.ctg_b : kind == TokenKind::kState ? w.state_b : w.action_b;
+  matmul_forward(out, inp, weight, bias, rows, embed_input_width(m.config, kind), m.config.d_model);
+}
 
 int CodtConfig::action_width() const {
   int k = 0;
@@ -158,135 +161,40 @@ void validate_model(CodtModel& m) {
   require(std::isfinite(m.norm.lambda_max) && m.norm.lambda_max > 0, "normalization.lambdaMax must be > 0");
   require(m.targets.lambdas.size() >= 1 && m.targets.rtg.size() == m.targets.lambdas.size() && m.targets.ctg.size() == m.targets.lambdas.size(),
           "targets must have matching lambdas/rtg/ctg");
-  const int D = c.d_model;
-  const int K = c.action_width();
-  std::vector<std::pair<std::string, size_t>> expected;
-  auto add = [&](const std::string& name, size_t n) { expected.emplace_back(name, n); };
-  if (c.uses_rtg) add("embed.rtg.w", D), add("embed.rtg.b", D);
-  if (c.uses_ctg) add("embed.ctg.w", D), add("embed.ctg.b", D);
-  add("embed.state.w", static_cast<size_t>(c.state_dim) * D), add("embed.state.b", D);
-  add("embed.action.w", static_cast<size_t>(K) * D), add("embed.action.b", D);
-  add("embed.time", static_cast<size_t>(c.context) * D);
-  if (c.uses_lambda) add("embed.lambda.w", D), add("embed.lambda.b", D);
-  add("embed.ln.g", D), add("embed.ln.b", D);
-  for (int l = 0; l < c.layers; ++l) {
-    for (const char* n : {"ln1.g", "ln1.b", "attn.bq", "attn.bk", "attn.bv", "attn.bo", "ln2.g", "ln2.b", "mlp.b2"}) add(block(l, n), D);
-    for (const char* n : {"attn.wq", "attn.wk", "attn.wv", "attn.wo"}) add(block(l, n), static_cast<size_t>(D) * D);
-    add(block(l, "mlp.w1"), static_cast<size_t>(D) * 4 * D), add(block(l, "mlp.b1"), 4 * D);
-    add(block(l, "mlp.w2"), static_cast<size_t>(4) * D * D);
-  }
-  add("ln_f.g", D), add("ln_f.b", D), add("head.w", static_cast<size_t>(D) * K), add("head.b", K);
-  for (const auto& [name, n] : expected) {
-    auto it = m.params.find(name);
-    require(it != m.params.end(), "model parameter " + name + " is missing");
-    require(it->second.size() == n, "model parameter " + name + " has " + std::to_string(it->second.size()) + " values, expected " + std::to_string(n));
-    for (float v : it->second) require(std::isfinite(v), "model parameter " + name + " holds a non-finite value");
+  const std::vector<ParamShape> expected = param_shapes(c);
+  for (const ParamShape& e : expected) {
+    auto it = m.params.find(e.name);
+    require(it != m.params.end(), "model parameter " + e.name + " is missing");
+    require(it->second.size() == e.size, "model parameter " + e.name + " has " + std::to_string(it->second.size()) + " values, expected " + std::to_string(e.size));
+    for (float v : it->second) require(std::isfinite(v), "model parameter " + e.name + " holds a non-finite value");
   }
   require(m.params.size() == expected.size(), "model has unexpected extra parameters");
-  ResolvedWeights& w = m.w;
-  if (c.uses_rtg) w.rtg_w = m.p("embed.rtg.w"), w.rtg_b = m.p("embed.rtg.b");
-  if (c.uses_ctg) w.ctg_w = m.p("embed.ctg.w"), w.ctg_b = m.p("embed.ctg.b");
-  if (c.uses_lambda) w.lambda_w = m.p("embed.lambda.w"), w.lambda_b = m.p("embed.lambda.b");
-  w.state_w = m.p("embed.state.w"), w.state_b = m.p("embed.state.b");
-  w.action_w = m.p("embed.action.w"), w.action_b = m.p("embed.action.b");
-  w.time = m.p("embed.time");
-  w.embed_ln_g = m.p("embed.ln.g"), w.embed_ln_b = m.p("embed.ln.b");
-  w.lnf_g = m.p("ln_f.g"), w.lnf_b = m.p("ln_f.b");
-  w.head_w = m.p("head.w"), w.head_b = m.p("head.b");
-  w.layers.clear();
+  m.w = resolve_params<const float>(c, [&](const std::string& name) { return m.p(name); });
+}
+
+std::vector<ParamShape> param_shapes(const CodtConfig& c) {
+  const size_t D = static_cast<size_t>(c.d_model), K = static_cast<size_t>(c.action_width());
+  std::vector<ParamShape> out;
+  auto matrix = [&](const std::string& name, size_t n) { out.push_back({name, n, true}); };
+  auto vec = [&](const std::string& name, size_t n) { out.push_back({name, n, false}); };
+  if (c.uses_rtg) matrix("embed.rtg.w", D), vec("embed.rtg.b", D);
+  if (c.uses_ctg) matrix("embed.ctg.w", D), vec("embed.ctg.b", D);
+  matrix("embed.state.w", static_cast<size_t>(c.state_dim) * D), vec("embed.state.b", D);
+  matrix("embed.action.w", K * D), vec("embed.action.b", D);
+  vec("embed.time", static_cast<size_t>(c.context) * D);
+  if (c.uses_lambda) matrix("embed.lambda.w", D), vec("embed.lambda.b", D);
+  vec("embed.ln.g", D), vec("embed.ln.b", D);
   for (int l = 0; l < c.layers; ++l) {
-    LayerWeights L;
-    L.ln1_g = m.p(block(l, "ln1.g")), L.ln1_b = m.p(block(l, "ln1.b"));
-    L.wq = m.p(block(l, "attn.wq")), L.bq = m.p(block(l, "attn.bq"));
-    L.wk = m.p(block(l, "attn.wk")), L.bk = m.p(block(l, "attn.bk"));
-    L.wv = m.p(block(l, "attn.wv")), L.bv = m.p(block(l, "attn.bv"));
-    L.wo = m.p(block(l, "attn.wo")), L.bo = m.p(block(l, "attn.bo"));
-    L.ln2_g = m.p(block(l, "ln2.g")), L.ln2_b = m.p(block(l, "ln2.b"));
-    L.w1 = m.p(block(l, "mlp.w1")), L.b1 = m.p(block(l, "mlp.b1"));
-    L.w2 = m.p(block(l, "mlp.w2")), L.b2 = m.p(block(l, "mlp.b2"));
-    w.layers.push_back(L);
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    vec(p + "ln1.g", D), vec(p + "ln1.b", D);
+    for (const char* n : {"q", "k", "v", "o"}) matrix(p + "attn.w" + n, D * D), vec(p + "attn.b" + n, D);
+    vec(p + "ln2.g", D), vec(p + "ln2.b", D);
+    matrix(p + "mlp.w1", D * 4 * D), vec(p + "mlp.b1", 4 * D);
+    matrix(p + "mlp.w2", 4 * D * D), vec(p + "mlp.b2", D);
   }
-}
-
-void matmul_forward(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
-  Map o(out, rows, n);
-  o.noalias() = ConstMap(inp, rows, k) * ConstMap(w, k, n);
-  if (b) o.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(b, n);
-}
-
-void layernorm_forward(float* out, const float* inp, const float* g, const float* b, int rows, int d) {
-  for (int r = 0; r < rows; ++r) {
-    const float* x = inp + static_cast<size_t>(r) * d;
-    float* y = out + static_cast<size_t>(r) * d;
-    float mean = 0;
-    for (int i = 0; i < d; ++i) mean += x[i];
-    mean /= static_cast<float>(d);
-    float var = 0;
-    for (int i = 0; i < d; ++i) var += (x[i] - mean) * (x[i] - mean);
-    var /= static_cast<float>(d);
-    const float rstd = 1.0f / std::sqrt(var + kLnEps);
-    for (int i = 0; i < d; ++i) y[i] = (x[i] - mean) * rstd * g[i] + b[i];
-  }
-}
-
-void gelu_forward(float* x, size_t n) {
-  // Eigen's vectorised tanh: std::tanh per element was most of a rollout's time.
-  Eigen::Map<Eigen::ArrayXf> v(x, static_cast<Eigen::Index>(n));
-  v = 0.5f * v * (1.0f + (kGeluC * (v + 0.044715f * v.cube())).tanh());
-}
-
-void codt_forward_full(const CodtModel& m, const SequenceBatch& in, float* logits) {
-  const CodtConfig& c = m.config;
-  require(in.batch >= 1, "batch must be >= 1");
-  require(in.rounds >= 1 && in.rounds <= c.context, "rounds must be in [1, context]");
-  const int B = in.batch, T = in.rounds, D = c.d_model, K = c.action_width();
-  const std::vector<TokenKind> kinds = c.token_kinds();
-  const int n_tok = static_cast<int>(kinds.size());
-  const int S = T * n_tok;
-  const size_t rows = static_cast<size_t>(B) * S;
-  Floats x(rows * D), tmp(static_cast<size_t>(B) * T * D), scratch;
-  // embeddings, interleaved per round: x[b, t * n_tok + k, :]
-  for (int k = 0; k < n_tok; ++k) {
-    const float* values = nullptr;
-    switch (kinds[k]) {
-      case TokenKind::kRtg: values = in.rtg; break;
-      case TokenKind::kCtg: values = in.ctg; break;
-      case TokenKind::kState: values = in.states; break;
-      case TokenKind::kAction: values = in.actions_onehot; break;
-    }
-    embed_kind(m, kinds[k], values, B * T, tmp.data(), scratch);
-    for (int b = 0; b < B; ++b) {
-      for (int t = 0; t < T; ++t) {
-        float* dst = x.data() + (static_cast<size_t>(b) * S + t * n_tok + k) * D;
-        std::copy_n(tmp.data() + (static_cast<size_t>(b) * T + t) * D, D, dst);
-        add_time_and_lambda(m, t, in.lambda ? in.lambda[b] : 0.0f, dst);
-      }
-    }
-  }
-  Floats h(rows * D), a(rows * D), q(rows * D), kk(rows * D), v(rows * D), o(rows * D), proj(rows * D), hidden, scores(S);
-  layernorm_forward(h.data(), x.data(), m.w.embed_ln_g, m.w.embed_ln_b, static_cast<int>(rows), D);
-  for (int l = 0; l < c.layers; ++l) {
-    const LayerWeights& L = m.w.layers[l];
-    layernorm_forward(a.data(), h.data(), L.ln1_g, L.ln1_b, static_cast<int>(rows), D);
-    matmul_forward(q.data(), a.data(), L.wq, L.bq, static_cast<int>(rows), D, D);
-    matmul_forward(kk.data(), a.data(), L.wk, L.bk, static_cast<int>(rows), D, D);
-    matmul_forward(v.data(), a.data(), L.wv, L.bv, static_cast<int>(rows), D, D);
-    for (int b = 0; b < B; ++b) {
-      const size_t base = static_cast<size_t>(b) * S * D;
-      for (int s = 0; s < S; ++s) attend(q.data() + base + static_cast<size_t>(s) * D, kk.data() + base, v.data() + base, s + 1, c.heads, D, scores.data(), o.data() + base + static_cast<size_t>(s) * D);
-    }
-    matmul_forward(proj.data(), o.data(), L.wo, L.bo, static_cast<int>(rows), D, D);
-    for (size_t i = 0; i < rows * D; ++i) h[i] += proj[i];
-    mlp_residual(m, l, h.data(), static_cast<int>(rows), a, hidden, proj);
-  }
-  // final LayerNorm and head at the state tokens only
-  const int state_k = static_cast<int>(std::find(kinds.begin(), kinds.end(), TokenKind::kState) - kinds.begin());
-  Floats hs(static_cast<size_t>(B) * T * D), ln(static_cast<size_t>(B) * T * D);
-  for (int b = 0; b < B; ++b) {
-    for (int t = 0; t < T; ++t) std::copy_n(h.data() + (static_cast<size_t>(b) * S + t * n_tok + state_k) * D, D, hs.data() + (static_cast<size_t>(b) * T + t) * D);
-  }
-  layernorm_forward(ln.data(), hs.data(), m.w.lnf_g, m.w.lnf_b, B * T, D);
-  matmul_forward(logits, ln.data(), m.w.head_w, m.w.head_b, B * T, D, K);
+  vec("ln_f.g", D), vec("ln_f.b", D);
+  matrix("head.w", D * K), vec("head.b", K);
+  return out;
 }
 
 CodtDecoder::CodtDecoder(const CodtModel& model, int capacity, int max_rounds)

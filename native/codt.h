@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "floats.h"
+#include "layers.h"
 #include "tensor.h"
 
 namespace saco {
@@ -44,17 +46,61 @@ struct TargetTable {
   void at(double lambda, double& rtg_out, double& ctg_out) const;
 };
 
-// Pointers into CodtModel::params, resolved once (no string lookups on the hot path).
-struct LayerWeights {
-  const float *ln1_g, *ln1_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln2_g, *ln2_b, *w1, *b1, *w2, *b2;
+// Pointers to every parameter, resolved once (no string lookups on the hot path). The same
+// layout holds the weights (T = const float) and a trainer's gradients (T = float).
+template <typename T>
+struct LayerParams {
+  T *ln1_g, *ln1_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln2_g, *ln2_b, *w1, *b1, *w2, *b2;
 };
-struct ResolvedWeights {
-  const float *rtg_w = nullptr, *rtg_b = nullptr, *ctg_w = nullptr, *ctg_b = nullptr;
-  const float *state_w, *state_b, *action_w, *action_b, *time;
-  const float *lambda_w = nullptr, *lambda_b = nullptr;
-  const float *embed_ln_g, *embed_ln_b, *lnf_g, *lnf_b, *head_w, *head_b;
-  std::vector<LayerWeights> layers;
+template <typename T>
+struct ModelParams {
+  T *rtg_w = nullptr, *rtg_b = nullptr, *ctg_w = nullptr, *ctg_b = nullptr;
+  T *state_w = nullptr, *state_b = nullptr, *action_w = nullptr, *action_b = nullptr, *time = nullptr;
+  T *lambda_w = nullptr, *lambda_b = nullptr;
+  T *embed_ln_g = nullptr, *embed_ln_b = nullptr, *lnf_g = nullptr, *lnf_b = nullptr, *head_w = nullptr, *head_b = nullptr;
+  std::vector<LayerParams<T>> layers;
 };
+using LayerWeights = LayerParams<const float>;
+using ResolvedWeights = ModelParams<const float>;
+using Gradients = ModelParams<float>;
+
+// One parameter of a config: its canonical name (src/model/config.ts), size and whether
+// AdamW decays it (matrices except the time table).
+struct ParamShape {
+  std::string name;
+  size_t size;
+  bool decay;
+};
+std::vector<ParamShape> param_shapes(const CodtConfig& config);
+
+// Resolves every pointer of a config through at(name) -> T*.
+template <typename T, typename Lookup>
+ModelParams<T> resolve_params(const CodtConfig& c, Lookup&& at) {
+  ModelParams<T> w;
+  if (c.uses_rtg) w.rtg_w = at("embed.rtg.w"), w.rtg_b = at("embed.rtg.b");
+  if (c.uses_ctg) w.ctg_w = at("embed.ctg.w"), w.ctg_b = at("embed.ctg.b");
+  if (c.uses_lambda) w.lambda_w = at("embed.lambda.w"), w.lambda_b = at("embed.lambda.b");
+  w.state_w = at("embed.state.w"), w.state_b = at("embed.state.b");
+  w.action_w = at("embed.action.w"), w.action_b = at("embed.action.b");
+  w.time = at("embed.time");
+  w.embed_ln_g = at("embed.ln.g"), w.embed_ln_b = at("embed.ln.b");
+  w.lnf_g = at("ln_f.g"), w.lnf_b = at("ln_f.b");
+  w.head_w = at("head.w"), w.head_b = at("head.b");
+  for (int l = 0; l < c.layers; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    LayerParams<T> L;
+    L.ln1_g = at(p + "ln1.g"), L.ln1_b = at(p + "ln1.b");
+    L.wq = at(p + "attn.wq"), L.bq = at(p + "attn.bq");
+    L.wk = at(p + "attn.wk"), L.bk = at(p + "attn.bk");
+    L.wv = at(p + "attn.wv"), L.bv = at(p + "attn.bv");
+    L.wo = at(p + "attn.wo"), L.bo = at(p + "attn.bo");
+    L.ln2_g = at(p + "ln2.g"), L.ln2_b = at(p + "ln2.b");
+    L.w1 = at(p + "mlp.w1"), L.b1 = at(p + "mlp.b1");
+    L.w2 = at(p + "mlp.w2"), L.b2 = at(p + "mlp.b2");
+    w.layers.push_back(L);
+  }
+  return w;
+}
 
 // Read-only after validate_model: shared by every thread and worker_thread of the process.
 struct CodtModel {
@@ -70,18 +116,20 @@ struct CodtModel {
 // then resolves the weight pointers.
 void validate_model(CodtModel& model);
 
-// ---- layer functions (row-major; "rows" is users x tokens) ------------------------------
-// out[rows, n] = inp[rows, k] @ w[k, n] + b[n]
-void matmul_forward(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n);
-// out[rows, d] = (inp - mean) / sqrt(var + eps) * g + b, per row
-void layernorm_forward(float* out, const float* inp, const float* g, const float* b, int rows, int d);
-// x[n] = gelu_tanh(x[n])
-void gelu_forward(float* x, size_t n);
+// ---- embeddings (shared by the decoder and the full-sequence path) ----------------------
+// The input one token kind feeds its Linear: rtg/ctg divided by their scale [rows, 1],
+// z-normalised states [rows, state_dim] or the one-hot action [rows, K] (as given).
+// Returns a pointer to that input (in `scratch`, or `values` itself for actions).
+const float* embed_input(const CodtModel& m, TokenKind kind, const float* values, int rows, Floats& scratch);
+int embed_input_width(const CodtConfig& c, TokenKind kind);
+// out[rows, D] = Linear_kind(input) (no time or λ yet)
+void embed_kind(const CodtModel& m, TokenKind kind, const float* values, int rows, float* out, Floats& scratch);
+// out[D] += time[t] + Linear_λ(λ / λmax)
+void add_time_and_lambda(const CodtModel& m, int t, float lambda, float* out);
 
-// ---- full-sequence forward (reference) ---------------------------------------------------
+// ---- full-sequence inputs (codt_sequence.h runs them) --------------------------------------
 // Inputs of B users over T rounds (T <= context), raw as in the ONNX graph:
 //   states [B, T, state_dim], rtg [B, T], ctg [B, T], actions_onehot [B, T, K], lambda [B]
-// logits [B, T, K] at the state tokens.
 struct SequenceBatch {
   int batch = 0, rounds = 0;
   const float* states = nullptr;
@@ -90,39 +138,6 @@ struct SequenceBatch {
   const float* actions_onehot = nullptr;
   const float* lambda = nullptr;
 };
-void codt_forward_full(const CodtModel& model, const SequenceBatch& in, float* logits);
-
-// Scratch memory for the engine: 64-byte aligned, and left uninitialised by resize (KV
-// caches are written before read; zero-filling them was a quarter of a rollout's time).
-// Alignment is not only speed: Eigen computes the unaligned head of a vectorised exp/tanh
-// with scalar functions, so an unaligned buffer would change results from call to call.
-template <typename T>
-struct AlignedUninitAllocator {
-  using value_type = T;
-  AlignedUninitAllocator() = default;
-  template <typename U>
-  AlignedUninitAllocator(const AlignedUninitAllocator<U>&) noexcept {}
-  T* allocate(size_t n) {
-    const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, size_t) noexcept { std::free(p); }
-  template <typename U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <typename U, typename... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-  template <typename U>
-  bool operator==(const AlignedUninitAllocator<U>&) const noexcept { return true; }
-  template <typename U>
-  bool operator!=(const AlignedUninitAllocator<U>&) const noexcept { return false; }
-};
-using Floats = std::vector<float, AlignedUninitAllocator<float>>;
 
 // ---- incremental decoder -------------------------------------------------------------------
 // Keeps K and V of every past token of up to `capacity` users; each call appends one token per user.

@@ -18,10 +18,10 @@ import { generateSyReference, SY_BUNDLE_DIMS, SY_DEFAULTS, type SyLog, type SyOp
 import { splitByUser, type Trajectories } from './data/trajectories.js';
 import { writeLog } from './data/write.js';
 import { generateSy, nativeInfo } from './native/index.js';
-import { BACKEND_CHOICES, selectBackend, type BackendChoice } from './model/backend.js';
+import { BACKEND_CHOICES, type BackendChoice } from './model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from './model/config.js';
 import { writeOnnx } from './model/onnx.js';
-import { TRAIN_DEFAULTS, trainCodt } from './model/train.js';
+import { TRAIN_DEFAULTS, TRAINER_CHOICES, trainCodt, type TrainerChoice } from './model/train.js';
 import { readOnnx } from './model/onnx.js';
 import { checkDataMatchesModel } from './model/artifact.js';
 import { solve, syEnvForModel, type SolveResult, type SolveUsers } from './solve/index.js';
@@ -188,7 +188,9 @@ interface TrainCliOptions {
   beta: number;
   lambdaMax?: number;
   lambdaCopies?: number;
+  trainer: TrainerChoice;
   backend: BackendChoice;
+  threads: number;
   seed: number;
   checkpoint?: string;
   resume?: boolean;
@@ -218,8 +220,6 @@ async function runTrain(schemaFile: string | undefined, o: SchemaOpts & TrainCli
   };
   process.on('SIGINT', onSigint);
   const tty = process.stderr.isTTY && !o.quiet;
-  const backend = await selectBackend(o.backend);
-  console.log(`tfjs backend: ${backend.name}${backend.skipped.length ? ` (skipped: ${backend.skipped.join('; ')})` : ''}`);
   console.log(`training ${o.variant} CODT (d_model ${o.dModel}, ${o.layers} layers, ${o.heads} heads) on ${train.users} users (${test.users} held out for testing), T = ${train.rounds}`);
   try {
     const result = await trainCodt(train, {
@@ -238,8 +238,11 @@ async function runTrain(schemaFile: string | undefined, o: SchemaOpts & TrainCli
       beta: o.beta,
       lambdaMax: o.lambdaMax,
       lambdaCopies: o.lambdaCopies,
+      trainer: o.trainer,
       backend: o.backend,
+      threads: o.threads,
       checkpoint,
+      onStart: (info) => console.log(`trainer: ${info.engine}${info.skipped.length ? ` (skipped: ${info.skipped.join('; ')})` : ''}`),
       resume: o.resume,
       signal: controller.signal,
       source: o.data,
@@ -373,7 +376,9 @@ export function buildProgram(): Command {
       .option('--beta <x>', 'temperature of the Lagrangian sample weights', numArg(1e-3, 1e3), TRAIN_DEFAULTS.beta)
       .option('--lambda-max <x>', 'λ range U(0, λmax) (default: from the data; literal: 1)', numArg(1e-6, 1e6))
       .option('--lambda-copies <n>', 'the literal recipe: copy each trajectory n times with a fixed λ', intArg(1, 1000))
-      .addOption(new Option('--backend <b>', 'tfjs backend').choices([...BACKEND_CHOICES]).default('auto'))
+      .addOption(new Option('--trainer <t>', 'native (C++, the default on CPU) or tfjs (the reference; auto picks it when tfjs-node-gpu sees a GPU or --backend is named)').choices([...TRAINER_CHOICES]).default('auto'))
+      .addOption(new Option('--backend <b>', 'tfjs backend (tfjs trainer)').choices([...BACKEND_CHOICES]).default('auto'))
+      .option('--threads <n>', 'native trainer threads (0: all cores; results do not depend on it)', intArg(0, 1024), 0)
       .option('--seed <n>', 'seed of init, split, batches, λ and dropout', intArg(0, Number.MAX_SAFE_INTEGER), TRAIN_DEFAULTS.seed)
       .option('--checkpoint <file>', 'checkpoint file (default: <out>.ckpt)')
       .option('--resume', 'continue from the checkpoint')
@@ -453,10 +458,19 @@ export function buildProgram(): Command {
       const s = trajectorySummary(trajectories);
       console.log(`2. read it back through DuckDB in ${fmt(performance.now() - t1, 3)} ms: ${s.users} trajectories, T = ${s.rounds}, state dim ${s.stateDim}, ${s.actions}`);
       const { train, test } = splitByUser(trajectories, { seed: o.seed });
-      const backend = await selectBackend('auto');
-      console.log(`3. training a small weighted CODT (d_model 32, 2 layers) on ${train.users} users for ${o.epochs} epochs on tfjs ${backend.name}...`);
       const t2 = performance.now();
-      const result = await trainCodt(train, { dModel: 32, layers: 2, heads: 2, dropout: 0, lr: 2e-3, epochs: o.epochs, patience: o.epochs, seed: o.seed, source: dataFile });
+      const result = await trainCodt(train, {
+        dModel: 32,
+        layers: 2,
+        heads: 2,
+        dropout: 0,
+        lr: 2e-3,
+        epochs: o.epochs,
+        patience: o.epochs,
+        seed: o.seed,
+        source: dataFile,
+        onStart: (info) => console.log(`3. training a small weighted CODT (d_model 32, 2 layers) on ${train.users} users for ${o.epochs} epochs (trainer: ${info.engine})...`),
+      });
       const modelFile = `${o.out}.onnx`;
       writeOnnx(result.model, modelFile);
       const m = result.model.meta;

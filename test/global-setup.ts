@@ -1,6 +1,8 @@
 /**
- * Trains the small SY model that several test files use, once per test run (about 30 s on
- * 2 cores), and hands its path to them via `inject('syModelPath')`.
+ * Trains the small SY model that several test files use, once per test run, and hands its
+ * path to them via `inject('syModelPath')`. The native trainer makes it (the default on CPU,
+ * about 3 s); the same recipe also runs on the tfjs reference trainer (about 30 s on 2 cores)
+ * so train.test.ts can compare the two runs.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +23,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     syModelPath: string;
     syModelHistory: string;
+    syTfjsModelPath: string;
+    syTfjsModelHistory: string;
   }
 }
 
@@ -29,10 +33,18 @@ export default async function setup(project: TestProject): Promise<() => void> {
   await selectBackend('auto');
   const sy = await generateSy(SY_MODEL_DATA);
   const { train } = splitByUser(buildTrajectories(syLogToInteractionLog(sy)), { seed: 1 });
-  const result = await trainCodt(train, SY_MODEL_TRAINING);
-  const file = path.join(dir, 'sy-weighted.onnx');
-  writeOnnx(result.model, file);
-  project.provide('syModelPath', file);
-  project.provide('syModelHistory', JSON.stringify({ history: result.history, samplesPerSecond: result.samplesPerSecond, backend: result.backend.name }));
+  for (const trainer of ['native', 'tfjs'] as const) {
+    const result = await trainCodt(train, { ...SY_MODEL_TRAINING, trainer });
+    const file = path.join(dir, `sy-weighted-${trainer}.onnx`);
+    writeOnnx(result.model, file);
+    const history = JSON.stringify({ history: result.history, samplesPerSecond: result.samplesPerSecond, backend: result.trainer.engine });
+    if (trainer === 'native') {
+      project.provide('syModelPath', file);
+      project.provide('syModelHistory', history);
+    } else {
+      project.provide('syTfjsModelPath', file);
+      project.provide('syTfjsModelHistory', history);
+    }
+  }
   return () => rmSync(dir, { recursive: true, force: true });
 }

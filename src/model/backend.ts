@@ -35,6 +35,18 @@ async function tryNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node
 
 let current: BackendInfo | undefined;
 
+/** Whether @tensorflow/tfjs-node-gpu is installed and a GPU is visible (it is then selected). */
+export async function gpuTfjsAvailable(): Promise<boolean> {
+  if (current?.name === 'tfjs-node-gpu') return true;
+  if (!gpuVisible()) return false;
+  try {
+    await selectBackend('tfjs-node-gpu');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Selects and initialises a backend; returns what runs and why others were skipped. */
 export async function selectBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
   if (!BACKEND_CHOICES.includes(choice)) throw new ArgumentError('backend', `must be one of ${BACKEND_CHOICES.join(', ')}`);

@@ -83,6 +83,21 @@ export class TfjsEngine implements TrainEngine {
     return loss;
   }
 
+  /** Loss and gradients without an update (the reference the native engine is held to). */
+  async gradients(batch: CodtBatch, training = false, dropoutSeed = 0): Promise<{ loss: number; grads: Params }> {
+    const vars = [...this.model.vars.values()];
+    const { value, grads } = tf.variableGrads(() => this.model.loss(batch, training, dropoutSeed), vars);
+    const out: Params = new Map();
+    for (const [name, v] of this.model.vars) {
+      const g = grads[v.name];
+      out.set(name, Float32Array.from((await g.data()) as Float32Array));
+    }
+    const loss = (await value.data())[0];
+    value.dispose();
+    for (const g of Object.values(grads)) g.dispose();
+    return { loss, grads: out };
+  }
+
   async evaluate(batch: CodtBatch): Promise<{ lossSum: number; weightSum: number }> {
     const t = tf.tidy(() => this.model.loss(batch, false));
     const loss = (await t.data())[0];

@@ -9,11 +9,12 @@ import { ArgumentError, SacoError } from '../errors.js';
 import { withLambdaCopies } from '../data/lambda.js';
 import { splitByUser, type Trajectories } from '../data/trajectories.js';
 import { dataFingerprint, type CodtModel, type ModelMeta } from './artifact.js';
-import { selectBackend, type BackendChoice, type BackendInfo } from './backend.js';
+import { gpuTfjsAvailable, selectBackend, type BackendChoice } from './backend.js';
 import { batchLambdas, epochOrder, makeBatch, type WeightingSpec } from './batches.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type CheckpointState, type EpochRecord } from './checkpoint.js';
 import { CODT_DEFAULTS, validateCodtConfig, type CodtConfig, type CodtVariant } from './config.js';
-import { ADAMW_DEFAULTS, TfjsEngine, type TrainEngine } from './engine-tfjs.js';
+import { ADAMW_DEFAULTS, TfjsEngine, type AdamWSettings, type TrainEngine } from './engine-tfjs.js';
+import { NativeEngine } from './engine-native.js';
 import { cloneParams, initParams, type Params } from './params.js';
 import { computeNormalization, estimateLambdaMax, roundMoments, targetTable, type Normalization } from './stats.js';
 
@@ -41,7 +42,16 @@ export interface TrainOptions {
   lambdaMax?: number;
   /** The literal recipe: every trajectory this many times with a fixed λ. */
   lambdaCopies?: number;
+  /**
+   * Which engine computes the steps: 'native' (C++, the default on CPU), 'tfjs' (the
+   * reference; @tensorflow/tfjs-node-gpu on a GPU), or 'auto': tfjs when tfjs-node-gpu is
+   * installed and sees a GPU or a tfjs `backend` was named, else native.
+   */
+  trainer?: TrainerChoice;
+  /** tfjs backend (tfjs trainer only). */
   backend?: BackendChoice;
+  /** Threads of the native trainer (0: every core; the result does not depend on it). */
+  threads?: number;
   /** Checkpoint file, written after every epoch and on interruption. */
   checkpoint?: string;
   /** Continue from `checkpoint`. */
@@ -50,6 +60,8 @@ export interface TrainOptions {
   stopAfterSteps?: number;
   /** Stop at the next step boundary, checkpoint, and return with `interrupted: true`. */
   signal?: AbortSignal;
+  /** Called once the engine is chosen, before the first step. */
+  onStart?: (info: TrainerInfo) => void;
   onProgress?: (p: TrainProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
   /** Where the data came from, recorded in the model. */
@@ -65,10 +77,21 @@ export interface TrainProgress {
   samplesPerSecond: number;
 }
 
+export type TrainerChoice = 'auto' | 'native' | 'tfjs';
+export const TRAINER_CHOICES: readonly TrainerChoice[] = ['auto', 'native', 'tfjs'];
+
+/** What ran the steps, and why the ones before it in the 'auto' order did not. */
+export interface TrainerInfo {
+  trainer: 'native' | 'tfjs';
+  /** The engine in words: "native-cpu (2 threads)" or "tfjs-wasm". */
+  engine: string;
+  skipped: string[];
+}
+
 export interface TrainResult {
   model: CodtModel;
   history: EpochRecord[];
-  backend: BackendInfo;
+  trainer: TrainerInfo;
   stoppedEarly: boolean;
   interrupted: boolean;
   /** Trajectories per second over the steps of this call. */
@@ -89,6 +112,25 @@ function learningRate(step: number, total: number, warmup: number, peak: number)
   return peak * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
+/** Resolves 'auto' and builds the engine (tfjs backends are only initialised when tfjs runs). */
+async function createEngine(choice: TrainerChoice, backendChoice: BackendChoice, config: CodtConfig, norm: Normalization, params: Params, adam: AdamWSettings, threads: number): Promise<{ engine: TrainEngine; info: TrainerInfo }> {
+  if (!TRAINER_CHOICES.includes(choice)) throw new ArgumentError('trainer', `must be one of ${TRAINER_CHOICES.join(', ')}, got ${String(choice)}`);
+  const skipped: string[] = [];
+  let useTfjs = choice === 'tfjs';
+  if (choice === 'auto') {
+    if (backendChoice !== 'auto') useTfjs = true;
+    else if (await gpuTfjsAvailable()) useTfjs = true;
+    else skipped.push('tfjs-node-gpu: not installed or no GPU visible');
+  }
+  if (useTfjs) {
+    const backend = await selectBackend(useTfjs && choice === 'auto' && backendChoice === 'auto' ? 'tfjs-node-gpu' : backendChoice);
+    const engine = new TfjsEngine(config, norm, params, adam, backend.name);
+    return { engine, info: { trainer: 'tfjs', engine: engine.name, skipped: [...skipped, ...backend.skipped] } };
+  }
+  const engine = new NativeEngine(config, norm, params, adam, threads);
+  return { engine, info: { trainer: 'native', engine: engine.name, skipped } };
+}
+
 function checkRange(name: string, v: number, min: number, max: number, integer = false): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
     throw new ArgumentError(name, `must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${v}`);
@@ -106,6 +148,7 @@ export async function trainCodt(train: Trajectories, options: TrainOptions = {})
   checkRange('valFraction', o.valFraction, 0.01, 0.9);
   checkRange('beta', o.beta, 1e-3, 1e3);
   if (o.lambdaMax !== undefined) checkRange('lambdaMax', o.lambdaMax, 1e-6, 1e6);
+  if (o.threads !== undefined) checkRange('threads', o.threads, 0, 1024, true);
   const weighted = variant === 'weighted' || variant === 'no-rtg';
   const config: CodtConfig = {
     stateDim: train.stateDim,
@@ -129,21 +172,24 @@ export async function trainCodt(train: Trajectories, options: TrainOptions = {})
   const batches = Math.ceil(fit.users / o.batchSize);
   const totalSteps = o.epochs * batches;
   const warmup = o.warmupSteps ?? Math.min(200, Math.ceil(0.05 * totalSteps));
-  const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, fingerprint: dataFingerprint(train), users: train.users };
 
-  const backend = await selectBackend(o.backend ?? 'auto');
   const adam = { ...ADAMW_DEFAULTS, weightDecay: o.weightDecay ?? ADAMW_DEFAULTS.weightDecay, gradClip: o.gradClip ?? ADAMW_DEFAULTS.gradClip };
-  let state: CheckpointState = { identity, epoch: 0, step: 0, bestValLoss: Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, history: [], extra: { batchInEpoch: 0, lossSum: 0, lossCount: 0, seconds: 0 } };
   let params = initParams(config, o.seed);
   let best: Params = cloneParams(params);
-  const engine: TrainEngine = new TfjsEngine(config, norm, params, adam, backend.name);
+  const { engine, info: trainerInfo } = await createEngine(o.trainer ?? 'auto', o.backend ?? 'auto', config, norm, params, adam, o.threads ?? 0);
+  // What must match to resume: the trainers' dropout masks differ, so a run stays on one.
+  const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, fingerprint: dataFingerprint(train), users: train.users, trainer: trainerInfo.trainer };
+  o.onStart?.(trainerInfo);
+  let state: CheckpointState = { identity, epoch: 0, step: 0, bestValLoss: Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, history: [], extra: { batchInEpoch: 0, lossSum: 0, lossCount: 0, seconds: 0 } };
   try {
     if (o.resume) {
       if (!o.checkpoint) throw new ArgumentError('resume', 'needs a checkpoint file');
       if (existsSync(o.checkpoint)) {
         const ckpt = readCheckpoint(o.checkpoint);
-        if (JSON.stringify(ckpt.state.identity) !== JSON.stringify(identity)) {
-          throw new CheckpointError(o.checkpoint, 'was written by a run with another config, data or seed; refusing to resume from it', 'CHECKPOINT_MISMATCH');
+        const differs = Object.keys({ ...identity, ...ckpt.state.identity }).filter((k) => JSON.stringify((ckpt.state.identity as Record<string, unknown>)[k]) !== JSON.stringify((identity as Record<string, unknown>)[k]));
+        if (differs.length) {
+          const detail = differs.map((k) => `${k}: checkpoint ${JSON.stringify((ckpt.state.identity as Record<string, unknown>)[k]) ?? 'absent'}, this run ${JSON.stringify((identity as Record<string, unknown>)[k]) ?? 'absent'}`);
+          throw new CheckpointError(o.checkpoint, `was written by a run with another config, data, seed or trainer (${detail.join('; ').slice(0, 400)}); refusing to resume from it`, 'CHECKPOINT_MISMATCH');
         }
         state = ckpt.state;
         params = ckpt.params;
@@ -234,8 +280,8 @@ export async function trainCodt(train: Trajectories, options: TrainOptions = {})
       targets: targetTable(fitBase, moments, lambdaMax, weighting.beta),
       fingerprint: dataFingerprint(train),
       training: {
-        trainer: 'tfjs',
-        backend: backend.name,
+        trainer: trainerInfo.trainer,
+        backend: trainerInfo.engine,
         seed: o.seed,
         epochs: state.epoch,
         steps: state.step,
@@ -249,7 +295,7 @@ export async function trainCodt(train: Trajectories, options: TrainOptions = {})
     return {
       model: { meta, params: finalParams },
       history: state.history,
-      backend,
+      trainer: trainerInfo,
       stoppedEarly,
       interrupted,
       samplesPerSecond: samplesThisCall / Math.max(secondsThisCall, 1e-9),

@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { SacoError } from '../errors.js';
 import { allocateSyLog, resolveSyConfig, type SyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
-import type { ForwardInputs } from '../model/codt-tfjs.js';
+import type { CodtBatch, ForwardInputs } from '../model/codt-tfjs.js';
+import type { CodtConfig } from '../model/config.js';
+import type { Normalization } from '../model/stats.js';
 
 /** Inputs of a forward pass, as in the ONNX graph. */
 export type NativeForwardInputs = ForwardInputs;
@@ -63,6 +65,28 @@ export interface NativeSearchResult {
   trace: Array<{ lambda: number; revenue: number; cost: number }>;
 }
 
+/** AdamW, clipping and dropout of a native trainer (the tfjs engine's settings). */
+export interface NativeTrainerOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  gradClip: number;
+  dropout: number;
+  /** 0 or absent: every core. Results do not depend on it. */
+  threads?: number;
+}
+
+/** One tensor's finite-difference check (native/gradcheck.h). */
+export interface GradCheckRow {
+  tensor: string;
+  maxAbsError: number;
+  maxAbsGrad: number;
+  checked: number;
+}
+
+type NativeBuffer = 'params' | 'm' | 'v';
+
 /** The raw binding, as exported by native/addon.cc. */
 interface NativeBinding {
   loadModel(meta: Pick<ModelMeta, 'config' | 'normalization' | 'targets'>, params: Record<string, Float32Array>): number;
@@ -78,6 +102,15 @@ interface NativeBinding {
   pmath(name: 'exp' | 'log', values: Float64Array): Float64Array;
   cudaBuilt: boolean;
   cudaDeviceCount(): number;
+  trainerCreate(meta: { config: CodtConfig; normalization: Normalization }, params: Record<string, Float32Array>, options: NativeTrainerOptions): number;
+  trainerStep(id: number, batch: CodtBatch, lr: number, step: number, dropoutSeed: number): Promise<{ loss: number; gradNorm: number }>;
+  trainerEvaluate(id: number, batch: CodtBatch): Promise<{ lossSum: number; weightSum: number }>;
+  trainerGradients(id: number, batch: CodtBatch, training: boolean, dropoutSeed: number): Promise<{ loss: number; grads: Record<string, Float32Array> }>;
+  trainerRead(id: number, what: NativeBuffer): Record<string, Float32Array>;
+  trainerWrite(id: number, what: NativeBuffer, values: Record<string, Float32Array>): void;
+  trainerDispose(id: number): boolean;
+  gradCheck(what: string, seed: number): GradCheckRow[];
+  gradCheckNames: string[];
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -185,4 +218,65 @@ export async function nativeRollout(spec: NativeRolloutSpec): Promise<NativeRoll
 
 export async function nativeSearchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec): Promise<NativeSearchResult> {
   return native().searchLambda(spec, search);
+}
+
+const disposeTrainerOnGc = new FinalizationRegistry<number>((id) => {
+  binding?.trainerDispose(id);
+});
+
+const toRecord = (params: Map<string, Float32Array>): Record<string, Float32Array> => Object.fromEntries(params);
+const toMap = (record: Record<string, Float32Array>): Map<string, Float32Array> => new Map(Object.entries(record));
+
+/**
+ * A CODT being trained in C++ (native/trainer.h): weights, gradients and AdamW moments live
+ * in the addon; each call copies its batch in, so the work never reads JavaScript memory.
+ * One call at a time: await each before the next.
+ */
+export class NativeTrainer {
+  readonly id: number;
+  private disposed = false;
+
+  constructor(config: CodtConfig, norm: Normalization, params: Map<string, Float32Array>, options: NativeTrainerOptions) {
+    this.id = native().trainerCreate({ config, normalization: norm }, toRecord(params), options);
+    disposeTrainerOnGc.register(this, this.id, this);
+  }
+
+  /** One clipped AdamW step; the loss is the batch's before the update (NaN: weights unchanged). */
+  async step(batch: CodtBatch, lr: number, step: number, dropoutSeed: number): Promise<{ loss: number; gradNorm: number }> {
+    return native().trainerStep(this.id, batch, lr, step, dropoutSeed);
+  }
+
+  async evaluate(batch: CodtBatch): Promise<{ lossSum: number; weightSum: number }> {
+    return native().trainerEvaluate(this.id, batch);
+  }
+
+  /** Loss and gradient of every parameter, without an update. */
+  async gradients(batch: CodtBatch, training = false, dropoutSeed = 0): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+    const r = await native().trainerGradients(this.id, batch, training, dropoutSeed);
+    return { loss: r.loss, grads: toMap(r.grads) };
+  }
+
+  read(what: NativeBuffer): Map<string, Float32Array> {
+    return toMap(native().trainerRead(this.id, what));
+  }
+
+  write(what: NativeBuffer, values: Map<string, Float32Array>): void {
+    native().trainerWrite(this.id, what, toRecord(values));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    disposeTrainerOnGc.unregister(this);
+    native().trainerDispose(this.id);
+  }
+}
+
+/** Finite-difference checks of the backward passes; `names` lists what can be checked. */
+export function nativeGradCheck(what: string, seed: number): GradCheckRow[] {
+  return native().gradCheck(what, seed);
+}
+
+export function nativeGradCheckNames(): string[] {
+  return [...native().gradCheckNames];
 }

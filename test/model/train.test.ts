@@ -62,7 +62,7 @@ describe('CODT training on SY', () => {
     expect(ev[0]).toBeGreaterThan(ev[1]);
     expect(ev[1]).toBeGreaterThan(ev[2]);
 
-    // the trained file in onnxruntime-node = the tfjs forward, on real SY batches
+    // the natively trained file in onnxruntime-node = the tfjs forward, on real SY batches
     const users = Int32Array.from({ length: 50 }, (_, i) => i);
     const batch = makeBatch(test, users, Float32Array.from({ length: 50 }, (_, i) => (i % 10) * 0.3), r.model.meta.config, { beta: null, moments: r.model.meta.moments });
     const net = new TfCodt(r.model.meta.config, r.model.meta.normalization, r.model.params);
@@ -71,6 +71,17 @@ describe('CODT training on SY', () => {
     logitsT.dispose();
     net.dispose();
     expect(maxAbsDiff(a, await ortLogits(encodeOnnx(r.model), r.model.meta, batch))).toBeLessThan(1e-4);
+  });
+
+  it('the native and tfjs trainers, same recipe and batches, reach validation losses within 2%', () => {
+    const native = readOnnx(inject('syModelPath')).meta.training;
+    const reference = readOnnx(inject('syTfjsModelPath')).meta.training;
+    const runs = [inject('syModelHistory'), inject('syTfjsModelHistory')].map((h) => JSON.parse(h) as { history: Array<{ valLoss: number }>; samplesPerSecond: number; backend: string });
+    console.log(`native vs tfjs: validation loss by epoch ${runs.map((r) => `${r.backend}: ${r.history.map((h) => h.valLoss.toFixed(4)).join(', ')} (${r.samplesPerSecond.toFixed(0)} samples/s)`).join(' | ')}`);
+    expect(native.trainer).toBe('native');
+    expect(reference.trainer).toBe('tfjs');
+    expect(native.epochs).toBe(reference.epochs);
+    expect(Math.abs(native.bestValLoss - reference.bestValLoss) / reference.bestValLoss).toBeLessThan(0.02);
   });
 
   it('literal (the paper\'s unweighted recipe) is reported as it is', async () => {

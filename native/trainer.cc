@@ -1,0 +1,179 @@
+#include "trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "pool.h"
+
+namespace saco {
+namespace {
+
+// Chunks whose gradients are held at once before being added to the total in order: bounds
+// memory for large batches without making the sum depend on the thread count.
+constexpr int kChunksPerWave = 16;
+
+}  // namespace
+
+SequenceBatch TrainBatch::view() const {
+  return SequenceBatch{batch, rounds, states.data(), rtg.data(), ctg.data(), actions_onehot.data(), lambda.data()};
+}
+
+CodtTrainer::Use::Use(CodtTrainer& t) : t_(t) {
+  if (t_.busy_.exchange(true)) throw std::runtime_error("trainer is busy: await the previous call before the next");
+}
+CodtTrainer::Use::~Use() { t_.busy_.store(false); }
+
+CodtTrainer::CodtTrainer(std::unique_ptr<CodtModel> model, const TrainerOptions& options) : model_(std::move(model)), options_(options) {
+  validate_model(*model_);
+  const AdamWOptions& a = options_.adam;
+  if (!(a.beta1 >= 0 && a.beta1 < 1) || !(a.beta2 >= 0 && a.beta2 < 1)) throw std::invalid_argument("adam betas must be in [0, 1)");
+  if (!(a.eps > 0) || !(a.weight_decay >= 0) || !(a.grad_clip > 0)) throw std::invalid_argument("adam eps and gradClip must be > 0 and weightDecay >= 0");
+  if (!(options_.dropout >= 0 && options_.dropout < 1)) throw std::invalid_argument("dropout must be in [0, 1)");
+  size_t offset = 0;
+  for (const ParamShape& s : param_shapes(model_->config)) {
+    slots_.push_back(Slot{s, model_->params.at(s.name).data(), offset});
+    offset += s.size;
+  }
+  grad_.assign(offset, 0.0f);
+  m_.assign(offset, 0.0f);
+  v_.assign(offset, 0.0f);
+  workspaces_.resize(resolve_threads(options_.threads));
+}
+
+Gradients CodtTrainer::gradients_into(float* base) const {
+  std::map<std::string, size_t> offsets;
+  for (const Slot& s : slots_) offsets[s.shape.name] = s.offset;
+  return resolve_params<float>(model_->config, [&](const std::string& name) { return base + offsets.at(name); });
+}
+
+double CodtTrainer::compute_gradients(const TrainBatch& batch, uint64_t dropout_seed, bool training) {
+  const SequenceBatch all = batch.view();
+  SequenceTargets targets{batch.mask.data(), batch.weights.data(), 0};
+  for (size_t i = 0; i < batch.weights.size(); ++i) targets.weight_total += static_cast<double>(batch.weights[i]) * batch.mask[i];
+  const int chunks = (batch.batch + kSequenceChunk - 1) / kSequenceChunk;
+  const size_t P = grad_.size();
+  chunk_grads_.resize(std::min(chunks, kChunksPerWave));
+  std::vector<double> chunk_loss(static_cast<size_t>(chunks), 0.0);
+  std::fill(grad_.begin(), grad_.end(), 0.0f);
+  for (int wave = 0; wave < chunks; wave += kChunksPerWave) {
+    const int in_wave = std::min(kChunksPerWave, chunks - wave);
+    parallel_for_workers(static_cast<size_t>(in_wave), static_cast<unsigned>(workspaces_.size()), [&](size_t worker, size_t first, size_t last) {
+      Workspace& ws = workspaces_[worker];
+      for (size_t i = first; i < last; ++i) {
+        const int ch = wave + static_cast<int>(i);
+        const int s0 = ch * kSequenceChunk;
+        const int count = std::min(kSequenceChunk, batch.batch - s0);
+        Floats& g = chunk_grads_[i];
+        g.resize(P);
+        std::fill(g.begin(), g.end(), 0.0f);
+        const Gradients view = gradients_into(g.data());
+        const DropoutSpec drop{training ? options_.dropout : 0.0f, dropout_seed, static_cast<uint32_t>(s0)};
+        const SequenceBatch part = chunk_of(*model_, all, s0, count);
+        sequence_forward(*model_, part, drop, ws.act);
+        const size_t rounds0 = static_cast<size_t>(s0) * batch.rounds;
+        const SequenceTargets mine{targets.mask + rounds0, targets.weights + rounds0, targets.weight_total};
+        chunk_loss[static_cast<size_t>(ch)] = sequence_loss_backward(*model_, part, mine, ws.act, ws.scratch, &view);
+      }
+    });
+    for (int i = 0; i < in_wave; ++i) {
+      const float* g = chunk_grads_[static_cast<size_t>(i)].data();
+      for (size_t j = 0; j < P; ++j) grad_[j] += g[j];
+    }
+  }
+  double loss = 0;
+  for (double l : chunk_loss) loss += l;
+  return loss;
+}
+
+StepResult CodtTrainer::step(const TrainBatch& batch, float lr, int step, uint64_t dropout_seed) {
+  if (step < 1) throw std::invalid_argument("step counts from 1");
+  if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("lr must be a finite number >= 0");
+  StepResult r;
+  r.loss = compute_gradients(batch, dropout_seed, true);
+  if (!std::isfinite(r.loss)) return r;  // the caller stops; the weights stay as they were
+  double norm2 = 0;
+  for (float g : grad_) norm2 += static_cast<double>(g) * g;
+  r.grad_norm = std::sqrt(norm2);
+  const AdamWOptions& a = options_.adam;
+  const float scale = static_cast<float>(std::min(1.0, a.grad_clip / (r.grad_norm + 1e-12)));
+  const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(a.beta1), step));
+  const float bc2 = static_cast<float>(1.0 - std::pow(static_cast<double>(a.beta2), step));
+  for (const Slot& s : slots_) {
+    float* p = s.value;
+    float* m = m_.data() + s.offset;
+    float* v = v_.data() + s.offset;
+    const float* gr = grad_.data() + s.offset;
+    const float decay = s.shape.decay ? a.weight_decay : 0.0f;
+    for (size_t i = 0; i < s.shape.size; ++i) {
+      const float g = gr[i] * scale;
+      m[i] = m[i] * a.beta1 + g * (1.0f - a.beta1);
+      v[i] = v[i] * a.beta2 + g * g * (1.0f - a.beta2);
+      const float update = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + a.eps) + decay * p[i];
+      p[i] -= update * lr;
+    }
+  }
+  return r;
+}
+
+EvalResult CodtTrainer::evaluate(const TrainBatch& batch) {
+  const SequenceBatch all = batch.view();
+  EvalResult r;
+  for (size_t i = 0; i < batch.weights.size(); ++i) r.weight_sum += static_cast<double>(batch.weights[i]) * batch.mask[i];
+  const int chunks = (batch.batch + kSequenceChunk - 1) / kSequenceChunk;
+  std::vector<double> chunk_loss(static_cast<size_t>(chunks), 0.0);
+  parallel_for_workers(static_cast<size_t>(chunks), static_cast<unsigned>(workspaces_.size()), [&](size_t worker, size_t first, size_t last) {
+    Workspace& ws = workspaces_[worker];
+    for (size_t ch = first; ch < last; ++ch) {
+      const int s0 = static_cast<int>(ch) * kSequenceChunk;
+      const int count = std::min(kSequenceChunk, batch.batch - s0);
+      const SequenceBatch part = chunk_of(*model_, all, s0, count);
+      sequence_forward(*model_, part, DropoutSpec{}, ws.act);
+      const size_t rounds0 = static_cast<size_t>(s0) * batch.rounds;
+      const SequenceTargets mine{batch.mask.data() + rounds0, batch.weights.data() + rounds0, 1.0};
+      chunk_loss[ch] = sequence_loss_backward(*model_, part, mine, ws.act, ws.scratch, nullptr);
+    }
+  });
+  for (double l : chunk_loss) r.loss_sum += l;
+  return r;
+}
+
+namespace {
+
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::map<int64_t, std::shared_ptr<CodtTrainer>>& registry() {
+  static std::map<int64_t, std::shared_ptr<CodtTrainer>> r;
+  return r;
+}
+
+int64_t next_trainer_id = 1;
+
+}  // namespace
+
+int64_t trainer_create(std::unique_ptr<CodtModel> model, const TrainerOptions& options) {
+  auto trainer = std::make_shared<CodtTrainer>(std::move(model), options);
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  const int64_t id = next_trainer_id++;
+  registry()[id] = std::move(trainer);
+  return id;
+}
+
+std::shared_ptr<CodtTrainer> trainer_get(int64_t id) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto it = registry().find(id);
+  return it == registry().end() ? nullptr : it->second;
+}
+
+bool trainer_dispose(int64_t id) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  return registry().erase(id) > 0;
+}
+
+}  // namespace saco
