@@ -98,6 +98,7 @@ StepResult CodtTrainer::step(const TrainBatch& batch, float lr, int step, uint64
   double norm2 = 0;
   for (float g : grad_) norm2 += static_cast<double>(g) * g;
   r.grad_norm = std::sqrt(norm2);
+  if (!std::isfinite(r.grad_norm)) return r;  // likewise: no update from a non-finite gradient
   const AdamWOptions& a = options_.adam;
   const float scale = static_cast<float>(std::min(1.0, a.grad_clip / (r.grad_norm + 1e-12)));
   const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(a.beta1), step));

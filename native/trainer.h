@@ -67,7 +67,8 @@ class CodtTrainer {
   // Loss of the batch (weights * mask * CE / their sum) and its gradient into gradient();
   // dropout runs when `training` (masks keyed by dropout_seed and each sequence's index).
   double compute_gradients(const TrainBatch& batch, uint64_t dropout_seed, bool training);
-  // compute_gradients, clipping, then one AdamW update (step counts from 1).
+  // compute_gradients, clipping, then one AdamW update (step counts from 1). A non-finite
+  // loss or gradient norm leaves the weights and moments untouched (the caller stops).
   StepResult step(const TrainBatch& batch, float lr, int step, uint64_t dropout_seed);
   // Forward only, no dropout: sum of weights * mask * CE, and of weights * mask.
   EvalResult evaluate(const TrainBatch& batch);

@@ -11,7 +11,7 @@ import type { Params } from './params.js';
 import type { Normalization, RoundMoments, TargetTable } from './stats.js';
 
 export interface TrainingInfo {
-  trainer: 'tfjs' | 'native';
+  trainer: 'tfjs' | 'native' | 'custom';
   backend: string;
   seed: number;
   epochs: number;

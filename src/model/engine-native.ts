@@ -21,8 +21,10 @@ export class NativeEngine implements TrainEngine {
     this.name = `native-cpu (${threads || os.availableParallelism()} threads)`;
   }
 
+  /** NaN when the loss or the gradient is not finite; the weights are then left as they were. */
   async step(batch: CodtBatch, lr: number, step: number, dropoutSeed: number): Promise<number> {
-    return (await this.trainer.step(batch, lr, step, dropoutSeed)).loss;
+    const r = await this.trainer.step(batch, lr, step, dropoutSeed);
+    return Number.isFinite(r.gradNorm) ? r.loss : NaN;
   }
 
   evaluate(batch: CodtBatch): Promise<{ lossSum: number; weightSum: number }> {

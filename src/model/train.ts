@@ -50,6 +50,11 @@ export interface TrainOptions {
   trainer?: TrainerChoice;
   /** tfjs backend (tfjs trainer only). */
   backend?: BackendChoice;
+  /**
+   * An engine of your own instead of the built-in ones (an experimental backend, or a test
+   * that needs a failing one); it receives the initial weights and the AdamW settings.
+   */
+  createEngine?: (spec: EngineSpec) => TrainEngine;
   /** Threads of the native trainer (0: every core; the result does not depend on it). */
   threads?: number;
   /** Checkpoint file, written after every epoch and on interruption. */
@@ -78,11 +83,19 @@ export interface TrainProgress {
 }
 
 export type TrainerChoice = 'auto' | 'native' | 'tfjs';
+
+/** What an engine is built from. */
+export interface EngineSpec {
+  config: CodtConfig;
+  norm: Normalization;
+  params: Params;
+  adam: AdamWSettings;
+}
 export const TRAINER_CHOICES: readonly TrainerChoice[] = ['auto', 'native', 'tfjs'];
 
 /** What ran the steps, and why the ones before it in the 'auto' order did not. */
 export interface TrainerInfo {
-  trainer: 'native' | 'tfjs';
+  trainer: 'native' | 'tfjs' | 'custom';
   /** The engine in words: "native-cpu (2 threads)" or "tfjs-wasm". */
   engine: string;
   skipped: string[];
@@ -176,7 +189,9 @@ export async function trainCodt(train: Trajectories, options: TrainOptions = {})
   const adam = { ...ADAMW_DEFAULTS, weightDecay: o.weightDecay ?? ADAMW_DEFAULTS.weightDecay, gradClip: o.gradClip ?? ADAMW_DEFAULTS.gradClip };
   let params = initParams(config, o.seed);
   let best: Params = cloneParams(params);
-  const { engine, info: trainerInfo } = await createEngine(o.trainer ?? 'auto', o.backend ?? 'auto', config, norm, params, adam, o.threads ?? 0);
+  const { engine, info: trainerInfo } = o.createEngine
+    ? { engine: o.createEngine({ config, norm, params, adam }), info: { trainer: 'custom' as const, engine: 'custom', skipped: [] } }
+    : await createEngine(o.trainer ?? 'auto', o.backend ?? 'auto', config, norm, params, adam, o.threads ?? 0);
   // What must match to resume: the trainers' dropout masks differ, so a run stays on one.
   const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, fingerprint: dataFingerprint(train), users: train.users, trainer: trainerInfo.trainer };
   o.onStart?.(trainerInfo);
@@ -234,7 +249,7 @@ export async function trainCodt(train: Trajectories, options: TrainOptions = {})
         const loss = await engine.step(batch, learningRate(step, totalSteps, warmup, o.lr), step, (o.seed * 1000003 + step) % 2147483647);
         if (!Number.isFinite(loss)) {
           const where = o.checkpoint && existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint} (epoch ${state.epoch})` : 'no checkpoint was written';
-          throw new TrainingDivergedError(`training diverged: loss is ${loss} at epoch ${state.epoch + 1}, step ${step}; ${where}. Lower --lr or --grad-clip.`);
+          throw new TrainingDivergedError(`training diverged: the loss or its gradient is not finite (loss ${loss}) at epoch ${state.epoch + 1}, step ${step}; ${where}. Lower --lr or --grad-clip.`);
         }
         const dt = (performance.now() - t0) / 1000;
         state.step = step;

@@ -61,10 +61,17 @@ describe('saco CLI', () => {
     const model = tmp.file('m.onnx');
     const r = saco('train', '--data', data, '--out', model, '--epochs', '2', '--d-model', '8', '--layers', '1', '--heads', '1', '--quiet');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/tfjs backend: (wasm|cpu|tfjs-node)/);
+    expect(r.stdout).toMatch(/trainer: native-cpu \(\d+ threads\)/);
     expect(r.stdout).toMatch(/epoch 2: train loss/);
     expect(r.stdout).toMatch(/wrote .*m\.onnx/);
     expect(readFileSync(model).length).toBeGreaterThan(1000);
+    // the reference trainer on request; naming a tfjs backend picks it too
+    const ref = saco('train', '--data', data, '--out', tmp.file('t.onnx'), '--epochs', '1', '--d-model', '8', '--layers', '1', '--heads', '1', '--quiet', '--backend', 'cpu');
+    expect(ref.code).toBe(0);
+    expect(ref.stdout).toMatch(/trainer: tfjs-cpu/);
+    const clash = saco('train', '--data', data, '--out', tmp.file('u.onnx'), '--trainer', 'gpu');
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toMatch(/--trainer <t>' argument 'gpu' is invalid/);
     const bad = saco('train', '--data', data, '--out', tmp.file('x.onnx'), '--reward-col', 'revenue');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/column "revenue" is not in/);

@@ -5,7 +5,8 @@ import { syLogToInteractionLog } from '../../src/data/log.js';
 import { buildTrajectories, type Trajectories } from '../../src/data/trajectories.js';
 import { selectBackend } from '../../src/model/backend.js';
 import { readCheckpoint } from '../../src/model/checkpoint.js';
-import { trainCodt, type TrainOptions } from '../../src/model/train.js';
+import { NativeEngine } from '../../src/model/engine-native.js';
+import { trainCodt, TrainingDivergedError, type TrainOptions } from '../../src/model/train.js';
 import { generateSy } from '../../src/native/index.js';
 import { maxAbsDiff } from '../helpers/model.js';
 import { tempDir } from '../helpers/fixtures.js';
@@ -22,19 +23,49 @@ beforeAll(async () => {
 const OPTS: TrainOptions = { dModel: 16, layers: 1, heads: 2, batchSize: 32, epochs: 3, patience: 5, dropout: 0.1, lr: 1e-3, seed: 4 };
 
 describe('checkpoints', () => {
-  it('interrupting mid-epoch and resuming gives the weights of an uninterrupted run', async () => {
-    const whole = await trainCodt(traj, OPTS);
-    const ckpt = tmp.file('run.ckpt');
-    // 12 batches per epoch: stop inside epoch 2, then again inside epoch 3
-    const first = await trainCodt(traj, { ...OPTS, checkpoint: ckpt, stopAfterSteps: 17 });
-    expect(first.interrupted).toBe(true);
-    expect(readCheckpoint(ckpt).state.step).toBe(17);
-    const second = await trainCodt(traj, { ...OPTS, checkpoint: ckpt, resume: true, stopAfterSteps: 10 });
-    expect(second.interrupted).toBe(true);
-    const done = await trainCodt(traj, { ...OPTS, checkpoint: ckpt, resume: true });
-    expect(done.interrupted).toBe(false);
-    expect(done.history.map((h) => h.valLoss)).toEqual(whole.history.map((h) => h.valLoss));
-    for (const [name, data] of whole.model.params) expect(maxAbsDiff(done.model.params.get(name) as Float32Array, data), name).toBeLessThan(1e-6);
+  for (const trainer of ['native', 'tfjs'] as const) {
+    it(`interrupting mid-epoch and resuming gives the weights of an uninterrupted run (${trainer}, dropout on)`, async () => {
+      const opts = { ...OPTS, trainer };
+      const whole = await trainCodt(traj, opts);
+      expect(whole.trainer.trainer).toBe(trainer);
+      const ckpt = tmp.file(`run-${trainer}.ckpt`);
+      // 12 batches per epoch: stop inside epoch 2, then again inside epoch 3
+      const first = await trainCodt(traj, { ...opts, checkpoint: ckpt, stopAfterSteps: 17 });
+      expect(first.interrupted).toBe(true);
+      expect(readCheckpoint(ckpt).state.step).toBe(17);
+      const second = await trainCodt(traj, { ...opts, checkpoint: ckpt, resume: true, stopAfterSteps: 10 });
+      expect(second.interrupted).toBe(true);
+      const done = await trainCodt(traj, { ...opts, checkpoint: ckpt, resume: true });
+      expect(done.interrupted).toBe(false);
+      expect(done.history.map((h) => h.valLoss)).toEqual(whole.history.map((h) => h.valLoss));
+      for (const [name, data] of whole.model.params) expect(maxAbsDiff(done.model.params.get(name) as Float32Array, data), name).toBeLessThan(1e-6);
+    });
+  }
+
+  it('a checkpoint of one trainer is refused by the other, naming what differs', async () => {
+    const ckpt = tmp.file('tfjs-run.ckpt');
+    await trainCodt(traj, { ...OPTS, epochs: 1, trainer: 'tfjs', checkpoint: ckpt });
+    await expect(trainCodt(traj, { ...OPTS, epochs: 1, trainer: 'native', checkpoint: ckpt, resume: true })).rejects.toThrow(/trainer: checkpoint "tfjs", this run "native"/);
+  });
+
+  it('a loss that stops being finite ends training with a clear error and keeps the last good checkpoint', async () => {
+    const ckpt = tmp.file('diverge.ckpt');
+    let steps = 0;
+    const failing = (spec: Parameters<NonNullable<TrainOptions['createEngine']>>[0]) => {
+      const engine = new NativeEngine(spec.config, spec.norm, spec.params, spec.adam);
+      const step = engine.step.bind(engine);
+      // 12 steps per epoch: the 15th step (epoch 2) "diverges"
+      engine.step = async (...args) => (++steps === 15 ? NaN : step(...args));
+      return engine;
+    };
+    const run = trainCodt(traj, { ...OPTS, checkpoint: ckpt, createEngine: failing });
+    await expect(run).rejects.toBeInstanceOf(TrainingDivergedError);
+    await expect(run).rejects.toThrow('the loss or its gradient is not finite (loss NaN) at epoch 2, step 15');
+    await expect(run).rejects.toThrow(`the last good checkpoint is ${ckpt} (epoch 1)`);
+    const kept = readCheckpoint(ckpt);
+    expect(kept.state.epoch).toBe(1);
+    expect(kept.state.step).toBe(12);
+    for (const [name, data] of kept.params) expect(data.every(Number.isFinite), name).toBe(true);
   });
 
   it('refuses a checkpoint from another config, and a file that is not one', async () => {
