@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
- * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run), `--only=data|train|solve|quality`,
+ * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run; skips training to early stop),
+ * `--only=data|train|solve|quality`,
  * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeInfo } from '../src/native/index.js';
 import { benchData } from './data.js';
-import { benchTraining } from './train.js';
+import { benchTrainToStop, benchTraining } from './train.js';
 import { benchQuality, benchSolve, PAPER_TABLE_2 } from './solve.js';
 import { formatTable, machine } from './harness.js';
 
@@ -25,7 +26,13 @@ if (!only || only === 'data') results.push(...(await benchData({ quick })));
 if (!only || only === 'train') {
   const training = await benchTraining({ quick });
   results.push(...training);
-  for (const t of training) console.log(`training throughput on ${t.backend}: ${t.samplesPerSecond.toFixed(1)} trajectories/s`);
+  const native = training[0];
+  for (const t of training) console.log(`training throughput on ${t.backend}: ${t.samplesPerSecond.toFixed(1)} trajectories/s${t === native ? '' : ` (native all cores: ${(native.samplesPerSecond / t.samplesPerSecond).toFixed(1)}x this)`}`);
+  if (!quick) {
+    const run = await benchTrainToStop();
+    results.push(run);
+    console.log(`default config on SY 10,000 x 10 to early stopping (${run.trainer}): ${(run.medianMs / 1000).toFixed(1)} s, ${run.epochs} epochs, best validation loss ${run.bestValLoss.toFixed(4)}`);
+  }
 }
 if (!only || only === 'solve') {
   results.push(...(await benchSolve({ quick, modelFile })));

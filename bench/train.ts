@@ -5,7 +5,7 @@
  * the ratios are what to quote.
  */
 import { syLogToInteractionLog } from '../src/data/log.js';
-import { buildTrajectories } from '../src/data/trajectories.js';
+import { buildTrajectories, splitByUser } from '../src/data/trajectories.js';
 import { selectBackend, type BackendChoice } from '../src/model/backend.js';
 import { batchLambdas, makeBatch } from '../src/model/batches.js';
 import type { CodtBatch } from '../src/model/codt-tfjs.js';
@@ -14,7 +14,7 @@ import { NativeEngine } from '../src/model/engine-native.js';
 import { ADAMW_DEFAULTS, TfjsEngine, type TrainEngine } from '../src/model/engine-tfjs.js';
 import { initParams } from '../src/model/params.js';
 import { computeNormalization, estimateLambdaMax, roundMoments } from '../src/model/stats.js';
-import { TRAIN_DEFAULTS } from '../src/model/train.js';
+import { TRAIN_DEFAULTS, trainCodt } from '../src/model/train.js';
 import { generateSy } from '../src/native/index.js';
 import type { Timing } from './harness.js';
 
@@ -69,4 +69,18 @@ export async function benchTraining(options: { quick?: boolean; backends?: Backe
     engine.dispose();
   }
   return out;
+}
+
+/**
+ * `saco train` on built-in defaults, timed: SY 10,000 x 10 (seed 1), 20% of users held out as
+ * `saco train` does, the default config and trainer, until early stopping.
+ */
+export async function benchTrainToStop(): Promise<Timing & { trainer: string; epochs: number; bestValLoss: number }> {
+  const traj = buildTrajectories(syLogToInteractionLog(await generateSy({ users: 10000, rounds: 10, seed: 1 })));
+  const { train } = splitByUser(traj, { testFraction: 0.2, seed: TRAIN_DEFAULTS.seed });
+  const t0 = performance.now();
+  const r = await trainCodt(train);
+  const ms = performance.now() - t0;
+  const m = r.model.meta.training;
+  return { name: `train default CODT on SY 10,000 x 10 to early stopping (${r.trainer.engine})`, runs: 1, medianMs: ms, p95Ms: ms, minMs: ms, trainer: r.trainer.engine, epochs: m.epochs, bestValLoss: m.bestValLoss };
 }

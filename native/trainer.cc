@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "pool.h"
+#include "registry.h"
 
 namespace saco {
 namespace {
@@ -144,37 +144,19 @@ EvalResult CodtTrainer::evaluate(const TrainBatch& batch) {
 
 namespace {
 
-std::mutex& registry_mutex() {
-  static std::mutex m;
-  return m;
-}
-
-std::map<int64_t, std::shared_ptr<CodtTrainer>>& registry() {
-  static std::map<int64_t, std::shared_ptr<CodtTrainer>> r;
+Registry<CodtTrainer>& trainers() {
+  static Registry<CodtTrainer> r;
   return r;
 }
-
-int64_t next_trainer_id = 1;
 
 }  // namespace
 
 int64_t trainer_create(std::unique_ptr<CodtModel> model, const TrainerOptions& options) {
-  auto trainer = std::make_shared<CodtTrainer>(std::move(model), options);
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  const int64_t id = next_trainer_id++;
-  registry()[id] = std::move(trainer);
-  return id;
+  return trainers().add(std::make_shared<CodtTrainer>(std::move(model), options));
 }
 
-std::shared_ptr<CodtTrainer> trainer_get(int64_t id) {
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  auto it = registry().find(id);
-  return it == registry().end() ? nullptr : it->second;
-}
+std::shared_ptr<CodtTrainer> trainer_get(int64_t id) { return trainers().get(id); }
 
-bool trainer_dispose(int64_t id) {
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  return registry().erase(id) > 0;
-}
+bool trainer_dispose(int64_t id) { return trainers().remove(id); }
 
 }  // namespace saco

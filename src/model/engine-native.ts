@@ -18,7 +18,8 @@ export class NativeEngine implements TrainEngine {
   /** threads 0: every core (the numbers do not depend on it). */
   constructor(config: CodtConfig, norm: Normalization, params: Params, adam: AdamWSettings, threads = 0) {
     this.trainer = new NativeTrainer(config, norm, params, { ...adam, dropout: config.dropout, threads });
-    this.name = `native-cpu (${threads || os.availableParallelism()} threads)`;
+    const n = threads || os.availableParallelism();
+    this.name = `native-cpu (${n} thread${n === 1 ? '' : 's'})`;
   }
 
   /** NaN when the loss or the gradient is not finite; the weights are then left as they were. */
