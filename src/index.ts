@@ -32,6 +32,7 @@ export { generateSy, nativeInfo, loadNativeModel, nativeForward, nativeRollout, 
 export { CODT_DEFAULTS, CODT_VARIANTS, type CodtConfig, type CodtVariant } from './model/config.js';
 export { readOnnx, writeOnnx, encodeOnnx, decodeOnnx, ModelFileError } from './model/onnx.js';
 export { checkDataMatchesModel, dataFingerprint, type CodtModel, type ModelMeta } from './model/artifact.js';
-export { trainCodt, TrainingDivergedError, TRAINER_CHOICES, type TrainOptions, type TrainResult, type TrainerChoice, type TrainerInfo } from './model/train.js';
+export { trainCodt, TrainingDivergedError, TRAINER_CHOICES, type TrainOptions, type TrainResult, type TrainerChoice, type TrainerInfo, type EngineSpec } from './model/train.js';
+export type { TrainEngine, AdamWSettings, OptimizerState } from './model/engine-tfjs.js';
 export { selectBackend, type BackendChoice, type BackendInfo } from './model/backend.js';
 export { solve, decide, syEnvForModel, type SolveOptions, type SolveResult, type DecideOptions, type Decision, type Budget } from './solve/index.js';
