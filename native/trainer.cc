@@ -10,14 +10,6 @@
 #include "registry.h"
 
 namespace saco {
-namespace {
-
-// Chunks whose gradients are held at once before being added to the total in order: bounds
-// memory for large batches without making the sum depend on the thread count.
-constexpr int kChunksPerWave = 16;
-
-}  // namespace
-
 SequenceBatch TrainBatch::view() const {
   return SequenceBatch{batch, rounds, states.data(), rtg.data(), ctg.data(), actions_onehot.data(), lambda.data()};
 }
@@ -56,11 +48,15 @@ double CodtTrainer::compute_gradients(const TrainBatch& batch, uint64_t dropout_
   for (size_t i = 0; i < batch.weights.size(); ++i) targets.weight_total += static_cast<double>(batch.weights[i]) * batch.mask[i];
   const int chunks = (batch.batch + kSequenceChunk - 1) / kSequenceChunk;
   const size_t P = grad_.size();
-  chunk_grads_.resize(std::min(chunks, kChunksPerWave));
+  // Chunks run in waves of two per thread; their gradients are added to the total one chunk
+  // after another, ((0 + g0) + g1) + ..., so the wave size bounds memory (a parameter-sized
+  // buffer per chunk of a wave) and never changes the numbers.
+  const int per_wave = static_cast<int>(2 * workspaces_.size());
+  chunk_grads_.resize(static_cast<size_t>(std::min(chunks, per_wave)));
   std::vector<double> chunk_loss(static_cast<size_t>(chunks), 0.0);
   std::fill(grad_.begin(), grad_.end(), 0.0f);
-  for (int wave = 0; wave < chunks; wave += kChunksPerWave) {
-    const int in_wave = std::min(kChunksPerWave, chunks - wave);
+  for (int wave = 0; wave < chunks; wave += per_wave) {
+    const int in_wave = std::min(per_wave, chunks - wave);
     parallel_for_workers(static_cast<size_t>(in_wave), static_cast<unsigned>(workspaces_.size()), [&](size_t worker, size_t first, size_t last) {
       Workspace& ws = workspaces_[worker];
       for (size_t i = first; i < last; ++i) {
