@@ -28,6 +28,7 @@ CodtTrainer::CodtTrainer(std::unique_ptr<CodtModel> model, const TrainerOptions&
   size_t offset = 0;
   for (const ParamShape& s : param_shapes(model_->config)) {
     slots_.push_back(Slot{s, model_->params.at(s.name).data(), offset});
+    offsets_[s.name] = offset;
     offset += s.size;
   }
   grad_.assign(offset, 0.0f);
@@ -37,9 +38,7 @@ CodtTrainer::CodtTrainer(std::unique_ptr<CodtModel> model, const TrainerOptions&
 }
 
 Gradients CodtTrainer::gradients_into(float* base) const {
-  std::map<std::string, size_t> offsets;
-  for (const Slot& s : slots_) offsets[s.shape.name] = s.offset;
-  return resolve_params<float>(model_->config, [&](const std::string& name) { return base + offsets.at(name); });
+  return resolve_params<float>(model_->config, [&](const std::string& name) { return base + offsets_.at(name); });
 }
 
 double CodtTrainer::compute_gradients(const TrainBatch& batch, uint64_t dropout_seed, bool training) {

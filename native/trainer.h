@@ -9,7 +9,9 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "codt.h"
@@ -96,6 +98,7 @@ class CodtTrainer {
   std::unique_ptr<CodtModel> model_;
   TrainerOptions options_;
   std::vector<Slot> slots_;
+  std::map<std::string, size_t> offsets_;  // parameter name -> offset in the flat buffers
   Floats grad_, m_, v_;
   std::vector<Floats> chunk_grads_;  // one per chunk of a wave
   std::vector<Workspace> workspaces_;  // one per thread

@@ -203,12 +203,13 @@ describe('AdamW steps and determinism', () => {
       nan[3] = NaN;
       await expect(e.step({ ...batch, weights: nan }, 1e-3, 1, 0)).rejects.toThrow(/batch.weights\[3\] is not finite/);
       expect(() => e.writeParams(new Map([...model.params].slice(1)))).toThrow(/is missing/);
-      const running = e.step(batch, 1e-3, 1, 0);
-      const second = e.step(batch, 1e-3, 2, 0);
-      const outcomes = await Promise.allSettled([running, second]);
-      // libuv may run them one after the other; when they overlap the second is refused
-      for (const o of outcomes) if (o.status === 'rejected') expect(String(o.reason)).toMatch(/trainer is busy/);
-      expect(outcomes.some((o) => o.status === 'fulfilled')).toBe(true);
+      // a long first call (4,096 sequences) on one libuv thread, a second on another: it overlaps
+      const long = randomBatch(config, 4096, 4, 2);
+      const outcomes = await Promise.allSettled([e.step(long, 1e-3, 1, 0), e.step(batch, 1e-3, 2, 0)]);
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(refused).toHaveLength(1);
+      expect(String(refused[0].reason)).toMatch(/trainer is busy: await the previous call/);
     } finally {
       e.dispose();
     }
