@@ -48,29 +48,7 @@ void mlp_residual(const CodtModel& m, int l, float* h, int rows, Floats& a, Floa
   for (size_t i = 0; i < proj.size(); ++i) h[i] += proj[i];
 }
 
-}  // namespace
-
-// out[D] += time[t] + Linear_λ(λ / λmax)
-void add_time_and_lambda(const CodtModel& m, int t, float lambda, float* out) {
-  const int D = m.config.d_model;
-  const float* time = m.w.time + static_cast<size_t>(t) * D;
-  for (int j = 0; j < D; ++j) out[j] += time[j];
-  if (m.config.uses_lambda) {
-    const float x = lambda / m.norm.lambda_max;
-    const float* w = m.w.lambda_w;
-    const float* b = m.w.lambda_b;
-    for (int j = 0; j < D; ++j) out[j] += x * w[j] + b[j];
-  }
-}
-
-int embed_input_width(const CodtConfig& c, TokenKind kind) {
-  switch (kind) {
-    case TokenKind::kState: return c.state_dim;
-    case TokenKind::kAction: return c.action_width();
-    default: return 1;
-  }
-}
-
+// The input one token kind feeds its Linear (see embed_kind): in `scratch`, or `values` for actions.
 const float* embed_input(const CodtModel& m, TokenKind kind, const float* values, int rows, Floats& scratch) {
   const CodtConfig& c = m.config;
   switch (kind) {
@@ -95,12 +73,32 @@ const float* embed_input(const CodtModel& m, TokenKind kind, const float* values
   return values;
 }
 
+}  // namespace
+
+// out[D] += time[t] + Linear_λ(λ / λmax)
+void add_time_and_lambda(const CodtModel& m, int t, float lambda, float* out) {
+  const int D = m.config.d_model;
+  const float* time = m.w.time + static_cast<size_t>(t) * D;
+  for (int j = 0; j < D; ++j) out[j] += time[j];
+  if (m.config.uses_lambda) {
+    const float x = lambda / m.norm.lambda_max;
+    const float* w = m.w.lambda_w;
+    const float* b = m.w.lambda_b;
+    for (int j = 0; j < D; ++j) out[j] += x * w[j] + b[j];
+  }
+}
+
+int embed_input_width(const CodtConfig& c, TokenKind kind) {
+  switch (kind) {
+    case TokenKind::kState: return c.state_dim;
+    case TokenKind::kAction: return c.action_width();
+    default: return 1;
+  }
+}
+
 void embed_kind(const CodtModel& m, TokenKind kind, const float* values, int rows, float* out, Floats& scratch) {
   const float* inp = embed_input(m, kind, values, rows, scratch);
-  const ResolvedWeights& w = m.w;
-  const float* weight = kind == TokenKind::kRtg ? w.rtg_w : kind == TokenKind::kCtg ? w.ctg_w : kind == TokenKind::kState ? w.state_w : w.action_w;
-  const float* bias = kind == TokenKind::kRtg ? w.rtg_b : kind == TokenKind::kCtg ? w.ctg_b : kind == TokenKind::kState ? w.state_b : w.action_b;
-  matmul_forward(out, inp, weight, bias, rows, embed_input_width(m.config, kind), m.config.d_model);
+  matmul_forward(out, inp, kind_weight(m.w, kind), kind_bias(m.w, kind), rows, embed_input_width(m.config, kind), m.config.d_model);
 }
 
 int CodtConfig::action_width() const {

@@ -117,12 +117,20 @@ struct CodtModel {
 void validate_model(CodtModel& model);
 
 // ---- embeddings (shared by the decoder and the full-sequence path) ----------------------
-// The input one token kind feeds its Linear: rtg/ctg divided by their scale [rows, 1],
-// z-normalised states [rows, state_dim] or the one-hot action [rows, K] (as given).
-// Returns a pointer to that input (in `scratch`, or `values` itself for actions).
-const float* embed_input(const CodtModel& m, TokenKind kind, const float* values, int rows, Floats& scratch);
+// The Linear of one token kind, in the weights or in a gradient of the same layout.
+template <typename T>
+T* kind_weight(const ModelParams<T>& w, TokenKind kind) {
+  return kind == TokenKind::kRtg ? w.rtg_w : kind == TokenKind::kCtg ? w.ctg_w : kind == TokenKind::kState ? w.state_w : w.action_w;
+}
+template <typename T>
+T* kind_bias(const ModelParams<T>& w, TokenKind kind) {
+  return kind == TokenKind::kRtg ? w.rtg_b : kind == TokenKind::kCtg ? w.ctg_b : kind == TokenKind::kState ? w.state_b : w.action_b;
+}
+// Width of the input one token kind feeds its Linear: 1 (rtg/ctg), state_dim or K.
 int embed_input_width(const CodtConfig& c, TokenKind kind);
-// out[rows, D] = Linear_kind(input) (no time or λ yet)
+// out[rows, D] = Linear_kind(input) (no time or λ yet). The input is rtg/ctg divided by their
+// scale [rows, 1], z-normalised states [rows, state_dim] (both left in `scratch`, which the
+// backward reads) or the one-hot action [rows, K] as given.
 void embed_kind(const CodtModel& m, TokenKind kind, const float* values, int rows, float* out, Floats& scratch);
 // out[D] += time[t] + Linear_λ(λ / λmax)
 void add_time_and_lambda(const CodtModel& m, int t, float lambda, float* out);

@@ -24,15 +24,6 @@ const float* kind_values(const SequenceBatch& in, TokenKind kind) {
   return nullptr;
 }
 
-template <typename T>
-T* kind_weight(const ModelParams<T>& w, TokenKind kind) {
-  return kind == TokenKind::kRtg ? w.rtg_w : kind == TokenKind::kCtg ? w.ctg_w : kind == TokenKind::kState ? w.state_w : w.action_w;
-}
-template <typename T>
-T* kind_bias(const ModelParams<T>& w, TokenKind kind) {
-  return kind == TokenKind::kRtg ? w.rtg_b : kind == TokenKind::kCtg ? w.ctg_b : kind == TokenKind::kState ? w.state_b : w.action_b;
-}
-
 // Dropout multipliers for `per_sequence` values of each of B sequences at one site.
 void masks(Floats& keep, const DropoutSpec& drop, int B, size_t per_sequence, uint32_t site) {
   keep.resize(static_cast<size_t>(B) * per_sequence);
@@ -44,14 +35,12 @@ void zero(Floats& f, size_t n) {
   std::fill(f.begin(), f.end(), 0.0f);
 }
 
-// out = a (* keep when dropout ran)
-void masked_copy(Floats& out, const Floats& a, const Floats& keep, bool dropout) {
+// The gradient past a dropout: a * keep into `out` when dropout ran, else `a` itself.
+const float* through_dropout(Floats& out, const Floats& a, const Floats& keep, bool dropout) {
+  if (!dropout) return a.data();
   out.resize(a.size());
-  if (dropout) {
-    for (size_t i = 0; i < a.size(); ++i) out[i] = a[i] * keep[i];
-  } else {
-    std::copy(a.begin(), a.end(), out.begin());
-  }
+  for (size_t i = 0; i < a.size(); ++i) out[i] = a[i] * keep[i];
+  return out.data();
 }
 
 }  // namespace
@@ -84,8 +73,7 @@ void sequence_forward(const CodtModel& m, const SequenceBatch& in, const Dropout
   act.x.resize(RD);
   act.hs.resize(BT * D);  // scratch for one kind's Linear output here
   for (int k = 0; k < n_tok; ++k) {
-    const float* inp = embed_input(m, kinds[k], kind_values(in, kinds[k]), static_cast<int>(BT), act.embed_in[k]);
-    matmul_forward(act.hs.data(), inp, kind_weight(m.w, kinds[k]), kind_bias(m.w, kinds[k]), static_cast<int>(BT), embed_input_width(c, kinds[k]), D);
+    embed_kind(m, kinds[k], kind_values(in, kinds[k]), static_cast<int>(BT), act.hs.data(), act.embed_in[k]);
     for (int b = 0; b < B; ++b) {
       for (int t = 0; t < T; ++t) {
         float* dst = act.x.data() + (static_cast<size_t>(b) * S + t * n_tok + k) * D;
@@ -181,18 +169,18 @@ double sequence_loss_backward(const CodtModel& m, const SequenceBatch& in, const
     const SequenceActivations::Layer& A = act.layers[l];
     const float* h_in = l == 0 ? act.h0.data() : act.layers[l - 1].h_out.data();
     // MLP branch: h_out = h_mid + keep * (gelu(ln2 W1 + b1) W2 + b2); g.dh holds d h_out
-    masked_copy(g.dtmp, g.dh, A.mlp_keep, act.dropout);
+    const float* dmlp = through_dropout(g.dtmp, g.dh, A.mlp_keep, act.dropout);
     zero(g.dfc_gelu, RD * 4);
-    matmul_backward(g.dfc_gelu.data(), GL.w2, GL.b2, g.dtmp.data(), A.fc_gelu.data(), W.w2, static_cast<int>(R), 4 * D, D);
+    matmul_backward(g.dfc_gelu.data(), GL.w2, GL.b2, dmlp, A.fc_gelu.data(), W.w2, static_cast<int>(R), 4 * D, D);
     zero(g.dfc, RD * 4);
     gelu_backward(g.dfc.data(), A.fc.data(), g.dfc_gelu.data(), RD * 4);
     zero(g.dln, RD);
     matmul_backward(g.dln.data(), GL.w1, GL.b1, g.dfc.data(), A.ln2.data(), W.w1, static_cast<int>(R), D, 4 * D);
     layernorm_backward(g.dh.data(), GL.ln2_g, GL.ln2_b, g.dln.data(), A.h_mid.data(), W.ln2_g, A.ln2_mean.data(), A.ln2_rstd.data(), static_cast<int>(R), D);
     // attention branch: h_mid = h_in + keep * (attention(ln1) Wo + bo); g.dh holds d h_mid
-    masked_copy(g.dtmp, g.dh, A.att_keep, act.dropout);
+    const float* dproj = through_dropout(g.dtmp, g.dh, A.att_keep, act.dropout);
     zero(g.datt, RD);
-    matmul_backward(g.datt.data(), GL.wo, GL.bo, g.dtmp.data(), A.att.data(), W.wo, static_cast<int>(R), D, D);
+    matmul_backward(g.datt.data(), GL.wo, GL.bo, dproj, A.att.data(), W.wo, static_cast<int>(R), D, D);
     zero(g.dq, RD), zero(g.dk, RD), zero(g.dv, RD);
     attention_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.attn.data(), g.datt.data(), A.q.data(), A.k.data(), A.v.data(), A.probs.data(),
                        act.dropout ? A.probs_keep.data() : nullptr, B, S, D, H);
@@ -204,9 +192,9 @@ double sequence_loss_backward(const CodtModel& m, const SequenceBatch& in, const
   }
 
   // embed LayerNorm (and its dropout), then each token kind's Linear, the time table and λ
-  masked_copy(g.dtmp, g.dh, act.h0_keep, act.dropout);
+  const float* dln0 = through_dropout(g.dtmp, g.dh, act.h0_keep, act.dropout);
   zero(g.dx, RD);
-  layernorm_backward(g.dx.data(), G.embed_ln_g, G.embed_ln_b, g.dtmp.data(), act.x.data(), m.w.embed_ln_g, act.ln0_mean.data(), act.ln0_rstd.data(), static_cast<int>(R), D);
+  layernorm_backward(g.dx.data(), G.embed_ln_g, G.embed_ln_b, dln0, act.x.data(), m.w.embed_ln_g, act.ln0_mean.data(), act.ln0_rstd.data(), static_cast<int>(R), D);
   g.dembed.resize(BT * D);
   for (int k = 0; k < n_tok; ++k) {
     for (int b = 0; b < B; ++b) {

@@ -163,12 +163,11 @@ std::vector<GradCheckResult> check_model(uint64_t seed, const std::string& varia
 
   const bool training = dropout > 0;
   trainer.compute_gradients(batch, seed, training);
-  const Floats& g = trainer.gradient();
+  // a copy: every loss() below rewrites gradient()
+  const std::vector<float> analytic(trainer.gradient().begin(), trainer.gradient().end());
   auto loss = [&] { return trainer.compute_gradients(batch, seed, training); };
   std::vector<GradCheckResult> out;
-  const auto slots = trainer.slots();  // copies: compute_gradients rewrites gradient()
-  const std::vector<float> analytic(g.begin(), g.end());
-  for (const CodtTrainer::Slot& slot : slots) {
+  for (const CodtTrainer::Slot& slot : trainer.slots()) {
     std::vector<float> a(analytic.begin() + static_cast<long>(slot.offset), analytic.begin() + static_cast<long>(slot.offset + slot.shape.size));
     out.push_back(check(slot.shape.name, slot.value, slot.shape.size, a, loss, 3e-3f));
   }

@@ -41,19 +41,30 @@ Gradients CodtTrainer::gradients_into(float* base) const {
   return resolve_params<float>(model_->config, [&](const std::string& name) { return base + offsets_.at(name); });
 }
 
-double CodtTrainer::compute_gradients(const TrainBatch& batch, uint64_t dropout_seed, bool training) {
+namespace {
+
+// Sum of weights * mask over the batch: the loss divisor of a step, the weight sum of an evaluation.
+double weighted_rounds(const TrainBatch& batch) {
+  double total = 0;
+  for (size_t i = 0; i < batch.weights.size(); ++i) total += static_cast<double>(batch.weights[i]) * batch.mask[i];
+  return total;
+}
+
+}  // namespace
+
+double CodtTrainer::run_chunks(const TrainBatch& batch, float dropout, uint64_t dropout_seed, double weight_total, bool gradients) {
   const SequenceBatch all = batch.view();
-  SequenceTargets targets{batch.mask.data(), batch.weights.data(), 0};
-  for (size_t i = 0; i < batch.weights.size(); ++i) targets.weight_total += static_cast<double>(batch.weights[i]) * batch.mask[i];
   const int chunks = (batch.batch + kSequenceChunk - 1) / kSequenceChunk;
   const size_t P = grad_.size();
-  // Chunks run in waves of two per thread; their gradients are added to the total one chunk
-  // after another, ((0 + g0) + g1) + ..., so the wave size bounds memory (a parameter-sized
-  // buffer per chunk of a wave) and never changes the numbers.
-  const int per_wave = static_cast<int>(2 * workspaces_.size());
-  chunk_grads_.resize(static_cast<size_t>(std::min(chunks, per_wave)));
+  // With gradients, chunks run in waves of two per thread; their gradients are added to the
+  // total one chunk after another, ((0 + g0) + g1) + ..., so the wave size bounds memory (a
+  // parameter-sized buffer per chunk of a wave) and never changes the numbers.
+  const int per_wave = gradients ? static_cast<int>(2 * workspaces_.size()) : chunks;
+  if (gradients) {
+    chunk_grads_.resize(static_cast<size_t>(std::min(chunks, per_wave)));
+    std::fill(grad_.begin(), grad_.end(), 0.0f);
+  }
   std::vector<double> chunk_loss(static_cast<size_t>(chunks), 0.0);
-  std::fill(grad_.begin(), grad_.end(), 0.0f);
   for (int wave = 0; wave < chunks; wave += per_wave) {
     const int in_wave = std::min(per_wave, chunks - wave);
     parallel_for_workers(static_cast<size_t>(in_wave), static_cast<unsigned>(workspaces_.size()), [&](size_t worker, size_t first, size_t last) {
@@ -61,19 +72,21 @@ double CodtTrainer::compute_gradients(const TrainBatch& batch, uint64_t dropout_
       for (size_t i = first; i < last; ++i) {
         const int ch = wave + static_cast<int>(i);
         const int s0 = ch * kSequenceChunk;
-        const int count = std::min(kSequenceChunk, batch.batch - s0);
-        Floats& g = chunk_grads_[i];
-        g.resize(P);
-        std::fill(g.begin(), g.end(), 0.0f);
-        const Gradients view = gradients_into(g.data());
-        const DropoutSpec drop{training ? options_.dropout : 0.0f, dropout_seed, static_cast<uint32_t>(s0)};
-        const SequenceBatch part = chunk_of(*model_, all, s0, count);
-        sequence_forward(*model_, part, drop, ws.act);
+        Gradients view;
+        if (gradients) {
+          Floats& g = chunk_grads_[i];
+          g.resize(P);
+          std::fill(g.begin(), g.end(), 0.0f);
+          view = gradients_into(g.data());
+        }
+        const SequenceBatch part = chunk_of(*model_, all, s0, std::min(kSequenceChunk, batch.batch - s0));
+        sequence_forward(*model_, part, DropoutSpec{dropout, dropout_seed, static_cast<uint32_t>(s0)}, ws.act);
         const size_t rounds0 = static_cast<size_t>(s0) * batch.rounds;
-        const SequenceTargets mine{targets.mask + rounds0, targets.weights + rounds0, targets.weight_total};
-        chunk_loss[static_cast<size_t>(ch)] = sequence_loss_backward(*model_, part, mine, ws.act, ws.scratch, &view);
+        const SequenceTargets targets{batch.mask.data() + rounds0, batch.weights.data() + rounds0, weight_total};
+        chunk_loss[static_cast<size_t>(ch)] = sequence_loss_backward(*model_, part, targets, ws.act, ws.scratch, gradients ? &view : nullptr);
       }
     });
+    if (!gradients) continue;
     for (int i = 0; i < in_wave; ++i) {
       const float* g = chunk_grads_[static_cast<size_t>(i)].data();
       for (size_t j = 0; j < P; ++j) grad_[j] += g[j];
@@ -82,6 +95,10 @@ double CodtTrainer::compute_gradients(const TrainBatch& batch, uint64_t dropout_
   double loss = 0;
   for (double l : chunk_loss) loss += l;
   return loss;
+}
+
+double CodtTrainer::compute_gradients(const TrainBatch& batch, uint64_t dropout_seed, bool training) {
+  return run_chunks(batch, training ? options_.dropout : 0.0f, dropout_seed, weighted_rounds(batch), true);
 }
 
 StepResult CodtTrainer::step(const TrainBatch& batch, float lr, int step, uint64_t dropout_seed) {
@@ -116,24 +133,9 @@ StepResult CodtTrainer::step(const TrainBatch& batch, float lr, int step, uint64
 }
 
 EvalResult CodtTrainer::evaluate(const TrainBatch& batch) {
-  const SequenceBatch all = batch.view();
   EvalResult r;
-  for (size_t i = 0; i < batch.weights.size(); ++i) r.weight_sum += static_cast<double>(batch.weights[i]) * batch.mask[i];
-  const int chunks = (batch.batch + kSequenceChunk - 1) / kSequenceChunk;
-  std::vector<double> chunk_loss(static_cast<size_t>(chunks), 0.0);
-  parallel_for_workers(static_cast<size_t>(chunks), static_cast<unsigned>(workspaces_.size()), [&](size_t worker, size_t first, size_t last) {
-    Workspace& ws = workspaces_[worker];
-    for (size_t ch = first; ch < last; ++ch) {
-      const int s0 = static_cast<int>(ch) * kSequenceChunk;
-      const int count = std::min(kSequenceChunk, batch.batch - s0);
-      const SequenceBatch part = chunk_of(*model_, all, s0, count);
-      sequence_forward(*model_, part, DropoutSpec{}, ws.act);
-      const size_t rounds0 = static_cast<size_t>(s0) * batch.rounds;
-      const SequenceTargets mine{batch.mask.data() + rounds0, batch.weights.data() + rounds0, 1.0};
-      chunk_loss[ch] = sequence_loss_backward(*model_, part, mine, ws.act, ws.scratch, nullptr);
-    }
-  });
-  for (double l : chunk_loss) r.loss_sum += l;
+  r.weight_sum = weighted_rounds(batch);
+  r.loss_sum = run_chunks(batch, 0.0f, 0, 1.0, false);  // divisor 1: the weighted sum itself
   return r;
 }
 

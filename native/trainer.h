@@ -94,6 +94,9 @@ class CodtTrainer {
     SequenceGradScratch scratch;
   };
   Gradients gradients_into(float* base) const;
+  // Forward (and with `gradients`, backward into gradient()) of every chunk; returns the sum of
+  // the chunks' weights * mask * CE / weight_total.
+  double run_chunks(const TrainBatch& batch, float dropout, uint64_t dropout_seed, double weight_total, bool gradients);
 
   std::unique_ptr<CodtModel> model_;
   TrainerOptions options_;

@@ -136,7 +136,8 @@ async function createEngine(choice: TrainerChoice, backendChoice: BackendChoice,
     else skipped.push('tfjs-node-gpu: not installed or no GPU visible');
   }
   if (useTfjs) {
-    const backend = await selectBackend(useTfjs && choice === 'auto' && backendChoice === 'auto' ? 'tfjs-node-gpu' : backendChoice);
+    // auto reached here only through tfjs-node-gpu, which gpuTfjsAvailable() has already selected
+    const backend = await selectBackend(backendChoice);
     const engine = new TfjsEngine(config, norm, params, adam, backend.name);
     return { engine, info: { trainer: 'tfjs', engine: engine.name, skipped: [...skipped, ...backend.skipped] } };
   }
