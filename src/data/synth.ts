@@ -1,6 +1,6 @@
 /**
  * The synthetic environment "SY" (DESIGN.md section 4), readable reference in TypeScript.
- * native/env.cc computes the same equations with the same counter-based draws and is the
+ * native/env_sy.cc computes the same equations with the same counter-based draws and is the
  * fast path (`generateSy` in src/native); both must give bit-identical logs for a seed.
  *
  * User i: x_i ~ N(0, I_d); alpha_i = w_a.x_i + alphaShift; beta_i = softplus(w_b.x_i);
@@ -273,6 +273,77 @@ function logAction(config: SyConfig, values: number[], user: SyUser, stream: Cou
   return kCount - 1;
 }
 
+/** One SY user's latent state: static features and constants, then engagement and fatigue. */
+export interface SyUserState {
+  id: number;
+  x: Float64Array;
+  consts: SyUser;
+  engagement: number;
+  fatigue: number;
+}
+
+/**
+ * A user at round 0 (engagement = fatigue = 0). `features` are the user's x when given (a
+ * plan for known users); otherwise x is drawn from the user's features stream.
+ */
+export function syInitialUser(config: SyConfig, weights: SyWeights, id: number, features?: ArrayLike<number>): SyUserState {
+  const d = config.features;
+  const x = new Float64Array(d);
+  if (features) for (let j = 0; j < d; j++) x[j] = features[j];
+  else {
+    const stream = new CounterStream(config.seed, id, 0, Streams.features);
+    for (let j = 0; j < d; j++) x[j] = stream.normal();
+  }
+  return { id, x, consts: syUserConstants(config, weights, x), engagement: 0, fatigue: 0 };
+}
+
+/**
+ * Writes the observed state of round t, (x, engagement, fatigue, t/rounds) plus sigmaObs
+ * noise from the obsNoise stream, at out[offset..offset+features+3). The values are computed
+ * in doubles and stored in whatever precision `out` has.
+ */
+export function syObserve(config: SyConfig, user: SyUserState, t: number, out: Float64Array | Float32Array, offset: number): void {
+  const d = config.features;
+  const noisy = config.sigmaObs > 0;
+  const obs = new CounterStream(config.seed, user.id, t, Streams.obsNoise);
+  for (let j = 0; j < d; j++) out[offset + j] = noisy ? user.x[j] + config.sigmaObs * obs.normal() : user.x[j];
+  out[offset + d] = noisy ? user.engagement + config.sigmaObs * obs.normal() : user.engagement;
+  out[offset + d + 1] = noisy ? user.fatigue + config.sigmaObs * obs.normal() : user.fatigue;
+  out[offset + d + 2] = t / config.rounds;
+}
+
+/**
+ * Whether the user buys in round t if offered a coupon worth `couponValue`, from the purchase
+ * stream. Pure: the budget check draws it before the step, and the step draws it again.
+ */
+export function syPurchaseDraw(config: SyConfig, user: SyUserState, t: number, couponValue: number): { probability: number; purchase: boolean } {
+  const probability = syPurchaseProbability(config, user.consts, user.engagement, user.fatigue, couponValue);
+  const purchase = new CounterStream(config.seed, user.id, t, Streams.purchase).uniform() < probability;
+  return { probability, purchase };
+}
+
+export interface SyStepResult {
+  /** Monetary value of the coupon offered. */
+  value: number;
+  /** The true purchase probability (ground truth, not observable). */
+  probability: number;
+  purchase: boolean;
+  reward: number;
+  /** value when the coupon was redeemed (a purchase), else 0. */
+  cost: number;
+}
+
+/** Round t of one user under `action`: the response, and engagement and fatigue move on in place. */
+export function syStep(config: SyConfig, user: SyUserState, t: number, action: ArrayLike<number>): SyStepResult {
+  const value = syCouponValue(config, action, user.consts.basket);
+  const { probability, purchase } = syPurchaseDraw(config, user, t, value);
+  const eta = config.sequential ? config.eta : 0.0;
+  const noise = new CounterStream(config.seed, user.id, t, Streams.engagement).normal();
+  user.engagement = config.rho * user.engagement + eta * (purchase ? 1.0 : 0.0) + config.sigma * noise;
+  user.fatigue = config.phi * user.fatigue + (value > 0 ? 1.0 : 0.0);
+  return { value, probability, purchase, reward: purchase ? user.consts.basket : 0.0, cost: purchase ? value : 0.0 };
+}
+
 /**
  * Generates the SY log in TypeScript: the readable reference path. The native generator
  * (`generateSy` in src/native) is the fast one and must produce the same bits.
@@ -280,42 +351,22 @@ function logAction(config: SyConfig, values: number[], user: SyUser, stream: Cou
 export function generateSyReference(options: SyOptions = {}): SyLog {
   const config = resolveSyConfig(options);
   const log = allocateSyLog(config);
-  const d = config.features;
-  const stateDim = d + 3;
+  const stateDim = config.features + 3;
   const A = config.actionDims.length;
   const w = syWeights(config);
-  const eta = config.sequential ? config.eta : 0.0;
-  const x = new Float64Array(d);
   const action = new Int32Array(A);
   for (let i = 0; i < config.users; i++) {
-    const features = new CounterStream(config.seed, i, 0, Streams.features);
-    for (let j = 0; j < d; j++) x[j] = features.normal();
-    const user = syUserConstants(config, w, x);
-    let engagement = 0;
-    let fatigue = 0;
+    const user = syInitialUser(config, w, i);
     for (let t = 0; t < config.rounds; t++) {
       const row = i * config.rounds + t;
-      const s = row * stateDim;
-      const obs = new CounterStream(config.seed, i, t, Streams.obsNoise);
-      for (let j = 0; j < d; j++) log.states[s + j] = config.sigmaObs > 0 ? x[j] + config.sigmaObs * obs.normal() : x[j];
-      log.states[s + d] = config.sigmaObs > 0 ? engagement + config.sigmaObs * obs.normal() : engagement;
-      log.states[s + d + 1] = config.sigmaObs > 0 ? fatigue + config.sigmaObs * obs.normal() : fatigue;
-      log.states[s + d + 2] = t / config.rounds;
-
+      syObserve(config, user, t, log.states, row * stateDim);
       const logger = new CounterStream(config.seed, i, t, Streams.logger);
-      for (let j = 0; j < A; j++) action[j] = logAction(config, config.actionDims[j].values, user, logger);
+      for (let j = 0; j < A; j++) action[j] = logAction(config, config.actionDims[j].values, user.consts, logger);
       log.actions.set(action, row * A);
-
-      const value = syCouponValue(config, action, user.basket);
-      const p = syPurchaseProbability(config, user, engagement, fatigue, value);
-      const purchase = new CounterStream(config.seed, i, t, Streams.purchase).uniform() < p;
-      log.purchaseProb[row] = p;
-      log.reward[row] = purchase ? user.basket : 0.0;
-      log.cost[row] = purchase ? value : 0.0;
-
-      const noise = new CounterStream(config.seed, i, t, Streams.engagement).normal();
-      engagement = config.rho * engagement + eta * (purchase ? 1.0 : 0.0) + config.sigma * noise;
-      fatigue = config.phi * fatigue + (value > 0 ? 1.0 : 0.0);
+      const step = syStep(config, user, t, action);
+      log.purchaseProb[row] = step.probability;
+      log.reward[row] = step.reward;
+      log.cost[row] = step.cost;
     }
   }
   return log;

@@ -157,20 +157,3 @@ export class OrtPool {
     await this.pool.destroy();
   }
 }
-
-/** Greedy action per dimension from logits [N, sum K] (the native engine's rule). */
-export function greedyActions(logits: Float32Array, actionSizes: number[]): Int32Array {
-  const K = actionSizes.reduce((a, b) => a + b, 0);
-  const N = logits.length / K;
-  const out = new Int32Array(N * actionSizes.length);
-  for (let i = 0; i < N; i++) {
-    let off = 0;
-    actionSizes.forEach((k, j) => {
-      let best = 0;
-      for (let a = 1; a < k; a++) if (logits[i * K + off + a] > logits[i * K + off + best]) best = a;
-      out[i * actionSizes.length + j] = best;
-      off += k;
-    });
-  }
-  return out;
-}

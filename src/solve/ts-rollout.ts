@@ -1,16 +1,16 @@
 /**
  * Rollouts and the bisection λ search driven from TypeScript, for policies whose logits come
  * from elsewhere than the native engine (onnxruntime sessions and pools). The environment is
- * SY's TypeScript reference (bit-identical to native/env.cc) and every rule mirrors
+ * SY's TypeScript reference (bit-identical to native/env_sy.cc) and every rule mirrors
  * native/rollout.cc and native/dual.cc — users in id order, the budget checked against
  * realised spend, greedy actions, the same search — so both engines give the same plan.
  * ORT has no KV cache: round t re-runs the t+1 rounds of history.
  */
-import { CounterStream, Streams } from '../data/rng.js';
-import { syCouponValue, syPurchaseProbability, syUserConstants, syWeights, type SyConfig, type SyUser } from '../data/synth.js';
+import { syCouponValue, syInitialUser, syObserve, syPurchaseDraw, syStep, syWeights, type SyConfig, type SyUserState } from '../data/synth.js';
 import type { ModelMeta } from '../model/artifact.js';
 import { actionWidth } from '../model/config.js';
 import type { ForwardInputs } from '../model/codt-tfjs.js';
+import { greedyRow } from '../model/greedy.js';
 import { targetsAt } from '../model/stats.js';
 
 export type LogitsFn = (inputs: ForwardInputs) => Promise<Float32Array>;
@@ -23,14 +23,33 @@ export interface TsRolloutResult {
   plan: Int32Array;
 }
 
-interface UserState {
-  id: number;
-  x: Float64Array;
-  consts: SyUser;
-  engagement: number;
-  fatigue: number;
+interface RolloutUser extends SyUserState {
   rtgLeft: number;
   ctgLeft: number;
+}
+
+/**
+ * The budget rule, as the native rollout applies it: users arrive in id order within a
+ * round; a coupon is withheld (set to `none`) when, if redeemed, it would take realised spend
+ * over `budget`. Spend grows by the coupons that this round's purchase draw redeems (the same
+ * draw the step makes). `actions` is [users, dims], changed in place; budget Infinity: none.
+ */
+function withholdOverBudget(env: SyConfig, users: readonly SyUserState[], t: number, actions: Int32Array, none: readonly number[], spent: number, budget: number): { coupons: number; blocked: number } {
+  const A = env.actionDims.length;
+  const counts = { coupons: 0, blocked: 0 };
+  let running = spent;
+  for (let i = 0; i < users.length; i++) {
+    const a = actions.subarray(i * A, i * A + A);
+    const v = syCouponValue(env, a, users[i].consts.basket);
+    if (v > 0 && Number.isFinite(budget) && running + v > budget) {
+      a.set(none);
+      counts.blocked++;
+      continue;
+    }
+    if (v > 0) counts.coupons++;
+    if (Number.isFinite(budget) && syPurchaseDraw(env, users[i], t, v).purchase) running += v;
+  }
+  return counts;
 }
 
 /** One rollout of the CODT policy whose logits `logits` computes, at λ, under `budget` (Infinity: none). */
@@ -42,32 +61,22 @@ export async function tsRollout(meta: ModelMeta, logits: LogitsFn, env: SyConfig
   const K = actionWidth(meta.config);
   const w = syWeights(env);
   const target = targetsAt(meta.targets, lambda);
-  const users: UserState[] = Array.from(ids, (id, i) => {
-    const x = new Float64Array(d);
-    if (features) x.set(features.subarray(i * d, (i + 1) * d));
-    else {
-      const s = new CounterStream(env.seed, id, 0, Streams.features);
-      for (let j = 0; j < d; j++) x[j] = s.normal();
-    }
-    return { id, x, consts: syUserConstants(env, w, x), engagement: 0, fatigue: 0, rtgLeft: target.rtg, ctgLeft: target.ctg };
-  });
+  const users: RolloutUser[] = Array.from(ids, (id, i) => ({
+    ...syInitialUser(env, w, id, features?.subarray(i * d, (i + 1) * d)),
+    rtgLeft: target.rtg,
+    ctgLeft: target.ctg,
+  }));
   const none = env.actionDims.map((dim) => dim.values.indexOf(Math.min(...dim.values)));
   const history = { states: new Float32Array(n * rounds * sd), rtg: new Float32Array(n * rounds), ctg: new Float32Array(n * rounds), onehot: new Float32Array(n * rounds * K) };
   const plan = new Int32Array(n * rounds * A);
   const result: TsRolloutResult = { revenue: 0, cost: 0, coupons: 0, blocked: 0, plan };
-  const eta = env.sequential ? env.eta : 0;
   let spent = 0;
   for (let t = 0; t < rounds; t++) {
     const T = t + 1;
-    // observe (as native observe(): floats of the latent state) and record this round's targets
+    // observe (floats of the latent state, as native) and record this round's targets
     for (let i = 0; i < n; i++) {
       const u = users[i];
-      const o = (i * rounds + t) * sd;
-      const obs = new CounterStream(env.seed, u.id, t, Streams.obsNoise);
-      for (let j = 0; j < d; j++) history.states[o + j] = env.sigmaObs > 0 ? u.x[j] + env.sigmaObs * obs.normal() : u.x[j];
-      history.states[o + d] = env.sigmaObs > 0 ? u.engagement + env.sigmaObs * obs.normal() : u.engagement;
-      history.states[o + d + 1] = env.sigmaObs > 0 ? u.fatigue + env.sigmaObs * obs.normal() : u.fatigue;
-      history.states[o + d + 2] = t / env.rounds;
+      syObserve(env, u, t, history.states, (i * rounds + t) * sd);
       history.rtg[i * rounds + t] = u.rtgLeft;
       history.ctg[i * rounds + t] = u.ctgLeft;
     }
@@ -80,33 +89,10 @@ export async function tsRollout(meta: ModelMeta, logits: LogitsFn, env: SyConfig
     }
     const out = await logits(inputs);
     const actions = new Int32Array(n * A);
-    for (let i = 0; i < n; i++) {
-      const l = out.subarray((i * T + t) * K, (i * T + t + 1) * K);
-      let off = 0;
-      meta.config.actionSizes.forEach((k, j) => {
-        let best = 0;
-        for (let a = 1; a < k; a++) if (l[off + a] > l[off + best]) best = a;
-        actions[i * A + j] = best;
-        off += k;
-      });
-    }
-    // the budget, in user order, against realised spend (native/rollout.cc)
-    let running = spent;
-    for (let i = 0; i < n; i++) {
-      const a = actions.subarray(i * A, i * A + A);
-      const u = users[i];
-      const v = syCouponValue(env, a, u.consts.basket);
-      if (v > 0 && Number.isFinite(budget) && running + v > budget) {
-        a.set(none);
-        result.blocked++;
-        continue;
-      }
-      if (v > 0) result.coupons++;
-      if (Number.isFinite(budget)) {
-        const p = syPurchaseProbability(env, u.consts, u.engagement, u.fatigue, v);
-        running += new CounterStream(env.seed, u.id, t, Streams.purchase).uniform() < p ? v : 0;
-      }
-    }
+    for (let i = 0; i < n; i++) greedyRow(out, (i * T + t) * K, meta.config.actionSizes, actions, i * A);
+    const counts = withholdOverBudget(env, users, t, actions, none, spent, budget);
+    result.coupons += counts.coupons;
+    result.blocked += counts.blocked;
     let roundRevenue = 0;
     let roundCost = 0;
     for (let i = 0; i < n; i++) {
@@ -118,18 +104,11 @@ export async function tsRollout(meta: ModelMeta, logits: LogitsFn, env: SyConfig
         history.onehot[(i * rounds + t) * K + off + a[j]] = 1;
         off += k;
       });
-      const value = syCouponValue(env, a, u.consts.basket);
-      const p = syPurchaseProbability(env, u.consts, u.engagement, u.fatigue, value);
-      const purchase = new CounterStream(env.seed, u.id, t, Streams.purchase).uniform() < p;
-      const reward = purchase ? u.consts.basket : 0;
-      const cost = purchase ? value : 0;
-      const noise = new CounterStream(env.seed, u.id, t, Streams.engagement).normal();
-      u.engagement = env.rho * u.engagement + eta * (purchase ? 1 : 0) + env.sigma * noise;
-      u.fatigue = env.phi * u.fatigue + (value > 0 ? 1 : 0);
-      u.rtgLeft -= reward;
-      u.ctgLeft -= cost;
-      roundRevenue += reward;
-      roundCost += cost;
+      const step = syStep(env, u, t, a);
+      u.rtgLeft -= step.reward;
+      u.ctgLeft -= step.cost;
+      roundRevenue += step.reward;
+      roundCost += step.cost;
     }
     spent += roundCost;
     result.revenue += roundRevenue;

@@ -2,8 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/fixtures.js';
+import { SHARED_MODEL_TIMEOUT, sharedModel } from '../helpers/shared-model.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tmp = tempDir();
@@ -77,21 +78,22 @@ describe('saco CLI', () => {
     expect(bad.stderr).toMatch(/column "revenue" is not in/);
   });
 
-  it('solve plans a campaign for the users of a file and compares with Random and the Oracle', () => {
+  it('solve plans a campaign for the users of a file and compares with Random and the Oracle', async () => {
+    const modelPath = (await sharedModel('native')).path;
     const users = tmp.file('users.parquet');
     expect(saco('synth', '--users', '300', '--rounds', '5', '--seed', '1', '--out', users).code).toBe(0);
-    const r = saco('solve', '--model', inject('syModelPath'), '--users', users, '--budget', '0.5x', '--compare', '--json');
+    const r = saco('solve', '--model', modelPath, '--users', users, '--budget', '0.5x', '--compare', '--json');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as Array<{ policy: string; baRate: number; cost: number; budget: number; rollouts: number }>;
     expect(out.map((o) => o.policy)).toEqual(['codt', 'random', 'oracle']);
     for (const o of out) expect(o.cost).toBeLessThanOrEqual(o.budget);
-    const text = saco('solve', '--model', inject('syModelPath'), '--users', '200', '--budget', '150');
+    const text = saco('solve', '--model', modelPath, '--users', '200', '--budget', '150');
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/λ\*.*revenue.*cost.*ROI.*BARate.*rollouts/);
-    const bad = saco('solve', '--model', inject('syModelPath'), '--users', '200', '--budget', '-1');
+    const bad = saco('solve', '--model', modelPath, '--users', '200', '--budget', '-1');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/budget/);
-  });
+  }, SHARED_MODEL_TIMEOUT);
 
   it('bad flags are refused with usage help', () => {
     const r = saco('synth', '--users', '-3', '--out', tmp.file('x.csv'));

@@ -2,10 +2,11 @@
  * onnxruntime-node in this thread and in a Piscina pool against the native engine, on the
  * same users, λ and model; pool failures and shutdown.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { buildTrajectories, splitByUser, type Trajectories } from '../../src/data/trajectories.js';
-import { greedyActions, InferenceError, OrtPool, OrtSession } from '../../src/infer/ort.js';
+import { InferenceError, OrtPool, OrtSession } from '../../src/infer/ort.js';
+import { greedyActions } from '../../src/model/greedy.js';
 import type { CodtModel } from '../../src/model/artifact.js';
 import type { ForwardInputs } from '../../src/model/codt-tfjs.js';
 import { readOnnx } from '../../src/model/onnx.js';
@@ -14,7 +15,7 @@ import { resolveSyConfig } from '../../src/data/synth.js';
 import { generateSy, loadNativeModel, nativeForward, nativeRollout, type NativeModel } from '../../src/native/index.js';
 import { solve } from '../../src/solve/index.js';
 import { tsRollout } from '../../src/solve/ts-rollout.js';
-import { SY_MODEL_DATA } from '../global-setup.js';
+import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, sharedModel } from '../helpers/shared-model.js';
 import { maxAbsDiff } from '../helpers/model.js';
 
 let model: CodtModel;
@@ -23,11 +24,11 @@ let test: Trajectories;
 let pool: OrtPool;
 
 beforeAll(async () => {
-  model = readOnnx(inject('syModelPath'));
+  model = readOnnx((await sharedModel('native')).path);
   handle = loadNativeModel(model);
   ({ test } = splitByUser(buildTrajectories(syLogToInteractionLog(await generateSy(SY_MODEL_DATA))), { seed: 1 }));
   pool = await OrtPool.create(model, { workers: 2 });
-});
+}, SHARED_MODEL_TIMEOUT);
 
 afterAll(async () => {
   await pool.destroy();

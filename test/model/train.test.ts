@@ -2,9 +2,9 @@
  * Training on SY: the weighted CODT learns (validation loss well below the uniform
  * policy's log K), its decisions respond to λ, and the exported file runs in ORT.
  */
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readOnnx } from '../../src/model/onnx.js';
-import { SY_MODEL_DATA, SY_MODEL_TRAINING } from '../global-setup.js';
+import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, SY_MODEL_TRAINING, sharedModel } from '../helpers/shared-model.js';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { buildTrajectories, splitByUser, type Trajectories } from '../../src/data/trajectories.js';
 import { selectBackend } from '../../src/model/backend.js';
@@ -45,9 +45,9 @@ const SMALL = { dModel: 32, layers: 2, heads: 2, batchSize: 64, lr: 2e-3, dropou
 
 describe('CODT training on SY', () => {
   it('weighted: validation loss falls well below log K, the coupon shrinks as λ grows, ORT agrees', async () => {
-    // trained once per run by test/global-setup.ts with SY_MODEL_TRAINING on the same split
-    const model = readOnnx(inject('syModelPath'));
-    const run = JSON.parse(inject('syModelHistory')) as { history: Array<{ valLoss: number }>; samplesPerSecond: number; backend: string };
+    // trained (or found cached) by the shared-model helper with SY_MODEL_TRAINING on the same split
+    const { path: modelPath, run } = await sharedModel('native');
+    const model = readOnnx(modelPath);
     const r = { model, history: run.history };
     const logK = Math.log(4);
     const first = r.history[0].valLoss;
@@ -71,18 +71,18 @@ describe('CODT training on SY', () => {
     logitsT.dispose();
     net.dispose();
     expect(maxAbsDiff(a, await ortLogits(encodeOnnx(r.model), r.model.meta, batch))).toBeLessThan(1e-4);
-  });
+  }, SHARED_MODEL_TIMEOUT);
 
-  it('the native and tfjs trainers, same recipe and batches, reach validation losses within 2%', () => {
-    const native = readOnnx(inject('syModelPath')).meta.training;
-    const reference = readOnnx(inject('syTfjsModelPath')).meta.training;
-    const runs = [inject('syModelHistory'), inject('syTfjsModelHistory')].map((h) => JSON.parse(h) as { history: Array<{ valLoss: number }>; samplesPerSecond: number; backend: string });
+  it('the native and tfjs trainers, same recipe and batches, reach validation losses within 2%', async () => {
+    const shared = [await sharedModel('native'), await sharedModel('tfjs')];
+    const [native, reference] = shared.map((s) => readOnnx(s.path).meta.training);
+    const runs = shared.map((s) => s.run);
     console.log(`native vs tfjs: validation loss by epoch ${runs.map((r) => `${r.backend}: ${r.history.map((h) => h.valLoss.toFixed(4)).join(', ')} (${r.samplesPerSecond.toFixed(0)} samples/s)`).join(' | ')}`);
     expect(native.trainer).toBe('native');
     expect(reference.trainer).toBe('tfjs');
     expect(native.epochs).toBe(reference.epochs);
     expect(Math.abs(native.bestValLoss - reference.bestValLoss) / reference.bestValLoss).toBeLessThan(0.02);
-  });
+  }, SHARED_MODEL_TIMEOUT);
 
   it('literal (the paper\'s unweighted recipe) is reported as it is', async () => {
     const r = await trainCodt(train, { ...SMALL, variant: 'literal', epochs: 3 });

@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { resolveSyConfig } from '../../src/data/synth.js';
 import { buildTrajectories, splitByUser, type Trajectories } from '../../src/data/trajectories.js';
@@ -14,16 +14,16 @@ import { CODT_VARIANTS, type CodtConfig } from '../../src/model/config.js';
 import type { CodtBatch } from '../../src/model/codt-tfjs.js';
 import { encodeOnnx, readOnnx } from '../../src/model/onnx.js';
 import { generateSy, loadNativeModel, native, nativeBinaryPath, nativeForward, nativeInfo, nativeModelCount, nativeRollout, type NativeModel } from '../../src/native/index.js';
-import { SY_MODEL_DATA } from '../global-setup.js';
+import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, sharedModel } from '../helpers/shared-model.js';
 import { maxAbsDiff, ortLogits, randomBatch, randomModel } from '../helpers/model.js';
 
 let trained: CodtModel;
 let test: Trajectories;
 
 beforeAll(async () => {
-  trained = readOnnx(inject('syModelPath'));
+  trained = readOnnx((await sharedModel('native')).path);
   ({ test } = splitByUser(buildTrajectories(syLogToInteractionLog(await generateSy(SY_MODEL_DATA))), { seed: 1 }));
-});
+}, SHARED_MODEL_TIMEOUT);
 
 function randomModelOf(variant: CodtConfig['variant'], seed: number): CodtModel {
   const config: CodtConfig = { stateDim: 5, actionSizes: [3, 2], context: 4, dModel: 16, layers: 2, heads: 4, dropout: 0, variant };

@@ -3,7 +3,7 @@
  * budget is met (BARate in [0.98, 1]) with more revenue than Random, both λ searches end
  * feasible, concurrency does not change results, and bad input is refused.
  */
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { resolveSyConfig } from '../../src/data/synth.js';
 import { buildTrajectories, splitByUser, type Trajectories } from '../../src/data/trajectories.js';
@@ -12,7 +12,7 @@ import type { CodtModel } from '../../src/model/artifact.js';
 import { readOnnx } from '../../src/model/onnx.js';
 import { generateSy, loadNativeModel, nativeRollout, type NativeModel } from '../../src/native/index.js';
 import { decide, solve, syEnvForModel } from '../../src/solve/index.js';
-import { SY_MODEL_DATA } from '../global-setup.js';
+import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, sharedModel } from '../helpers/shared-model.js';
 
 let model: CodtModel;
 let handle: NativeModel;
@@ -20,10 +20,10 @@ let test: Trajectories;
 const env = { seed: SY_MODEL_DATA.seed, rounds: SY_MODEL_DATA.rounds };
 
 beforeAll(async () => {
-  model = readOnnx(inject('syModelPath'));
+  model = readOnnx((await sharedModel('native')).path);
   handle = loadNativeModel(model);
   ({ test } = splitByUser(buildTrajectories(syLogToInteractionLog(await generateSy(SY_MODEL_DATA))), { seed: 1 }));
-});
+}, SHARED_MODEL_TIMEOUT);
 
 function spearman(x: number[], y: number[]): number {
   const rank = (v: number[]) => {
