@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "pool.h"
+
 namespace saco {
 namespace {
 
@@ -257,6 +259,52 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
     layernorm_forward(a_.data(), h_.data(), model_.w.lnf_g, model_.w.lnf_b, B, D);
     matmul_forward(logits, a_.data(), model_.w.head_w, model_.w.head_b, B, D, c.action_width());
   }
+}
+
+void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t* actions) {
+  const int K = c.action_width();
+  const size_t A = c.action_sizes.size();
+  for (int i = 0; i < batch; ++i) {
+    int offset = 0;
+    for (size_t j = 0; j < A; ++j) {
+      const float* l = logits + static_cast<size_t>(i) * K + offset;
+      actions[static_cast<size_t>(i) * A + j] = static_cast<int32_t>(std::max_element(l, l + c.action_sizes[j]) - l);
+      offset += c.action_sizes[j];
+    }
+  }
+}
+
+void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads) {
+  const CodtConfig& c = model.config;
+  const int T = in.rounds, d = c.state_dim, K = c.action_width();
+  constexpr int kBlock = 128;  // the rollouts' block: one decoder shape for every caller
+  const int blocks = (in.batch + kBlock - 1) / kBlock;
+  parallel_for(static_cast<size_t>(blocks), resolve_threads(threads), [&](size_t first, size_t last) {
+    for (size_t blk = first; blk < last; ++blk) {
+      const int u0 = static_cast<int>(blk) * kBlock;
+      const int B = std::min(kBlock, in.batch - u0);
+      CodtDecoder dec(model, B, T);
+      std::vector<float> values(static_cast<size_t>(B) * std::max(d, K)), out(static_cast<size_t>(B) * K);
+      for (int t = 0; t < T; ++t) {
+        for (TokenKind kind : c.token_kinds()) {
+          for (int b = 0; b < B; ++b) {
+            const size_t bt = static_cast<size_t>(u0 + b) * T + t;
+            switch (kind) {
+              case TokenKind::kRtg: values[b] = in.rtg[bt]; break;
+              case TokenKind::kCtg: values[b] = in.ctg[bt]; break;
+              case TokenKind::kState: std::copy_n(in.states + bt * d, d, values.data() + static_cast<size_t>(b) * d); break;
+              case TokenKind::kAction: std::copy_n(in.actions_onehot + bt * K, K, values.data() + static_cast<size_t>(b) * K); break;
+            }
+          }
+          dec.append(kind, t, values.data(), in.lambda + u0, kind == TokenKind::kState ? out.data() : nullptr);
+          if (kind != TokenKind::kState) continue;
+          for (int b = 0; b < B; ++b) {
+            std::copy_n(out.data() + static_cast<size_t>(b) * K, K, logits + (static_cast<size_t>(u0 + b) * T + t) * K);
+          }
+        }
+      }
+    }
+  });
 }
 
 }  // namespace saco

@@ -173,4 +173,13 @@ class CodtDecoder {
   Floats x_, h_, a_, q_, k_, v_, att_, o_, m_, proj_, in_;  // scratch
 };
 
+// ---- decisions -------------------------------------------------------------------------------
+
+// actions [batch, A] = argmax of each action dimension's logits [batch, K] (first on ties).
+void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t* actions);
+
+// logits [B, T, K] at every state token, decoded token by token with the KV cache (what
+// decisions use), users in fixed blocks over the threads so results do not depend on them.
+void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads);
+
 }  // namespace saco

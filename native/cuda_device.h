@@ -1,4 +1,5 @@
-// What the GPU side can see. Defined in cuda_device.cu when nvcc built it, else stubbed.
+// What the GPU side can see. Defined in codt_cuda.cu, compiled only where nvcc exists; without
+// it the binding reports 0 devices and never calls this.
 #pragma once
 
 namespace saco {

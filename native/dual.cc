@@ -22,8 +22,8 @@ struct Exhausted {};
 
 class Prober {
  public:
-  Prober(const RolloutSpec& base, const RolloutUsers& users, int max_rollouts, SearchResult& out)
-      : base_(base), users_(users), max_(max_rollouts), out_(out) {}
+  Prober(const RolloutSpec& base, const RolloutUsers& users, const SearchSpec& search, SearchResult& out)
+      : base_(base), users_(users), search_(search), max_(search.max_rollouts), out_(out) {}
 
   // Natural spend and revenue at λ (no budget enforcement).
   Probe at(double lambda) {
@@ -36,6 +36,7 @@ class Prober {
     ++out_.rollouts;
     const Probe p{lambda, r.revenue, r.cost};
     out_.trace.push_back(p);
+    if (search_.on_probe) search_.on_probe(p, out_.rollouts);
     return p;
   }
 
@@ -57,6 +58,7 @@ class Prober {
  private:
   const RolloutSpec& base_;
   const RolloutUsers& users_;
+  const SearchSpec& search_;
   int max_;
   SearchResult& out_;
 };
@@ -215,7 +217,7 @@ SearchResult search_lambda(const RolloutSpec& base, const RolloutUsers& users, c
   validate_search(search);
   validate_rollout(base, users);
   SearchResult out;
-  Prober probe(base, users, search.max_rollouts, out);
+  Prober probe(base, users, search, out);
   if (search.method == SearchMethod::kSlsqp) slsqp(probe, search, out);
   else bisection(probe, search, out);
   return out;

@@ -4,6 +4,7 @@
 // Every probe is a full rollout; the final plan is a rollout with the budget enforced.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "rollout.h"
@@ -11,6 +12,10 @@
 namespace saco {
 
 enum class SearchMethod { kBisection = 0, kSlsqp = 1 };
+
+struct Probe {
+  double lambda, revenue, cost;
+};
 
 struct SearchSpec {
   SearchMethod method = SearchMethod::kBisection;
@@ -23,10 +28,8 @@ struct SearchSpec {
   double noise = 0.05;       // as a fraction of lambda_max
   double lr = 0;             // λ += lr * (C - B); 0: 0.5 * lambda_max / B
   uint64_t seed = 1;
-};
-
-struct Probe {
-  double lambda, revenue, cost;
+  // Called after every probe (from the searching thread), e.g. to report progress.
+  std::function<void(const Probe&, int rollouts)> on_probe;
 };
 
 struct SearchResult {

@@ -58,3 +58,10 @@ export class ArgumentError extends SacoError {
     this.argument = argument;
   }
 }
+
+/**
+ * An error raised by the native core: `NATIVE_ARGUMENT` (an input it refused), `NATIVE_STATE`
+ * (a model or trainer that is unloaded, disposed or busy) or `NATIVE_FAILURE` (the work
+ * itself failed). TypeScript validates first, so these mean a check is missing there.
+ */
+export class NativeError extends SacoError {}

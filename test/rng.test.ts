@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pexp, plog } from '../src/data/pmath.js';
 import { CounterStream, philox4x32 } from '../src/data/rng.js';
-import { philox4x32Native, pmathNative } from '../src/native/index.js';
+import { philox4x32Native, pmathNative } from '../src/native/testing.js';
 
 // Random123 tests/kat_vectors, the three "philox4x32 10" lines: counter, key, expected.
 const KAT: Array<[number[], number[], number[]]> = [

@@ -1,13 +1,15 @@
 /**
  * The one place that loads the native binary (build/Release/saco.node) and the typed
- * wrappers around it. Arguments are validated here first (typed errors) and again in C++.
+ * wrappers around it. Callers validate arguments first (solve(), decide(), the trainer);
+ * the binding checks them again, and whatever it still refuses arrives here as a
+ * `NativeError` with a code (`NATIVE_ARGUMENT`, `NATIVE_STATE`, `NATIVE_FAILURE`).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SacoError } from '../errors.js';
-import { allocateSyLog, resolveSyConfig, type SyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
+import { NativeError, SacoError } from '../errors.js';
+import { resolveSyConfig, syStateNames, type SyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
 import type { CodtBatch, ForwardInputs } from '../model/codt-tfjs.js';
 import type { CodtConfig } from '../model/config.js';
@@ -33,7 +35,8 @@ export interface NativeRolloutSpec {
   rounds: number;
   /** Infinity: no budget. */
   budget: number;
-  policy: 'codt' | 'random' | 'oracle';
+  /** A name of the native policy registry (`nativePolicies()`). */
+  policy: string;
   lambda: number;
   model?: number;
   userIds: Uint32Array;
@@ -77,14 +80,6 @@ export interface NativeTrainerOptions {
   threads?: number;
 }
 
-/** One tensor's finite-difference check (native/gradcheck.h). */
-export interface GradCheckRow {
-  tensor: string;
-  maxAbsError: number;
-  maxAbsGrad: number;
-  checked: number;
-}
-
 type NativeBuffer = 'params' | 'm' | 'v';
 
 /** The raw binding, as exported by native/addon.cc. */
@@ -93,13 +88,12 @@ interface NativeBinding {
   unloadModel(id: number): boolean;
   modelCount(): number;
   /** A Promise, or the result itself for one user's few rounds (microseconds of work). */
-  codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<Float32Array> | Float32Array;
+  codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<NativeForwardResult> | NativeForwardResult;
   rollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult>;
-  searchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec): Promise<NativeSearchResult>;
-  synthSY(config: object, out: { states: Float64Array; actions: Int32Array; cost: Float64Array; reward: Float64Array; purchaseProb: Float64Array }): Promise<void>;
+  searchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec, onProbe?: (probe: NativeProbe) => void): Promise<NativeSearchResult>;
+  policyNames(): Array<{ name: string; needsModel: boolean }>;
+  synthSY(config: object): Promise<Omit<SyLog, 'config' | 'stateNames'>>;
   syWeights(config: object): SyWeights;
-  philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
-  pmath(name: 'exp' | 'log', values: Float64Array): Float64Array;
   cudaBuilt: boolean;
   cudaDeviceCount(): number;
   trainerCreate(meta: { config: CodtConfig; normalization: Normalization }, params: Record<string, Float32Array>, options: NativeTrainerOptions): number;
@@ -109,8 +103,6 @@ interface NativeBinding {
   trainerRead(id: number, what: NativeBuffer): Record<string, Float32Array>;
   trainerWrite(id: number, what: NativeBuffer, values: Record<string, Float32Array>): void;
   trainerDispose(id: number): boolean;
-  gradCheck(what: string, seed: number): GradCheckRow[];
-  gradCheckNames: string[];
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -119,20 +111,59 @@ const packageRoot = path.resolve(here, '..', '..');
 
 let binding: NativeBinding | undefined;
 
-/** Where the binary is looked for: $SACO_NATIVE_PATH, else build/Release/saco.node. */
-export function nativeBinaryPath(): string {
-  return process.env.SACO_NATIVE_PATH ?? path.join(packageRoot, 'build', 'Release', 'saco.node');
+/** Where the binary is looked for: $SACO_NATIVE_PATH, else build/Release/<name>. */
+export function nativeBinaryPath(name = 'saco.node'): string {
+  return name === 'saco.node' && process.env.SACO_NATIVE_PATH ? process.env.SACO_NATIVE_PATH : path.join(packageRoot, 'build', 'Release', name);
 }
 
-/** Loads the binary once; throws a SacoError that says how to build it when it is missing. */
-export function native(): NativeBinding {
-  if (binding) return binding;
-  const file = nativeBinaryPath();
+/** Loads a binary of build/Release; a SacoError says how to build it when it is missing. */
+export function loadBinary<T>(name: string): T {
+  const file = nativeBinaryPath(name);
   if (!existsSync(file)) {
     throw new SacoError('NATIVE_MISSING', `native core not built: ${file} does not exist. Run \`npm run build:native\` (needs cmake, g++, libeigen3-dev, libnlopt-dev).`);
   }
-  const require = createRequire(import.meta.url);
-  binding = require(file) as NativeBinding;
+  return createRequire(import.meta.url)(file) as T;
+}
+
+/** Errors of the binding carry a code (native/napi/args.h); they become NativeErrors. */
+function wrapNativeError(e: unknown, callerStack?: string): unknown {
+  const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+  if (e instanceof Error && typeof code === 'string' && code.startsWith('NATIVE_')) {
+    const wrapped = new NativeError(code, e.message);
+    if (callerStack) wrapped.stack = `${wrapped.name}: ${e.message}\n${callerStack.split('\n').slice(1).join('\n')}`;
+    return wrapped;
+  }
+  return e;
+}
+
+/**
+ * The binding, with every function's errors turned into NativeErrors: thrown at once, or as
+ * the rejection of its promise (then with the caller's stack, not libuv's).
+ */
+function wrapBinding(raw: NativeBinding): NativeBinding {
+  const wrapped: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (typeof value !== 'function') {
+      wrapped[key] = value;
+      continue;
+    }
+    const fn = value as (...args: unknown[]) => unknown;
+    wrapped[key] = (...args: unknown[]) => {
+      const callerStack = new Error().stack;
+      try {
+        const out = fn(...args);
+        return out instanceof Promise ? out.catch((e: unknown) => Promise.reject(wrapNativeError(e, callerStack))) : out;
+      } catch (e) {
+        throw wrapNativeError(e);
+      }
+    };
+  }
+  return wrapped as unknown as NativeBinding;
+}
+
+/** Loads the binary once. */
+export function native(): NativeBinding {
+  binding ??= wrapBinding(loadBinary<NativeBinding>('saco.node'));
   return binding;
 }
 
@@ -145,24 +176,13 @@ export function nativeInfo(): { cudaBuilt: boolean; cudaDevices: number } {
 /** Generates the SY log with the native core (same bits as `generateSyReference`). */
 export async function generateSy(options: SyOptions = {}): Promise<SyLog> {
   const config = resolveSyConfig(options);
-  const log = allocateSyLog(config);
-  await native().synthSY(config, log);
-  return log;
+  const arrays = await native().synthSY(config);
+  return { config, stateNames: syStateNames(config.features), ...arrays };
 }
 
 /** The SY weight vectors as drawn by the native core. */
 export function syWeightsNative(options: SyOptions = {}): SyWeights {
   return native().syWeights(resolveSyConfig(options));
-}
-
-/** Philox4x32-10 in C++ (for known-answer tests). */
-export function philox4x32Native(counter: readonly number[], key: readonly number[]): number[] {
-  return Array.from(native().philox4x32(Uint32Array.from(counter), Uint32Array.from(key)));
-}
-
-/** saco::pmath::exp / log applied to each value (for cross-language bit tests). */
-export function pmathNative(name: 'exp' | 'log', values: Float64Array): Float64Array {
-  return native().pmath(name, values);
 }
 
 /** A model loaded into the process-wide native pool. Unload it when done (also done on GC). */
@@ -206,18 +226,53 @@ export function nativeModelCount(): number {
  */
 export type NativeForwardMode = 'full' | 'incremental' | 'cuda';
 
-/** CODT logits [B, T, sum K] from the native engine. */
+/** Logits and the device that computed them ('cuda' only when a GPU ran the pass). */
+export interface NativeForwardResult {
+  logits: Float32Array;
+  device: 'cpu' | 'cuda';
+}
+
+/** CODT logits [B, T, sum K] from the native engine, and which device computed them. */
 // async: argument errors the binding throws at once arrive as rejections, like the rest.
-export async function nativeForward(model: NativeModel, inputs: NativeForwardInputs, mode: NativeForwardMode = 'incremental'): Promise<Float32Array> {
+export async function nativeForwardOn(model: NativeModel, inputs: NativeForwardInputs, mode: NativeForwardMode = 'incremental'): Promise<NativeForwardResult> {
   return native().codtForward(model.id, inputs, mode);
+}
+
+/** CODT logits [B, T, sum K] from the native engine. */
+export async function nativeForward(model: NativeModel, inputs: NativeForwardInputs, mode: NativeForwardMode = 'incremental'): Promise<Float32Array> {
+  return (await nativeForwardOn(model, inputs, mode)).logits;
+}
+
+/**
+ * One user's logits, computed on the calling thread (microseconds of work: less than a
+ * thread hop). Throws at once, like any synchronous call.
+ */
+export function nativeForwardSync(model: NativeModel, inputs: NativeForwardInputs): Float32Array {
+  const out = native().codtForward(model.id, inputs, 'incremental');
+  if (out instanceof Promise) throw new SacoError('NATIVE_NOT_SYNC', 'only one user with at most 16 rounds is computed synchronously');
+  return out.logits;
 }
 
 export async function nativeRollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult> {
   return native().rollout(spec);
 }
 
-export async function nativeSearchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec): Promise<NativeSearchResult> {
-  return native().searchLambda(spec, search);
+/** One probe of the λ search, as it happens. */
+export interface NativeProbe {
+  lambda: number;
+  revenue: number;
+  cost: number;
+  /** Rollouts so far. */
+  rollouts: number;
+}
+
+export async function nativeSearchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec, onProbe?: (probe: NativeProbe) => void): Promise<NativeSearchResult> {
+  return native().searchLambda(spec, search, onProbe);
+}
+
+/** The native policy registry (native/policy_registry.cc), in its order. */
+export function nativePolicies(): Array<{ name: string; needsModel: boolean }> {
+  return native().policyNames();
 }
 
 const disposeTrainerOnGc = new FinalizationRegistry<number>((id) => {
@@ -272,11 +327,3 @@ export class NativeTrainer {
   }
 }
 
-/** Finite-difference checks of the backward passes; `names` lists what can be checked. */
-export function nativeGradCheck(what: string, seed: number): GradCheckRow[] {
-  return native().gradCheck(what, seed);
-}
-
-export function nativeGradCheckNames(): string[] {
-  return [...native().gradCheckNames];
-}

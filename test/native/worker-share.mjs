@@ -4,5 +4,5 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 const require = createRequire(import.meta.url);
 const binding = require(workerData.binary);
-const logits = await binding.codtForward(workerData.id, workerData.inputs, 'full');
+const { logits } = await binding.codtForward(workerData.id, workerData.inputs, 'full');
 parentPort.postMessage({ logits, poolSize: binding.modelCount() });

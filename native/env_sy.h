@@ -1,11 +1,13 @@
 // The synthetic environment "SY" (DESIGN.md section 4): ground truth for users who respond
-// to coupons round after round. src/data/synth.ts is the readable reference of the same
+// to coupons round after round. Its step and observation exist once here, used by the log
+// generator and by the rollouts (SyEnvironment). src/data/synth.ts is the readable reference of the same
 // equations and must produce bit-identical logs for the same seed.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "environment.h"
 #include "tensor.h"
 
 namespace saco {
@@ -72,7 +74,53 @@ double sy_coupon_value(const SyConfig& config, const int32_t* action, double bas
 double sy_purchase_probability(const SyConfig& config, const SyUser& user, double engagement,
                                double fatigue, double coupon_value);
 
+// One simulated user: static features, derived constants and the dynamic latent state.
+struct SyLatent {
+  uint32_t id = 0;
+  std::vector<double> x;
+  SyUser consts;
+  double engagement = 0, fatigue = 0;
+};
+
+// What one action does to one user at one round (the purchase draw is keyed by user and round).
+struct SyOutcome {
+  double value = 0, probability = 0, reward = 0, cost = 0;
+  bool purchase = false;
+};
+
+// A user at round 0: features given (`x`, features values) or drawn from the seed's stream.
+SyLatent sy_initial_user(const SyConfig& config, const SyWeights& weights, uint32_t id, const double* x);
+// The observed state s_t [features + 3]: (x, engagement, fatigue) plus σ_obs noise, t / rounds.
+void sy_observe(const SyConfig& config, const SyLatent& user, uint32_t t, double* s);
+SyOutcome sy_outcome(const SyConfig& config, const SyLatent& user, uint32_t t, const int32_t* action);
+// Engagement and fatigue after the outcome of round t.
+void sy_advance(const SyConfig& config, SyLatent& user, uint32_t t, const SyOutcome& outcome);
+
 // Fills `out` (sizes checked) with the logged trajectories of every user.
 void generate_sy(const SyConfig& config, const SyLogView& out);
+
+// SY's ground truth behind the Environment seam (the rollouts' world).
+class SyEnvironment final : public Environment {
+ public:
+  explicit SyEnvironment(SyConfig config);
+  const SyConfig& config() const { return config_; }
+
+  uint64_t seed() const override { return config_.seed; }
+  uint32_t rounds() const override { return config_.rounds; }
+  int state_dim() const override { return static_cast<int>(config_.features) + 3; }
+  std::vector<int> action_sizes() const override;
+  std::vector<int32_t> control_action() const override;
+  void validate_users(const RolloutUsers& users) const override;
+  std::unique_ptr<EnvBlock> reset(const RolloutUsers& users, size_t begin, size_t end) const override;
+  void observe(const EnvBlock& block, uint32_t t, float* states) const override;
+  double max_cost(const EnvBlock& block, size_t i, const int32_t* action) const override;
+  void respond(const EnvBlock& block, uint32_t t, const int32_t* actions, double* reward, double* cost) const override;
+  void step(EnvBlock& block, uint32_t t, const int32_t* actions, double* reward, double* cost) const override;
+  bool expected(const EnvBlock& block, size_t i, uint32_t t, const int32_t* action, double& reward, double& cost) const override;
+
+ private:
+  SyConfig config_;
+  SyWeights weights_;
+};
 
 }  // namespace saco

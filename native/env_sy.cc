@@ -1,4 +1,6 @@
-#include "env.h"
+#include "env_sy.h"
+
+#include <algorithm>
 
 #include <cmath>
 #include <stdexcept>
@@ -141,11 +143,52 @@ double sy_purchase_probability(const SyConfig& config, const SyUser& user, doubl
   return pmath::sigmoid(user.alpha + config.gamma_e * engagement + effect);
 }
 
+SyLatent sy_initial_user(const SyConfig& config, const SyWeights& weights, uint32_t id, const double* x) {
+  SyLatent user;
+  user.id = id;
+  user.x.resize(config.features);
+  if (x != nullptr) {
+    std::copy_n(x, config.features, user.x.begin());
+  } else {
+    CounterStream stream(config.seed, id, 0, kStreamFeatures);
+    for (double& v : user.x) v = stream.normal();
+  }
+  user.consts = sy_user_constants(weights, user.x.data(), config.features, config.alpha_shift,
+                                  config.basket_scale, config.basket_spread);
+  return user;
+}
+
+void sy_observe(const SyConfig& config, const SyLatent& user, uint32_t t, double* s) {
+  const size_t d = config.features;
+  const double so = config.sigma_obs;
+  CounterStream obs(config.seed, user.id, t, kStreamObsNoise);
+  for (size_t j = 0; j < d; ++j) s[j] = so > 0 ? user.x[j] + so * obs.normal() : user.x[j];
+  s[d] = so > 0 ? user.engagement + so * obs.normal() : user.engagement;
+  s[d + 1] = so > 0 ? user.fatigue + so * obs.normal() : user.fatigue;
+  s[d + 2] = static_cast<double>(t) / static_cast<double>(config.rounds);
+}
+
+SyOutcome sy_outcome(const SyConfig& config, const SyLatent& user, uint32_t t, const int32_t* action) {
+  SyOutcome o;
+  o.value = sy_coupon_value(config, action, user.consts.basket);
+  o.probability = sy_purchase_probability(config, user.consts, user.engagement, user.fatigue, o.value);
+  o.purchase = CounterStream(config.seed, user.id, t, kStreamPurchase).uniform() < o.probability;
+  o.reward = o.purchase ? user.consts.basket : 0.0;
+  o.cost = o.purchase ? o.value : 0.0;
+  return o;
+}
+
+void sy_advance(const SyConfig& config, SyLatent& user, uint32_t t, const SyOutcome& outcome) {
+  const double eta = config.sequential ? config.eta : 0.0;
+  CounterStream noise(config.seed, user.id, t, kStreamEngagement);
+  user.engagement = config.rho * user.engagement + eta * (outcome.purchase ? 1.0 : 0.0) + config.sigma * noise.normal();
+  user.fatigue = config.phi * user.fatigue + (outcome.value > 0 ? 1.0 : 0.0);
+}
+
 void generate_sy(const SyConfig& config, const SyLogView& out) {
   validate_sy_config(config);
   const size_t rows = static_cast<size_t>(config.users) * config.rounds;
-  const size_t d = config.features;
-  const size_t state_dim = d + 3;
+  const size_t state_dim = config.features + 3;
   const size_t a_dims = config.action_dims.size();
   require_size(out.states, rows * state_dim, "states");
   require_size(out.actions, rows * a_dims, "actions");
@@ -154,47 +197,121 @@ void generate_sy(const SyConfig& config, const SyLogView& out) {
   require_size(out.purchase_prob, rows, "purchaseProb");
 
   const SyWeights weights = draw_sy_weights(config);
-  const double eta = config.sequential ? config.eta : 0.0;
-
   parallel_for(config.users, resolve_threads(config.threads), [&](size_t begin, size_t end) {
-    std::vector<double> x(d);
     std::vector<int32_t> action(a_dims);
     for (size_t i = begin; i < end; ++i) {
-      const uint32_t uid = static_cast<uint32_t>(i);
-      CounterStream feature_stream(config.seed, uid, 0, kStreamFeatures);
-      for (size_t j = 0; j < d; ++j) x[j] = feature_stream.normal();
-      const SyUser user = sy_user_constants(weights, x.data(), config.features, config.alpha_shift,
-                                            config.basket_scale, config.basket_spread);
-      double engagement = 0, fatigue = 0;
+      SyLatent user = sy_initial_user(config, weights, static_cast<uint32_t>(i), nullptr);
       Span<double> states = out.states.subspan(i * config.rounds * state_dim, config.rounds * state_dim);
       Span<int32_t> actions = out.actions.subspan(i * config.rounds * a_dims, config.rounds * a_dims);
       for (uint32_t t = 0; t < config.rounds; ++t) {
         const size_t row = i * config.rounds + t;
-        double* s = states.data() + t * state_dim;
-        CounterStream obs(config.seed, uid, t, kStreamObsNoise);
-        for (size_t j = 0; j < d; ++j) s[j] = config.sigma_obs > 0 ? x[j] + config.sigma_obs * obs.normal() : x[j];
-        s[d] = config.sigma_obs > 0 ? engagement + config.sigma_obs * obs.normal() : engagement;
-        s[d + 1] = config.sigma_obs > 0 ? fatigue + config.sigma_obs * obs.normal() : fatigue;
-        s[d + 2] = static_cast<double>(t) / static_cast<double>(config.rounds);
-
-        CounterStream logger(config.seed, uid, t, kStreamLogger);
-        for (size_t j = 0; j < a_dims; ++j) action[j] = log_action(config, config.action_dims[j], user, logger);
-        for (size_t j = 0; j < a_dims; ++j) actions.data()[t * a_dims + j] = action[j];
-
-        const double value = sy_coupon_value(config, action.data(), user.basket);
-        const double p = sy_purchase_probability(config, user, engagement, fatigue, value);
-        CounterStream purchase_stream(config.seed, uid, t, kStreamPurchase);
-        const bool purchase = purchase_stream.uniform() < p;
-        out.purchase_prob[row] = p;
-        out.reward[row] = purchase ? user.basket : 0.0;
-        out.cost[row] = purchase ? value : 0.0;
-
-        CounterStream noise(config.seed, uid, t, kStreamEngagement);
-        engagement = config.rho * engagement + eta * (purchase ? 1.0 : 0.0) + config.sigma * noise.normal();
-        fatigue = config.phi * fatigue + (value > 0 ? 1.0 : 0.0);
+        sy_observe(config, user, t, states.data() + t * state_dim);
+        CounterStream logger(config.seed, user.id, t, kStreamLogger);
+        for (size_t j = 0; j < a_dims; ++j) action[j] = log_action(config, config.action_dims[j], user.consts, logger);
+        std::copy(action.begin(), action.end(), actions.data() + t * a_dims);
+        const SyOutcome o = sy_outcome(config, user, t, action.data());
+        out.purchase_prob[row] = o.probability;
+        out.reward[row] = o.reward;
+        out.cost[row] = o.cost;
+        sy_advance(config, user, t, o);
       }
     }
   });
+}
+
+// ---- SyEnvironment ---------------------------------------------------------------------------
+
+namespace {
+
+struct SyBlock final : EnvBlock {
+  std::vector<SyLatent> users;
+};
+
+const SyBlock& sy_block(const EnvBlock& b) { return static_cast<const SyBlock&>(b); }
+
+}  // namespace
+
+SyEnvironment::SyEnvironment(SyConfig config) : config_(std::move(config)) {
+  validate_sy_config(config_);
+  weights_ = draw_sy_weights(config_);
+}
+
+std::vector<int> SyEnvironment::action_sizes() const {
+  std::vector<int> sizes;
+  for (const auto& dim : config_.action_dims) sizes.push_back(static_cast<int>(dim.values.size()));
+  return sizes;
+}
+
+// The cheapest value of each dimension (no coupon on SY, whose values include 0).
+std::vector<int32_t> SyEnvironment::control_action() const {
+  std::vector<int32_t> none;
+  for (const auto& dim : config_.action_dims) {
+    none.push_back(static_cast<int32_t>(std::min_element(dim.values.begin(), dim.values.end()) - dim.values.begin()));
+  }
+  return none;
+}
+
+void SyEnvironment::validate_users(const RolloutUsers& users) const {
+  require(users.features.empty() || users.features.size() == users.ids.size() * config_.features,
+          "features must have users x " + std::to_string(config_.features) + " values");
+  for (double v : users.features) require(std::isfinite(v), "features must be finite");
+}
+
+std::unique_ptr<EnvBlock> SyEnvironment::reset(const RolloutUsers& users, size_t begin, size_t end) const {
+  auto block = std::make_unique<SyBlock>();
+  const size_t d = config_.features;
+  for (size_t i = begin; i < end; ++i) {
+    const double* x = users.features.empty() ? nullptr : users.features.data() + i * d;
+    block->users.push_back(sy_initial_user(config_, weights_, users.ids[i], x));
+    block->ids.push_back(users.ids[i]);
+  }
+  return block;
+}
+
+void SyEnvironment::observe(const EnvBlock& block, uint32_t t, float* states) const {
+  const auto& users = sy_block(block).users;
+  const size_t sd = config_.features + 3;
+  std::vector<double> s(sd);
+  for (size_t i = 0; i < users.size(); ++i) {
+    sy_observe(config_, users[i], t, s.data());
+    for (size_t j = 0; j < sd; ++j) states[i * sd + j] = static_cast<float>(s[j]);
+  }
+}
+
+// A coupon costs its value when redeemed, nothing otherwise.
+double SyEnvironment::max_cost(const EnvBlock& block, size_t i, const int32_t* action) const {
+  return sy_coupon_value(config_, action, sy_block(block).users[i].consts.basket);
+}
+
+void SyEnvironment::respond(const EnvBlock& block, uint32_t t, const int32_t* actions, double* reward, double* cost) const {
+  const auto& users = sy_block(block).users;
+  const size_t A = config_.action_dims.size();
+  for (size_t i = 0; i < users.size(); ++i) {
+    const SyOutcome o = sy_outcome(config_, users[i], t, actions + i * A);
+    reward[i] = o.reward;
+    cost[i] = o.cost;
+  }
+}
+
+void SyEnvironment::step(EnvBlock& block, uint32_t t, const int32_t* actions, double* reward, double* cost) const {
+  auto& users = static_cast<SyBlock&>(block).users;
+  const size_t A = config_.action_dims.size();
+  for (size_t i = 0; i < users.size(); ++i) {
+    const SyOutcome o = sy_outcome(config_, users[i], t, actions + i * A);
+    reward[i] = o.reward;
+    cost[i] = o.cost;
+    sy_advance(config_, users[i], t, o);
+  }
+}
+
+bool SyEnvironment::expected(const EnvBlock& block, size_t i, uint32_t t, const int32_t* action, double& reward, double& cost) const {
+  (void)t;
+  const SyLatent& u = sy_block(block).users[i];
+  const double value = sy_coupon_value(config_, action, u.consts.basket);
+  const double p = sy_purchase_probability(config_, u.consts, u.engagement, u.fatigue, value);
+  reward = p * u.consts.basket;
+  cost = p * value;
+  return true;
 }
 
 }  // namespace saco

@@ -1,0 +1,188 @@
+#include "js_rollout.h"
+
+#include <cmath>
+#include <optional>
+#include <string>
+
+#include "args.h"
+#include "dual.h"
+#include "env_sy.h"
+#include "js_model.h"
+#include "policy_registry.h"
+#include "rollout.h"
+#include "js_synth.h"
+
+namespace saco::napi {
+namespace {
+
+struct RolloutBaton {
+  RolloutSpec spec;
+  RolloutUsers users;
+  SearchSpec search;
+  RolloutResult result;
+  SearchResult searched;
+  std::optional<Napi::ThreadSafeFunction> progress;
+};
+
+// spec: { env: SyConfig, rounds, budget, policy, lambda, model?, userIds, features?, recordPlan?, threads? }
+std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  Napi::Object o = read_object(value, "spec");
+  auto b = std::make_unique<RolloutBaton>();
+  RolloutSpec& spec = b->spec;
+  try {
+    spec.env = std::make_shared<SyEnvironment>(read_sy_config(read_object(o.Get("env"), "spec.env")));
+  } catch (const std::invalid_argument& e) {
+    throw error(env, e.what());
+  }
+  spec.rounds = static_cast<uint32_t>(read_count(o, "rounds", spec.env->rounds(), 1e5, "spec"));
+  Napi::Value bv = o.Get("budget");
+  if (!bv.IsUndefined()) {
+    if (!bv.IsNumber()) throw error(env, "spec.budget must be a number");
+    spec.budget = bv.As<Napi::Number>().DoubleValue();
+    if (std::isnan(spec.budget) || spec.budget <= 0) throw error(env, "spec.budget must be > 0 (Infinity: no budget)");
+  }
+  spec.lambda = read_number(o, "lambda", 0, "spec");
+  spec.threads = static_cast<uint32_t>(read_count(o, "threads", 0, 1024, "spec"));
+  spec.record_plan = read_bool(o, "recordPlan", false, "spec");
+  PolicyArgs args;
+  try {
+    const PolicyEntry& entry = find_policy(read_string(o, "policy", "", "spec"));
+    if (entry.needs_model) args.model = model_from(o.Get("model"));
+    spec.policy = entry.make(args);
+  } catch (const std::invalid_argument& e) {
+    throw error(env, std::string("spec.policy: ") + e.what());
+  }
+  b->users.ids = copy_typed<uint32_t, napi_uint32_array>(o.Get("userIds"), "spec.userIds");
+  Napi::Value fv = o.Get("features");
+  if (!fv.IsUndefined() && !fv.IsNull()) b->users.features = copy_typed<double, napi_float64_array>(fv, "spec.features");
+  try {
+    validate_rollout(spec, b->users);
+  } catch (const std::exception& e) {
+    throw error_from(env, e);
+  }
+  return b;
+}
+
+Napi::Object rollout_to_js(Napi::Env env, RolloutResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("revenue", r.revenue);
+  out.Set("cost", r.cost);
+  out.Set("coupons", static_cast<double>(r.coupons));
+  out.Set("blocked", static_cast<double>(r.blocked));
+  out.Set("revenueByRound", to_float64(env, std::move(r.revenue_by_round)));
+  out.Set("costByRound", to_float64(env, std::move(r.cost_by_round)));
+  if (!r.plan.empty()) out.Set("plan", to_int32(env, std::move(r.plan)));
+  return out;
+}
+
+// rollout(spec) -> Promise<{ revenue, cost, coupons, blocked, revenueByRound, costByRound, plan? }>
+Napi::Value JS_rollout(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1) throw error(info.Env(), "rollout(spec) expects an object");
+  return Task<RolloutBaton>::Queue(
+      info.Env(), read_rollout(info[0]), [](RolloutBaton& b) { b.result = rollout(b.spec, b.users); },
+      [](Napi::Env env, RolloutBaton& b) -> Napi::Value { return rollout_to_js(env, b.result); });
+}
+
+void run_search(RolloutBaton& b) {
+  if (b.progress) {
+    Napi::ThreadSafeFunction& tsfn = *b.progress;
+    b.search.on_probe = [&tsfn](const Probe& p, int rollouts) {
+      tsfn.NonBlockingCall([p, rollouts](Napi::Env env, Napi::Function fn) {
+        if (static_cast<napi_env>(env) == nullptr) return;  // the environment is gone
+        try {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("lambda", p.lambda);
+          o.Set("revenue", p.revenue);
+          o.Set("cost", p.cost);
+          o.Set("rollouts", rollouts);
+          fn.Call({o});
+        } catch (...) {
+          // a throwing progress callback must not stop the search
+        }
+      });
+    };
+  }
+  try {
+    b.searched = search_lambda(b.spec, b.users, b.search);
+  } catch (...) {
+    if (b.progress) b.progress->Release();
+    throw;
+  }
+  if (b.progress) b.progress->Release();
+}
+
+Napi::Value search_to_js(Napi::Env env, RolloutBaton& b) {
+  SearchResult& r = b.searched;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("lambda", r.lambda);
+  out.Set("plan", rollout_to_js(env, r.plan));
+  out.Set("rollouts", r.rollouts);
+  out.Set("feasible", r.feasible);
+  out.Set("budgetNotBinding", r.budget_not_binding);
+  out.Set("needsMoreThanLambdaMax", r.needs_more_than_lambda_max);
+  Napi::Array trace = Napi::Array::New(env, r.trace.size());
+  for (size_t i = 0; i < r.trace.size(); ++i) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("lambda", r.trace[i].lambda);
+    p.Set("revenue", r.trace[i].revenue);
+    p.Set("cost", r.trace[i].cost);
+    trace.Set(static_cast<uint32_t>(i), p);
+  }
+  out.Set("trace", trace);
+  return out;
+}
+
+// searchLambda(spec, search, onProbe?) -> Promise<{ lambda, plan, rollouts, trace, feasible, ... }>
+Napi::Value JS_searchLambda(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || info.Length() > 3) throw error(env, "searchLambda(spec, search, onProbe?) expects two objects and an optional function");
+  std::unique_ptr<RolloutBaton> b = read_rollout(info[0]);
+  Napi::Object so = read_object(info[1], "search");
+  SearchSpec& search = b->search;
+  const std::string method = read_string(so, "method", "bisection", "search");
+  if (method == "bisection") search.method = SearchMethod::kBisection;
+  else if (method == "slsqp") search.method = SearchMethod::kSlsqp;
+  else throw error(env, "search.method must be 'bisection' or 'slsqp'");
+  search.budget = read_number(so, "budget", 0, "search");
+  search.epsilon = read_number(so, "epsilon", 0.02 * search.budget, "search");
+  search.lambda_max = read_number(so, "lambdaMax", b->spec.policy->lambda_max(1.0), "search");
+  search.max_rollouts = static_cast<int>(read_count(so, "maxRollouts", 40, 10000, "search"));
+  search.max_iterations = static_cast<int>(read_count(so, "maxIterations", 8, 1000, "search"));
+  search.noise = read_number(so, "noise", 0.05, "search");
+  search.lr = read_number(so, "lr", 0, "search");
+  search.seed = read_count(so, "seed", 1, 9007199254740991.0, "search");
+  try {
+    validate_search(search);
+  } catch (const std::exception& e) {
+    throw error_from(env, e);
+  }
+  if (info.Length() == 3 && !info[2].IsUndefined()) {
+    if (!info[2].IsFunction()) throw error(env, "onProbe must be a function");
+    b->progress = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "saco.searchLambda.progress", 0, 1);
+  }
+  return Task<RolloutBaton>::Queue(env, std::move(b), run_search, search_to_js);
+}
+
+// policyNames() -> [{ name, needsModel }] in registry order
+Napi::Value JS_policyNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  for (const PolicyEntry& e : policy_registry()) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", e.name);
+    o.Set("needsModel", e.needs_model);
+    out.Set(out.Length(), o);
+  }
+  return out;
+}
+
+}  // namespace
+
+void init_rollout(Napi::Env env, Napi::Object exports) {
+  exports.Set("rollout", Napi::Function::New(env, JS_rollout));
+  exports.Set("searchLambda", Napi::Function::New(env, JS_searchLambda));
+  exports.Set("policyNames", Napi::Function::New(env, JS_policyNames));
+}
+
+}  // namespace saco::napi

@@ -1,0 +1,40 @@
+// The Policy seam (DESIGN.md section 6): what decides each user's action, round after round.
+// A policy acts on a block of users given what the environment lets it observe and λ, and
+// hears back what happened (the issued action, reward and cost) so it can keep a history.
+// One file per policy (policy_<name>.cc); policy_registry.cc maps names to them.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "environment.h"
+
+namespace saco {
+
+// What a policy keeps for one block of users across rounds (e.g. a KV cache).
+class PolicyState {
+ public:
+  virtual ~PolicyState() = default;
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+
+  // Throws std::invalid_argument when the policy cannot act in this environment for these
+  // rounds at this λ (e.g. a model's widths or context).
+  virtual void validate(const Environment& env, uint32_t rounds, double lambda) const = 0;
+  // The λ range the search may use (the model's, for a learned policy).
+  virtual double lambda_max(double fallback) const { return fallback; }
+  virtual std::unique_ptr<PolicyState> start(const Environment& env, const EnvBlock& block, uint32_t rounds, double lambda) const = 0;
+  // actions [n, A] for round t, from states [n, state_dim] as observed.
+  virtual void act(PolicyState& state, const Environment& env, const EnvBlock& block, uint32_t t,
+                   const float* states, int32_t* actions) const = 0;
+  // What happened at round t: the actions actually issued (the budget may have withheld
+  // some), reward and cost per user.
+  virtual void feedback(PolicyState& state, uint32_t t, const int32_t* issued, const double* reward, const double* cost) const {
+    (void)state, (void)t, (void)issued, (void)reward, (void)cost;
+  }
+};
+
+}  // namespace saco

@@ -1,0 +1,103 @@
+// CODT: the trained decision transformer, decoded incrementally with a KV cache per user.
+// Each round appends (RTG, CTG, s) tokens, reads the greedy action at the state token and,
+// after the environment answers, appends the issued action; the decision-time targets start
+// at the model's table value for λ and are decremented by realised reward and cost.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "codt.h"
+#include "policy_registry.h"
+
+namespace saco {
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+class CodtPolicy final : public Policy {
+ public:
+  explicit CodtPolicy(std::shared_ptr<const CodtModel> model) : model_(std::move(model)) {
+    require(model_ != nullptr, "the codt policy needs a loaded model");
+  }
+
+  void validate(const Environment& env, uint32_t rounds, double lambda) const override {
+    const CodtConfig& c = model_->config;
+    require(static_cast<int>(rounds) <= c.context, "rounds beyond the model's context (" + std::to_string(c.context) + ")");
+    require(c.state_dim == env.state_dim(), "model state width " + std::to_string(c.state_dim) + " does not match the environment's " + std::to_string(env.state_dim()));
+    const std::vector<int> sizes = env.action_sizes();
+    require(c.action_sizes.size() == sizes.size(), "model and environment have different numbers of action dimensions");
+    for (size_t j = 0; j < sizes.size(); ++j) {
+      require(c.action_sizes[j] == sizes[j], "model and environment disagree on the size of action dimension " + std::to_string(j));
+    }
+    require(lambda <= model_->norm.lambda_max * (1 + 1e-6), "lambda beyond the model's range [0, lambdaMax]");
+  }
+
+  double lambda_max(double) const override { return model_->norm.lambda_max; }
+
+  std::unique_ptr<PolicyState> start(const Environment&, const EnvBlock& block, uint32_t rounds, double lambda) const override {
+    const CodtConfig& c = model_->config;
+    const size_t n = block.size();
+    auto s = std::make_unique<State>(*model_, static_cast<int>(n), static_cast<int>(rounds));
+    s->lambda.assign(n, static_cast<float>(lambda));
+    double rtg = 0, ctg = 0;
+    model_->targets.at(lambda, rtg, ctg);
+    s->rtg_left.assign(n, rtg);
+    s->ctg_left.assign(n, ctg);
+    s->inputs.resize(n * static_cast<size_t>(std::max(c.state_dim, c.action_width())));
+    s->logits.resize(n * static_cast<size_t>(c.action_width()));
+    return s;
+  }
+
+  void act(PolicyState& state, const Environment&, const EnvBlock& block, uint32_t t, const float* states, int32_t* actions) const override {
+    State& s = static_cast<State&>(state);
+    const CodtConfig& c = model_->config;
+    const size_t n = block.size();
+    for (TokenKind kind : c.token_kinds()) {
+      if (kind == TokenKind::kAction) break;
+      const float* values = states;
+      if (kind != TokenKind::kState) {
+        const std::vector<double>& left = kind == TokenKind::kRtg ? s.rtg_left : s.ctg_left;
+        for (size_t i = 0; i < n; ++i) s.inputs[i] = static_cast<float>(left[i]);
+        values = s.inputs.data();
+      }
+      s.decoder.append(kind, static_cast<int>(t), values, s.lambda.data(), kind == TokenKind::kState ? s.logits.data() : nullptr);
+    }
+    greedy_actions(c, s.logits.data(), static_cast<int>(n), actions);
+  }
+
+  void feedback(PolicyState& state, uint32_t t, const int32_t* issued, const double* reward, const double* cost) const override {
+    State& s = static_cast<State&>(state);
+    const CodtConfig& c = model_->config;
+    const size_t n = s.lambda.size();
+    const int K = c.action_width();
+    const size_t A = c.action_sizes.size();
+    std::fill(s.inputs.begin(), s.inputs.begin() + static_cast<std::ptrdiff_t>(n * K), 0.0f);
+    for (size_t i = 0; i < n; ++i) {
+      int offset = 0;
+      for (size_t j = 0; j < A; ++j) {
+        s.inputs[i * K + offset + issued[i * A + j]] = 1.0f;
+        offset += c.action_sizes[j];
+      }
+      s.rtg_left[i] -= reward[i];
+      s.ctg_left[i] -= cost[i];
+    }
+    s.decoder.append(TokenKind::kAction, static_cast<int>(t), s.inputs.data(), s.lambda.data(), nullptr);
+  }
+
+ private:
+  struct State final : PolicyState {
+    State(const CodtModel& m, int users, int rounds) : decoder(m, users, rounds) {}
+    CodtDecoder decoder;
+    std::vector<float> lambda, inputs, logits;
+    std::vector<double> rtg_left, ctg_left;
+  };
+  std::shared_ptr<const CodtModel> model_;
+};
+
+}  // namespace
+
+std::shared_ptr<const Policy> make_codt_policy(const PolicyArgs& args) { return std::make_shared<CodtPolicy>(args.model); }
+
+}  // namespace saco

@@ -1,0 +1,43 @@
+/**
+ * The test-only addon (build/Release/saco_test.node): hooks the tests need and the library
+ * does not ship in its binary — Philox and our exp/log for cross-language known-answer
+ * tests, and the finite-difference checks of the native backward passes.
+ */
+import { loadBinary } from './index.js';
+
+/** One tensor's finite-difference check (native/gradcheck.h). */
+export interface GradCheckRow {
+  tensor: string;
+  maxAbsError: number;
+  maxAbsGrad: number;
+  checked: number;
+}
+
+interface TestBinding {
+  philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
+  pmath(name: 'exp' | 'log', values: Float64Array): Float64Array;
+  gradCheck(what: string, seed: number): GradCheckRow[];
+  gradCheckNames: string[];
+}
+
+let testBinding: TestBinding | undefined;
+const testing = (): TestBinding => (testBinding ??= loadBinary<TestBinding>('saco_test.node'));
+
+/** Philox4x32-10 in C++ (for known-answer tests). */
+export function philox4x32Native(counter: readonly number[], key: readonly number[]): number[] {
+  return Array.from(testing().philox4x32(Uint32Array.from(counter), Uint32Array.from(key)));
+}
+
+/** saco::pmath::exp / log applied to each value (for cross-language bit tests). */
+export function pmathNative(name: 'exp' | 'log', values: Float64Array): Float64Array {
+  return testing().pmath(name, values);
+}
+
+/** Finite-difference checks of the backward passes; `nativeGradCheckNames` lists what can be checked. */
+export function nativeGradCheck(what: string, seed: number): GradCheckRow[] {
+  return testing().gradCheck(what, seed);
+}
+
+export function nativeGradCheckNames(): string[] {
+  return [...testing().gradCheckNames];
+}
