@@ -3,9 +3,12 @@
  * (bisection by default, or the paper's Algorithm 2 with SLSQP) and returns the per-user,
  * per-round coupon plan with revenue, cost, ROI and BARate. decide(): one user's coupon now.
  *
- * The environment is SY's ground truth today; the learned simulator plugs in behind the
- * same native interface later. Every native call is asynchronous (the event loop stays free).
+ * The environment is SY's ground truth today (`env: { kind: 'sy', … }`); the learned
+ * simulator plugs in behind the same native Environment seam. Policies come from
+ * src/policy/registry.ts. Every native call of solve() is asynchronous (the event loop stays free).
  */
+import { statSync } from 'node:fs';
+import path from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { resolveSyConfig, type SyConfig, type SyOptions } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
@@ -16,10 +19,26 @@ import type { ForwardInputs } from '../model/codt-tfjs.js';
 import { OrtPool, type OrtSession } from '../infer/ort.js';
 import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';
+import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
 import { loadNativeModel, nativeForward, nativeRollout, nativeSearchLambda, type NativeModel, type NativeRolloutSpec } from '../native/index.js';
+import { policyByName, type PolicyName } from '../policy/registry.js';
 
-export type PolicyName = 'codt' | 'random' | 'oracle';
+export type { PolicyName } from '../policy/registry.js';
 export type SearchMethodName = 'bisection' | 'slsqp';
+
+/** The world a plan is simulated in: SY's ground truth (its options), the only kind so far. */
+export type EnvChoice = SyOptions & { kind?: 'sy' };
+
+/** Where a solve is: the reference rollout, each λ probe of the search, the final plan. */
+export interface SolveProgress {
+  phase: 'reference' | 'search' | 'plan' | 'done';
+  /** Rollouts run so far. */
+  rollouts: number;
+  lambda?: number;
+  /** Natural (unbudgeted) spend at that λ. */
+  cost?: number;
+  budget?: number;
+}
 
 /** A budget in currency, or a multiple of what the uniform logging policy spends on the same users ("0.5x"). */
 export type Budget = number | `${number}x`;
@@ -34,8 +53,8 @@ export interface SolveOptions {
   budget: Budget;
   /** Rounds to plan (default: the environment's rounds, at most the model's context). */
   rounds?: number;
-  /** The SY ground truth (seed, dynamics, action dims); default SY. */
-  env?: SyOptions;
+  /** The environment: SY's ground truth (seed, dynamics, action dims); default SY. */
+  env?: EnvChoice;
   method?: SearchMethodName;
   policy?: PolicyName;
   /** Tolerance below the budget (default 2% of it). */
@@ -48,6 +67,8 @@ export interface SolveOptions {
   engine?: 'native' | 'ort';
   /** For engine 'ort': a session or pool to use (default: a pool created and destroyed here). */
   ort?: OrtSession | OrtPool;
+  /** Called as the solve goes (on the main thread): e.g. to print progress. */
+  onProgress?: (progress: SolveProgress) => void;
 }
 
 export interface SolveResult {
@@ -150,14 +171,17 @@ function resolveBudget(budget: Budget, referenceSpend: number): number {
 export async function solve(options: SolveOptions): Promise<SolveResult> {
   const t0 = performance.now();
   const policy = options.policy ?? 'codt';
+  const definition = policyByName(String(policy));
   const method = options.method ?? 'bisection';
-  if (!['codt', 'random', 'oracle'].includes(policy)) throw new ArgumentError('policy', `must be codt, random or oracle, got ${String(policy)}`);
   if (!['bisection', 'slsqp'].includes(method)) throw new ArgumentError('method', `must be bisection or slsqp, got ${String(method)}`);
   const useOrt = options.engine === 'ort';
   if (useOrt && (policy !== 'codt' || method !== 'bisection')) throw new ArgumentError('engine', "'ort' runs the codt policy with the bisection search; SLSQP and the baselines run natively");
-  const env = resolveSyConfig({ ...(options.env ?? {}), users: 1 });
+  const { kind = 'sy', ...syOptions } = options.env ?? {};
+  if (kind !== 'sy') throw new ArgumentError('env.kind', `must be 'sy' (the only environment so far), got ${String(kind)}`);
+  const env = resolveSyConfig({ ...syOptions, users: 1 });
+  const progress = options.onProgress ?? (() => undefined);
   // the ORT engine needs the weights, not a native copy of them
-  const model = policy === 'codt' && !useOrt ? nativeModelOf(options.model) : undefined;
+  const model = definition.needsModel && !useOrt ? nativeModelOf(options.model) : undefined;
   const ortModel = useOrt && !options.ort ? ortModelOf(options.model) : undefined;
   const meta = model?.handle.meta ?? options.ort?.meta ?? ortModel?.meta;
   try {
@@ -167,13 +191,16 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     if (rounds > context) throw new ArgumentError('rounds', `${rounds} rounds is beyond the model's context of ${context}`);
     const users = usersSpec(options.users, env);
     const base: NativeRolloutSpec = { env, rounds, budget: Infinity, policy: 'random', lambda: 0, ...users, threads: options.threads ?? 0 };
+    progress({ phase: 'reference', rollouts: 0 });
     const reference = await nativeRollout(base);
     const budget = resolveBudget(options.budget, reference.cost);
     const epsilon = options.epsilon ?? 0.02 * budget;
     if (!Number.isFinite(epsilon) || epsilon < 0 || epsilon >= budget) throw new ArgumentError('epsilon', `must be in [0, budget), got ${epsilon}`);
     const common = { engine: (options.engine ?? 'native') as 'native' | 'ort', policy, budget, referenceSpend: reference.cost, users: users.userIds.length, rounds };
-    if (policy === 'random') {
-      const r = await nativeRollout({ ...base, budget, recordPlan: true });
+    if (!definition.searched) {
+      progress({ phase: 'plan', rollouts: 1, budget });
+      const r = await nativeRollout({ ...base, policy, budget, recordPlan: true });
+      progress({ phase: 'done', rollouts: 2, cost: r.cost, budget });
       return {
         ...common, engine: 'native', method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2,
         coupons: r.coupons, blocked: r.blocked, feasible: true, budgetNotBinding: reference.cost <= budget, needsMoreThanLambdaMax: false, trace: [],
@@ -185,7 +212,15 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
       const ortEngine = options.ort ?? (await OrtPool.create(ortModel as CodtModel));
       try {
         const logits = (inputs: ForwardInputs) => ortEngine.logits(inputs);
-        const s = await tsBisection((lambda, b) => tsRollout(meta, logits, env, users.userIds, users.features, rounds, lambda, b), budget, epsilon, lambdaMax, options.maxRollouts ?? 40);
+        let rollouts = 1;
+        const s = await tsBisection(
+          async (lambda, b) => {
+            const r = await tsRollout(meta, logits, env, users.userIds, users.features, rounds, lambda, b);
+            progress({ phase: Number.isFinite(b) ? 'plan' : 'search', rollouts: ++rollouts, lambda, cost: r.cost, budget });
+            return r;
+          },
+          budget, epsilon, lambdaMax, options.maxRollouts ?? 40,
+        );
         const r = s.plan;
         return {
           ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
@@ -199,7 +234,9 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     const s = await nativeSearchLambda(
       { ...base, policy, model: model?.handle.id },
       { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40) },
+      (p) => progress({ phase: 'search', rollouts: p.rollouts + 1, lambda: p.lambda, cost: p.cost, budget }),
     );
+    progress({ phase: 'done', rollouts: s.rollouts + 1, lambda: s.lambda, cost: s.plan.cost, budget });
     const r = s.plan;
     return {
       ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
@@ -222,7 +259,11 @@ export interface DecisionHistory {
 }
 
 export interface DecideOptions {
-  model: CodtModel | NativeModel;
+  /**
+   * The model: loaded natively (`loadNativeModel`), in memory, or the path of its .onnx file.
+   * The last two are loaded once and kept for later calls (a file is reread when it changes).
+   */
+  model: CodtModel | NativeModel | string;
   lambda: number;
   /** The user's current raw state (stateDim values). */
   state: ArrayLike<number>;
@@ -238,70 +279,95 @@ export interface Decision {
   probabilities: number[][];
 }
 
+/** Models decide() loaded itself: a service calling it per request must not reload weights. */
+const decisionModels = new WeakMap<CodtModel, NativeModel>();
+const decisionFiles = new Map<string, { mtimeMs: number; size: number; handle: NativeModel }>();
+const DECISION_FILES_KEPT = 8;
+
+function decisionModel(model: DecideOptions['model']): NativeModel {
+  if (isNativeModel(model)) return model;
+  if (typeof model === 'string') {
+    const file = path.resolve(model);
+    let stat;
+    try {
+      stat = statSync(file);
+    } catch {
+      throw new ArgumentError('model', `${model}: no such model file`);
+    }
+    const cached = decisionFiles.get(file);
+    if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.handle;
+    const handle = loadNativeModel(readOnnx(file));
+    cached?.handle.unload();
+    decisionFiles.delete(file);
+    decisionFiles.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, handle });
+    if (decisionFiles.size > DECISION_FILES_KEPT) {
+      const [oldest, entry] = decisionFiles.entries().next().value as [string, { handle: NativeModel }];
+      entry.handle.unload();
+      decisionFiles.delete(oldest);
+    }
+    return handle;
+  }
+  if (typeof model !== 'object' || model === null || !(model.params instanceof Map) || !model.meta) {
+    throw new ArgumentError('model', 'must be a loaded model, a model read by readOnnx, or the path of an .onnx file');
+  }
+  let handle = decisionModels.get(model);
+  if (!handle) {
+    handle = loadNativeModel(model);
+    decisionModels.set(model, handle);
+  }
+  return handle;
+}
+
 /** One user's coupon now, given the plan's λ and what happened to the user so far. */
 export async function decide(options: DecideOptions): Promise<Decision> {
-  const owned = !isNativeModel(options.model);
-  const handle = isNativeModel(options.model) ? options.model : loadNativeModel(options.model);
-  try {
-    const meta = handle.meta;
-    const c = meta.config;
-    const d = c.stateDim;
-    const K = actionWidth(c);
-    const lambda = options.lambda;
-    if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0 || lambda > meta.normalization.lambdaMax) {
-      throw new ArgumentError('lambda', `must be in [0, ${meta.normalization.lambdaMax}] (the model's λ range), got ${String(lambda)}`);
-    }
-    const state = Array.from(options.state);
-    if (state.length !== d) throw new ArgumentError('state', `has ${state.length} values, the model expects ${d} (${meta.stateNames.join(', ')})`);
-    if (!state.every(Number.isFinite)) throw new ArgumentError('state', 'holds NaN or infinite values');
-    const h = options.history ?? { states: [], actions: [], rewards: [], costs: [] };
-    const past = h.rewards.length;
-    const pastStates = h.states instanceof Float32Array ? Array.from({ length: h.states.length / d }, (_, i) => Array.from((h.states as Float32Array).subarray(i * d, i * d + d))) : h.states;
-    if (pastStates.length !== past || h.actions.length !== past || h.costs.length !== past) throw new ArgumentError('history', 'states, actions, rewards and costs must have one entry per past round');
-    if (past + 1 > c.context) throw new ArgumentError('history', `${past + 1} rounds is beyond the model's context of ${c.context}`);
-    const T = past + 1;
-    const states = new Float32Array(T * d);
-    const rtg = new Float32Array(T);
-    const ctg = new Float32Array(T);
-    const onehot = new Float32Array(T * K);
-    const target = targetsAt(meta.targets, lambda);
-    let r = target.rtg;
-    let cst = target.ctg;
-    for (let t = 0; t < T; t++) {
-      const s = t < past ? pastStates[t] : state;
-      if (s.length !== d || !s.every(Number.isFinite)) throw new ArgumentError(`history.states[${t}]`, `must hold ${d} finite numbers`);
-      states.set(s, t * d);
-      rtg[t] = r;
-      ctg[t] = cst;
-      if (t < past) {
-        if (!Number.isFinite(h.rewards[t]) || !Number.isFinite(h.costs[t]) || h.costs[t] < 0) throw new ArgumentError(`history round ${t}`, 'reward and cost must be finite, cost >= 0');
-        r -= h.rewards[t];
-        cst -= h.costs[t];
-        let off = 0;
-        c.actionSizes.forEach((k, j) => {
-          const a = h.actions[t][j];
-          if (!Number.isInteger(a) || a < 0 || a >= k) throw new ArgumentError(`history.actions[${t}][${j}]`, `must be an index in [0, ${k})`);
-          onehot[t * K + off + a] = 1;
-          off += k;
-        });
-      }
-    }
-    const logits = await nativeForward(handle, { batch: 1, rounds: T, states, rtg, ctg, actionsOneHot: onehot, lambda: Float32Array.of(lambda) }, 'incremental');
-    const last = logits.subarray(past * K, past * K + K);
-    const action: number[] = [];
-    const probabilities: number[][] = [];
-    let off = 0;
-    for (const k of c.actionSizes) {
-      const l = Array.from(last.subarray(off, off + k));
-      const mx = Math.max(...l);
-      const e = l.map((v) => Math.exp(v - mx));
-      const z = e.reduce((a, b) => a + b, 0);
-      probabilities.push(e.map((v) => v / z));
-      action.push(l.indexOf(mx));
-      off += k;
-    }
-    return { action, labels: action.map((a, j) => meta.actionEncodings[j]?.values[a] ?? a), probabilities };
-  } finally {
-    if (owned) handle.unload();
+  const handle = decisionModel(options.model);
+  const meta = handle.meta;
+  const c = meta.config;
+  const d = c.stateDim;
+  const K = actionWidth(c);
+  const lambda = options.lambda;
+  if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0 || lambda > meta.normalization.lambdaMax) {
+    throw new ArgumentError('lambda', `must be in [0, ${meta.normalization.lambdaMax}] (the model's λ range), got ${String(lambda)}`);
   }
+  const state = Array.from(options.state);
+  if (state.length !== d) throw new ArgumentError('state', `has ${state.length} values, the model expects ${d} (${meta.stateNames.join(', ')})`);
+  if (!state.every(Number.isFinite)) throw new ArgumentError('state', 'holds NaN or infinite values');
+  const h = options.history ?? { states: [], actions: [], rewards: [], costs: [] };
+  const past = h.rewards.length;
+  const pastStates = h.states instanceof Float32Array ? Array.from({ length: h.states.length / d }, (_, i) => Array.from((h.states as Float32Array).subarray(i * d, i * d + d))) : h.states;
+  if (pastStates.length !== past || h.actions.length !== past || h.costs.length !== past) throw new ArgumentError('history', 'states, actions, rewards and costs must have one entry per past round');
+  if (past + 1 > c.context) throw new ArgumentError('history', `${past + 1} rounds is beyond the model's context of ${c.context}`);
+  const T = past + 1;
+  const states = new Float32Array(T * d);
+  const rtg = new Float32Array(T);
+  const ctg = new Float32Array(T);
+  const onehot = new Float32Array(T * K);
+  const target = targetsAt(meta.targets, lambda);
+  let r = target.rtg;
+  let cst = target.ctg;
+  for (let t = 0; t < T; t++) {
+    const s = t < past ? pastStates[t] : state;
+    if (s.length !== d || !s.every(Number.isFinite)) throw new ArgumentError(`history.states[${t}]`, `must hold ${d} finite numbers`);
+    states.set(s, t * d);
+    rtg[t] = r;
+    ctg[t] = cst;
+    if (t < past) {
+      if (!Number.isFinite(h.rewards[t]) || !Number.isFinite(h.costs[t]) || h.costs[t] < 0) throw new ArgumentError(`history round ${t}`, 'reward and cost must be finite, cost >= 0');
+      r -= h.rewards[t];
+      cst -= h.costs[t];
+      let off = 0;
+      c.actionSizes.forEach((k, j) => {
+        const a = h.actions[t][j];
+        if (!Number.isInteger(a) || a < 0 || a >= k) throw new ArgumentError(`history.actions[${t}][${j}]`, `must be an index in [0, ${k})`);
+        onehot[t * K + off + a] = 1;
+        off += k;
+      });
+    }
+  }
+  const logits = await nativeForward(handle, { batch: 1, rounds: T, states, rtg, ctg, actionsOneHot: onehot, lambda: Float32Array.of(lambda) }, 'incremental');
+  const chosen = new Int32Array(c.actionSizes.length);
+  greedyRow(logits, past * K, c.actionSizes, chosen);
+  const action = Array.from(chosen);
+  const probabilities = softmaxPerDimension(logits, past * K, c.actionSizes);
+  return { action, labels: action.map((a, j) => meta.actionEncodings[j]?.values[a] ?? a), probabilities };
 }

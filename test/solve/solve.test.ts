@@ -10,7 +10,8 @@ import { buildTrajectories, splitByUser, type Trajectories } from '../../src/dat
 import { ArgumentError } from '../../src/errors.js';
 import type { CodtModel } from '../../src/model/artifact.js';
 import { readOnnx } from '../../src/model/onnx.js';
-import { generateSy, loadNativeModel, nativeRollout, type NativeModel } from '../../src/native/index.js';
+import { generateSy, loadNativeModel, nativeModelCount, nativePolicies, nativeRollout, type NativeModel } from '../../src/native/index.js';
+import { POLICIES } from '../../src/policy/registry.js';
 import { decide, solve, syEnvForModel } from '../../src/solve/index.js';
 import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, sharedModel } from '../helpers/shared-model.js';
 
@@ -135,6 +136,22 @@ describe('decide()', () => {
     expect(agree).toBeGreaterThanOrEqual(95);
   });
 
+  it('given a model object or a path, loads the weights once and decides as the loaded model does', async () => {
+    const file = (await sharedModel('native')).path;
+    const fromDisk = readOnnx(file);
+    const state = Array.from(test.states.subarray(0, test.stateDim));
+    const expected = await decide({ model: handle, lambda: 0.7, state });
+    const before = nativeModelCount();
+    for (let i = 0; i < 50; i++) {
+      expect(await decide({ model: file, lambda: 0.7, state })).toEqual(expected);
+      expect(await decide({ model: fromDisk, lambda: 0.7, state })).toEqual(expected);
+    }
+    // one copy for the path, one for the object, whatever the number of calls
+    expect(nativeModelCount()).toBe(before + 2);
+    await expect(decide({ model: '/nonexistent/m.onnx', lambda: 0.7, state })).rejects.toThrow(ArgumentError);
+    await expect(decide({ model: {} as never, lambda: 0.7, state })).rejects.toThrow(ArgumentError);
+  });
+
   it('refuses bad input with typed errors', async () => {
     const state = Array.from(test.states.subarray(0, test.stateDim));
     await expect(decide({ model: handle, lambda: 0.5, state: state.slice(1) })).rejects.toThrow(/state.*expects 11/);
@@ -152,5 +169,16 @@ describe('decide()', () => {
     gone.unload();
     await expect(solve({ users: 10, budget: 100, env, model: gone })).rejects.toThrow(/not loaded/);
     await expect(decide({ model: gone, lambda: 0.5, state })).rejects.toThrow(/not loaded/);
+  });
+});
+
+describe('policy registry', () => {
+  it('TypeScript lists the policies of the native registry, in its order, with the same model needs', () => {
+    expect(POLICIES.map((p) => ({ name: p.name, needsModel: p.needsModel }))).toEqual(nativePolicies());
+  });
+
+  it('an unknown policy is refused with the known names, in TS and natively', async () => {
+    await expect(solve({ users: 10, budget: 100, env, model: handle, policy: 'greedy' as never })).rejects.toThrow(/known: codt, random, oracle/);
+    await expect(nativeRollout({ env: resolveSyConfig({ ...env, users: 1 }), rounds: 2, budget: Infinity, policy: 'greedy', lambda: 0, userIds: Uint32Array.of(1) })).rejects.toThrow(/unknown policy 'greedy' \(known: codt, random, oracle\)/);
   });
 });

@@ -1,0 +1,29 @@
+/**
+ * The policies saco can plan with, one line each, in the order of the native registry
+ * (native/policy_registry.cc; a test holds the two lists equal). solve(), the CLI and the
+ * reports take names and properties from here.
+ */
+import { ArgumentError } from '../errors.js';
+import { codtPolicy } from './codt.js';
+import { oraclePolicy } from './oracle.js';
+import { randomPolicy } from './random.js';
+import type { PolicyDefinition } from './types.js';
+
+export const POLICIES = [codtPolicy, randomPolicy, oraclePolicy] as const;
+
+/** A policy's name: `'codt' | 'random' | 'oracle'`. */
+export type PolicyName = (typeof POLICIES)[number]['name'];
+
+export const POLICY_NAMES: readonly PolicyName[] = POLICIES.map((p) => p.name);
+
+/**
+ * The definition of a policy by name.
+ * @throws {ArgumentError} naming the known policies when `name` is not one of them.
+ */
+export function policyByName(name: string, argument = 'policy'): PolicyDefinition<PolicyName> {
+  const found = POLICIES.find((p) => p.name === name);
+  if (!found) throw new ArgumentError(argument, `unknown policy "${name}" (known: ${POLICY_NAMES.join(', ')})`);
+  return found;
+}
+
+export type { PolicyDefinition } from './types.js';

@@ -1,0 +1,11 @@
+/** What the rest of saco needs to know about a policy, whichever language runs it. */
+export interface PolicyDefinition<Name extends string = string> {
+  /** The name in the native registry (native/policy_registry.cc) and on the CLI. */
+  readonly name: Name;
+  /** One line for `--help` and reports. */
+  readonly description: string;
+  /** Whether it acts from a trained model (`solve({ model })`). */
+  readonly needsModel: boolean;
+  /** Whether λ changes it, so the λ search runs; otherwise one budgeted rollout is the plan. */
+  readonly searched: boolean;
+}
