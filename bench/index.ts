@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
  * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run; skips training to early stop),
- * `--only=data|train|solve|quality`,
+ * `--only=import|data|train|solve|quality` (import: fresh-process time of `import 'saco'`, needs a build),
  * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeInfo } from '../src/native/index.js';
 import { benchData } from './data.js';
+import { benchImport } from './import.js';
 import { benchTrainToStop, benchTraining } from './train.js';
 import { benchQuality, benchSolve, PAPER_TABLE_2 } from './solve.js';
 import { formatTable, machine } from './harness.js';
@@ -22,6 +23,11 @@ console.log(`native core: CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 const modelFile = process.argv.find((a) => a.startsWith('--model='))?.slice(8);
 const results = [];
+if (!only || only === 'import') {
+  const [imported, startup, added] = await benchImport({ quick });
+  results.push(imported, startup, added);
+  console.log(`import 'saco': ${imported.medianMs.toFixed(0)} ms in a fresh process, of which node's own start-up ${startup.medianMs.toFixed(0)} ms (saco adds ${added.medianMs.toFixed(0)} ms)`);
+}
 if (!only || only === 'data') results.push(...(await benchData({ quick })));
 if (!only || only === 'train') {
   const training = await benchTraining({ quick });

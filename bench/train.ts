@@ -8,14 +8,14 @@ import { syLogToInteractionLog } from '../src/data/log.js';
 import { buildTrajectories, splitByUser } from '../src/data/trajectories.js';
 import { selectBackend, type BackendChoice } from '../src/model/backend.js';
 import { batchLambdas, makeBatch } from '../src/model/batches.js';
-import type { CodtBatch } from '../src/model/codt-tfjs.js';
 import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
-import { NativeEngine } from '../src/model/engine-native.js';
-import { ADAMW_DEFAULTS, TfjsEngine, type TrainEngine } from '../src/model/engine-tfjs.js';
+import { TfjsEngine } from '../src/model/engine-tfjs.js';
 import { initParams } from '../src/model/params.js';
 import { computeNormalization, estimateLambdaMax, roundMoments } from '../src/model/stats.js';
-import { TRAIN_DEFAULTS, trainCodt } from '../src/model/train.js';
+import { TRAIN_DEFAULTS } from '../src/model/train.js';
+import { ADAMW_DEFAULTS, type CodtBatch, type TrainEngine } from '../src/model/types.js';
 import { generateSy } from '../src/native/index.js';
+import { NativeEngine, trainCodt } from '../src/native/train-engine.js';
 import type { Timing } from './harness.js';
 
 export type TrainingTiming = Timing & { samplesPerSecond: number; backend: string };

@@ -1,38 +1,253 @@
 /**
- * The public API of saco, in pipeline order: data (synthetic environment, log ingestion,
- * trajectories), model (CODT training, ONNX), native engine, solve/decide.
+ * The public API of saco: what a service needs to read logs, train a model, store it, plan a
+ * campaign and decide per user, with every public type and error class. Internals live in
+ * subpaths: `saco/sy` (the synthetic environment) and `saco/native` (the binding's wrappers).
+ *
+ * Importing this file must stay cheap (README: import time, measured by `npm run bench --
+ * --only=import`): DuckDB, onnxruntime, Piscina and tfjs load on first use. So the functions
+ * whose modules pull them in are defined here as thin wrappers that import their module on
+ * the first call; everything else is re-exported.
  */
+import type { DataSchema } from './data/schema.js';
+import { loadSchemaFile as loadSchemaFileImpl, parseSchema as parseSchemaImpl } from './data/schema.js';
+import type { IngestOptions, IngestReport } from './data/ingest.js';
+import type { InspectReport } from './data/inspect.js';
+import type { InteractionLog } from './data/log.js';
+import type { BuildOptions, SplitOptions, Trajectories } from './data/trajectories.js';
+import { buildTrajectories as buildTrajectoriesImpl, splitByUser as splitByUserImpl } from './data/trajectories.js';
+import type { CodtModel, ModelMeta } from './model/artifact.js';
+import type { OrtPool as OrtPoolClass, OrtPoolOptions } from './infer/ort.js';
+import { loadNativeModel as loadNativeModelImpl, type NativeModel } from './native/index.js';
+import type { Decision, DecideOptions, SolveOptions, SolveResult } from './solve/index.js';
+
+// errors
 export { SacoError, DataError, SchemaError, ArgumentError, type DataLocation } from './errors.js';
-export {
-  SY_DEFAULTS,
-  SY_BUNDLE_DIMS,
-  resolveSyConfig,
-  generateSyReference,
-  syWeights,
-  syUserConstants,
-  syCouponValue,
-  syPurchaseProbability,
-  syStateNames,
-  type SyConfig,
-  type SyOptions,
-  type SyLog,
-  type SyWeights,
-  type SyUser,
-  type ActionDimConfig,
-  type LoggingPolicy,
-} from './data/synth.js';
-export { syLogToInteractionLog, type InteractionLog, type ActionEncoding, type CategoricalEncoding } from './data/log.js';
-export { buildTrajectories, splitByUser, selectUsers, type Trajectories, type BuildOptions, type SplitOptions } from './data/trajectories.js';
-export { sampleLambdas, withLambdaCopies, type LambdaOptions } from './data/lambda.js';
-export { DEFAULT_SCHEMA, parseSchema, loadSchemaFile, type DataSchema, type ActionColumn, type CostPerAction } from './data/schema.js';
-export { readLog, readTrajectories, type IngestOptions, type IngestReport } from './data/ingest.js';
-export { writeLog } from './data/write.js';
-export { inspectLog, formatInspectReport, type InspectReport } from './data/inspect.js';
-export { generateSy, nativeInfo, loadNativeModel, nativeForward, nativeRollout, type NativeModel } from './native/index.js';
+export { ModelFileError } from './model/onnx.js';
+export { TrainingDivergedError } from './model/train.js';
+export { CheckpointError } from './model/checkpoint.js';
+/** Thrown by the onnxruntime engine (code `INFERENCE_FAILED`); a type here so importing saco does not load onnxruntime. */
+export type { InferenceError } from './infer/ort.js';
+
+// data
+export type { InteractionLog, ActionEncoding, CategoricalEncoding } from './data/log.js';
+export type { Trajectories, BuildOptions, SplitOptions } from './data/trajectories.js';
+export { DEFAULT_SCHEMA, type DataSchema, type ActionColumn, type CostPerAction } from './data/schema.js';
+export type { IngestOptions, IngestReport } from './data/ingest.js';
+export type { InspectReport, ColumnStats, NumberSummary } from './data/inspect.js';
+export type { SyConfig, SyOptions, ActionDimConfig, LoggingPolicy } from './data/synth.js';
+
+// model
 export { CODT_DEFAULTS, CODT_VARIANTS, type CodtConfig, type CodtVariant } from './model/config.js';
-export { readOnnx, writeOnnx, encodeOnnx, decodeOnnx, ModelFileError } from './model/onnx.js';
-export { checkDataMatchesModel, dataFingerprint, type CodtModel, type ModelMeta } from './model/artifact.js';
-export { trainCodt, TrainingDivergedError, TRAINER_CHOICES, type TrainOptions, type TrainResult, type TrainerChoice, type TrainerInfo, type EngineSpec } from './model/train.js';
-export type { TrainEngine, AdamWSettings, OptimizerState } from './model/engine-tfjs.js';
-export { selectBackend, type BackendChoice, type BackendInfo } from './model/backend.js';
-export { solve, decide, syEnvForModel, type SolveOptions, type SolveResult, type DecideOptions, type Decision, type Budget } from './solve/index.js';
+export { readOnnx, writeOnnx, encodeOnnx, decodeOnnx } from './model/onnx.js';
+export { checkDataMatchesModel, type CodtModel, type ModelMeta, type TrainingInfo } from './model/artifact.js';
+export type { Normalization, RoundMoments, TargetTable } from './model/stats.js';
+export type { Params } from './model/params.js';
+export type { EpochRecord } from './model/checkpoint.js';
+export { TRAINER_CHOICES, TRAIN_DEFAULTS, type TrainOptions, type TrainResult, type TrainProgress, type TrainerChoice, type TrainerInfo } from './model/train.js';
+export type { TrainEngine, EngineSpec, AdamWSettings, OptimizerState, CodtBatch, ForwardInputs } from './model/types.js';
+export type { BackendChoice } from './model/backend.js';
+export { trainCodt } from './native/train-engine.js';
+
+// native, onnxruntime, solve
+export type { NativeModel } from './native/index.js';
+export type { OrtSession, OrtPoolOptions } from './infer/ort.js';
+export type { SolveUsers, SolveOptions, SolveResult, DecideOptions, Decision, DecisionHistory, Budget, PolicyName, SearchMethodName } from './solve/index.js';
+
+/** Imports a module on the first call; later calls skip the loader's per-import work (decide() is ~50 µs). */
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let module: Promise<T> | undefined;
+  return () => (module ??= load());
+}
+const solveModule = once(() => import('./solve/index.js'));
+const ingestModule = once(() => import('./data/ingest.js'));
+const ortModule = once(() => import('./infer/ort.js'));
+const writeModule = once(() => import('./data/write.js'));
+const inspectModule = once(() => import('./data/inspect.js'));
+
+/**
+ * Plans a campaign: searches the λ that spends the budget on the given users (bisection by
+ * default, or SLSQP), then rolls out the plan at that λ with the budget enforced.
+ *
+ * @throws {ArgumentError} for a bad option (budget, users, rounds, policy, method, engine, epsilon) or a model that does not fit the environment.
+ * @throws {ModelFileError} when `model` is a path to a file that is not a saco model.
+ * @throws {SacoError} code `NATIVE_MISSING` when the native engine is needed and not built; `INFERENCE_FAILED` from the onnxruntime engine.
+ * @example
+ * const model = loadNativeModel(readOnnx('codt.onnx'));
+ * const plan = await solve({ model, users: 10000, budget: '0.5x', env: { seed: 1 } });
+ * console.log(plan.lambda, plan.revenue, plan.cost);
+ * model.unload();
+ */
+export async function solve(options: SolveOptions): Promise<SolveResult> {
+  return (await solveModule()).solve(options);
+}
+
+/**
+ * One user's coupon now: the model's action at the plan's λ given the user's current state and
+ * what happened to them so far (one entry per past round).
+ *
+ * @throws {ArgumentError} for a λ outside the model's range, a state of the wrong size or with NaN, or an inconsistent history.
+ * @throws {SacoError} code `NATIVE_MISSING` when the native engine is not built.
+ * @example
+ * const now = await decide({ model, lambda: plan.lambda, state: [0.3, 1.2, 0, 5], history });
+ * console.log(now.labels); // e.g. [10]: a 10-off coupon
+ */
+export async function decide(options: DecideOptions): Promise<Decision> {
+  return (await solveModule()).decide(options);
+}
+
+/**
+ * Reads an interaction log (.csv, .csv.gz, .tsv or .parquet, read with DuckDB) into memory,
+ * validating every row against the schema.
+ *
+ * @throws {ArgumentError} code `ARGUMENT_FORMAT` for an unknown file extension.
+ * @throws {DataError} naming the file, row and column of a bad value, a missing file or an empty one (unless `skipBadRows`).
+ * @throws {SchemaError} when the schema names columns the file does not have.
+ * @example
+ * const { log, report } = await readLog('events.parquet', { schema: loadSchemaFile('schema.json') });
+ * console.log(`${report.users} users, ${report.rowsUsed} rows`);
+ */
+export async function readLog(file: string, options: IngestOptions = {}): Promise<{ log: InteractionLog; report: IngestReport }> {
+  return (await ingestModule()).readLog(file, options);
+}
+
+/**
+ * Reads an interaction log and builds its trajectories (states, actions, RTG, CTG, mask per
+ * user and round): `readLog` then `buildTrajectories`.
+ *
+ * @throws {ArgumentError} for an unknown file extension or a bad `gamma`.
+ * @throws {DataError} naming the file, row and column of a bad value (see `readLog`).
+ * @throws {SchemaError} when the schema names columns the file does not have.
+ * @example
+ * const { trajectories } = await readTrajectories('events.csv');
+ * const { train, test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
+ */
+export async function readTrajectories(file: string, options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
+  return (await ingestModule()).readTrajectories(file, options);
+}
+
+/**
+ * Writes a log to `file` (format from the extension: .csv, .csv.gz, .tsv or .parquet), through a
+ * temporary file; returns the number of rows written.
+ *
+ * @throws {ArgumentError} code `ARGUMENT_FORMAT` for an unknown file extension.
+ * @throws {Error} DuckDB's error when the file cannot be written.
+ * @example
+ * const { log } = await readLog('events.csv');
+ * await writeLog(log, 'events.parquet');
+ */
+export async function writeLog(log: InteractionLog, file: string): Promise<number> {
+  return (await writeModule()).writeLog(log, file);
+}
+
+/**
+ * Summarises a log file before ingesting it: columns, types, per-column statistics and what
+ * the schema would read.
+ *
+ * @throws {ArgumentError} for an unknown file extension.
+ * @throws {DataError} for a missing or empty file.
+ * @example
+ * const report = await inspectLog('events.parquet');
+ * console.log(report.rows, report.users, report.columns.map((c) => `${c.column}: ${c.role}`));
+ */
+export async function inspectLog(file: string, schema?: DataSchema): Promise<InspectReport> {
+  return (await inspectModule()).inspectLog(file, schema);
+}
+
+/**
+ * Checks the shape of a parsed JSON schema (which columns are the user, the time, the states,
+ * the actions, reward and cost) and normalises its shorthands.
+ *
+ * @throws {SchemaError} naming the field that is unknown, missing or of the wrong shape.
+ * @example
+ * const schema = parseSchema({ user: 'customer', time: 'week', reward: 'spend', cost: 'coupon_cost' });
+ */
+export function parseSchema(raw: unknown, origin?: string): DataSchema {
+  return parseSchemaImpl(raw, origin);
+}
+
+/**
+ * Reads and parses a schema JSON file (see `parseSchema`).
+ *
+ * @throws {SchemaError} code `SCHEMA_UNREADABLE` or `SCHEMA_NOT_JSON`, or naming a bad field.
+ * @example
+ * const { trajectories } = await readTrajectories('events.csv', { schema: loadSchemaFile('schema.json') });
+ */
+export function loadSchemaFile(file: string): DataSchema {
+  return loadSchemaFileImpl(file);
+}
+
+/**
+ * Builds padded trajectories (states, actions, RTG, CTG, mask) from a log whose
+ * (user, round) pairs are unique.
+ *
+ * @throws {ArgumentError} for a `gamma` outside (0, 1].
+ * @example
+ * const { log } = await readLog('events.csv');
+ * const trajectories = buildTrajectories(log, { gamma: 1 });
+ */
+export function buildTrajectories(log: InteractionLog, options?: BuildOptions): Trajectories {
+  return buildTrajectoriesImpl(log, options);
+}
+
+/**
+ * Seeded split by user: same seed, same split; `testFraction` of the users go to `test`.
+ *
+ * @throws {ArgumentError} for a `testFraction` outside [0, 1].
+ * @example
+ * const { train, test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
+ */
+export function splitByUser(trajectories: Trajectories, options?: SplitOptions): { train: Trajectories; test: Trajectories } {
+  return splitByUserImpl(trajectories, options);
+}
+
+/**
+ * Loads a model's weights once into the process-wide native pool, shared by every thread and
+ * worker_thread; pass the handle to `solve` and `decide`, and `unload()` it when done (GC
+ * also frees it).
+ *
+ * @throws {SacoError} code `NATIVE_MISSING` when the native core is not built.
+ * @throws {ArgumentError} when the model's config or weights are inconsistent.
+ * @example
+ * const model = loadNativeModel(readOnnx('codt.onnx'));
+ * try { await decide({ model, lambda: 0.4, state }); } finally { model.unload(); }
+ */
+export function loadNativeModel(model: CodtModel): NativeModel {
+  return loadNativeModelImpl(model);
+}
+
+/** A Piscina pool of onnxruntime sessions (one per worker, users sharded); `await pool.destroy()` when done. */
+export type OrtPool = OrtPoolClass;
+
+/**
+ * Starts onnxruntime pools (`solve({ engine: 'ort', ort: pool })`). onnxruntime and Piscina
+ * load on the first call, not when saco is imported; the pools are instances of the onnxruntime
+ * engine's class.
+ */
+export const OrtPool = {
+  /**
+   * Starts a pool on a model and loads every worker's session, so a model that will not load
+   * fails here and not mid-campaign.
+   *
+   * @throws {ArgumentError} for a `workers` count outside [1, 256].
+   * @throws {ArgumentError} when the model is inconsistent (see `encodeOnnx`).
+   * @throws {SacoError} code `INFERENCE_FAILED` (an `InferenceError`) when a session or worker cannot start.
+   * @example
+   * const pool = await OrtPool.create(readOnnx('codt.onnx'), { workers: 4 });
+   * try { await solve({ model, engine: 'ort', ort: pool, users: 1000, budget: '0.5x' }); } finally { await pool.destroy(); }
+   */
+  async create(model: CodtModel, options?: OrtPoolOptions): Promise<OrtPool> {
+    return (await ortModule()).OrtPool.create(model, options);
+  },
+  /**
+   * Starts a pool on an .onnx file's bytes as read from disk, described by `meta`.
+   *
+   * @throws {ArgumentError} for a `workers` count outside [1, 256].
+   * @throws {SacoError} code `INFERENCE_FAILED` (an `InferenceError`) when a session or worker cannot start.
+   * @example
+   * const bytes = readFileSync('codt.onnx');
+   * const pool = await OrtPool.fromBytes(decodeOnnx(bytes).meta, bytes);
+   */
+  async fromBytes(meta: ModelMeta, modelBytes: Uint8Array, options?: OrtPoolOptions): Promise<OrtPool> {
+    return (await ortModule()).OrtPool.fromBytes(meta, modelBytes, options);
+  },
+};

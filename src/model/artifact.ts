@@ -50,7 +50,16 @@ export function dataFingerprint(t: SchemaSide): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-/** Refuses data whose features or action encoding differ from what the model was trained on. */
+/**
+ * Refuses data whose features or action encoding differ from what the model was trained on
+ * (run it before planning or deciding on data read from a file).
+ *
+ * @throws {DataError} code `MODEL_DATA_MISMATCH`, naming the feature, action column or encoding that differs.
+ * @example
+ * const model = readOnnx('codt.onnx');
+ * const { trajectories } = await readTrajectories('today.parquet');
+ * checkDataMatchesModel(model.meta, trajectories);
+ */
 export function checkDataMatchesModel(meta: ModelMeta, data: SchemaSide & { source?: string }): void {
   const file = data.source ?? 'data';
   if (data.stateNames.length !== meta.config.stateDim) {

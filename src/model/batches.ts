@@ -8,8 +8,8 @@ import { CounterStream } from '../data/rng.js';
 import { sampleLambdas } from '../data/lambda.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { actionWidth, type CodtConfig } from './config.js';
-import type { CodtBatch } from './codt-tfjs.js';
 import { lagrangianWeight, type RoundMoments } from './stats.js';
+import type { CodtBatch } from './types.js';
 
 const SHUFFLE_STREAM = 33;
 

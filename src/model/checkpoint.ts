@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { SacoError } from '../errors.js';
 import { writeFileAtomic } from '../data/atomic.js';
-import type { OptimizerState } from './engine-tfjs.js';
 import type { Params } from './params.js';
+import type { OptimizerState } from './types.js';
 
 const MAGIC = 'SACOCKP1';
 

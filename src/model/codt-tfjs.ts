@@ -11,29 +11,13 @@ import * as tf from '@tensorflow/tfjs';
 import { actionWidth, paramSpecs, tokenKinds, usesLambda, type CodtConfig, type TokenKind } from './config.js';
 import type { Params } from './params.js';
 import type { Normalization } from './stats.js';
+import { LN_EPS, MASK_VALUE, type CodtBatch } from './types.js';
 
-export const LN_EPS = 1e-5;
-export const MASK_VALUE = -1e9;
 const GELU_C = Math.sqrt(2 / Math.PI);
 
-/** One batch as flat arrays; B = size, T = rounds (<= context). */
-export interface CodtBatch {
-  size: number;
-  rounds: number;
-  /** [B, T, stateDim] raw states */
-  states: Float32Array;
-  /** [B, T] raw return-to-go and cost-to-go */
-  rtg: Float32Array;
-  ctg: Float32Array;
-  /** [B, T, sum K] one-hot of the action of each round (the logged one in training) */
-  actionsOneHot: Float32Array;
-  /** [B] raw λ */
-  lambda: Float32Array;
-  /** [B, T] 1 for real rounds */
-  mask: Float32Array;
-  /** [B, T] per-sample loss weights */
-  weights: Float32Array;
-}
+// Modules that only need the layouts import them from types.ts; these re-exports keep older
+// type-only importers compiling (type imports are erased, so they never load tfjs).
+export type { CodtBatch, ForwardInputs } from './types.js';
 
 /** A variable holding `init`'s values; `init` itself is released. */
 export function variableFrom(init: tf.Tensor, trainable: boolean): tf.Variable {
@@ -42,15 +26,12 @@ export function variableFrom(init: tf.Tensor, trainable: boolean): tf.Variable {
   return v;
 }
 
-/** Inputs of one forward pass, as the ONNX graph and the native engine take them. */
-export type ForwardInputs = { batch: number; rounds: number } & Pick<CodtBatch, 'states' | 'rtg' | 'ctg' | 'actionsOneHot' | 'lambda'>;
-
 /** GELU, tanh form (ONNX Gelu approximate="tanh"; the native engine uses the same). */
-export function gelu(x: tf.Tensor): tf.Tensor {
+function gelu(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C))));
 }
 
-export function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor {
+function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor {
   const mean = tf.mean(x, -1, true);
   const xc = tf.sub(x, mean);
   const variance = tf.mean(tf.square(xc), -1, true);

@@ -105,7 +105,3 @@ export function paramSpecs(c: CodtConfig): ParamSpec[] {
   specs.push(W('head.w', D, actionWidth(c)), B('head.b', actionWidth(c)));
   return specs;
 }
-
-export function paramCount(c: CodtConfig): number {
-  return paramSpecs(c).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
-}

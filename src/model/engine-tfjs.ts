@@ -1,43 +1,15 @@
 /**
  * The tfjs training engine: loss, gradients (tfjs autodiff), global-norm clipping and
  * AdamW with decoupled weight decay. The orchestration (batches, schedule, validation,
- * checkpoints) lives in train.ts and is shared with the native trainer.
+ * checkpoints) lives in train.ts and is shared with the native trainer. Only train.ts's
+ * dynamic import (and tests) load this file: it is what brings tfjs into a process.
  */
 import * as tf from '@tensorflow/tfjs';
 import { paramSpecs, type CodtConfig } from './config.js';
-import { TfCodt, variableFrom, type CodtBatch } from './codt-tfjs.js';
+import { TfCodt, variableFrom } from './codt-tfjs.js';
 import type { Params } from './params.js';
 import type { Normalization } from './stats.js';
-
-export interface AdamWSettings {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  gradClip: number;
-}
-
-export const ADAMW_DEFAULTS: AdamWSettings = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4, gradClip: 1.0 };
-
-/** Optimiser state as plain arrays: first and second moments per parameter. */
-export interface OptimizerState {
-  m: Params;
-  v: Params;
-}
-
-/** What a trainer backend must do; train.ts drives it. */
-export interface TrainEngine {
-  readonly name: string;
-  /** One AdamW step at learning rate `lr` (step counts from 1); returns the batch loss before the update. */
-  step(batch: CodtBatch, lr: number, step: number, dropoutSeed: number): Promise<number>;
-  /** Loss of a batch without dropout and without an update: sum of w·CE and sum of w. */
-  evaluate(batch: CodtBatch): Promise<{ lossSum: number; weightSum: number }>;
-  readParams(): Params;
-  writeParams(params: Params): void;
-  readOptimizer(): OptimizerState;
-  writeOptimizer(state: OptimizerState): void;
-  dispose(): void;
-}
+import type { AdamWSettings, CodtBatch, OptimizerState, TrainEngine } from './types.js';
 
 export class TfjsEngine implements TrainEngine {
   readonly name: string;

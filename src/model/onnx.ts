@@ -5,17 +5,25 @@
  * fingerprint. Written atomically: a failed write leaves no file at the target path.
  */
 import { readFileSync } from 'node:fs';
-import onnxProto from 'onnx-proto';
+import { createRequire } from 'node:module';
+import type onnxProto from 'onnx-proto';
 import { ArgumentError, SacoError } from '../errors.js';
 import { writeFileAtomic } from '../data/atomic.js';
 import type { CodtModel, ModelMeta } from './artifact.js';
 import { actionWidth, paramSpecs, tokenKinds, usesLambda, validateCodtConfig, type TokenKind } from './config.js';
-import { LN_EPS, MASK_VALUE } from './codt-tfjs.js';
 import { checkParams, type Params } from './params.js';
+import { LN_EPS, MASK_VALUE } from './types.js';
 
-const { onnx } = onnxProto;
-export const IR_VERSION = 10;
-export const OPSET = 21;
+// onnx-proto (protobufjs) takes ~0.1 s to load: required on the first encode or decode, not
+// at import, so `import 'saco'` stays cheap. It is CommonJS, so a synchronous require works.
+const require = createRequire(import.meta.url);
+let onnxNamespace: typeof onnxProto.onnx | undefined;
+function onnx(): typeof onnxProto.onnx {
+  onnxNamespace ??= (require('onnx-proto') as typeof onnxProto).onnx;
+  return onnxNamespace;
+}
+const IR_VERSION = 10;
+const OPSET = 21;
 const META_KEY = 'saco';
 
 /** A model file that is not ours, truncated, or inconsistent. */
@@ -40,13 +48,13 @@ class GraphBuilder {
   }
 
   floats(name: string, data: Float32Array, dims: number[]): string {
-    this.initializers.push({ name, dataType: onnx.TensorProto.DataType.FLOAT, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    this.initializers.push({ name, dataType: onnx().TensorProto.DataType.FLOAT, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;
   }
 
   ints(values: number[], name = `const_${this.counter++}`, scalar = false): string {
     const data = BigInt64Array.from(values.map(BigInt));
-    this.initializers.push({ name, dataType: onnx.TensorProto.DataType.INT64, dims: scalar ? [] : [values.length], rawData: new Uint8Array(data.buffer) });
+    this.initializers.push({ name, dataType: onnx().TensorProto.DataType.INT64, dims: scalar ? [] : [values.length], rawData: new Uint8Array(data.buffer) });
     return name;
   }
 
@@ -55,15 +63,15 @@ class GraphBuilder {
   }
 }
 
-const intAttr = (name: string, i: number): onnxProto.onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.INT, i });
-const intsAttr = (name: string, ints: number[]): onnxProto.onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints });
-const floatAttr = (name: string, f: number): onnxProto.onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f });
-const strAttr = (name: string, s: string): onnxProto.onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(s) });
+const intAttr = (name: string, i: number): onnxProto.onnx.IAttributeProto => ({ name, type: onnx().AttributeProto.AttributeType.INT, i });
+const intsAttr = (name: string, ints: number[]): onnxProto.onnx.IAttributeProto => ({ name, type: onnx().AttributeProto.AttributeType.INTS, ints });
+const floatAttr = (name: string, f: number): onnxProto.onnx.IAttributeProto => ({ name, type: onnx().AttributeProto.AttributeType.FLOAT, f });
+const strAttr = (name: string, s: string): onnxProto.onnx.IAttributeProto => ({ name, type: onnx().AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(s) });
 
 function tensorInput(name: string, dims: Array<number | string>): onnxProto.onnx.IValueInfoProto {
   return {
     name,
-    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    type: { tensorType: { elemType: onnx().TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   };
 }
 
@@ -163,11 +171,18 @@ function buildGraph(model: CodtModel): onnxProto.onnx.IGraphProto {
   return { name: 'codt', node: g.nodes, initializer: g.initializers, input: inputs, output: [tensorInput('logits', ['batch', 'rounds', K])] };
 }
 
-/** The model as ONNX bytes. */
+/**
+ * The model as ONNX bytes (what `writeOnnx` writes), e.g. to hand to onnxruntime directly.
+ *
+ * @throws {ArgumentError} when the config cannot make a model or a weight is missing or has the wrong size.
+ * @example
+ * const bytes = encodeOnnx(result.model);
+ * const session = await ort.InferenceSession.create(bytes);
+ */
 export function encodeOnnx(model: CodtModel): Uint8Array {
   validateCodtConfig(model.meta.config);
   checkParams(model.meta.config, model.params, 'model');
-  const proto = onnx.ModelProto.create({
+  const proto = onnx().ModelProto.create({
     irVersion: IR_VERSION,
     opsetImport: [{ domain: '', version: OPSET }],
     producerName: 'saco',
@@ -179,10 +194,19 @@ export function encodeOnnx(model: CodtModel): Uint8Array {
       { key: 'saco.fingerprint', value: model.meta.fingerprint },
     ],
   });
-  return onnx.ModelProto.encode(proto).finish();
+  return onnx().ModelProto.encode(proto).finish();
 }
 
-/** Writes the model to `file` through a temporary file and a rename. */
+/**
+ * Writes the model to `file` as one .onnx file (graph + saco metadata), through a temporary
+ * file and a rename: a failed write leaves no file at `file`.
+ *
+ * @throws {ArgumentError} when the model is inconsistent (see `encodeOnnx`).
+ * @throws {ModelFileError} code `MODEL_WRITE_FAILED` when the file cannot be written.
+ * @example
+ * const { model } = await trainCodt(train);
+ * writeOnnx(model, 'codt.onnx');
+ */
 export function writeOnnx(model: CodtModel, file: string): void {
   const bytes = encodeOnnx(model);
   try {
@@ -192,11 +216,19 @@ export function writeOnnx(model: CodtModel, file: string): void {
   }
 }
 
-/** Reads a model written by `writeOnnx`: metadata and weights (as Float32Arrays for the native engine). */
+/**
+ * Decodes the bytes of a model written by `writeOnnx`: metadata, weights (as Float32Arrays
+ * for the native engine) and the ONNX graph. `file` only names the source in errors.
+ *
+ * @throws {ModelFileError} when the bytes are not ONNX (`MODEL_FILE_INVALID`), not a saco model
+ * (`MODEL_NOT_SACO`), or a weight is missing or has the wrong size.
+ * @example
+ * const { meta, params } = decodeOnnx(await fetchBytes(url), url);
+ */
 export function decodeOnnx(bytes: Uint8Array, file = 'model'): CodtModel & { graph: onnxProto.onnx.IGraphProto } {
   let proto: onnxProto.onnx.ModelProto;
   try {
-    proto = onnx.ModelProto.decode(bytes);
+    proto = onnx().ModelProto.decode(bytes);
   } catch (e) {
     throw new ModelFileError(file, `not a readable ONNX file (truncated or corrupt): ${(e as Error).message}`);
   }
@@ -219,7 +251,7 @@ export function decodeOnnx(bytes: Uint8Array, file = 'model'): CodtModel & { gra
   for (const spec of paramSpecs(meta.config)) {
     const t = byName.get(spec.name);
     const n = spec.shape.reduce((a, b) => a * b, 1);
-    if (!t || t.dataType !== onnx.TensorProto.DataType.FLOAT || !t.rawData || t.rawData.length !== n * 4) {
+    if (!t || t.dataType !== onnx().TensorProto.DataType.FLOAT || !t.rawData || t.rawData.length !== n * 4) {
       throw new ModelFileError(file, `weight ${spec.name} is missing or has the wrong size`);
     }
     const copy = new Float32Array(n);
@@ -229,6 +261,15 @@ export function decodeOnnx(bytes: Uint8Array, file = 'model'): CodtModel & { gra
   return { meta, params, graph: proto.graph };
 }
 
+/**
+ * Reads a model written by `writeOnnx` (or `saco train`).
+ *
+ * @throws {ArgumentError} code `MODEL_FILE_MISSING` when the file cannot be read.
+ * @throws {ModelFileError} when it is not a saco model or is truncated or inconsistent (see `decodeOnnx`).
+ * @example
+ * const model = readOnnx('codt.onnx');
+ * console.log(model.meta.config.variant, model.meta.stateNames);
+ */
 export function readOnnx(file: string): CodtModel {
   let bytes: Uint8Array;
   try {

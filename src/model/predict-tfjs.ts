@@ -6,8 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { CodtModel } from './artifact.js';
 import { actionWidth } from './config.js';
-import { TfCodt, type CodtBatch } from './codt-tfjs.js';
+import { TfCodt } from './codt-tfjs.js';
 import { targetsAt } from './stats.js';
+import type { CodtBatch } from './types.js';
 
 /** Softmax per action dimension of the first-round logits; [N, sum K]. */
 export function firstRoundProbabilities(model: CodtModel, states: Float32Array, lambda: number): Float32Array {

@@ -3,6 +3,10 @@
  * normalisation, λ range and weighting, run epochs of seeded batches through a TrainEngine
  * with warmup + cosine learning rate, validate each epoch, stop early, checkpoint
  * atomically and resume exactly. Ends with the best weights as a CodtModel.
+ *
+ * Engines come from outside this folder or are loaded on demand: the native one is handed in
+ * by the native layer (model/ never loads the binary; the wired `trainCodt` lives in
+ * native/train-engine.ts), the tfjs one is imported only when a run picks it.
  */
 import { existsSync } from 'node:fs';
 import { ArgumentError, SacoError } from '../errors.js';
@@ -13,10 +17,9 @@ import { gpuTfjsAvailable, selectBackend, type BackendChoice } from './backend.j
 import { batchLambdas, epochOrder, makeBatch, type WeightingSpec } from './batches.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type CheckpointState, type EpochRecord } from './checkpoint.js';
 import { CODT_DEFAULTS, validateCodtConfig, type CodtConfig, type CodtVariant } from './config.js';
-import { ADAMW_DEFAULTS, TfjsEngine, type AdamWSettings, type TrainEngine } from './engine-tfjs.js';
-import { NativeEngine } from './engine-native.js';
 import { cloneParams, initParams, type Params } from './params.js';
 import { computeNormalization, estimateLambdaMax, roundMoments, targetTable, type Normalization } from './stats.js';
+import { ADAMW_DEFAULTS, type EngineSpec, type TrainEngine } from './types.js';
 
 export interface TrainOptions {
   variant?: CodtVariant;
@@ -83,14 +86,6 @@ export interface TrainProgress {
 }
 
 export type TrainerChoice = 'auto' | 'native' | 'tfjs';
-
-/** What an engine is built from. */
-export interface EngineSpec {
-  config: CodtConfig;
-  norm: Normalization;
-  params: Params;
-  adam: AdamWSettings;
-}
 export const TRAINER_CHOICES: readonly TrainerChoice[] = ['auto', 'native', 'tfjs'];
 
 /** What ran the steps, and why the ones before it in the 'auto' order did not. */
@@ -125,8 +120,16 @@ function learningRate(step: number, total: number, warmup: number, peak: number)
   return peak * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
-/** Resolves 'auto' and builds the engine (tfjs backends are only initialised when tfjs runs). */
-async function createEngine(choice: TrainerChoice, backendChoice: BackendChoice, config: CodtConfig, norm: Normalization, params: Params, adam: AdamWSettings, threads: number): Promise<{ engine: TrainEngine; info: TrainerInfo }> {
+/** Builds the native engine (`threads` 0: every core); supplied by the native layer. */
+export type NativeEngineFactory = (spec: EngineSpec, threads: number) => TrainEngine;
+
+/** The engines a run may pick besides tfjs (which this folder builds itself, on demand). */
+export interface TrainEngines {
+  native?: NativeEngineFactory;
+}
+
+/** Resolves 'auto' and builds the engine (tfjs is only imported and initialised when tfjs runs). */
+async function createEngine(choice: TrainerChoice, backendChoice: BackendChoice, spec: EngineSpec, threads: number, engines: TrainEngines): Promise<{ engine: TrainEngine; info: TrainerInfo }> {
   if (!TRAINER_CHOICES.includes(choice)) throw new ArgumentError('trainer', `must be one of ${TRAINER_CHOICES.join(', ')}, got ${String(choice)}`);
   const skipped: string[] = [];
   let useTfjs = choice === 'tfjs';
@@ -138,10 +141,14 @@ async function createEngine(choice: TrainerChoice, backendChoice: BackendChoice,
   if (useTfjs) {
     // auto reached here only through tfjs-node-gpu, which gpuTfjsAvailable() has already selected
     const backend = await selectBackend(backendChoice);
-    const engine = new TfjsEngine(config, norm, params, adam, backend.name);
+    const { TfjsEngine } = await import('./engine-tfjs.js');
+    const engine = new TfjsEngine(spec.config, spec.norm, spec.params, spec.adam, backend.name);
     return { engine, info: { trainer: 'tfjs', engine: engine.name, skipped: [...skipped, ...backend.skipped] } };
   }
-  const engine = new NativeEngine(config, norm, params, adam, threads);
+  if (!engines.native) {
+    throw new ArgumentError('trainer', "the native trainer was not given to this call: use trainCodt from 'saco', pass trainer: 'tfjs', or createEngine", 'TRAINER_UNAVAILABLE');
+  }
+  const engine = engines.native(spec, threads);
   return { engine, info: { trainer: 'native', engine: engine.name, skipped } };
 }
 
@@ -151,8 +158,17 @@ function checkRange(name: string, v: number, min: number, max: number, integer =
   }
 }
 
-/** Trains a CODT on `train` (the test users must already be split off). */
-export async function trainCodt(train: Trajectories, options: TrainOptions = {}): Promise<TrainResult> {
+/**
+ * Trains a CODT on `train` (the test users must already be split off) with the engines given;
+ * the public `trainCodt` (native/train-engine.ts) calls this with the native engine.
+ *
+ * @throws {ArgumentError} for an option out of range, fewer than 10 users, or a trainer that is not available.
+ * @throws {TrainingDivergedError} when the loss or its gradient stops being finite.
+ * @throws {CheckpointError} when `resume` meets a checkpoint of another run or an unreadable one.
+ * @example
+ * const { model } = await trainCodtWith({ native: (spec) => myEngine(spec) }, train, { epochs: 5 });
+ */
+export async function trainCodtWith(engines: TrainEngines, train: Trajectories, options: TrainOptions = {}): Promise<TrainResult> {
   const o = { ...TRAIN_DEFAULTS, ...options };
   const variant = o.variant ?? CODT_DEFAULTS.variant;
   checkRange('epochs', o.epochs, 1, 100000, true);
@@ -192,7 +208,7 @@ export async function trainCodt(train: Trajectories, options: TrainOptions = {})
   let best: Params = cloneParams(params);
   const { engine, info: trainerInfo } = o.createEngine
     ? { engine: o.createEngine({ config, norm, params, adam }), info: { trainer: 'custom' as const, engine: 'custom', skipped: [] } }
-    : await createEngine(o.trainer ?? 'auto', o.backend ?? 'auto', config, norm, params, adam, o.threads ?? 0);
+    : await createEngine(o.trainer ?? 'auto', o.backend ?? 'auto', { config, norm, params, adam }, o.threads ?? 0, engines);
   // What must match to resume: the trainers' dropout masks differ, so a run stays on one.
   const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, fingerprint: dataFingerprint(train), users: train.users, trainer: trainerInfo.trainer };
   o.onStart?.(trainerInfo);

@@ -10,8 +10,9 @@ import { checkDataMatchesModel, type CodtModel } from '../../src/model/artifact.
 import { selectBackend } from '../../src/model/backend.js';
 import { validateCodtConfig, type CodtConfig } from '../../src/model/config.js';
 import { decodeOnnx, encodeOnnx, readOnnx, writeOnnx } from '../../src/model/onnx.js';
-import { trainCodt } from '../../src/model/train.js';
+import { trainCodtWith } from '../../src/model/train.js';
 import { generateSy } from '../../src/native/index.js';
+import { trainCodt } from '../../src/native/train-engine.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const tmp = tempDir();
@@ -105,5 +106,11 @@ describe('impossible configs', () => {
     await expect(trainCodt(traj, { batchSize: -1 })).rejects.toThrow(/batchSize/);
     await expect(trainCodt(traj, { dModel: 10, heads: 4 })).rejects.toThrow(/divisible/);
     await expect(trainCodt(traj, { lr: NaN })).rejects.toThrow(/lr/);
+  });
+  it('the orchestration without a native engine refuses the native trainer with a typed error', async () => {
+    // model/ does not load the binary: only the wired trainCodt (native/train-engine.ts) hands it the engine
+    const refused = trainCodtWith({}, traj, { trainer: 'native', epochs: 1 });
+    await expect(refused).rejects.toBeInstanceOf(ArgumentError);
+    await expect(refused).rejects.toMatchObject({ code: 'TRAINER_UNAVAILABLE' });
   });
 });

@@ -10,13 +10,13 @@ import { syLogToInteractionLog } from '../../src/data/log.js';
 import { buildTrajectories, type Trajectories } from '../../src/data/trajectories.js';
 import { selectBackend } from '../../src/model/backend.js';
 import { batchLambdas, makeBatch } from '../../src/model/batches.js';
-import type { CodtBatch } from '../../src/model/codt-tfjs.js';
 import { CODT_VARIANTS, paramSpecs, type CodtConfig } from '../../src/model/config.js';
-import { NativeEngine } from '../../src/model/engine-native.js';
-import { ADAMW_DEFAULTS, TfjsEngine, type AdamWSettings } from '../../src/model/engine-tfjs.js';
+import { TfjsEngine } from '../../src/model/engine-tfjs.js';
 import { initParams, type Params } from '../../src/model/params.js';
 import { computeNormalization, estimateLambdaMax, roundMoments, type Normalization } from '../../src/model/stats.js';
+import { ADAMW_DEFAULTS, type AdamWSettings, type CodtBatch } from '../../src/model/types.js';
 import { generateSy, nativeGradCheck, nativeGradCheckNames } from '../../src/native/index.js';
+import { NativeEngine } from '../../src/native/train-engine.js';
 import { randomBatch, randomModel } from '../helpers/model.js';
 
 let backendName: string;

@@ -5,9 +5,9 @@ import { syLogToInteractionLog } from '../../src/data/log.js';
 import { buildTrajectories, type Trajectories } from '../../src/data/trajectories.js';
 import { selectBackend } from '../../src/model/backend.js';
 import { readCheckpoint } from '../../src/model/checkpoint.js';
-import { NativeEngine } from '../../src/model/engine-native.js';
-import { trainCodt, TrainingDivergedError, type TrainOptions } from '../../src/model/train.js';
+import { TrainingDivergedError, type TrainOptions } from '../../src/model/train.js';
 import { generateSy } from '../../src/native/index.js';
+import { NativeEngine, trainCodt } from '../../src/native/train-engine.js';
 import { maxAbsDiff } from '../helpers/model.js';
 import { tempDir } from '../helpers/fixtures.js';
 

@@ -12,8 +12,8 @@ import { makeBatch } from '../../src/model/batches.js';
 import { TfCodt } from '../../src/model/codt-tfjs.js';
 import { encodeOnnx } from '../../src/model/onnx.js';
 import { firstRoundProbabilities } from '../../src/model/predict-tfjs.js';
-import { trainCodt } from '../../src/model/train.js';
 import { generateSy } from '../../src/native/index.js';
+import { trainCodt } from '../../src/native/train-engine.js';
 import * as tf from '@tensorflow/tfjs';
 import { maxAbsDiff, ortLogits } from '../helpers/model.js';
 

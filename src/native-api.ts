@@ -1,0 +1,25 @@
+/**
+ * `saco/native`: the typed wrappers of the native core below what `solve`, `decide` and
+ * `trainCodt` use, for benchmarks and custom pipelines: raw forward passes, rollouts and λ
+ * searches, the trainer and its TrainEngine, and what the build can use.
+ */
+export {
+  nativeInfo,
+  nativeBinaryPath,
+  loadNativeModel,
+  nativeModelCount,
+  nativeForward,
+  nativeRollout,
+  nativeSearchLambda,
+  NativeTrainer,
+  type NativeModel,
+  type NativeForwardInputs,
+  type NativeForwardMode,
+  type NativeRolloutSpec,
+  type NativeRolloutResult,
+  type NativeSearchSpec,
+  type NativeSearchResult,
+  type NativeTrainerOptions,
+} from './native/index.js';
+export { NativeEngine, createNativeEngine } from './native/train-engine.js';
+export { trainCodtWith, type NativeEngineFactory, type TrainEngines } from './model/train.js';
