@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,9 +10,26 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 
+const cliArgs = ['--import', 'tsx', path.join(root, 'src', 'cli.ts')];
+
 function saco(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli.ts'), ...args], { cwd: root, encoding: 'utf8' });
+  return sacoEnv({}, ...args);
+}
+
+function sacoEnv(env: Record<string, string>, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [...cliArgs, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A user error: exit 2, nothing on stdout, exactly one line `saco: ...` on stderr, no stack trace. */
+function expectUserError(r: { code: number; stdout: string; stderr: string }, message: RegExp): void {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^saco: /);
+  expect(lines[0]).toMatch(message);
+  expect(r.stderr).not.toMatch(/\n\s+at |Error:/);
 }
 
 describe('saco CLI', () => {
@@ -23,13 +40,15 @@ describe('saco CLI', () => {
     const summary = JSON.parse(s.stdout);
     expect(summary).toMatchObject({ rows: 2000, users: 400, rounds: 5, engine: 'native' });
 
-    const i = saco('data', 'inspect', out, '--json');
+    const i = saco('data', 'inspect', '--data', out, '--json');
     expect(i.code).toBe(0);
     const report = JSON.parse(i.stdout);
+    // the older positional form is an alias of --data
+    expect(JSON.parse(saco('data', 'inspect', out, '--json').stdout)).toEqual(report);
     expect(report).toMatchObject({ rows: 2000, users: 400, roundsPerUser: { min: 5, max: 5 } });
     expect(report.actions[0].mix.map((m: { value: string }) => Number(m.value))).toEqual([0, 2, 5, 10]);
 
-    const t = saco('data', 'trajectories', out, '--lambda-copies', '10', '--json');
+    const t = saco('data', 'trajectories', '--data', out, '--lambda-copies', '10', '--json');
     expect(t.code).toBe(0);
     const tj = JSON.parse(t.stdout);
     expect(tj.train).toBe(320 * 10);
@@ -47,10 +66,10 @@ describe('saco CLI', () => {
 
   it('bad data exits 2 with one line naming file, row and column', () => {
     const bad = tmp.file('bad.csv', 'user_id,time,x,action,cost,reward\n1,0,1,0,0,1\n1,1,1,0,-3,1\n');
-    const r = saco('data', 'trajectories', bad);
+    const r = saco('data', 'trajectories', '--data', bad);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe(`saco: ${bad}, row 2, column "cost": negative cost (cost must be >= 0) (value: "-3")`);
-    const skipped = saco('data', 'trajectories', bad, '--skip-bad-rows');
+    const skipped = saco('data', 'trajectories', '--data', bad, '--skip-bad-rows');
     expect(skipped.code).toBe(0);
     expect(skipped.stdout).toMatch(/1\/2 rows used/);
     expect(skipped.stdout).toMatch(/DATA_NEGATIVE_COST \(cost\): 1/);
@@ -82,17 +101,33 @@ describe('saco CLI', () => {
     const modelPath = (await sharedModel('native')).path;
     const users = tmp.file('users.parquet');
     expect(saco('synth', '--users', '300', '--rounds', '5', '--seed', '1', '--out', users).code).toBe(0);
-    const r = saco('solve', '--model', modelPath, '--users', users, '--budget', '0.5x', '--compare', '--json');
+    const r = saco('solve', '--model', modelPath, '--data', users, '--budget', '0.5x', '--compare', '--json');
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as Array<{ policy: string; baRate: number; cost: number; budget: number; rollouts: number }>;
+    const out = JSON.parse(r.stdout) as Array<{ policy: string; lambda: number; baRate: number; cost: number; budget: number; rollouts: number }>;
     expect(out.map((o) => o.policy)).toEqual(['codt', 'random', 'oracle']);
     for (const o of out) expect(o.cost).toBeLessThanOrEqual(o.budget);
     const text = saco('solve', '--model', modelPath, '--users', '200', '--budget', '150');
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/λ\*.*revenue.*cost.*ROI.*BARate.*rollouts/);
     const bad = saco('solve', '--model', modelPath, '--users', '200', '--budget', '-1');
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/budget/);
+    expectUserError(bad, /--budget/);
+    // the older form: a file given to --users is read like --data
+    const older = saco('solve', '--model', modelPath, '--users', users, '--budget', '0.5x', '--json');
+    expect(older.code).toBe(0);
+    expect(JSON.parse(older.stdout)[0].lambda).toBe(out[0].lambda);
+  }, SHARED_MODEL_TIMEOUT);
+
+  it('ROI of a campaign that spends nothing prints "–" in the table and null in JSON', async () => {
+    const modelPath = (await sharedModel('native')).path;
+    // a budget below every coupon's cost: the environment withholds all of them
+    const text = saco('solve', '--model', modelPath, '--users', '100', '--budget', '1e-9', '--policy', 'random');
+    expect(text.code, text.stderr).toBe(0);
+    const row = text.stdout.split('\n').find((l) => l.startsWith('random'));
+    expect(row?.split(/\s{2,}/)[5]).toBe('–');
+    const json = saco('solve', '--model', modelPath, '--users', '100', '--budget', '1e-9', '--policy', 'random', '--json');
+    const [r] = JSON.parse(json.stdout);
+    expect(r.cost).toBe(0);
+    expect(r.roi).toBeNull();
   }, SHARED_MODEL_TIMEOUT);
 
   it('bad flags are refused with usage help', () => {
@@ -105,4 +140,111 @@ describe('saco CLI', () => {
     expect(help.stdout).toMatch(/data/);
     expect(saco('data', 'inspect', '--help').stdout).toMatch(/--user-col/);
   });
+  it('user errors exit 2 with one line and no stack: a missing file, a bad flag value, an unknown command', () => {
+    const missing = tmp.file('nope.csv');
+    expectUserError(saco('data', 'inspect', '--data', missing), /nope\.csv: file not found/);
+    expectUserError(saco('data', 'trajectories', missing), /nope\.csv: file not found/);
+    expectUserError(saco('train', '--data', missing, '--out', tmp.file('n.onnx')), /nope\.csv: file not found/);
+    // hexadecimal and other non-decimal numbers are refused, not read as 16
+    expectUserError(saco('synth', '--users', '0x10', '--out', tmp.file('h.csv')), /--users.*'0x10' is invalid/);
+    expectUserError(saco('solve', '--model', 'm.onnx', '--users', '10', '--budget', '0x10'), /--budget.*'0x10' is invalid/);
+    expectUserError(saco('solve', '--model', 'm.onnx', '--users', '10', '--budget', '0x10x'), /--budget.*is invalid/);
+    expectUserError(saco('sovle'), /unknown command 'sovle'\. Did you mean 'solve'\?/);
+    expectUserError(saco('data', 'inspct'), /unknown command 'inspct'\. Did you mean 'inspect'\?/);
+    expectUserError(saco('synth', '--usres', '10', '--out', tmp.file('u.csv')), /unknown option '--usres'\. Did you mean '--users'\?/);
+    expectUserError(saco('data', 'inspect'), /required option '--data <file>' not specified/);
+    expectUserError(saco('solve', '--model', 'm.onnx', '--budget', '1'), /'--data <file>' or '--users <n>'/);
+    expectUserError(saco('solve', '--model', tmp.file('absent.onnx'), '--users', '10', '--budget', '1'), /absent\.onnx/);
+    // outputs are checked before any work
+    expectUserError(saco('synth', '--users', '10', '--out', '/nonexistent-dir/z.csv'), /--out.*does not exist/);
+    const data = tmp.file('in.csv', 'user_id,time,x,action,cost,reward\n1,0,1,0,0,1\n');
+    expectUserError(saco('train', '--data', data, '--out', data), /--out.*\*\.onnx/);
+    expectUserError(saco('train', '--data', data, '--out', tmp.file('o.onnx'), '--checkpoint', data), /--checkpoint/);
+  });
+
+  it('--help marks required options and shows examples on every command', () => {
+    for (const cmd of [['synth'], ['data', 'inspect'], ['data', 'trajectories'], ['train'], ['solve'], ['demo']]) {
+      const help = saco(...cmd, '--help');
+      expect(help.code).toBe(0);
+      expect(help.stdout, cmd.join(' ')).toMatch(/Examples:\n {2}\$ saco /);
+      expect(help.stdout, cmd.join(' ')).toMatch(/--json/);
+    }
+    const oneLine = (text: string) => text.replace(/\n\s+/g, ' ');
+    expect(oneLine(saco('train', '--help').stdout)).toMatch(/--data <file> [^-]*\(required\)/);
+    expect(oneLine(saco('train', '--help').stdout)).toMatch(/--out <file> [^-]*\(required\)/);
+    expect(oneLine(saco('solve', '--help').stdout)).toMatch(/--model <file> [^-]*\(required\)/);
+    expect(oneLine(saco('solve', '--help').stdout)).toMatch(/--budget <b> .*?\(required\)/);
+    expect(oneLine(saco('synth', '--help').stdout)).toMatch(/--out <file> [^-]*\(required\)/);
+    expect(oneLine(saco('synth', '--help').stdout)).not.toMatch(/--users <n> [^-]*\(required\)/);
+  });
+
+  it('train --json prints one JSON document; the epoch lines go to stderr', () => {
+    const data = tmp.file('tj.parquet');
+    expect(saco('synth', '--users', '200', '--rounds', '3', '--out', data).code).toBe(0);
+    const model = tmp.file('tj.onnx');
+    const r = saco('train', '--data', data, '--out', model, '--epochs', '2', '--d-model', '8', '--layers', '1', '--heads', '1', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ model, interrupted: false, epochs: 2 });
+    expect(doc.history).toHaveLength(2);
+    expect(r.stderr).toMatch(/epoch 2: train loss/);
+    expect(existsSync(model)).toBe(true);
+  });
+
+  it('Ctrl-C during train writes the checkpoint and exits 130', async () => {
+    const data = tmp.file('int.parquet');
+    expect(saco('synth', '--users', '2000', '--rounds', '5', '--out', data).code).toBe(0);
+    const model = tmp.file('int.onnx');
+    const child = spawn(process.execPath, [...cliArgs, 'train', '--data', data, '--out', model, '--epochs', '100000', '--patience', '100000', '--d-model', '16', '--layers', '1', '--heads', '1'], { cwd: root });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      // progress reaches stderr as plain lines when it is not a terminal; interrupt once training runs
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no training progress on stderr: ${stderr}`)), 90_000);
+        child.stderr.on('data', (b: Buffer) => {
+          stderr += b.toString();
+          if (/training: epoch \d+\//.test(stderr)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill('SIGINT');
+      const code = await exited;
+      expect(code, `${stdout}\n${stderr}`).toBe(130);
+      expect(stderr).toMatch(/interrupt: finishing this step and writing the checkpoint/);
+      expect(stdout).toMatch(/interrupted after epoch \d+: checkpoint .*int\.onnx\.ckpt/);
+      expect(existsSync(`${model}.ckpt`)).toBe(true);
+      expect(existsSync(model)).toBe(false);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 120_000);
+
+  it('long commands show progress on stderr and keep stdout one JSON document', async () => {
+    const modelPath = (await sharedModel('native')).path;
+    const lines = { SACO_PROGRESS: 'lines' };
+    const users = tmp.file('pg.parquet');
+    const s = sacoEnv(lines, 'synth', '--users', '300', '--rounds', '5', '--out', users, '--json');
+    expect(s.code, s.stderr).toBe(0);
+    expect(JSON.parse(s.stdout).rows).toBe(1500);
+    expect(s.stderr).toMatch(/^\[\d+\.\ds\] generating 300 users x 5 rounds/m);
+    expect(s.stderr).toMatch(/^\[\d+\.\ds\] writing .*pg\.parquet/m);
+    const t = sacoEnv(lines, 'data', 'trajectories', '--data', users, '--json');
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout).all.users).toBe(300);
+    expect(t.stderr).toMatch(/^\[\d+\.\ds\] reading .*pg\.parquet/m);
+    const r = sacoEnv(lines, 'solve', '--model', modelPath, '--data', users, '--budget', '0.5x', '--compare', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toHaveLength(3);
+    for (const p of ['codt', 'random', 'oracle']) expect(r.stderr).toMatch(new RegExp(`^\\[\\d+\\.\\ds\\] solving: ${p}\\b`, 'm'));
+    // --quiet: nothing on stderr
+    const q = sacoEnv(lines, 'synth', '--users', '300', '--rounds', '4', '--out', tmp.file('p.csv'), '--json', '--quiet');
+    expect(q.code).toBe(0);
+    expect(JSON.parse(q.stdout).rows).toBe(1200);
+    expect(q.stderr).toBe('');
+  }, SHARED_MODEL_TIMEOUT);
 });

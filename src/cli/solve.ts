@@ -1,0 +1,148 @@
+/** `saco solve`: plan a campaign (the λ search under a budget) and print revenue, cost, ROI, BARate. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readTrajectories } from '../data/ingest.js';
+import { checkDataMatchesModel } from '../model/artifact.js';
+import { readOnnx } from '../model/onnx.js';
+import { loadNativeModel } from '../native/index.js';
+import { POLICIES, POLICY_NAMES, policyByName, type PolicyName } from '../policy/registry.js';
+import { solve, syEnvForModel, type SolveProgress, type SolveResult, type SolveUsers } from '../solve/index.js';
+import { budgetArg, examples, fmt, intArg, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { Ui } from './ui.js';
+
+
+interface SolveOpts extends InputOpts {
+  model: string;
+  users?: number | string;
+  budget: number | `${number}x`;
+  method: 'bisection' | 'slsqp';
+  policy: PolicyName;
+  engine: 'native' | 'ort';
+  compare?: boolean;
+  rounds?: number;
+  sySeed: number;
+  epsilon?: number;
+  threads: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** `--users`: a count of fresh SY users, or (older form) a log file, like --data. */
+function usersArg(value: string): number | string {
+  if (/^\d+$/.test(value.trim())) {
+    const n = Number(value);
+    if (n < 1 || n > 1e8) throw new InvalidArgumentError('expected a number of users in [1, 1e8], or a log file (use --data FILE)');
+    return n;
+  }
+  if (parseDecimal(value) !== undefined || /^0[xob]/i.test(value.trim())) throw new InvalidArgumentError('expected a whole decimal number of users, e.g. 10000');
+  return value;
+}
+
+const PHASES: Record<SolveProgress['phase'], string> = { reference: 'reference rollout (uniform logging)', search: 'λ search', plan: 'plan at λ*', done: 'done' };
+
+function progressText(p: SolveProgress): string {
+  const parts = [PHASES[p.phase] ?? p.phase, `${p.rollouts} rollout${p.rollouts === 1 ? '' : 's'}`];
+  if (p.lambda !== undefined) parts.push(`λ ${fmt(p.lambda)}`);
+  if (p.cost !== undefined) parts.push(`spend ${fmt(p.cost, 6)}${p.budget !== undefined ? ` / budget ${fmt(p.budget, 6)}` : ''}`);
+  return parts.join(', ');
+}
+
+/** The result as JSON: without the plan (large), ROI null when nothing was spent. */
+function jsonResult(r: SolveResult): Record<string, unknown> {
+  const { plan: _plan, ...rest } = r;
+  return { ...rest, roi: roiValue(r.revenue, r.cost) };
+}
+
+async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
+  const fileUsers = typeof o.users === 'string' ? o.users : undefined;
+  if (o.data === undefined && o.users === undefined) cmd.error("error: one of '--data <file>' or '--users <n>' is required", { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+  if (o.data !== undefined && typeof o.users === 'number') cmd.error("error: give '--data <file>' or '--users <n>', not both", { code: 'commander.conflictingOption', exitCode: 2 });
+  const ui = new Ui(o);
+  try {
+    ui.phase(`reading ${o.model}`);
+    const model = readOnnx(o.model);
+    let users: SolveUsers;
+    if (typeof o.users === 'number') users = o.users;
+    else {
+      const { file, schema } = resolveInput(cmd, o, fileUsers);
+      ui.phase(`reading ${file}`);
+      const { trajectories } = await readTrajectories(file, { schema, onProgress: (stage) => ui.phase(stage) });
+      checkDataMatchesModel(model.meta, trajectories);
+      users = trajectories;
+    }
+    ui.phase('loading the model');
+    const handle = loadNativeModel(model);
+    try {
+      const env = syEnvForModel(model.meta, o.sySeed);
+      const run = (policy: PolicyName): Promise<SolveResult> => {
+        const def = policyByName(policy);
+        const ort = def.needsModel && o.engine === 'ort';
+        ui.phase(`solving: ${policy}${ort ? ' (ort)' : ''}${def.searched ? `, ${o.method}` : ' (no λ search)'}`);
+        return solve({
+          model: ort ? model : handle,
+          engine: ort ? 'ort' : 'native',
+          users,
+          budget: o.budget,
+          method: o.method,
+          policy,
+          rounds: o.rounds,
+          env,
+          epsilon: o.epsilon,
+          threads: o.threads,
+          lambdaMax: model.meta.normalization.lambdaMax * 2,
+          onProgress: (p) => ui.update(progressText(p)),
+        });
+      };
+      const results: SolveResult[] = [await run(o.policy)];
+      if (o.compare) for (const p of POLICY_NAMES) if (p !== o.policy) results.push(await run(p));
+      ui.done();
+      ui.result(results.map(jsonResult), () => {
+        const r0 = results[0];
+        const rows = results.map((r) => [
+          r.engine === 'ort' ? `${r.policy} (ort)` : r.policy,
+          r.method,
+          fmt(r.lambda, 4),
+          fmt(r.revenue, 7),
+          fmt(r.cost, 7),
+          roiText(r.revenue, r.cost),
+          fmt(r.baRate, 4),
+          String(r.rollouts),
+          `${fmt(r.wallMs, 4)} ms`,
+          r.needsMoreThanLambdaMax ? 'budget needs λ > λmax' : r.budgetNotBinding ? 'budget not binding' : '',
+        ]);
+        return [
+          `${r0.users} users x ${r0.rounds} rounds, budget ${fmt(r0.budget, 6)} (uniform logging spends ${fmt(r0.referenceSpend, 6)})`,
+          ...table(['policy', 'search', 'λ*', 'revenue', 'cost', 'ROI', 'BARate', 'rollouts', 'wall', ''], rows),
+        ];
+      });
+    } finally {
+      handle.unload();
+    }
+  } finally {
+    ui.done();
+  }
+}
+
+export function registerSolve(program: Command): void {
+  const cmd = program
+    .command('solve')
+    .description('plan a campaign: find the λ whose simulated spend meets the budget, print revenue, cost, ROI, BARate')
+    .requiredOption('--model <file>', 'trained model (.onnx)');
+  withInputOptions(cmd, 'required unless --users', 'users to plan for: a log written by saco synth (e.g. the test split)')
+    .option('--users <n>', 'or a number of fresh SY users (a file here is read like --data)', usersArg)
+    .requiredOption('--budget <b>', 'budget: a decimal amount, or a multiple of what uniform logging spends on these users, e.g. 0.5x', budgetArg)
+    .addOption(new Option('--method <m>', 'λ search').choices(['bisection', 'slsqp']).default('bisection'))
+    .addOption(new Option('--policy <p>', `who decides: ${POLICIES.map((p) => `${p.name}, ${p.description}`).join('; ')}`).choices([...POLICY_NAMES]).default('codt'))
+    .addOption(new Option('--engine <e>', 'what computes the CODT decisions (ort: onnxruntime in a Piscina pool)').choices(['native', 'ort']).default('native'))
+    .option('--compare', 'also solve every other policy (Random, the Oracle, ...) at the same budget')
+    .option('--rounds <n>', "rounds to plan (default: the model's context)", intArg(1, 100000))
+    .option('--sy-seed <n>', 'seed of the SY ground truth (must be the one the users came from)', intArg(0, Number.MAX_SAFE_INTEGER), 1)
+    .option('--epsilon <x>', 'tolerance below the budget (default 2%)', numArg(0, Number.MAX_VALUE))
+    .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0);
+  withOutputFlags(cmd, 'print the results as one JSON array (without the plan; roi null when nothing was spent)');
+  cmd.action(runSolve);
+  examples(cmd, [
+    'saco solve --model model.onnx --data test.parquet --budget 0.5x',
+    'saco solve --model model.onnx --users 10000 --budget 25000 --method slsqp',
+    'saco solve --model model.onnx --data test.parquet --budget 0.5x --compare --json',
+  ]);
+}

@@ -1,0 +1,193 @@
+/** `saco train`: train a CODT model on a log and write one .onnx file. Ctrl-C checkpoints and exits 130. */
+import { performance } from 'node:perf_hooks';
+import { Command, Option } from 'commander';
+import { ArgumentError } from '../errors.js';
+import { readTrajectories } from '../data/ingest.js';
+import { splitByUser } from '../data/trajectories.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
+import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
+import { writeOnnx } from '../model/onnx.js';
+import { TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } from '../model/train.js';
+import { trainCodt } from '../native/train-engine.js';
+import { checkDistinct, checkWritable, examples, fmt, intArg, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { exitInterrupted, Interrupted, takeOverSigint } from './interrupt.js';
+import { bar, Ui } from './ui.js';
+
+interface TrainOpts extends InputOpts {
+  out: string;
+  variant: CodtVariant;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  gradClip: number;
+  patience: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  dropout: number;
+  beta: number;
+  lambdaMax?: number;
+  lambdaCopies?: number;
+  trainer: TrainerChoice;
+  backend: BackendChoice;
+  threads: number;
+  seed: number;
+  checkpoint?: string;
+  resume?: boolean;
+  testFraction: number;
+  gamma: number;
+  skipBadRows?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+const MODEL_EXT = /\.onnx$/i;
+const NOT_A_CHECKPOINT = /\.(onnx|csv|tsv|csv\.gz|tsv\.gz|parquet|pq|json)$/i;
+
+/** Output paths checked before any data is read: writable folders, the right extension, no input overwritten. */
+function checkOutputs(file: string, schemaFile: string | undefined, o: TrainOpts, checkpoint: string): void {
+  if (!MODEL_EXT.test(o.out)) throw new ArgumentError('--out', `${o.out}: the model is written as ONNX; name it *.onnx`, 'ARGUMENT_OUTPUT');
+  if (NOT_A_CHECKPOINT.test(checkpoint)) throw new ArgumentError('--checkpoint', `${checkpoint}: a checkpoint is not a model, log or schema; name it e.g. ${o.out}.ckpt`, 'ARGUMENT_OUTPUT');
+  checkDistinct([
+    ['--data', file],
+    ['--schema', schemaFile],
+    ['--out', o.out],
+    ['--checkpoint', checkpoint],
+  ]);
+  checkWritable('--out', o.out);
+  checkWritable('--checkpoint', checkpoint);
+}
+
+async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOpts, cmd: Command): Promise<void> {
+  const t0 = performance.now();
+  const { file, schema, schemaFile } = resolveInput(cmd, o, fileArgs.file, fileArgs.schema);
+  const checkpoint = o.checkpoint ?? `${o.out}.ckpt`;
+  checkOutputs(file, schemaFile, o, checkpoint);
+  const ui = new Ui(o);
+  const controller = new AbortController();
+  const restoreSigint = takeOverSigint(() => {
+    if (controller.signal.aborted) exitInterrupted('SIGINT', 130);
+    ui.notice('interrupt: finishing this step and writing the checkpoint (Ctrl-C again to quit now)');
+    controller.abort();
+  });
+  try {
+    ui.phase(`reading ${file}`);
+    const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
+    ui.clear();
+    if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+    if (controller.signal.aborted) {
+      ui.notice('interrupted before training started: nothing written');
+      throw new Interrupted(130);
+    }
+    const { train, test } = splitByUser(trajectories, { testFraction: o.testFraction, seed: o.seed });
+    ui.info(`training ${o.variant} CODT (d_model ${o.dModel}, ${o.layers} layers, ${o.heads} heads) on ${train.users} users (${test.users} held out for testing), T = ${train.rounds}`);
+    let trainerName = '';
+    const result = await trainCodt(train, {
+      variant: o.variant,
+      dModel: o.dModel,
+      layers: o.layers,
+      heads: o.heads,
+      dropout: o.dropout,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      weightDecay: o.weightDecay,
+      gradClip: o.gradClip,
+      patience: o.patience,
+      seed: o.seed,
+      beta: o.beta,
+      lambdaMax: o.lambdaMax,
+      lambdaCopies: o.lambdaCopies,
+      trainer: o.trainer,
+      backend: o.backend,
+      threads: o.threads,
+      checkpoint,
+      resume: o.resume,
+      signal: controller.signal,
+      source: file,
+      onStart: (info) => {
+        trainerName = info.engine;
+        ui.info(`trainer: ${info.engine}${info.skipped.length ? ` (skipped: ${info.skipped.join('; ')})` : ''}`);
+        ui.phase('training');
+      },
+      onProgress: (p) => ui.update(`epoch ${p.epoch}/${p.epochs} ${bar(p.batch / p.batches)} ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSecond.toFixed(0)} samples/s`),
+      onEpoch: (r) => ui.info(`epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)}, validation loss ${r.valLoss.toFixed(4)}, ${r.samplesPerSecond.toFixed(0)} samples/s, ${r.seconds.toFixed(1)} s`),
+    });
+    const m = result.model.meta;
+    if (!result.interrupted) {
+      ui.phase(`writing ${o.out}`);
+      writeOnnx(result.model, o.out);
+    }
+    ui.done();
+    const logK = train.actionEncodings.reduce((s, e) => s + Math.log(e.values.length), 0);
+    const seconds = (performance.now() - t0) / 1000;
+    const doc = {
+      model: result.interrupted ? null : o.out,
+      checkpoint,
+      interrupted: result.interrupted,
+      trainer: trainerName || result.trainer.engine,
+      epochs: m.training.epochs,
+      bestValLoss: m.training.bestValLoss,
+      uniformLoss: logK,
+      stoppedEarly: result.stoppedEarly,
+      lambdaMax: m.normalization.lambdaMax,
+      samplesPerSecond: result.samplesPerSecond,
+      seconds,
+      trainUsers: train.users,
+      testUsers: test.users,
+      history: result.history,
+    };
+    ui.result(doc, () =>
+      result.interrupted
+        ? [`interrupted after epoch ${m.training.epochs}: checkpoint ${checkpoint}; continue with the same command and --resume`]
+        : [
+            `best validation loss ${m.training.bestValLoss.toFixed(4)} (uniform policy: ${logK.toFixed(4)}) after ${m.training.epochs} epoch(s)${result.stoppedEarly ? ' (early stop)' : ''}; λmax ${fmt(m.normalization.lambdaMax)}`,
+            `wrote ${o.out}; ${fmt(result.samplesPerSecond, 3)} samples/s, ${fmt(seconds, 3)} s in all`,
+          ],
+    );
+    if (result.interrupted) throw new Interrupted(130);
+  } finally {
+    restoreSigint();
+    ui.done();
+  }
+}
+
+export function registerTrain(program: Command): void {
+  const cmd = program
+    .command('train')
+    .description('train a CODT model on logged trajectories and write it as one .onnx file (Ctrl-C: checkpoint, exit 130)')
+    .argument('[schema]', 'same as --schema (older form)');
+  withInputOptions(cmd, 'mandatory')
+    .requiredOption('--out <file>', 'model file to write (.onnx)')
+    .addOption(new Option('--variant <v>', 'training recipe').choices([...CODT_VARIANTS]).default(CODT_DEFAULTS.variant))
+    .option('--epochs <n>', 'maximum epochs', intArg(1, 100000), TRAIN_DEFAULTS.epochs)
+    .option('--batch-size <n>', 'trajectories per batch', intArg(1, 1 << 20), TRAIN_DEFAULTS.batchSize)
+    .option('--lr <x>', 'peak learning rate (AdamW, warmup then cosine)', numArg(0, 1), TRAIN_DEFAULTS.lr)
+    .option('--weight-decay <x>', 'AdamW weight decay', numArg(0, 1), 1e-4)
+    .option('--grad-clip <x>', 'global gradient-norm clip', numArg(1e-6, 1e6), 1.0)
+    .option('--patience <n>', 'epochs without validation improvement before stopping', intArg(1, 100000), TRAIN_DEFAULTS.patience)
+    .option('--d-model <n>', 'model width', intArg(1, 8192), CODT_DEFAULTS.dModel)
+    .option('--layers <n>', 'transformer blocks', intArg(1, 64), CODT_DEFAULTS.layers)
+    .option('--heads <n>', 'attention heads', intArg(1, 256), CODT_DEFAULTS.heads)
+    .option('--dropout <x>', 'dropout rate', numArg(0, 0.99), CODT_DEFAULTS.dropout)
+    .option('--beta <x>', 'temperature of the Lagrangian sample weights', numArg(1e-3, 1e3), TRAIN_DEFAULTS.beta)
+    .option('--lambda-max <x>', 'λ range U(0, λmax) (default: from the data; literal: 1)', numArg(1e-6, 1e6))
+    .option('--lambda-copies <n>', 'the literal recipe: copy each trajectory n times with a fixed λ', intArg(1, 1000))
+    .addOption(new Option('--trainer <t>', 'native (C++, the default on CPU) or tfjs (the reference; auto picks it when tfjs-node-gpu sees a GPU or --backend is named)').choices([...TRAINER_CHOICES]).default('auto'))
+    .addOption(new Option('--backend <b>', 'tfjs backend (tfjs trainer)').choices([...BACKEND_CHOICES]).default('auto'))
+    .option('--threads <n>', 'native trainer threads (0: all cores; results do not depend on it)', intArg(0, 1024), 0)
+    .option('--seed <n>', 'seed of init, split, batches, λ and dropout', intArg(0, Number.MAX_SAFE_INTEGER), TRAIN_DEFAULTS.seed)
+    .option('--checkpoint <file>', 'checkpoint file (default: <out>.ckpt)')
+    .option('--resume', 'continue from the checkpoint')
+    .option('--test-fraction <x>', 'share of users held out as the test set (not trained on)', numArg(0, 0.9), 0.2)
+    .option('--gamma <x>', 'discount of RTG and CTG', numArg(1e-9, 1), 1)
+    .option('--skip-bad-rows', 'skip and count bad rows instead of failing');
+  withOutputFlags(cmd, 'print a JSON summary (model, checkpoint, epochs, losses, history); the epoch lines go to stderr');
+  cmd.action(async (schemaArg: string | undefined, o: TrainOpts, c: Command) => runTrain({ schema: schemaArg }, o, c));
+  examples(cmd, [
+    'saco train --data sy.parquet --out model.onnx',
+    'saco train --data logs.csv.gz --schema schema.json --out m.onnx --variant literal --lambda-copies 10 --epochs 20',
+    'saco train --data sy.parquet --out model.onnx --resume        # continue from model.onnx.ckpt after Ctrl-C',
+  ]);
+}
