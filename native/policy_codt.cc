@@ -96,8 +96,9 @@ class CodtPolicy final : public Policy {
   std::shared_ptr<const CodtModel> model_;
 };
 
+const PolicyRegistrar kRegistered("codt", true, [](const PolicyArgs& args) -> std::shared_ptr<const Policy> {
+  return std::make_shared<CodtPolicy>(args.model);
+});
+
 }  // namespace
-
-std::shared_ptr<const Policy> make_codt_policy(const PolicyArgs& args) { return std::make_shared<CodtPolicy>(args.model); }
-
 }  // namespace saco

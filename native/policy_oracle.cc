@@ -68,8 +68,9 @@ class OraclePolicy final : public Policy {
   };
 };
 
+const PolicyRegistrar kRegistered("oracle", false, [](const PolicyArgs&) -> std::shared_ptr<const Policy> {
+  return std::make_shared<OraclePolicy>();
+});
+
 }  // namespace
-
-std::shared_ptr<const Policy> make_oracle_policy(const PolicyArgs&) { return std::make_shared<OraclePolicy>(); }
-
 }  // namespace saco

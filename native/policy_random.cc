@@ -29,8 +29,9 @@ class RandomPolicy final : public Policy {
   }
 };
 
+const PolicyRegistrar kRegistered("random", false, [](const PolicyArgs&) -> std::shared_ptr<const Policy> {
+  return std::make_shared<RandomPolicy>();
+});
+
 }  // namespace
-
-std::shared_ptr<const Policy> make_random_policy(const PolicyArgs&) { return std::make_shared<RandomPolicy>(); }
-
 }  // namespace saco

@@ -1,19 +1,32 @@
 #include "policy_registry.h"
 
+#include <algorithm>
+#include <cstring>
+#include <mutex>
 #include <stdexcept>
 
 namespace saco {
+namespace {
 
-const std::vector<PolicyEntry>& policy_registry() {
-  static const std::vector<PolicyEntry> entries = {
-      {"codt", true, make_codt_policy},
-      {"random", false, make_random_policy},
-      {"oracle", false, make_oracle_policy},
-  };
-  return entries;
+// A function-local static: registrars in other files may run before this file's statics.
+std::vector<PolicyEntry>& entries() {
+  static std::vector<PolicyEntry> all;
+  return all;
 }
 
-const PolicyEntry& find_policy(const std::string& name) {
+}  // namespace
+
+PolicyRegistrar::PolicyRegistrar(const char* name, bool needs_model, PolicyFactory make) {
+  entries().push_back(PolicyEntry{name, needs_model, make});
+}
+
+std::vector<PolicyEntry> policy_registry() {
+  std::vector<PolicyEntry> sorted = entries();
+  std::sort(sorted.begin(), sorted.end(), [](const PolicyEntry& a, const PolicyEntry& b) { return std::strcmp(a.name, b.name) < 0; });
+  return sorted;
+}
+
+PolicyEntry find_policy(const std::string& name) {
   std::string known;
   for (const PolicyEntry& e : policy_registry()) {
     if (name == e.name) return e;

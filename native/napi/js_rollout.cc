@@ -47,7 +47,7 @@ std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   spec.record_plan = read_bool(o, "recordPlan", false, "spec");
   PolicyArgs args;
   try {
-    const PolicyEntry& entry = find_policy(read_string(o, "policy", "", "spec"));
+    const PolicyEntry entry = find_policy(read_string(o, "policy", "", "spec"));
     if (entry.needs_model) args.model = model_from(o.Get("model"));
     spec.policy = entry.make(args);
   } catch (const std::invalid_argument& e) {

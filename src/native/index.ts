@@ -270,7 +270,7 @@ export async function nativeSearchLambda(spec: NativeRolloutSpec, search: Native
   return native().searchLambda(spec, search, onProbe);
 }
 
-/** The native policy registry (native/policy_registry.cc), in its order. */
+/** The native policy registry (native/policy_registry.cc), sorted by name. */
 export function nativePolicies(): Array<{ name: string; needsModel: boolean }> {
   return native().policyNames();
 }

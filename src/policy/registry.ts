@@ -1,7 +1,7 @@
 /**
- * The policies saco can plan with, one line each, in the order of the native registry
- * (native/policy_registry.cc; a test holds the two lists equal). solve(), the CLI and the
- * reports take names and properties from here.
+ * The policies saco can plan with, one line each: the same names as the native registry
+ * (each native/policy_<name>.cc registers itself; a test holds the two lists equal). solve(),
+ * the CLI and the reports take names and properties from here, in this order.
  */
 import { ArgumentError } from '../errors.js';
 import { codtPolicy } from './codt.js';
