@@ -21,7 +21,7 @@ import { loadNativeModel as loadNativeModelImpl, type NativeModel } from './nati
 import type { Decision, DecideOptions, SolveOptions, SolveResult } from './solve/index.js';
 
 // errors
-export { SacoError, DataError, SchemaError, ArgumentError, type DataLocation } from './errors.js';
+export { SacoError, DataError, SchemaError, ArgumentError, NativeError, type DataLocation } from './errors.js';
 export { ModelFileError } from './model/onnx.js';
 export { TrainingDivergedError } from './model/train.js';
 export { CheckpointError } from './model/checkpoint.js';
@@ -51,7 +51,8 @@ export { trainCodt } from './native/train-engine.js';
 // native, onnxruntime, solve
 export type { NativeModel } from './native/index.js';
 export type { OrtSession, OrtPoolOptions } from './infer/ort.js';
-export type { SolveUsers, SolveOptions, SolveResult, DecideOptions, Decision, DecisionHistory, Budget, PolicyName, SearchMethodName } from './solve/index.js';
+export type { SolveUsers, SolveOptions, SolveResult, SolveProgress, EnvChoice, DecideOptions, Decision, DecisionHistory, Budget, PolicyName, SearchMethodName } from './solve/index.js';
+export { POLICIES, POLICY_NAMES, type PolicyDefinition } from './policy/registry.js';
 
 /** Imports a module on the first call; later calls skip the loader's per-import work (decide() is ~50 µs). */
 function once<T>(load: () => Promise<T>): () => Promise<T> {
