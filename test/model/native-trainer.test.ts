@@ -15,8 +15,9 @@ import { TfjsEngine } from '../../src/model/engine-tfjs.js';
 import { initParams, type Params } from '../../src/model/params.js';
 import { computeNormalization, estimateLambdaMax, roundMoments, type Normalization } from '../../src/model/stats.js';
 import { ADAMW_DEFAULTS, type AdamWSettings, type CodtBatch } from '../../src/model/types.js';
-import { generateSy, nativeGradCheck, nativeGradCheckNames } from '../../src/native/index.js';
+import { generateSy } from '../../src/native/index.js';
 import { NativeEngine } from '../../src/native/train-engine.js';
+import { nativeGradCheck, nativeGradCheckNames } from '../../src/native/testing.js';
 import { randomBatch, randomModel } from '../helpers/model.js';
 
 let backendName: string;
