@@ -65,3 +65,11 @@ export class ArgumentError extends SacoError {
  * itself failed). TypeScript validates first, so these mean a check is missing there.
  */
 export class NativeError extends SacoError {}
+
+/** An inference failure of the onnxruntime engine (a session that would not load, a worker that crashed), with its cause. */
+export class InferenceError extends SacoError {
+  constructor(detail: string, cause?: unknown) {
+    super('INFERENCE_FAILED', detail);
+    this.cause = cause;
+  }
+}

@@ -15,18 +15,15 @@ import type { InspectReport } from './data/inspect.js';
 import type { InteractionLog } from './data/log.js';
 import type { BuildOptions, SplitOptions, Trajectories } from './data/trajectories.js';
 import { buildTrajectories as buildTrajectoriesImpl, splitByUser as splitByUserImpl } from './data/trajectories.js';
-import type { CodtModel, ModelMeta } from './model/artifact.js';
-import type { OrtPool as OrtPoolClass, OrtPoolOptions } from './infer/ort.js';
+import type { CodtModel } from './model/artifact.js';
 import { loadNativeModel as loadNativeModelImpl, type NativeModel } from './native/index.js';
 import type { Decision, DecideOptions, SolveOptions, SolveResult } from './solve/index.js';
 
 // errors
-export { SacoError, DataError, SchemaError, ArgumentError, NativeError, type DataLocation } from './errors.js';
+export { SacoError, DataError, SchemaError, ArgumentError, NativeError, InferenceError, type DataLocation } from './errors.js';
 export { ModelFileError } from './model/onnx.js';
 export { TrainingDivergedError } from './model/train.js';
 export { CheckpointError } from './model/checkpoint.js';
-/** Thrown by the onnxruntime engine (code `INFERENCE_FAILED`); a type here so importing saco does not load onnxruntime. */
-export type { InferenceError } from './infer/ort.js';
 
 // data
 export type { InteractionLog, ActionEncoding, CategoricalEncoding } from './data/log.js';
@@ -50,7 +47,7 @@ export { trainCodt } from './native/train-engine.js';
 
 // native, onnxruntime, solve
 export type { NativeModel } from './native/index.js';
-export type { OrtSession, OrtPoolOptions } from './infer/ort.js';
+export { OrtSession, OrtPool, type OrtPoolOptions } from './infer/ort.js';
 export type { SolveUsers, SolveOptions, SolveResult, SolveProgress, EnvChoice, DecideOptions, Decision, DecisionHistory, Budget, PolicyName, SearchMethodName } from './solve/index.js';
 export { POLICIES, POLICY_NAMES, type PolicyDefinition } from './policy/registry.js';
 
@@ -61,7 +58,6 @@ function once<T>(load: () => Promise<T>): () => Promise<T> {
 }
 const solveModule = once(() => import('./solve/index.js'));
 const ingestModule = once(() => import('./data/ingest.js'));
-const ortModule = once(() => import('./infer/ort.js'));
 const writeModule = once(() => import('./data/write.js'));
 const inspectModule = once(() => import('./data/inspect.js'));
 
@@ -216,39 +212,3 @@ export function loadNativeModel(model: CodtModel): NativeModel {
   return loadNativeModelImpl(model);
 }
 
-/** A Piscina pool of onnxruntime sessions (one per worker, users sharded); `await pool.destroy()` when done. */
-export type OrtPool = OrtPoolClass;
-
-/**
- * Starts onnxruntime pools (`solve({ engine: 'ort', ort: pool })`). onnxruntime and Piscina
- * load on the first call, not when saco is imported; the pools are instances of the onnxruntime
- * engine's class.
- */
-export const OrtPool = {
-  /**
-   * Starts a pool on a model and loads every worker's session, so a model that will not load
-   * fails here and not mid-campaign.
-   *
-   * @throws {ArgumentError} for a `workers` count outside [1, 256].
-   * @throws {ArgumentError} when the model is inconsistent (see `encodeOnnx`).
-   * @throws {SacoError} code `INFERENCE_FAILED` (an `InferenceError`) when a session or worker cannot start.
-   * @example
-   * const pool = await OrtPool.create(readOnnx('codt.onnx'), { workers: 4 });
-   * try { await solve({ model, engine: 'ort', ort: pool, users: 1000, budget: '0.5x' }); } finally { await pool.destroy(); }
-   */
-  async create(model: CodtModel, options?: OrtPoolOptions): Promise<OrtPool> {
-    return (await ortModule()).OrtPool.create(model, options);
-  },
-  /**
-   * Starts a pool on an .onnx file's bytes as read from disk, described by `meta`.
-   *
-   * @throws {ArgumentError} for a `workers` count outside [1, 256].
-   * @throws {SacoError} code `INFERENCE_FAILED` (an `InferenceError`) when a session or worker cannot start.
-   * @example
-   * const bytes = readFileSync('codt.onnx');
-   * const pool = await OrtPool.fromBytes(decodeOnnx(bytes).meta, bytes);
-   */
-  async fromBytes(meta: ModelMeta, modelBytes: Uint8Array, options?: OrtPoolOptions): Promise<OrtPool> {
-    return (await ortModule()).OrtPool.fromBytes(meta, modelBytes, options);
-  },
-};

@@ -6,21 +6,19 @@
  */
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
-import { Piscina } from 'piscina';
-import { ArgumentError, SacoError } from '../errors.js';
+import type * as Ort from 'onnxruntime-node';
+import type { Piscina } from 'piscina';
+import { ArgumentError, InferenceError } from '../errors.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
 import { actionWidth } from '../model/config.js';
-import type { ForwardInputs } from '../model/codt-tfjs.js';
+import type { ForwardInputs } from '../model/types.js';
 import { encodeOnnx, onnxInputNames } from '../model/onnx.js';
 
-/** An inference failure (a session that would not load, a worker that crashed), with its cause. */
-export class InferenceError extends SacoError {
-  constructor(detail: string, cause?: unknown) {
-    super('INFERENCE_FAILED', detail);
-    this.cause = cause;
-  }
-}
+export { InferenceError } from '../errors.js';
+
+// onnxruntime and Piscina load on first use: importing saco must stay cheap.
+let ortModule: Promise<typeof Ort> | undefined;
+const loadOrt = (): Promise<typeof Ort> => (ortModule ??= import('onnxruntime-node'));
 
 type Feeds = Record<string, { data: Float32Array; dims: number[] }>;
 
@@ -54,12 +52,13 @@ function feedsFor(meta: ModelMeta, inputs: ForwardInputs, from = 0, to = inputs.
 
 /** One onnxruntime session in this thread. */
 export class OrtSession {
-  private constructor(readonly meta: ModelMeta, private readonly session: ort.InferenceSession) {}
+  private constructor(readonly meta: ModelMeta, private readonly session: Ort.InferenceSession, private readonly ort: typeof Ort) {}
 
   static async create(model: CodtModel, options: { intraOpThreads?: number } = {}): Promise<OrtSession> {
+    const ort = await loadOrt();
     try {
       const session = await ort.InferenceSession.create(encodeOnnx(model), { intraOpNumThreads: options.intraOpThreads ?? 1, interOpNumThreads: 1 });
-      return new OrtSession(model.meta, session);
+      return new OrtSession(model.meta, session, ort);
     } catch (e) {
       throw new InferenceError(`onnxruntime could not load the model: ${(e as Error).message}`, e);
     }
@@ -68,7 +67,7 @@ export class OrtSession {
   /** Logits [B, T, sum K]. */
   async logits(inputs: ForwardInputs): Promise<Float32Array> {
     checkInputs(this.meta, inputs);
-    const feeds = Object.fromEntries(Object.entries(feedsFor(this.meta, inputs)).map(([k, t]) => [k, new ort.Tensor('float32', t.data, t.dims)]));
+    const feeds = Object.fromEntries(Object.entries(feedsFor(this.meta, inputs)).map(([k, t]) => [k, new this.ort.Tensor('float32', t.data, t.dims)]));
     const out = await this.session.run(feeds);
     return out.logits.data as Float32Array;
   }
@@ -84,11 +83,23 @@ export interface OrtPoolOptions {
   allowOversubscribe?: boolean;
 }
 
-/** A Piscina pool of onnxruntime sessions; always `await pool.destroy()` when done. */
+/**
+ * A Piscina pool of onnxruntime sessions (one per worker, users sharded); always
+ * `await pool.destroy()` when done. onnxruntime and Piscina load when the first pool starts.
+ *
+ * @example
+ * const pool = await OrtPool.create(readOnnx('codt.onnx'), { workers: 4 });
+ * try { await solve({ model, engine: 'ort', ort: pool, users: 1000, budget: '0.5x' }); } finally { await pool.destroy(); }
+ */
 export class OrtPool {
   private destroyed = false;
   private constructor(readonly meta: ModelMeta, private readonly pool: Piscina, readonly workers: number) {}
 
+  /**
+   * Starts a pool and loads every worker's session, so a model that will not load fails here.
+   * @throws {ArgumentError} for a `workers` count outside [1, 256].
+   * @throws {InferenceError} (code `INFERENCE_FAILED`) when a session or worker cannot start.
+   */
   static async create(model: CodtModel, options: OrtPoolOptions = {}): Promise<OrtPool> {
     return OrtPool.fromBytes(model.meta, encodeOnnx(model), options);
   }
@@ -99,7 +110,8 @@ export class OrtPool {
     const requested = options.workers ?? cores;
     if (!Number.isInteger(requested) || requested < 1 || requested > 256) throw new ArgumentError('workers', `must be an integer in [1, 256], got ${requested}`);
     const workers = options.allowOversubscribe ? requested : Math.min(requested, cores);
-    const pool = new Piscina({
+    const { Piscina: PiscinaPool } = await import('piscina');
+    const pool = new PiscinaPool({
       filename: fileURLToPath(new URL('./worker.mjs', import.meta.url)),
       minThreads: workers,
       maxThreads: workers,

@@ -17,7 +17,6 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 
 // Modules that only need the layouts import them from types.ts; these re-exports keep older
 // type-only importers compiling (type imports are erased, so they never load tfjs).
-export type { CodtBatch, ForwardInputs } from './types.js';
 
 /** A variable holding `init`'s values; `init` itself is released. */
 export function variableFrom(init: tf.Tensor, trainable: boolean): tf.Variable {

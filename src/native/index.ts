@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeError, SacoError } from '../errors.js';
 import { resolveSyConfig, syStateNames, type SyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
-import type { CodtBatch, ForwardInputs } from '../model/codt-tfjs.js';
+import type { CodtBatch, ForwardInputs } from '../model/types.js';
 import type { CodtConfig } from '../model/config.js';
 import type { Normalization } from '../model/stats.js';
 

@@ -15,7 +15,7 @@ import type { Trajectories } from '../data/trajectories.js';
 import type { CodtModel } from '../model/artifact.js';
 import { actionWidth } from '../model/config.js';
 import { readOnnx } from '../model/onnx.js';
-import type { ForwardInputs } from '../model/codt-tfjs.js';
+import type { ForwardInputs } from '../model/types.js';
 import { OrtPool, type OrtSession } from '../infer/ort.js';
 import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';

@@ -9,7 +9,7 @@
 import { syCouponValue, syInitialUser, syObserve, syPurchaseDraw, syStep, syWeights, type SyConfig, type SyUserState } from '../data/synth.js';
 import type { ModelMeta } from '../model/artifact.js';
 import { actionWidth } from '../model/config.js';
-import type { ForwardInputs } from '../model/codt-tfjs.js';
+import type { ForwardInputs } from '../model/types.js';
 import { greedyRow } from '../model/greedy.js';
 import { targetsAt } from '../model/stats.js';
 

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { CounterStream } from '../../src/data/rng.js';
 import { dataFingerprint, type CodtModel, type ModelMeta } from '../../src/model/artifact.js';
-import type { CodtBatch } from '../../src/model/codt-tfjs.js';
+import type { CodtBatch } from '../../src/model/types.js';
 import { onnxInputNames } from '../../src/model/onnx.js';
 import { actionWidth, type CodtConfig } from '../../src/model/config.js';
 import { initParams } from '../../src/model/params.js';

@@ -8,7 +8,7 @@ import { buildTrajectories, splitByUser, type Trajectories } from '../../src/dat
 import { InferenceError, OrtPool, OrtSession } from '../../src/infer/ort.js';
 import { greedyActions } from '../../src/model/greedy.js';
 import type { CodtModel } from '../../src/model/artifact.js';
-import type { ForwardInputs } from '../../src/model/codt-tfjs.js';
+import type { ForwardInputs } from '../../src/model/types.js';
 import { readOnnx } from '../../src/model/onnx.js';
 import { targetsAt } from '../../src/model/stats.js';
 import { resolveSyConfig } from '../../src/data/synth.js';

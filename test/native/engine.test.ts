@@ -11,7 +11,7 @@ import { buildTrajectories, splitByUser, type Trajectories } from '../../src/dat
 import type { CodtModel } from '../../src/model/artifact.js';
 import { makeBatch } from '../../src/model/batches.js';
 import { CODT_VARIANTS, type CodtConfig } from '../../src/model/config.js';
-import type { CodtBatch } from '../../src/model/codt-tfjs.js';
+import type { CodtBatch } from '../../src/model/types.js';
 import { encodeOnnx, readOnnx } from '../../src/model/onnx.js';
 import { generateSy, loadNativeModel, native, nativeBinaryPath, nativeForward, nativeForwardOn, nativeInfo, nativeModelCount, nativeRollout, type NativeModel } from '../../src/native/index.js';
 import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, sharedModel } from '../helpers/shared-model.js';
