@@ -10,8 +10,8 @@ import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
 import { readOnnx } from '../src/model/onnx.js';
 import { initParams } from '../src/model/params.js';
 import { OrtPool, OrtSession } from '../src/infer/ort.js';
-import { loadNativeModel, nativeForward } from '../src/native/index.js';
-import { decide, solve } from '../src/solve/index.js';
+import { loadNativeModel, nativeForward, nativeForwardSync } from '../src/native/index.js';
+import { decide, decideSync, solve } from '../src/solve/index.js';
 import { latency, time, type Timing } from './harness.js';
 
 export function defaultSizedModel(): CodtModel {
@@ -34,14 +34,15 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
   const out: Timing[] = [];
   try {
     const seconds = options.quick ? 0.5 : 3;
-    out.push(await latency('single-user decision: decide(), round 0', () => decide({ model: h, lambda: 1, state }), seconds));
+    out.push(await latency('single-user decision: decideSync(), round 0', async () => decideSync({ model: h, lambda: 1, state }), seconds));
+    out.push(await latency('single-user decision: decide() (off-thread), round 0', () => decide({ model: h, lambda: 1, state }), seconds));
     const K = model.meta.config.actionSizes.reduce((a, b) => a + b, 0);
     const B = 128;
     const batch = { batch: B, rounds: 1, states: new Float32Array(B * d).fill(0.1), rtg: new Float32Array(B).fill(50), ctg: new Float32Array(B).fill(10), actionsOneHot: new Float32Array(B * K), lambda: new Float32Array(B).fill(1) };
     out.push(await latency('128 users, one decision each (one batch)', () => nativeForward(h, batch, 'incremental'), seconds));
     // the same two scenarios through onnxruntime-node: one session, and a Piscina pool
     const one = { ...batch, batch: 1, states: state, rtg: batch.rtg.subarray(0, 1), ctg: batch.ctg.subarray(0, 1), actionsOneHot: batch.actionsOneHot.subarray(0, K), lambda: batch.lambda.subarray(0, 1) };
-    const nativeOne = await latency('single user, native forward (no decide() bookkeeping)', () => nativeForward(h, one, 'incremental'), seconds);
+    const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping)', async () => nativeForwardSync(h, one), seconds);
     out.push(nativeOne);
     const session = await OrtSession.create(model);
     const pool = await OrtPool.create(model);

@@ -3,6 +3,7 @@
 // after the environment answers, appends the issued action; the decision-time targets start
 // at the model's table value for λ and are decremented by realised reward and cost.
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -63,6 +64,14 @@ class CodtPolicy final : public Policy {
         values = s.inputs.data();
       }
       s.decoder.append(kind, static_cast<int>(t), values, s.lambda.data(), kind == TokenKind::kState ? s.logits.data() : nullptr);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      for (int k = 0; k < c.action_width(); ++k) {
+        if (!std::isfinite(s.logits[i * c.action_width() + k])) {
+          throw std::runtime_error("the model's scores for user " + std::to_string(block.ids[i]) + " at round " + std::to_string(t) +
+                                   " are not finite: its state or targets lie far outside the training data");
+        }
+      }
     }
     greedy_actions(c, s.logits.data(), static_cast<int>(n), actions);
   }

@@ -63,6 +63,12 @@ class Simulation {
   void step(size_t k, uint32_t t, const int32_t* issued, double* reward, double* cost) {
     Block& b = blocks_[k];
     spec_.env->step(*b.env, t, issued, reward, cost);
+    for (size_t i = 0; i < b.end - b.begin; ++i) {
+      if (!std::isfinite(reward[i]) || !std::isfinite(cost[i])) {
+        throw std::runtime_error("the environment gave user " + std::to_string(users_.ids[b.begin + i]) + " a non-finite reward or cost at round " +
+                                 std::to_string(t) + ": its features are outside what the environment can simulate");
+      }
+    }
     spec_.policy->feedback(*b.policy, t, issued, reward, cost);
     if (t + 1 == spec_.rounds) {
       b.policy.reset();

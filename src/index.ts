@@ -4,9 +4,9 @@
  * subpaths: `saco/sy` (the synthetic environment) and `saco/native` (the binding's wrappers).
  *
  * Importing this file must stay cheap (README: import time, measured by `npm run bench --
- * --only=import`): DuckDB, onnxruntime, Piscina and tfjs load on first use. So the functions
- * whose modules pull them in are defined here as thin wrappers that import their module on
- * the first call; everything else is re-exported.
+ * --only=import`): DuckDB, onnxruntime, Piscina and tfjs load on first use. The functions
+ * whose modules pull DuckDB in are thin wrappers that import their module on the first call;
+ * everything else is re-exported.
  */
 import type { DataSchema } from './data/schema.js';
 import { loadSchemaFile as loadSchemaFileImpl, parseSchema as parseSchemaImpl } from './data/schema.js';
@@ -17,7 +17,6 @@ import type { BuildOptions, SplitOptions, Trajectories } from './data/trajectori
 import { buildTrajectories as buildTrajectoriesImpl, splitByUser as splitByUserImpl } from './data/trajectories.js';
 import type { CodtModel } from './model/artifact.js';
 import { loadNativeModel as loadNativeModelImpl, type NativeModel } from './native/index.js';
-import type { Decision, DecideOptions, SolveOptions, SolveResult } from './solve/index.js';
 
 // errors
 export { SacoError, DataError, SchemaError, ArgumentError, NativeError, InferenceError, type DataLocation } from './errors.js';
@@ -48,6 +47,7 @@ export { trainCodt } from './native/train-engine.js';
 // native, onnxruntime, solve
 export type { NativeModel } from './native/index.js';
 export { OrtSession, OrtPool, type OrtPoolOptions } from './infer/ort.js';
+export { solve, decide, decideSync } from './solve/index.js';
 export type { SolveUsers, SolveOptions, SolveResult, SolveProgress, EnvChoice, DecideOptions, Decision, DecisionHistory, Budget, PolicyName, SearchMethodName } from './solve/index.js';
 export { POLICIES, POLICY_NAMES, type PolicyDefinition } from './policy/registry.js';
 
@@ -56,41 +56,11 @@ function once<T>(load: () => Promise<T>): () => Promise<T> {
   let module: Promise<T> | undefined;
   return () => (module ??= load());
 }
-const solveModule = once(() => import('./solve/index.js'));
 const ingestModule = once(() => import('./data/ingest.js'));
 const writeModule = once(() => import('./data/write.js'));
 const inspectModule = once(() => import('./data/inspect.js'));
 
-/**
- * Plans a campaign: searches the λ that spends the budget on the given users (bisection by
- * default, or SLSQP), then rolls out the plan at that λ with the budget enforced.
- *
- * @throws {ArgumentError} for a bad option (budget, users, rounds, policy, method, engine, epsilon) or a model that does not fit the environment.
- * @throws {ModelFileError} when `model` is a path to a file that is not a saco model.
- * @throws {SacoError} code `NATIVE_MISSING` when the native engine is needed and not built; `INFERENCE_FAILED` from the onnxruntime engine.
- * @example
- * const model = loadNativeModel(readOnnx('codt.onnx'));
- * const plan = await solve({ model, users: 10000, budget: '0.5x', env: { seed: 1 } });
- * console.log(plan.lambda, plan.revenue, plan.cost);
- * model.unload();
- */
-export async function solve(options: SolveOptions): Promise<SolveResult> {
-  return (await solveModule()).solve(options);
-}
 
-/**
- * One user's coupon now: the model's action at the plan's λ given the user's current state and
- * what happened to them so far (one entry per past round).
- *
- * @throws {ArgumentError} for a λ outside the model's range, a state of the wrong size or with NaN, or an inconsistent history.
- * @throws {SacoError} code `NATIVE_MISSING` when the native engine is not built.
- * @example
- * const now = await decide({ model, lambda: plan.lambda, state: [0.3, 1.2, 0, 5], history });
- * console.log(now.labels); // e.g. [10]: a 10-off coupon
- */
-export async function decide(options: DecideOptions): Promise<Decision> {
-  return (await solveModule()).decide(options);
-}
 
 /**
  * Reads an interaction log (.csv, .csv.gz, .tsv or .parquet, read with DuckDB) into memory,

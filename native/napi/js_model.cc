@@ -94,18 +94,20 @@ struct ForwardBaton {
   std::string device = "cpu";
 };
 
-std::unique_ptr<ForwardBaton> read_forward(const Napi::CallbackInfo& info) {
+// args: (id, inputs, mode); the synchronous entry passes its own.
+std::unique_ptr<ForwardBaton> read_forward(const Napi::CallbackInfo& info, const Napi::Value* given = nullptr) {
   Napi::Env env = info.Env();
-  if (info.Length() != 3 || !info[2].IsString()) throw error(env, "codtForward(id, inputs, mode) expects a model id, an object and 'full', 'incremental' or 'cuda'");
+  if (given == nullptr && (info.Length() != 3 || !info[2].IsString())) throw error(env, "codtForward(id, inputs, mode) expects a model id, an object and 'full', 'incremental' or 'cuda'");
+  const Napi::Value id = given ? given[0] : info[0], inputs = given ? given[1] : info[1], mode_value = given ? given[2] : info[2];
   auto b = std::make_unique<ForwardBaton>();
-  b->model = model_from(info[0]);
+  b->model = model_from(id);
   const CodtConfig& c = b->model->config;
-  const std::string mode = info[2].As<Napi::String>().Utf8Value();
+  const std::string mode = mode_value.As<Napi::String>().Utf8Value();
   if (mode == "full") b->mode = ForwardMode::kFull;
   else if (mode == "incremental") b->mode = ForwardMode::kIncremental;
   else if (mode == "cuda") b->mode = ForwardMode::kCuda;
   else throw error(env, "mode must be 'full', 'incremental' or 'cuda'");
-  Napi::Object o = read_object(info[1], "inputs");
+  Napi::Object o = read_object(inputs, "inputs");
   b->batch = static_cast<int>(read_count(o, "batch", 0, 1e7, "inputs"));
   b->rounds = static_cast<int>(read_count(o, "rounds", 0, 4096, "inputs"));
   if (b->batch < 1) throw error(env, "inputs.batch must be >= 1");
@@ -154,18 +156,24 @@ Napi::Value forward_result(Napi::Env env, ForwardBaton& b) {
 }
 
 // codtForward(id, inputs, mode) -> Promise<{ logits: Float32Array [B, T, K], device: 'cpu' | 'cuda' }>
-// (or the result itself for one user's few rounds: microseconds of work, less than a thread hop)
 Napi::Value JS_codtForward(const Napi::CallbackInfo& info) {
+  return Task<ForwardBaton>::Queue(info.Env(), read_forward(info), run_forward, forward_result);
+}
+
+// codtForwardSync(id, inputs) -> Float32Array [1, T, K]: one user, on the calling thread
+// (microseconds of work, less than a thread hop; decideSync() in TypeScript).
+Napi::Value JS_codtForwardSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::unique_ptr<ForwardBaton> b = read_forward(info);
-  const bool tiny = b->batch == 1 && b->mode == ForwardMode::kIncremental && b->rounds <= 16;
-  if (!tiny) return Task<ForwardBaton>::Queue(env, std::move(b), run_forward, forward_result);
+  if (info.Length() != 2) throw error(env, "codtForwardSync(id, inputs) expects a model id and an object");
+  const Napi::Value args[] = {info[0], info[1], Napi::String::New(env, "incremental")};
+  std::unique_ptr<ForwardBaton> b = read_forward(info, args);
+  if (b->batch != 1) throw error(env, "codtForwardSync computes one user (inputs.batch 1); use codtForward for more");
   try {
     run_forward(*b);
   } catch (const std::exception& e) {
     throw error_from(env, e);
   }
-  return forward_result(env, *b);
+  return to_float32(env, std::move(b->logits));
 }
 
 }  // namespace
@@ -175,6 +183,7 @@ void init_model(Napi::Env env, Napi::Object exports) {
   exports.Set("unloadModel", Napi::Function::New(env, JS_unloadModel));
   exports.Set("modelCount", Napi::Function::New(env, JS_modelCount));
   exports.Set("codtForward", Napi::Function::New(env, JS_codtForward));
+  exports.Set("codtForwardSync", Napi::Function::New(env, JS_codtForwardSync));
 }
 
 }  // namespace saco::napi

@@ -11,7 +11,8 @@ import { ArgumentError, SacoError } from '../errors.js';
 import { writeFileAtomic } from '../data/atomic.js';
 import type { CodtModel, ModelMeta } from './artifact.js';
 import { actionWidth, paramSpecs, tokenKinds, usesLambda, validateCodtConfig, type TokenKind } from './config.js';
-import { checkParams, type Params } from './params.js';
+import type { Params } from './params.js';
+import { validateModel } from './validate.js';
 import { LN_EPS, MASK_VALUE } from './types.js';
 
 // onnx-proto (protobufjs) takes ~0.1 s to load: required on the first encode or decode, not
@@ -180,8 +181,7 @@ function buildGraph(model: CodtModel): onnxProto.onnx.IGraphProto {
  * const session = await ort.InferenceSession.create(bytes);
  */
 export function encodeOnnx(model: CodtModel): Uint8Array {
-  validateCodtConfig(model.meta.config);
-  checkParams(model.meta.config, model.params, 'model');
+  validateModel(model);
   const proto = onnx().ModelProto.create({
     irVersion: IR_VERSION,
     opsetImport: [{ domain: '', version: OPSET }],
@@ -257,6 +257,11 @@ export function decodeOnnx(bytes: Uint8Array, file = 'model'): CodtModel & { gra
     const copy = new Float32Array(n);
     new Uint8Array(copy.buffer).set(t.rawData);
     params.set(spec.name, copy);
+  }
+  try {
+    validateModel({ meta, params });
+  } catch (e) {
+    throw new ModelFileError(file, (e as Error).message.replace(/^model: /, ''), (e as ArgumentError).code);
   }
   return { meta, params, graph: proto.graph };
 }

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeError, SacoError } from '../errors.js';
 import { resolveSyConfig, syStateNames, type SyConfig, type SyLog, type SyOptions, type SyWeights } from '../data/synth.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
+import { validateModel } from '../model/validate.js';
 import type { CodtBatch, ForwardInputs } from '../model/types.js';
 import type { CodtConfig } from '../model/config.js';
 import type { Normalization } from '../model/stats.js';
@@ -87,8 +88,8 @@ interface NativeBinding {
   loadModel(meta: Pick<ModelMeta, 'config' | 'normalization' | 'targets'>, params: Record<string, Float32Array>): number;
   unloadModel(id: number): boolean;
   modelCount(): number;
-  /** A Promise, or the result itself for one user's few rounds (microseconds of work). */
-  codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<NativeForwardResult> | NativeForwardResult;
+  codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<NativeForwardResult>;
+  codtForwardSync(id: number, inputs: NativeForwardInputs): Float32Array;
   rollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult>;
   searchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec, onProbe?: (probe: NativeProbe) => void): Promise<NativeSearchResult>;
   policyNames(): Array<{ name: string; needsModel: boolean }>;
@@ -199,6 +200,7 @@ const unloadOnGc = new FinalizationRegistry<number>((id) => {
 
 /** Loads a model's weights once into the native pool (shared by every thread and worker_thread). */
 export function loadNativeModel(model: CodtModel): NativeModel {
+  validateModel(model);
   const params: Record<string, Float32Array> = {};
   for (const [name, data] of model.params) params[name] = data;
   const meta = model.meta;
@@ -244,13 +246,11 @@ export async function nativeForward(model: NativeModel, inputs: NativeForwardInp
 }
 
 /**
- * One user's logits, computed on the calling thread (microseconds of work: less than a
- * thread hop). Throws at once, like any synchronous call.
+ * One user's logits (inputs.batch 1), computed on the calling thread: microseconds of work,
+ * less than a thread hop. Throws at once, like any synchronous call.
  */
 export function nativeForwardSync(model: NativeModel, inputs: NativeForwardInputs): Float32Array {
-  const out = native().codtForward(model.id, inputs, 'incremental');
-  if (out instanceof Promise) throw new SacoError('NATIVE_NOT_SYNC', 'only one user with at most 16 rounds is computed synchronously');
-  return out.logits;
+  return native().codtForwardSync(model.id, inputs);
 }
 
 export async function nativeRollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult> {

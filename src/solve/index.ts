@@ -9,7 +9,7 @@
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, SacoError } from '../errors.js';
 import { resolveSyConfig, type SyConfig, type SyOptions } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
 import type { CodtModel } from '../model/artifact.js';
@@ -20,7 +20,8 @@ import { OrtPool, type OrtSession } from '../infer/ort.js';
 import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';
 import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
-import { loadNativeModel, nativeForward, nativeRollout, nativeSearchLambda, type NativeModel, type NativeRolloutSpec } from '../native/index.js';
+import { checkStatesInRange, validateModel } from '../model/validate.js';
+import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type NativeModel, type NativeRolloutSpec } from '../native/index.js';
 import { policyByName, type PolicyName } from '../policy/registry.js';
 
 export type { PolicyName } from '../policy/registry.js';
@@ -128,6 +129,7 @@ function nativeModelOf(model: SolveOptions['model']): { handle: NativeModel; own
   if (model === undefined) throw new ArgumentError('model', 'the codt policy needs a model');
   if (isNativeModel(model)) return { handle: model, owned: false };
   const loaded = typeof model === 'string' ? readOnnx(model) : model;
+  validateModel(loaded);
   return { handle: loadNativeModel(loaded), owned: true };
 }
 
@@ -144,6 +146,9 @@ function usersSpec(users: SolveUsers, env: SyConfig): { userIds: Uint32Array; fe
   }
   // Trajectories from a log written by `saco synth`: ids are the user ids, features the first state columns at t = 0.
   const t = users;
+  if (typeof t !== 'object' || t === null || !(t.states instanceof Float32Array) || !Number.isInteger(t.users) || !Number.isInteger(t.stateDim)) {
+    throw new ArgumentError('users', 'must be a count of fresh SY users, { ids, features? }, or trajectories (readTrajectories / buildTrajectories)');
+  }
   if (t.stateDim < env.features) throw new ArgumentError('users', `trajectories have ${t.stateDim} state features, the environment needs ${env.features} static ones first`);
   const ids = new Uint32Array(t.users);
   const features = new Float64Array(t.users * env.features);
@@ -161,13 +166,28 @@ function resolveBudget(budget: Budget, referenceSpend: number): number {
   if (typeof budget === 'string') {
     const m = /^([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)x$/i.exec(budget.trim());
     if (!m) throw new ArgumentError('budget', `"${budget}" is neither a number nor a multiple like "0.5x"`);
+    if (!(referenceSpend > 0)) {
+      throw new ArgumentError('budget', `"${budget}" is a multiple of what the uniform logging policy spends on these users, and it spends ${referenceSpend} on them (no redeemed coupon in the reference rollout): give the budget in currency instead`);
+    }
     value = Number(m[1]) * referenceSpend;
   } else value = budget;
   if (!Number.isFinite(value) || value <= 0) throw new ArgumentError('budget', `must be a finite number > 0, got ${String(budget)}${typeof budget === 'string' ? ` (= ${value})` : ''}`);
   return value;
 }
 
-/** Plans a campaign: λ search under the budget, then the enforced plan at λ*. */
+/**
+ * Plans a campaign: searches the λ that spends the budget on the given users (bisection by
+ * default, or SLSQP), then rolls out the plan at that λ with the budget enforced.
+ *
+ * @throws {ArgumentError} for a bad option (budget, users, rounds, policy, method, engine, epsilon) or a model that does not fit the environment.
+ * @throws {ModelFileError} when `model` is a path to a file that is not a saco model.
+ * @throws {SacoError} code `NATIVE_MISSING` when the native engine is needed and not built; {@link NativeError} when the native core refuses or fails (e.g. `NATIVE_FAILURE`: a non-finite outcome); `INFERENCE_FAILED` from the onnxruntime engine.
+ * @example
+ * const model = loadNativeModel(readOnnx('codt.onnx'));
+ * const plan = await solve({ model, users: 10000, budget: '0.5x', env: { seed: 1 } });
+ * console.log(plan.lambda, plan.revenue, plan.cost);
+ * model.unload();
+ */
 export async function solve(options: SolveOptions): Promise<SolveResult> {
   const t0 = performance.now();
   const policy = options.policy ?? 'codt';
@@ -190,6 +210,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     if (!Number.isInteger(rounds) || rounds < 1 || rounds > env.rounds) throw new ArgumentError('rounds', `must be an integer in [1, ${env.rounds}] (the environment's rounds), got ${rounds}`);
     if (rounds > context) throw new ArgumentError('rounds', `${rounds} rounds is beyond the model's context of ${context}`);
     const users = usersSpec(options.users, env);
+    if (meta && users.features) checkStatesInRange({ meta }, users.features, env.features, 'users.features');
     const base: NativeRolloutSpec = { env, rounds, budget: Infinity, policy: 'random', lambda: 0, ...users, threads: options.threads ?? 0 };
     progress({ phase: 'reference', rollouts: 0 });
     const reference = await nativeRollout(base);
@@ -318,8 +339,14 @@ function decisionModel(model: DecideOptions['model']): NativeModel {
   return handle;
 }
 
-/** One user's coupon now, given the plan's λ and what happened to the user so far. */
-export async function decide(options: DecideOptions): Promise<Decision> {
+/** A decision's inputs, checked: one user's history and current state as the model reads them. */
+interface DecisionQuery {
+  handle: NativeModel;
+  inputs: ForwardInputs;
+  past: number;
+}
+
+function decisionQuery(options: DecideOptions): DecisionQuery {
   const handle = decisionModel(options.model);
   const meta = handle.meta;
   const c = meta.config;
@@ -334,7 +361,10 @@ export async function decide(options: DecideOptions): Promise<Decision> {
   if (!state.every(Number.isFinite)) throw new ArgumentError('state', 'holds NaN or infinite values');
   const h = options.history ?? { states: [], actions: [], rewards: [], costs: [] };
   const past = h.rewards.length;
-  const pastStates = h.states instanceof Float32Array ? Array.from({ length: h.states.length / d }, (_, i) => Array.from((h.states as Float32Array).subarray(i * d, i * d + d))) : h.states;
+  if (h.states instanceof Float32Array && h.states.length !== past * d) {
+    throw new ArgumentError('history.states', `holds ${h.states.length} values: ${past} past rounds of ${d} state values need ${past * d}`);
+  }
+  const pastStates = h.states instanceof Float32Array ? Array.from({ length: past }, (_, i) => Array.from((h.states as Float32Array).subarray(i * d, i * d + d))) : h.states;
   if (pastStates.length !== past || h.actions.length !== past || h.costs.length !== past) throw new ArgumentError('history', 'states, actions, rewards and costs must have one entry per past round');
   if (past + 1 > c.context) throw new ArgumentError('history', `${past + 1} rounds is beyond the model's context of ${c.context}`);
   const T = past + 1;
@@ -347,7 +377,8 @@ export async function decide(options: DecideOptions): Promise<Decision> {
   let cst = target.ctg;
   for (let t = 0; t < T; t++) {
     const s = t < past ? pastStates[t] : state;
-    if (s.length !== d || !s.every(Number.isFinite)) throw new ArgumentError(`history.states[${t}]`, `must hold ${d} finite numbers`);
+    if (s.length !== d || !s.every(Number.isFinite)) throw new ArgumentError(`history.states[${t}]`, `must hold ${d} finite numbers, got ${s.length} values`);
+    checkStatesInRange(handle, s, d, t < past ? `history.states[${t}]` : 'state');
     states.set(s, t * d);
     rtg[t] = r;
     ctg[t] = cst;
@@ -364,10 +395,52 @@ export async function decide(options: DecideOptions): Promise<Decision> {
       });
     }
   }
-  const logits = await nativeForward(handle, { batch: 1, rounds: T, states, rtg, ctg, actionsOneHot: onehot, lambda: Float32Array.of(lambda) }, 'incremental');
-  const chosen = new Int32Array(c.actionSizes.length);
-  greedyRow(logits, past * K, c.actionSizes, chosen);
+  if (!Number.isFinite(r) || !Number.isFinite(cst) || Math.abs(r) > 3e38 || Math.abs(cst) > 3e38) throw new ArgumentError('history', 'the rewards and costs so far overflow the decision targets');
+  return { handle, past, inputs: { batch: 1, rounds: T, states, rtg, ctg, actionsOneHot: onehot, lambda: Float32Array.of(lambda) } };
+}
+
+function decisionFrom(q: DecisionQuery, logits: Float32Array): Decision {
+  const meta = q.handle.meta;
+  const sizes = meta.config.actionSizes;
+  const K = actionWidth(meta.config);
+  const row = logits.subarray(q.past * K, q.past * K + K);
+  if (!row.every(Number.isFinite)) throw new SacoError('DECISION_NOT_FINITE', "the model's scores for this user are not finite: the state or history lies far outside the training data");
+  const chosen = new Int32Array(sizes.length);
+  greedyRow(row, 0, sizes, chosen);
   const action = Array.from(chosen);
-  const probabilities = softmaxPerDimension(logits, past * K, c.actionSizes);
-  return { action, labels: action.map((a, j) => meta.actionEncodings[j]?.values[a] ?? a), probabilities };
+  return { action, labels: action.map((a, j) => meta.actionEncodings[j]?.values[a] ?? a), probabilities: softmaxPerDimension(row, 0, sizes) };
+}
+
+/**
+ * One user's coupon now: the model's action at the plan's λ given the user's current state and
+ * what happened to them so far (one entry per past round).
+ *
+ * The model runs on a thread of the pool, so the event loop stays free; `decideSync` computes
+ * the same on the calling thread, in microseconds. A model object or path is loaded once and
+ * kept for later calls.
+ *
+ * @throws {ArgumentError} for a λ outside the model's range, a state of the wrong size, with NaN or
+ *   beyond 1000 training standard deviations (`INPUT_OUT_OF_RANGE`), or an inconsistent history.
+ * @throws {SacoError} code `DECISION_NOT_FINITE` when the model's scores are not finite.
+ * @throws {SacoError} code `NATIVE_MISSING` when the native engine is not built.
+ * @example
+ * const now = await decide({ model, lambda: plan.lambda, state: [0.3, 1.2, 0, 5], history });
+ * console.log(now.labels); // e.g. [10]: a 10-off coupon
+ */
+export async function decide(options: DecideOptions): Promise<Decision> {
+  const q = decisionQuery(options);
+  return decisionFrom(q, await nativeForward(q.handle, q.inputs, 'incremental'));
+}
+
+/**
+ * decide() on the calling thread: no thread hop, for per-request serving (it blocks the event
+ * loop for the microseconds the model takes).
+ *
+ * @throws {ArgumentError} / {SacoError} as decide() does.
+ * @example
+ * app.get('/coupon/:user', (req, res) => res.json(decideSync({ model, lambda, state: stateOf(req.params.user) }).labels));
+ */
+export function decideSync(options: DecideOptions): Decision {
+  const q = decisionQuery(options);
+  return decisionFrom(q, nativeForwardSync(q.handle, q.inputs));
 }
