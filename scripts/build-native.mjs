@@ -21,16 +21,18 @@ const needs = [
   { pkg: 'make', present: () => have('make') },
   { pkg: 'libeigen3-dev', present: () => existsSync('/usr/include/eigen3/Eigen/Core') },
   { pkg: 'libnlopt-dev', present: () => existsSync('/usr/include/nlopt.h') },
+  // not for the build: the local Redis of the sharded solve (`saco solve --redis`) and its tests
+  { pkg: 'redis-server', present: () => have('redis-server'), optional: true },
 ];
 
-function missingPackages() {
-  return needs.filter((n) => !n.present()).map((n) => n.pkg);
+function missingPackages(includeOptional = true) {
+  return needs.filter((n) => (includeOptional || !n.optional) && !n.present()).map((n) => n.pkg);
 }
 
 function installWithApt(pkgs) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot || !have('apt-get')) return false;
-  console.log(`saco: installing ${pkgs.join(' ')} with apt-get (needed to build the native core)`);
+  console.log(`saco: installing ${pkgs.join(' ')} with apt-get (needed to build the native core${pkgs.includes('redis-server') ? '; redis-server for the sharded solve' : ''})`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const quiet = { stdio: ['ignore', 'ignore', 'inherit'], env };
   if (spawnSync('apt-get', ['update', '-qq'], quiet).status !== 0) return false;
@@ -40,7 +42,9 @@ function installWithApt(pkgs) {
 let missing = missingPackages();
 if (missing.length > 0 && !process.env.SACO_SKIP_HEADER_CHECK) {
   installWithApt(missing);
-  missing = missingPackages();
+  const optional = missingPackages().filter((p) => needs.find((n) => n.pkg === p)?.optional);
+  if (optional.length > 0) console.log(`saco: ${optional.join(' ')} not installed (optional: the sharded solve with a local Redis and its tests need it): apt-get install -y ${optional.join(' ')}`);
+  missing = missingPackages(false);
   if (missing.length > 0) {
     const sudo = typeof process.getuid === 'function' && process.getuid() === 0 ? '' : 'sudo ';
     console.error(
