@@ -30,8 +30,8 @@ std::unique_ptr<CodtModel> read_model(Napi::Env env, const Napi::Value& meta_val
     cfg.uses_lambda = false;
   } else if (variant == "no-rtg") {
     cfg.uses_rtg = false;
-  } else if (variant != "weighted" && variant != "literal") {
-    throw error(env, "config.variant must be weighted, literal, no-constraint or no-rtg");
+  } else if (variant != "expected" && variant != "weighted" && variant != "literal") {
+    throw error(env, "config.variant must be expected, weighted, literal, no-constraint or no-rtg");
   }
   for (double v : read_number_array(n.Get("stateMean"), "normalization.stateMean")) model->norm.state_mean.push_back(static_cast<float>(v));
   for (double v : read_number_array(n.Get("stateStd"), "normalization.stateStd")) model->norm.state_std.push_back(static_cast<float>(v));

@@ -24,7 +24,15 @@ export function epochOrder(users: number, seed: number, epoch: number): Int32Arr
 export interface WeightingSpec {
   /** null: every sample weighs 1 (literal, no-constraint). */
   beta: number | null;
+  /** Per-round moments of what the weights standardise (realised to-go, or the advantages). */
   moments: RoundMoments;
+  /**
+   * The outcome-relabelled recipes: the expected reward and cost advantage of each logged
+   * action [users, rounds] (aligned with the batch's trajectories); absent: realised to-go.
+   */
+  advantages?: { reward: Float32Array; cost: Float32Array };
+  /** false: the weights ignore λ (the no-constraint ablation of the relabelled recipe). */
+  lambdaInWeights?: boolean;
 }
 
 /** Assembles the batch of the given users; `lambdas` gives each user's λ. */
@@ -57,7 +65,13 @@ export function makeBatch(traj: Trajectories, users: ArrayLike<number>, lambdas:
       batch.mask[dst] = traj.mask[src];
       if (!traj.mask[src]) continue;
       for (let j = 0; j < A; j++) batch.actionsOneHot[dst * K + offsets[j] + traj.actions[src * A + j]] = 1;
-      batch.weights[dst] = weighting.beta === null ? 1 : lagrangianWeight(traj.rtg[src], traj.ctg[src], t, lambdas[b], weighting.moments, weighting.beta);
+      if (weighting.beta === null) {
+        batch.weights[dst] = 1;
+      } else {
+        const r = weighting.advantages ? weighting.advantages.reward[src] : traj.rtg[src];
+        const c = weighting.advantages ? weighting.advantages.cost[src] : traj.ctg[src];
+        batch.weights[dst] = lagrangianWeight(r, c, t, weighting.lambdaInWeights === false ? 0 : lambdas[b], weighting.moments, weighting.beta);
+      }
     }
   }
   return batch;

@@ -5,9 +5,15 @@
  */
 import { ArgumentError } from '../errors.js';
 
-/** Which recipe the model was trained with (DESIGN.md section 5, paper Fig. 5). */
-export type CodtVariant = 'weighted' | 'literal' | 'no-constraint' | 'no-rtg';
-export const CODT_VARIANTS: readonly CodtVariant[] = ['weighted', 'literal', 'no-constraint', 'no-rtg'];
+/**
+ * Which recipe the model was trained with (DESIGN.md section 5, paper Fig. 5, README
+ * "Training a model"): `expected` (the default: to-go tokens carry the realised past only,
+ * weights come from cross-fitted expected outcomes), `weighted` (weights and tokens from
+ * realised to-go), `literal` (the paper's unweighted recipe), and the ablations `no-rtg`
+ * and `no-constraint`.
+ */
+export type CodtVariant = 'expected' | 'weighted' | 'literal' | 'no-constraint' | 'no-rtg';
+export const CODT_VARIANTS: readonly CodtVariant[] = ['expected', 'weighted', 'literal', 'no-constraint', 'no-rtg'];
 
 export interface CodtConfig {
   stateDim: number;

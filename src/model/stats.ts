@@ -163,3 +163,34 @@ export function targetsAt(table: TargetTable, lambda: number): { rtg: number; ct
   const f = (lambda - L[g - 1]) / (L[g] - L[g - 1]);
   return { rtg: table.rtg[g - 1] + f * (table.rtg[g] - table.rtg[g - 1]), ctg: table.ctg[g - 1] + f * (table.ctg[g] - table.ctg[g - 1]) };
 }
+
+/**
+ * The to-go tokens of the outcome-relabelled recipes: at round t, minus the reward and cost
+ * realised in rounds before t. Nothing fed at round t depends on the action taken at t, and
+ * at decision time the engines reproduce them exactly (a target table of zeros, decremented
+ * by each realised reward and cost).
+ */
+export function withPastTokens(traj: Trajectories): Trajectories {
+  const T = traj.rounds;
+  const rtg = new Float32Array(traj.users * T);
+  const ctg = new Float32Array(traj.users * T);
+  for (let i = 0; i < traj.users; i++) {
+    let r = 0;
+    let c = 0;
+    for (let t = 0; t < T; t++) {
+      rtg[i * T + t] = -r;
+      ctg[i * T + t] = -c;
+      if (traj.mask[i * T + t]) {
+        r += traj.rewards[i * T + t];
+        c += traj.costs[i * T + t];
+      }
+    }
+  }
+  return { ...traj, rtg, ctg };
+}
+
+/** The target table of the outcome-relabelled recipes: zero at every λ (see withPastTokens). */
+export function zeroTargetTable(lambdaMax: number, points = 21): TargetTable {
+  const lambdas = Array.from({ length: points }, (_, g) => (lambdaMax * g) / (points - 1));
+  return { lambdas, rtg: lambdas.map(() => 0), ctg: lambdas.map(() => 0) };
+}

@@ -18,8 +18,17 @@ import { batchLambdas, epochOrder, makeBatch, type WeightingSpec } from './batch
 import { readCheckpoint, writeCheckpoint, CheckpointError, type CheckpointState, type EpochRecord } from './checkpoint.js';
 import { CODT_DEFAULTS, validateCodtConfig, type CodtConfig, type CodtVariant } from './config.js';
 import { cloneParams, initParams, type Params } from './params.js';
-import { computeNormalization, estimateLambdaMax, roundMoments, targetTable, type Normalization } from './stats.js';
+import { computeNormalization, estimateLambdaMax, roundMoments, targetTable, withPastTokens, zeroTargetTable, type Normalization } from './stats.js';
 import { ADAMW_DEFAULTS, type EngineSpec, type TrainEngine } from './types.js';
+
+/** See TrainOptions.relabel. */
+export interface OutcomeRelabel {
+  /** [users, rounds] of the training trajectories. */
+  reward: Float32Array;
+  cost: Float32Array;
+  /** λ's range from the expected outcomes (the search never needs more). */
+  lambdaMax?: number;
+}
 
 export interface TrainOptions {
   variant?: CodtVariant;
@@ -45,6 +54,13 @@ export interface TrainOptions {
   lambdaMax?: number;
   /** The literal recipe: every trajectory this many times with a fixed λ. */
   lambdaCopies?: number;
+  /**
+   * Expected outcomes of the logged actions (the `expected` recipe, and the ablations of it):
+   * per (user, round) of `train`, the advantage of the logged action in expected reward and in
+   * expected cost over the logging policy's average, from an outcome model that did not see
+   * that user (cross-fitted). saco's `trainCodt` computes them (src/policy/train.ts).
+   */
+  relabel?: OutcomeRelabel;
   /**
    * Which engine computes the steps: 'native' (C++, the default on CPU), 'tfjs' (the
    * reference; @tensorflow/tfjs-node-gpu on a GPU), or 'auto': tfjs when tfjs-node-gpu is
@@ -179,7 +195,15 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
   checkRange('beta', o.beta, 1e-3, 1e3);
   if (o.lambdaMax !== undefined) checkRange('lambdaMax', o.lambdaMax, 1e-6, 1e6);
   if (o.threads !== undefined) checkRange('threads', o.threads, 0, 1024, true);
-  const weighted = variant === 'weighted' || variant === 'no-rtg';
+  // The outcome-relabelled recipe: `expected`, and the ablations trained with relabelled outcomes.
+  const relabelled = o.relabel !== undefined && variant !== 'weighted' && variant !== 'literal';
+  if (variant === 'expected' && !o.relabel) {
+    throw new ArgumentError('relabel', "variant 'expected' needs the expected outcomes of the logged actions (trainCodt of the saco entry computes them)");
+  }
+  if (o.relabel && (o.relabel.reward.length !== train.users * train.rounds || o.relabel.cost.length !== train.users * train.rounds)) {
+    throw new ArgumentError('relabel', `needs ${train.users * train.rounds} values (users x rounds) of reward and cost advantage`);
+  }
+  const weighted = variant === 'weighted' || variant === 'no-rtg' || variant === 'expected' || (relabelled && variant === 'no-constraint');
   const config: CodtConfig = {
     stateDim: train.stateDim,
     actionSizes: train.actionEncodings.map((e) => e.values.length),
@@ -193,12 +217,26 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
   validateCodtConfig(config);
   if (train.users < 10) throw new ArgumentError('trajectories', `need at least 10 users to train, got ${train.users}`);
 
-  const { train: fitBase, test: val } = splitByUser(train, { testFraction: o.valFraction, seed: o.seed + 1 });
-  const lambdaMax = o.lambdaMax ?? (weighted ? estimateLambdaMax(fitBase) : 1);
+  const splitOptions = { testFraction: o.valFraction, seed: o.seed + 1 };
+  const { train: realisedFit, test: realisedVal } = splitByUser(train, splitOptions);
+  const lambdaMax = o.lambdaMax ?? o.relabel?.lambdaMax ?? (weighted ? estimateLambdaMax(realisedFit) : 1);
+  // the realised returns set the token scales either way (past sums are of the same size)
+  const norm: Normalization = computeNormalization(realisedFit, lambdaMax);
+  const fitBase = relabelled ? withPastTokens(realisedFit) : realisedFit;
+  const val = relabelled ? withPastTokens(realisedVal) : realisedVal;
   const fit = o.lambdaCopies ? withLambdaCopies(fitBase, o.lambdaCopies, { seed: o.seed, lambdaMax }) : fitBase;
-  const norm: Normalization = computeNormalization(fitBase, lambdaMax);
-  const moments = roundMoments(fitBase);
-  const weighting: WeightingSpec = { beta: weighted ? o.beta : null, moments };
+  // the advantages follow the same split (same seed, same users)
+  const advantages = o.relabel && relabelled ? splitByUser({ ...train, rtg: o.relabel.reward, ctg: o.relabel.cost }, splitOptions) : undefined;
+  const moments = roundMoments(advantages ? advantages.train : fitBase);
+  const weightingOf = (part: 'train' | 'test'): WeightingSpec => ({
+    beta: weighted ? o.beta : null,
+    moments,
+    advantages: advantages ? { reward: advantages[part].rtg, cost: advantages[part].ctg } : undefined,
+    lambdaInWeights: variant !== 'no-constraint',
+  });
+  const weighting = weightingOf('train');
+  const valWeighting = weightingOf('test');
+  if (o.lambdaCopies && advantages) throw new ArgumentError('lambdaCopies', "is the literal recipe's; the relabelled recipes draw λ per sample");
   const batches = Math.ceil(fit.users / o.batchSize);
   const totalSteps = o.epochs * batches;
   const warmup = o.warmupSteps ?? Math.min(200, Math.ceil(0.05 * totalSteps));
@@ -210,7 +248,7 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
     ? { engine: o.createEngine({ config, norm, params, adam }), info: { trainer: 'custom' as const, engine: 'custom', skipped: [] } }
     : await createEngine(o.trainer ?? 'auto', o.backend ?? 'auto', { config, norm, params, adam }, o.threads ?? 0, engines);
   // What must match to resume: the trainers' dropout masks differ, so a run stays on one.
-  const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, fingerprint: dataFingerprint(train), users: train.users, trainer: trainerInfo.trainer };
+  const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, relabelled, fingerprint: dataFingerprint(train), users: train.users, trainer: trainerInfo.trainer };
   o.onStart?.(trainerInfo);
   let state: CheckpointState = { identity, epoch: 0, step: 0, bestValLoss: Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, history: [], extra: { batchInEpoch: 0, lossSum: 0, lossCount: 0, seconds: 0 } };
   try {
@@ -239,7 +277,7 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
       let weightSum = 0;
       for (let start = 0, k = 0; start < val.users; start += o.batchSize, k++) {
         const users = Int32Array.from({ length: Math.min(o.batchSize, val.users - start) }, (_, i) => start + i);
-        const r = await engine.evaluate(makeBatch(val, users, batchLambdas(val, users, o.seed + 7919, k, lambdaMax), config, weighting));
+        const r = await engine.evaluate(makeBatch(val, users, batchLambdas(val, users, o.seed + 7919, k, lambdaMax), config, valWeighting));
         lossSum += r.lossSum;
         weightSum += r.weightSum;
       }
@@ -309,7 +347,7 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
       categorical: train.categorical,
       beta: weighting.beta,
       moments,
-      targets: targetTable(fitBase, moments, lambdaMax, weighting.beta),
+      targets: relabelled ? zeroTargetTable(lambdaMax) : targetTable(fitBase, moments, lambdaMax, weighting.beta),
       fingerprint: dataFingerprint(train),
       training: {
         trainer: trainerInfo.trainer,
