@@ -1,6 +1,9 @@
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { constants, createGzip, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readLog } from '../src/data/ingest.js';
+import { formatInspectReport, inspectLog } from '../src/data/inspect.js';
 import { applySchemaFlags, DEFAULT_SCHEMA, loadSchemaFile, parseSchema } from '../src/data/schema.js';
 import { DataError, SchemaError } from '../src/errors.js';
 import { tempDir } from './helpers/fixtures.js';
@@ -154,5 +157,174 @@ describe('bad schemas: a SchemaError naming the field', () => {
   it('a categorical column that is not a state, and an unknown file format', async () => {
     await expect(readLog(file(), { schema: { ...DEFAULT_SCHEMA, categorical: { cost: 'onehot' } } })).rejects.toThrow(/not a state column/);
     await expect(readLog(tmp.file('log.xlsx', 'x'))).rejects.toThrow(/unknown format/);
+  });
+});
+
+describe('values too large to sum (issue 11 item 4): a typed error, counted under --skip-bad-rows', () => {
+  it('a reward of 1e200 names file, row and column', async () => {
+    const file = csv('huge-reward.csv', [...GOOD, '3,0,1,0,0,1e200']);
+    const e = await dataError(file);
+    expect(e).toMatchObject({ code: 'DATA_OUT_OF_RANGE', row: 4, column: 'reward', value: '1e200' });
+    expect(e.message).toContain(file);
+    expect(e.message).toMatch(/1e\+?30/);
+  });
+
+  it('states and costs beyond the bound, and numbers beyond a double', async () => {
+    expect(await dataError(csv('huge-state.csv', ['3,0,-2e31,0,0,1', ...GOOD]))).toMatchObject({ code: 'DATA_OUT_OF_RANGE', row: 1, column: 'x' });
+    expect(await dataError(csv('huge-cost.csv', [...GOOD, '3,0,1,5,1e35,1']))).toMatchObject({ code: 'DATA_OUT_OF_RANGE', row: 4, column: 'cost' });
+    // '1e400' is a number, just not one a double holds: out of range, not "not a number"
+    expect(await dataError(csv('e400.csv', [...GOOD, '3,0,1,0,0,1e400']))).toMatchObject({ code: 'DATA_OUT_OF_RANGE', row: 4, column: 'reward', value: '1e400' });
+  });
+
+  it('values up to the bound are accepted', async () => {
+    const { log } = await readLog(csv('at-bound.csv', [...GOOD, '3,0,1e30,0,0,-1e30']));
+    expect(log.reward[log.rows - 1]).toBe(-1e30);
+  });
+
+  it('--skip-bad-rows counts them like other bad rows', async () => {
+    const { report } = await readLog(csv('skip-huge.csv', [...GOOD, '3,0,1,0,0,1e200', '4,0,1e300,0,0,1']), { skipBadRows: true });
+    expect(report.rowsUsed).toBe(3);
+    expect(report.skipped).toEqual({ 'DATA_OUT_OF_RANGE (x)': 1, 'DATA_OUT_OF_RANGE (reward)': 1 });
+  });
+
+  it('a stated per-action cost beyond the bound is a schema error', () => {
+    expect(() => parseSchema({ cost: { perAction: { a: 1e200 } } })).toThrow(/perAction.a/);
+  });
+
+  it('data inspect reports them instead of dying in DuckDB', async () => {
+    const r = await inspectLog(csv('inspect-huge.csv', [...GOOD, '3,0,1,0,0,1e200']));
+    expect(r.columns.find((c) => c.column === 'reward')).toMatchObject({ outOfRange: 1 });
+    expect(r.reward.count).toBe(3);
+    expect(Number.isFinite(r.reward.sd)).toBe(true);
+    expect(r.actions[0].mix.every((m) => Number.isFinite(m.meanReward))).toBe(true);
+    expect(formatInspectReport(r)).toMatch(/out of range/);
+  });
+});
+
+describe('unreadable files name the real cause (issue 11 item 8)', () => {
+  const header = HEADER.split(',').length;
+  const many = (n: number) => Array.from({ length: n }, (_, i) => `${i},0,${i % 7},0,0,1`);
+
+  it('a ragged row among the first rows (where DuckDB cannot sniff the dialect)', async () => {
+    const short = await dataError(csv('ragged-short.csv', ['1,0,0.5,0,0,1', '2,0,0.5,0,0', '3,0,1,0,0,1']));
+    expect(short).toMatchObject({ code: 'DATA_RAGGED_ROW', row: 2 });
+    expect(short.message).toMatch(new RegExp(`row 2: the row has 5 fields, the header has ${header}`));
+    const long = await dataError(csv('ragged-long.csv', ['1,0,0.5,0,0,1', '2,0,0.5,0,0,1,9']));
+    expect(long).toMatchObject({ code: 'DATA_RAGGED_ROW', row: 2 });
+    expect(long.message).toMatch(/has 7 fields, the header has 6/);
+  });
+
+  it('a ragged row deep in a large file', async () => {
+    const rows = many(200000);
+    rows[149999] = '149999,0,1,0,0';
+    const e = await dataError(csv('ragged-deep.csv', rows));
+    expect(e).toMatchObject({ code: 'DATA_RAGGED_ROW', row: 150000 });
+    expect(e.message).toMatch(/has 5 fields, the header has 6/);
+  });
+
+  it('a truncated .csv.gz, cut mid-line or at a line boundary', async () => {
+    const body = Buffer.from([HEADER, ...many(20000)].join('\n') + '\n');
+    const gz = gzipSync(body);
+    const cut = tmp.file('trunc.csv.gz');
+    writeFileSync(cut, gz.subarray(0, gz.length >> 1));
+    const e = await dataError(cut);
+    expect(e.code).toBe('DATA_TRUNCATED');
+    expect(e.message).toMatch(/gzip stream ends early: the file is truncated/);
+    // a cut after a full flush at a line boundary reads as fewer, whole rows in DuckDB: still refused
+    const head = Buffer.from([HEADER, ...many(100)].join('\n') + '\n');
+    const z = createGzip();
+    const parts: Buffer[] = [];
+    z.on('data', (b: Buffer) => parts.push(b));
+    await new Promise<void>((done) => z.write(head, () => z.flush(constants.Z_FULL_FLUSH, () => done())));
+    const atLine = tmp.file('trunc-line.csv.gz');
+    writeFileSync(atLine, Buffer.concat(parts));
+    z.destroy();
+    expect(await dataError(atLine)).toMatchObject({ code: 'DATA_TRUNCATED' });
+    // whole files still read, and a .gz name on plain text is named as such
+    const whole = tmp.file('whole.csv.gz');
+    writeFileSync(whole, gz);
+    expect((await readLog(whole)).report.rowsUsed).toBe(20000);
+    const plain = tmp.file('plain.csv.gz', [HEADER, ...GOOD].join('\n'));
+    const p = await dataError(plain);
+    expect(p.code).toBe('DATA_NOT_GZIP');
+    expect(p.message).toMatch(/not gzip/);
+  });
+
+  it('bytes that are not UTF-8, near the top and deep in the file', async () => {
+    const near = tmp.file('latin1.csv');
+    writeFileSync(near, Buffer.concat([Buffer.from(`${HEADER}\n1,0,0.5,0,0,1\n`), Buffer.from('2,0,caf\xe9,0,0,1\n', 'latin1')]));
+    const e = await dataError(near);
+    expect(e).toMatchObject({ code: 'DATA_ENCODING', row: 2 });
+    expect(e.message).toMatch(/not UTF-8/);
+    const rows = many(200000);
+    rows[149999] = '149999,0,caf\xe9,0,0,1';
+    const far = tmp.file('latin1-deep.csv');
+    writeFileSync(far, Buffer.from([HEADER, ...rows].join('\n') + '\n', 'latin1'));
+    expect(await dataError(far)).toMatchObject({ code: 'DATA_ENCODING', row: 150000 });
+  });
+});
+
+describe('paths are literal; globs only when asked (issue 11 item 10)', () => {
+  const dir = () => {
+    const d = mkdtempSync(path.join(tmp.dir, 'many-'));
+    writeFileSync(path.join(d, 'a1.csv'), `${HEADER}\n1,0,0.5,0,0,1\n`);
+    writeFileSync(path.join(d, 'a2.csv'), `${HEADER}\n2,0,0.5,0,0,1\n2,1,0.5,0,0,1x\n`);
+    return d;
+  };
+
+  it('a path with glob characters reads that file and nothing else', async () => {
+    const d = dir();
+    for (const name of ['a[12].csv', 'a*.csv', 'a?.csv']) {
+      const literal = path.join(d, name);
+      writeFileSync(literal, `${HEADER}\n7,0,0.5,0,0,1\n8,0,1,5,5,1\n`);
+      const { log, report } = await readLog(literal);
+      expect(log.userIds).toEqual(['7', '8']);
+      expect(report.files).toEqual([literal]);
+      const r = await inspectLog(literal);
+      expect(r.rows).toBe(2);
+      rmSync(literal);
+    }
+    const inBrackets = mkdtempSync(path.join(tmp.dir, 'x[1]-'));
+    const nested = path.join(inBrackets, 'log.csv');
+    writeFileSync(nested, `${HEADER}\n9,0,0.5,0,0,1\n`);
+    expect((await readLog(nested)).log.userIds).toEqual(['9']);
+  });
+
+  it('a pattern that is not a file is refused, pointing at the glob option', async () => {
+    const d = dir();
+    const e = await dataError(path.join(d, 'a[12].csv'));
+    expect(e.code).toBe('DATA_FILE_MISSING');
+    expect(e.message).toMatch(/paths are literal.*glob: true.*--glob/);
+  });
+
+  it('with glob: true, every match is read, listed in the report, and errors name the file and its own row', async () => {
+    const d = dir();
+    const pattern = path.join(d, 'a[12].csv');
+    const e = await dataError(pattern, { glob: true });
+    expect(e).toMatchObject({ code: 'DATA_WRONG_TYPE', file: path.join(d, 'a2.csv'), row: 2, column: 'reward' });
+    const { log, report } = await readLog(pattern, { glob: true, skipBadRows: true });
+    expect(report.files).toEqual([path.join(d, 'a1.csv'), path.join(d, 'a2.csv')]);
+    expect(log.userIds).toEqual(['1', '2']);
+    expect((await inspectLog(pattern, undefined, { glob: true })).files).toHaveLength(2);
+    await expect(readLog(path.join(d, 'z*.csv'), { glob: true })).rejects.toMatchObject({ code: 'DATA_FILE_MISSING' });
+  });
+
+  it('among several files, a ragged row or different columns name that file', async () => {
+    const d = dir();
+    const ragged = path.join(d, 'b.csv');
+    writeFileSync(ragged, `${HEADER}\n5,0,0.5,0,0,1\n6,0,0.5,0,0\n`);
+    expect(await dataError(path.join(d, '*.csv'), { glob: true })).toMatchObject({ code: 'DATA_RAGGED_ROW', file: ragged, row: 2 });
+    writeFileSync(ragged, `${HEADER.replace(',x,', ',y,')}\n5,0,0.5,0,0,1\n`);
+    const e = await dataError(path.join(d, '*.csv'), { glob: true });
+    expect(e).toMatchObject({ code: 'DATA_COLUMNS_DIFFER', file: ragged });
+    expect(e.message).toMatch(/its columns \(user_id, time, y, .*\) differ from those of .*a1\.csv/);
+  });
+
+  it('a list of files is read as one log', async () => {
+    const d = dir();
+    const files = [path.join(d, 'a2.csv'), path.join(d, 'a1.csv')];
+    const { report } = await readLog(files, { skipBadRows: true });
+    expect(report.files).toEqual(files);
+    expect(report.rowsRead).toBe(3);
   });
 });

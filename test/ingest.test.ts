@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readLog, readTrajectories } from '../src/data/ingest.js';
 import { inspectLog } from '../src/data/inspect.js';
 import { syLogToInteractionLog } from '../src/data/log.js';
+import { DEFAULT_SCHEMA } from '../src/data/schema.js';
 import { SY_BUNDLE_DIMS, type SyOptions } from '../src/data/synth.js';
 import { buildTrajectories, type Trajectories } from '../src/data/trajectories.js';
 import { writeLog } from '../src/data/write.js';
@@ -107,6 +108,19 @@ describe('schemas', () => {
     const { log, report } = await readLog(file);
     expect(report.inferredCategorical).toEqual(['channel']);
     expect(log.stateNames).toEqual(['channel=app', 'channel=web', 'x']);
+  });
+
+  it('without declared values, near-duplicate action values are kept apart but warned about (issue 11 item 11)', async () => {
+    const file = tmp.file('near.csv', 'user_id,time,x,action,cost,reward\n1,0,1,5,1,1\n2,0,1,5.0000001,1,1\n3,0,1,0,0,0\n4,0,1,7,1,1\n');
+    const { log, report } = await readLog(file);
+    expect(log.actionEncodings[0].values).toEqual([0, 5, 5.0000001, 7]);
+    expect(report.warnings).toHaveLength(1);
+    expect(report.warnings[0]).toMatch(/action column "action": values 5 and 5.0000001 are within 1e-6/);
+    const apart = tmp.file('apart.csv', 'user_id,time,x,action,cost,reward\n1,0,1,5,1,1\n2,0,1,5.001,1,1\n3,0,1,0,0,0\n');
+    expect((await readLog(apart)).report.warnings).toEqual([]);
+    // declared values are the user's word: no warning
+    const declared = await readLog(file, { schema: { ...DEFAULT_SCHEMA, actions: [{ column: 'action', values: [0, 5, 5.0000001, 7] }] } });
+    expect(declared.report.warnings).toEqual([]);
   });
 
   it('data inspect counts rounds, the action mix and problems without failing', async () => {

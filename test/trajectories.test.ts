@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DataError } from '../src/errors.js';
 import { sampleLambdas, withLambdaCopies } from '../src/data/lambda.js';
 import type { InteractionLog } from '../src/data/log.js';
 import { buildTrajectories, splitByUser } from '../src/data/trajectories.js';
@@ -46,6 +47,20 @@ describe('trajectories', () => {
     const log = smallLog();
     log.roundIndex[3] = 0;
     expect(() => buildTrajectories(log)).toThrow(/out of range or repeated/);
+  });
+
+  it('refuses values whose float32 trajectories would not be finite (issue 11 item 4)', () => {
+    const log = smallLog();
+    log.reward[2] = 1e200;
+    expect(() => buildTrajectories(log)).toThrow(DataError);
+    expect(() => buildTrajectories(log)).toThrow(/user a, round 0: reward 1e\+200 .*1e\+?30/);
+    const cost = smallLog();
+    cost.cost[0] = 3e38;
+    // fits a float32, but sums and squares of it do not
+    expect(() => buildTrajectories(cost)).toThrow(/user a, round 2: cost 3e\+38/);
+    const state = smallLog();
+    state.states[1] = -Infinity;
+    expect(() => buildTrajectories(state)).toThrow(/user b, round 0: state "s"/);
   });
 
   it('splits 80/20 by user, seeded, disjoint and complete', () => {

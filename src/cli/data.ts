@@ -30,8 +30,11 @@ export function trajectorySummary(t: Trajectories): { users: number; rounds: num
 }
 
 type OutputOpts = { json?: boolean; quiet?: boolean };
+type GlobOpts = { glob?: boolean };
 
-interface TrajectoriesOpts extends InputOpts, OutputOpts {
+const GLOB_HELP = 'read --data as a pattern (*, ?, [..], **) and every file it matches; without it the path is one literal file';
+
+interface TrajectoriesOpts extends InputOpts, OutputOpts, GlobOpts {
   gamma: number;
   skipBadRows?: boolean;
   testFraction: number;
@@ -44,13 +47,13 @@ export function registerData(program: Command): void {
   const data = program.command('data').description('look at logs before training on them');
 
   const inspect = data.command('inspect').description('users, rounds per user, action mix, cost and reward statistics, missing values');
-  withOutputFlags(withInputOptions(withPositionalAliases(inspect), 'required, or as FILE'), 'print the report as one JSON document');
-  inspect.action(async (fileArg: string | undefined, schemaArg: string | undefined, o: InputOpts & OutputOpts, cmd: Command) => {
+  withOutputFlags(withInputOptions(withPositionalAliases(inspect), 'required, or as FILE').option('--glob', GLOB_HELP), 'print the report as one JSON document');
+  inspect.action(async (fileArg: string | undefined, schemaArg: string | undefined, o: InputOpts & OutputOpts & GlobOpts, cmd: Command) => {
     const { file, schema } = resolveInput(cmd, o, fileArg, schemaArg);
     const ui = new Ui(o);
     try {
       ui.phase(`reading ${file}`);
-      const report = await inspectLog(file, schema);
+      const report = await inspectLog(file, schema, { glob: o.glob });
       ui.done();
       ui.result(report, () => formatInspectReport(report));
     } finally {
@@ -63,6 +66,7 @@ export function registerData(program: Command): void {
   withInputOptions(withPositionalAliases(traj), 'required, or as FILE')
     .option('--gamma <x>', 'discount of RTG and CTG', numArg(1e-9, 1), 1)
     .option('--skip-bad-rows', 'skip and count bad rows instead of failing')
+    .option('--glob', GLOB_HELP)
     .option('--test-fraction <x>', 'share of users held out', numArg(0, 1), 0.2)
     .option('--seed <n>', 'split and λ seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
     .option('--lambda-max <x>', 'upper end of λ ~ U(0, λmax)', numArg(1e-9, 1e9), 1)
@@ -74,7 +78,8 @@ export function registerData(program: Command): void {
     try {
       const t0 = performance.now();
       ui.phase(`reading ${file}`);
-      const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
+      const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
+      for (const warning of report.warnings) ui.notice(`warning: ${warning}`);
       ui.phase('splitting by user');
       const { train, test } = splitByUser(trajectories, { testFraction: o.testFraction, seed: o.seed });
       const trainSet = o.lambdaCopies ? withLambdaCopies(train, o.lambdaCopies, { seed: o.seed, lambdaMax: o.lambdaMax }) : train;
@@ -91,6 +96,8 @@ export function registerData(program: Command): void {
       ui.result(out, () => {
         const a = out.all;
         const lines = [`${file}: ${report.rowsUsed}/${report.rowsRead} rows used, ${a.users} users, T = ${a.rounds}, state dim ${a.stateDim}, actions ${a.actions}`];
+        // a pattern's matches are printed, so it never reads other files than the user sees
+        if (o.glob || report.files.length > 1) lines.push(`read ${report.files.length} file(s): ${report.files.join(', ')}`);
         if (Object.keys(report.skipped).length) lines.push(`skipped: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
         if (report.inferredCategorical.length) lines.push(`text columns one-hot encoded: ${report.inferredCategorical.join(', ')}`);
         lines.push(`mean RTG_0 ${fmt(a.meanRTG0)}, mean CTG_0 ${fmt(a.meanCTG0)}, padded rounds ${a.paddedRounds}, gamma ${o.gamma}`);
@@ -105,5 +112,6 @@ export function registerData(program: Command): void {
   examples(traj, [
     'saco data trajectories --data logs.csv.gz --schema schema.json --lambda-copies 10 --skip-bad-rows',
     'saco data trajectories --data sy.parquet --test-fraction 0.1 --json',
+    "saco data trajectories --data 'logs/2024-*.csv.gz' --glob",
   ]);
 }

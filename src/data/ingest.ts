@@ -3,19 +3,23 @@
  * columns onto roles, every value is checked in SQL (so a bad value in row 900,000 is found
  * with its row number), categories and actions are encoded, and the rows are numbered by
  * user and time. Nothing is dropped silently: a problem is a DataError, or, with
- * `skipBadRows`, a counted skip in the report.
+ * `skipBadRows`, a counted skip in the report. A path is one literal file; a pattern is
+ * read only with `glob`, and the files read are listed in the report.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { DataError, SchemaError } from '../errors.js';
-import { queryRows, quoteIdent as q, quoteLiteral, readerSql, withDuck } from './duck.js';
+import { queryRows, quoteIdent as q, quoteLiteral, withDuck } from './duck.js';
 import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
-import { DEFAULT_SCHEMA, resolveRoles, type DataSchema } from './schema.js';
+import { loadRawTable, locateRow } from './raw.js';
+import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
 import { buildTrajectories, type BuildOptions, type Trajectories } from './trajectories.js';
 
 export interface IngestOptions {
   schema?: DataSchema;
   /** Skip rows with bad values (and later duplicates of a (user, time)) instead of failing; counted in the report. */
   skipBadRows?: boolean;
+  /** Read the path as a pattern (DuckDB glob: `*`, `?`, `[...]`, `**`) and every file it matches; without it a path is one literal file. */
+  glob?: boolean;
   /** DuckDB threads (default: all cores). */
   threads?: number;
   /** Called with a short description of each stage. */
@@ -23,7 +27,10 @@ export interface IngestOptions {
 }
 
 export interface IngestReport {
+  /** What was asked for: a path, a pattern or a list. */
   file: string;
+  /** The files read, in order. */
+  files: string[];
   rowsRead: number;
   rowsUsed: number;
   /** Rows skipped per reason (only with skipBadRows). */
@@ -32,12 +39,16 @@ export interface IngestReport {
   maxRounds: number;
   /** Columns that were read as categories because they hold text. */
   inferredCategorical: string[];
+  /** Things that were read as asked but look unintended (e.g. near-duplicate action values). */
+  warnings: string[];
 }
 
 const NUMERIC_TYPES = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL.*|BOOLEAN)$/;
 const TEMPORAL_TYPES = /^(DATE|TIMESTAMP.*|TIME)$/;
 const MAX_ACTION_VALUES = 256;
 const MAX_ONEHOT_LEVELS = 1000;
+/** Two action values this close (relative) are likely one value written twice. */
+const NEAR_DUPLICATE = 1e-6;
 
 interface Check {
   code: string;
@@ -45,21 +56,6 @@ interface Check {
   column: string;
   /** SQL that is true on a bad row of `raw`. */
   bad: string;
-}
-
-/** The file as table `raw` (with a 1-based `__row`), its columns and their DuckDB types. */
-export async function loadRawTable(conn: DuckDBConnection, file: string, reader = readerSql(file)): Promise<{ types: Map<string, string>; header: string[]; rowsRead: number }> {
-  try {
-    await conn.run(`CREATE TABLE raw AS SELECT CAST(row_number() OVER () AS BIGINT) AS __row, * FROM ${reader}`);
-  } catch (e) {
-    throw new DataError('DATA_UNREADABLE', `DuckDB cannot read it: ${(e as Error).message.split('\n')[0]}`, { file });
-  }
-  const described = await queryRows(conn, 'DESCRIBE raw');
-  const types = new Map<string, string>(described.map((r) => [String(r.column_name), String(r.column_type)]));
-  types.delete('__row');
-  const rowsRead = Number((await queryRows(conn, 'SELECT count(*) AS n FROM raw'))[0].n);
-  if (rowsRead === 0) throw new DataError('DATA_EMPTY', 'no data rows', { file });
-  return { types, header: [...types.keys()], rowsRead };
 }
 
 /** SQL that turns a raw column into a DOUBLE (NULL where it cannot). */
@@ -88,26 +84,51 @@ function sqlList(values: Array<number | string>, numeric: boolean): string {
   return numeric ? `CAST([${values.map((v) => String(Number(v))).join(', ')}] AS DOUBLE[])` : `[${values.map((v) => quoteLiteral(String(v))).join(', ')}]`;
 }
 
+/** SQL: the value, as text, is a decimal number (so an infinite cast of it means too large, not `inf`). */
+export function looksNumeric(column: string): string {
+  return `coalesce(regexp_full_match(trim(CAST(${q(column)} AS VARCHAR)), '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?'), false)`;
+}
+
+/** Adjacent sorted numeric action values within NEAR_DUPLICATE of each other, as warnings. */
+function nearDuplicates(column: string, values: number[]): string[] {
+  const out: string[] = [];
+  for (let k = 1; k < values.length; k++) {
+    const [a, b] = [values[k - 1], values[k]];
+    if (Math.abs(b - a) <= NEAR_DUPLICATE * Math.max(Math.abs(a), Math.abs(b))) {
+      out.push(`action column "${column}": values ${a} and ${b} are within ${NEAR_DUPLICATE.toExponential()} of each other (relative) but are kept as separate actions; round them in the data, or declare the values in the schema`);
+    }
+  }
+  return out;
+}
+
 function sameLabel(a: number | string, b: number | string): boolean {
   return typeof a === 'number' || typeof b === 'number' ? Number(a) === Number(b) : a === b;
 }
 
 /** Reads a log file into memory; see the module comment. */
-export async function readLog(file: string, options: IngestOptions = {}): Promise<{ log: InteractionLog; report: IngestReport }> {
+export async function readLog(input: string | readonly string[], options: IngestOptions = {}): Promise<{ log: InteractionLog; report: IngestReport }> {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   const progress = options.onProgress ?? (() => {});
-  const reader = readerSql(file);
   return withDuck(async (conn) => {
-    progress(`reading ${file}`);
-    const { types, header, rowsRead } = await loadRawTable(conn, file, reader);
+    progress(`reading ${typeof input === 'string' ? input : input.join(', ')}`);
+    const { source, types, header, rowsRead } = await loadRawTable(conn, input, options.glob);
+    const file = source.label;
     const roles = resolveRoles(schema, header, file);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const checks: Check[] = [];
     const missing = (column: string) => checks.push({ code: 'DATA_MISSING_VALUE', detail: 'missing value', column, bad: `${q(column)} IS NULL` });
     const numeric = (column: string, expr: string, wantNonNegative = false) => {
       missing(column);
+      // text like 1e400 casts to Infinity: a number too large, not an infinite value. CASE
+      // runs the regex only on the rare non-finite rows (it would double the pass otherwise).
       checks.push({ code: 'DATA_WRONG_TYPE', detail: `not a number (column type ${typeOf(column)})`, column, bad: `${q(column)} IS NOT NULL AND ${expr} IS NULL` });
-      checks.push({ code: 'DATA_NOT_FINITE', detail: 'NaN or infinite value', column, bad: `NOT isfinite(${expr})` });
+      checks.push({ code: 'DATA_NOT_FINITE', detail: 'NaN or infinite value', column, bad: `CASE WHEN NOT isfinite(${expr}) THEN NOT ${looksNumeric(column)} ELSE false END` });
+      checks.push({
+        code: 'DATA_OUT_OF_RANGE',
+        detail: `magnitude above ${MAX_ABS_VALUE.toExponential()} (sums and squares of such values overflow in training)`,
+        column,
+        bad: `CASE WHEN isfinite(${expr}) THEN abs(${expr}) > ${MAX_ABS_VALUE} WHEN ${expr} IS NOT NULL THEN ${looksNumeric(column)} ELSE false END`,
+      });
       if (wantNonNegative) checks.push({ code: 'DATA_NEGATIVE_COST', detail: 'negative cost (cost must be >= 0)', column, bad: `${expr} < 0` });
     };
 
@@ -176,6 +197,7 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
     const actionEncodings: ActionEncoding[] = [];
     const actionValueExprs: string[] = [];
     const actionMatch: string[] = [];
+    const warnings: string[] = [];
     for (const [j, a] of roles.actions.entries()) {
       const column = a.column;
       missing(column);
@@ -186,6 +208,7 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
         const found = await queryRows(conn, `SELECT DISTINCT ${expr} AS v FROM raw WHERE ${expr} IS NOT NULL ORDER BY v LIMIT ${MAX_ACTION_VALUES + 1}`);
         if (found.length > MAX_ACTION_VALUES) throw new SchemaError(`actions[${j}]`, `column "${column}" has more than ${MAX_ACTION_VALUES} distinct values; is it really an action?`);
         values = found.map((r) => (isNumeric ? Number(r.v) : String(r.v)));
+        if (isNumeric) warnings.push(...nearDuplicates(column, values as number[]));
       }
       const list = sqlList(values, isNumeric);
       checks.push({ code: 'DATA_UNKNOWN_ACTION', detail: `action value not among ${JSON.stringify(values)}`, column, bad: `${q(column)} IS NOT NULL AND NOT coalesce(list_contains(${list}, ${expr}), false)` });
@@ -240,10 +263,9 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
       if (first && (!dup || (first.first as number) <= Number(dup.__row))) {
         const v = (await queryRows(conn, `SELECT CAST(${q(first.check.column)} AS VARCHAR) AS v FROM raw WHERE __row = ${first.first}`))[0]?.v;
         const total = problems.reduce((s, p) => s + p.count, 0) + (dup ? Number(dup.n) : 0);
-        const more = total > 1 ? `; ${total - 1} more bad value(s) in the file (--skip-bad-rows skips and counts them)` : '';
+        const more = total > 1 ? `; ${total - 1} more bad value(s) in the ${source.files.length > 1 ? 'files' : 'file'} (--skip-bad-rows skips and counts them)` : '';
         throw new DataError(first.check.code, first.check.detail + more, {
-          file,
-          row: first.first as number,
+          ...(await locateRow(conn, source, first.first as number)),
           column: first.check.column,
           value: v === null || v === undefined ? undefined : String(v),
         });
@@ -252,9 +274,11 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
         const row = Number(dup.__row);
         const who = (await queryRows(conn, `SELECT ${userKey} AS u, CAST(${q(roles.time as string)} AS VARCHAR) AS t FROM raw WHERE __row = ${row}`))[0];
         const earlier = (await queryRows(conn, `SELECT min(__row) AS r FROM raw WHERE ${userKey} = ${quoteLiteral(String(who.u))} AND ${timeExpr} = (SELECT ${timeExpr} FROM raw WHERE __row = ${row})`))[0];
-        throw new DataError('DATA_DUPLICATE_TIME', `user ${String(who.u)} has two rows at time ${String(who.t)} (the other is row ${Number(earlier.r)})`, {
-          file,
-          row,
+        const here = await locateRow(conn, source, row);
+        const other = await locateRow(conn, source, Number(earlier.r));
+        const otherName = other.file === here.file ? `row ${other.row}` : `${other.file}, row ${other.row}`;
+        throw new DataError('DATA_DUPLICATE_TIME', `user ${String(who.u)} has two rows at time ${String(who.t)} (the other is ${otherName})`, {
+          ...here,
           column: roles.time as string,
           value: String(who.t),
         });
@@ -335,14 +359,14 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
     }
     return {
       log,
-      report: { file, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical },
+      report: { file, files: source.files, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical, warnings },
     };
   }, options.threads);
 }
 
 /** Reads a log file and builds its trajectories (see `readLog` and `buildTrajectories`). */
-export async function readTrajectories(file: string, options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
-  const { log, report } = await readLog(file, options);
+export async function readTrajectories(input: string | readonly string[], options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
+  const { log, report } = await readLog(input, options);
   options.onProgress?.('building trajectories');
   return { trajectories: buildTrajectories(log, { gamma: options.gamma }), report };
 }

@@ -1,11 +1,18 @@
 /**
  * `saco data inspect`: what a log holds before anyone trains on it. Reads with the same
- * schema resolution as ingestion but reports problems (missing values, NaN, negative
- * costs) as counts instead of failing on the first.
+ * schema resolution as ingestion but reports problems (missing values, NaN, values beyond
+ * MAX_ABS_VALUE, negative costs) as counts instead of failing on the first. Statistics
+ * leave those values out, so they stay finite (DuckDB's STDDEV_SAMP of 1e200 throws).
  */
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
-import { loadRawTable, numericExpr } from './ingest.js';
-import { DEFAULT_SCHEMA, resolveRoles, type DataSchema } from './schema.js';
+import { looksNumeric, numericExpr } from './ingest.js';
+import { loadRawTable } from './raw.js';
+import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
+
+export interface InspectOptions {
+  /** Read the path as a pattern and every file it matches (see IngestOptions.glob). */
+  glob?: boolean;
+}
 
 export interface ColumnStats {
   column: string;
@@ -15,6 +22,8 @@ export interface ColumnStats {
   /** Values that are not numbers, in a column that must hold numbers. */
   nonNumeric: number;
   nonFinite: number;
+  /** Finite values beyond MAX_ABS_VALUE (or numbers too large for a double). */
+  outOfRange: number;
 }
 
 export interface NumberSummary {
@@ -29,6 +38,8 @@ export interface NumberSummary {
 
 export interface InspectReport {
   file: string;
+  /** The files read, in order. */
+  files: string[];
   rows: number;
   users: number;
   roundsPerUser: { min: number; median: number; max: number; histogram: Array<{ rounds: number; users: number }> };
@@ -40,15 +51,19 @@ export interface InspectReport {
   columns: ColumnStats[];
 }
 
+/** SQL: a value that statistics may use (finite and within the bound). */
+const usable = (expr: string) => `(isfinite(${expr}) AND abs(${expr}) <= ${MAX_ABS_VALUE})`;
+
 async function summary(conn: Parameters<Parameters<typeof withDuck>[0]>[0], expr: string): Promise<NumberSummary> {
   const r = (await queryRows(conn, `SELECT count(v) AS n, avg(v) AS mean, coalesce(stddev_samp(v), 0) AS sd, min(v) AS lo, median(v) AS med, max(v) AS hi,
-      avg(CASE WHEN v = 0 THEN 1.0 ELSE 0.0 END) AS zero FROM (SELECT ${expr} AS v FROM raw) WHERE isfinite(v)`))[0];
+      avg(CASE WHEN v = 0 THEN 1.0 ELSE 0.0 END) AS zero FROM (SELECT ${expr} AS v FROM raw) WHERE ${usable('v')}`))[0];
   return { count: Number(r.n), mean: Number(r.mean), sd: Number(r.sd), min: Number(r.lo), median: Number(r.med), max: Number(r.hi), zeroShare: Number(r.zero) };
 }
 
-export async function inspectLog(file: string, schema: DataSchema = DEFAULT_SCHEMA): Promise<InspectReport> {
+export async function inspectLog(input: string | readonly string[], schema: DataSchema = DEFAULT_SCHEMA, options: InspectOptions = {}): Promise<InspectReport> {
   return withDuck(async (conn) => {
-    const { types, header, rowsRead } = await loadRawTable(conn, file);
+    const { source, types, header, rowsRead } = await loadRawTable(conn, input, options.glob);
+    const file = source.label;
     const roles = resolveRoles(schema, header, file);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const userKey = roles.user.length === 0 ? 'CAST(__row AS VARCHAR)' : `concat_ws('|', ${roles.user.map((c) => `CAST(${q(c)} AS VARCHAR)`).join(', ')})`;
@@ -67,7 +82,11 @@ export async function inspectLog(file: string, schema: DataSchema = DEFAULT_SCHE
       return [
         `count(*) FILTER (WHERE ${q(c)} IS NULL) AS m${k}`,
         mustBeNumeric(c, role) ? `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND ${e} IS NULL) AS t${k}` : `0 AS t${k}`,
-        mustBeNumeric(c, role) ? `count(*) FILTER (WHERE NOT isfinite(${e})) AS f${k}` : `0 AS f${k}`,
+        // text like 1e400 casts to Infinity: counted as out of range, not as NaN/Inf
+        mustBeNumeric(c, role) ? `count(*) FILTER (WHERE CASE WHEN NOT isfinite(${e}) THEN NOT ${looksNumeric(c)} ELSE false END) AS f${k}` : `0 AS f${k}`,
+        mustBeNumeric(c, role)
+          ? `count(*) FILTER (WHERE CASE WHEN isfinite(${e}) THEN abs(${e}) > ${MAX_ABS_VALUE} WHEN ${e} IS NOT NULL THEN ${looksNumeric(c)} ELSE false END) AS o${k}`
+          : `0 AS o${k}`,
         `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND TRY_CAST(${q(c)} AS DOUBLE) IS NULL) AS x${k}`,
       ];
     });
@@ -80,6 +99,7 @@ export async function inspectLog(file: string, schema: DataSchema = DEFAULT_SCHE
       missing: Number(counts[`m${k}`]),
       nonNumeric: Number(counts[`t${k}`]),
       nonFinite: Number(counts[`f${k}`]),
+      outOfRange: Number(counts[`o${k}`]),
     }));
 
     const perUser = await queryRows(conn, `SELECT n AS rounds, count(*) AS users FROM (SELECT ${userKey} AS u, count(*) AS n FROM raw GROUP BY u) GROUP BY n ORDER BY n`);
@@ -92,8 +112,8 @@ export async function inspectLog(file: string, schema: DataSchema = DEFAULT_SCHE
     const costExpr = typeof roles.cost === 'string' ? numericExpr(roles.cost, typeOf(roles.cost)) : null;
     const actions = [];
     for (const a of roles.actions) {
-      const mix = await queryRows(conn, `SELECT CAST(${q(a.column)} AS VARCHAR) AS v, count(*) AS n, avg(CASE WHEN isfinite(${rewardExpr}) THEN ${rewardExpr} END) AS r,
-          ${costExpr ? `avg(CASE WHEN isfinite(${costExpr}) THEN ${costExpr} END)` : 'NULL'} AS c FROM raw GROUP BY v ORDER BY TRY_CAST(v AS DOUBLE) NULLS LAST, v`);
+      const mix = await queryRows(conn, `SELECT CAST(${q(a.column)} AS VARCHAR) AS v, count(*) AS n, avg(CASE WHEN ${usable(rewardExpr)} THEN ${rewardExpr} END) AS r,
+          ${costExpr ? `avg(CASE WHEN ${usable(costExpr)} THEN ${costExpr} END)` : 'NULL'} AS c FROM raw GROUP BY v ORDER BY TRY_CAST(v AS DOUBLE) NULLS LAST, v`);
       actions.push({
         column: a.column,
         mix: mix.map((m) => ({ value: m.v === null ? '(missing)' : String(m.v), rows: Number(m.n), share: Number(m.n) / rowsRead, meanReward: Number(m.r), meanCost: m.c === null ? NaN : Number(m.c) })),
@@ -106,6 +126,7 @@ export async function inspectLog(file: string, schema: DataSchema = DEFAULT_SCHE
         : 0;
     return {
       file,
+      files: source.files,
       rows: rowsRead,
       users,
       roundsPerUser: { min: histogram[0]?.rounds ?? 0, median: medianRounds, max: histogram[histogram.length - 1]?.rounds ?? 0, histogram },
@@ -131,6 +152,7 @@ function table(headers: string[], rows: string[][]): string {
 export function formatInspectReport(r: InspectReport): string {
   const out: string[] = [];
   out.push(`${r.file}: ${r.rows} rows, ${r.users} users`);
+  if (r.files.length > 1 || r.files[0] !== r.file) out.push(`read ${r.files.length} file(s): ${r.files.join(', ')}`);
   out.push(`rounds per user: min ${r.roundsPerUser.min}, median ${r.roundsPerUser.median}, max ${r.roundsPerUser.max}`);
   const hist = r.roundsPerUser.histogram;
   if (hist.length <= 12) out.push(`  ${hist.map((h) => `${h.rounds}: ${h.users}`).join(', ')}`);
@@ -143,10 +165,17 @@ export function formatInspectReport(r: InspectReport): string {
   out.push(table(['', 'count', 'mean', 'sd', 'min', 'median', 'max', 'zero share'], [...(r.cost ? [sRow('cost', r.cost)] : []), sRow('reward', r.reward)]));
   if (!r.cost) out.push('(cost is given per action by the schema, not a column)');
   out.push('', 'columns:');
-  out.push(table(['column', 'role', 'type', 'missing', 'non-numeric', 'NaN/Inf'], r.columns.map((c) => [c.column, c.role, c.type, String(c.missing), String(c.nonNumeric), String(c.nonFinite)])));
+  out.push(
+    table(
+      ['column', 'role', 'type', 'missing', 'non-numeric', 'NaN/Inf', 'out of range'],
+      r.columns.map((c) => [c.column, c.role, c.type, String(c.missing), String(c.nonNumeric), String(c.nonFinite), String(c.outOfRange)]),
+    ),
+  );
   const issues: string[] = [];
   const bad = r.columns.filter((c) => c.missing + c.nonNumeric + c.nonFinite > 0);
   if (bad.length) issues.push(`${bad.length} column(s) with missing, non-numeric or non-finite values`);
+  const huge = r.columns.filter((c) => c.outOfRange > 0);
+  if (huge.length) issues.push(`values out of range (|v| > ${MAX_ABS_VALUE.toExponential()}) in ${huge.map((c) => `${c.column} (${c.outOfRange})`).join(', ')}; statistics leave them out`);
   if (r.negativeCost) issues.push(`${r.negativeCost} negative cost(s)`);
   if (r.duplicateTimes) issues.push(`${r.duplicateTimes} duplicate (user, time) row(s)`);
   out.push('', issues.length ? `problems: ${issues.join('; ')} (training would stop on them; --skip-bad-rows skips and counts them)` : 'no problems found');

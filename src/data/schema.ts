@@ -45,6 +45,14 @@ export const DEFAULT_SCHEMA: DataSchema = {
   reward: 'reward',
 };
 
+/**
+ * The largest magnitude a number in a log may have. The model works in float32 (largest
+ * finite 3.4e38), so a return-to-go summing up to 3e8 rounds of 1e30 still fits, and in
+ * float64 squares (1e60) and sums over any row count stay finite; beyond this, means and
+ * spreads overflow (a reward of 1e200 made RTG Infinity and the normalisation NaN).
+ */
+export const MAX_ABS_VALUE = 1e30;
+
 const KNOWN_FIELDS = new Set(['user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude']);
 
 function isStringArray(v: unknown): v is string[] {
@@ -107,7 +115,9 @@ export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
     else if (typeof c === 'object' && c !== null && typeof (c as CostPerAction).perAction === 'object' && (c as CostPerAction).perAction !== null) {
       const per = (c as CostPerAction).perAction;
       for (const [k, v] of Object.entries(per)) {
-        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new SchemaError(`${origin}.cost.perAction.${k}`, 'must be a finite number >= 0');
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_ABS_VALUE) {
+          throw new SchemaError(`${origin}.cost.perAction.${k}`, `must be a number from 0 to ${MAX_ABS_VALUE.toExponential()}`);
+        }
       }
       const dimension = (c as CostPerAction).dimension ?? 0;
       if (!Number.isInteger(dimension) || dimension < 0) throw new SchemaError(`${origin}.cost.dimension`, 'must be an integer >= 0');

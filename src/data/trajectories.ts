@@ -3,9 +3,10 @@
  * return-to-go and cost-to-go (DESIGN.md section 3):
  *   RTG_t = sum_{t' >= t} gamma^(t'-t) r_t'      CTG_t = sum_{t' >= t} gamma^(t'-t) c_t'
  */
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, DataError } from '../errors.js';
 import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
 import { CounterStream, Streams } from './rng.js';
+import { MAX_ABS_VALUE } from './schema.js';
 
 export interface Trajectories {
   source: string;
@@ -41,10 +42,36 @@ export interface BuildOptions {
   gamma?: number;
 }
 
+const inRange = (v: number) => Number.isFinite(v) && Math.abs(v) <= MAX_ABS_VALUE;
+
+/**
+ * Refuses a log holding a value that float32 training cannot sum: ingestion checks files,
+ * this catches logs built in code (a reward of 1e200 made RTG Infinity and training NaN).
+ */
+function checkValues(log: InteractionLog): void {
+  const d = log.stateNames.length;
+  const refuse = (r: number, column: string, what: string, v: number) => {
+    const where = `user ${log.userIds[log.userIndex[r]]}, round ${log.roundIndex[r]}`;
+    throw new DataError('DATA_OUT_OF_RANGE', `${where}: ${what} ${v} is not finite or beyond ±${MAX_ABS_VALUE.toExponential()} (sums and squares would overflow)`, {
+      file: log.source,
+      column,
+    });
+  };
+  for (let r = 0; r < log.rows; r++) {
+    if (!inRange(log.reward[r])) refuse(r, 'reward', 'reward', log.reward[r]);
+    if (!inRange(log.cost[r])) refuse(r, 'cost', 'cost', log.cost[r]);
+    for (let j = 0; j < d; j++) {
+      const v = log.states[r * d + j];
+      if (!inRange(v)) refuse(r, log.stateNames[j], `state "${log.stateNames[j]}"`, v);
+    }
+  }
+}
+
 /** Builds padded trajectories from a log whose (userIndex, roundIndex) pairs are unique. */
 export function buildTrajectories(log: InteractionLog, options: BuildOptions = {}): Trajectories {
   const gamma = options.gamma ?? 1;
   if (!Number.isFinite(gamma) || gamma <= 0 || gamma > 1) throw new ArgumentError('gamma', `must be in (0, 1], got ${gamma}`);
+  checkValues(log);
   const users = log.userIds.length;
   const d = log.stateNames.length;
   const A = log.actionEncodings.length;
