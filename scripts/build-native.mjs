@@ -21,6 +21,7 @@ const needs = [
   { pkg: 'make', present: () => have('make') },
   { pkg: 'libeigen3-dev', present: () => existsSync('/usr/include/eigen3/Eigen/Core') },
   { pkg: 'libnlopt-dev', present: () => existsSync('/usr/include/nlopt.h') },
+  { pkg: 'libxgboost-dev', present: () => existsSync('/usr/include/xgboost/c_api.h') },
   // not for the build: the local Redis of the sharded solve (`saco solve --redis`) and its tests
   { pkg: 'redis-server', present: () => have('redis-server'), optional: true },
 ];

@@ -4,6 +4,7 @@
 #include "args.h"
 #include "cuda_device.h"
 #include "js_model.h"
+#include "js_outcome.h"
 #include "js_rollout.h"
 #include "js_synth.h"
 #include "js_trainer.h"
@@ -25,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_addon_data(env);
   init_synth(env, exports);
   init_model(env, exports);
+  init_outcome(env, exports);
   init_rollout(env, exports);
   init_trainer(env, exports);
 #ifdef SACO_HAVE_CUDA
