@@ -10,8 +10,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { DataError, SchemaError } from '../errors.js';
 import { queryRows, quoteIdent as q, quoteLiteral, withDuck } from './duck.js';
 import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
+import { applyDerivedColumns } from './derived.js';
 import { loadRawTable, locateRow } from './raw.js';
-import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
+import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type ActionColumn, type DataSchema } from './schema.js';
 import { buildTrajectories, type BuildOptions, type Trajectories } from './trajectories.js';
 
 export interface IngestOptions {
@@ -105,15 +106,57 @@ function sameLabel(a: number | string, b: number | string): boolean {
   return typeof a === 'number' || typeof b === 'number' ? Number(a) === Number(b) : a === b;
 }
 
+/**
+ * The no-treatment index of every action dimension: as the schema names it, else the one value
+ * (combination, for bundles) that never costs anything in the log (the rows of the table
+ * `typed`: a0.. action indices, __cost).
+ * @throws {SchemaError} naming the candidates when the log does not single one out.
+ */
+async function controlActions(conn: DuckDBConnection, actions: ActionColumn[], encodings: ActionEncoding[], file: string): Promise<number[]> {
+  const A = encodings.length;
+  const controls: Array<number | undefined> = actions.map((a, j) => {
+    if (a.control === undefined) return undefined;
+    const k = encodings[j].values.findIndex((v) => sameLabel(v, a.control as number | string));
+    if (k < 0) throw new SchemaError(`actions[${j}].control`, `${JSON.stringify(a.control)} is not a value of column "${a.column}" (values: ${JSON.stringify(encodings[j].values)})`);
+    return k;
+  });
+  if (controls.every((k) => k !== undefined)) return controls as number[];
+  const ask = (j: number, why: string) =>
+    new SchemaError(`actions[${j}].control`, `${why}; name the no-treatment value of column "${encodings[j].column}" in the schema: "actions": [{ "column": "${encodings[j].column}", "control": … }]`, 'SCHEMA_NO_CONTROL');
+  const stats = async (j: number) => (await queryRows(conn, `SELECT a${j} AS k, max(__cost) AS mx, avg(__cost) AS mean FROM typed GROUP BY a${j} ORDER BY a${j}`)).map((r) => ({ k: Number(r.k), max: Number(r.mx), mean: Number(r.mean) }));
+  if (A === 1) {
+    const free = (await stats(0)).filter((r) => r.max === 0).map((r) => r.k);
+    if (free.length === 1) return [free[0]];
+    const label = (ks: number[]) => ks.map((k) => JSON.stringify(encodings[0].values[k])).join(', ');
+    throw ask(0, free.length === 0 ? `every value costs something somewhere in ${file}, so none is plainly "no coupon"` : `values ${label(free)} never cost anything in ${file}`);
+  }
+  // bundles: the cheapest value of each dimension, if the rows with all of them never cost
+  for (let j = 0; j < A; j++) {
+    if (controls[j] !== undefined) continue;
+    const rows = (await stats(j)).sort((a, b) => a.mean - b.mean);
+    if (rows.length > 1 && rows[1].mean === rows[0].mean) throw ask(j, `values ${JSON.stringify(encodings[j].values[rows[0].k])} and ${JSON.stringify(encodings[j].values[rows[1].k])} cost the same on average`);
+    controls[j] = rows[0].k;
+  }
+  const where = controls.map((k, j) => `a${j} = ${k}`).join(' AND ');
+  const check = (await queryRows(conn, `SELECT count(*) AS n, max(__cost) AS mx FROM typed WHERE ${where}`))[0];
+  if (Number(check.n) === 0 || Number(check.mx) > 0) {
+    const combo = controls.map((k, j) => `${encodings[j].column}=${JSON.stringify(encodings[j].values[k as number])}`).join(', ');
+    throw ask(actions.findIndex((a) => a.control === undefined), `the cheapest values (${combo}) ${Number(check.n) === 0 ? 'never occur together' : 'do cost something together'} in ${file}`);
+  }
+  return controls as number[];
+}
+
 /** Reads a log file into memory; see the module comment. */
 export async function readLog(input: string | readonly string[], options: IngestOptions = {}): Promise<{ log: InteractionLog; report: IngestReport }> {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   const progress = options.onProgress ?? (() => {});
   return withDuck(async (conn) => {
     progress(`reading ${typeof input === 'string' ? input : input.join(', ')}`);
-    const { source, types, header, rowsRead } = await loadRawTable(conn, input, options.glob);
+    const raw = await loadRawTable(conn, input, options.glob);
+    const { source, rowsRead } = raw;
+    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types);
     const file = source.label;
-    const roles = resolveRoles(schema, header, file);
+    const roles = resolveRoles(named, header, file);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const checks: Check[] = [];
     const missing = (column: string) => checks.push({ code: 'DATA_MISSING_VALUE', detail: 'missing value', column, bad: `${q(column)} IS NULL` });
@@ -298,6 +341,8 @@ export async function readLog(input: string | readonly string[], options: Ingest
         ${stateExprs.map((e, j) => `${e} AS s${j}`).join(', ')}, ${actionMatch.map((e, j) => `${e} AS a${j}`).join(', ')},
         ${costExpr} AS __cost, ${rewardExpr} AS __reward
       FROM raw WHERE NOT (${anyBad}) ${qualify}`);
+    const controls = await controlActions(conn, roles.actions, actionEncodings, file);
+    controls.forEach((k, j) => (actionEncodings[j].control = k));
     const counts = (await queryRows(conn, 'SELECT count(*) AS n, count(DISTINCT __user) AS u FROM typed'))[0];
     const rows = Number(counts.n);
     const users = Number(counts.u);

@@ -6,6 +6,7 @@
  */
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
 import { looksNumeric, numericExpr } from './ingest.js';
+import { applyDerivedColumns } from './derived.js';
 import { loadRawTable } from './raw.js';
 import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
 
@@ -62,9 +63,11 @@ async function summary(conn: Parameters<Parameters<typeof withDuck>[0]>[0], expr
 
 export async function inspectLog(input: string | readonly string[], schema: DataSchema = DEFAULT_SCHEMA, options: InspectOptions = {}): Promise<InspectReport> {
   return withDuck(async (conn) => {
-    const { source, types, header, rowsRead } = await loadRawTable(conn, input, options.glob);
+    const raw = await loadRawTable(conn, input, options.glob);
+    const { source, rowsRead } = raw;
+    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types);
     const file = source.label;
-    const roles = resolveRoles(schema, header, file);
+    const roles = resolveRoles(named, header, file);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const userKey = roles.user.length === 0 ? 'CAST(__row AS VARCHAR)' : `concat_ws('|', ${roles.user.map((c) => `CAST(${q(c)} AS VARCHAR)`).join(', ')})`;
 

@@ -10,6 +10,18 @@ import { syActionColumn } from './synth.js';
 export interface ActionEncoding {
   column: string;
   values: Array<number | string>;
+  /** Index of the no-treatment value (no coupon); see `controlIndex` for models without it. */
+  control?: number;
+}
+
+/**
+ * The no-treatment index of an action dimension: as recorded at ingestion, else (a model
+ * written before it was recorded) the value 0 where there is one, else index 0.
+ */
+export function controlIndex(encoding: ActionEncoding): number {
+  if (encoding.control !== undefined) return encoding.control;
+  const zero = encoding.values.findIndex((v) => Number(v) === 0);
+  return zero >= 0 ? zero : 0;
 }
 
 /** How a categorical state column became numbers. */
@@ -59,7 +71,8 @@ export function syLogToInteractionLog(log: SyLog): InteractionLog {
     userIds: Array.from({ length: users }, (_, i) => String(i)),
     stateNames: log.stateNames,
     states: log.states,
-    actionEncodings: log.config.actionDims.map((d, j) => ({ column: syActionColumn(log.config, j), values: [...d.values] })),
+    // SY's no-coupon value is its cheapest (0 in every preset)
+    actionEncodings: log.config.actionDims.map((d, j) => ({ column: syActionColumn(log.config, j), values: [...d.values], control: d.values.indexOf(Math.min(...d.values)) })),
     actions: log.actions,
     cost: log.cost,
     reward: log.reward,

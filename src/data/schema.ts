@@ -11,6 +11,17 @@ export interface ActionColumn {
   column: string;
   /** Allowed values; any other value in the file is an error. Omitted: the values found, sorted. */
   values?: Array<number | string>;
+  /**
+   * The no-treatment value (no coupon): what the budget issues instead of a coupon it
+   * withholds, and the base of every uplift and of λ's range. Omitted: the one value that
+   * never costs anything in the log (an error names the candidates when that is not one).
+   */
+  control?: number | string;
+}
+
+/** A column computed by DuckDB from the file's columns (`{ "sql": "10 * purchase" }`). */
+export interface DerivedColumn {
+  sql: string;
 }
 
 /** Cost that the log does not record, given per value of one action dimension (e.g. a per-e-mail cost). */
@@ -31,8 +42,10 @@ export interface DataSchema {
   categorical?: Record<string, 'onehot' | 'index'>;
   /** One entry per action dimension; omitted: `action` or every `action_*` column. */
   actions?: ActionColumn[];
-  cost: string | CostPerAction;
-  reward: string;
+  /** A cost column, a stated cost per action value, or an SQL expression (may use `reward`). */
+  cost: string | CostPerAction | DerivedColumn;
+  /** A reward column, or an SQL expression over the file's columns. */
+  reward: string | DerivedColumn;
   /** Columns never used as states. */
   exclude?: string[];
 }
@@ -54,6 +67,17 @@ export const DEFAULT_SCHEMA: DataSchema = {
 export const MAX_ABS_VALUE = 1e30;
 
 const KNOWN_FIELDS = new Set(['user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude']);
+
+function isSql(v: unknown): v is DerivedColumn {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && 'sql' in v;
+}
+
+/** One SQL expression: not empty, no statement separator. */
+function checkSql(sql: unknown, field: string): string {
+  if (typeof sql !== 'string' || sql.trim() === '') throw new SchemaError(field, 'must be a non-empty SQL expression');
+  if (sql.includes(';')) throw new SchemaError(field, 'must be one SQL expression (no ";")');
+  return sql;
+}
 
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
@@ -104,14 +128,19 @@ export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
           }
           if (new Set(e.values.map(String)).size !== e.values.length) throw new SchemaError(`${origin}.actions[${j}].values`, 'lists a value twice');
         }
-        return { column: e.column, values: e.values };
+        if (e.control !== undefined) {
+          if (typeof e.control !== 'string' && !(typeof e.control === 'number' && Number.isFinite(e.control))) throw new SchemaError(`${origin}.actions[${j}].control`, 'must be a number or a string');
+          if (e.values && !e.values.some((v) => String(v) === String(e.control))) throw new SchemaError(`${origin}.actions[${j}].control`, `${JSON.stringify(e.control)} is not among the values ${JSON.stringify(e.values)}`);
+        }
+        return { column: e.column, values: e.values, ...(e.control !== undefined ? { control: e.control } : {}) };
       }
-      throw new SchemaError(`${origin}.actions[${j}]`, 'must be a column name or { column, values? }');
+      throw new SchemaError(`${origin}.actions[${j}]`, 'must be a column name or { column, values?, control? }');
     });
   }
   if ('cost' in o) {
     const c = o.cost;
     if (typeof c === 'string' && c.length > 0) schema.cost = c;
+    else if (isSql(c)) schema.cost = { sql: checkSql(c.sql, `${origin}.cost.sql`) };
     else if (typeof c === 'object' && c !== null && typeof (c as CostPerAction).perAction === 'object' && (c as CostPerAction).perAction !== null) {
       const per = (c as CostPerAction).perAction;
       for (const [k, v] of Object.entries(per)) {
@@ -122,11 +151,12 @@ export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
       const dimension = (c as CostPerAction).dimension ?? 0;
       if (!Number.isInteger(dimension) || dimension < 0) throw new SchemaError(`${origin}.cost.dimension`, 'must be an integer >= 0');
       schema.cost = { perAction: per, dimension };
-    } else throw new SchemaError(`${origin}.cost`, 'must be a column name or { perAction: { value: cost } }');
+    } else throw new SchemaError(`${origin}.cost`, 'must be a column name, { perAction: { value: cost } } or { sql: "expression" }');
   }
   if ('reward' in o) {
-    if (typeof o.reward !== 'string' || o.reward.length === 0) throw new SchemaError(`${origin}.reward`, 'must be a column name');
-    schema.reward = o.reward;
+    if (isSql(o.reward)) schema.reward = { sql: checkSql(o.reward.sql, `${origin}.reward.sql`) };
+    else if (typeof o.reward !== 'string' || o.reward.length === 0) throw new SchemaError(`${origin}.reward`, 'must be a column name or { sql: "expression" }');
+    else schema.reward = o.reward;
   }
   return schema;
 }
@@ -189,6 +219,9 @@ export interface ResolvedRoles {
  * rejects unknown columns (with a did-you-mean) and columns named twice.
  */
 export function resolveRoles(schema: DataSchema, header: string[], file: string): ResolvedRoles {
+  if (typeof schema.reward !== 'string' || (typeof schema.cost === 'object' && 'sql' in schema.cost)) {
+    throw new SchemaError('reward', 'derived columns must be added to the table first (applyDerivedColumns)', 'SCHEMA_INTERNAL');
+  }
   const present = new Set(header);
   const need = (column: string, field: string) => {
     if (!present.has(column)) {
@@ -230,5 +263,5 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string)
     seen.set(column, role);
   }
   if (states.length === 0) throw new SchemaError('states', `no state columns left in ${file}`);
-  return { user, time: schema.time, states, actions, cost: schema.cost, reward: schema.reward };
+  return { user, time: schema.time, states, actions, cost: schema.cost as string | CostPerAction, reward: schema.reward };
 }

@@ -5,6 +5,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
+import { controlIndex } from '../data/log.js';
 
 export interface Normalization {
   stateMean: number[];
@@ -64,12 +65,15 @@ export function computeNormalization(train: Trajectories, lambdaMax: number): No
 }
 
 /**
- * λ's upper end from the data: twice the largest revenue gained per unit of cost by any
- * costly action over the no-coupon action (all rounds pooled), at least 1. A budget so
+ * λ's upper end from the data (the realised recipes): twice the largest revenue gained per
+ * unit of cost by any costly action over the control action (all rounds pooled), at least 1.
+ * The control is the no-treatment value of each dimension as ingestion found or the schema
+ * named it, so the estimate does not depend on the order values are listed in. A budget so
  * tight that it needs a larger λ is reported by the λ search, not silently clipped.
  */
 export function estimateLambdaMax(train: Trajectories): number {
   const A = train.actionDims;
+  const controlKey = train.actionEncodings.map(controlIndex).join(',');
   const groups = new Map<string, { r: number; c: number; n: number }>();
   for (let i = 0; i < train.users * train.rounds; i++) {
     if (!train.mask[i]) continue;
@@ -80,11 +84,11 @@ export function estimateLambdaMax(train: Trajectories): number {
     g.n++;
     groups.set(key, g);
   }
-  const base = groups.get(new Array(A).fill(0).join(','));
+  const base = groups.get(controlKey);
   if (!base) return 1;
   let best = 0;
   for (const [key, g] of groups) {
-    if (key === new Array(A).fill(0).join(',') || g.c <= 0) continue;
+    if (key === controlKey || g.c <= 0) continue;
     const ratio = (g.r / g.n - base.r / base.n) / (g.c / g.n);
     if (ratio > best) best = ratio;
   }

@@ -21,7 +21,8 @@ describe.skipIf(!present)('Hillstrom e-mail RCT (shared data)', () => {
     expect(report.rowsUsed).toBe(64000);
     expect(t.users).toBe(64000);
     expect(t.rounds).toBe(1);
-    expect(t.actionEncodings).toEqual([{ column: 'segment', values: ['No E-Mail', 'Mens E-Mail', 'Womens E-Mail'] }]);
+    // the control is found as the one value that costs nothing ($0 per non-e-mail)
+    expect(t.actionEncodings).toEqual([{ column: 'segment', values: ['No E-Mail', 'Mens E-Mail', 'Womens E-Mail'], control: 0 }]);
     expect(t.stateNames).toEqual([
       'recency', 'history', 'mens', 'womens',
       'zip_code=Rural', 'zip_code=Surburban', 'zip_code=Urban',
