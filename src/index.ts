@@ -11,7 +11,7 @@
 import type { DataSchema } from './data/schema.js';
 import { loadSchemaFile as loadSchemaFileImpl, parseSchema as parseSchemaImpl } from './data/schema.js';
 import type { IngestOptions, IngestReport } from './data/ingest.js';
-import type { InspectReport } from './data/inspect.js';
+import type { InspectOptions, InspectReport } from './data/inspect.js';
 import type { InteractionLog } from './data/log.js';
 import type { BuildOptions, SplitOptions, Trajectories } from './data/trajectories.js';
 import { buildTrajectories as buildTrajectoriesImpl, splitByUser as splitByUserImpl } from './data/trajectories.js';
@@ -73,7 +73,7 @@ const inspectModule = once(() => import('./data/inspect.js'));
  * const { log, report } = await readLog('events.parquet', { schema: loadSchemaFile('schema.json') });
  * console.log(`${report.users} users, ${report.rowsUsed} rows`);
  */
-export async function readLog(file: string, options: IngestOptions = {}): Promise<{ log: InteractionLog; report: IngestReport }> {
+export async function readLog(file: string | readonly string[], options: IngestOptions = {}): Promise<{ log: InteractionLog; report: IngestReport }> {
   return (await ingestModule()).readLog(file, options);
 }
 
@@ -88,7 +88,7 @@ export async function readLog(file: string, options: IngestOptions = {}): Promis
  * const { trajectories } = await readTrajectories('events.csv');
  * const { train, test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
  */
-export async function readTrajectories(file: string, options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
+export async function readTrajectories(file: string | readonly string[], options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
   return (await ingestModule()).readTrajectories(file, options);
 }
 
@@ -116,8 +116,8 @@ export async function writeLog(log: InteractionLog, file: string): Promise<numbe
  * const report = await inspectLog('events.parquet');
  * console.log(report.rows, report.users, report.columns.map((c) => `${c.column}: ${c.role}`));
  */
-export async function inspectLog(file: string, schema?: DataSchema): Promise<InspectReport> {
-  return (await inspectModule()).inspectLog(file, schema);
+export async function inspectLog(file: string | readonly string[], schema?: DataSchema, options?: InspectOptions): Promise<InspectReport> {
+  return (await inspectModule()).inspectLog(file, schema, options);
 }
 
 /**
