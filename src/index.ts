@@ -182,3 +182,6 @@ export function loadNativeModel(model: CodtModel): NativeModel {
   return loadNativeModelImpl(model);
 }
 
+
+// off-policy evaluation of plans on randomised logs
+export { offPolicyEstimates, uniformPropensities, deterministicTargetProbabilities, factoredProbabilities, type OpeLog, type OpeOptions, type OpeResult, type OpeEstimate, type OpeEstimates } from './eval/ope.js';
