@@ -46,6 +46,7 @@ void validate(const OutcomeSpec& s) {
   require(s.names.empty() || s.names.size() == s.cols, "outcome fit: names needs one name per column");
   const size_t k = s.next_from.size();
   for (int32_t j : s.next_from) require(j >= 0 && static_cast<uint64_t>(j) < s.cols, "outcome fit: nextFrom holds a column outside [0, cols)");
+  for (int32_t j : s.zero_cost_columns) require(j >= 0 && static_cast<uint64_t>(j) < s.cols, "outcome fit: zeroCostColumns holds a column outside [0, cols)");
   require(s.next.size() == s.rows * k, "outcome fit: next needs rows * nextFrom.length values");
   for (uint64_t i = 0; i < s.rows && k > 0; ++i) {
     const bool has = std::isfinite(s.next[i * k]);
@@ -64,6 +65,7 @@ void validate(const OutcomeSpec& s) {
   require(p.lambda >= 0 && std::isfinite(p.lambda), "outcome fit: lambda must be >= 0");
   require(p.max_bin >= 2 && p.max_bin <= 65536, "outcome fit: maxBin must be in [2, 65536]");
   require(p.early_stopping >= 0, "outcome fit: earlyStopping must be >= 0");
+  require(p.tolerance >= 0 && p.tolerance < 1, "outcome fit: tolerance must be in [0, 1)");
 }
 
 // One group of heads trained on the same rows and columns (so on one DMatrix).
@@ -163,7 +165,7 @@ void train_group(const OutcomeSpec& s, const Group& g, std::vector<OutcomeHead>&
     bp.threads = 1;
     bp.base_score = binary_head(head) ? std::min(std::max(mean, 1e-6), 1 - 1e-6) : mean;
     xgb::TrainReport report;
-    h.booster = xgb::Booster::train(bp, *train, valid.get(), p.rounds, p.early_stopping, &report);
+    h.booster = xgb::Booster::train(bp, *train, valid.get(), p.rounds, p.early_stopping, &report, p.tolerance);
     h.rounds = report.rounds;
     h.rounds_run = report.rounds_run;
     h.valid_metric = report.valid_metric;
@@ -272,6 +274,7 @@ std::unique_ptr<OutcomeModel> OutcomeModel::fit(const OutcomeSpec& s) {
   auto model = std::make_unique<OutcomeModel>();
   model->cols_ = s.cols;
   model->next_from_ = s.next_from;
+  model->zero_cost_ = s.zero_cost_columns;
   model->names_ = s.names;
   model->meta_ = s.meta;
   const size_t k = s.next_from.size();
@@ -338,6 +341,13 @@ void OutcomeModel::predict(const float* x, uint64_t n, float* p_reward, float* e
         head.booster.predict(xs, end - begin, cols_, false, out);
       }
     }
+    if (p_cost != nullptr && !zero_cost_.empty()) {
+      for (size_t r = 0; r < end - begin; ++r) {
+        bool free = true;
+        for (int32_t j : zero_cost_) free = free && xs[r * cols_ + static_cast<uint64_t>(j)] == 1.0f;
+        if (free) p_cost[begin + r] = 0.0f;
+      }
+    }
   });
 }
 
@@ -400,6 +410,8 @@ std::vector<uint8_t> OutcomeModel::save(xgb::Format format) const {
   w.put<uint64_t>(cols_);
   w.put<uint32_t>(static_cast<uint32_t>(next_from_.size()));
   for (int32_t j : next_from_) w.put<int32_t>(j);
+  w.put<uint32_t>(static_cast<uint32_t>(zero_cost_.size()));
+  for (int32_t j : zero_cost_) w.put<int32_t>(j);
   w.put<uint32_t>(static_cast<uint32_t>(names_.size()));
   for (const std::string& n : names_) w.text(n);
   w.text(meta_);
@@ -439,6 +451,13 @@ std::unique_ptr<OutcomeModel> OutcomeModel::load(const uint8_t* bytes, size_t si
     const int32_t from = r.get<int32_t>();
     require(from >= 0 && static_cast<uint64_t>(from) < model->cols_, "outcome model bytes: bad transition column");
     model->next_from_.push_back(from);
+  }
+  const uint32_t free = r.get<uint32_t>();
+  require(free <= model->cols_, "outcome model bytes: bad zero-cost column count");
+  for (uint32_t j = 0; j < free; ++j) {
+    const int32_t col = r.get<int32_t>();
+    require(col >= 0 && static_cast<uint64_t>(col) < model->cols_, "outcome model bytes: bad zero-cost column");
+    model->zero_cost_.push_back(col);
   }
   const uint32_t names = r.get<uint32_t>();
   require(names == 0 || names == model->cols_, "outcome model bytes: bad name count");

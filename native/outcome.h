@@ -37,6 +37,7 @@ struct OutcomeParams {
   double lambda = 1.0;
   int max_bin = 256;
   int early_stopping = 10;   // rounds without validation improvement; 0: off
+  double tolerance = 1e-3;   // an improvement beats the best by this share of the first tree's metric
   uint64_t seed = 0;
   unsigned threads = 0;      // 0: hardware concurrency; results do not depend on it
 };
@@ -51,6 +52,9 @@ struct OutcomeSpec {
   bool fit_reward = true, fit_cost = true;
   std::vector<int32_t> next_from;   // [k] design column holding each dynamic feature's current value
   std::vector<float> next;          // [n, k] next round's value; NaN (the whole row) where no next round
+  // Design columns that, all at 1, mark rows that cost nothing by construction (the
+  // control action's one-hot when no logged control row had a cost): pCost is 0 there.
+  std::vector<int32_t> zero_cost_columns;
   std::vector<std::string> names;   // [p] design column names, or empty
   std::string meta;                 // opaque to the core (src/sim stores its layout here)
   OutcomeParams params;
@@ -84,6 +88,7 @@ class OutcomeModel {
   uint64_t cols() const { return cols_; }
   size_t next_count() const { return next_from_.size(); }
   const std::vector<int32_t>& next_from() const { return next_from_; }
+  const std::vector<int32_t>& zero_cost_columns() const { return zero_cost_; }
   bool has_reward() const { return heads_[kPReward].present; }
   bool has_cost() const { return heads_[kPCost].present; }
   const std::vector<OutcomeHead>& heads() const { return heads_; }
@@ -91,7 +96,7 @@ class OutcomeModel {
   const std::string& meta() const { return meta_; }
 
   // x [n, p]. Each output [n] may be null (skipped); the reward outputs need has_reward(),
-  // the cost outputs has_cost().
+  // the cost outputs has_cost(). Rows marked by zero_cost_columns() get p_cost 0.
   void predict(const float* x, uint64_t n, float* p_reward, float* e_reward, float* p_cost, float* e_cost, unsigned threads) const;
   // E[r | x] and E[c | x], [n] each (either may be null).
   void expected(const float* x, uint64_t n, float* out_reward, float* out_cost, unsigned threads) const;
@@ -103,6 +108,7 @@ class OutcomeModel {
  private:
   uint64_t cols_ = 0;
   std::vector<int32_t> next_from_;
+  std::vector<int32_t> zero_cost_;
   std::vector<std::string> names_;
   std::string meta_;
   std::vector<OutcomeHead> heads_;

@@ -108,7 +108,7 @@ Booster& Booster::operator=(Booster&& other) noexcept {
 }
 
 Booster Booster::train(const BoosterParams& params, const DMatrix& train, const DMatrix* valid, int rounds, int early_stopping,
-                       TrainReport* report) {
+                       TrainReport* report, double tolerance) {
   if (rounds < 1) throw std::invalid_argument("rounds must be >= 1");
   if (params.threads < 1) throw std::invalid_argument("threads must be >= 1 (a fixed count keeps results reproducible)");
   const bool binary = params.objective == "binary:logistic";
@@ -135,7 +135,8 @@ Booster Booster::train(const BoosterParams& params, const DMatrix& train, const 
   booster.set_param("nthread", std::to_string(params.threads));
 
   const bool stopping = valid != nullptr && early_stopping > 0;
-  double best = std::numeric_limits<double>::infinity(), last = std::numeric_limits<double>::quiet_NaN();
+  if (!(tolerance >= 0)) throw std::invalid_argument("tolerance must be >= 0");
+  double best = std::numeric_limits<double>::infinity(), last = std::numeric_limits<double>::quiet_NaN(), first = 0;
   int best_round = -1, run = 0;
   for (int iter = 0; iter < rounds; ++iter) {
     check(XGBoosterUpdateOneIter(h, iter, train.handle()), "XGBoosterUpdateOneIter");
@@ -146,7 +147,8 @@ Booster Booster::train(const BoosterParams& params, const DMatrix& train, const 
     const char* text = nullptr;
     check(XGBoosterEvalOneIter(h, iter, eval, names, 1, &text), "XGBoosterEvalOneIter");
     last = parse_metric(text);
-    if (last < best) {
+    if (iter == 0) first = last;
+    if (last < best - tolerance * first || iter == 0) {
       best = last;
       best_round = iter;
     } else if (stopping && iter - best_round >= early_stopping) {

@@ -85,9 +85,11 @@ class Booster {
 
   // Boosts up to `rounds` trees on `train`. With `valid` and early_stopping > 0, stops when
   // the validation metric has not improved for early_stopping rounds and keeps the best
-  // rounds only.
+  // rounds only. An improvement counts when it beats the best by more than `tolerance`
+  // times the first tree's metric (0: any improvement), so heads that are nearly exact
+  // (a deterministic transition) stop instead of polishing the last digits.
   static Booster train(const BoosterParams& params, const DMatrix& train, const DMatrix* valid, int rounds, int early_stopping,
-                       TrainReport* report);
+                       TrainReport* report, double tolerance = 0);
   // A model saved by save() (either format).
   static Booster load(const uint8_t* bytes, size_t size);
 

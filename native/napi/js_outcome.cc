@@ -43,6 +43,7 @@ OutcomeParams read_params(const Napi::Value& v) {
   p.lambda = read_number(o, "lambda", p.lambda, where);
   p.max_bin = static_cast<int>(read_count(o, "maxBin", p.max_bin, 65536, where));
   p.early_stopping = static_cast<int>(read_count(o, "earlyStopping", p.early_stopping, 100000, where));
+  p.tolerance = read_number(o, "tolerance", p.tolerance, where);
   p.seed = read_count(o, "seed", 0, 9007199254740991.0, where);
   p.threads = static_cast<unsigned>(read_count(o, "threads", 0, 1024, where));
   return p;
@@ -56,8 +57,8 @@ struct FitBaton {
 // outcomeFit(spec) -> Promise<id>. spec: { rows, cols, features: Float32Array [rows*cols],
 // reward, cost: Float32Array [rows], weights?: Float32Array, validation?: Uint8Array,
 // heads?: { reward?, cost? }, nextFrom?: number[], next?: Float32Array [rows*k],
-// names?: string[], meta?: string, params?: { rounds, depth, eta, subsample, minChildWeight,
-// lambda, maxBin, earlyStopping, seed, threads } }
+// zeroCostColumns?: number[], names?: string[], meta?: string, params?: { rounds, depth, eta,
+// subsample, minChildWeight, lambda, maxBin, earlyStopping, tolerance, seed, threads } }
 Napi::Value JS_outcomeFit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1) throw error(env, "outcomeFit(spec) expects an object");
@@ -87,6 +88,12 @@ Napi::Value JS_outcomeFit(const Napi::CallbackInfo& info) {
       s.next_from.push_back(static_cast<int32_t>(j));
     }
     s.next = read_floats(o, "next", s.rows * s.next_from.size(), "spec");
+  }
+  if (!o.Get("zeroCostColumns").IsUndefined()) {
+    for (double j : read_number_array(o.Get("zeroCostColumns"), "spec.zeroCostColumns")) {
+      if (j < 0 || j >= static_cast<double>(s.cols) || std::floor(j) != j) throw error(env, "spec.zeroCostColumns holds a column outside [0, cols)");
+      s.zero_cost_columns.push_back(static_cast<int32_t>(j));
+    }
   }
   Napi::Value names = o.Get("names");
   if (!names.IsUndefined()) {
@@ -172,7 +179,7 @@ Napi::Value JS_outcomePredict(const Napi::CallbackInfo& info) {
   return Task<PredictBaton>::Queue(env, std::move(b), run_predict, predict_result);
 }
 
-// outcomeInfo(id) -> { cols, nextFrom, names, meta, heads: [{ name, present, constant, value,
+// outcomeInfo(id) -> { cols, nextFrom, zeroCostColumns, names, meta, heads: [{ name, present, constant, value,
 // residualSd, rounds, roundsRun, validMetric, metric, trainRows, validRows, importance }] }
 Napi::Value JS_outcomeInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -183,6 +190,9 @@ Napi::Value JS_outcomeInfo(const Napi::CallbackInfo& info) {
   Napi::Array next_from = Napi::Array::New(env, model->next_count());
   for (size_t j = 0; j < model->next_count(); ++j) next_from.Set(static_cast<uint32_t>(j), Napi::Number::New(env, model->next_from()[j]));
   out.Set("nextFrom", next_from);
+  Napi::Array zero_cost = Napi::Array::New(env, model->zero_cost_columns().size());
+  for (size_t j = 0; j < model->zero_cost_columns().size(); ++j) zero_cost.Set(static_cast<uint32_t>(j), Napi::Number::New(env, model->zero_cost_columns()[j]));
+  out.Set("zeroCostColumns", zero_cost);
   Napi::Array names = Napi::Array::New(env, model->names().size());
   for (size_t j = 0; j < model->names().size(); ++j) names.Set(static_cast<uint32_t>(j), Napi::String::New(env, model->names()[j]));
   out.Set("names", names);
