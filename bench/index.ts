@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
  * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run; skips training to early stop),
- * `--only=import|data|train|solve|quality` (import: fresh-process time of `import 'saco'`, needs a build),
+ * `--only=import|data|train|solve|quality|sim` (import: fresh-process time of `import 'saco'`, needs a build),
  * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { benchData } from './data.js';
 import { benchImport } from './import.js';
 import { benchTrainToStop, benchTraining } from './train.js';
 import { benchQuality, benchSolve, PAPER_TABLE_2 } from './solve.js';
+import { benchSim } from './sim.js';
 import { formatTable, machine } from './harness.js';
 
 const quick = process.argv.includes('--quick');
@@ -45,6 +46,15 @@ if (!only || only === 'solve') {
   console.log('paper Table 2, for comparison (their hardware, not this machine):');
   for (const p of PAPER_TABLE_2) console.log(`  ${p.scenario}: ${p.ms} ms on ${p.hardware}`);
 }
+let sim;
+if (!only || only === 'sim') {
+  const r = await benchSim({ quick });
+  results.push(...r.timings);
+  sim = r.fit;
+  const fit = r.timings[r.timings.length - 1];
+  console.log(`outcome model fit (${r.fit.rows.toLocaleString('en-US')} rows x ${r.fit.cols} columns, ${r.fit.threads} threads): ${(fit.medianMs / 1000).toFixed(1)} s wall, ${r.fit.cpuSeconds.toFixed(1)} s CPU (issue 13's fit-sim gate: 60 s on 2 cores)`);
+  for (const h of r.fit.heads) console.log(`  ${h.name}: ${h.rounds}/${h.roundsRun} trees, validation ${h.metric} ${h.validMetric.toFixed(4)}`);
+}
 let quality;
 if (modelFile && (!only || only === 'quality')) {
   quality = await benchQuality(modelFile, quick ? 2000 : 10000);
@@ -58,7 +68,7 @@ console.log(formatTable(results));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname()}.json`);
-writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality }, null, 2));
+writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, sim }, null, 2));
 const md = file.replace(/\.json$/, '.md');
 writeFileSync(md, `# saco bench, ${new Date().toISOString()}\n\nmachine: ${machine()}; CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info.cudaDevices} GPU(s); native threads ${threads}\n\n${formatTable(results)}\n`);
 console.log(`wrote ${file} and ${md}`);
