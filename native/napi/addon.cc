@@ -3,6 +3,7 @@
 
 #include "args.h"
 #include "cuda_device.h"
+#include "js_forest.h"
 #include "js_model.h"
 #include "js_outcome.h"
 #include "js_rollout.h"
@@ -29,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_outcome(env, exports);
   init_rollout(env, exports);
   init_trainer(env, exports);
+  init_forest(env, exports);
 #ifdef SACO_HAVE_CUDA
   exports.Set("cudaBuilt", Napi::Boolean::New(env, true));
 #else

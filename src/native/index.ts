@@ -40,6 +40,10 @@ export interface NativeRolloutSpec {
   policy: string;
   lambda: number;
   model?: number;
+  /** A forest id (`nativeForestFit` / `nativeForestLoad`), for the forest policy. */
+  forest?: number;
+  /** The bandit policy's prior (src/policy/bandit.ts `fitBanditPrior`). */
+  bandit?: NativeBanditPrior;
   userIds: Uint32Array;
   /** [users, env.features] static features; omitted: drawn from the env seed by user id. */
   features?: Float64Array;
@@ -67,6 +71,79 @@ export interface NativeSearchResult {
   budgetNotBinding: boolean;
   needsMoreThanLambdaMax: boolean;
   trace: Array<{ lambda: number; revenue: number; cost: number }>;
+}
+
+/** One arm's logged outcomes (an arm is an action combination, the first dimension slowest). */
+export interface NativeBanditArm {
+  count: number;
+  meanReward: number;
+  meanCost: number;
+  varReward: number;
+  varCost: number;
+  /** Covariance of reward and cost. */
+  cov: number;
+}
+
+/** The bandit's prior: per-arm statistics of a training log, worth `weight` pseudo-observations per arm. */
+export interface NativeBanditPrior {
+  arms: NativeBanditArm[];
+  /** Default 10; Infinity: the log's full count. */
+  weight?: number;
+  /** Keys the posterior draws (with user and round); default 1. */
+  seed?: number;
+}
+
+/** Training rows of a causal forest: one per (user, round) unit. */
+export interface NativeForestData {
+  /** [rows, features] */
+  x: Float32Array;
+  features: number;
+  /** [rows] arm index in [0, arms) */
+  arm: Int32Array;
+  arms: number;
+  /** The no-treatment arm the uplifts are measured against. */
+  control: number;
+  reward: Float64Array;
+  cost: Float64Array;
+}
+
+/** How a causal forest grows (native/forest.h); every field optional. */
+export interface NativeForestOptions {
+  trees?: number;
+  sampleFraction?: number;
+  honestyFraction?: number;
+  /** Features tried per split; 0: min(ceil(√d + 20), d). */
+  mtry?: number;
+  /** Rows of every arm in each child, on the splitting half. */
+  minNodeSize?: number;
+  alpha?: number;
+  maxDepth?: number;
+  bins?: number;
+  seed?: number;
+  /** 0 or absent: every core. The forest does not depend on it. */
+  threads?: number;
+}
+
+export interface NativeForestInfo {
+  features: number;
+  arms: number;
+  control: number;
+  rows: number;
+  trees: number;
+  nodes: number;
+  leaves: number;
+  options: Required<Omit<NativeForestOptions, 'threads'>>;
+}
+
+/** One tree: nodes (feature < 0: a leaf, `left` its index), leaf statistics [leaves, arms, (count, Σ reward, Σ cost)], and its two halves' rows. */
+export interface NativeForestTree {
+  feature: Int32Array;
+  threshold: Float32Array;
+  left: Int32Array;
+  right: Int32Array;
+  leaf: Float64Array;
+  split: Uint32Array;
+  estimate: Uint32Array;
 }
 
 /** AdamW, clipping and dropout of a native trainer (the tfjs engine's settings). */
@@ -104,6 +181,14 @@ interface NativeBinding {
   trainerRead(id: number, what: NativeBuffer): Record<string, Float32Array>;
   trainerWrite(id: number, what: NativeBuffer, values: Record<string, Float32Array>): void;
   trainerDispose(id: number): boolean;
+  forestFit(data: NativeForestData, options?: NativeForestOptions): Promise<number>;
+  forestLoad(bytes: Uint8Array): Promise<number>;
+  forestSave(id: number): Promise<Uint8Array>;
+  forestPredict(id: number, x: Float32Array): Promise<{ reward: Float64Array; cost: Float64Array }>;
+  forestInfo(id: number): NativeForestInfo;
+  forestTree(id: number, tree: number): NativeForestTree;
+  forestUnload(id: number): boolean;
+  forestCount(): number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -327,3 +412,39 @@ export class NativeTrainer {
   }
 }
 
+/** Fits a multi-arm causal forest (native/forest.h) off the main thread; resolves to its id in the native forest registry. */
+export async function nativeForestFit(data: NativeForestData, options: NativeForestOptions = {}): Promise<number> {
+  return native().forestFit(data, options);
+}
+
+/** Loads a forest from `nativeForestSave` bytes (validated); resolves to its id. */
+export async function nativeForestLoad(bytes: Uint8Array): Promise<number> {
+  return native().forestLoad(bytes);
+}
+
+export async function nativeForestSave(id: number): Promise<Uint8Array> {
+  return native().forestSave(id);
+}
+
+/** Uplift over control of every arm, [rows, arms], for x [rows, features]. */
+export async function nativeForestPredict(id: number, x: Float32Array): Promise<{ reward: Float64Array; cost: Float64Array }> {
+  return native().forestPredict(id, x);
+}
+
+export function nativeForestInfo(id: number): NativeForestInfo {
+  return native().forestInfo(id);
+}
+
+/** Tree `tree` of a forest, with the rows of its splitting and estimation halves (for inspection and tests). */
+export function nativeForestTree(id: number, tree: number): NativeForestTree {
+  return native().forestTree(id, tree);
+}
+
+export function nativeForestUnload(id: number): boolean {
+  return native().forestUnload(id);
+}
+
+/** Forests in the native registry (for tests and diagnostics). */
+export function nativeForestCount(): number {
+  return native().forestCount();
+}
