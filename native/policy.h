@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "environment.h"
 
@@ -35,6 +36,15 @@ class Policy {
   virtual void feedback(PolicyState& state, uint32_t t, const int32_t* issued, const double* reward, const double* cost) const {
     (void)state, (void)t, (void)issued, (void)reward, (void)cost;
   }
+
+  // True when the policy learns from every user's outcomes between rounds (a bandit's
+  // posterior): the rollout then runs round by round even without a budget, and calls
+  // end_round.
+  virtual bool learns_across_users() const { return false; }
+  // Called on the rollout's thread once every user has stepped round t (for t + 1 < rounds),
+  // with every block's state in block order (users in id order): merge what the blocks heard
+  // in feedback() and give each block what round t + 1 acts on.
+  virtual void end_round(uint32_t t, const std::vector<PolicyState*>& blocks) const { (void)t, (void)blocks; }
 };
 
 }  // namespace saco

@@ -76,6 +76,13 @@ class Simulation {
     }
   }
 
+  // Lets a policy that learns across users merge round t's outcomes of every block.
+  void end_round(uint32_t t) {
+    std::vector<PolicyState*> states;
+    for (Block& b : blocks_) states.push_back(b.policy.get());
+    spec_.policy->end_round(t, states);
+  }
+
   double max_cost(size_t user, const int32_t* action) const {
     const Block& b = blocks_[user / kRolloutBlock];
     return spec_.env->max_cost(*b.env, user - b.begin, action);
@@ -120,7 +127,7 @@ RolloutResult rollout(const RolloutSpec& spec, const RolloutUsers& users) {
     for (size_t i = begin; i < end; ++i) std::copy_n(actions.data() + i * A, A, result.plan.data() + (i * spec.rounds + t) * A);
   };
 
-  if (!std::isfinite(spec.budget)) {
+  if (!std::isfinite(spec.budget) && !spec.policy->learns_across_users()) {
     // No budget: users never interact, so each block runs all its rounds at once and frees
     // its state before the next (same per-user arithmetic as the round-by-round path).
     for_blocks(sim.blocks(), threads, [&](size_t k) {
@@ -165,6 +172,7 @@ RolloutResult rollout(const RolloutSpec& spec, const RolloutUsers& users) {
       double round_cost = 0;  // summed per round first, as the TypeScript mirror does
       for (size_t i = 0; i < n; ++i) round_cost += cost[t * n + i];
       spent += round_cost;
+      if (t + 1 < spec.rounds) sim.end_round(t);
     }
   }
   // sums in user order per round, whatever the threads did
