@@ -2,6 +2,7 @@
 // so adding a policy is one new file here (CMake picks up native/policy_*.cc) plus its line in
 // src/policy/registry.ts; a test holds the two lists equal.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,9 +12,25 @@
 
 namespace saco {
 
-// What a policy may be built from (a loaded model for the learned ones).
+class CausalForest;  // forest.h
+
+// One arm's outcomes in a training log (the bandit's prior; an arm is an action combination,
+// numbered with the first dimension slowest).
+struct BanditArm {
+  double count = 0, mean_reward = 0, mean_cost = 0, var_reward = 0, var_cost = 0, cov = 0;
+};
+struct BanditPrior {
+  std::vector<BanditArm> arms;
+  double weight = 10;  // pseudo-observations the log is worth per arm (at most its count)
+  uint64_t seed = 1;
+};
+
+// What a policy may be built from (a loaded model for the learned ones, a fitted forest, a
+// bandit's prior); each policy checks that what it needs is there.
 struct PolicyArgs {
   std::shared_ptr<const CodtModel> model;
+  std::shared_ptr<const CausalForest> forest;
+  std::shared_ptr<const BanditPrior> bandit;
 };
 
 using PolicyFactory = std::shared_ptr<const Policy> (*)(const PolicyArgs&);

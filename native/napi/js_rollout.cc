@@ -7,6 +7,7 @@
 #include "args.h"
 #include "dual.h"
 #include "env_sy.h"
+#include "js_forest.h"
 #include "js_model.h"
 #include "policy_registry.h"
 #include "rollout.h"
@@ -24,7 +25,33 @@ struct RolloutBaton {
   std::optional<Napi::ThreadSafeFunction> progress;
 };
 
-// spec: { env: SyConfig, rounds, budget, policy, lambda, model?, userIds, features?, recordPlan?, threads? }
+// spec.bandit: { arms: [{ count, meanReward, meanCost, varReward, varCost, cov }], weight?, seed? }
+std::shared_ptr<const BanditPrior> read_bandit_prior(const Napi::Value& value) {
+  Napi::Object o = read_object(value, "spec.bandit");
+  auto prior = std::make_shared<BanditPrior>();
+  Napi::Value arms = o.Get("arms");
+  if (!arms.IsArray()) throw error(value.Env(), "spec.bandit.arms must be an array");
+  Napi::Array a = arms.As<Napi::Array>();
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    const std::string where = "spec.bandit.arms[" + std::to_string(k) + "]";
+    Napi::Object arm = read_object(a.Get(k), where);
+    BanditArm b{read_number(arm, "count", 0, where), read_number(arm, "meanReward", 0, where), read_number(arm, "meanCost", 0, where),
+                read_number(arm, "varReward", 0, where), read_number(arm, "varCost", 0, where), read_number(arm, "cov", 0, where)};
+    if (!(b.count >= 0) || !(b.var_reward >= 0) || !(b.var_cost >= 0)) throw error(value.Env(), where + ": count and variances must be >= 0");
+    prior->arms.push_back(b);
+  }
+  Napi::Value weight = o.Get("weight");
+  if (!weight.IsUndefined()) {
+    if (!weight.IsNumber()) throw error(value.Env(), "spec.bandit.weight must be a number");
+    prior->weight = weight.As<Napi::Number>().DoubleValue();
+  }
+  if (!(prior->weight > 0)) throw error(value.Env(), "spec.bandit.weight must be > 0 (Infinity: trust the log fully)");
+  Napi::Value seed = o.Get("seed");
+  if (!seed.IsUndefined()) prior->seed = read_seed(seed, "spec.bandit.seed");
+  return prior;
+}
+
+// spec: { env: SyConfig, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, threads? }
 std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   Napi::Env env = value.Env();
   Napi::Object o = read_object(value, "spec");
@@ -49,6 +76,8 @@ std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   try {
     const PolicyEntry entry = find_policy(read_string(o, "policy", "", "spec"));
     if (entry.needs_model) args.model = model_from(o.Get("model"));
+    if (!o.Get("forest").IsUndefined()) args.forest = forest_from(o.Get("forest"));
+    if (!o.Get("bandit").IsUndefined()) args.bandit = read_bandit_prior(o.Get("bandit"));
     spec.policy = entry.make(args);
   } catch (const std::invalid_argument& e) {
     throw error(env, std::string("spec.policy: ") + e.what());

@@ -4,14 +4,16 @@
  * the CLI and the reports take names and properties from here, in this order.
  */
 import { ArgumentError } from '../errors.js';
+import { banditPolicy } from './bandit.js';
 import { codtPolicy } from './codt.js';
+import { forestPolicy } from './forest.js';
 import { oraclePolicy } from './oracle.js';
 import { randomPolicy } from './random.js';
 import type { PolicyDefinition } from './types.js';
 
-export const POLICIES = [codtPolicy, randomPolicy, oraclePolicy] as const;
+export const POLICIES = [codtPolicy, randomPolicy, oraclePolicy, forestPolicy, banditPolicy] as const;
 
-/** A policy's name: `'codt' | 'random' | 'oracle'`. */
+/** A policy's name: `'codt' | 'random' | 'oracle' | 'forest' | 'bandit'`. */
 export type PolicyName = (typeof POLICIES)[number]['name'];
 
 export const POLICY_NAMES: readonly PolicyName[] = POLICIES.map((p) => p.name);

@@ -23,6 +23,8 @@ import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
 import { checkStatesInRange, validateModel } from '../model/validate.js';
 import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type NativeModel, type NativeRolloutSpec } from '../native/index.js';
 import { policyByName, type PolicyName } from '../policy/registry.js';
+import type { CausalForest } from '../policy/forest.js';
+import type { BanditPrior } from '../policy/bandit.js';
 
 export type { PolicyName } from '../policy/registry.js';
 export type SearchMethodName = 'bisection' | 'slsqp';
@@ -58,6 +60,10 @@ export interface SolveOptions {
   env?: EnvChoice;
   method?: SearchMethodName;
   policy?: PolicyName;
+  /** The 'forest' policy's fitted forest (fitForest / loadForest of src/policy/forest.ts). */
+  forest?: CausalForest;
+  /** The 'bandit' policy's prior (fitBanditPrior of src/policy/bandit.ts). */
+  bandit?: BanditPrior;
   /** Tolerance below the budget (default 2% of it). */
   epsilon?: number;
   /** λ range for policies without a model (Oracle); default 10. */
@@ -192,6 +198,8 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
   const t0 = performance.now();
   const policy = options.policy ?? 'codt';
   const definition = policyByName(String(policy));
+  if (policy === 'forest' && !options.forest) throw new ArgumentError('forest', 'the forest policy needs a fitted forest: fitForest(trajectories) or loadForest(bytes)');
+  if (policy === 'bandit' && !options.bandit) throw new ArgumentError('bandit', 'the bandit policy needs a prior: fitBanditPrior(trajectories)');
   const method = options.method ?? 'bisection';
   if (!['bisection', 'slsqp'].includes(method)) throw new ArgumentError('method', `must be bisection or slsqp, got ${String(method)}`);
   const useOrt = options.engine === 'ort';
@@ -253,7 +261,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
       }
     }
     const s = await nativeSearchLambda(
-      { ...base, policy, model: model?.handle.id },
+      { ...base, policy, model: model?.handle.id, forest: options.forest?.id, bandit: options.bandit },
       { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40) },
       (p) => progress({ phase: 'search', rollouts: p.rollouts + 1, lambda: p.lambda, cost: p.cost, budget }),
     );

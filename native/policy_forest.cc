@@ -1,0 +1,75 @@
+// Forest: the uplift baseline. A multi-arm causal forest (forest.h) fitted on a training log
+// predicts each arm's uplift over control in reward and in cost from the observed state; each
+// round every user gets argmax_k uplift_r[k] − λ·uplift_c[k], or the control arm when no arm
+// scores above 0. Myopic: it knows nothing of later rounds.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "forest.h"
+#include "policy_registry.h"
+
+namespace saco {
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+class ForestPolicy final : public Policy {
+ public:
+  explicit ForestPolicy(std::shared_ptr<const CausalForest> forest) : forest_(std::move(forest)) {
+    require(forest_ != nullptr, "the forest policy needs a fitted forest (spec.forest: the id of fitForest / loadForest)");
+  }
+
+  void validate(const Environment& env, uint32_t, double) const override {
+    const std::vector<int> sizes = env.action_sizes();
+    require(sizes.size() == 1, "the forest policy handles one action dimension, the environment has " + std::to_string(sizes.size()));
+    require(static_cast<uint32_t>(sizes[0]) == forest_->arms,
+            "the forest has " + std::to_string(forest_->arms) + " arms, the environment's action has " + std::to_string(sizes[0]) + " values");
+    require(static_cast<uint32_t>(env.state_dim()) == forest_->features,
+            "the forest reads " + std::to_string(forest_->features) + " state features, the environment observes " + std::to_string(env.state_dim()));
+    require(static_cast<uint32_t>(env.control_action()[0]) == forest_->control, "the forest's control arm is not the environment's no-coupon action");
+  }
+
+  std::unique_ptr<PolicyState> start(const Environment&, const EnvBlock& block, uint32_t, double lambda) const override {
+    auto s = std::make_unique<State>();
+    s->lambda = lambda;
+    s->reward.resize(block.size() * forest_->arms);
+    s->cost.resize(block.size() * forest_->arms);
+    return s;
+  }
+
+  void act(PolicyState& state, const Environment&, const EnvBlock& block, uint32_t, const float* states, int32_t* actions) const override {
+    State& s = static_cast<State&>(state);
+    const size_t n = block.size();
+    const uint32_t K = forest_->arms;
+    forest_->predict(states, n, s.reward.data(), s.cost.data());
+    for (size_t i = 0; i < n; ++i) {
+      double best = 0;
+      auto choice = static_cast<int32_t>(forest_->control);
+      for (uint32_t k = 0; k < K; ++k) {
+        const double score = s.reward[i * K + k] - s.lambda * s.cost[i * K + k];
+        if (k != forest_->control && score > best) {
+          best = score;
+          choice = static_cast<int32_t>(k);
+        }
+      }
+      actions[i] = choice;
+    }
+  }
+
+ private:
+  struct State final : PolicyState {
+    double lambda = 0;
+    std::vector<double> reward, cost;  // [users, arms] uplift of the current round
+  };
+  std::shared_ptr<const CausalForest> forest_;
+};
+
+const PolicyRegistrar kRegistered("forest", false, [](const PolicyArgs& args) -> std::shared_ptr<const Policy> {
+  return std::make_shared<ForestPolicy>(args.forest);
+});
+
+}  // namespace
+}  // namespace saco
