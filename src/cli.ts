@@ -17,6 +17,7 @@ import { SacoError } from './errors.js';
 import { examples, helpConfig } from './cli/common.js';
 import { registerData } from './cli/data.js';
 import { registerDemo } from './cli/demo.js';
+import { registerEval } from './cli/eval.js';
 import { installInterruptHandlers, Interrupted } from './cli/interrupt.js';
 import { registerSolve } from './cli/solve.js';
 import { registerSynth } from './cli/synth.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerData(program);
   registerTrain(program);
   registerSolve(program);
+  registerEval(program);
   registerDemo(program);
   const data = program.commands.find((c) => c.name() === 'data');
   if (data) examples(data, ['saco data inspect --data logs.parquet', 'saco data trajectories --data logs.csv --schema schema.json --json']);

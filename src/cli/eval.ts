@@ -1,0 +1,128 @@
+/** `saco eval`: SACO against the baselines (paper Table 1, Fig. 4, Fig. 5): report.json, report.md and charts. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DATA_PRESETS, DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
+import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
+import { examples, fmt, intArg, listArg, table, withOutputFlags } from './common.js';
+import { Ui, bar } from './ui.js';
+
+interface EvalOpts {
+  data: string;
+  methods?: string[];
+  budgets?: string[];
+  seeds: number;
+  out: string;
+  users?: number;
+  rounds?: number;
+  epochs?: number;
+  quick?: boolean;
+  threads: number;
+  charts: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** --budgets: comma-separated "Nx" multiples or amounts, each > 0 (checked again by evaluate()). */
+function budgetsArg(value: string): string[] {
+  const list = listArg(value);
+  try {
+    parseBudgets(list);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^budgets: /, ''));
+  }
+  return list;
+}
+
+const duration = (s: number): string => (s < 90 ? `${s.toFixed(0)} s` : s < 5400 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+
+function progressLine(p: EvalProgress): string {
+  const what = [p.phase === 'fit' ? 'training' : p.phase === 'run' ? 'running' : p.phase === 'data' ? 'data' : p.phase, p.method, p.budget, p.seed !== undefined ? `seed ${p.seed}` : undefined].filter(Boolean).join(' ');
+  const eta = p.etaSeconds === null ? 'ETA –' : `ETA ${duration(p.etaSeconds)}`;
+  return `${bar(p.total ? p.done / p.total : 1)} ${p.done}/${p.total} tasks, ${eta}: ${what}${p.detail ? ` (${p.detail})` : ''}`;
+}
+
+async function runEval(o: EvalOpts): Promise<void> {
+  const ui = new Ui(o);
+  try {
+    ui.phase('saco eval');
+    const result = await evaluate({
+      data: o.data,
+      methods: o.methods,
+      budgets: o.budgets,
+      seeds: o.seeds,
+      out: o.out,
+      users: o.users,
+      rounds: o.rounds,
+      quick: o.quick,
+      threads: o.threads,
+      charts: o.charts,
+      training: o.epochs !== undefined ? { epochs: o.epochs } : undefined,
+      onProgress: (p) => ui.update(progressLine(p)),
+      onNotice: (line) => ui.notice(line),
+    });
+    ui.done();
+    const rep = result.report;
+    const doc = { files: result.files, work: result.work, table1: rep.table1, winsLosses: rep.winsLosses, gates: rep.gates, comparisons: rep.comparisons };
+    ui.result(doc, () => {
+      const lines = [
+        `${rep.data.preset}: ${rep.data.trainUsers} training + ${rep.data.testUsers} test users × ${rep.data.rounds} rounds, seeds ${rep.seeds.join(', ')}; budgets ${rep.budgets.map((b) => b.label).join(', ')} ("Nx": ${rep.budgetReference})`,
+        '',
+        'Table 1 (means over budgets and seeds):',
+        ...table(
+          ['method', 'role', 'ROI', 'BARate', 'revenue', 'incremental'],
+          rep.table1.map((r) => [r.label, r.role === 'reference' ? 'upper reference' : r.role, r.roi === null ? '–' : fmt(r.roi, 4), fmt(r.baRate, 3), fmt(r.revenue, 7), fmt(r.incrementalRevenue, 6)]),
+          '  ',
+        ),
+      ];
+      const saco = rep.methods.find((m) => m.role === 'saco');
+      if (saco && rep.comparisons.length) {
+        const others = rep.winsLosses.filter((w) => w.role === 'baseline');
+        lines.push('', `${saco.label} − baseline revenue per budget (mean over seeds; Δ / sd of the paired difference):`);
+        lines.push(
+          ...table(
+            ['budget', ...others.map((w) => w.otherLabel)],
+            rep.budgets.map((b) => [
+              b.label,
+              ...others.map((w) => {
+                const c = rep.comparisons.find((x) => x.other === w.other && x.budget === b.label);
+                return c ? `${c.diff.mean >= 0 ? '+' : ''}${fmt(c.diff.mean, 4)}${c.sdUnits === null ? '' : ` (${c.sdUnits.toFixed(1)} sd)`}` : '–';
+              }),
+            ]),
+            '  ',
+          ),
+        );
+        lines.push('', `wins/losses: ${rep.winsLosses.map((w) => `${w.otherLabel} ${w.wins}/${w.losses}`).join(', ')}`);
+        const ba = rep.gates.baRateInRange;
+        lines.push(`${saco.label} BARate in [0.98, 1.0] at ${ba.filter((g) => g.ok).length}/${ba.length} budgets`);
+      }
+      lines.push('', `wrote ${result.files.markdown}, ${result.files.json} and ${result.files.charts.length} chart(s) (SVG + PNG) in ${o.out}`);
+      lines.push(`${result.work.fits} model(s) trained, ${result.work.fitsReused} read from the cache; ${result.work.runs} run(s) computed, ${result.work.runsReused} reused; ${duration(result.work.seconds)} in all`);
+      return lines;
+    });
+  } finally {
+    ui.done();
+  }
+}
+
+export function registerEval(program: Command): void {
+  const cmd = program
+    .command('eval')
+    .description('compare SACO with the baselines on the same users and budgets: report.md (Table 1, per-budget tables, wins/losses), report.json and charts (SVG + PNG)')
+    .addOption(new Option('--data <preset>', `data: ${DATA_PRESETS.map((p) => `${p.name} (${p.description})`).join('; ')}`).choices([...DATA_PRESET_NAMES]).default('sy'))
+    .option('--methods <list>', `methods, comma-separated (default: all available): ${METHODS.map((m) => m.name).join(', ')}${PLANNED_METHODS.length ? ` (coming: ${PLANNED_METHODS.join(', ')})` : ''}`, listArg)
+    .option('--budgets <list>', `budgets, comma-separated: multiples of the uniform logging policy's spend on the same users (0.5x) or amounts (default: ${DEFAULT_BUDGETS.join(',')})`, budgetsArg)
+    .option('--seeds <n>', 'seeds 1..n: each an SY world, its training log and fresh test users', intArg(1, 1000), 3)
+    .requiredOption('--out <dir>', 'output folder (created; cache/ and results/ in it make a rerun resume)')
+    .option('--users <n>', 'SY users per seed, 80% to train on, 20% fresh test users (default 10000; 1500 with --quick)', intArg(20, 1e7))
+    .option('--rounds <n>', 'rounds per user (default 10; 5 with --quick)', intArg(1, 1000))
+    .option('--epochs <n>', 'training epochs of every CODT (default: the trainer default, 4 with --quick)', intArg(1, 100000))
+    .option('--quick', 'a small, fast run: fewer users and rounds, small models, few epochs')
+    .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
+    .option('--no-charts', 'skip the SVG and PNG charts');
+  withOutputFlags(cmd, 'print Table 1, the comparisons and the file names as one JSON document');
+  cmd.action(runEval);
+  examples(cmd, [
+    'saco eval --data sy --out eval-sy',
+    'saco eval --data sy-static --methods saco,random,best-arm,oracle --budgets 0.2x,0.5x,0.8x --seeds 3 --out eval-static',
+    'saco eval --quick --out /tmp/eval-quick',
+  ]);
+}

@@ -1,0 +1,439 @@
+/**
+ * The methods `saco eval` compares, one entry each: how a method is prepared (trained or
+ * fitted on the training users, cached on disk by the runner's key) and how it runs at one
+ * budget on the test users (a `solve()` with its policy and fitted artifact, or a rollout of
+ * its own). The runner (run.ts) and the report (report.ts) know nothing else about a method.
+ *
+ * Adding a baseline is one entry in METHODS below (see the slot for forest, bandit, cmdp25/50/75
+ * and dfcl): `policyMethod({ name, label, policy, fit, solveOptions })` for a policy of the
+ * policy registry (src/policy/registry.ts) run through solve()'s λ search, or an `EvalMethod`
+ * written out for anything else.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { ArgumentError, SacoError } from '../errors.js';
+import type { SyConfig, SyOptions } from '../data/synth.js';
+import type { Trajectories } from '../data/trajectories.js';
+import type { CodtVariant } from '../model/config.js';
+import { readOnnx, writeOnnx } from '../model/onnx.js';
+import type { TrainOptions } from '../model/train.js';
+import { loadNativeModel, type NativeModel } from '../native/index.js';
+import { solve, type SolveOptions, type SolveResult } from '../solve/index.js';
+import { chooseKeepProbability, controlArm, fixedArmRollout } from './fixed-arm.js';
+import { writeJsonAtomic } from './files.js';
+
+/** What a method is in the comparison. */
+export type MethodRole =
+  /** SACO itself: the method every baseline is compared with. */
+  | 'saco'
+  /** A variant of SACO with a part removed (paper Fig. 5); compared, but not a baseline. */
+  | 'ablation'
+  /** A method SACO must beat. */
+  | 'baseline'
+  /** An upper reference that knows what no method can (the Oracle): never a baseline to beat. */
+  | 'reference';
+
+/** One seed's data: the training users (what methods learn from) and the fresh test users (where they are compared). */
+export interface EvalDataset {
+  /** The preset name (`sy`, `sy-static`, `sy-strong`). */
+  preset: string;
+  seed: number;
+  kind: 'sy';
+  /** The environment, as solve() takes it ({ seed, rounds, sequential, … }). */
+  env: SyOptions;
+  /** The same, every field resolved. */
+  config: SyConfig;
+  rounds: number;
+  /** The logged trajectories of the training users (uniform logging). */
+  train: Trajectories;
+  /** The test users: fresh SY users (ids after the training users'), features drawn from the env seed by id. */
+  testIds: Uint32Array;
+  /** What the uniform logging policy spends on the test users: the "1x" budget. */
+  referenceSpend: number;
+}
+
+/** Settings every method may read (the runner's options). */
+export interface MethodSettings {
+  /** A small, fast run (tests, smoke checks): methods may train smaller models. */
+  quick: boolean;
+  /** Native threads (0: every core). */
+  threads: number;
+  /** Options for every CODT training (merged over the method's own). */
+  training: Partial<TrainOptions>;
+  /** The λ range of the Oracle's search. */
+  oracleLambdaMax: number;
+}
+
+/** Where a method keeps what it fitted: a folder of the run's cache, keyed by data, config and seed. */
+export interface MethodCache {
+  dir: string;
+  file(name: string): string;
+}
+
+export interface PrepareContext {
+  data: EvalDataset;
+  settings: MethodSettings;
+  cache: MethodCache;
+  /** A line of progress ("epoch 3/30 loss 1.23"). */
+  progress(detail: string): void;
+}
+
+export interface Prepared<A = unknown> {
+  artifact: A;
+  /** Whether the fit ran in this call (false: read back from the cache). */
+  fitted: boolean;
+  /** What the report says about the fit (epochs, validation loss, the chosen arm, …). */
+  info?: Record<string, unknown>;
+  /** Frees what the artifact holds (a native model). */
+  release?(): void;
+}
+
+export interface RunContext {
+  data: EvalDataset;
+  settings: MethodSettings;
+  /** The budget in currency. */
+  budget: number;
+  progress(detail: string): void;
+}
+
+/** What a method did at one budget on the test users. */
+export interface MethodOutcome {
+  revenue: number;
+  cost: number;
+  /** λ* of the search; null for a method without λ. */
+  lambda: number | null;
+  coupons: number;
+  blocked: number;
+  rollouts: number;
+  budgetNotBinding: boolean;
+  needsMoreThanLambdaMax: boolean;
+  /** The λ search's probes: natural (unbudgeted) revenue and spend at each λ. */
+  trace: Array<{ lambda: number; revenue: number; cost: number }>;
+  /** Method-specific numbers for report.json (the keep probability of the thinned arm, …). */
+  extra?: Record<string, number | string | boolean | null>;
+}
+
+export interface EvalMethod<A = unknown> {
+  /** The name on the command line and in report.json. */
+  readonly name: string;
+  /** The name in tables and charts ("SACO", "Best arm"). */
+  readonly label: string;
+  readonly role: MethodRole;
+  /** One line for --help and the report. */
+  readonly description: string;
+  /** Whether it runs a λ search (its C(λ) goes into the chart). */
+  readonly lambdaSearched: boolean;
+  /** Whether what it does does not depend on the budget (no coupon): run once per seed, reported at every budget. */
+  readonly budgetFree?: boolean;
+  /** Why it cannot run on this data (undefined: it can). */
+  unavailable?(data: EvalDataset): string | undefined;
+  /** What its fitted artifact depends on besides the data and seed (a cache key part). */
+  config?(settings: MethodSettings): unknown;
+  /** Trains or fits on data.train, reading and writing `cache`; absent: nothing to fit. */
+  prepare?(ctx: PrepareContext): Promise<Prepared<A>>;
+  run(ctx: RunContext, artifact: A | undefined): Promise<MethodOutcome>;
+}
+
+/** A method's outcome from a solve() result. */
+export function outcomeOf(r: SolveResult, extra?: MethodOutcome['extra']): MethodOutcome {
+  return {
+    revenue: r.revenue,
+    cost: r.cost,
+    lambda: r.method === 'none' ? null : r.lambda,
+    coupons: r.coupons,
+    blocked: r.blocked,
+    rollouts: r.rollouts,
+    budgetNotBinding: r.budgetNotBinding,
+    needsMoreThanLambdaMax: r.needsMoreThanLambdaMax,
+    trace: r.trace,
+    extra,
+  };
+}
+
+/** The solve() options every method shares: the test users, the budget in currency, the environment. */
+export function solveBase(ctx: RunContext): Pick<SolveOptions, 'users' | 'budget' | 'env' | 'rounds' | 'threads' | 'onProgress'> {
+  return {
+    users: { ids: ctx.data.testIds },
+    budget: ctx.budget,
+    env: ctx.data.env,
+    rounds: ctx.data.rounds,
+    threads: ctx.settings.threads,
+    onProgress: (p) => {
+      if (p.phase === 'search' && p.lambda !== undefined) ctx.progress(`λ ${p.lambda.toPrecision(3)}, spend ${Math.round(p.cost ?? 0)} / ${Math.round(ctx.budget)}`);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// A policy of the policy registry run through solve(): Oracle, Random, and the baselines to come.
+
+export interface PolicyMethodSpec<A> {
+  name: string;
+  label: string;
+  role?: MethodRole;
+  description: string;
+  /** The policy registry's name (src/policy/registry.ts). */
+  policy: string;
+  /** Whether solve() searches λ for it (the policy definition's `searched`). */
+  lambdaSearched: boolean;
+  unavailable?: EvalMethod<A>['unavailable'];
+  config?: EvalMethod<A>['config'];
+  /** Fits the artifact the policy needs (a forest, a prior, a Q function), reading and writing ctx.cache. */
+  fit?: (ctx: PrepareContext) => Promise<Prepared<A>>;
+  /** What solve() needs besides the shared options: the fitted artifact, a λ range. */
+  solveOptions?: (artifact: A | undefined, ctx: RunContext) => Partial<SolveOptions>;
+}
+
+/** An EvalMethod that runs `policy` through solve() at each budget (with its λ search where it has one). */
+export function policyMethod<A = unknown>(spec: PolicyMethodSpec<A>): EvalMethod<A> {
+  return {
+    name: spec.name,
+    label: spec.label,
+    role: spec.role ?? 'baseline',
+    description: spec.description,
+    lambdaSearched: spec.lambdaSearched,
+    unavailable: spec.unavailable,
+    config: spec.config,
+    prepare: spec.fit,
+    async run(ctx, artifact) {
+      const r = await solve({ ...solveBase(ctx), policy: spec.policy as SolveOptions['policy'], ...(spec.solveOptions?.(artifact, ctx) ?? {}) });
+      return outcomeOf(r);
+    },
+  };
+}
+
+const syOnly = (data: EvalDataset): string | undefined => (data.kind === 'sy' ? undefined : 'knows the true response: SY only');
+
+// ---------------------------------------------------------------------------------------
+// SACO and its ablations: a CODT trained on the training users, cached as its .onnx file.
+
+interface FitRecord {
+  seconds: number;
+  epochs: number;
+  bestValLoss: number;
+  lambdaMax: number;
+  stoppedEarly: boolean;
+  trainer: string;
+  variant: string;
+}
+
+/** A CODT method: `variant` (undefined: the library's default recipe) trained with `trainCodt` from saco's main entry. */
+export function codtMethod(spec: { name: string; label: string; role: MethodRole; description: string; variant?: CodtVariant; training?: Partial<TrainOptions> }): EvalMethod<NativeModel> {
+  return {
+    name: spec.name,
+    label: spec.label,
+    role: spec.role,
+    description: spec.description,
+    lambdaSearched: true,
+    config: (settings) => ({ variant: spec.variant ?? 'default', ...spec.training, ...settings.training }),
+    async prepare(ctx) {
+      const file = ctx.cache.file('model.onnx');
+      const fitFile = ctx.cache.file('fit.json');
+      if (existsSync(file) && existsSync(fitFile)) {
+        const handle = loadNativeModel(readOnnx(file));
+        return { artifact: handle, fitted: false, info: JSON.parse(readFileSync(fitFile, 'utf8')) as Record<string, unknown>, release: () => handle.unload() };
+      }
+      // the main entry's trainCodt: the default recipe (with its outcome model) wherever it lives;
+      // imported on first use (the main entry re-exports this folder: no import cycle at load)
+      const { trainCodt } = (await import('../index.js')) as { trainCodt: (t: Trajectories, o: TrainOptions) => Promise<import('../model/train.js').TrainResult> };
+      const checkpoint = ctx.cache.file('train.ckpt');
+      const t0 = performance.now();
+      const options: TrainOptions = {
+        seed: ctx.data.seed,
+        threads: ctx.settings.threads,
+        ...(spec.variant ? { variant: spec.variant } : {}),
+        ...spec.training,
+        ...ctx.settings.training,
+        checkpoint,
+        resume: existsSync(checkpoint),
+        source: `${ctx.data.preset} seed ${ctx.data.seed}`,
+        onProgress: (p) => ctx.progress(`epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}, loss ${p.loss.toFixed(3)}`),
+      };
+      let result;
+      try {
+        result = await trainCodt(ctx.data.train, options);
+      } catch (e) {
+        // a checkpoint of an older run of this key that cannot be resumed: train from the start
+        if (!options.resume || !(e instanceof SacoError) || e.code.indexOf('CHECKPOINT') < 0) throw e;
+        rmSync(checkpoint, { force: true });
+        result = await trainCodt(ctx.data.train, { ...options, resume: false });
+      }
+      writeOnnx(result.model, file);
+      const m = result.model.meta;
+      const info: FitRecord = {
+        seconds: (performance.now() - t0) / 1000,
+        epochs: m.training.epochs,
+        bestValLoss: m.training.bestValLoss,
+        lambdaMax: m.normalization.lambdaMax,
+        stoppedEarly: result.stoppedEarly,
+        trainer: result.trainer.engine,
+        variant: m.config.variant,
+      };
+      writeJsonAtomic(fitFile, info);
+      rmSync(checkpoint, { force: true });
+      const handle = loadNativeModel(result.model);
+      return { artifact: handle, fitted: true, info: info as unknown as Record<string, unknown>, release: () => handle.unload() };
+    },
+    async run(ctx, model) {
+      if (!model) throw new ArgumentError('model', `${spec.name}: not trained`);
+      return outcomeOf(await solve({ ...solveBase(ctx), policy: 'codt', model }));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Best single arm, thinned at random to the budget; no coupon.
+
+interface ArmStats {
+  arm: number[];
+  label: string;
+  rows: number;
+  meanReward: number;
+  meanCost: number;
+}
+
+interface BestArm {
+  arm: number[];
+  label: string;
+  arms: ArmStats[];
+}
+
+/** Mean logged reward and cost of every action (tuple of indices) in the training trajectories. */
+export function armStatistics(train: Trajectories): ArmStats[] {
+  const A = train.actionDims;
+  const byKey = new Map<string, ArmStats & { sumR: number; sumC: number }>();
+  for (let i = 0; i < train.users; i++) {
+    for (let t = 0; t < train.rounds; t++) {
+      if (!train.mask[i * train.rounds + t]) continue;
+      const arm = Array.from(train.actions.subarray((i * train.rounds + t) * A, (i * train.rounds + t + 1) * A));
+      const key = arm.join(',');
+      let s = byKey.get(key);
+      if (!s) {
+        const label = arm.map((a, j) => `${train.actionEncodings[j].column}=${train.actionEncodings[j].values[a]}`).join(' + ');
+        s = { arm, label, rows: 0, meanReward: 0, meanCost: 0, sumR: 0, sumC: 0 };
+        byKey.set(key, s);
+      }
+      s.rows++;
+      s.sumR += train.rewards[i * train.rounds + t];
+      s.sumC += train.costs[i * train.rounds + t];
+    }
+  }
+  return [...byKey.values()]
+    .map(({ sumR, sumC, ...s }) => ({ ...s, meanReward: sumR / s.rows, meanCost: sumC / s.rows }))
+    .sort((a, b) => a.arm.join(',').localeCompare(b.arm.join(','), 'en', { numeric: true }));
+}
+
+/** The arm with the highest mean logged revenue (ties: the cheaper one). */
+export function bestArmOf(train: Trajectories): BestArm {
+  const arms = armStatistics(train);
+  if (arms.length === 0) throw new ArgumentError('train', 'has no logged rounds');
+  const best = arms.reduce((b, a) => (a.meanReward > b.meanReward || (a.meanReward === b.meanReward && a.meanCost < b.meanCost) ? a : b));
+  return { arm: best.arm, label: best.label, arms };
+}
+
+/** The seed of a method's own coins in a dataset (apart from the environment's streams by THINNING_STREAM). */
+const coinSeed = (data: EvalDataset) => data.seed;
+
+export const bestArmMethod: EvalMethod<BestArm> = {
+  name: 'best-arm',
+  label: 'Best arm',
+  role: 'baseline',
+  description: 'every user gets the arm with the highest mean revenue in the training log, each coupon kept with probability p (seeded) so that the expected spend meets the budget',
+  lambdaSearched: false,
+  config: () => ({ rule: 'max mean logged revenue; p from expected spend' }),
+  async prepare(ctx) {
+    const file = ctx.cache.file('best-arm.json');
+    if (existsSync(file)) return { artifact: JSON.parse(readFileSync(file, 'utf8')) as BestArm, fitted: false };
+    const best = bestArmOf(ctx.data.train);
+    writeJsonAtomic(file, best);
+    return { artifact: best, fitted: true, info: { arm: best.label } };
+  },
+  async run(ctx, best) {
+    if (!best) throw new ArgumentError('best-arm', 'not fitted');
+    const spec = { env: ctx.data.config, rounds: ctx.data.rounds, userIds: ctx.data.testIds, arm: best.arm, coinSeed: coinSeed(ctx.data) };
+    const choice = chooseKeepProbability(spec, ctx.budget);
+    const r = fixedArmRollout({ ...spec, keep: choice.keep, budget: ctx.budget });
+    return {
+      revenue: r.revenue,
+      cost: r.cost,
+      lambda: null,
+      coupons: r.coupons,
+      blocked: r.blocked,
+      rollouts: choice.rollouts + 1,
+      budgetNotBinding: choice.budgetNotBinding,
+      needsMoreThanLambdaMax: false,
+      trace: [],
+      extra: { arm: best.label, keep: choice.keep, expectedSpend: choice.expectedSpend, expectedSpendAll: choice.expectedSpendAll },
+    };
+  },
+};
+
+/**
+ * No coupon: the control action for every user and round, in the same environment. It is what
+ * the Oracle does at λ → ∞ (no coupon has a positive E[r] − λ·E[c]), but that needs no search;
+ * a budget of 0 is not one (solve() refuses budgets ≤ 0). It is the base of every incremental
+ * figure; it does not depend on the budget, so it runs once per seed.
+ */
+export const noCouponMethod: EvalMethod = {
+  name: 'no-coupon',
+  label: 'No coupon',
+  role: 'baseline',
+  description: 'the control action for every user and round (the base of incremental revenue)',
+  lambdaSearched: false,
+  budgetFree: true,
+  async run(ctx) {
+    const r = fixedArmRollout({ env: ctx.data.config, rounds: ctx.data.rounds, userIds: ctx.data.testIds, arm: controlArm(ctx.data.config), keep: 0, coinSeed: 0, budget: Infinity });
+    return { revenue: r.revenue, cost: r.cost, lambda: null, coupons: 0, blocked: 0, rollouts: 1, budgetNotBinding: true, needsMoreThanLambdaMax: false, trace: [] };
+  },
+};
+
+// ---------------------------------------------------------------------------------------
+// The registry.
+
+export const METHODS: readonly EvalMethod<any>[] = [
+  codtMethod({ name: 'saco', label: 'SACO', role: 'saco', description: "the trained CODT (the library's default recipe), λ searched" }),
+  // --- baselines: one entry each (issue 14) --------------------------------------------
+  // policyMethod({ name: 'forest', label: 'Forest', policy: 'forest', lambdaSearched: true, description: 'multi-arm causal forest, argmax uplift_r − λ·uplift_c', fit: …, solveOptions: (forest) => ({ … }) }),
+  // policyMethod({ name: 'bandit', label: 'Bandit', policy: 'bandit', lambdaSearched: true, description: 'batched Thompson sampling on r − λ·c, prior from the log', fit: … }),
+  // policyMethod({ name: 'cmdp25', label: 'CMDP25', policy: 'cmdp', lambdaSearched: false, description: 'fitted-Q on r − λ·c at λ = 0.25 of the λ scale', fit: … }),  (and cmdp50, cmdp75)
+  // policyMethod({ name: 'dfcl', label: 'DFCL', policy: 'dfcl', lambdaSearched: true, description: 'response model fine-tuned with the decision-focused loss', fit: … }),
+  policyMethod({ name: 'random', label: 'Random', description: 'the uniform logging policy, cut by the budget', policy: 'random', lambdaSearched: false }),
+  bestArmMethod,
+  noCouponMethod,
+  // --- the upper reference -------------------------------------------------------------
+  policyMethod({
+    name: 'oracle',
+    label: 'Oracle',
+    role: 'reference',
+    description: 'knows the true expected response (SY only): myopic argmax E[r] − λ·E[c], λ searched; an upper reference, not a baseline',
+    policy: 'oracle',
+    lambdaSearched: true,
+    unavailable: syOnly,
+    config: (settings) => ({ lambdaMax: settings.oracleLambdaMax }),
+    solveOptions: (_a, ctx) => ({ lambdaMax: ctx.settings.oracleLambdaMax }),
+  }),
+  // --- ablations (paper Fig. 5) ----------------------------------------------------------
+  codtMethod({ name: 'no-constraint', label: 'No-constraint', role: 'ablation', description: 'SACO without λ and the cost-to-go token', variant: 'no-constraint' }),
+  codtMethod({ name: 'no-rtg', label: 'No-RTG', role: 'ablation', description: 'SACO without the return-to-go token', variant: 'no-rtg' }),
+  codtMethod({ name: 'literal', label: 'Literal', role: 'ablation', description: "the paper's literal recipe: plain cross-entropy, λ ~ U(0, 1)", variant: 'literal' }),
+];
+
+/** Baselines of the issue not built yet: named in the unknown-method error instead of "unknown". */
+export const PLANNED_METHODS: readonly string[] = ['forest', 'bandit', 'cmdp25', 'cmdp50', 'cmdp75', 'dfcl'].filter((n) => !METHODS.some((m) => m.name === n));
+
+export const METHOD_NAMES: readonly string[] = METHODS.map((m) => m.name);
+
+/**
+ * The methods by name, in registry order.
+ * @throws {ArgumentError} naming the known methods when a name is not one of them (and saying so when it is planned but not built yet).
+ */
+export function methodsByName(names: readonly string[]): EvalMethod[] {
+  const unknown = names.filter((n) => !METHOD_NAMES.includes(n));
+  if (unknown.length) {
+    const planned = unknown.filter((n) => PLANNED_METHODS.includes(n));
+    const why = planned.length ? ` (${planned.join(', ')}: not built yet)` : '';
+    throw new ArgumentError('methods', `unknown method${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}${why}; known: ${METHOD_NAMES.join(', ')}`);
+  }
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ArgumentError('methods', `"${dup}" is named twice`);
+  return METHODS.filter((m) => names.includes(m.name));
+}

@@ -1,0 +1,469 @@
+/**
+ * evaluate(): the paper's comparison (Table 1, Fig. 4, Fig. 5), reproducible. For each seed it
+ * builds the data (an SY world and its uniformly logged training users, plus fresh test users
+ * of the same world), prepares every method (trains or fits it on the training users, cached
+ * on disk under <out>/cache/ by data, config and seed), runs every (method, budget) on the
+ * test users through the same environment and budget rule, and writes each result to
+ * <out>/results/ as soon as it exists, so an interrupted run resumes where it stopped. Then
+ * it writes the report (report.ts) and its charts (charts.ts).
+ *
+ * Budgets are "Nx": N times what the uniform logging policy spends on the same test users
+ * (or a currency amount). The default is the paper's three levels × three amounts, 0.1x … 0.9x.
+ */
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ArgumentError } from '../errors.js';
+import { syLogToInteractionLog } from '../data/log.js';
+import { resolveSyConfig, SY_DEFAULTS, type SyOptions } from '../data/synth.js';
+import { buildTrajectories } from '../data/trajectories.js';
+import type { TrainOptions } from '../model/train.js';
+import { generateSy, nativeRollout } from '../native/index.js';
+import { resolveBudget, type Budget } from '../solve/index.js';
+import { controlArm, fixedArmRollout } from './fixed-arm.js';
+import { keyHash, writeJsonAtomic } from './files.js';
+import { METHODS, methodsByName, type EvalDataset, type EvalMethod, type MethodOutcome, type MethodSettings, type Prepared } from './methods.js';
+import { buildReport, writeReport, type EvalRecord, type EvalReport, type ReportFiles } from './report.js';
+
+// ---------------------------------------------------------------------------------------
+// Data presets and budgets.
+
+export interface DataPreset {
+  name: string;
+  description: string;
+  env: SyOptions;
+}
+
+/** SY presets of the evaluation (DESIGN.md section 8). */
+export const DATA_PRESETS: readonly DataPreset[] = [
+  { name: 'sy', description: 'SY with its default sequential effects (engagement and fatigue)', env: {} },
+  { name: 'sy-static', description: "SY without sequential effects (η = δ = 0: the paper's setting, where uplift baselines should match SACO)", env: { sequential: false } },
+  {
+    name: 'sy-strong',
+    description: `SY with strong sequential effects: η and δ doubled (${SY_DEFAULTS.eta * 2}, ${SY_DEFAULTS.delta * 2}), fatigue decaying slower (φ ${SY_DEFAULTS.phi} → 0.85)`,
+    env: { eta: SY_DEFAULTS.eta * 2, delta: SY_DEFAULTS.delta * 2, phi: 0.85 },
+  },
+];
+
+export const DATA_PRESET_NAMES: readonly string[] = DATA_PRESETS.map((p) => p.name);
+
+/** A budget of the comparison: its label, its multiple of the logging spend (for "Nx"), its level. */
+export interface EvalBudget {
+  /** "0.5x", or the currency amount as written. */
+  label: string;
+  /** N of "Nx"; undefined for a currency amount. */
+  multiple?: number;
+  /** A currency amount; undefined for "Nx". */
+  amount?: number;
+  /** Low, Medium or High (the paper's levels) for multiples; undefined for a currency amount. */
+  level?: 'Low' | 'Medium' | 'High';
+}
+
+/** The paper's three levels × three amounts: 0.1x … 0.9x of the uniform logging policy's spend on the same users. */
+export const DEFAULT_BUDGETS: readonly Budget[] = ['0.1x', '0.2x', '0.3x', '0.4x', '0.5x', '0.6x', '0.7x', '0.8x', '0.9x'];
+
+/** The level of a multiple: up to 0.3x Low, up to 0.6x Medium, above High. */
+export function budgetLevel(multiple: number): 'Low' | 'Medium' | 'High' {
+  return multiple <= 0.35 ? 'Low' : multiple <= 0.65 ? 'Medium' : 'High';
+}
+
+/**
+ * Parses the budgets: "Nx" or a currency amount, each > 0.
+ * @throws {ArgumentError} for an empty list, a malformed budget, one ≤ 0, or one named twice.
+ */
+export function parseBudgets(budgets: readonly (Budget | string)[]): EvalBudget[] {
+  if (!Array.isArray(budgets) || budgets.length === 0) throw new ArgumentError('budgets', 'must name at least one budget');
+  const out = budgets.map((b): EvalBudget => {
+    if (typeof b === 'number') {
+      if (!Number.isFinite(b) || b <= 0) throw new ArgumentError('budgets', `every budget must be > 0, got ${b}`);
+      return { label: String(b), amount: b };
+    }
+    const s = String(b).trim();
+    const m = /^([-+]?[0-9]*\.?[0-9]+(?:e[-+]?\d+)?)(x?)$/i.exec(s);
+    if (!m) throw new ArgumentError('budgets', `"${s}" is neither an amount nor a multiple like 0.5x`);
+    const n = Number(m[1]);
+    if (!Number.isFinite(n) || n <= 0) throw new ArgumentError('budgets', `every budget must be > 0, got ${s}`);
+    return m[2] ? { label: `${n}x`, multiple: n, level: budgetLevel(n) } : { label: String(n), amount: n };
+  });
+  const dup = out.find((b, i) => out.findIndex((o) => o.label === b.label) !== i);
+  if (dup) throw new ArgumentError('budgets', `${dup.label} is named twice`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Options and progress.
+
+export interface EvaluateOptions {
+  /** Where report.json, report.md, the charts, cache/ and results/ go (created if missing). */
+  out: string;
+  /** The data: an SY preset (`sy`, `sy-static`, `sy-strong`); default `sy`. */
+  data?: string;
+  /** Method names (default: every method available on the data). */
+  methods?: readonly string[];
+  /** Default: 0.1x … 0.9x. */
+  budgets?: readonly (Budget | string)[];
+  /** A count (seeds 1..N) or the seeds themselves; default 3. Each seed is an SY world, its training users and fresh test users. */
+  seeds?: number | readonly number[];
+  /** SY users per seed, split into training and test users; default 10,000 (1,500 with quick). */
+  users?: number;
+  /** Share of the users that are test users (fresh: never seen in training); default 0.2. */
+  testFraction?: number;
+  /** Rounds per user; default 10 (5 with quick). */
+  rounds?: number;
+  /** A small, fast run: fewer users and rounds, small models trained for few epochs. */
+  quick?: boolean;
+  /** Native threads (0: every core). */
+  threads?: number;
+  /** Options for every CODT training (epochs, d_model, …), over the defaults. */
+  training?: Partial<TrainOptions>;
+  /** λ range of the Oracle's search (default 100). */
+  oracleLambdaMax?: number;
+  /** Write the charts (SVG and PNG); default true. */
+  charts?: boolean;
+  onProgress?: (p: EvalProgress) => void;
+  /** A notice worth a line (a method skipped, the cache reused). */
+  onNotice?: (line: string) => void;
+}
+
+export interface EvalProgress {
+  phase: 'data' | 'fit' | 'run' | 'report' | 'done';
+  method?: string;
+  seed?: number;
+  budget?: string;
+  /** Tasks (fits and runs) done and in all, this call. */
+  done: number;
+  total: number;
+  elapsedSeconds: number;
+  /** Seconds left, from the measured time of the tasks done so far; null before there is any. */
+  etaSeconds: number | null;
+  detail?: string;
+}
+
+export interface EvaluateResult {
+  report: EvalReport;
+  files: ReportFiles;
+  /** What this call computed and what it reused from <out>. */
+  work: { fits: number; fitsReused: number; runs: number; runsReused: number; seconds: number };
+}
+
+/** The run's settings, resolved and checked. */
+interface Plan {
+  out: string;
+  preset: DataPreset;
+  methods: EvalMethod[];
+  budgets: EvalBudget[];
+  seeds: number[];
+  users: number;
+  trainUsers: number;
+  testUsers: number;
+  rounds: number;
+  settings: MethodSettings;
+  charts: boolean;
+}
+
+const QUICK_TRAINING: Partial<TrainOptions> = { epochs: 4, dModel: 32, layers: 2, heads: 2, patience: 4, lr: 2e-3, dropout: 0 };
+
+function checkInt(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ArgumentError(name, `must be an integer in [${min}, ${max}], got ${String(v)}`);
+  return v;
+}
+
+/** Makes `out` (and cache/, results/) and proves it writable: before any data is built or model trained. */
+function prepareOut(out: string): void {
+  if (typeof out !== 'string' || out.trim() === '') throw new ArgumentError('out', 'must name a folder', 'ARGUMENT_OUTPUT');
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new ArgumentError('out', `${out} is a file, not a folder`, 'ARGUMENT_OUTPUT');
+  try {
+    for (const dir of [out, path.join(out, 'cache'), path.join(out, 'results')]) {
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK);
+    }
+    const probe = path.join(out, 'results', `.write-probe-${process.pid}`);
+    writeFileSync(probe, 'probe');
+    rmSync(probe);
+  } catch (e) {
+    throw new ArgumentError('out', `${out} is not writable: ${(e as Error).message}`, 'ARGUMENT_OUTPUT');
+  }
+}
+
+function resolvePlan(o: EvaluateOptions): Plan {
+  if (typeof o !== 'object' || o === null) throw new ArgumentError('options', 'must be an object with at least `out`');
+  const quick = !!o.quick;
+  const presetName = o.data ?? 'sy';
+  const preset = DATA_PRESETS.find((p) => p.name === presetName);
+  if (!preset) throw new ArgumentError('data', `unknown data "${presetName}" (known: ${DATA_PRESET_NAMES.join(', ')}; real logs come later, through the learned simulator)`);
+  const budgets = parseBudgets(o.budgets ?? DEFAULT_BUDGETS);
+  const seedList = o.seeds === undefined ? [1, 2, 3] : typeof o.seeds === 'number' ? Array.from({ length: checkInt('seeds', o.seeds, 1, 1000) }, (_, i) => i + 1) : [...o.seeds];
+  if (seedList.length === 0) throw new ArgumentError('seeds', 'must name at least one seed');
+  seedList.forEach((s) => checkInt('seeds', s, 0, 2 ** 31));
+  if (new Set(seedList).size !== seedList.length) throw new ArgumentError('seeds', 'a seed is named twice');
+  const users = checkInt('users', o.users ?? (quick ? 1500 : 10000), 20, 1e7);
+  const testFraction = o.testFraction ?? 0.2;
+  if (typeof testFraction !== 'number' || !(testFraction > 0 && testFraction < 1)) throw new ArgumentError('testFraction', `must be in (0, 1), got ${String(testFraction)}`);
+  const testUsers = Math.max(1, Math.round(users * testFraction));
+  const trainUsers = users - testUsers;
+  if (trainUsers < 10) throw new ArgumentError('users', `${users} users leave ${trainUsers} to train on: at least 10 are needed`);
+  const rounds = checkInt('rounds', o.rounds ?? (quick ? 5 : SY_DEFAULTS.rounds), 1, 1000);
+  const threads = checkInt('threads', o.threads ?? 0, 0, 1024);
+  const oracleLambdaMax = o.oracleLambdaMax ?? 100;
+  if (typeof oracleLambdaMax !== 'number' || !(oracleLambdaMax > 0) || !Number.isFinite(oracleLambdaMax)) throw new ArgumentError('oracleLambdaMax', `must be a finite number > 0, got ${String(oracleLambdaMax)}`);
+  // methods last among the checks that need no data: an unknown name lists the known ones
+  const requested = o.methods ? [...o.methods] : undefined;
+  const methods = requested ? methodsByName(requested) : [...METHODS];
+  if (methods.length === 0) throw new ArgumentError('methods', 'must name at least one method');
+  prepareOut(o.out);
+  return {
+    out: o.out,
+    preset,
+    methods,
+    budgets,
+    seeds: seedList,
+    users,
+    trainUsers,
+    testUsers,
+    rounds,
+    settings: { quick, threads, training: { ...(quick ? QUICK_TRAINING : {}), ...(o.training ?? {}) }, oracleLambdaMax },
+    charts: o.charts ?? true,
+  };
+}
+
+/** The key of a seed's data: everything that changes the training log or the test users. */
+function dataKey(plan: Plan, seed: number): Record<string, unknown> {
+  return { preset: plan.preset.name, env: plan.preset.env, users: plan.users, trainUsers: plan.trainUsers, testUsers: plan.testUsers, rounds: plan.rounds, seed };
+}
+
+/** Builds one seed's data: the SY world `seed`, its logged training users and fresh test users. */
+async function buildDataset(plan: Plan, seed: number): Promise<EvalDataset & { noCouponRevenue: number }> {
+  const env: SyOptions = { ...plan.preset.env, seed, rounds: plan.rounds };
+  const config = resolveSyConfig({ ...env, users: plan.trainUsers, threads: plan.settings.threads });
+  const log = await generateSy(config);
+  const train = buildTrajectories(syLogToInteractionLog(log));
+  train.source = `${plan.preset.name} seed ${seed}`;
+  const testIds = Uint32Array.from({ length: plan.testUsers }, (_, i) => plan.trainUsers + i);
+  const reference = await nativeRollout({ env: config, rounds: plan.rounds, budget: Infinity, policy: 'random', lambda: 0, userIds: testIds, threads: plan.settings.threads });
+  const none = fixedArmRollout({ env: config, rounds: plan.rounds, userIds: testIds, arm: controlArm(config), keep: 0, coinSeed: 0, budget: Infinity });
+  return { preset: plan.preset.name, seed, kind: 'sy', env, config, rounds: plan.rounds, train, testIds, referenceSpend: reference.cost, noCouponRevenue: none.revenue };
+}
+
+// ---------------------------------------------------------------------------------------
+// ETA: each task's time estimated from the tasks of the same kind done so far.
+
+class Clock {
+  private readonly start = performance.now();
+  private readonly seen = new Map<string, { sum: number; n: number }>();
+
+  constructor(private readonly trainUsers: number, private readonly quick: boolean) {}
+
+  elapsed(): number {
+    return (performance.now() - this.start) / 1000;
+  }
+
+  record(kind: 'fit' | 'run', method: string, seconds: number): void {
+    for (const key of [`${kind}:${method}`, kind]) {
+      const s = this.seen.get(key) ?? { sum: 0, n: 0 };
+      s.sum += seconds;
+      s.n++;
+      this.seen.set(key, s);
+    }
+  }
+
+  /** The expected seconds of a task: the mean of its method's so far, else its kind's, else a prior. */
+  estimate(kind: 'fit' | 'run', method: string, trains: boolean): number {
+    const own = this.seen.get(`${kind}:${method}`);
+    if (own) return own.sum / own.n;
+    const any = this.seen.get(kind);
+    if (kind === 'fit') {
+      if (!trains) return 0.2;
+      return any ? any.sum / any.n : (this.quick ? 5 : 60) * Math.max(this.trainUsers / 8000, 0.05);
+    }
+    return any ? any.sum / any.n : 1;
+  }
+
+  /** Whether any task has been timed (an ETA before that is a guess). */
+  timed(): boolean {
+    return this.seen.size > 0;
+  }
+}
+
+interface Task {
+  kind: 'fit' | 'run';
+  method: EvalMethod;
+  seed: number;
+  budget?: EvalBudget;
+}
+
+/** The result file of one (method, budget, seed) (budget-free methods: one per seed). */
+function resultFile(plan: Plan, method: EvalMethod, seed: number, budget: EvalBudget | undefined): { file: string; key: Record<string, unknown> } {
+  const key = { data: dataKey(plan, seed), method: method.name, config: method.config?.(plan.settings) ?? null, budget: method.budgetFree ? null : budget?.label };
+  const name = `${method.name}__${method.budgetFree ? 'any' : budget?.label}__seed${seed}__${keyHash(key, 10)}.json`;
+  return { file: path.join(plan.out, 'results', name), key };
+}
+
+function cacheDirOf(plan: Plan, method: EvalMethod, seed: number): { dir: string; key: Record<string, unknown> } {
+  const key = { data: dataKey(plan, seed), method: method.name, config: method.config?.(plan.settings) ?? null };
+  return { dir: path.join(plan.out, 'cache', `${method.name}__seed${seed}__${keyHash(key, 10)}`), key };
+}
+
+interface StoredResult {
+  key: Record<string, unknown>;
+  outcome: MethodOutcome;
+  seconds: number;
+  budgetAmount: number | null;
+  referenceSpend: number;
+}
+
+function readStored(file: string, key: Record<string, unknown>): StoredResult | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as StoredResult;
+    return keyHash(r.key) === keyHash(key) ? r : undefined;
+  } catch {
+    return undefined; // unreadable: computed again
+  }
+}
+
+/**
+ * Runs the comparison and writes the report; see the file comment.
+ *
+ * @throws {ArgumentError} before any work for an unknown data preset or method (listing the
+ *   known ones), a budget ≤ 0 or malformed, bad seeds, users or rounds, or an `out` that cannot be written.
+ * @throws {SacoError} from training or solving (a native failure, a diverged training).
+ * @example
+ * const { report, files } = await evaluate({ out: 'eval-sy', methods: ['saco', 'random', 'oracle'], budgets: ['0.3x', '0.6x'], seeds: 3 });
+ * console.log(files.markdown, report.table1);
+ */
+export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult> {
+  const plan = resolvePlan(options);
+  const notice = options.onNotice ?? (() => undefined);
+  const progressFn = options.onProgress ?? (() => undefined);
+  const clock = new Clock(plan.trainUsers, plan.settings.quick);
+  const work = { fits: 0, fitsReused: 0, runs: 0, runsReused: 0, seconds: 0 };
+  const records: EvalRecord[] = [];
+  const fits: EvalReport['fits'] = [];
+  const datasets: EvalReport['datasets'] = [];
+
+  // What is left to do, known before any data is built: the results already on disk are kept.
+  const pending: Task[] = [];
+  for (const seed of plan.seeds) {
+    for (const method of plan.methods) {
+      const budgets = method.budgetFree ? [plan.budgets[0]] : plan.budgets;
+      const missing = budgets.filter((b) => !readStored(resultFile(plan, method, seed, b).file, resultFile(plan, method, seed, b).key));
+      if (missing.length === 0) continue;
+      if (method.prepare) pending.push({ kind: 'fit', method, seed });
+      for (const b of missing) pending.push({ kind: 'run', method, seed, budget: b });
+    }
+  }
+  const total = pending.length;
+  let done = 0;
+  // fits whose model is not in the cache yet (the others only read it back: a fraction of a second)
+  const trains = new Set(pending.filter((t) => t.kind === 'fit' && !existsSync(path.join(cacheDirOf(plan, t.method, t.seed).dir, 'done.json'))));
+  const eta = (): number | null => {
+    if (!clock.timed()) return null;
+    return pending.slice(done).reduce((s, t) => s + clock.estimate(t.kind, t.method.name, trains.has(t)), 0);
+  };
+  const report = (p: Omit<EvalProgress, 'done' | 'total' | 'elapsedSeconds' | 'etaSeconds'>) => progressFn({ ...p, done, total, elapsedSeconds: clock.elapsed(), etaSeconds: eta() });
+  if (total === 0) notice(`every result is already in ${path.join(plan.out, 'results')}: nothing to compute, writing the report`);
+  else if (total < plan.seeds.length * plan.methods.reduce((s, m) => s + (m.prepare ? 1 : 0) + (m.budgetFree ? 1 : plan.budgets.length), 0)) notice(`resuming: results already in ${plan.out} are kept, ${total} task(s) left`);
+
+  for (const seed of plan.seeds) {
+    report({ phase: 'data', seed, detail: `SY world ${seed}: ${plan.trainUsers} training users, ${plan.testUsers} test users × ${plan.rounds} rounds` });
+    const data = await buildDataset(plan, seed);
+    datasets.push({ seed, referenceSpend: data.referenceSpend, noCouponRevenue: data.noCouponRevenue, trainUsers: plan.trainUsers, testUsers: plan.testUsers });
+    for (const method of plan.methods) {
+      const why = method.unavailable?.(data);
+      if (why) {
+        if (options.methods) throw new ArgumentError('methods', `${method.name} cannot run on ${plan.preset.name}: ${why}`);
+        notice(`${method.name} skipped: ${why}`);
+        done += pending.filter((t) => t.method === method && t.seed === seed).length;
+        continue;
+      }
+      const budgets = method.budgetFree ? [plan.budgets[0]] : plan.budgets;
+      const todo = budgets.map((b) => ({ b, ...resultFile(plan, method, seed, b) })).map((x) => ({ ...x, stored: readStored(x.file, x.key) }));
+      let prepared: Prepared | undefined;
+      try {
+        if (method.prepare && todo.some((x) => !x.stored)) {
+          const cache = cacheDirOf(plan, method, seed);
+          mkdirSync(cache.dir, { recursive: true });
+          writeJsonAtomic(path.join(cache.dir, 'key.json'), cache.key);
+          report({ phase: 'fit', method: method.name, seed });
+          const t0 = performance.now();
+          prepared = await method.prepare({
+            data,
+            settings: plan.settings,
+            cache: { dir: cache.dir, file: (name) => path.join(cache.dir, name) },
+            progress: (detail) => report({ phase: 'fit', method: method.name, seed, detail }),
+          });
+          const seconds = (performance.now() - t0) / 1000;
+          writeJsonAtomic(path.join(cache.dir, 'done.json'), { seconds, info: prepared.info ?? null });
+          if (prepared.fitted) clock.record('fit', method.name, seconds);
+          if (prepared.fitted) work.fits++;
+          else work.fitsReused++;
+          fits.push({ method: method.name, seed, fitted: prepared.fitted, seconds, info: prepared.info ?? null });
+          done++;
+        }
+        for (const x of todo) {
+          let stored = x.stored;
+          if (!stored) {
+            report({ phase: 'run', method: method.name, seed, budget: method.budgetFree ? undefined : x.b.label });
+            const budgetAmount = x.b.multiple !== undefined ? resolveBudget(`${x.b.multiple}x`, data.referenceSpend) : (x.b.amount as number);
+            const t0 = performance.now();
+            const outcome = await method.run(
+              { data, settings: plan.settings, budget: budgetAmount, progress: (detail) => report({ phase: 'run', method: method.name, seed, budget: x.b.label, detail }) },
+              prepared?.artifact,
+            );
+            const seconds = (performance.now() - t0) / 1000;
+            stored = { key: x.key, outcome, seconds, budgetAmount: method.budgetFree ? null : budgetAmount, referenceSpend: data.referenceSpend };
+            writeJsonAtomic(x.file, stored);
+            clock.record('run', method.name, seconds);
+            work.runs++;
+            done++;
+          } else work.runsReused++;
+          for (const b of method.budgetFree ? plan.budgets : [x.b]) records.push(recordOf(method, seed, b, stored, data));
+        }
+      } finally {
+        prepared?.release?.();
+      }
+    }
+  }
+  report({ phase: 'report' });
+  const rep = buildReport({
+    data: { preset: plan.preset.name, description: plan.preset.description, env: { ...resolveSyConfig({ ...plan.preset.env, rounds: plan.rounds }), seed: undefined, users: undefined, threads: undefined }, users: plan.users, trainUsers: plan.trainUsers, testUsers: plan.testUsers, rounds: plan.rounds },
+    budgets: plan.budgets,
+    seeds: plan.seeds,
+    methods: plan.methods.filter((m) => records.some((r) => r.method === m.name)),
+    records,
+    datasets,
+    fits,
+    settings: { quick: plan.settings.quick, training: plan.settings.training, oracleLambdaMax: plan.settings.oracleLambdaMax },
+    seconds: clock.elapsed(),
+  });
+  const files = await writeReport(rep, plan.out, { charts: plan.charts });
+  work.seconds = clock.elapsed();
+  progressFn({ phase: 'done', done, total, elapsedSeconds: work.seconds, etaSeconds: 0 });
+  return { report: rep, files, work };
+}
+
+function recordOf(method: EvalMethod, seed: number, budget: EvalBudget, stored: StoredResult, data: EvalDataset & { noCouponRevenue: number }): EvalRecord {
+  const o = stored.outcome;
+  const budgetAmount = budget.multiple !== undefined ? budget.multiple * data.referenceSpend : (budget.amount as number);
+  return {
+    method: method.name,
+    seed,
+    budget: budget.label,
+    budgetAmount,
+    referenceSpend: data.referenceSpend,
+    revenue: o.revenue,
+    cost: o.cost,
+    roi: o.cost > 0 ? o.revenue / o.cost : null,
+    baRate: o.cost / budgetAmount,
+    incrementalRevenue: o.revenue - data.noCouponRevenue,
+    incrementalRoi: o.cost > 0 ? (o.revenue - data.noCouponRevenue) / o.cost : null,
+    lambda: o.lambda,
+    coupons: o.coupons,
+    blocked: o.blocked,
+    rollouts: o.rollouts,
+    budgetNotBinding: o.budgetNotBinding,
+    needsMoreThanLambdaMax: o.needsMoreThanLambdaMax,
+    trace: o.trace,
+    extra: o.extra ?? null,
+    seconds: stored.seconds,
+  };
+}

@@ -1,0 +1,248 @@
+/**
+ * The report writer: every file there, and every number of report.md's tables equal to the one
+ * in report.json (the markdown is parsed back, not searched for strings).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CounterStream } from '../../src/data/rng.js';
+import type { EvalMethod, MethodRole } from '../../src/eval/methods.js';
+import { buildReport, DECIMALS, writeReport, type EvalRecord, type EvalReport, type Stat } from '../../src/eval/report.js';
+import { parseBudgets } from '../../src/eval/run.js';
+import { tempDir } from '../helpers/fixtures.js';
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+const method = (name: string, label: string, role: MethodRole, lambdaSearched = false): EvalMethod => ({ name, label, role, description: `${label} (test)`, lambdaSearched, run: async () => { throw new Error('not run'); } });
+
+const METHODS = [
+  method('saco', 'SACO', 'saco', true),
+  method('random', 'Random', 'baseline'),
+  method('best-arm', 'Best arm', 'baseline'),
+  method('no-coupon', 'No coupon', 'baseline'),
+  method('oracle', 'Oracle', 'reference', true),
+  method('no-rtg', 'No-RTG', 'ablation', true),
+];
+
+/** Records with made-up but consistent numbers: 3 seeds, 3 budgets. */
+function syntheticInput() {
+  const budgets = parseBudgets(['0.2x', '0.5x', '0.8x']);
+  const seeds = [1, 2, 3];
+  const records: EvalRecord[] = [];
+  const s = new CounterStream(9, 0, 0, 1);
+  const datasets = seeds.map((seed) => ({ seed, referenceSpend: 3000 + 100 * seed, noCouponRevenue: 20000 + 500 * seed, trainUsers: 800, testUsers: 200 }));
+  for (const m of METHODS) {
+    for (const b of budgets) {
+      for (const d of datasets) {
+        const amount = (b.multiple as number) * d.referenceSpend;
+        const free = m.name === 'no-coupon';
+        const cost = free ? 0 : amount * (0.9 + 0.1 * s.uniform());
+        const revenue = d.noCouponRevenue + (free ? 0 : cost * (1.5 + s.uniform()) + (m.name === 'oracle' ? 2000 : 0));
+        records.push({
+          method: m.name,
+          seed: d.seed,
+          budget: b.label,
+          budgetAmount: amount,
+          referenceSpend: d.referenceSpend,
+          revenue,
+          cost,
+          roi: cost > 0 ? revenue / cost : null,
+          baRate: cost / amount,
+          incrementalRevenue: revenue - d.noCouponRevenue,
+          incrementalRoi: cost > 0 ? (revenue - d.noCouponRevenue) / cost : null,
+          lambda: m.lambdaSearched ? 0.1 + s.uniform() : null,
+          coupons: 10,
+          blocked: 0,
+          rollouts: 5,
+          budgetNotBinding: false,
+          needsMoreThanLambdaMax: false,
+          trace: m.lambdaSearched ? [0, 0.5, 1, 2].map((lambda) => ({ lambda, revenue: revenue * (1 - 0.1 * lambda), cost: d.referenceSpend * 1.5 * Math.exp(-lambda) })) : [],
+          extra: null,
+          seconds: 0.5,
+        });
+      }
+    }
+  }
+  return {
+    data: { preset: 'sy', description: 'test data', env: {}, users: 1000, trainUsers: 800, testUsers: 200, rounds: 5 },
+    budgets,
+    seeds,
+    methods: METHODS,
+    records,
+    datasets,
+    fits: [{ method: 'saco', seed: 1, fitted: true, seconds: 12, info: null }],
+    settings: {},
+    seconds: 42,
+  };
+}
+
+/** The tables of report.md under each "## " heading: header cells and rows of cells. */
+function markdownTables(md: string): Map<string, Array<{ head: string[]; rows: string[][] }>> {
+  const out = new Map<string, Array<{ head: string[]; rows: string[][] }>>();
+  let section = '';
+  let current: { head: string[]; rows: string[][] } | undefined;
+  const cells = (line: string) => line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+  for (const line of md.split('\n')) {
+    if (line.startsWith('## ')) section = line.slice(3).trim();
+    if (!line.startsWith('|')) {
+      current = undefined;
+      continue;
+    }
+    if (!current) {
+      current = { head: cells(line), rows: [] };
+      out.set(section, [...(out.get(section) ?? []), current]);
+    } else if (!/^\|\s*:?-/.test(line)) current.rows.push(cells(line));
+  }
+  return out;
+}
+
+/** A number of report.md: '–' is null, '+1.5' is 1.5. */
+function value(cell: string): number | null {
+  if (cell === '–') return null;
+  const n = Number(cell.replace(/^\+/, ''));
+  if (!Number.isFinite(n)) throw new Error(`not a number: "${cell}"`);
+  return n;
+}
+
+/** Equal to the JSON number as shown with `decimals` places (half a unit of the last place). */
+function expectShown(cell: string, json: number | null | undefined, decimals: number, what: string): void {
+  const shown = value(cell);
+  if (json === null || json === undefined || !Number.isFinite(json)) {
+    expect(shown, what).toBeNull();
+    return;
+  }
+  expect(shown, what).not.toBeNull();
+  expect(Math.abs((shown as number) - json), `${what}: "${cell}" vs ${json}`).toBeLessThanOrEqual(0.5 * 10 ** -decimals + 1e-9 * Math.abs(json));
+}
+
+function expectStat(cell: string, s: Stat | null, decimals: number, what: string): void {
+  if (!s) {
+    expect(cell, what).toBe('–');
+    return;
+  }
+  const [m, sd] = cell.split(' ± ');
+  expectShown(m, s.mean, decimals, `${what} mean`);
+  if (s.sd === null) expect(sd, what).toBeUndefined();
+  else expectShown(sd, s.sd, decimals, `${what} sd`);
+}
+
+describe('report writer', () => {
+  let rep: EvalReport;
+  let md: string;
+  let json: EvalReport;
+
+  it('writes report.json, report.md and every chart as SVG and PNG', async () => {
+    rep = buildReport(syntheticInput());
+    const files = await writeReport(rep, tmp.dir);
+    expect(existsSync(files.json) && existsSync(files.markdown)).toBe(true);
+    expect(files.charts.map((c) => c.name).sort()).toEqual(['c-lambda', 'fig4-revenue-difference', 'fig5-ablation', 'revenue-vs-budget']);
+    for (const c of files.charts) {
+      const svg = readFileSync(c.svg, 'utf8');
+      expect(svg.startsWith('<svg')).toBe(true);
+      expect(svg).toContain(c.name === 'c-lambda' ? 'C(λ)' : c.name === 'fig5-ablation' ? 'Fig. 5' : c.name === 'fig4-revenue-difference' ? 'Fig. 4' : 'Revenue against budget');
+      const png = readFileSync(c.png);
+      expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      expect(png.readUInt32BE(16)).toBeGreaterThan(600); // width: drawn at 2x
+    }
+    md = readFileSync(files.markdown, 'utf8');
+    json = JSON.parse(readFileSync(files.json, 'utf8')) as EvalReport;
+    // the markdown links every chart, by a name that exists next to it
+    for (const c of files.charts) {
+      expect(md).toContain(`(${path.basename(c.png)})`);
+      expect(existsSync(path.join(tmp.dir, path.basename(c.png)))).toBe(true);
+    }
+  }, 30_000);
+
+  it('states the budget reference and labels the Oracle an upper reference, not a baseline', () => {
+    expect(md).toContain("N times the uniform logging policy's spend on the same users");
+    expect(md).toMatch(/Oracle \| upper reference \(not a baseline\)/);
+    expect(json.fig4.reference).toBe('random');
+    expect(md).toMatch(/against Random.*instead/);
+    // no comparison row treats the Oracle as a baseline
+    expect(json.comparisons.some((c) => c.other === 'oracle')).toBe(false);
+  });
+
+  it('Table 1 holds the JSON numbers', () => {
+    const [t] = markdownTables(md).get('Table 1: means over all budgets and seeds') ?? [];
+    expect(t.rows.map((r) => r[0])).toEqual(json.table1.map((r) => r.label));
+    for (const [k, row] of t.rows.entries()) {
+      const j = json.table1[k];
+      expectShown(row[2], j.roi, DECIMALS.ratio, `${j.label} ROI`);
+      expectShown(row[3], j.incrementalRoi, DECIMALS.ratio, `${j.label} incremental ROI`);
+      expectShown(row[4], j.baRate, DECIMALS.ratio, `${j.label} BARate`);
+      expectShown(row[5], j.revenue, DECIMALS.money, `${j.label} revenue`);
+      expectShown(row[6], j.incrementalRevenue, DECIMALS.money, `${j.label} incremental revenue`);
+    }
+    // and they are the means of the records
+    const saco = json.records.filter((r) => r.method === 'saco');
+    expect(json.table1[0].revenue).toBeCloseTo(saco.reduce((s, r) => s + r.revenue, 0) / saco.length, 9);
+  });
+
+  it('the per-budget tables hold the JSON means and sds', () => {
+    const tables = markdownTables(md);
+    const [wide] = tables.get('Revenue per budget (mean ± sd over seeds)') ?? [];
+    expect(wide.head.slice(1)).toEqual(json.budgets.map((b) => b.label));
+    for (const row of wide.rows) {
+      for (const [k, b] of json.budgets.entries()) {
+        const j = json.perBudget.find((r) => r.label === row[0] && r.budget === b.label);
+        expectStat(row[k + 1], j?.revenue ?? null, DECIMALS.money, `${row[0]} ${b.label} revenue`);
+      }
+    }
+    const [long] = tables.get('Per budget: every metric (mean ± sd over seeds)') ?? [];
+    expect(long.rows).toHaveLength(json.perBudget.length);
+    for (const row of long.rows) {
+      const j = json.perBudget.find((r) => r.budget === row[0] && r.label === row[1]);
+      expect(j, row.join('|')).toBeDefined();
+      if (!j) continue;
+      expectStat(row[2], j.revenue, DECIMALS.money, 'revenue');
+      expectStat(row[3], j.cost, DECIMALS.money, 'cost');
+      expectStat(row[4], j.roi, DECIMALS.ratio, 'roi');
+      expectStat(row[5], j.baRate, DECIMALS.ratio, 'baRate');
+      expectStat(row[6], j.incrementalRevenue, DECIMALS.money, 'incremental');
+      expectStat(row[7], j.lambda, DECIMALS.lambda, 'lambda');
+    }
+    const [inc, share] = tables.get('Incremental revenue over no coupon (mean over seeds)') ?? [];
+    for (const row of inc.rows) for (const [k, b] of json.budgets.entries()) expectShown(row[k + 1], json.perBudget.find((r) => r.label === row[0] && r.budget === b.label)?.incrementalRevenue.mean, DECIMALS.money, `${row[0]} incremental`);
+    for (const row of share.rows) for (const [k, b] of json.budgets.entries()) expectShown(row[k + 1], json.perBudget.find((r) => r.label === row[0] && r.budget === b.label)?.oracleShare?.mean, DECIMALS.share, `${row[0]} share`);
+  });
+
+  it('the comparisons and wins/losses hold the JSON numbers, paired by seed', () => {
+    const tables = markdownTables(md);
+    const [cmp, wins] = tables.get('SACO against every baseline') ?? [];
+    const baselines = json.comparisons.filter((c) => c.role === 'baseline');
+    expect(cmp.rows).toHaveLength(baselines.length);
+    expect(baselines).toHaveLength(3 * 3);
+    for (const row of cmp.rows) {
+      const c = baselines.find((x) => x.budget === row[0] && x.otherLabel === row[1]);
+      expect(c, row.join('|')).toBeDefined();
+      if (!c) continue;
+      expectShown(row[2], c.sacoRevenue, DECIMALS.money, 'SACO revenue');
+      expectShown(row[3], c.otherRevenue, DECIMALS.money, 'their revenue');
+      expectShown(row[4], c.diff.mean, DECIMALS.money, 'Δ mean');
+      expectShown(row[5], c.diff.sd, DECIMALS.money, 'Δ sd');
+      expectShown(row[6], c.sdUnits, DECIMALS.sd, 'Δ / sd');
+      expect(row[7]).toBe(c.verdict === 'win' ? 'SACO wins' : c.verdict === 'loss' ? 'SACO loses' : 'tie');
+      // paired: the mean of the per-seed differences
+      const d = json.seeds.map((s) => {
+        const a = json.records.find((r) => r.method === 'saco' && r.budget === c.budget && r.seed === s) as EvalRecord;
+        const o = json.records.find((r) => r.method === c.other && r.budget === c.budget && r.seed === s) as EvalRecord;
+        return a.revenue - o.revenue;
+      });
+      expect(c.diff.mean).toBeCloseTo(d.reduce((x, y) => x + y, 0) / d.length, 9);
+    }
+    for (const row of wins.rows) {
+      const w = json.winsLosses.find((x) => x.otherLabel === row[0]);
+      expect(w).toBeDefined();
+      expect([Number(row[1]), Number(row[2]), Number(row[3])]).toEqual([w?.wins, w?.losses, w?.ties]);
+      expect((w?.wins ?? 0) + (w?.losses ?? 0) + (w?.ties ?? 0)).toBe(json.budgets.length);
+    }
+    const [abl] = tables.get('SACO against its ablations (paper Fig. 5)') ?? [];
+    expect(abl.rows.map((r) => r[1])).toEqual(['No-RTG', 'No-RTG', 'No-RTG']);
+    const [gates] = tables.get('Gates (DESIGN.md section 10)') ?? [];
+    for (const [k, row] of gates.rows.entries()) {
+      expectShown(row[1], json.gates.baRateInRange[k].baRate, DECIMALS.ratio, 'gate BARate');
+      expectShown(row[3], json.gates.oracleShareAtLeast95[k].share, DECIMALS.share, 'gate share');
+    }
+  });
+});
