@@ -19,9 +19,11 @@ import { registerData } from './cli/data.js';
 import { registerDemo } from './cli/demo.js';
 import { registerEval } from './cli/eval.js';
 import { installInterruptHandlers, Interrupted } from './cli/interrupt.js';
+import { registerShard } from './cli/shard.js';
 import { registerSolve } from './cli/solve.js';
 import { registerSynth } from './cli/synth.js';
 import { registerTrain } from './cli/train.js';
+import { registerWorker } from './cli/worker.js';
 import { clearProgressLines } from './cli/ui.js';
 
 export function buildProgram(): Command {
@@ -40,6 +42,8 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerSolve(program);
   registerEval(program);
+  registerShard(program);
+  registerWorker(program);
   registerDemo(program);
   const data = program.commands.find((c) => c.name() === 'data');
   if (data) examples(data, ['saco data inspect --data logs.parquet', 'saco data trajectories --data logs.csv --schema schema.json --json']);

@@ -8,6 +8,10 @@ import { POLICIES, POLICY_NAMES, policyByName, type PolicyName } from '../policy
 import { solve, syEnvForModel, type SolveProgress, type SolveResult, type SolveUsers } from '../solve/index.js';
 import { budgetArg, examples, fmt, intArg, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
+import { isShardSet, readShardManifest } from '../cluster/shard-files.js';
+import { ClusterError, solveSharded, type ShardedSolveResult } from '../cluster/index.js';
+import { Interrupted } from './interrupt.js';
+import { takeOverTermination } from './worker.js';
 
 
 interface SolveOpts extends InputOpts {
@@ -22,6 +26,8 @@ interface SolveOpts extends InputOpts {
   sySeed: number;
   epsilon?: number;
   threads: number;
+  redis?: string;
+  shards?: number;
   json?: boolean;
   quiet?: boolean;
 }
@@ -56,12 +62,23 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
   const fileUsers = typeof o.users === 'string' ? o.users : undefined;
   if (o.data === undefined && o.users === undefined) cmd.error("error: one of '--data <file>' or '--users <n>' is required", { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
   if (o.data !== undefined && typeof o.users === 'number') cmd.error("error: give '--data <file>' or '--users <n>', not both", { code: 'commander.conflictingOption', exitCode: 2 });
+  const shardSet = o.data !== undefined && isShardSet(o.data) ? readShardManifest(o.data) : undefined;
+  const sharded = o.redis !== undefined || o.shards !== undefined || shardSet !== undefined;
+  if (sharded && o.engine === 'ort') cmd.error("error: '--engine ort' runs on one machine; the sharded solve (--redis, --shards, a shard folder) runs natively", { code: 'commander.conflictingOption', exitCode: 2 });
   const ui = new Ui(o);
+  // SIGTERM / Ctrl-C during a sharded solve: its pending jobs are removed from the queue, then exit
+  const abort = new AbortController();
+  let signalled: 'SIGTERM' | 'SIGINT' | undefined;
+  const restoreSignals = sharded ? takeOverTermination((signal) => {
+    signalled = signal;
+    abort.abort();
+  }) : () => undefined;
   try {
     ui.phase(`reading ${o.model}`);
     const model = readOnnx(o.model);
-    let users: SolveUsers;
+    let users: SolveUsers | NonNullable<typeof shardSet>['asUsers'];
     if (typeof o.users === 'number') users = o.users;
+    else if (shardSet) users = shardSet.asUsers;
     else {
       const { file, schema } = resolveInput(cmd, o, fileUsers);
       ui.phase(`reading ${file}`);
@@ -76,7 +93,19 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
       const run = (policy: PolicyName): Promise<SolveResult> => {
         const def = policyByName(policy);
         const ort = def.needsModel && o.engine === 'ort';
-        ui.phase(`solving: ${policy}${ort ? ' (ort)' : ''}${def.searched ? `, ${o.method}` : ' (no λ search)'}`);
+        ui.phase(`solving: ${policy}${ort ? ' (ort)' : ''}${def.searched ? `, ${o.method}` : ' (no λ search)'}${sharded ? `, sharded${o.redis ? ' on Redis' : ' in process'}` : ''}`);
+        if (sharded) {
+          return solveSharded({
+            // workers load the model by path; in process the loaded one is used
+            model: o.redis ? o.model : handle, users, shards: o.shards, cluster: o.redis ? { redis: o.redis } : undefined,
+            collectPlan: !shardSet, signal: abort.signal, budget: o.budget, method: o.method, policy, rounds: o.rounds, env, epsilon: o.epsilon,
+            threads: o.threads, lambdaMax: model.meta.normalization.lambdaMax * 2, onProgress: (p) => ui.update(progressText(p)),
+          }).catch((e: unknown) => {
+            if (e instanceof ClusterError && e.code === 'CLUSTER_ABORTED' && signalled) throw new Interrupted(signalled === 'SIGINT' ? 130 : 143);
+            throw e;
+          });
+        }
+        if (typeof users === 'object' && 'shardFiles' in users) throw new Error('internal: shard files outside a sharded solve');
         return solve({
           model: ort ? model : handle,
           engine: ort ? 'ort' : 'native',
@@ -109,15 +138,23 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
           `${fmt(r.wallMs, 4)} ms`,
           r.needsMoreThanLambdaMax ? 'budget needs λ > λmax' : r.budgetNotBinding ? 'budget not binding' : '',
         ]);
-        return [
+        const lines = [
           `${r0.users} users x ${r0.rounds} rounds, budget ${fmt(r0.budget, 6)} (uniform logging spends ${fmt(r0.referenceSpend, 6)})`,
           ...table(['policy', 'search', 'λ*', 'revenue', 'cost', 'ROI', 'BARate', 'rollouts', 'wall', ''], rows),
         ];
+        if ('shards' in r0) {
+          const s = r0 as ShardedSolveResult;
+          lines.push(`sharded: ${s.shards.length} shards, ${s.runner === 'local' ? 'in process' : `on workers behind ${s.runner}`}; each shard's budget pro-rata to its natural spend at λ*`);
+          const files = s.shards.filter((x) => x.planFile).map((x) => x.planFile as string);
+          if (files.length) lines.push(`plan written next to each shard: ${files.length} files, e.g. ${files[0]}`);
+        }
+        return lines;
       });
     } finally {
       handle.unload();
     }
   } finally {
+    restoreSignals();
     ui.done();
   }
 }
@@ -137,12 +174,15 @@ export function registerSolve(program: Command): void {
     .option('--rounds <n>', "rounds to plan (default: the model's context)", intArg(1, 100000))
     .option('--sy-seed <n>', 'seed of the SY ground truth (must be the one the users came from)', intArg(0, Number.MAX_SAFE_INTEGER), 1)
     .option('--epsilon <x>', 'tolerance below the budget (default 2%)', numArg(0, Number.MAX_VALUE))
-    .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0);
+    .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
+    .option('--redis <url>', 'run the shards on `saco worker` processes behind this Redis (redis://host:port); the model and shard files must be at the same paths on every worker')
+    .option('--shards <n>', 'split the users into n shards (in process without --redis: the exact twin of the Redis run); a shard folder from saco shard as --data gives one shard per file', intArg(1, 1_000_000));
   withOutputFlags(cmd, 'print the results as one JSON array (without the plan; roi null when nothing was spent)');
   cmd.action(runSolve);
   examples(cmd, [
     'saco solve --model model.onnx --data test.parquet --budget 0.5x',
     'saco solve --model model.onnx --users 10000 --budget 25000 --method slsqp',
     'saco solve --model model.onnx --data test.parquet --budget 0.5x --compare --json',
+    'saco solve --model model.onnx --users 1000000 --budget 0.5x --shards 64 --redis redis://127.0.0.1:6379',
   ]);
 }

@@ -8,4 +8,10 @@ export interface PolicyDefinition<Name extends string = string> {
   readonly needsModel: boolean;
   /** Whether λ changes it, so the λ search runs; otherwise one budgeted rollout is the plan. */
   readonly searched: boolean;
+  /**
+   * Whether users influence each other's decisions (a bandit learning across users as the
+   * rollout goes). Such a policy cannot be split into shards of users: the sharded solve
+   * (src/cluster) refuses it. Absent: users are independent given λ.
+   */
+  readonly sharesStateAcrossUsers?: boolean;
 }

@@ -139,7 +139,8 @@ function nativeModelOf(model: SolveOptions['model']): { handle: NativeModel; own
   return { handle: loadNativeModel(loaded), owned: true };
 }
 
-function usersSpec(users: SolveUsers, env: SyConfig): { userIds: Uint32Array; features?: Float64Array } {
+/** The user ids (and static features) `users` stands for in the environment `env`, checked. */
+export function usersSpec(users: SolveUsers, env: SyConfig): { userIds: Uint32Array; features?: Float64Array } {
   if (typeof users === 'number') {
     if (!Number.isInteger(users) || users < 1 || users > 1e8) throw new ArgumentError('users', `must be an integer in [1, 1e8], got ${users}`);
     return { userIds: Uint32Array.from({ length: users }, (_, i) => i) };
@@ -167,7 +168,11 @@ function usersSpec(users: SolveUsers, env: SyConfig): { userIds: Uint32Array; fe
   return { userIds: ids, features };
 }
 
-function resolveBudget(budget: Budget, referenceSpend: number): number {
+/**
+ * The budget in currency: `budget` itself, or its multiple of `referenceSpend` ("0.5x").
+ * @throws {ArgumentError} for a malformed or non-positive budget, or a multiple of a zero reference spend.
+ */
+export function resolveBudget(budget: Budget, referenceSpend: number): number {
   let value: number;
   if (typeof budget === 'string') {
     const m = /^([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)x$/i.exec(budget.trim());
@@ -272,6 +277,64 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
       rollouts: s.rollouts + 1, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible, budgetNotBinding: s.budgetNotBinding,
       needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, wallMs: performance.now() - t0,
     };
+  } finally {
+    if (model?.owned) model.handle.unload();
+  }
+}
+
+export { tsBisection, type TsRolloutResult, type TsSearchResult } from './ts-rollout.js';
+
+/** One rollout of some users at a given λ and budget: the unit of work of a sharded solve (src/cluster). */
+export interface SliceRolloutOptions {
+  /** As in solve(); a path is loaded for this call only (load it once with loadNativeModel to reuse it). */
+  model?: CodtModel | string | NativeModel;
+  policy?: PolicyName;
+  env?: EnvChoice;
+  rounds: number;
+  users: SolveUsers;
+  lambda: number;
+  /** Infinity: no budget (a probe of the λ search); a number: enforced as solve() enforces it. */
+  budget: number;
+  recordPlan?: boolean;
+  threads?: number;
+}
+
+export interface SliceRolloutResult {
+  users: number;
+  revenue: number;
+  cost: number;
+  coupons: number;
+  blocked: number;
+  revenueByRound: Float64Array;
+  costByRound: Float64Array;
+  /** [users, rounds, action dims], when recorded. */
+  plan?: Int32Array;
+}
+
+/**
+ * One rollout of `users` under `policy` at `lambda` with `budget` enforced (Infinity: none),
+ * checked as solve() checks its options. Users are independent given λ and every draw is
+ * keyed by user id, so unbudgeted rollouts of disjoint slices sum to the rollout of their union.
+ *
+ * @throws {ArgumentError} / {NativeError} as solve() does.
+ */
+export async function rolloutSlice(options: SliceRolloutOptions): Promise<SliceRolloutResult> {
+  const policy = options.policy ?? 'codt';
+  const definition = policyByName(String(policy));
+  const { kind = 'sy', ...syOptions } = options.env ?? {};
+  if (kind !== 'sy') throw new ArgumentError('env.kind', `must be 'sy' (the only environment so far), got ${String(kind)}`);
+  const env = resolveSyConfig({ ...syOptions, users: 1 });
+  if (typeof options.lambda !== 'number' || !Number.isFinite(options.lambda) || options.lambda < 0) throw new ArgumentError('lambda', `must be finite and >= 0, got ${String(options.lambda)}`);
+  if (typeof options.budget !== 'number' || Number.isNaN(options.budget) || options.budget <= 0) throw new ArgumentError('budget', `must be > 0 (Infinity: none), got ${String(options.budget)}`);
+  const model = definition.needsModel ? nativeModelOf(options.model) : undefined;
+  try {
+    const context = model ? model.handle.meta.config.context : env.rounds;
+    const rounds = options.rounds;
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > Math.min(env.rounds, context)) throw new ArgumentError('rounds', `must be an integer in [1, ${Math.min(env.rounds, context)}], got ${rounds}`);
+    const users = usersSpec(options.users, env);
+    if (model && users.features) checkStatesInRange({ meta: model.handle.meta }, users.features, env.features, 'users.features');
+    const r = await nativeRollout({ env, rounds, budget: options.budget, policy, lambda: options.lambda, model: model?.handle.id, ...users, threads: options.threads ?? 0, recordPlan: !!options.recordPlan });
+    return { users: users.userIds.length, ...r };
   } finally {
     if (model?.owned) model.handle.unload();
   }

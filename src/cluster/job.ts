@@ -1,0 +1,189 @@
+/**
+ * Runs one shard job: the rollout of one shard of users at one λ, with or without its share of
+ * the budget. The same function serves the in-process twin and the workers behind Redis, so a
+ * shard's sums are the same bits wherever it runs. A worker keeps models and shard files
+ * loaded between jobs (`JobCache`): the model is read once per process, not once per probe.
+ */
+import { renameSync, statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import type { DuckDBType } from '@duckdb/node-api';
+import { removeQuietly, tempPathFor } from '../data/atomic.js';
+import type { DataSchema } from '../data/schema.js';
+import type { SyConfig } from '../data/synth.js';
+import type { Trajectories } from '../data/trajectories.js';
+import { ArgumentError } from '../errors.js';
+import { checkDataMatchesModel } from '../model/artifact.js';
+import { readOnnx } from '../model/onnx.js';
+import { loadNativeModel, type NativeModel } from '../native/index.js';
+import { rolloutSlice, type SolveUsers } from '../solve/index.js';
+import type { PolicyName } from '../policy/registry.js';
+import type { ShardJob, ShardResult } from './types.js';
+
+interface CachedFile<T> {
+  mtimeMs: number;
+  size: number;
+  value: T;
+}
+
+/** Models and shard files a process keeps between jobs (a few of each, least recently used out). */
+export class JobCache {
+  private readonly models = new Map<string, CachedFile<NativeModel>>();
+  private readonly files = new Map<string, CachedFile<Trajectories>>();
+
+  constructor(
+    private readonly maxModels = 4,
+    private readonly maxFiles = 64,
+  ) {}
+
+  /** The model at `file`, loaded natively once (reloaded when the file changes). */
+  model(file: string): NativeModel {
+    const stat = statOf(file, 'model');
+    const hit = this.models.get(file);
+    if (hit && hit.mtimeMs === stat.mtimeMs && hit.size === stat.size) {
+      this.models.delete(file);
+      this.models.set(file, hit);
+      return hit.value;
+    }
+    hit?.value.unload();
+    this.models.delete(file);
+    const value = loadNativeModel(readOnnx(file));
+    this.models.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, value });
+    while (this.models.size > this.maxModels) {
+      const [oldest, entry] = this.models.entries().next().value as [string, CachedFile<NativeModel>];
+      entry.value.unload();
+      this.models.delete(oldest);
+    }
+    return value;
+  }
+
+  /** The trajectories of a shard file, read once (reread when the file changes). */
+  async trajectories(file: string, schema: DataSchema | undefined): Promise<Trajectories> {
+    const stat = statOf(file, 'users.file');
+    const key = `${file}\0${JSON.stringify(schema ?? null)}`;
+    const hit = this.files.get(key);
+    if (hit && hit.mtimeMs === stat.mtimeMs && hit.size === stat.size) {
+      this.files.delete(key);
+      this.files.set(key, hit);
+      return hit.value;
+    }
+    const { readTrajectories } = await import('../data/ingest.js'); // DuckDB loads on first use
+    const { trajectories } = await readTrajectories(file, { schema });
+    this.files.delete(key);
+    this.files.set(key, { mtimeMs: stat.mtimeMs, size: stat.size, value: trajectories });
+    while (this.files.size > this.maxFiles) this.files.delete(this.files.keys().next().value as string);
+    return trajectories;
+  }
+
+  /** Unloads every model (the process is done). */
+  clear(): void {
+    for (const m of this.models.values()) m.value.unload();
+    this.models.clear();
+    this.files.clear();
+  }
+}
+
+function statOf(file: string, argument: string): { mtimeMs: number; size: number } {
+  try {
+    const s = statSync(file);
+    return { mtimeMs: s.mtimeMs, size: s.size };
+  } catch {
+    throw new ArgumentError(argument, `${file}: no such file on this machine (workers read models and shard files by path: put them on a filesystem every worker sees)`);
+  }
+}
+
+/** The users of a shard as solve() takes them. */
+async function shardUsers(job: ShardJob, cache: JobCache, model: NativeModel | undefined): Promise<{ users: SolveUsers; ids: ArrayLike<number> | string[] } | undefined> {
+  const u = job.users;
+  if (u.kind === 'range') {
+    if (!Number.isInteger(u.begin) || !Number.isInteger(u.end) || u.begin < 0 || u.end < u.begin || u.end > 0x100000000) throw new ArgumentError('users', `bad id range [${u.begin}, ${u.end})`);
+    if (u.end === u.begin) return undefined;
+    const ids = new Uint32Array(u.end - u.begin);
+    for (let i = 0; i < ids.length; i++) ids[i] = u.begin + i;
+    return { users: { ids }, ids };
+  }
+  if (u.kind === 'ids') {
+    if (u.ids.length === 0) return undefined;
+    return { users: { ids: u.ids, features: u.features }, ids: u.ids };
+  }
+  const t = await cache.trajectories(u.file, u.schema);
+  if (model) checkDataMatchesModel(model.meta, t);
+  if (t.users === 0) return undefined;
+  return { users: t, ids: t.userIds };
+}
+
+/** Runs one shard job (a rollout of the shard) and returns its sums, and its plan when asked. */
+export async function runShardJob(job: ShardJob, cache: JobCache, worker = 'local', preloaded?: NativeModel): Promise<ShardResult> {
+  const t0 = performance.now();
+  const model = preloaded ?? (job.model !== undefined ? cache.model(job.model) : undefined);
+  const base: ShardResult = {
+    solve: job.solve, probe: job.probe, shard: job.shard, lambda: job.lambda, users: 0, revenue: 0, cost: 0, coupons: 0, blocked: 0,
+    revenueByRound: new Array<number>(job.rounds).fill(0), costByRound: new Array<number>(job.rounds).fill(0), worker, ms: 0,
+  };
+  const A = job.env.actionDims.length;
+  const shard = await shardUsers(job, cache, model);
+  if (!shard) {
+    // an empty shard sums to zero and plans nothing
+    if (job.kind === 'plan' && job.returnPlan) base.plan = new Int32Array(0);
+    if (job.kind === 'plan' && job.planFile) base.planFile = await writePlanFile(job.planFile, [], new Int32Array(0), job.rounds, job.env);
+    return { ...base, ms: performance.now() - t0 };
+  }
+  const budget = job.budget === null ? Infinity : job.budget > 0 ? job.budget : Number.MIN_VALUE;
+  const r = await rolloutSlice({
+    model, policy: job.policy as PolicyName, env: job.env, rounds: job.rounds, users: shard.users, lambda: job.lambda, budget,
+    recordPlan: job.kind === 'plan' && (job.returnPlan || job.planFile !== undefined), threads: job.threads,
+  });
+  const result: ShardResult = {
+    ...base, users: r.users, revenue: r.revenue, cost: r.cost, coupons: r.coupons, blocked: r.blocked,
+    revenueByRound: Array.from(r.revenueByRound), costByRound: Array.from(r.costByRound),
+  };
+  if (job.kind === 'plan') {
+    const plan = r.plan ?? new Int32Array(r.users * job.rounds * A);
+    if (job.returnPlan) result.plan = plan;
+    if (job.planFile) result.planFile = await writePlanFile(job.planFile, shard.ids, plan, job.rounds, job.env);
+  }
+  return { ...result, ms: performance.now() - t0 };
+}
+
+const CHUNK_ROWS = 2048;
+
+/**
+ * A shard's plan as Parquet: one row per user and round, `user_id`, `round`, and the issued
+ * coupon per action dimension (`action` for one dimension, `action_<name>` for several) as its
+ * face value. Written to a temporary sibling and renamed, so a retried job never leaves half a file.
+ */
+export async function writePlanFile(file: string, ids: ArrayLike<number> | string[], plan: Int32Array, rounds: number, env: SyConfig): Promise<string> {
+  const { DOUBLE, DuckDBDataChunk, INTEGER, VARCHAR } = await import('@duckdb/node-api'); // on first use
+  const { quoteIdent, quoteLiteral, withDuck } = await import('../data/duck.js');
+  const A = env.actionDims.length;
+  const numericIds = typeof ids[0] !== 'string' || (ids as string[]).every((id) => /^-?\d{1,9}$/.test(id));
+  const cols: Array<{ name: string; type: DuckDBType; sql: string; value: (user: number, t: number) => number | string }> = [
+    numericIds ? { name: 'user_id', type: INTEGER, sql: 'INTEGER', value: (i) => Number(ids[i]) } : { name: 'user_id', type: VARCHAR, sql: 'VARCHAR', value: (i) => String(ids[i]) },
+    { name: 'round', type: INTEGER, sql: 'INTEGER', value: (_i, t) => t },
+    ...env.actionDims.map((d, j) => ({ name: A === 1 ? 'action' : `action_${d.name}`, type: DOUBLE, sql: 'DOUBLE', value: (i: number, t: number) => d.values[plan[(i * rounds + t) * A + j]] })),
+  ];
+  const rows = ids.length * rounds;
+  const tmp = tempPathFor(file);
+  await withDuck(async (conn) => {
+    await conn.run(`CREATE TABLE plan (${cols.map((c) => `${quoteIdent(c.name)} ${c.sql}`).join(', ')})`);
+    const appender = await conn.createAppender('plan');
+    for (let start = 0; start < rows; start += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, rows - start);
+      const chunk = DuckDBDataChunk.create(cols.map((c) => c.type), n);
+      cols.forEach((c, k) => {
+        const vector = chunk.getColumnVector(k);
+        for (let r = 0; r < n; r++) vector.setItem(r, c.value(Math.floor((start + r) / rounds), (start + r) % rounds) as never);
+        vector.flush();
+      });
+      appender.appendDataChunk(chunk);
+    }
+    appender.closeSync();
+    try {
+      await conn.run(`COPY plan TO ${quoteLiteral(tmp)} (FORMAT parquet)`);
+      renameSync(tmp, file);
+    } catch (e) {
+      removeQuietly(tmp);
+      throw e;
+    }
+  }, 1);
+  return file;
+}
