@@ -497,9 +497,11 @@ std::unique_ptr<OutcomeModel> OutcomeModel::load(const uint8_t* bytes, size_t si
 
 namespace {
 
+// Never destroyed: at process exit, freeing a booster after XGBoost's own statics are gone
+// aborts ("free(): invalid pointer"), so models still registered then are left to the OS.
 Registry<const OutcomeModel>& outcome_registry() {
-  static Registry<const OutcomeModel> r;
-  return r;
+  static auto* r = new Registry<const OutcomeModel>();
+  return *r;
 }
 
 }  // namespace
