@@ -392,10 +392,13 @@ export const noCouponMethod: EvalMethod = {
 export const METHODS: readonly EvalMethod<any>[] = [
   codtMethod({ name: 'saco', label: 'SACO', role: 'saco', description: "the trained CODT (the library's default recipe), λ searched" }),
   // --- baselines: one entry each (issue 14) --------------------------------------------
-  // policyMethod({ name: 'forest', label: 'Forest', policy: 'forest', lambdaSearched: true, description: 'multi-arm causal forest, argmax uplift_r − λ·uplift_c', fit: …, solveOptions: (forest) => ({ … }) }),
-  // policyMethod({ name: 'bandit', label: 'Bandit', policy: 'bandit', lambdaSearched: true, description: 'batched Thompson sampling on r − λ·c, prior from the log', fit: … }),
-  // policyMethod({ name: 'cmdp25', label: 'CMDP25', policy: 'cmdp', lambdaSearched: false, description: 'fitted-Q on r − λ·c at λ = 0.25 of the λ scale', fit: … }),  (and cmdp50, cmdp75)
-  // policyMethod({ name: 'dfcl', label: 'DFCL', policy: 'dfcl', lambdaSearched: true, description: 'response model fine-tuned with the decision-focused loss', fit: … }),
+  // Forest and Bandit, for example (fit in ctx.cache so a rerun reads them back; release frees native memory):
+  // policyMethod<CausalForest>({ name: 'forest', label: 'Forest', policy: 'forest', lambdaSearched: true, description: 'multi-arm causal forest, argmax uplift_r − λ·uplift_c',
+  //   fit: async (ctx) => { /* loadForest(bytes of ctx.cache.file('forest.bin')) if there, else fitForest(ctx.data.train, { seed: ctx.data.seed }) and save() */ },
+  //   solveOptions: (forest) => ({ forest }) }),
+  // policyMethod<BanditPrior>({ name: 'bandit', label: 'Bandit', policy: 'bandit', lambdaSearched: true, description: 'batched Thompson sampling on r − λ·c, prior from the log',
+  //   fit: async (ctx) => ({ artifact: fitBanditPrior(ctx.data.train, { seed: ctx.data.seed }), fitted: true }), solveOptions: (bandit) => ({ bandit }) }),
+  // CMDP25/50/75 (fitted-Q at a fixed λ: lambdaSearched false, one fit per λ) and DFCL go here the same way.
   policyMethod({ name: 'random', label: 'Random', description: 'the uniform logging policy, cut by the budget', policy: 'random', lambdaSearched: false }),
   bestArmMethod,
   noCouponMethod,
