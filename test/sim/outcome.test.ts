@@ -9,6 +9,9 @@
  * the reference that makes them meaningful is a per-action constant (the logged purchase rate
  * of each coupon), whose MAE is ~0.19.
  */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ArgumentError } from '../../src/errors.js';
 import { syLogToInteractionLog } from '../../src/data/log.js';
@@ -302,6 +305,16 @@ describe('reproducible: bytes and threads', () => {
     const other = await fitOutcomeModel(small, { seed: 4, rounds: 40, threads: 2, subsample: 0.8 });
     expect(Buffer.from(other.save()).equals(Buffer.from(one.save()))).toBe(false);
     for (const m of [one, two, other]) m.dispose();
+  });
+});
+
+describe('process exit', () => {
+  const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'exit.child.ts');
+  it.each(['idle', 'inflight'])('exits cleanly with an outcome model still loaded (%s)', (mode) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', child, mode], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).not.toMatch(/free\(\)|terminate|Aborted/);
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
   });
 });
 
