@@ -50,7 +50,88 @@ function feedsFor(meta: ModelMeta, inputs: ForwardInputs, from = 0, to = inputs.
   return Object.fromEntries(onnxInputNames(meta).map((name) => [name, all[name]]));
 }
 
-/** One onnxruntime session in this thread. */
+/**
+ * Keeps a pool's workers from being terminated while one of them is inside onnxruntime's
+ * native code. onnxruntime-node (1.30) is built without NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS:
+ * when a worker's environment starts tearing down (worker.terminate(), which Piscina's
+ * destroy() and process exit both do) while the worker is loading the binding, creating a
+ * session or running one, the binding's next Node-API call fails, its error cannot be thrown
+ * into the dying environment, and the C++ exception ends in std::terminate: the whole process
+ * aborts (exit 134) instead of exiting with the code asked for. A synchronous native call
+ * cannot be interrupted, so the only safe order is: stop new calls, wait for the running ones,
+ * then terminate. The gate is a SharedArrayBuffer shared with the workers (worker.mjs):
+ * [CLOSED] is set by this thread, [IN_NATIVE] counts the tasks inside native code.
+ */
+const CLOSED = 0;
+const IN_NATIVE = 1;
+/** The longest process exit waits for in-flight inference (Node would wait as long joining the workers). */
+const EXIT_WAIT_MS = 60_000;
+
+/** Atomics.waitAsync (Node >= 16; typed only from lib es2024 on). */
+type AtomicsWaitAsync = { waitAsync(a: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> } };
+
+class ExitGate {
+  readonly buffer = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
+  private readonly cells = new Int32Array(this.buffer);
+
+  close(): void {
+    Atomics.store(this.cells, CLOSED, 1);
+  }
+
+  /** Blocks this thread until no worker is in native code (or `ms` passed); true when none is. */
+  drainSync(ms: number): boolean {
+    const deadline = Date.now() + ms;
+    for (let n = Atomics.load(this.cells, IN_NATIVE); n !== 0; n = Atomics.load(this.cells, IN_NATIVE)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      Atomics.wait(this.cells, IN_NATIVE, n, left);
+    }
+    return true;
+  }
+
+  /** Resolves once no worker is in native code, without blocking this thread. */
+  async drain(): Promise<void> {
+    for (let n = Atomics.load(this.cells, IN_NATIVE); n !== 0; n = Atomics.load(this.cells, IN_NATIVE)) {
+      const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.cells, IN_NATIVE, n);
+      if (w.async) await w.value;
+    }
+  }
+}
+
+/** Gates of the pools not yet destroyed in this thread. */
+const liveGates = new Set<ExitGate>();
+let exitHookInstalled = false;
+
+/**
+ * On exit (process.exit(), the end of the event loop, an uncaught exception), before Node
+ * terminates the workers: close every live pool's gate, then wait for in-flight calls.
+ * 'exit' listeners run synchronously, before the workers are stopped; this one goes first.
+ */
+function closeGatesOnExit(): void {
+  for (const gate of liveGates) gate.close();
+  const deadline = Date.now() + EXIT_WAIT_MS;
+  for (const gate of liveGates) {
+    if (!gate.drainSync(Math.max(0, deadline - Date.now()))) {
+      process.stderr.write(`saco: an onnxruntime call was still running ${EXIT_WAIT_MS / 1000} s after exit began; exiting anyway\n`);
+      return;
+    }
+  }
+}
+
+function trackGate(gate: ExitGate): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.prependListener('exit', closeGatesOnExit);
+  }
+  liveGates.add(gate);
+}
+
+/**
+ * One onnxruntime session in this thread. Used in a worker_thread of your own, let its
+ * `logits()` calls settle before that worker is ended from outside (worker.terminate(), or the
+ * main thread exiting): onnxruntime-node aborts the process when a thread's environment is torn
+ * down during one of its calls (see ExitGate; OrtPool does this for its own workers).
+ */
 export class OrtSession {
   private constructor(readonly meta: ModelMeta, private readonly session: Ort.InferenceSession, private readonly ort: typeof Ort) {}
 
@@ -86,6 +167,9 @@ export interface OrtPoolOptions {
 /**
  * A Piscina pool of onnxruntime sessions (one per worker, users sharded); always
  * `await pool.destroy()` when done. onnxruntime and Piscina load when the first pool starts.
+ * Exiting the process while the pool works (process.exit() in a SIGTERM handler, say) is safe:
+ * exit first waits for the inference calls already running (never more than they take), so
+ * the process ends with the code asked for.
  *
  * @example
  * const pool = await OrtPool.create(readOnnx('codt.onnx'), { workers: 4 });
@@ -93,7 +177,9 @@ export interface OrtPoolOptions {
  */
 export class OrtPool {
   private destroyed = false;
-  private constructor(readonly meta: ModelMeta, private readonly pool: Piscina, readonly workers: number) {}
+  /** Worker tasks sent and not yet settled. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private constructor(readonly meta: ModelMeta, private readonly pool: Piscina, readonly workers: number, private readonly gate: ExitGate) {}
 
   /**
    * Starts a pool and loads every worker's session, so a model that will not load fails here.
@@ -111,14 +197,16 @@ export class OrtPool {
     if (!Number.isInteger(requested) || requested < 1 || requested > 256) throw new ArgumentError('workers', `must be an integer in [1, 256], got ${requested}`);
     const workers = options.allowOversubscribe ? requested : Math.min(requested, cores);
     const { Piscina: PiscinaPool } = await import('piscina');
+    const gate = new ExitGate();
     const pool = new PiscinaPool({
       filename: fileURLToPath(new URL('./worker.mjs', import.meta.url)),
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: 60_000,
-      workerData: { modelBytes },
+      workerData: { modelBytes, gate: gate.buffer },
     });
-    const p = new OrtPool(meta, pool, workers);
+    trackGate(gate);
+    const p = new OrtPool(meta, pool, workers, gate);
     try {
       // load every session now, so a model that will not load fails here, not mid-campaign
       const probe: ForwardInputs = { batch: workers, rounds: 1, states: new Float32Array(workers * meta.config.stateDim), rtg: new Float32Array(workers), ctg: new Float32Array(workers), actionsOneHot: new Float32Array(workers * actionWidth(meta.config)), lambda: new Float32Array(workers) };
@@ -142,7 +230,7 @@ export class OrtPool {
       Array.from({ length: shards }, (_, s) => {
         const from = s * per;
         const to = Math.min(inputs.batch, from + per);
-        return this.pool.run({ feeds: feedsFor(this.meta, inputs, from, to) }).then((r: Float32Array) => ({ from, r }));
+        return this.track(this.pool.run({ feeds: feedsFor(this.meta, inputs, from, to) })).then((r: Float32Array) => ({ from, r }));
       }),
     ).catch((e: unknown) => {
       throw new InferenceError(`an inference worker failed: ${(e as Error).message}`, e);
@@ -152,9 +240,16 @@ export class OrtPool {
     return out;
   }
 
+  private track<T>(task: Promise<T>): Promise<T> {
+    this.inFlight.add(task);
+    const untrack = (): void => void this.inFlight.delete(task);
+    task.then(untrack, untrack);
+    return task;
+  }
+
   /** Test hook: makes one worker task throw. */
   async crashOne(): Promise<void> {
-    await this.pool.run({ kind: 'crash' }).catch((e: unknown) => {
+    await this.track(this.pool.run({ kind: 'crash' })).catch((e: unknown) => {
       throw new InferenceError(`an inference worker failed: ${(e as Error).message}`, e);
     });
   }
@@ -163,9 +258,21 @@ export class OrtPool {
     return this.pool.threads.length;
   }
 
+  /**
+   * Stops the workers. Tasks not yet started fail (their `logits()` call rejects with an
+   * InferenceError); tasks running finish and deliver their results first: a worker
+   * terminated inside onnxruntime would abort the process (see ExitGate).
+   */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    await this.pool.destroy();
+    this.gate.close();
+    try {
+      await Promise.allSettled([...this.inFlight]);
+      await this.gate.drain();
+      await this.pool.destroy();
+    } finally {
+      liveGates.delete(this.gate);
+    }
   }
 }
