@@ -42,7 +42,7 @@ export type { EpochRecord } from './model/checkpoint.js';
 export { TRAINER_CHOICES, TRAIN_DEFAULTS, type TrainOptions, type TrainResult, type TrainProgress, type TrainerChoice, type TrainerInfo } from './model/train.js';
 export type { TrainEngine, EngineSpec, AdamWSettings, OptimizerState, CodtBatch, ForwardInputs } from './model/types.js';
 export type { BackendChoice } from './model/backend.js';
-export { trainCodt } from './native/train-engine.js';
+export { trainCodt, type SacoTrainOptions, type SacoTrainResult } from './policy/train.js';
 
 // native, onnxruntime, solve
 export type { NativeModel } from './native/index.js';

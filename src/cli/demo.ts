@@ -6,7 +6,7 @@ import { syLogToInteractionLog } from '../data/log.js';
 import { splitByUser } from '../data/trajectories.js';
 import { writeLog } from '../data/write.js';
 import { writeOnnx } from '../model/onnx.js';
-import { trainCodt } from '../native/train-engine.js';
+import { trainCodt } from '../policy/train.js';
 import { generateSy, loadNativeModel, nativeInfo } from '../native/index.js';
 import { solve } from '../solve/index.js';
 import { checkWritable, examples, fmt, intArg, roiText, roiValue, table, withOutputFlags } from './common.js';

@@ -8,7 +8,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
 import { writeOnnx } from '../model/onnx.js';
 import { TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } from '../model/train.js';
-import { trainCodt } from '../native/train-engine.js';
+import { trainCodt } from '../policy/train.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { exitInterrupted, Interrupted, takeOverSigint } from './interrupt.js';
 import { bar, Ui } from './ui.js';

@@ -28,7 +28,7 @@ export interface CodtConfig {
   variant: CodtVariant;
 }
 
-export const CODT_DEFAULTS = { dModel: 64, layers: 3, heads: 2, dropout: 0.1, variant: 'weighted' as CodtVariant };
+export const CODT_DEFAULTS = { dModel: 64, layers: 3, heads: 2, dropout: 0.1, variant: 'expected' as CodtVariant };
 
 export type TokenKind = 'rtg' | 'ctg' | 'state' | 'action';
 

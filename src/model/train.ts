@@ -186,7 +186,9 @@ function checkRange(name: string, v: number, min: number, max: number, integer =
  */
 export async function trainCodtWith(engines: TrainEngines, train: Trajectories, options: TrainOptions = {}): Promise<TrainResult> {
   const o = { ...TRAIN_DEFAULTS, ...options };
-  const variant = o.variant ?? CODT_DEFAULTS.variant;
+  // saco's trainCodt (src/policy/train.ts) supplies the expected outcomes of the default recipe;
+  // called without them, an engine-level run trains the realised recipe
+  const variant = o.variant ?? (o.relabel ? CODT_DEFAULTS.variant : 'weighted');
   checkRange('epochs', o.epochs, 1, 100000, true);
   checkRange('batchSize', o.batchSize, 1, 1 << 20, true);
   checkRange('lr', o.lr, 0, 1);
