@@ -392,11 +392,12 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
             progress: (detail) => report({ phase: 'fit', method: method.name, seed, detail }),
           });
           const seconds = (performance.now() - t0) / 1000;
-          writeJsonAtomic(path.join(cache.dir, 'done.json'), { seconds, info: prepared.info ?? null });
+          // done.json keeps the time of the fit itself (a later read from the cache leaves it as it is)
+          if (prepared.fitted || !existsSync(path.join(cache.dir, 'done.json'))) writeJsonAtomic(path.join(cache.dir, 'done.json'), { seconds, info: prepared.info ?? null });
           if (prepared.fitted) clock.record('fit', method.name, seconds);
           if (prepared.fitted) work.fits++;
           else work.fitsReused++;
-          fits.push({ method: method.name, seed, fitted: prepared.fitted, seconds, info: prepared.info ?? null });
+          fits.push({ method: method.name, seed, fitted: prepared.fitted, seconds: prepared.fitted ? seconds : fitSecondsOf(cache.dir, seconds), info: prepared.info ?? null });
           done++;
         }
         for (const x of todo) {
@@ -417,6 +418,11 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
             done++;
           } else work.runsReused++;
           for (const b of method.budgetFree ? plan.budgets : [x.b]) records.push(recordOf(method, seed, b, stored, data));
+        }
+        if (method.prepare && !fits.some((f) => f.method === method.name && f.seed === seed)) {
+          // every result was there: the fit's time is the one recorded when it ran
+          const dir = cacheDirOf(plan, method, seed).dir;
+          if (existsSync(path.join(dir, 'done.json'))) fits.push({ method: method.name, seed, fitted: false, seconds: fitSecondsOf(dir, 0), info: null });
         }
       } finally {
         prepared?.release?.();
@@ -439,6 +445,16 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   work.seconds = clock.elapsed();
   progressFn({ phase: 'done', done, total, elapsedSeconds: work.seconds, etaSeconds: 0 });
   return { report: rep, files, work };
+}
+
+/** The seconds the fit of a cache folder took when it ran (done.json), else `fallback`. */
+function fitSecondsOf(dir: string, fallback: number): number {
+  try {
+    const s = (JSON.parse(readFileSync(path.join(dir, 'done.json'), 'utf8')) as { seconds?: unknown }).seconds;
+    return typeof s === 'number' && Number.isFinite(s) ? s : fallback;
+  } catch {
+    return fallback;
+  }
 }
 
 function recordOf(method: EvalMethod, seed: number, budget: EvalBudget, stored: StoredResult, data: EvalDataset & { noCouponRevenue: number }): EvalRecord {
