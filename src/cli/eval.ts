@@ -1,6 +1,6 @@
 /** `saco eval`: SACO against the baselines (paper Table 1, Fig. 4, Fig. 5): report.json, report.md and charts. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DATA_PRESETS, DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
+import { DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
 import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
 import { examples, fmt, intArg, listArg, table, withOutputFlags } from './common.js';
 import { Ui, bar } from './ui.js';
@@ -107,7 +107,7 @@ export function registerEval(program: Command): void {
   const cmd = program
     .command('eval')
     .description('compare SACO with the baselines on the same users and budgets: report.md (Table 1, per-budget tables, wins/losses), report.json and charts (SVG + PNG)')
-    .addOption(new Option('--data <preset>', `data: ${DATA_PRESETS.map((p) => `${p.name} (${p.description})`).join('; ')}`).choices([...DATA_PRESET_NAMES]).default('sy'))
+    .addOption(new Option('--data <preset>', 'SY preset: sy (default dynamics), sy-static (no sequential effects), sy-strong (η and δ doubled, fatigue decaying slower)').choices([...DATA_PRESET_NAMES]).default('sy'))
     .option('--methods <list>', `methods, comma-separated (default: all available): ${METHODS.map((m) => m.name).join(', ')}${PLANNED_METHODS.length ? ` (coming: ${PLANNED_METHODS.join(', ')})` : ''}`, listArg)
     .option('--budgets <list>', `budgets, comma-separated: multiples of the uniform logging policy's spend on the same users (0.5x) or amounts (default: ${DEFAULT_BUDGETS.join(',')})`, budgetsArg)
     .option('--seeds <n>', 'seeds 1..n: each an SY world, its training log and fresh test users', intArg(1, 1000), 3)
