@@ -9,6 +9,8 @@ import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.
 import { writeOnnx } from '../model/onnx.js';
 import { TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } from '../model/train.js';
 import { trainCodt } from '../policy/train.js';
+import { spendCurve } from '../policy/spend-curve.js';
+import type { SpendCurveRecord } from '../model/artifact.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { exitInterrupted, Interrupted, takeOverSigint } from './interrupt.js';
 import { bar, Ui } from './ui.js';
@@ -40,6 +42,8 @@ interface TrainOpts extends InputOpts {
   skipBadRows?: boolean;
   json?: boolean;
   quiet?: boolean;
+  /** false with --no-spend-curve. */
+  spendCurve?: boolean;
 }
 
 const MODEL_EXT = /\.onnx$/i;
@@ -57,6 +61,18 @@ function checkOutputs(file: string, schemaFile: string | undefined, o: TrainOpts
   ]);
   checkWritable('--out', o.out);
   checkWritable('--checkpoint', checkpoint);
+}
+
+/** C(λ) as a few lines: every other grid point, as a share of the reference spend. */
+function spendCurveLines(c: SpendCurveRecord | undefined): string[] {
+  if (!c) return [];
+  const ref = c.referenceSpend > 0 ? c.referenceSpend : 1;
+  const cells = c.lambdas.map((l, g) => (g % 2 === 0 ? `${fmt(l, 3)}: ${((100 * c.spend[g]) / ref).toFixed(0)}%` : '')).filter(Boolean);
+  return [
+    `spend curve on ${c.users} held-out users (${c.source}), as % of giving everyone ${c.referenceArm} (${fmt(c.referenceSpend, 4)}):`,
+    `  λ ${cells.join('  ')}`,
+    c.warnings.length ? `  ${c.warnings.length} warning(s) above: the λ search may not meet every budget` : '  falls with λ over the whole range: every budget between can be met',
+  ];
 }
 
 async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOpts, cmd: Command): Promise<void> {
@@ -115,6 +131,11 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       onEpoch: (r) => ui.info(`epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)}, validation loss ${r.valLoss.toFixed(4)}, ${r.samplesPerSecond.toFixed(0)} samples/s, ${r.seconds.toFixed(1)} s`),
     });
     const m = result.model.meta;
+    if (!result.interrupted && o.spendCurve !== false && test.users > 0) {
+      ui.phase(`measuring the spend curve C(λ) on the ${test.users} held-out users`);
+      m.spendCurve = await spendCurve(result.model, train, test, { seed: o.seed, threads: o.threads });
+      for (const w of m.spendCurve.warnings) ui.notice(`WARNING: ${w}`);
+    }
     if (!result.interrupted) {
       ui.phase(`writing ${o.out}`);
       writeOnnx(result.model, o.out);
@@ -137,12 +158,14 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       trainUsers: train.users,
       testUsers: test.users,
       history: result.history,
+      spendCurve: m.spendCurve ?? null,
     };
     ui.result(doc, () =>
       result.interrupted
         ? [`interrupted after epoch ${m.training.epochs}: checkpoint ${checkpoint}; continue with the same command and --resume`]
         : [
             `best validation loss ${m.training.bestValLoss.toFixed(4)} (uniform policy: ${logK.toFixed(4)}) after ${m.training.epochs} epoch(s)${result.stoppedEarly ? ' (early stop)' : ''}; λmax ${fmt(m.normalization.lambdaMax)}`,
+            ...spendCurveLines(m.spendCurve),
             `wrote ${o.out}; ${fmt(result.samplesPerSecond, 3)} samples/s, ${fmt(seconds, 3)} s in all`,
           ],
     );
@@ -181,6 +204,7 @@ export function registerTrain(program: Command): void {
     .option('--checkpoint <file>', 'checkpoint file (default: <out>.ckpt)')
     .option('--resume', 'continue from the checkpoint')
     .option('--test-fraction <x>', 'share of users held out as the test set (not trained on)', numArg(0, 0.9), 0.2)
+    .option('--no-spend-curve', 'skip measuring C(λ) on the held-out users after training')
     .option('--gamma <x>', 'discount of RTG and CTG', numArg(1e-9, 1), 1)
     .option('--skip-bad-rows', 'skip and count bad rows instead of failing');
   withOutputFlags(cmd, 'print a JSON summary (model, checkpoint, epochs, losses, history); the epoch lines go to stderr');

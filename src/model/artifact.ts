@@ -36,6 +36,23 @@ export interface ModelMeta {
   /** sha256 of the state names and encodings the model was trained on. */
   fingerprint: string;
   training: TrainingInfo;
+  /** The planned spend over λ on held-out users, measured after training (saco train). */
+  spendCurve?: SpendCurveRecord;
+}
+
+/** C(λ) after training: see src/policy/spend-curve.ts. */
+export interface SpendCurveRecord {
+  lambdas: number[];
+  /** Expected spend of the plan at each λ, and its expected revenue. */
+  spend: number[];
+  revenue: number[];
+  /** The spend of every user getting the arm with the highest expected revenue. */
+  referenceSpend: number;
+  referenceArm: string;
+  users: number;
+  /** How the spend was measured. */
+  source: string;
+  warnings: string[];
 }
 
 export interface CodtModel {
