@@ -12,7 +12,7 @@ import { queryRows, quoteIdent as q, quoteLiteral, withDuck } from './duck.js';
 import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable, locateRow } from './raw.js';
-import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type ActionColumn, type DataSchema } from './schema.js';
+import { DEFAULT_SCHEMA, MAX_ABS_VALUE, parseDuration, resolveRoles, type ActionColumn, type CalendarRounds, type CombineRule, type DataSchema } from './schema.js';
 import { buildTrajectories, type BuildOptions, type Trajectories } from './trajectories.js';
 
 export interface IngestOptions {
@@ -25,6 +25,26 @@ export interface IngestOptions {
   threads?: number;
   /** Called with a short description of each stage. */
   onProgress?: (stage: string) => void;
+  /**
+   * Columns the caller needs in the file, and why (e.g. the state columns a model decides
+   * from): a file without some of them is a DataError (code `MODEL_DATA_MISMATCH`) listing
+   * every missing one, before anything else is checked.
+   */
+  needColumns?: { columns: string[]; reason: string };
+}
+
+/** How calendar rounds were cut (schema `round`). */
+export interface CalendarReport {
+  /** Round length and start of round 0, in the time column's units (seconds since 1970 for dates and timestamps). */
+  every: number;
+  start: number;
+  /** The start as the log has it: a number, or an ISO timestamp for date and timestamp columns. */
+  startText: string;
+  /** Whether `start` was stated in the schema (else the earliest time in the log). */
+  startStated: boolean;
+  temporal: boolean;
+  /** Rounds 0..rounds−1 every user has. */
+  rounds: number;
 }
 
 export interface IngestReport {
@@ -42,7 +62,16 @@ export interface IngestReport {
   inferredCategorical: string[];
   /** Things that were read as asked but look unintended (e.g. near-duplicate action values). */
   warnings: string[];
+  /** Calendar rounds (schema `round`): how they were cut. */
+  calendar?: CalendarReport;
+  /** Rounds filled as the control action because the user had no row in them (calendar rounds). */
+  filledRounds: number;
+  /** Rows merged into another row of the same user and round (schema `combine`). */
+  combinedRows: number;
 }
+
+/** At most this many calendar rounds (a model's context is far shorter). */
+export const MAX_CALENDAR_ROUNDS = 10_000;
 
 const NUMERIC_TYPES = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL.*|BOOLEAN)$/;
 const TEMPORAL_TYPES = /^(DATE|TIMESTAMP.*|TIME)$/;
@@ -156,6 +185,13 @@ export async function readLog(input: string | readonly string[], options: Ingest
     const { source, rowsRead } = raw;
     const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types);
     const file = source.label;
+    if (options.needColumns) {
+      const present = new Set(header);
+      const absent = options.needColumns.columns.filter((c) => !present.has(c));
+      if (absent.length) {
+        throw new DataError('MODEL_DATA_MISMATCH', `has no column${absent.length > 1 ? 's' : ''} ${absent.map((c) => `"${c}"`).join(', ')}: ${options.needColumns.reason} (columns in the file: ${header.join(', ')})`, { file });
+      }
+    }
     const roles = resolveRoles(named, header, file);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const checks: Check[] = [];
@@ -189,13 +225,20 @@ export async function readLog(input: string | readonly string[], options: Ingest
 
     // time: a number, or a date/timestamp (as epoch seconds); none: file order
     let timeExpr = 'CAST(__row AS DOUBLE)';
+    let temporal = false;
     if (roles.time !== null) {
       const t = roles.time;
       timeExpr = numericExpr(t, typeOf(t));
+      temporal = TEMPORAL_TYPES.test(typeOf(t));
       if (typeOf(t) === 'VARCHAR' && !(await allCastable(conn, t, 'DOUBLE')) && (await allCastable(conn, t, 'TIMESTAMP'))) {
         timeExpr = `CAST(epoch(TRY_CAST(${q(t)} AS TIMESTAMP)) AS DOUBLE)`;
+        temporal = true;
       }
       numeric(t, timeExpr);
+    }
+    const calendar = schema.round ? await calendarSpec(conn, schema.round, roles.time, temporal) : undefined;
+    if (calendar?.start !== undefined) {
+      checks.push({ code: 'DATA_BEFORE_START', detail: `time before the campaign start ${calendar.startText} (schema round.start)`, column: roles.time as string, bad: `${timeExpr} < ${calendar.start}` });
     }
 
     // states: numbers, or categories (declared, or text columns under an inferred schema)
@@ -294,11 +337,32 @@ export async function readLog(input: string | readonly string[], options: Ingest
       .filter((p) => p.first !== null);
     const anyBad = checks.length > 0 ? checks.map((c) => `coalesce(${c.bad}, false)`).join(' OR ') : 'false';
 
+    // calendar rounds: round 0 starts at the stated start or the earliest good time
+    let roundExpr = timeExpr;
+    let calendarReport: CalendarReport | undefined;
+    if (calendar) {
+      let start = calendar.start;
+      if (start === undefined) {
+        const v = (await queryRows(conn, `SELECT min(${timeExpr}) AS t FROM raw WHERE NOT (${anyBad})`))[0]?.t;
+        start = v === null || v === undefined ? 0 : Number(v);
+      }
+      roundExpr = `CAST(floor((${timeExpr} - (${start})) / ${calendar.every} + 1e-9) AS BIGINT)`;
+      const last = Number((await queryRows(conn, `SELECT coalesce(max(${roundExpr}), 0) AS r FROM raw WHERE NOT (${anyBad})`))[0].r);
+      const startText = calendar.startText ?? (temporal ? new Date(start * 1000).toISOString() : String(start));
+      if (last + 1 > MAX_CALENDAR_ROUNDS) {
+        throw new SchemaError('round.every', `rounds of ${schema.round?.every} from ${startText} make ${last + 1} rounds in ${file}; at most ${MAX_CALENDAR_ROUNDS}: make the rounds longer`);
+      }
+      calendarReport = { every: calendar.every, start, startText, startStated: calendar.start !== undefined, temporal, rounds: last + 1 };
+    }
+    const combine = schema.combine;
+    // several rows of one user in one round (at one time, without calendar rounds): refused, skipped or combined
     const dupFilter = roles.user.length > 0 && roles.time !== null;
+    const firstInRound = `ORDER BY ${calendar ? `${timeExpr}, ` : ''}__row`;
     const dupSql = dupFilter
-      ? `SELECT __row, count(*) OVER () AS n FROM (SELECT __row, row_number() OVER (PARTITION BY ${userKey}, ${timeExpr} ORDER BY __row) AS rn FROM raw WHERE NOT (${anyBad})) WHERE rn > 1 ORDER BY __row LIMIT 1`
+      ? `SELECT __row, __r, count(*) OVER () AS n FROM (SELECT __row, ${roundExpr} AS __r, row_number() OVER (PARTITION BY ${userKey}, ${roundExpr} ${firstInRound}) AS rn FROM raw WHERE NOT (${anyBad})) WHERE rn > 1 ORDER BY __row LIMIT 1`
       : '';
     const dup = dupFilter ? (await queryRows(conn, dupSql))[0] : undefined;
+    const combinedRows = combine && dup ? Number(dup.n) : 0;
 
     const skipped: Record<string, number> = {};
     if (!options.skipBadRows) {
@@ -313,7 +377,22 @@ export async function readLog(input: string | readonly string[], options: Ingest
           value: v === null || v === undefined ? undefined : String(v),
         });
       }
-      if (dup) {
+      if (dup && !combine && calendar) {
+        const who = (await queryRows(conn, `SELECT ${userKey} AS u FROM raw WHERE __row = ${Number(dup.__row)}`))[0];
+        const same = await queryRows(conn, `SELECT __row FROM raw WHERE NOT (${anyBad}) AND ${userKey} = ${quoteLiteral(String(who.u))} AND ${roundExpr} = ${Number(dup.__r)} ORDER BY __row`);
+        const places = await Promise.all(same.slice(0, 6).map((x) => locateRow(conn, source, Number(x.__row))));
+        const files = new Set(places.map((p) => p.file));
+        const named = places.map((p) => (files.size > 1 ? `${p.file} row ${p.row}` : `row ${p.row}`));
+        const list = `${named.slice(0, 5).join(', ')}${same.length > 5 ? ` and ${same.length - 5} more` : ''}`;
+        const total = Number(dup.n);
+        throw new DataError(
+          'DATA_DUPLICATE_ROUND',
+          `user ${String(who.u)} has ${same.length} rows in calendar round ${Number(dup.__r)} (${list}); say how to combine them in the schema ("combine": { "reward": "sum", "cost": "sum", "action": "first" }) or use shorter rounds` +
+            (total > same.length - 1 ? `; ${total} rows in all share a round with an earlier row` : ''),
+          { file: files.size > 1 ? source.label : places[0].file, column: roles.time as string },
+        );
+      }
+      if (dup && !combine) {
         const row = Number(dup.__row);
         const who = (await queryRows(conn, `SELECT ${userKey} AS u, CAST(${q(roles.time as string)} AS VARCHAR) AS t FROM raw WHERE __row = ${row}`))[0];
         const earlier = (await queryRows(conn, `SELECT min(__row) AS r FROM raw WHERE ${userKey} = ${quoteLiteral(String(who.u))} AND ${timeExpr} = (SELECT ${timeExpr} FROM raw WHERE __row = ${row})`))[0];
@@ -332,24 +411,28 @@ export async function readLog(input: string | readonly string[], options: Ingest
         const n = Number(counted[0][`s${k}`]);
         if (n > 0) skipped[`${c.code} (${c.column})`] = (skipped[`${c.code} (${c.column})`] ?? 0) + n;
       });
-      if (dup) skipped['DATA_DUPLICATE_TIME'] = Number(dup.n);
+      if (dup && !combine) skipped[calendar ? 'DATA_DUPLICATE_ROUND' : 'DATA_DUPLICATE_TIME'] = Number(dup.n);
     }
 
     progress('building rows');
-    const qualify = dupFilter ? `QUALIFY row_number() OVER (PARTITION BY ${userKey}, ${timeExpr} ORDER BY __row) = 1` : '';
-    await conn.run(`CREATE TABLE typed AS SELECT __row, ${userKey} AS __user, ${userOrder} AS __uorder, ${timeExpr} AS __time,
+    const base = `SELECT __row, ${userKey} AS __user, ${userOrder} AS __uorder, ${timeExpr} AS __time, ${roundExpr} AS __round,
         ${stateExprs.map((e, j) => `${e} AS s${j}`).join(', ')}, ${actionMatch.map((e, j) => `${e} AS a${j}`).join(', ')},
         ${costExpr} AS __cost, ${rewardExpr} AS __reward
-      FROM raw WHERE NOT (${anyBad}) ${qualify}`);
+      FROM raw WHERE NOT (${anyBad})`;
+    const first = 'QUALIFY row_number() OVER (PARTITION BY __user, __round ORDER BY __time, __row) = 1';
+    if (!dupFilter) await conn.run(`CREATE TABLE typed AS ${base}`);
+    else if (!combine || !dup) await conn.run(`CREATE TABLE typed AS SELECT * FROM (${base}) ${calendar ? first : 'QUALIFY row_number() OVER (PARTITION BY __user, __round ORDER BY __row) = 1'}`);
+    else await conn.run(`CREATE TABLE typed AS SELECT ${combinedColumns(combine, stateExprs.length, actionMatch.length)} FROM (${base}) ${first}`);
     const controls = await controlActions(conn, roles.actions, actionEncodings, file);
     controls.forEach((k, j) => (actionEncodings[j].control = k));
     const counts = (await queryRows(conn, 'SELECT count(*) AS n, count(DISTINCT __user) AS u FROM typed'))[0];
-    const rows = Number(counts.n);
+    const realRows = Number(counts.n);
     const users = Number(counts.u);
-    if (rows === 0) throw new DataError('DATA_EMPTY', 'every row was skipped as bad', { file });
+    if (realRows === 0) throw new DataError('DATA_EMPTY', 'every row was skipped as bad', { file });
 
     const d = stateNames.length;
     const A = actionEncodings.length;
+    const rows = realRows;
     const log: InteractionLog = {
       source: file,
       rows,
@@ -365,7 +448,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       categorical,
     };
     const result = await conn.stream(`SELECT CAST(dense_rank() OVER (ORDER BY __uorder NULLS LAST, __user) - 1 AS INTEGER) AS __u,
-        CAST(row_number() OVER (PARTITION BY __user ORDER BY __time, __row) - 1 AS INTEGER) AS __t, __user,
+        CAST(${calendar ? '__round' : 'row_number() OVER (PARTITION BY __user ORDER BY __time, __row) - 1'} AS INTEGER) AS __t, __user,
         ${[...stateNames.map((_, j) => `s${j}`), ...actionEncodings.map((_, j) => `a${j}`)].join(', ')}, __cost, __reward
       FROM typed ORDER BY __u, __t`);
     let r = 0;
@@ -383,7 +466,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
         const t = tVec.getItem(k) as number;
         log.userIndex[r + k] = u;
         log.roundIndex[r + k] = t;
-        if (t === 0) log.userIds[u] = String(idVec.getItem(k));
+        if (log.userIds[u] === undefined) log.userIds[u] = String(idVec.getItem(k));
         if (t + 1 > maxRounds) maxRounds = t + 1;
       }
       for (let j = 0; j < d; j++) {
@@ -402,11 +485,100 @@ export async function readLog(input: string | readonly string[], options: Ingest
       }
       r += n;
     }
+    const filled = calendarReport ? fillCalendarRounds(log, calendarReport.rounds, controls) : log;
+    if (calendarReport) maxRounds = calendarReport.rounds;
+    const filledRounds = filled.rows - log.rows;
+    if (filledRounds > 0) progress(`filled ${filledRounds} empty calendar round(s) as the control action`);
     return {
-      log,
-      report: { file, files: source.files, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical, warnings },
+      log: filled,
+      report: {
+        file, files: source.files, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical, warnings,
+        ...(calendarReport ? { calendar: calendarReport } : {}), filledRounds, combinedRows,
+      },
     };
   }, options.threads);
+}
+
+/** The calendar spec in the time expression's units; a stated start resolved to a number. */
+async function calendarSpec(conn: DuckDBConnection, round: CalendarRounds, time: string | null, temporal: boolean): Promise<{ every: number; start?: number; startText?: string }> {
+  if (time === null) throw new SchemaError('round', 'calendar rounds need a time column ("time": "<column>")');
+  let every: number;
+  if (typeof round.every === 'string') {
+    if (!temporal) throw new SchemaError('round.every', `"${round.every}" is a duration, but the time column "${time}" holds numbers: give the round length as a number in its units`);
+    every = parseDuration(round.every) as number;
+  } else every = temporal ? round.every * 3600 : round.every;
+  if (round.start === undefined) return { every };
+  if (!temporal) {
+    if (typeof round.start !== 'number') throw new SchemaError('round.start', `"${round.start}" is not a number, and the time column "${time}" holds numbers`);
+    return { every, start: round.start, startText: String(round.start) };
+  }
+  if (typeof round.start !== 'string') throw new SchemaError('round.start', `the time column "${time}" holds dates or timestamps: give the start as one, e.g. "2019-01-07"`);
+  const v = (await queryRows(conn, `SELECT CAST(epoch(TRY_CAST(${quoteLiteral(round.start)} AS TIMESTAMP)) AS DOUBLE) AS t`))[0]?.t;
+  if (v === null || v === undefined) throw new SchemaError('round.start', `"${round.start}" is not a date or timestamp (e.g. "2019-01-07" or "2019-01-07 06:00:00")`);
+  return { every, start: Number(v), startText: round.start };
+}
+
+/** The typed table's columns with several rows of a (user, round) combined by the schema's rule (window `PARTITION BY __user, __round`). */
+function combinedColumns(rule: CombineRule, d: number, A: number): string {
+  const w = 'OVER (PARTITION BY __user, __round)';
+  const outcome = (how: string | undefined, c: string) => (how === 'max' ? `max(${c}) ${w}` : how === 'first' ? c : `sum(${c}) ${w}`);
+  return [
+    '__row', '__user', '__uorder', '__time', '__round',
+    ...Array.from({ length: d }, (_, j) => `s${j}`),
+    ...Array.from({ length: A }, (_, j) => (rule.action === 'max' ? `max(a${j}) ${w} AS a${j}` : `a${j}`)),
+    `${outcome(rule.cost, '__cost')} AS __cost`,
+    `${outcome(rule.reward, '__reward')} AS __reward`,
+  ].join(', ');
+}
+
+/**
+ * Every user gets rounds 0..R−1: a round without a row becomes the control action, reward 0,
+ * cost 0, the state of the user's previous round (of their first round before it), marked in
+ * `filled`. `log` holds the real rows ordered by user and round.
+ */
+function fillCalendarRounds(log: InteractionLog, R: number, control: number[]): InteractionLog {
+  const users = log.userIds.length;
+  const d = log.stateNames.length;
+  const A = log.actionEncodings.length;
+  if (users * R > 0x7fffffff) throw new SchemaError('round.every', `${users} users × ${R} calendar rounds is too many cells; make the rounds longer`);
+  const rows = users * R;
+  const out: InteractionLog = {
+    ...log,
+    rows,
+    userIndex: new Int32Array(rows),
+    roundIndex: new Int32Array(rows),
+    states: new Float64Array(rows * d),
+    actions: new Int32Array(rows * A),
+    cost: new Float64Array(rows),
+    reward: new Float64Array(rows),
+    filled: new Uint8Array(rows),
+  };
+  const filled = out.filled as Uint8Array;
+  let r = 0;
+  for (let u = 0; u < users; u++) {
+    const from = r;
+    while (r < log.rows && log.userIndex[r] === u) r++;
+    let k = from; // the user's next real row
+    for (let t = 0; t < R; t++) {
+      const o = u * R + t;
+      out.userIndex[o] = u;
+      out.roundIndex[o] = t;
+      if (k < r && log.roundIndex[k] === t) {
+        out.states.set(log.states.subarray(k * d, k * d + d), o * d);
+        out.actions.set(log.actions.subarray(k * A, k * A + A), o * A);
+        out.cost[o] = log.cost[k];
+        out.reward[o] = log.reward[k];
+        k++;
+        continue;
+      }
+      // previous round's state (already in `out`), else the first real row's
+      const src = t > 0 ? out.states.subarray((o - 1) * d, o * d) : log.states.subarray(k * d, k * d + d);
+      out.states.set(src, o * d);
+      for (let j = 0; j < A; j++) out.actions[o * A + j] = control[j];
+      filled[o] = 1;
+    }
+  }
+  return out;
 }
 
 /** Reads a log file and builds its trajectories (see `readLog` and `buildTrajectories`). */

@@ -49,6 +49,8 @@ export interface InteractionLog {
   cost: Float64Array;
   reward: Float64Array;
   categorical: CategoricalEncoding[];
+  /** [rows] 1 where the row is an empty calendar round filled as the control action (schema `round`); absent: none. */
+  filled?: Uint8Array;
 }
 
 /** Views an SY log as an interaction log (no copies of the big arrays). */

@@ -31,6 +31,45 @@ export interface CostPerAction {
   dimension?: number;
 }
 
+/**
+ * Rounds by calendar: round index = floor((time − start) / every), so users who started late or
+ * skipped a round line up on the same campaign rounds. Every user then has the rounds
+ * 0..R−1 of the log (R = the last round anyone has + 1); a round in which a user has no row is
+ * filled as the control action with reward 0 and cost 0, the state carried from the user's
+ * previous round (from the next one before their first row), and marked as filled.
+ */
+export interface CalendarRounds {
+  /**
+   * Length of a round. A number: in the time column's units for a numeric time column, in
+   * hours for a date or timestamp column (168: a week). A text duration ("7 days",
+   * "12 hours", "2 weeks", "90 minutes"): date or timestamp columns only.
+   */
+  every: number | string;
+  /**
+   * Start of round 0: a number in the time column's units (numeric columns), or a date or
+   * timestamp text ("2019-01-07", "2019-01-07 06:00:00") for date or timestamp columns.
+   * Omitted: the earliest time in the log, which differs between a log and a part of it:
+   * state it to read a held-out file (`saco train --split-out`) on the same rounds.
+   */
+  start?: number | string;
+}
+
+/**
+ * How several rows of one user in one round become one (without it they are an error that
+ * names the rows). The state is always the earliest row's (by time, then file order).
+ */
+export interface CombineRule {
+  /** Default 'sum'. */
+  reward?: 'sum' | 'max' | 'first';
+  /** Default 'sum'. */
+  cost?: 'sum' | 'max' | 'first';
+  /**
+   * Per action dimension: 'first', the earliest row's value (default), or 'max', the value
+   * listed last in the encoding (the largest, when values are numbers and not declared).
+   */
+  action?: 'max' | 'first';
+}
+
 export interface DataSchema {
   /** Column(s) that identify a user; several are joined into one key; null: every row is its own user (T = 1). */
   user: string | string[] | null;
@@ -48,6 +87,10 @@ export interface DataSchema {
   reward: string | DerivedColumn;
   /** Columns never used as states. */
   exclude?: string[];
+  /** Rounds by calendar buckets of the time column (default: a user's rows in time order are rounds 0, 1, …). */
+  round?: CalendarRounds;
+  /** Several rows of one user in one round (or at one time, without `round`): combined as stated. */
+  combine?: CombineRule;
 }
 
 /** The column names written by `saco synth`. */
@@ -66,7 +109,53 @@ export const DEFAULT_SCHEMA: DataSchema = {
  */
 export const MAX_ABS_VALUE = 1e30;
 
-const KNOWN_FIELDS = new Set(['user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude']);
+const KNOWN_FIELDS = new Set(['user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude', 'round', 'combine']);
+
+const DURATION_UNITS: Record<string, number> = {
+  s: 1, sec: 1, second: 1, m: 60, min: 60, minute: 60, h: 3600, hr: 3600, hour: 3600, d: 86400, day: 86400, w: 604800, week: 604800,
+};
+
+/** Seconds in a text duration ("7 days", "12h", "1.5 hours"); undefined when it is not one. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*([0-9]*\.?[0-9]+)\s*([a-z]+)\s*$/i.exec(text);
+  if (!m) return undefined;
+  const word = m[2].toLowerCase();
+  // plurals of the words ("days", "hrs"), not of one-letter units ("ms" is not minutes)
+  const unit = DURATION_UNITS[word] ?? (word.length > 2 && word.endsWith('s') ? DURATION_UNITS[word.slice(0, -1)] : undefined);
+  const seconds = unit === undefined ? NaN : Number(m[1]) * unit;
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
+}
+
+function parseRound(v: unknown, origin: string): CalendarRounds {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SchemaError(`${origin}.round`, 'must be { "every": number or duration, "start"?: number or date }');
+  const o = v as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (key !== 'every' && key !== 'start') throw new SchemaError(`${origin}.round.${key}`, 'unknown field (known: every, start)');
+  const every = o.every;
+  if (typeof every === 'number') {
+    if (!Number.isFinite(every) || every <= 0) throw new SchemaError(`${origin}.round.every`, `must be a number > 0, got ${every}`);
+  } else if (typeof every === 'string') {
+    if (parseDuration(every) === undefined) throw new SchemaError(`${origin}.round.every`, `"${every}" is not a duration like "7 days", "12 hours", "2 weeks" or "30 minutes"`);
+  } else throw new SchemaError(`${origin}.round.every`, 'is required: the round length, a number (the time column\'s units; hours for dates and timestamps) or a duration like "7 days"');
+  const start = o.start;
+  if (start !== undefined && !(typeof start === 'number' && Number.isFinite(start)) && !(typeof start === 'string' && start.trim() !== '')) {
+    throw new SchemaError(`${origin}.round.start`, 'must be a number (the time column\'s units) or a date or timestamp text');
+  }
+  return start === undefined ? { every } : { every, start };
+}
+
+function parseCombine(v: unknown, origin: string): CombineRule {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SchemaError(`${origin}.combine`, 'must be { "reward"?: "sum"|"max"|"first", "cost"?: …, "action"?: "max"|"first" }');
+  const o = v as Record<string, unknown>;
+  const allowed: Record<string, string[]> = { reward: ['sum', 'max', 'first'], cost: ['sum', 'max', 'first'], action: ['max', 'first'] };
+  const out: CombineRule = {};
+  for (const [key, value] of Object.entries(o)) {
+    const ok = allowed[key];
+    if (!ok) throw new SchemaError(`${origin}.combine.${key}`, 'unknown field (known: reward, cost, action)');
+    if (typeof value !== 'string' || !ok.includes(value)) throw new SchemaError(`${origin}.combine.${key}`, `must be one of ${ok.map((x) => `"${x}"`).join(', ')}`);
+    (out as Record<string, string>)[key] = value;
+  }
+  return out;
+}
 
 function isSql(v: unknown): v is DerivedColumn {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && 'sql' in v;
@@ -158,6 +247,8 @@ export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
     else if (typeof o.reward !== 'string' || o.reward.length === 0) throw new SchemaError(`${origin}.reward`, 'must be a column name or { sql: "expression" }');
     else schema.reward = o.reward;
   }
+  if ('round' in o && o.round !== undefined && o.round !== null) schema.round = parseRound(o.round, origin);
+  if ('combine' in o && o.combine !== undefined && o.combine !== null) schema.combine = parseCombine(o.combine, origin);
   return schema;
 }
 

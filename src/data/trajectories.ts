@@ -35,6 +35,11 @@ export interface Trajectories {
   ctg: Float32Array;
   /** [users] a fixed λ per trajectory (only for the literal `--lambda-copies` recipe). */
   lambda?: Float32Array;
+  /**
+   * [users, rounds] 1 where the round had no row in the log and was filled as the control
+   * action (calendar rounds, schema `round`: reward 0, cost 0, the state carried over); absent: none.
+   */
+  filled?: Uint8Array;
 }
 
 export interface BuildOptions {
@@ -85,6 +90,7 @@ export function buildTrajectories(log: InteractionLog, options: BuildOptions = {
   const actions = new Int32Array(users * T * A);
   const rewards64 = new Float64Array(users * T);
   const costs64 = new Float64Array(users * T);
+  const filled = log.filled ? new Uint8Array(users * T) : undefined;
   for (let r = 0; r < log.rows; r++) {
     const i = log.userIndex[r];
     const t = log.roundIndex[r];
@@ -97,6 +103,7 @@ export function buildTrajectories(log: InteractionLog, options: BuildOptions = {
     actions.set(log.actions.subarray(r * A, r * A + A), cell * A);
     rewards64[cell] = log.reward[r];
     costs64[cell] = log.cost[r];
+    if (filled) filled[cell] = (log.filled as Uint8Array)[r];
   }
   const rtg = new Float32Array(users * T);
   const ctg = new Float32Array(users * T);
@@ -129,6 +136,7 @@ export function buildTrajectories(log: InteractionLog, options: BuildOptions = {
     costs: Float32Array.from(costs64),
     rtg,
     ctg,
+    ...(filled ? { filled } : {}),
   };
 }
 
@@ -160,6 +168,7 @@ export function selectUsers(traj: Trajectories, indices: ArrayLike<number>): Tra
     rtg: pick(traj.rtg, T, f32),
     ctg: pick(traj.ctg, T, f32),
     lambda: traj.lambda ? pick(traj.lambda, 1, f32) : undefined,
+    filled: traj.filled ? pick(traj.filled, T, (len) => new Uint8Array(len)) : undefined,
   };
 }
 
