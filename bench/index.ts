@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
  * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run; skips training to early stop),
- * `--only=import|data|train|solve|quality|sim` (import: fresh-process time of `import 'saco'`, needs a build),
+ * `--only=import|data|train|solve|quality|lambda|sim|cluster` (lambda: issue 12's gates, ~30 min: SY 3 seeds x 9 budgets, C(λ) on five data sets, IPS on the RCTs) (import: fresh-process time of `import 'saco'`, needs a build;
+ * cluster: the sharded solve through a local redis-server, `--cluster-users=N` users, default 100k),
  * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,8 @@ import { benchImport } from './import.js';
 import { benchTrainToStop, benchTraining } from './train.js';
 import { benchQuality, benchSolve, PAPER_TABLE_2 } from './solve.js';
 import { benchSim } from './sim.js';
+import { benchCluster, reportCluster } from './cluster.js';
+import { benchRctGates, benchSyGates, type CurveRow } from './lambda-gates.js';
 import { formatTable, machine } from './harness.js';
 
 const quick = process.argv.includes('--quick');
@@ -55,6 +58,17 @@ if (!only || only === 'sim') {
   console.log(`outcome model fit (${r.fit.rows.toLocaleString('en-US')} rows x ${r.fit.cols} columns, ${r.fit.threads} threads): ${(fit.medianMs / 1000).toFixed(1)} s wall, ${r.fit.cpuSeconds.toFixed(1)} s CPU (issue 13's fit-sim gate: 60 s on 2 cores)`);
   for (const h of r.fit.heads) console.log(`  ${h.name}: ${h.rounds}/${h.roundsRun} trees, validation ${h.metric} ${h.validMetric.toFixed(4)}`);
 }
+let cluster;
+if (!only || only === 'cluster') {
+  const { spawnSync } = await import('node:child_process');
+  if (spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status !== 0) console.log('cluster: skipped (no redis-server on PATH; apt-get install redis-server)');
+  else {
+    const users = Number(process.argv.find((a) => a.startsWith('--cluster-users='))?.slice(16)) || undefined;
+    cluster = await benchCluster({ quick, users });
+    results.push(...cluster.timings);
+    reportCluster(cluster);
+  }
+}
 let quality;
 if (modelFile && (!only || only === 'quality')) {
   quality = await benchQuality(modelFile, quick ? 2000 : 10000);
@@ -64,11 +78,29 @@ if (modelFile && (!only || only === 'quality')) {
     console.log(`| ${q.budget} | ${q.saco.toFixed(0)} | ${q.random.toFixed(0)} | ${q.oracle.toFixed(0)} | ${q.noCoupon.toFixed(0)} | ${q.sacoBaRate.toFixed(3)} | ${(100 * q.shareOfOracle).toFixed(1)}% | ${q.rolloutsBisection} | ${q.rolloutsSlsqp} | ${q.slsqpBaRate.toFixed(3)} |`);
   }
 }
+let lambdaGates;
+if (only === 'lambda') {
+  const curveLine = (c: CurveRow) => `| ${c.data} | ${(100 * c.shares[0]).toFixed(1)}% | ${(100 * Math.min(...c.shares)).toFixed(1)}% | ${(100 * c.maxRise).toFixed(2)}% | ${c.reference} | ${c.warnings.length ? c.warnings.join('; ') : 'none'} |`;
+  const sy = await benchSyGates({ quick });
+  const rct = await benchRctGates({ quick });
+  lambdaGates = { sy, rct };
+  console.log('\n| budget | SACO BARate per seed | share of the Oracle per seed | mean share |');
+  console.log('| --- | --- | --- | ---: |');
+  for (const r of sy.rows) console.log(`| ${r.budget} | ${r.baRate.map((b) => b.toFixed(3)).join(' / ')} | ${r.share.map((v) => (100 * v).toFixed(1) + '%').join(' / ')} | ${((100 * r.share.reduce((a, b) => a + b, 0)) / r.share.length).toFixed(1)}% |`);
+  console.log('\n| data | spend at λ = 0 | lowest spend | largest rise between λ steps | reference | warnings |');
+  console.log('| --- | ---: | ---: | ---: | --- | --- |');
+  for (const c of [...sy.curves, ...(rct?.curves ?? [])]) console.log(curveLine(c));
+  if (rct) {
+    console.log('\n| data | budget (of treat-everyone spend) | SACO revenue per user (IPS ± SE) | best arm thinned (IPS ± SE) |');
+    console.log('| --- | --- | ---: | ---: |');
+    for (const r of rct.rows) console.log(`| ${r.data} | ${r.budget} | ${r.saco.value.toFixed(4)} ± ${r.saco.se.toFixed(4)} | ${r.bestArm.value.toFixed(4)} ± ${r.bestArm.se.toFixed(4)} |`);
+  }
+}
 console.log(formatTable(results));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname()}.json`);
-writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, sim }, null, 2));
+writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, lambdaGates, sim, cluster: cluster && { overheadMs: cluster.overheadMs, solve: cluster.solve } }, null, 2));
 const md = file.replace(/\.json$/, '.md');
 writeFileSync(md, `# saco bench, ${new Date().toISOString()}\n\nmachine: ${machine()}; CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info.cudaDevices} GPU(s); native threads ${threads}\n\n${formatTable(results)}\n`);
 console.log(`wrote ${file} and ${md}`);
