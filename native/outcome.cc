@@ -292,11 +292,13 @@ std::unique_ptr<OutcomeModel> OutcomeModel::fit(const OutcomeSpec& s) {
     }
     return g;
   };
+  // The two probability heads read the same rows but train apart: each is the largest job,
+  // and on two threads they balance the rest (a second DMatrix costs less than the wait).
   std::vector<Group> groups;
-  if (s.fit_reward || s.fit_cost) {
+  for (int head : {static_cast<int>(kPReward), static_cast<int>(kPCost)}) {
+    if (head == kPReward ? !s.fit_reward : !s.fit_cost) continue;
     Group all = group_of([](uint64_t) { return true; }, false);
-    if (s.fit_reward) all.heads.push_back(kPReward);
-    if (s.fit_cost) all.heads.push_back(kPCost);
+    all.heads.push_back(head);
     groups.push_back(std::move(all));
   }
   if (s.fit_reward) {
@@ -317,8 +319,10 @@ std::unique_ptr<OutcomeModel> OutcomeModel::fit(const OutcomeSpec& s) {
   for (const Group& g : groups) {
     for (int h : g.heads) model->heads_[static_cast<size_t>(h)].present = true;
   }
-  // Longest first: the biggest group starts at once.
-  std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
+  // Longest first (the probability heads take the most trees), so no thread idles at the end.
+  std::stable_sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
+    const bool pa = binary_head(a.heads[0]), pb = binary_head(b.heads[0]);
+    if (pa != pb) return pa;
     return (a.train.size() + a.valid.size()) * a.heads.size() > (b.train.size() + b.valid.size()) * b.heads.size();
   });
   run_jobs(groups.size(), resolve_threads(s.params.threads), [&](size_t j) { train_group(s, groups[j], model->heads_); });

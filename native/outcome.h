@@ -29,15 +29,15 @@
 namespace saco {
 
 struct OutcomeParams {
-  int rounds = 100;          // trees per head at most
-  int depth = 6;
+  int rounds = 300;          // trees per head at most
+  int depth = 3;
   double eta = 0.15;
   double subsample = 1.0;
   double min_child_weight = 1.0;
   double lambda = 1.0;
   int max_bin = 256;
   int early_stopping = 10;   // rounds without validation improvement; 0: off
-  double tolerance = 1e-3;   // an improvement beats the best by this share of the first tree's metric
+  double tolerance = 1e-3;   // an improvement beats the best by this share of the gain since the first tree
   uint64_t seed = 0;
   unsigned threads = 0;      // 0: hardware concurrency; results do not depend on it
 };

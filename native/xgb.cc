@@ -148,7 +148,7 @@ Booster Booster::train(const BoosterParams& params, const DMatrix& train, const 
     check(XGBoosterEvalOneIter(h, iter, eval, names, 1, &text), "XGBoosterEvalOneIter");
     last = parse_metric(text);
     if (iter == 0) first = last;
-    if (last < best - tolerance * first || iter == 0) {
+    if (iter == 0 || last < best - tolerance * (first - best)) {
       best = last;
       best_round = iter;
     } else if (stopping && iter - best_round >= early_stopping) {

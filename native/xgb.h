@@ -86,8 +86,10 @@ class Booster {
   // Boosts up to `rounds` trees on `train`. With `valid` and early_stopping > 0, stops when
   // the validation metric has not improved for early_stopping rounds and keeps the best
   // rounds only. An improvement counts when it beats the best by more than `tolerance`
-  // times the first tree's metric (0: any improvement), so heads that are nearly exact
-  // (a deterministic transition) stop instead of polishing the last digits.
+  // times the improvement made since the first tree (0: any improvement), so a head stops
+  // once its last trees add next to nothing to what the earlier ones gained: a nearly exact
+  // head (a deterministic transition) stops instead of polishing the last digits, whatever
+  // the metric's scale.
   static Booster train(const BoosterParams& params, const DMatrix& train, const DMatrix* valid, int rounds, int early_stopping,
                        TrainReport* report, double tolerance = 0);
   // A model saved by save() (either format).

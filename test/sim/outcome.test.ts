@@ -4,10 +4,11 @@
  * user's exact state, so the true probability and expected reward of every action in every
  * cell are known: syPurchaseProbability(x, e, f, coupon) and that times the basket m(x).
  *
- * Thresholds (measured on this build, 4,000 training users x 5 rounds, defaults: pReward
- * MAE 0.057 / corr 0.946 on held-out users; E[r] relative MAE ~0.19) have ~25-40% margin;
- * the reference that makes them meaningful is a per-action constant (the logged purchase rate
- * of each coupon), whose MAE is ~0.19.
+ * Thresholds, against what this build measured (4,000 training users x 5 rounds, default
+ * boosters, 4,000 held-out users): pReward MAE 0.049 (< 0.065), corr 0.967 (> 0.94); E[r]
+ * MAE 13% of its mean (< 20%), corr 0.972 (> 0.94); cross-fitted E[r] corr 0.955 (> 0.92).
+ * The reference that makes them mean something: a per-action constant (each coupon's logged
+ * purchase rate) has MAE 0.199, corr 0.37; the model must at least halve that MAE.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -32,7 +33,7 @@ import {
 const TRAIN_USERS = 4000;
 const TEST_USERS = 4000;
 const ROUNDS = 5;
-const FIT = { seed: 1, rounds: 100 };
+const FIT = { seed: 1 };
 
 let sy: SyLog;
 let all: Trajectories;
@@ -144,8 +145,8 @@ describe('outcome model on SY (uniform logging) against the truth', () => {
     const s = stats(pred, truthP);
     const r = stats(ref, truthP);
     console.log(`pReward vs truth, ${TEST_USERS} held-out users x ${ROUNDS}: MAE ${s.mae.toFixed(4)} corr ${s.corr.toFixed(4)} (per-action rate: MAE ${r.mae.toFixed(4)} corr ${r.corr.toFixed(4)})`);
-    expect(s.mae).toBeLessThan(0.075);
-    expect(s.corr).toBeGreaterThan(0.92);
+    expect(s.mae).toBeLessThan(0.065);
+    expect(s.corr).toBeGreaterThan(0.94);
     expect(s.mae).toBeLessThan(0.5 * r.mae);
   });
 
@@ -177,10 +178,10 @@ describe('outcome model on SY (uniform logging) against the truth', () => {
     const sl = stats(predL, trueL);
     const sa = stats(predA, trueA);
     console.log(`E[r] vs truth (mean ${meanTrue.toFixed(2)}): logged action MAE ${sl.mae.toFixed(3)} corr ${sl.corr.toFixed(4)}; every action MAE ${sa.mae.toFixed(3)} corr ${sa.corr.toFixed(4)}`);
-    expect(sl.mae / meanTrue).toBeLessThan(0.3);
-    expect(sl.corr).toBeGreaterThan(0.9);
-    expect(sa.mae / meanTrue).toBeLessThan(0.3);
-    expect(sa.corr).toBeGreaterThan(0.9);
+    expect(sl.mae / meanTrue).toBeLessThan(0.2);
+    expect(sl.corr).toBeGreaterThan(0.94);
+    expect(sa.mae / meanTrue).toBeLessThan(0.2);
+    expect(sa.corr).toBeGreaterThan(0.94);
   });
 
   it('per action: a bigger coupon buys more on average, as in the truth; cost is the coupon when redeemed', async () => {
@@ -272,7 +273,7 @@ describe('cross-fit: every cell and action scored by a model that never saw the 
     }
     const s = stats(pred, truthR);
     console.log(`cross-fit (2 folds of ~2,000 users) E[r] of the logged action vs truth: MAE ${s.mae.toFixed(3)} corr ${s.corr.toFixed(4)}`);
-    expect(s.corr).toBeGreaterThan(0.85);
+    expect(s.corr).toBeGreaterThan(0.92);
   });
 });
 
