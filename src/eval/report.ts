@@ -40,7 +40,10 @@ export interface EvalRecord {
   needsMoreThanLambdaMax: boolean;
   trace: Array<{ lambda: number; revenue: number; cost: number }>;
   extra: Record<string, number | string | boolean | null> | null;
+  /** Wall seconds of the run when it was computed. */
   seconds: number;
+  /** CPU seconds (every thread of the process) of the run; null when not measured. */
+  cpuSeconds: number | null;
 }
 
 /** Mean and sample standard deviation over seeds (sd null with one seed). */
@@ -113,7 +116,7 @@ export interface ReportInput {
   methods: EvalMethod[];
   records: EvalRecord[];
   datasets: Array<{ seed: number; referenceSpend: number; noCouponRevenue: number; trainUsers: number; testUsers: number }>;
-  fits: Array<{ method: string; seed: number; fitted: boolean; seconds: number; info: Record<string, unknown> | null }>;
+  fits: Array<{ method: string; seed: number; fitted: boolean; seconds: number; cpuSeconds: number | null; info: Record<string, unknown> | null }>;
   settings: Record<string, unknown>;
   seconds: number;
 }
@@ -143,7 +146,13 @@ export interface EvalReport {
   fits: ReportInput['fits'];
   settings: Record<string, unknown>;
   /** seconds: wall time of this call; computeSeconds: the sum of every fit and run as it was computed (the cost from an empty cache, without data and report). */
-  timing: { seconds: number; computeSeconds: number; perMethod: Array<{ method: string; fitSeconds: number; runSeconds: number; runs: number; fits: number }> };
+  timing: {
+    seconds: number;
+    computeSeconds: number;
+    /** CPU seconds of every fit and run (every thread); null where some were not measured. */
+    computeCpuSeconds: number | null;
+    perMethod: Array<{ method: string; fitSeconds: number; runSeconds: number; fitCpuSeconds: number | null; runCpuSeconds: number | null; runs: number; fits: number }>;
+  };
   charts: ChartFile[];
   records: EvalRecord[];
 }
@@ -279,10 +288,19 @@ export function buildReport(input: ReportInput): EvalReport {
 
   const perMethod = methods.map((m) => {
     const rs = input.records.filter((r) => r.method === m.name);
-    const runs = new Map<string, number>();
-    for (const r of rs) runs.set(`${r.seed}|${m.name === 'no-coupon' ? '' : r.budget}`, r.seconds);
+    const runs = new Map<string, EvalRecord>();
+    for (const r of rs) runs.set(`${r.seed}|${m.name === 'no-coupon' ? '' : r.budget}`, r);
     const fs = input.fits.filter((f) => f.method === m.name);
-    return { method: m.name, fitSeconds: fs.reduce((s, f) => s + f.seconds, 0), runSeconds: [...runs.values()].reduce((s, v) => s + v, 0), runs: runs.size, fits: fs.filter((f) => f.fitted).length };
+    const sum = (xs: Array<number | null>) => (xs.every((x) => x !== null) ? (xs as number[]).reduce((s, v) => s + v, 0) : null);
+    return {
+      method: m.name,
+      fitSeconds: fs.reduce((s, f) => s + f.seconds, 0),
+      runSeconds: [...runs.values()].reduce((s, r) => s + r.seconds, 0),
+      fitCpuSeconds: sum(fs.map((f) => f.cpuSeconds)),
+      runCpuSeconds: sum([...runs.values()].map((r) => r.cpuSeconds)),
+      runs: runs.size,
+      fits: fs.filter((f) => f.fitted).length,
+    };
   });
 
   return {
@@ -302,7 +320,12 @@ export function buildReport(input: ReportInput): EvalReport {
     fig4,
     fits: input.fits,
     settings: input.settings,
-    timing: { seconds: input.seconds, computeSeconds: perMethod.reduce((t, m) => t + m.fitSeconds + m.runSeconds, 0), perMethod },
+    timing: {
+      seconds: input.seconds,
+      computeSeconds: perMethod.reduce((t, m) => t + m.fitSeconds + m.runSeconds, 0),
+      computeCpuSeconds: perMethod.every((m) => m.fitCpuSeconds !== null && m.runCpuSeconds !== null) ? perMethod.reduce((t, m) => t + (m.fitCpuSeconds as number) + (m.runCpuSeconds as number), 0) : null,
+      perMethod,
+    },
     charts: [],
     records: input.records,
   };
@@ -436,11 +459,11 @@ export function renderMarkdown(rep: EvalReport): string {
   L.push('## Time', '');
   L.push(
     ...mdTable(
-      ['Method', 'Trained in this run', 'Fit s', 'Runs', 'Run s'],
-      rep.timing.perMethod.map((t) => [labelOf.get(t.method) ?? t.method, String(t.fits), num(t.fitSeconds, 1), String(t.runs), num(t.runSeconds, 1)]),
+      ['Method', 'Trained in this run', 'Fit s', 'Fit CPU s', 'Runs', 'Run s', 'Run CPU s'],
+      rep.timing.perMethod.map((t) => [labelOf.get(t.method) ?? t.method, String(t.fits), num(t.fitSeconds, 1), num(t.fitCpuSeconds, 1), String(t.runs), num(t.runSeconds, 1), num(t.runCpuSeconds, 1)]),
     ),
   );
-  L.push('', `Fit s and Run s are the times each fit and run took when it was computed (perhaps by an earlier run into the same folder): their sum, ${num(rep.timing.computeSeconds, 1)} s, is the cost from an empty cache (without building the data and writing the report). Wall time of this run: ${num(rep.timing.seconds, 1)} s.`, '');
+  L.push('', `Fit s and Run s are the times each fit and run took when it was computed (perhaps by an earlier run into the same folder): their sum, ${num(rep.timing.computeSeconds, 1)} s, is the cost from an empty cache (without building the data and writing the report). CPU s counts every thread (user + system): on a machine shared with other work it is the steadier measure${rep.timing.computeCpuSeconds !== null ? ` (${num(rep.timing.computeCpuSeconds, 1)} CPU s in all)` : ''}. Wall time of this run: ${num(rep.timing.seconds, 1)} s.`, '');
   return `${L.join('\n')}\n`;
 }
 

@@ -306,6 +306,8 @@ interface StoredResult {
   key: Record<string, unknown>;
   outcome: MethodOutcome;
   seconds: number;
+  /** CPU seconds (every thread); absent in results of older runs. */
+  cpuSeconds?: number;
   budgetAmount: number | null;
   referenceSpend: number;
 }
@@ -385,6 +387,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
           writeJsonAtomic(path.join(cache.dir, 'key.json'), cache.key);
           report({ phase: 'fit', method: method.name, seed });
           const t0 = performance.now();
+          const cpu0 = process.cpuUsage();
           prepared = await method.prepare({
             data,
             settings: plan.settings,
@@ -392,12 +395,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
             progress: (detail) => report({ phase: 'fit', method: method.name, seed, detail }),
           });
           const seconds = (performance.now() - t0) / 1000;
+          const cpuSeconds = cpuSince(cpu0);
           // done.json keeps the time of the fit itself (a later read from the cache leaves it as it is)
-          if (prepared.fitted || !existsSync(path.join(cache.dir, 'done.json'))) writeJsonAtomic(path.join(cache.dir, 'done.json'), { seconds, info: prepared.info ?? null });
+          if (prepared.fitted || !existsSync(path.join(cache.dir, 'done.json'))) writeJsonAtomic(path.join(cache.dir, 'done.json'), { seconds, cpuSeconds, info: prepared.info ?? null });
           if (prepared.fitted) clock.record('fit', method.name, seconds);
           if (prepared.fitted) work.fits++;
           else work.fitsReused++;
-          fits.push({ method: method.name, seed, fitted: prepared.fitted, seconds: prepared.fitted ? seconds : fitSecondsOf(cache.dir, seconds), info: prepared.info ?? null });
+          fits.push({ method: method.name, seed, fitted: prepared.fitted, ...(prepared.fitted ? { seconds, cpuSeconds } : fitTimeOf(cache.dir, seconds)), info: prepared.info ?? null });
           done++;
         }
         for (const x of todo) {
@@ -406,12 +410,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
             report({ phase: 'run', method: method.name, seed, budget: method.budgetFree ? undefined : x.b.label });
             const budgetAmount = x.b.multiple !== undefined ? resolveBudget(`${x.b.multiple}x`, data.referenceSpend) : (x.b.amount as number);
             const t0 = performance.now();
+            const cpu0 = process.cpuUsage();
             const outcome = await method.run(
               { data, settings: plan.settings, budget: budgetAmount, progress: (detail) => report({ phase: 'run', method: method.name, seed, budget: x.b.label, detail }) },
               prepared?.artifact,
             );
             const seconds = (performance.now() - t0) / 1000;
-            stored = { key: x.key, outcome, seconds, budgetAmount: method.budgetFree ? null : budgetAmount, referenceSpend: data.referenceSpend };
+            stored = { key: x.key, outcome, seconds, cpuSeconds: cpuSince(cpu0), budgetAmount: method.budgetFree ? null : budgetAmount, referenceSpend: data.referenceSpend };
             writeJsonAtomic(x.file, stored);
             clock.record('run', method.name, seconds);
             work.runs++;
@@ -422,7 +427,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
         if (method.prepare && !fits.some((f) => f.method === method.name && f.seed === seed)) {
           // every result was there: the fit's time is the one recorded when it ran
           const dir = cacheDirOf(plan, method, seed).dir;
-          if (existsSync(path.join(dir, 'done.json'))) fits.push({ method: method.name, seed, fitted: false, seconds: fitSecondsOf(dir, 0), info: null });
+          if (existsSync(path.join(dir, 'done.json'))) fits.push({ method: method.name, seed, fitted: false, ...fitTimeOf(dir, 0), info: null });
         }
       } finally {
         prepared?.release?.();
@@ -447,13 +452,20 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   return { report: rep, files, work };
 }
 
-/** The seconds the fit of a cache folder took when it ran (done.json), else `fallback`. */
-function fitSecondsOf(dir: string, fallback: number): number {
+/** CPU seconds of this process (every thread, user + system) since `start`. */
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+}
+
+/** The wall and CPU seconds the fit of a cache folder took when it ran (done.json), else `fallback` and null. */
+function fitTimeOf(dir: string, fallback: number): { seconds: number; cpuSeconds: number | null } {
   try {
-    const s = (JSON.parse(readFileSync(path.join(dir, 'done.json'), 'utf8')) as { seconds?: unknown }).seconds;
-    return typeof s === 'number' && Number.isFinite(s) ? s : fallback;
+    const d = JSON.parse(readFileSync(path.join(dir, 'done.json'), 'utf8')) as { seconds?: unknown; cpuSeconds?: unknown };
+    const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+    return { seconds: finite(d.seconds) ? d.seconds : fallback, cpuSeconds: finite(d.cpuSeconds) ? d.cpuSeconds : null };
   } catch {
-    return fallback;
+    return { seconds: fallback, cpuSeconds: null };
   }
 }
 
@@ -481,5 +493,6 @@ function recordOf(method: EvalMethod, seed: number, budget: EvalBudget, stored: 
     trace: o.trace,
     extra: o.extra ?? null,
     seconds: stored.seconds,
+    cpuSeconds: stored.cpuSeconds ?? null,
   };
 }

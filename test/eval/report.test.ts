@@ -60,6 +60,7 @@ function syntheticInput() {
           trace: m.lambdaSearched ? [0, 0.5, 1, 2].map((lambda) => ({ lambda, revenue: revenue * (1 - 0.1 * lambda), cost: d.referenceSpend * 1.5 * Math.exp(-lambda) })) : [],
           extra: null,
           seconds: 0.5,
+          cpuSeconds: 0.9,
         });
       }
     }
@@ -71,7 +72,7 @@ function syntheticInput() {
     methods: METHODS,
     records,
     datasets,
-    fits: [{ method: 'saco', seed: 1, fitted: true, seconds: 12, info: null }],
+    fits: [{ method: 'saco', seed: 1, fitted: true, seconds: 12, cpuSeconds: 20, info: null }],
     settings: {},
     seconds: 42,
   };
