@@ -16,6 +16,7 @@ import { Command, CommanderError } from 'commander';
 import { SacoError } from './errors.js';
 import { examples, helpConfig } from './cli/common.js';
 import { registerData } from './cli/data.js';
+import { registerDecide } from './cli/decide.js';
 import { registerDemo } from './cli/demo.js';
 import { registerEval } from './cli/eval.js';
 import { installInterruptHandlers, Interrupted } from './cli/interrupt.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerData(program);
   registerTrain(program);
   registerSolve(program);
+  registerDecide(program);
   registerEval(program);
   registerShard(program);
   registerWorker(program);

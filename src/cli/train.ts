@@ -2,7 +2,8 @@
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
-import { readTrajectories } from '../data/ingest.js';
+import { readTrajectories, writeUserRows } from '../data/ingest.js';
+import { formatOf } from '../data/duck.js';
 import { splitByUser } from '../data/trajectories.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
@@ -44,6 +45,8 @@ interface TrainOpts extends InputOpts {
   quiet?: boolean;
   /** false with --no-spend-curve. */
   spendCurve?: boolean;
+  /** --split-out: the held-out users' rows are written here. */
+  splitOut?: string;
 }
 
 const MODEL_EXT = /\.onnx$/i;
@@ -58,9 +61,19 @@ function checkOutputs(file: string, schemaFile: string | undefined, o: TrainOpts
     ['--schema', schemaFile],
     ['--out', o.out],
     ['--checkpoint', checkpoint],
+    ['--split-out', o.splitOut],
   ]);
   checkWritable('--out', o.out);
   checkWritable('--checkpoint', checkpoint);
+  if (o.splitOut !== undefined) {
+    try {
+      formatOf(o.splitOut);
+    } catch {
+      throw new ArgumentError('--split-out', `${o.splitOut}: the held-out users are written as a log; name it *.csv, *.csv.gz or *.parquet`, 'ARGUMENT_OUTPUT');
+    }
+    if (o.testFraction === 0) throw new ArgumentError('--split-out', 'there are no held-out users with --test-fraction 0', 'ARGUMENT_CONFLICT');
+    checkWritable('--split-out', o.splitOut);
+  }
 }
 
 /** C(λ) as a few lines: every other grid point, as a share of the reference spend. */
@@ -97,6 +110,16 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       throw new Interrupted(130);
     }
     const { train, test } = splitByUser(trajectories, { testFraction: o.testFraction, seed: o.seed });
+    let splitOut: { file: string; users: number; rows: number } | null = null;
+    if (o.splitOut !== undefined) {
+      ui.phase(`writing the ${test.users} held-out users to ${o.splitOut}`);
+      const written = await writeUserRows(file, test.userIds, o.splitOut, { schema });
+      splitOut = { file: o.splitOut, ...written };
+      ui.info(`held-out users: ${written.users} users, ${written.rows} rows written to ${o.splitOut} (the same --schema reads them)`);
+      if (report.calendar && !report.calendar.startStated) {
+        ui.notice(`calendar rounds start at ${report.calendar.startText}, the earliest time in ${file}: add "start": ${JSON.stringify(report.calendar.temporal ? report.calendar.startText : report.calendar.start)} to the schema's "round" to read ${o.splitOut} on the same rounds`);
+      }
+    }
     ui.info(`training ${o.variant} CODT (d_model ${o.dModel}, ${o.layers} layers, ${o.heads} heads) on ${train.users} users (${test.users} held out for testing), T = ${train.rounds}`);
     let trainerName = '';
     const result = await trainCodt(train, {
@@ -157,6 +180,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       seconds,
       trainUsers: train.users,
       testUsers: test.users,
+      splitOut,
       history: result.history,
       spendCurve: m.spendCurve ?? null,
     };
@@ -204,6 +228,7 @@ export function registerTrain(program: Command): void {
     .option('--checkpoint <file>', 'checkpoint file (default: <out>.ckpt)')
     .option('--resume', 'continue from the checkpoint')
     .option('--test-fraction <x>', 'share of users held out as the test set (not trained on)', numArg(0, 0.9), 0.2)
+    .option('--split-out <file>', 'write the held-out users (their rows, every column, as in the log) to this .csv/.csv.gz/.parquet, to evaluate on exactly them')
     .option('--no-spend-curve', 'skip measuring C(λ) on the held-out users after training')
     .option('--gamma <x>', 'discount of RTG and CTG', numArg(1e-9, 1), 1)
     .option('--skip-bad-rows', 'skip and count bad rows instead of failing');

@@ -6,9 +6,11 @@
  * `skipBadRows`, a counted skip in the report. A path is one literal file; a pattern is
  * read only with `glob`, and the files read are listed in the report.
  */
+import { renameSync } from 'node:fs';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { DataError, SchemaError } from '../errors.js';
-import { queryRows, quoteIdent as q, quoteLiteral, withDuck } from './duck.js';
+import { removeQuietly, tempPathFor } from './atomic.js';
+import { formatOf, queryRows, quoteIdent as q, quoteLiteral, withDuck } from './duck.js';
 import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable, locateRow } from './raw.js';
@@ -586,4 +588,52 @@ export async function readTrajectories(input: string | readonly string[], option
   const { log, report } = await readLog(input, options);
   options.onProgress?.('building trajectories');
   return { trajectories: buildTrajectories(log, { gamma: options.gamma }), report };
+}
+
+/**
+ * Writes the rows of the given users, as they are in the log's files (every column, file
+ * order), to `out` (CSV, CSV.gz or Parquet by extension), so the same schema reads back exactly
+ * those users: `saco train --split-out` writes its held-out users this way. User ids are the
+ * keys `readLog` gives (several user columns joined by `|`; with `user: null`, the row number).
+ * Written to a temporary name and renamed: a failure leaves no partial file.
+ *
+ * @returns the number of rows written and of users found.
+ * @throws {ArgumentError} for an unknown output format; {@link SchemaError} for a user column not in the file.
+ */
+export async function writeUserRows(
+  input: string | readonly string[],
+  userIds: readonly string[],
+  out: string,
+  options: { schema?: DataSchema; glob?: boolean; threads?: number } = {},
+): Promise<{ rows: number; users: number }> {
+  const schema = options.schema ?? DEFAULT_SCHEMA;
+  const format = formatOf(out);
+  const gz = out.toLowerCase().endsWith('.gz');
+  return withDuck(async (conn) => {
+    const raw = await loadRawTable(conn, input, options.glob);
+    const user = schema.user === null ? [] : Array.isArray(schema.user) ? schema.user : [schema.user];
+    for (const c of user) {
+      if (!raw.header.includes(c)) throw new SchemaError('user', `column "${c}" is not in ${raw.source.label} (columns: ${raw.header.join(', ')})`, 'SCHEMA_MISSING_COLUMN');
+    }
+    const key = user.length === 0 ? 'CAST(__row AS VARCHAR)' : user.length === 1 ? `CAST(${q(user[0])} AS VARCHAR)` : `concat_ws('|', ${user.map((c) => `CAST(${q(c)} AS VARCHAR)`).join(', ')})`;
+    await conn.run('CREATE TABLE __keep (k VARCHAR)');
+    const appender = await conn.createAppender('__keep');
+    for (const id of userIds) {
+      appender.appendVarchar(id);
+      appender.endRow();
+    }
+    appender.closeSync();
+    const columns = raw.header.map(q).join(', ');
+    const counted = (await queryRows(conn, `SELECT count(*) AS n, count(DISTINCT ${key}) AS u FROM raw WHERE ${key} IN (SELECT k FROM __keep)`))[0];
+    const tmp = tempPathFor(out);
+    const copyOptions = format === 'parquet' ? 'FORMAT parquet' : `FORMAT csv, HEADER true${gz ? ", COMPRESSION 'gzip'" : ''}`;
+    try {
+      await conn.run(`COPY (SELECT ${columns} FROM raw WHERE ${key} IN (SELECT k FROM __keep) ORDER BY __row) TO ${quoteLiteral(tmp)} (${copyOptions})`);
+      renameSync(tmp, out);
+    } catch (e) {
+      removeQuietly(tmp);
+      throw e;
+    }
+    return { rows: Number(counted.n), users: Number(counted.u) };
+  }, options.threads);
 }

@@ -12,7 +12,8 @@ import type { InteractionLog } from './log.js';
 
 const CHUNK_ROWS = 2048;
 
-interface OutColumn {
+/** One column of a file written by {@link writeColumns}: its name, types and the value of each row. */
+export interface OutColumn {
   name: string;
   type: DuckDBType;
   sqlType: string;
@@ -46,16 +47,24 @@ function logColumns(log: InteractionLog): OutColumn[] {
 
 /** Writes `log` to `file` (format from the extension); returns the number of rows written. */
 export async function writeLog(log: InteractionLog, file: string): Promise<number> {
+  await writeColumns(logColumns(log), log.rows, file);
+  return log.rows;
+}
+
+/**
+ * Writes `rows` rows of the given columns to `file` (CSV, CSV.gz or Parquet by extension)
+ * through a temporary file and a rename: a failed write leaves nothing at `file`.
+ */
+export async function writeColumns(cols: OutColumn[], rows: number, file: string): Promise<void> {
   const format = formatOf(file);
   const gz = file.toLowerCase().endsWith('.gz');
   const tmp = tempPathFor(file);
-  const cols = logColumns(log);
   await withDuck(async (conn) => {
     await conn.run(`CREATE TABLE out (${cols.map((c) => `${quoteIdent(c.name)} ${c.sqlType}`).join(', ')})`);
     const appender = await conn.createAppender('out');
     const types = cols.map((c) => c.type);
-    for (let start = 0; start < log.rows; start += CHUNK_ROWS) {
-      const n = Math.min(CHUNK_ROWS, log.rows - start);
+    for (let start = 0; start < rows; start += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, rows - start);
       const chunk = DuckDBDataChunk.create(types, n);
       cols.forEach((c, k) => {
         const vector = chunk.getColumnVector(k);
@@ -74,5 +83,4 @@ export async function writeLog(log: InteractionLog, file: string): Promise<numbe
       throw e;
     }
   });
-  return log.rows;
 }

@@ -376,7 +376,8 @@ const decisionModels = new WeakMap<CodtModel, NativeModel>();
 const decisionFiles = new Map<string, { mtimeMs: number; size: number; handle: NativeModel }>();
 const DECISION_FILES_KEPT = 8;
 
-function decisionModel(model: DecideOptions['model']): NativeModel {
+/** The natively loaded model of a decision: as given, or loaded once and kept (a file is reread when it changes). */
+export function decisionModel(model: DecideOptions['model']): NativeModel {
   if (isNativeModel(model)) return model;
   if (typeof model === 'string') {
     const file = path.resolve(model);
@@ -424,9 +425,7 @@ function decisionQuery(options: DecideOptions): DecisionQuery {
   const d = c.stateDim;
   const K = actionWidth(c);
   const lambda = options.lambda;
-  if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0 || lambda > meta.normalization.lambdaMax) {
-    throw new ArgumentError('lambda', `must be in [0, ${meta.normalization.lambdaMax}] (the model's λ range), got ${String(lambda)}`);
-  }
+  checkDecisionLambda(meta, lambda);
   const state = Array.from(options.state);
   if (state.length !== d) throw new ArgumentError('state', `has ${state.length} values, the model expects ${d} (${meta.stateNames.join(', ')})`);
   if (!state.every(Number.isFinite)) throw new ArgumentError('state', 'holds NaN or infinite values');
@@ -439,35 +438,78 @@ function decisionQuery(options: DecideOptions): DecisionQuery {
   if (pastStates.length !== past || h.actions.length !== past || h.costs.length !== past) throw new ArgumentError('history', 'states, actions, rewards and costs must have one entry per past round');
   if (past + 1 > c.context) throw new ArgumentError('history', `${past + 1} rounds is beyond the model's context of ${c.context}`);
   const T = past + 1;
-  const states = new Float32Array(T * d);
-  const rtg = new Float32Array(T);
-  const ctg = new Float32Array(T);
-  const onehot = new Float32Array(T * K);
+  const inputs: ForwardInputs = { batch: 1, rounds: T, states: new Float32Array(T * d), rtg: new Float32Array(T), ctg: new Float32Array(T), actionsOneHot: new Float32Array(T * K), lambda: Float32Array.of(lambda) };
+  writeDecisionTokens(handle, lambda, { past, state: (t) => (t < past ? pastStates[t] : state), action: (t, j) => h.actions[t][j], reward: (t) => h.rewards[t], cost: (t) => h.costs[t] }, inputs, 0);
+  return { handle, past, inputs };
+}
+
+/** λ in the model's range, or an ArgumentError. */
+export function checkDecisionLambda(meta: CodtModel['meta'], lambda: unknown): asserts lambda is number {
+  if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0 || lambda > meta.normalization.lambdaMax) {
+    throw new ArgumentError('lambda', `must be in [0, ${meta.normalization.lambdaMax}] (the model's λ range), got ${String(lambda)}`);
+  }
+}
+
+/** One user's rounds as a decision reads them: `past` earlier rounds, then the current state at round `past`. */
+export interface DecisionTokenSource {
+  past: number;
+  /** The raw state of round t (t = past: the current state). */
+  state(t: number): ArrayLike<number>;
+  /** Action index of dimension j in past round t. */
+  action(t: number, j: number): number;
+  reward(t: number): number;
+  cost(t: number): number;
+  /** Prefix of the names in errors (e.g. "user 17: "); default none. */
+  label?: string;
+}
+
+/**
+ * Writes one user's decision inputs into row `b` of a batch laid out [batch, rounds, ·]
+ * (`inputs.rounds` ≥ past + 1; later positions are left as they are: causal attention never
+ * lets the decision at `past` see them): the raw states of rounds 0..past, the to-go tokens —
+ * the model's targets at λ (a table of zeros for the outcome-relabelled recipes) minus the
+ * reward and cost realised in each earlier round — and the past actions one-hot. decide() and
+ * decideBatch() both build their tokens here, so they feed the model the same numbers.
+ *
+ * @throws {ArgumentError} naming the round for a state of the wrong size, non-finite or out of
+ *   the training range, a non-finite reward, a negative cost, or an action index out of range.
+ */
+export function writeDecisionTokens(handle: Pick<NativeModel, 'meta'>, lambda: number, src: DecisionTokenSource, inputs: ForwardInputs, b: number): void {
+  const meta = handle.meta;
+  const c = meta.config;
+  const d = c.stateDim;
+  const K = actionWidth(c);
+  const T = inputs.rounds;
+  const past = src.past;
+  const label = src.label ?? '';
   const target = targetsAt(meta.targets, lambda);
   let r = target.rtg;
   let cst = target.ctg;
-  for (let t = 0; t < T; t++) {
-    const s = t < past ? pastStates[t] : state;
-    if (s.length !== d || !s.every(Number.isFinite)) throw new ArgumentError(`history.states[${t}]`, `must hold ${d} finite numbers, got ${s.length} values`);
-    checkStatesInRange(handle, s, d, t < past ? `history.states[${t}]` : 'state');
-    states.set(s, t * d);
-    rtg[t] = r;
-    ctg[t] = cst;
+  for (let t = 0; t <= past; t++) {
+    const s = src.state(t);
+    const name = t < past ? `${label}history.states[${t}]` : `${label}state`;
+    if (s.length !== d || !Array.prototype.every.call(s, Number.isFinite)) throw new ArgumentError(name, `must hold ${d} finite numbers, got ${s.length} values`);
+    checkStatesInRange(handle, s, d, name);
+    const cell = b * T + t;
+    inputs.states.set(s, cell * d);
+    inputs.rtg[cell] = r;
+    inputs.ctg[cell] = cst;
     if (t < past) {
-      if (!Number.isFinite(h.rewards[t]) || !Number.isFinite(h.costs[t]) || h.costs[t] < 0) throw new ArgumentError(`history round ${t}`, 'reward and cost must be finite, cost >= 0');
-      r -= h.rewards[t];
-      cst -= h.costs[t];
+      const reward = src.reward(t);
+      const cost = src.cost(t);
+      if (!Number.isFinite(reward) || !Number.isFinite(cost) || cost < 0) throw new ArgumentError(`${label}history round ${t}`, 'reward and cost must be finite, cost >= 0');
+      r -= reward;
+      cst -= cost;
       let off = 0;
       c.actionSizes.forEach((k, j) => {
-        const a = h.actions[t][j];
-        if (!Number.isInteger(a) || a < 0 || a >= k) throw new ArgumentError(`history.actions[${t}][${j}]`, `must be an index in [0, ${k})`);
-        onehot[t * K + off + a] = 1;
+        const a = src.action(t, j);
+        if (!Number.isInteger(a) || a < 0 || a >= k) throw new ArgumentError(`${label}history.actions[${t}][${j}]`, `must be an index in [0, ${k})`);
+        inputs.actionsOneHot[cell * K + off + a] = 1;
         off += k;
       });
     }
   }
-  if (!Number.isFinite(r) || !Number.isFinite(cst) || Math.abs(r) > 3e38 || Math.abs(cst) > 3e38) throw new ArgumentError('history', 'the rewards and costs so far overflow the decision targets');
-  return { handle, past, inputs: { batch: 1, rounds: T, states, rtg, ctg, actionsOneHot: onehot, lambda: Float32Array.of(lambda) } };
+  if (!Number.isFinite(r) || !Number.isFinite(cst) || Math.abs(r) > 3e38 || Math.abs(cst) > 3e38) throw new ArgumentError(`${label}history`, 'the rewards and costs so far overflow the decision targets');
 }
 
 function decisionFrom(q: DecisionQuery, logits: Float32Array): Decision {

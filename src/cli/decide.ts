@@ -1,0 +1,100 @@
+/**
+ * `saco decide`: every user's coupon for the next round from their logged history (the batch
+ * job run before each round), written as CSV or Parquet. Paths are checked before any work and
+ * the file is written through a temporary name, so a failure leaves no file.
+ */
+import { performance } from 'node:perf_hooks';
+import { Command } from 'commander';
+import { ArgumentError } from '../errors.js';
+import { formatOf } from '../data/duck.js';
+import { readOnnx } from '../model/onnx.js';
+import { loadNativeModel } from '../native/index.js';
+import { checkDecisionLambda } from '../solve/index.js';
+import { decideBatch, readHistoryForModel, writeDecisions } from '../solve/decide-batch.js';
+import { checkDistinct, checkWritable, examples, fmt, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { Ui } from './ui.js';
+
+interface DecideOpts extends InputOpts {
+  model: string;
+  users?: string;
+  lambda: number;
+  out: string;
+  skipBadRows?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
+  const t0 = performance.now();
+  const { file, schema, schemaFile } = resolveInput(cmd, o, o.users);
+  try {
+    formatOf(o.out);
+  } catch {
+    throw new ArgumentError('--out', `${o.out}: decisions are written as .csv, .csv.gz or .parquet`, 'ARGUMENT_OUTPUT');
+  }
+  checkDistinct([
+    ['--model', o.model],
+    ['--data', file],
+    ['--schema', schemaFile],
+    ['--out', o.out],
+  ]);
+  checkWritable('--out', o.out);
+  const ui = new Ui(o);
+  try {
+    ui.phase(`reading ${o.model}`);
+    const model = readOnnx(o.model);
+    checkDecisionLambda(model.meta, o.lambda);
+    ui.phase(`reading ${file}`);
+    const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, skipBadRows: o.skipBadRows, onProgress: (s) => ui.phase(s) });
+    if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+    if (report.filledRounds > 0) ui.info(`${report.filledRounds} empty calendar round(s) filled as the control action`);
+    ui.phase(`deciding for ${trajectories.users} users`);
+    const handle = loadNativeModel(model);
+    let decisions;
+    try {
+      decisions = await decideBatch({ model: handle, lambda: o.lambda, history: trajectories });
+    } finally {
+      handle.unload();
+    }
+    ui.phase(`writing ${o.out}`);
+    await writeDecisions(decisions, o.out);
+    ui.done();
+    const A = decisions.actionColumns.length;
+    const mix = decisions.actionColumns.map((column, j) => {
+      const counts = new Map<string, number>();
+      for (let i = 0; i < decisions.users; i++) {
+        const key = String(decisions.labels[i * A + j]);
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      return { column, counts: Object.fromEntries([...counts].sort((a, b) => b[1] - a[1])) };
+    });
+    const rounds = [...new Set(decisions.round)].sort((a, b) => a - b);
+    const seconds = (performance.now() - t0) / 1000;
+    const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, filledRounds: report.filledRounds, seconds };
+    ui.result(doc, () => [
+      `wrote ${o.out}: the next-round coupon of ${decisions.users} users at λ ${fmt(o.lambda)} (round${rounds.length > 1 ? 's' : ''} ${rounds.length > 6 ? `${rounds[0]}..${rounds[rounds.length - 1]}` : rounds.join(', ')})`,
+      ...mix.map((m) => `  ${m.column}: ${Object.entries(m.counts).map(([v, n]) => `${v} ×${n}`).join(', ')}`),
+      `${fmt(seconds, 3)} s`,
+    ]);
+  } finally {
+    ui.done();
+  }
+}
+
+export function registerDecide(program: Command): void {
+  const cmd = program
+    .command('decide')
+    .description("write every user's next-round coupon from their logged history (the batch job before a round), as CSV or Parquet")
+    .requiredOption('--model <file>', 'trained model (.onnx)');
+  withInputOptions(cmd, 'required (or --users)', 'log of the users to decide for: .csv, .csv.gz, .tsv or .parquet (the model\'s state columns, the usual schema)')
+    .option('--users <file>', 'same as --data')
+    .requiredOption('--lambda <x>', "the plan's λ* (saco solve prints it): the price of one unit of cost in revenue", numArg(0, 1e12))
+    .requiredOption('--out <file>', 'decisions to write: .csv, .csv.gz or .parquet (columns user_id, round, one per action dimension, probability)')
+    .option('--skip-bad-rows', 'skip and count bad rows instead of failing');
+  withOutputFlags(cmd, 'print a JSON summary (file, users, rounds decided, the action mix)');
+  cmd.action(async (o: DecideOpts, c: Command) => runDecide(o, c));
+  examples(cmd, [
+    'saco decide --model model.onnx --data logs.parquet --lambda 1.8 --out next.csv',
+    'saco decide --model m.onnx --data held.csv --schema schema.json --lambda 0.7 --out next.parquet --json',
+  ]);
+}
