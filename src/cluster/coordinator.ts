@@ -113,7 +113,9 @@ export class RedisRunner implements ShardRunner {
     probeQueue.on('error', noop);
     let client: RedisClientLike;
     try {
-      await within(Promise.all([shardQueue.waitUntilReady(), flow.waitUntilReady(), probeQueue.waitUntilReady()]), connectTimeout, () =>
+      const ready = Promise.all([shardQueue.waitUntilReady(), flow.waitUntilReady(), probeQueue.waitUntilReady()]);
+      ready.catch(() => undefined); // after a timeout it may still fail: nobody waits for it then
+      await within(ready, connectTimeout, () =>
         new ClusterError('CLUSTER_REDIS_UNREACHABLE', `no Redis answered at ${redactUrl(o.redis)} within ${connectTimeout} ms (is redis-server running? start one with: redis-server --port 6379)`),
       );
       client = (await shardQueue.client) as unknown as RedisClientLike;
@@ -209,7 +211,15 @@ export class RedisRunner implements ShardRunner {
           },
         })),
       });
-      await Promise.race([added, done]);
+      // a flow that cannot be added (Redis gone, or refusing it) is a typed error too; its late failure is nobody's
+      const addedOrFailed = added.then(
+        () => undefined,
+        (e: unknown) => {
+          throw this.failure ?? new ClusterError('CLUSTER_QUEUE_ERROR', `probe ${probe} could not be queued on ${this.name}: ${(e as Error)?.message ?? String(e)}`);
+        },
+      );
+      addedOrFailed.catch(() => undefined);
+      await Promise.race([addedOrFailed, done]);
       const results = await done;
       this.outstanding.delete(parentId);
       return results;

@@ -76,6 +76,9 @@ class LocalRunner implements ShardRunner {
   }
 }
 
+/** Shards of a Redis run when neither `shards` nor files say: a few per worker on a small cluster. */
+const DEFAULT_REDIS_SHARDS = 16;
+
 function isNativeModel(m: unknown): m is NativeModel {
   return typeof m === 'object' && m !== null && typeof (m as NativeModel).id === 'number' && typeof (m as NativeModel).unload === 'function';
 }
@@ -85,13 +88,13 @@ function isShardFiles(u: unknown): u is ShardFiles {
 }
 
 /** The shards of the users: SY id ranges, slices of explicit ids, or files. */
-function shardsOf(users: SolveUsers | ShardFiles, shards: number | undefined, env: SyConfig): ShardUsers[] {
+function shardsOf(users: SolveUsers | ShardFiles, shards: number | undefined, env: SyConfig, onRedis: boolean): ShardUsers[] {
   if (isShardFiles(users)) {
     if (users.shardFiles.length === 0) throw new ArgumentError('users.shardFiles', 'is empty');
     if (shards !== undefined && shards !== users.shardFiles.length) throw new ArgumentError('shards', `${shards} shards, but the users come in ${users.shardFiles.length} shard files (one shard each)`);
     return users.shardFiles.map((f) => ({ kind: 'file', file: path.resolve(f), ...(users.schema ? { schema: users.schema } : {}) }));
   }
-  const count = shards ?? 1;
+  const count = shards ?? (onRedis ? DEFAULT_REDIS_SHARDS : 1);
   if (typeof users === 'number') {
     usersSpec(users, env); // the same checks as solve()
     return shardRanges(users, count).map((r) => ({ kind: 'range', ...r }));
@@ -181,7 +184,7 @@ export async function solveSharded(options: ShardedSolveOptions): Promise<Sharde
     const rounds = options.rounds ?? Math.min(env.rounds, context);
     if (!Number.isInteger(rounds) || rounds < 1 || rounds > env.rounds) throw new ArgumentError('rounds', `must be an integer in [1, ${env.rounds}] (the environment's rounds), got ${rounds}`);
     if (rounds > context) throw new ArgumentError('rounds', `${rounds} rounds is beyond the model's context of ${context}`);
-    const shardUsers = shardsOf(options.users, options.shards, env);
+    const shardUsers = shardsOf(options.users, options.shards, env, cluster !== undefined);
     const collectPlan = options.collectPlan ?? true;
     const writePlans = isShardFiles(options.users) ? options.users.writePlans ?? true : false;
     const threads = options.threads ?? 0;
@@ -193,6 +196,7 @@ export async function solveSharded(options: ShardedSolveOptions): Promise<Sharde
 
     let probe = 0;
     let rollouts = 0;
+    let computeMs = 0;
     const jobsFor = (kind: ShardJob['kind'], jobPolicy: string, lambda: number, budgets: Array<number | null>): ShardJob[] =>
       shardUsers.map((users, shard) => ({
         v: 1, solve: solveId, probe, shard, kind, policy: jobPolicy, ...(cluster && jobPolicy !== 'random' && modelPath ? { model: modelPath } : {}),
@@ -203,6 +207,7 @@ export async function solveSharded(options: ShardedSolveOptions): Promise<Sharde
       const results = orderResults(await active.run(jobs), jobs);
       probe++;
       rollouts++;
+      for (const r of results) computeMs += r.ms;
       return results;
     };
 
@@ -301,7 +306,7 @@ export async function solveSharded(options: ShardedSolveOptions): Promise<Sharde
       roi: plan.revenue / Math.max(plan.cost, 1e-12), baRate: plan.cost / budget, rollouts, coupons: plan.coupons, blocked: plan.blocked,
       feasible: search.feasible, budgetNotBinding: search.budgetNotBinding, needsMoreThanLambdaMax: search.needsMoreThanLambdaMax, trace: search.trace,
       plan: fullPlan, users: users.reduce((a, b) => a + b, 0), rounds, wallMs: performance.now() - t0,
-      shards, budgetSplit: 'natural-spend', runner: active.name, solveId,
+      shards, budgetSplit: 'natural-spend', runner: active.name, solveId, computeMs,
     };
   } finally {
     try {

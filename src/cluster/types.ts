@@ -15,7 +15,8 @@ import type { SolveOptions, SolveResult, SolveUsers } from '../solve/index.js';
  * `CLUSTER_JOB_FAILED` (a worker failed a shard after its retries; `workerCode` holds the
  * worker's error code when it was a SacoError), `CLUSTER_TIMEOUT` (no worker finished a probe in
  * time), `CLUSTER_ABORTED` (the caller's signal), `CLUSTER_RESULT_INVALID` (a shard's result
- * that does not belong to the probe: never summed).
+ * that does not belong to the probe: never summed), `CLUSTER_QUEUE_ERROR` (Redis refused a
+ * probe's jobs), `CLUSTER_REDIS_URL` (not a redis:// URL).
  */
 export class ClusterError extends SacoError {
   /** The code of the error a worker raised, e.g. `DATA_FILE_MISSING` (CLUSTER_JOB_FAILED only). */
@@ -118,7 +119,7 @@ export interface ShardFiles {
 
 export interface ShardedSolveOptions extends Omit<SolveOptions, 'users' | 'engine' | 'ort'> {
   users: SolveUsers | ShardFiles;
-  /** Shards of users (default: the number of files, else 1). Users are split into contiguous ranges in their order. */
+  /** Shards of users (default: the number of files, else 16 on Redis and 1 in process). Users are split into contiguous ranges in their order. */
   shards?: number;
   /** Run the shards on workers behind this Redis; absent: in this process, one shard after another. */
   cluster?: ClusterOptions;
@@ -150,4 +151,6 @@ export interface ShardedSolveResult extends SolveResult {
   runner: string;
   /** Solve id (job ids are `<solve>.<probe>.<shard>`). */
   solveId: string;
+  /** Time the shards' rollouts took, summed over every job (wherever they ran): wallMs minus this, with one worker, is the queue's cost. */
+  computeMs: number;
 }

@@ -110,8 +110,10 @@ export async function startClusterWorker(o: ClusterWorkerOptions): Promise<Clust
   const timeout = o.connectTimeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
   try {
+    const ready = worker.waitUntilReady();
+    ready.catch(() => undefined); // after a timeout it may still fail: nobody waits for it then
     await Promise.race([
-      worker.waitUntilReady(),
+      ready,
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ClusterError('CLUSTER_REDIS_UNREACHABLE', `no Redis answered at ${redactUrl(o.redis)} within ${timeout} ms (is redis-server running?)`)), timeout))),
     ]);
   } catch (e) {

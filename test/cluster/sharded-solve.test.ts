@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterError, readShardManifest, shardLog, solveSharded, startClusterWorker, type ShardedSolveResult } from '../../src/cluster/index.js';
 import { budgetShares, orderResults } from '../../src/cluster/split.js';
 import type { ShardJob, ShardResult } from '../../src/cluster/types.js';
+import { readTrajectories } from '../../src/data/ingest.js';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { writeLog } from '../../src/data/write.js';
 import { readOnnx } from '../../src/model/onnx.js';
@@ -265,7 +266,7 @@ describe.skipIf(!haveRedis)('sharded solve on BullMQ + Redis', () => {
     }
   });
 
-  it('saco shard: a log split by user hash; its shard files plan the same on Redis as in process, each plan written next to its shard', async () => {
+  it('saco shard: a log split by user hash; its shard files (and the same users in memory) plan the same on Redis as in process, each plan written next to its shard', async () => {
     const tmp = tempDir();
     try {
       const log = tmp.file('users.parquet');
@@ -281,6 +282,10 @@ describe.skipIf(!haveRedis)('sharded solve on BullMQ + Redis', () => {
       expectSameBits(local, onRedis);
       expect(onRedis.shards.every((s) => s.planFile && existsSync(s.planFile))).toBe(true);
       expect(onRedis.users).toBe(600);
+      // the same users as trajectories in memory: their ids and features travel in the jobs
+      const { trajectories } = await readTrajectories(log);
+      const inline = { model: modelPath, users: trajectories, budget: '0.5x' as const, env, shards: 3 };
+      expectSameBits(await solveSharded(inline), await solveSharded({ ...inline, cluster: { redis: redis.url } }));
     } finally {
       tmp.cleanup();
     }
