@@ -10,6 +10,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <ctime>
 
 #include "pool.h"
 #include "registry.h"
@@ -109,8 +110,15 @@ std::vector<float> gather(const OutcomeSpec& s, const std::vector<uint64_t>& row
 
 double weight(const OutcomeSpec& s, uint64_t i) { return s.weights.empty() ? 1.0 : s.weights[i]; }
 
-void train_group(const OutcomeSpec& s, const Group& g, std::vector<OutcomeHead>& heads) {
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+void train_group(const OutcomeSpec& s, const Group& g, int index, std::vector<OutcomeHead>& heads) {
   const OutcomeParams& p = s.params;
+  double clock = thread_cpu_seconds();
   const uint64_t w = s.cols + (g.with_outcome ? 2 : 0);
   std::unique_ptr<xgb::DMatrix> train, valid;
   if (!g.train.empty()) {
@@ -132,6 +140,7 @@ void train_group(const OutcomeSpec& s, const Group& g, std::vector<OutcomeHead>&
   }
   for (int head : g.heads) {
     OutcomeHead& h = heads[static_cast<size_t>(head)];
+    h.group = index;
     h.train_rows = g.train.size();
     h.valid_rows = g.valid.size();
     std::vector<float> y_train(g.train.size()), y_valid(g.valid.size());
@@ -149,6 +158,9 @@ void train_group(const OutcomeSpec& s, const Group& g, std::vector<OutcomeHead>&
     // Nothing to learn: no training rows, no weight, or (binary) one class only.
     if (g.train.empty() || sum_w <= 0 || (binary_head(head) && (mean <= 0 || mean >= 1))) {
       h.constant = true;
+      const double now = thread_cpu_seconds();
+      h.cpu_seconds = now - clock;
+      clock = now;
       continue;
     }
     train->set_labels(y_train.data(), y_train.size());
@@ -184,6 +196,9 @@ void train_group(const OutcomeSpec& s, const Group& g, std::vector<OutcomeHead>&
       }
       h.residual_sd = sw > 0 ? std::sqrt(swr / sw) : 0.0;
     }
+    const double now = thread_cpu_seconds();
+    h.cpu_seconds = now - clock;
+    clock = now;
   }
 }
 
@@ -325,7 +340,7 @@ std::unique_ptr<OutcomeModel> OutcomeModel::fit(const OutcomeSpec& s) {
     if (pa != pb) return pa;
     return (a.train.size() + a.valid.size()) * a.heads.size() > (b.train.size() + b.valid.size()) * b.heads.size();
   });
-  run_jobs(groups.size(), resolve_threads(s.params.threads), [&](size_t j) { train_group(s, groups[j], model->heads_); });
+  run_jobs(groups.size(), resolve_threads(s.params.threads), [&](size_t j) { train_group(s, groups[j], static_cast<int>(j), model->heads_); });
   return model;
 }
 

@@ -72,6 +72,11 @@ struct OutcomeHead {
   double valid_metric = 0;      // logloss or rmse of the kept model on the validation rows; NaN without
   std::string metric;
   uint64_t train_rows = 0, valid_rows = 0;
+  // CPU seconds of the thread that trained it (its group's DMatrix counts to the group's
+  // first head); the heads of a group ran one after the other on one thread. Diagnostics of
+  // the fit only: not saved (bytes must not depend on timing), 0 and -1 after load.
+  double cpu_seconds = 0;
+  int group = -1;  // heads with the same group trained on one thread, in order
   xgb::Booster booster;
 };
 

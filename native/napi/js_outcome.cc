@@ -180,7 +180,8 @@ Napi::Value JS_outcomePredict(const Napi::CallbackInfo& info) {
 }
 
 // outcomeInfo(id) -> { cols, nextFrom, zeroCostColumns, names, meta, heads: [{ name, present, constant, value,
-// residualSd, rounds, roundsRun, validMetric, metric, trainRows, validRows, importance }] }
+// residualSd, rounds, roundsRun, validMetric, metric, trainRows, validRows, cpuSeconds, group,
+// importance }] }
 Napi::Value JS_outcomeInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1) throw error(env, "outcomeInfo(id) expects an id");
@@ -218,6 +219,8 @@ Napi::Value JS_outcomeInfo(const Napi::CallbackInfo& info) {
     o.Set("metric", Napi::String::New(env, head.metric));
     o.Set("trainRows", Napi::Number::New(env, static_cast<double>(head.train_rows)));
     o.Set("validRows", Napi::Number::New(env, static_cast<double>(head.valid_rows)));
+    o.Set("cpuSeconds", Napi::Number::New(env, head.cpu_seconds));
+    o.Set("group", Napi::Number::New(env, head.group));
     o.Set("importance", to_float64(env, std::move(importance[h])));
     heads.Set(static_cast<uint32_t>(h), o);
   }

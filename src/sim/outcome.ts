@@ -82,6 +82,10 @@ export interface OutcomeHeadInfo {
   metric: string;
   trainRows: number;
   validRows: number;
+  /** CPU seconds its training took on its thread (its group's data preparation included once); 0 after load. */
+  cpuSeconds: number;
+  /** Heads of one group trained one after the other on one thread, groups started in this order; -1 after load. */
+  group: number;
   /** Total gain per input column (the layout's names; next heads add reward and cost). */
   importance: Float64Array;
 }
