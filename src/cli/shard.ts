@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { shardLog } from '../cluster/shard-files.js';
 import { ArgumentError } from '../errors.js';
-import { checkDistinct, examples, intArg, resolveInput, table, withInputOptions, withOutputFlags, withPositionalAliases, type InputOpts } from './common.js';
+import { checkDistinct, examples, intArg, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 interface ShardOpts extends InputOpts {
@@ -13,8 +13,8 @@ interface ShardOpts extends InputOpts {
   quiet?: boolean;
 }
 
-async function runShard(fileArg: string | undefined, schemaArg: string | undefined, o: ShardOpts, cmd: Command): Promise<void> {
-  const { file, schema } = resolveInput(cmd, o, fileArg, schemaArg);
+async function runShard(o: ShardOpts, cmd: Command): Promise<void> {
+  const { file, schema } = resolveInput(cmd, o);
   checkDistinct([['--data', file], ['--out', o.out]]);
   if (path.resolve(path.dirname(file)) === path.resolve(o.out)) throw new ArgumentError('--out', `${o.out} is the folder of the log itself: give a folder of its own for the shards`, 'ARGUMENT_OUTPUT');
   const ui = new Ui(o);
@@ -34,10 +34,10 @@ async function runShard(fileArg: string | undefined, schemaArg: string | undefin
 
 export function registerShard(program: Command): void {
   const cmd = program.command('shard').description('split a log by user hash into N Parquet files (one shard each) and a shards.json manifest, for the sharded solve');
-  withInputOptions(withPositionalAliases(cmd), 'required, or as FILE')
+  withInputOptions(cmd, 'mandatory')
     .requiredOption('--shards <n>', 'number of shards', intArg(1, 100000))
     .requiredOption('--out <dir>', 'folder for shard-NNNN.parquet and shards.json (created; earlier shards there are replaced)');
   withOutputFlags(cmd, 'print the manifest as JSON');
-  cmd.action((fileArg: string | undefined, schemaArg: string | undefined, o: ShardOpts, c: Command) => runShard(fileArg, schemaArg, o, c));
+  cmd.action((o: ShardOpts, c: Command) => runShard(o, c));
   examples(cmd, ['saco shard --data users.parquet --shards 64 --out shards/', 'saco solve --model model.onnx --data shards/ --budget 0.5x --redis redis://127.0.0.1:6379']);
 }

@@ -125,8 +125,9 @@ export async function startClusterWorker(o: ClusterWorkerOptions): Promise<Clust
   }
   const client = (await worker.client) as unknown as { on(event: string, fn: () => void): void };
   let lost = false;
+  let stopping = false;
   client.on('close', () => {
-    if (!lost) emit({ type: 'redis', state: 'lost' });
+    if (!lost && !stopping) emit({ type: 'redis', state: 'lost' });
     lost = true;
   });
   client.on('ready', () => {
@@ -142,6 +143,7 @@ export async function startClusterWorker(o: ClusterWorkerOptions): Promise<Clust
     },
     close() {
       closing ??= (async () => {
+        stopping = true;
         const grace = o.graceMs ?? 60_000;
         let graceTimer: NodeJS.Timeout | undefined;
         // with Redis away there is nothing to hand back: just stop
