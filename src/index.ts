@@ -185,3 +185,33 @@ export function loadNativeModel(model: CodtModel): NativeModel {
 
 // off-policy evaluation of plans on randomised logs
 export { offPolicyEstimates, uniformPropensities, deterministicTargetProbabilities, factoredProbabilities, type OpeLog, type OpeOptions, type OpeResult, type OpeEstimate, type OpeEstimates } from './eval/ope.js';
+export { doublyRobustEstimates, predictionsFromActions, outcomeTable, predictionsFor, type DrLog, type DrResult, type DrEstimates, type OutcomePredictions, type OutcomeTable, type TargetSpec } from './eval/dr.js';
+
+// batch decisions for every user of a log (DuckDB loads on the first call)
+export type { DecideBatchOptions, BatchDecisions } from './solve/decide-batch.js';
+const decideBatchModule = once(() => import('./solve/decide-batch.js'));
+
+/**
+ * Every user's next-round coupon from their logged history, in batched native calls: the
+ * batch job a platform runs before each round (`saco decide`).
+ *
+ * @throws {ArgumentError} for a λ outside the model's range or a history beyond its context.
+ * @throws {DataError} / {SchemaError} when the log does not fit the model (missing state columns, unseen action values).
+ * @example
+ * const next = await decideBatch({ model: 'm.onnx', data: 'logs.parquet', lambda: plan.lambda });
+ * await writeDecisions(next, 'next.csv');
+ */
+export async function decideBatch(options: import('./solve/decide-batch.js').DecideBatchOptions): Promise<import('./solve/decide-batch.js').BatchDecisions> {
+  return (await decideBatchModule()).decideBatch(options);
+}
+
+/**
+ * Writes batch decisions as CSV or Parquet (by extension), through a temporary file.
+ *
+ * @throws {ArgumentError} for an unknown extension or an unwritable path.
+ * @example
+ * await writeDecisions(await decideBatch({ model, data: 'logs.parquet', lambda }), 'next.parquet');
+ */
+export async function writeDecisions(decisions: import('./solve/decide-batch.js').BatchDecisions, file: string): Promise<void> {
+  return (await decideBatchModule()).writeDecisions(decisions, file);
+}
