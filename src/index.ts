@@ -215,3 +215,6 @@ export async function decideBatch(options: import('./solve/decide-batch.js').Dec
 export async function writeDecisions(decisions: import('./solve/decide-batch.js').BatchDecisions, file: string): Promise<void> {
   return (await decideBatchModule()).writeDecisions(decisions, file);
 }
+
+// beyond one machine: the λ search over shards of users, in process or on BullMQ workers
+export { solveSharded, startClusterWorker, ClusterError } from './cluster/index.js';

@@ -4,7 +4,7 @@ import { readTrajectories } from '../data/ingest.js';
 import { checkDataMatchesModel } from '../model/artifact.js';
 import { readOnnx } from '../model/onnx.js';
 import { loadNativeModel } from '../native/index.js';
-import { POLICIES, POLICY_NAMES, policyByName, type PolicyName } from '../policy/registry.js';
+import { POLICIES, POLICY_NAMES, policyByName, type PolicyDefinition, type PolicyName } from '../policy/registry.js';
 import { solve, syEnvForModel, type SolveProgress, type SolveResult, type SolveUsers } from '../solve/index.js';
 import { budgetArg, examples, fmt, intArg, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
@@ -122,7 +122,8 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
         });
       };
       const results: SolveResult[] = [await run(o.policy)];
-      if (o.compare) for (const p of POLICY_NAMES) if (p !== o.policy) results.push(await run(p));
+      // policies that need something fitted first (a forest, a prior) are compared in saco eval
+      if (o.compare) for (const p of POLICIES as readonly PolicyDefinition[]) if (p.name !== o.policy && !p.fittedOn) results.push(await run(p.name as PolicyName));
       ui.done();
       ui.result(results.map(jsonResult), () => {
         const r0 = results[0];
@@ -170,7 +171,7 @@ export function registerSolve(program: Command): void {
     .addOption(new Option('--method <m>', 'λ search').choices(['bisection', 'slsqp']).default('bisection'))
     .addOption(new Option('--policy <p>', `who decides: ${POLICIES.map((p) => `${p.name}, ${p.description}`).join('; ')}`).choices([...POLICY_NAMES]).default('codt'))
     .addOption(new Option('--engine <e>', 'what computes the CODT decisions (ort: onnxruntime in a Piscina pool)').choices(['native', 'ort']).default('native'))
-    .option('--compare', 'also solve every other policy (Random, the Oracle, ...) at the same budget')
+    .option('--compare', 'also solve Random and the Oracle at the same budget (the fitted baselines: saco eval)')
     .option('--rounds <n>', "rounds to plan (default: the model's context)", intArg(1, 100000))
     .option('--sy-seed <n>', 'seed of the SY ground truth (must be the one the users came from)', intArg(0, Number.MAX_SAFE_INTEGER), 1)
     .option('--epsilon <x>', 'tolerance below the budget (default 2%)', numArg(0, Number.MAX_VALUE))

@@ -15,6 +15,7 @@ export const banditPolicy = {
   description: 'Thompson sampling over coupons (non-contextual), prior from the log, posterior updated after every round from all users',
   needsModel: false,
   searched: true,
+  fittedOn: 'a prior fitted on a log (fitBanditPrior)',
   sharesStateAcrossUsers: true,
 } as const satisfies PolicyDefinition;
 

@@ -28,6 +28,7 @@ export const forestPolicy = {
   description: 'multi-arm causal forest (honest trees) on the log; argmax uplift_r − λ·uplift_c, no coupon when none is positive',
   needsModel: false,
   searched: true,
+  fittedOn: 'a causal forest fitted on a log (fitForest)',
 } as const satisfies PolicyDefinition;
 
 /** Training rows of a forest: one per (user, round) unit. */

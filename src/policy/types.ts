@@ -14,4 +14,9 @@ export interface PolicyDefinition<Name extends string = string> {
    * (src/cluster) refuses it. Absent: users are independent given λ.
    */
   readonly sharesStateAcrossUsers?: boolean;
+  /**
+   * What it must be fitted on before it can plan, beyond a CODT model (the forest's trees, the
+   * bandit's prior from a training log): `saco solve --compare` leaves such policies out.
+   */
+  readonly fittedOn?: string;
 }
