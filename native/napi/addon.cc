@@ -7,6 +7,7 @@
 #include "js_model.h"
 #include "js_outcome.h"
 #include "js_rollout.h"
+#include "js_sim.h"
 #include "js_synth.h"
 #include "js_trainer.h"
 
@@ -31,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_rollout(env, exports);
   init_trainer(env, exports);
   init_forest(env, exports);
+  init_sim(env, exports);
 #ifdef SACO_HAVE_CUDA
   exports.Set("cudaBuilt", Napi::Boolean::New(env, true));
 #else

@@ -9,6 +9,7 @@
 #include "env_sy.h"
 #include "js_forest.h"
 #include "js_model.h"
+#include "js_sim.h"
 #include "policy_registry.h"
 #include "rollout.h"
 #include "js_synth.h"
@@ -51,14 +52,19 @@ std::shared_ptr<const BanditPrior> read_bandit_prior(const Napi::Value& value) {
   return prior;
 }
 
-// spec: { env: SyConfig, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, threads? }
+// spec: { env: SyConfig | { kind: 'sim', simulator, seed?, startRound?, expectedFrom? }, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, threads? }
 std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   Napi::Env env = value.Env();
   Napi::Object o = read_object(value, "spec");
   auto b = std::make_unique<RolloutBaton>();
   RolloutSpec& spec = b->spec;
   try {
-    spec.env = std::make_shared<SyEnvironment>(read_sy_config(read_object(o.Get("env"), "spec.env")));
+    // spec.env: an SyConfig (kind 'sy' or absent), or the learned simulator (kind 'sim', js_sim.cc)
+    Napi::Object eo = read_object(o.Get("env"), "spec.env");
+    const std::string kind = read_string(eo, "kind", "sy", "spec.env");
+    if (kind == "sim") spec.env = sim_environment_from(eo);
+    else if (kind == "sy") spec.env = std::make_shared<SyEnvironment>(read_sy_config(eo));
+    else throw error(env, "spec.env.kind must be 'sy' or 'sim'");
   } catch (const std::invalid_argument& e) {
     throw error(env, e.what());
   }

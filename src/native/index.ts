@@ -31,8 +31,47 @@ export interface NativeRolloutResult {
   plan?: Int32Array;
 }
 
+/** The learned simulator as a rollout's environment (native/env_sim.h; src/sim/simulator.ts builds it). */
+export interface NativeSimEnv {
+  kind: 'sim';
+  /** A simulator id (`simCreate`). */
+  simulator: number;
+  /** Keys every draw, with the user id and round. Default 1. */
+  seed?: number;
+  /** The round users start at (their history so far in `features`). Default 0. */
+  startRound?: number;
+  /** Validation on SY only: the Oracle reads SY's true expectations of the simulated states. */
+  expectedFrom?: SyConfig;
+}
+
+/** A simulator's native part: the outcome model and what was measured when fitting it. */
+export interface NativeSimSpec {
+  /** Outcome model ids; armModel[k] is the one that answers joint action k. */
+  outcomes: number[];
+  armModel: number[];
+  layout: { stateDim: number; actionSizes: number[]; control: number[]; rounds: number };
+  dynamic: number[];
+  dynamicMin: number[];
+  dynamicMax: number[];
+  clock: number[];
+  clockValues: number[];
+  rewardNoise: number[];
+  costNoise: number[];
+  maxCost: number[];
+}
+
+/** What a simulator trace recorded (native/env_sim.h `SimTrace`). */
+export interface NativeSimTrace {
+  states: Float32Array;
+  rows: Float32Array;
+  actions: Int32Array;
+  rewards: Float32Array;
+  costs: Float32Array;
+}
+
 export interface NativeRolloutSpec {
-  env: SyConfig;
+  /** SY's ground truth (an SyConfig, kind 'sy' or absent) or the learned simulator. */
+  env: SyConfig | NativeSimEnv;
   rounds: number;
   /** Infinity: no budget. */
   budget: number;
@@ -45,7 +84,7 @@ export interface NativeRolloutSpec {
   /** The bandit policy's prior (src/policy/bandit.ts `fitBanditPrior`). */
   bandit?: NativeBanditPrior;
   userIds: Uint32Array;
-  /** [users, env.features] static features; omitted: drawn from the env seed by user id. */
+  /** SY: [users, env.features] static features, omitted: drawn from the env seed by user id. Simulator: [users, stateDim (+ history columns)] starting states. */
   features?: Float64Array;
   recordPlan?: boolean;
   threads?: number;
@@ -189,6 +228,11 @@ interface NativeBinding {
   forestTree(id: number, tree: number): NativeForestTree;
   forestUnload(id: number): boolean;
   forestCount(): number;
+  simCreate(spec: NativeSimSpec): number;
+  simDispose(id: number): boolean;
+  simCount(): number;
+  simDesign(spec: { layout: NativeSimSpec['layout']; users: number; rounds: number; states: Float32Array; actions: Int32Array; rewards: Float32Array; costs: Float32Array; mask: Uint8Array }): Promise<Float32Array>;
+  simTrace(env: NativeSimEnv, userIds: Uint32Array, features: Float64Array, rounds: number): Promise<NativeSimTrace>;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
