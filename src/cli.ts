@@ -19,6 +19,7 @@ import { registerData } from './cli/data.js';
 import { registerDecide } from './cli/decide.js';
 import { registerDemo } from './cli/demo.js';
 import { registerEval } from './cli/eval.js';
+import { registerFitSim } from './cli/fit-sim.js';
 import { installInterruptHandlers, Interrupted } from './cli/interrupt.js';
 import { registerShard } from './cli/shard.js';
 import { registerSolve } from './cli/solve.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerData(program);
   registerTrain(program);
+  registerFitSim(program);
   registerSolve(program);
   registerDecide(program);
   registerEval(program);
