@@ -3,8 +3,9 @@
  * (bisection by default, or the paper's Algorithm 2 with SLSQP) and returns the per-user,
  * per-round coupon plan with revenue, cost, ROI and BARate. decide(): one user's coupon now.
  *
- * The environment is SY's ground truth today (`env: { kind: 'sy', … }`); the learned
- * simulator plugs in behind the same native Environment seam. Policies come from
+ * The environment is SY's ground truth (`env: { kind: 'sy', … }`) or the learned simulator of
+ * a log (`env: { kind: 'sim', simulator }`, src/sim/simulator.ts), both behind the same native
+ * Environment seam: the same λ search, budget rule and policies run in either. Policies come from
  * src/policy/registry.ts. Every native call of solve() is asynchronous (the event loop stays free).
  */
 import { statSync } from 'node:fs';
@@ -25,12 +26,67 @@ import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativ
 import { policyByName, type PolicyName } from '../policy/registry.js';
 import type { CausalForest } from '../policy/forest.js';
 import type { BanditPrior } from '../policy/bandit.js';
+import { historyWidth } from '../sim/features.js';
+import { Simulator, simUsers } from '../sim/simulator.js';
 
 export type { PolicyName } from '../policy/registry.js';
 export type SearchMethodName = 'bisection' | 'slsqp';
 
-/** The world a plan is simulated in: SY's ground truth (its options), the only kind so far. */
-export type EnvChoice = SyOptions & { kind?: 'sy' };
+/** The learned offline simulator (src/sim/simulator.ts) as the world a plan is simulated in. */
+export interface SimEnvChoice {
+  kind: 'sim';
+  simulator: Simulator;
+  /** Keys the simulator's draws (and the Random policy's), with the user id and round. Default 1. */
+  seed?: number;
+  /** The round users start at: their state then, and their history up to it (trajectories as `users`). Default 0. */
+  startRound?: number;
+  /** Validation on SY only: the Oracle reads SY's true expectations of the simulated states. */
+  expectedFrom?: SyOptions;
+}
+
+/** The world a plan is simulated in: SY's ground truth (its options), or the learned simulator. */
+export type EnvChoice = (SyOptions & { kind?: 'sy' }) | SimEnvChoice;
+
+/** The environment of a rollout spec, its rounds, and how users are read for it. */
+interface World {
+  native: NativeRolloutSpec['env'];
+  rounds: number;
+  sy?: SyConfig;
+  sim?: SimEnvChoice;
+}
+
+function resolveWorld(choice: EnvChoice | undefined): World {
+  if (choice?.kind === 'sim') {
+    const sim = choice.simulator;
+    if (!(sim instanceof Simulator)) throw new ArgumentError('env.simulator', 'must be a Simulator (fitSimulator, loadSimulator or readSimulator)');
+    const native = sim.nativeEnv({ seed: choice.seed, startRound: choice.startRound, expectedFrom: choice.expectedFrom });
+    return { native, rounds: sim.rounds - (native.startRound ?? 0), sim: choice };
+  }
+  const { kind = 'sy', ...syOptions } = (choice ?? {}) as SyOptions & { kind?: string };
+  if (kind !== 'sy') throw new ArgumentError('env.kind', `must be 'sy' or 'sim', got ${String(kind)}`);
+  const sy = resolveSyConfig({ ...syOptions, users: 1 });
+  return { native: sy, rounds: sy.rounds, sy };
+}
+
+/** The user ids and starting states (and history) `users` stands for in the simulator. */
+function simUsersSpec(users: SolveUsers, choice: SimEnvChoice): { userIds: Uint32Array; features: Float64Array } {
+  const sim = choice.simulator;
+  if (typeof users === 'number') throw new ArgumentError('users', 'the simulator needs starting states: give a log\'s users (trajectories) or { ids, features }, not a count');
+  if ('ids' in users) {
+    const d = sim.stateDim;
+    const w = d + historyWidth(sim.layout);
+    if (!(users.ids instanceof Uint32Array) || users.ids.length === 0) throw new ArgumentError('users.ids', 'must be a non-empty Uint32Array');
+    const f = users.features;
+    const width = (choice.startRound ?? 0) > 0 ? w : d;
+    if (!(f instanceof Float64Array) || f.length !== users.ids.length * width) {
+      throw new ArgumentError('users.features', `the simulator needs each user's starting state: users x ${width} values (${width === d ? 'the state' : 'the state, then the history columns at the start round'})`);
+    }
+    if (!f.every(Number.isFinite)) throw new ArgumentError('users.features', 'holds NaN or infinite values');
+    return { userIds: users.ids, features: f };
+  }
+  const u = simUsers(sim, users, { round: choice.startRound ?? 0 });
+  return { userIds: u.userIds, features: u.features };
+}
 
 /** Where a solve is: the reference rollout, each λ probe of the search, the final plan. */
 export interface SolveProgress {
@@ -209,21 +265,21 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
   if (!['bisection', 'slsqp'].includes(method)) throw new ArgumentError('method', `must be bisection or slsqp, got ${String(method)}`);
   const useOrt = options.engine === 'ort';
   if (useOrt && (policy !== 'codt' || method !== 'bisection')) throw new ArgumentError('engine', "'ort' runs the codt policy with the bisection search; SLSQP and the baselines run natively");
-  const { kind = 'sy', ...syOptions } = options.env ?? {};
-  if (kind !== 'sy') throw new ArgumentError('env.kind', `must be 'sy' (the only environment so far), got ${String(kind)}`);
-  const env = resolveSyConfig({ ...syOptions, users: 1 });
+  const world = resolveWorld(options.env);
+  if (useOrt && world.sim) throw new ArgumentError('engine', "'ort' runs in SY only; plans in the simulator run natively");
   const progress = options.onProgress ?? (() => undefined);
   // the ORT engine needs the weights, not a native copy of them
   const model = definition.needsModel && !useOrt ? nativeModelOf(options.model) : undefined;
   const ortModel = useOrt && !options.ort ? ortModelOf(options.model) : undefined;
   const meta = model?.handle.meta ?? options.ort?.meta ?? ortModel?.meta;
   try {
-    const context = meta ? meta.config.context : env.rounds;
-    const rounds = options.rounds ?? Math.min(env.rounds, context);
-    if (!Number.isInteger(rounds) || rounds < 1 || rounds > env.rounds) throw new ArgumentError('rounds', `must be an integer in [1, ${env.rounds}] (the environment's rounds), got ${rounds}`);
+    const context = meta ? meta.config.context : world.rounds;
+    const rounds = options.rounds ?? Math.min(world.rounds, context);
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > world.rounds) throw new ArgumentError('rounds', `must be an integer in [1, ${world.rounds}] (the environment's rounds), got ${rounds}`);
     if (rounds > context) throw new ArgumentError('rounds', `${rounds} rounds is beyond the model's context of ${context}`);
-    const users = usersSpec(options.users, env);
-    if (meta && users.features) checkStatesInRange({ meta }, users.features, env.features, 'users.features');
+    const users = world.sim ? simUsersSpec(options.users, world.sim) : usersSpec(options.users, world.sy!);
+    if (meta && users.features) checkStatesInRange({ meta }, startStates(users.features, users.userIds.length, world), world.sim ? world.sim.simulator.stateDim : world.sy!.features, 'users.features');
+    const env = world.native;
     const base: NativeRolloutSpec = { env, rounds, budget: Infinity, policy: 'random', lambda: 0, ...users, threads: options.threads ?? 0 };
     progress({ phase: 'reference', rollouts: 0 });
     const reference = await nativeRollout(base);
@@ -249,7 +305,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
         let rollouts = 1;
         const s = await tsBisection(
           async (lambda, b) => {
-            const r = await tsRollout(meta, logits, env, users.userIds, users.features, rounds, lambda, b);
+            const r = await tsRollout(meta, logits, world.sy!, users.userIds, users.features, rounds, lambda, b);
             progress({ phase: Number.isFinite(b) ? 'plan' : 'search', rollouts: ++rollouts, lambda, cost: r.cost, budget });
             return r;
           },
@@ -283,6 +339,17 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
 }
 
 export { tsBisection, type TsRolloutResult, type TsSearchResult } from './ts-rollout.js';
+
+/** The starting states of `features` (SY: static features; simulator: states, without history columns). */
+function startStates(features: Float64Array, n: number, world: World): Float64Array {
+  if (!world.sim) return features;
+  const d = world.sim.simulator.stateDim;
+  const w = features.length / n;
+  if (w === d) return features;
+  const out = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) out.set(features.subarray(i * w, i * w + d), i * d);
+  return out;
+}
 
 /** One rollout of some users at a given λ and budget: the unit of work of a sharded solve (src/cluster). */
 export interface SliceRolloutOptions {
@@ -321,8 +388,8 @@ export interface SliceRolloutResult {
 export async function rolloutSlice(options: SliceRolloutOptions): Promise<SliceRolloutResult> {
   const policy = options.policy ?? 'codt';
   const definition = policyByName(String(policy));
-  const { kind = 'sy', ...syOptions } = options.env ?? {};
-  if (kind !== 'sy') throw new ArgumentError('env.kind', `must be 'sy' (the only environment so far), got ${String(kind)}`);
+  const { kind = 'sy', ...syOptions } = (options.env ?? {}) as SyOptions & { kind?: string };
+  if (kind !== 'sy') throw new ArgumentError('env.kind', `must be 'sy' (slices run in SY), got ${String(kind)}`);
   const env = resolveSyConfig({ ...syOptions, users: 1 });
   if (typeof options.lambda !== 'number' || !Number.isFinite(options.lambda) || options.lambda < 0) throw new ArgumentError('lambda', `must be finite and >= 0, got ${String(options.lambda)}`);
   if (typeof options.budget !== 'number' || Number.isNaN(options.budget) || options.budget <= 0) throw new ArgumentError('budget', `must be > 0 (Infinity: none), got ${String(options.budget)}`);
