@@ -22,6 +22,7 @@ import { registerEval } from './cli/eval.js';
 import { registerFitSim } from './cli/fit-sim.js';
 import { installInterruptHandlers, Interrupted } from './cli/interrupt.js';
 import { registerShard } from './cli/shard.js';
+import { registerSimCheck } from './cli/sim-check.js';
 import { registerSolve } from './cli/solve.js';
 import { registerSynth } from './cli/synth.js';
 import { registerTrain } from './cli/train.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerData(program);
   registerTrain(program);
   registerFitSim(program);
+  registerSimCheck(program);
   registerSolve(program);
   registerDecide(program);
   registerEval(program);
