@@ -20,6 +20,7 @@ import { loadNativeModel, type NativeModel } from '../native/index.js';
 import { solve, type SolveOptions, type SolveResult } from '../solve/index.js';
 import { chooseKeepProbability, controlArm, fixedArmRollout } from './fixed-arm.js';
 import { writeJsonAtomic } from './files.js';
+import { scoredMethods } from './scored-methods.js';
 
 /** What a method is in the comparison. */
 export type MethodRole =
@@ -399,6 +400,8 @@ export const METHODS: readonly EvalMethod<any>[] = [
   // policyMethod<BanditPrior>({ name: 'bandit', label: 'Bandit', policy: 'bandit', lambdaSearched: true, description: 'batched Thompson sampling on r − λ·c, prior from the log',
   //   fit: async (ctx) => ({ artifact: fitBanditPrior(ctx.data.train, { seed: ctx.data.seed }), fitted: true }), solveOptions: (bandit) => ({ bandit }) }),
   // CMDP25/50/75 (fitted-Q at a fixed λ: lambdaSearched false, one fit per λ) and DFCL go here the same way.
+  // CMDP25/50/75 and DFCL: greedy in XGBoost scores, rolled out in SY's TS reference (src/eval/scored-methods.ts)
+  ...scoredMethods,
   policyMethod({ name: 'random', label: 'Random', description: 'the uniform logging policy, cut by the budget', policy: 'random', lambdaSearched: false }),
   bestArmMethod,
   noCouponMethod,

@@ -1,0 +1,231 @@
+/**
+ * Greedy "scored" policies on SY: at each round every test user gets argmax over joint actions
+ * of score_r(s, h, a) − λ·score_c(s, h, a), where the scores come from XGBoost heads of an
+ * OutcomeModel (src/sim/outcome.ts) evaluated on the design row of the user's observed path so
+ * far (state, action one-hot, round, history features: the same columns `buildFeatures` makes
+ * for a logged trajectory). CMDP (src/policy/cmdp.ts: score_r = Q, score_c = 0, λ fixed) and
+ * DFCL (src/policy/dfcl.ts: score_r = r̂, score_c = ĉ, λ searched) act through it.
+ *
+ * The rollout runs in SY's TypeScript reference (the same equations and counter-based draws as
+ * native/env_sy.cc, as src/eval/fixed-arm.ts) under the budget rule of native/rollout.cc: a
+ * round's offers are checked in id order against spend so far, a coupon withheld when, if
+ * redeemed, it would take realised spend over the budget. It is not a native Policy: scoring a
+ * booster per round from C++ would need the outcome registry inside the rollout baton (a change
+ * to native/napi/js_rollout.cc); the TS path predicts a whole round of users per booster call.
+ */
+import { ArgumentError } from '../errors.js';
+import type { Trajectories } from '../data/trajectories.js';
+import { syCouponValue, syInitialUser, syObserve, syPurchaseDraw, syStep, syWeights, type SyConfig } from '../data/synth.js';
+import { buildFeatures, jointActions, setActionColumns, type FeatureLayout } from '../sim/features.js';
+import type { OutcomeModel } from '../sim/outcome.js';
+
+/** Scores of every joint action for design rows x [n, layout width]: [n*K], action fastest. */
+export interface ActionScorer {
+  layout: FeatureLayout;
+  /** [K*A] joint actions in the layout's index space. */
+  actions: Int32Array;
+  K: number;
+  score(x: Float32Array, threads?: number): Promise<{ reward: Float64Array; cost: Float64Array }>;
+}
+
+/** Expected reward (and cost) of every joint action from an outcome model's heads (p·e per outcome; cost 0 without cost heads). */
+export function outcomeScorer(model: OutcomeModel, options: { cost?: boolean } = {}): ActionScorer {
+  const layout = model.layout;
+  const actions = jointActions(layout.actionSizes);
+  const A = layout.actionSizes.length;
+  const K = actions.length / A;
+  const useCost = options.cost ?? true;
+  return {
+    layout,
+    actions,
+    K,
+    async score(x, threads) {
+      const p = layout.names.length;
+      const n = x.length / p;
+      const reward = new Float64Array(n * K);
+      const cost = new Float64Array(n * K);
+      const z = new Float32Array(x);
+      for (let a = 0; a < K; a++) {
+        setActionColumns(z, layout, actions.subarray(a * A, (a + 1) * A));
+        const h = await model.predictRows(z, { threads });
+        for (let r = 0; r < n; r++) {
+          reward[r * K + a] = (h.pReward?.[r] ?? 0) * (h.eReward?.[r] ?? 0);
+          cost[r * K + a] = useCost ? (h.pCost?.[r] ?? 0) * (h.eCost?.[r] ?? 0) : 0;
+        }
+      }
+      return { reward, cost };
+    },
+  };
+}
+
+/** argmax_a reward − λ·cost per row ([n*K] scores); ties to the lower index. */
+export function greedyActions(reward: Float64Array, cost: Float64Array, K: number, lambda: number): Int32Array {
+  const n = reward.length / K;
+  const out = new Int32Array(n);
+  for (let r = 0; r < n; r++) {
+    let best = -Infinity;
+    for (let a = 0; a < K; a++) {
+      const v = reward[r * K + a] - lambda * cost[r * K + a];
+      if (v > best) [best, out[r]] = [v, a];
+    }
+  }
+  return out;
+}
+
+export interface ScoredRolloutSpec {
+  env: SyConfig;
+  rounds: number;
+  userIds: Uint32Array;
+  /** A trajectories of the training log: its layout metadata (state names, encodings) is reused for the test users' paths. */
+  template: Trajectories;
+  scorer: ActionScorer;
+  lambda: number;
+  /** Infinity: none. */
+  budget: number;
+  threads?: number;
+}
+
+export interface ScoredRollout {
+  revenue: number;
+  cost: number;
+  coupons: number;
+  blocked: number;
+}
+
+/** Rolls SY forward for `userIds`, each round's actions greedy in the scorer's scores at λ, the budget enforced. */
+export async function scoredRollout(spec: ScoredRolloutSpec): Promise<ScoredRollout> {
+  const { env, rounds: T, userIds, template, scorer, lambda, budget } = spec;
+  if (!(budget > 0)) throw new ArgumentError('budget', `must be > 0 (Infinity: none), got ${budget}`);
+  if (!Number.isFinite(lambda)) throw new ArgumentError('lambda', 'must be finite');
+  const d = template.stateDim;
+  const A = template.actionDims;
+  if (d !== env.features + 3 || A !== env.actionDims.length) throw new ArgumentError('template', `does not look like an SY log of this environment (state ${d}, expected ${env.features + 3})`);
+  // trajectory action index → SY action index, per dimension
+  const toSy = template.actionEncodings.map((e, j) =>
+    e.values.map((v) => {
+      const k = env.actionDims[j].values.findIndex((w) => Number(w) === Number(v));
+      if (k < 0) throw new ArgumentError('template', `action value ${String(v)} of ${e.column} is not in the environment`);
+      return k;
+    }),
+  );
+  const N = userIds.length;
+  const w = syWeights(env);
+  const users = Array.from(userIds, (id) => syInitialUser(env, w, id));
+  const traj: Trajectories = {
+    ...template,
+    source: 'scored rollout',
+    users: N,
+    rounds: T,
+    userIds: Array.from(userIds, String),
+    lengths: new Int32Array(N),
+    mask: new Uint8Array(N * T),
+    states: new Float32Array(N * T * d),
+    actions: new Int32Array(N * T * A),
+    rewards: new Float32Array(N * T),
+    costs: new Float32Array(N * T),
+    rtg: new Float32Array(N * T),
+    ctg: new Float32Array(N * T),
+    lambda: undefined,
+    filled: undefined,
+  };
+  const layout = { ...scorer.layout };
+  const p = layout.names.length;
+  const out: ScoredRollout = { revenue: 0, cost: 0, coupons: 0, blocked: 0 };
+  let spent = 0;
+  const control = template.actionEncodings.map((_, j) => scorer.layout.control[j]);
+  const controlSy = control.map((k, j) => toSy[j][k]);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < N; i++) {
+      syObserve(env, users[i], t, traj.states, (i * T + t) * d);
+      traj.mask[i * T + t] = 1;
+      traj.lengths[i] = t + 1;
+    }
+    const m = buildFeatures(traj, layout);
+    const x = new Float32Array(N * p);
+    let n = 0;
+    for (let r = 0; r < m.rows; r++) if (m.cells[r] % T === t) x.set(m.x.subarray(r * p, (r + 1) * p), p * n++);
+    const s = await scorer.score(x, spec.threads);
+    const chosen = greedyActions(s.reward, s.cost, scorer.K, lambda);
+    let running = spent;
+    const offers: number[][] = new Array(N);
+    for (let i = 0; i < N; i++) {
+      const a = scorer.actions.subarray(chosen[i] * A, (chosen[i] + 1) * A);
+      const sy = Array.from(a, (k, j) => toSy[j][k]);
+      const value = syCouponValue(env, sy, users[i].consts.basket);
+      let take = sy;
+      if (value > 0) {
+        if (Number.isFinite(budget) && running + value > budget) {
+          take = controlSy;
+          out.blocked++;
+        } else {
+          out.coupons++;
+          if (Number.isFinite(budget) && syPurchaseDraw(env, users[i], t, value).purchase) running += value;
+        }
+      }
+      offers[i] = take;
+      for (let j = 0; j < A; j++) traj.actions[(i * T + t) * A + j] = take === controlSy ? control[j] : a[j];
+    }
+    let roundCost = 0;
+    for (let i = 0; i < N; i++) {
+      const step = syStep(env, users[i], t, offers[i]);
+      traj.rewards[i * T + t] = step.reward;
+      traj.costs[i * T + t] = step.cost;
+      out.revenue += step.reward;
+      roundCost += step.cost;
+    }
+    spent += roundCost;
+    out.cost += roundCost;
+  }
+  return out;
+}
+
+export interface LambdaSearchResult extends ScoredRollout {
+  lambda: number;
+  rollouts: number;
+  budgetNotBinding: boolean;
+  needsMoreThanLambdaMax: boolean;
+  trace: Array<{ lambda: number; revenue: number; cost: number }>;
+}
+
+/**
+ * The λ search of a scored policy: the natural (unbudgeted) spend C(λ) is bracketed and
+ * bisected to the smallest λ with C(λ) ≤ budget (tolerance `tol` of the budget, at most
+ * `maxRollouts` natural rollouts), then one budgeted rollout at that λ is the result.
+ */
+export async function searchScoredLambda(spec: Omit<ScoredRolloutSpec, 'lambda'>, options: { lambdaMax?: number; maxRollouts?: number; tol?: number } = {}): Promise<LambdaSearchResult> {
+  const lambdaMax = options.lambdaMax ?? 20;
+  const maxRollouts = options.maxRollouts ?? 14;
+  const tol = options.tol ?? 0.01;
+  const trace: LambdaSearchResult['trace'] = [];
+  const natural = async (lambda: number) => {
+    const r = await scoredRollout({ ...spec, lambda, budget: Infinity });
+    trace.push({ lambda, revenue: r.revenue, cost: r.cost });
+    return r.cost;
+  };
+  let lambda: number;
+  let budgetNotBinding = false;
+  let needsMore = false;
+  if ((await natural(0)) <= spec.budget) {
+    lambda = 0;
+    budgetNotBinding = true;
+  } else if ((await natural(lambdaMax)) > spec.budget) {
+    lambda = lambdaMax;
+    needsMore = true;
+  } else {
+    let lo = 0;
+    let hi = lambdaMax;
+    lambda = hi;
+    while (trace.length < maxRollouts) {
+      const mid = trace.length < 5 ? Math.sqrt((lo + 1e-3) * hi) : (lo + hi) / 2;  // geometric first: λ* is often ≪ λmax
+      const c = await natural(mid);
+      if (c > spec.budget) lo = mid;
+      else {
+        hi = mid;
+        lambda = mid;
+        if (c >= spec.budget * (1 - tol)) break;
+      }
+    }
+  }
+  const r = await scoredRollout({ ...spec, lambda, budget: spec.budget });
+  return { ...r, lambda, rollouts: trace.length + 1, budgetNotBinding, needsMoreThanLambdaMax: needsMore, trace };
+}
