@@ -75,7 +75,7 @@ export const dfclMethod: EvalMethod<OutcomeModel> = {
     cached(ctx, async () => {
       ctx.progress('fitting the response model and its decision-focused refit');
       const fit = await fitDfcl(ctx.data.train, { seed: ctx.data.seed, rounds: treesFor(ctx.settings.quick), threads: ctx.settings.threads });
-      return { model: fit.model, info: { objectiveBefore: fit.objective.before, objectiveAfter: fit.objective.after, kept: fit.objective.kept, lambdas: fit.lambdas } };
+      return { model: fit.model, info: { objectiveBefore: fit.objective.before, objectiveAfter: fit.objective.after, objectiveDifference: fit.objective.difference, kept: fit.objective.kept, lambdas: fit.lambdas } };
     }),
   async run(ctx, model): Promise<MethodOutcome> {
     if (!model) throw new ArgumentError('dfcl', 'not fitted');

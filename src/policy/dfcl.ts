@@ -16,7 +16,10 @@
  *    Weight_i = 1 + α · mean_λ g_i(λ) / mean(g), over a λ grid; `refits` rounds of this.
  * 3. The step is kept only when it raises the decision objective J (the IPW value of the greedy
  *    allocation, mean over the λ grid) on held-out validation users of the log; both J are
- *    reported (`before`, `after`), and which model was kept.
+ *    reported (`before`, `after`, the paired per-user difference with its standard error), and
+ *    which model was kept. Measured on SY static (3,000 users, 10 rounds): the re-weighting
+ *    lowers the held-out objective (83.9 → 80.9 per user; α = 0.3 and 3, and a λ grid at 1-2, also
+ *    lower it), so the two-stage model is what DFCL runs there.
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
@@ -49,7 +52,7 @@ export interface DfclFit {
   model: OutcomeModel;
   scorer: ActionScorer;
   /** J (IPW value per user, mean over the λ grid) of the two-stage start and of each refit, on the held-out users. */
-  objective: { before: number; after: number[]; kept: 'two-stage' | 'decision-focused' };
+  objective: { before: number; after: number[]; /** after − before per refit: mean and standard error over the held-out users (paired). */ difference: Array<{ mean: number; se: number }>; kept: 'two-stage' | 'decision-focused' };
   lambdas: number[];
   release(): void;
 }
@@ -92,14 +95,11 @@ function propensities(s: CellScores): Float64Array {
   return p;
 }
 
-/**
- * The decision objective: IPW value per user of the greedy allocation argmax r̂ − λ·ĉ, Σ over
- * the cells of [π = logged]·(r − λc)/p, mean over `lambdas`.
- */
-export async function decisionObjective(model: OutcomeModel, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<number> {
+/** Per user: Σ over the user's cells of [π = logged]·(r − λc)/p, mean over `lambdas` (the terms of the decision objective). */
+export async function userDecisionValues(model: OutcomeModel, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<Float64Array> {
   const s = await cellScores(model, traj, threads);
   const p = propensity ?? propensities(s);
-  let total = 0;
+  const out = new Float64Array(traj.users);
   for (const lambda of lambdas) {
     for (let r = 0; r < s.rows; r++) {
       let best = -Infinity;
@@ -110,10 +110,30 @@ export async function decisionObjective(model: OutcomeModel, traj: Trajectories,
       }
       if (arg !== s.logged[r]) continue;
       const c = s.cells[r];
-      total += (traj.rewards[c] - lambda * traj.costs[c]) / p[arg];
+      out[Math.floor(c / traj.rounds)] += (traj.rewards[c] - lambda * traj.costs[c]) / p[arg] / lambdas.length;
     }
   }
-  return total / lambdas.length / traj.users;
+  return out;
+}
+
+/**
+ * The decision objective: IPW value per user of the greedy allocation argmax r̂ − λ·ĉ, Σ over
+ * the cells of [π = logged]·(r − λc)/p, mean over `lambdas`.
+ */
+export async function decisionObjective(model: OutcomeModel, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<number> {
+  const v = await userDecisionValues(model, traj, lambdas, propensity, threads);
+  return v.reduce((a, b) => a + b, 0) / traj.users;
+}
+
+/** Mean and standard error of per-user a − b. */
+function pairedDifference(a: Float64Array, b: Float64Array): { mean: number; se: number } {
+  const n = a.length;
+  let m = 0;
+  for (let i = 0; i < n; i++) m += a[i] - b[i];
+  m /= n;
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (a[i] - b[i] - m) ** 2;
+  return { mean: m, se: Math.sqrt(v / Math.max(n - 1, 1) / n) };
 }
 
 /** Per-cell weights [N*T]: 1 + α · (decision-loss gradient share of the row). */
@@ -170,14 +190,19 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
   const start = await fit();
   const startScores = await cellScores(start, fitSet, params.threads);
   const p = propensities(startScores);
-  const before = await decisionObjective(start, valSet, lambdas, p, params.threads);
+  const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / v.length;
+  const startValues = await userDecisionValues(start, valSet, lambdas, p, params.threads);
+  const before = mean(startValues);
+  const differences: Array<{ mean: number; se: number }> = [];
   const models = [start];
   const js = [before];
   let scores = startScores;
   for (let k = 0; k < refits; k++) {
     const next = await fit(decisionWeights(scores, fitSet, lambdas, alpha, p));
     models.push(next);
-    js.push(await decisionObjective(next, valSet, lambdas, p, params.threads));
+    const values = await userDecisionValues(next, valSet, lambdas, p, params.threads);
+    js.push(mean(values));
+    differences.push(pairedDifference(values, startValues));
     if (k + 1 < refits) scores = await cellScores(next, fitSet, params.threads);
   }
   const after = js.slice(1);
@@ -188,7 +213,7 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
   return {
     model,
     scorer: outcomeScorer(model),
-    objective: { before, after, kept: model === start ? 'two-stage' : 'decision-focused' },
+    objective: { before, after, difference: differences, kept: model === start ? 'two-stage' : 'decision-focused' },
     lambdas,
     release: () => model.dispose(),
   };
