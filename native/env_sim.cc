@@ -157,7 +157,8 @@ std::vector<float> sim_design_matrix(const SimLayout& layout, uint64_t users, ui
 
 // ---- the fitted simulator ---------------------------------------------------------------------
 
-SimModel::SimModel(std::vector<std::shared_ptr<const OutcomeModel>> models, SimSpec spec) : models_(std::move(models)), spec_(std::move(spec)) {
+SimModel::SimModel(std::vector<std::shared_ptr<const OutcomeModel>> models, SimSpec spec, const std::vector<float>& check_rows)
+    : models_(std::move(models)), spec_(std::move(spec)) {
   require(!models_.empty() && models_.size() <= 65536, "simulator: needs 1 to 65536 outcome models");
   SimLayout& L = spec_.layout;
   L.finish();
@@ -193,6 +194,98 @@ SimModel::SimModel(std::vector<std::shared_ptr<const OutcomeModel>> models, SimS
   check_noise(spec_.cost_noise, "costNoise");
   require(spec_.max_cost.size() == L.joint_count(), "simulator: maxCost needs one value per joint action (" + std::to_string(L.joint_count()) + ")");
   for (double c : spec_.max_cost) require(std::isfinite(c) && c >= 0, "simulator: maxCost must be finite and >= 0");
+  compile_and_check(check_rows);
+}
+
+namespace {
+
+CompiledTrees compile_head(const OutcomeHead& head, uint64_t cols) {
+  if (head.constant || head.booster.empty()) return CompiledTrees::constant(static_cast<float>(head.value));
+  CompiledTrees t = CompiledTrees::compile(head.booster);
+  require(t.max_feature() < static_cast<int32_t>(cols), "simulator: head " + head.name + " splits on a column beyond its rows");
+  return t;
+}
+
+}  // namespace
+
+void SimModel::compile_and_check(const std::vector<float>& check_rows) {
+  const uint64_t p = static_cast<uint64_t>(spec_.layout.cols);
+  for (const auto& model : models_) {
+    const auto& heads = model->heads();
+    Compiled c{compile_head(heads[OutcomeModel::kPReward], p), compile_head(heads[OutcomeModel::kEReward], p), compile_head(heads[OutcomeModel::kPCost], p),
+               compile_head(heads[OutcomeModel::kECost], p), {}};
+    for (size_t j = 0; j < model->next_count(); ++j) c.next.push_back(compile_head(heads[OutcomeModel::kFirstNext + j], p + 2));
+    compiled_.push_back(std::move(c));
+  }
+  // the fast path against XGBoost (the reference) on the log's rows
+  require(check_rows.size() % p == 0, "simulator: checkRows must hold rows of " + std::to_string(p) + " columns");
+  const uint64_t n = check_rows.size() / p;
+  if (n == 0) return;
+  const size_t k = spec_.dynamic.size();
+  std::vector<float> want(n), got(n), with_outcome(n * (p + 2)), next(n * k), delta(n * k);
+  std::vector<float> reward(n), cost(n);
+  for (uint64_t r = 0; r < n; ++r) {
+    // outcomes that vary over the rows, so the transition heads' outcome splits are exercised
+    reward[r] = static_cast<float>(r % 3) * 7.5f;
+    cost[r] = static_cast<float>(r % 2) * 2.0f;
+    std::copy_n(check_rows.data() + r * p, p, with_outcome.data() + r * (p + 2));
+    with_outcome[r * (p + 2) + p] = reward[r];
+    with_outcome[r * (p + 2) + p + 1] = cost[r];
+  }
+  auto close = [](float a, float b) { return std::fabs(a - b) <= 1e-5f * (1.0f + std::fabs(b)); };
+  for (size_t m = 0; m < models_.size(); ++m) {
+    for (int h = 0; h < 4; ++h) {
+      float* outs_ref[4] = {nullptr, nullptr, nullptr, nullptr};
+      float* outs_fast[4] = {nullptr, nullptr, nullptr, nullptr};
+      outs_ref[h] = want.data();
+      outs_fast[h] = got.data();
+      models_[m]->predict(check_rows.data(), n, outs_ref[0], outs_ref[1], outs_ref[2], outs_ref[3], 1);
+      predict(m, check_rows.data(), n, outs_fast[0], outs_fast[1], outs_fast[2], outs_fast[3]);
+      for (uint64_t r = 0; r < n; ++r) {
+        require(close(got[r], want[r]), "simulator: the compiled trees of " + models_[m]->heads()[static_cast<size_t>(h)].name + " (model " + std::to_string(m) + ") give " + std::to_string(got[r]) +
+                                            " where XGBoost gives " + std::to_string(want[r]) + " (row " + std::to_string(r) + ")");
+      }
+    }
+    if (k == 0) continue;
+    models_[m]->predict_next(check_rows.data(), reward.data(), cost.data(), n, next.data(), 1);
+    predict_delta(m, with_outcome.data(), n, delta.data());
+    for (uint64_t r = 0; r < n; ++r) {
+      for (size_t j = 0; j < k; ++j) {
+        const float mine = check_rows[r * p + static_cast<uint64_t>(spec_.dynamic[j])] + delta[r * k + j];
+        require(close(mine, next[r * k + j]), "simulator: the compiled transition head " + std::to_string(j) + " (model " + std::to_string(m) + ") disagrees with XGBoost");
+      }
+    }
+  }
+}
+
+void SimModel::predict(size_t m, const float* rows, uint64_t n, float* p_reward, float* e_reward, float* p_cost, float* e_cost) const {
+  const Compiled& c = compiled_[m];
+  const uint64_t p = static_cast<uint64_t>(spec_.layout.cols);
+  if (p_reward != nullptr) c.p_reward.predict(rows, n, p, p_reward);
+  if (e_reward != nullptr) c.e_reward.predict(rows, n, p, e_reward);
+  if (e_cost != nullptr) c.e_cost.predict(rows, n, p, e_cost);
+  if (p_cost != nullptr) {
+    c.p_cost.predict(rows, n, p, p_cost);
+    const std::vector<int32_t>& free = models_[m]->zero_cost_columns();
+    if (!free.empty()) {
+      for (uint64_t r = 0; r < n; ++r) {
+        bool zero = true;
+        for (int32_t j : free) zero = zero && rows[r * p + static_cast<uint64_t>(j)] == 1.0f;
+        if (zero) p_cost[r] = 0.0f;
+      }
+    }
+  }
+}
+
+void SimModel::predict_delta(size_t m, const float* rows, uint64_t n, float* delta) const {
+  const Compiled& c = compiled_[m];
+  const size_t k = c.next.size();
+  const uint64_t w = static_cast<uint64_t>(spec_.layout.cols) + 2;
+  std::vector<float> one(n);
+  for (size_t j = 0; j < k; ++j) {
+    c.next[j].predict(rows, n, w, one.data());
+    for (uint64_t r = 0; r < n; ++r) delta[r * k + j] = one[r];
+  }
 }
 
 int64_t sim_add(std::shared_ptr<const SimModel> sim) {
@@ -213,10 +306,11 @@ struct SimEnvironment::Block final : EnvBlock {
   std::vector<SimHistory> history;
   mutable uint32_t parts_round = kNoRound;
   mutable std::vector<int32_t> parts_joint;           // [n] joint action the parts are for; -1: none
-  mutable std::vector<float> p_reward, e_reward, p_cost, e_cost;  // [n]
+  mutable std::vector<float> p_reward, e_reward, p_cost, e_cost;  // [n]; an amount only where its hurdle passed
+  mutable std::vector<double> u;                                  // [n] the round's hurdle uniform
   mutable uint32_t all_round = kNoRound;
   mutable std::vector<float> all_reward, all_cost;    // [n, K] expected, every joint action
-  mutable std::vector<float> rows, scratch;
+  mutable std::vector<float> rows, scratch, subset;
 };
 
 SimEnvironment::SimEnvironment(std::shared_ptr<const SimModel> sim, SimEnvConfig config) : sim_(std::move(sim)), config_(std::move(config)) {
@@ -299,7 +393,7 @@ void SimEnvironment::outcome_parts(const Block& b, uint32_t t, const int32_t* ac
   if (b.parts_round != t) {
     b.parts_round = t;
     b.parts_joint.assign(n, -1);
-    b.p_reward.resize(n), b.e_reward.resize(n), b.p_cost.resize(n), b.e_cost.resize(n);
+    b.p_reward.resize(n), b.e_reward.resize(n), b.p_cost.resize(n), b.e_cost.resize(n), b.u.resize(n);
   }
   // users whose parts are not yet known for their action this round
   std::vector<size_t> todo;
@@ -307,8 +401,9 @@ void SimEnvironment::outcome_parts(const Block& b, uint32_t t, const int32_t* ac
     if (b.parts_joint[i] != L.joint(actions + i * A)) todo.push_back(i);
   }
   if (todo.empty()) return;
-  // one prediction per outcome model, of the rows whose action it answers
-  std::vector<size_t> group;
+  // per outcome model, the rows whose action it answers: both hurdles' probabilities, then
+  // each amount only where its hurdle is passed (the hurdle's uniform is drawn here already)
+  std::vector<size_t> group, passed;
   for (size_t model = 0; model < sim_->model_count(); ++model) {
     group.clear();
     for (size_t i : todo) {
@@ -317,20 +412,32 @@ void SimEnvironment::outcome_parts(const Block& b, uint32_t t, const int32_t* ac
     if (group.empty()) continue;
     const size_t m = group.size();
     b.rows.resize(m * p);
-    b.scratch.resize(4 * m);
+    b.scratch.resize(3 * m);
+    b.subset.resize(m * p);
     for (size_t r = 0; r < m; ++r) {
       const size_t i = group[r];
       sim_design_row(L, b.state.data() + i * d, actions + i * A, round, b.history[i], b.rows.data() + r * p);
     }
     float* pr = b.scratch.data();
-    float* er = pr + m;
-    float* pc = er + m;
-    float* ec = pc + m;
-    sim_->model(model).predict(b.rows.data(), m, pr, er, pc, ec, 1);
+    float* pc = pr + m;
+    float* amount = pc + m;
+    sim_->predict(model, b.rows.data(), m, pr, nullptr, pc, nullptr);
     for (size_t r = 0; r < m; ++r) {
       const size_t i = group[r];
-      b.p_reward[i] = pr[r], b.e_reward[i] = er[r], b.p_cost[i] = pc[r], b.e_cost[i] = ec[r];
+      b.u[i] = CounterStream(config_.seed, b.ids[i], round, kStreamSimOutcome).uniform();
+      b.p_reward[i] = pr[r], b.p_cost[i] = pc[r], b.e_reward[i] = 0, b.e_cost[i] = 0;
       b.parts_joint[i] = L.joint(actions + i * A);
+    }
+    for (int which = 0; which < 2; ++which) {
+      passed.clear();
+      for (size_t r = 0; r < m; ++r) {
+        if (b.u[group[r]] < (which == 0 ? pr[r] : pc[r])) passed.push_back(r);
+      }
+      if (passed.empty()) continue;
+      for (size_t q = 0; q < passed.size(); ++q) std::copy_n(b.rows.data() + passed[q] * p, p, b.subset.data() + q * p);
+      if (which == 0) sim_->predict(model, b.subset.data(), passed.size(), nullptr, amount, nullptr, nullptr);
+      else sim_->predict(model, b.subset.data(), passed.size(), nullptr, nullptr, nullptr, amount);
+      for (size_t q = 0; q < passed.size(); ++q) (which == 0 ? b.e_reward : b.e_cost)[group[passed[q]]] = amount[q];
     }
   }
 }
@@ -344,7 +451,7 @@ void SimEnvironment::draw(const Block& b, uint32_t t, const int32_t* actions, do
   const uint32_t round = config_.start_round + t;
   for (size_t i = 0; i < b.size(); ++i) {
     CounterStream stream(config_.seed, b.ids[i], round, kStreamSimOutcome);
-    const double u = stream.uniform(), u_reward = stream.uniform(), u_cost = stream.uniform();
+    const double u = stream.uniform(), u_reward = stream.uniform(), u_cost = stream.uniform();  // u == b.u[i]
     const double r = u < b.p_reward[i] ? b.e_reward[i] * noise(s.reward_noise, u_reward) : 0.0;
     const double cap = s.max_cost[static_cast<size_t>(s.layout.joint(actions + i * A))];
     const double c = u < b.p_cost[i] ? std::min(std::max(b.e_cost[i] * noise(s.cost_noise, u_cost), 0.0), cap) : 0.0;
@@ -385,7 +492,16 @@ void SimEnvironment::step(EnvBlock& block, uint32_t t, const int32_t* actions, d
           c[g] = static_cast<float>(cost[i]);
         }
         const OutcomeModel& om = sim_->model(model);
-        om.predict_next(b.rows.data(), r.data(), c.data(), m, next.data(), 1);
+        b.subset.resize(m * (p + 2));
+        for (size_t g = 0; g < m; ++g) {
+          std::copy_n(b.rows.data() + g * p, p, b.subset.data() + g * (p + 2));
+          b.subset[g * (p + 2) + p] = r[g];
+          b.subset[g * (p + 2) + p + 1] = c[g];
+        }
+        sim_->predict_delta(model, b.subset.data(), m, next.data());
+        for (size_t g = 0; g < m; ++g) {
+          for (size_t j = 0; j < k; ++j) next[g * k + j] += b.state[group[g] * d + static_cast<size_t>(s.dynamic[j])];
+        }
         for (size_t g = 0; g < m; ++g) {
           const size_t i = group[g];
           CounterStream stream(config_.seed, b.ids[i], round, kStreamSimState);
@@ -433,7 +549,7 @@ bool SimEnvironment::expected(const EnvBlock& block, size_t i, uint32_t t, const
     // every joint action of every user of the block: one prediction per action and head
     const uint32_t round = config_.start_round + t;
     std::vector<int32_t> joint(A);
-    std::vector<float> er(n), ec(n);
+    std::vector<float> pr(n), er(n), pc(n), ec(n);
     b.rows.resize(n * p);
     b.all_reward.resize(n * K);
     b.all_cost.resize(n * K);
@@ -444,10 +560,10 @@ bool SimEnvironment::expected(const EnvBlock& block, size_t i, uint32_t t, const
         rest /= static_cast<size_t>(L.action_sizes[j]);
       }
       for (size_t u = 0; u < n; ++u) sim_design_row(L, b.state.data() + u * d, joint.data(), round, b.history[u], b.rows.data() + u * p);
-      sim_->model(sim_->model_of(static_cast<int32_t>(k))).expected(b.rows.data(), n, er.data(), ec.data(), 1);
+      sim_->predict(sim_->model_of(static_cast<int32_t>(k)), b.rows.data(), n, pr.data(), er.data(), pc.data(), ec.data());
       for (size_t u = 0; u < n; ++u) {
-        b.all_reward[u * K + k] = er[u];
-        b.all_cost[u * K + k] = ec[u];
+        b.all_reward[u * K + k] = pr[u] * er[u];
+        b.all_cost[u * K + k] = pc[u] * ec[u];
       }
     }
     b.all_round = t;

@@ -28,8 +28,9 @@
 // - Dynamic features are clipped to their logged range: trees say nothing beyond it.
 //
 // Every draw is keyed by (seed, user id, absolute round, stream), so results do not depend on
-// the thread count or the block a user falls in. Predictions run per block and round: one
-// XGBoost in-place prediction of the block's rows per head (thread-safe, see native/xgb.h).
+// the thread count or the block a user falls in. Predictions run per block, round and model
+// with the heads' trees compiled to flat arrays (env_sim_trees.h; checked against XGBoost when
+// the simulator is created), and an amount is predicted only where its hurdle was passed.
 //
 // Users start at round `start_round` (0: a fresh start) from given states, optionally with
 // their history so far (a log's users "from their logged history on").
@@ -39,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "env_sim_trees.h"
 #include "env_sy.h"
 #include "environment.h"
 #include "outcome.h"
@@ -103,16 +105,30 @@ struct SimSpec {
 
 class SimModel {
  public:
-  // Throws std::invalid_argument when spec and models disagree (columns, transition heads).
-  SimModel(std::vector<std::shared_ptr<const OutcomeModel>> models, SimSpec spec);
+  // Throws std::invalid_argument when spec and models disagree (columns, transition heads), or
+  // when the compiled trees disagree with XGBoost on `check_rows` [m, cols] (design rows of
+  // the log; may be empty).
+  SimModel(std::vector<std::shared_ptr<const OutcomeModel>> models, SimSpec spec, const std::vector<float>& check_rows = {});
   size_t model_count() const { return models_.size(); }
   const OutcomeModel& model(size_t m) const { return *models_[m]; }
   // The model that answers joint action k.
   size_t model_of(int32_t joint) const { return static_cast<size_t>(spec_.arm_model[static_cast<size_t>(joint)]); }
   const SimSpec& spec() const { return spec_; }
 
+  // The hurdle parts of model m for design rows [n, cols], by the compiled trees; any output
+  // may be null (skipped). As OutcomeModel::predict, rows of a zero-cost control get P(c≠0) 0.
+  void predict(size_t m, const float* rows, uint64_t n, float* p_reward, float* e_reward, float* p_cost, float* e_cost) const;
+  // The transition heads' deltas [n, k] for rows [n, cols + 2] = [x | r | c].
+  void predict_delta(size_t m, const float* rows, uint64_t n, float* delta) const;
+
  private:
+  void compile_and_check(const std::vector<float>& check_rows);
+  struct Compiled {
+    CompiledTrees p_reward, e_reward, p_cost, e_cost;
+    std::vector<CompiledTrees> next;
+  };
   std::vector<std::shared_ptr<const OutcomeModel>> models_;
+  std::vector<Compiled> compiled_;
   SimSpec spec_;
 };
 

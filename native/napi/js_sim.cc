@@ -43,7 +43,8 @@ SimLayout read_layout(const Napi::Value& v) {
   return L;
 }
 
-// simCreate({ outcomes: id[], armModel, layout, dynamic, dynamicMin, dynamicMax, clock, clockValues, rewardNoise, costNoise, maxCost }) -> id
+// simCreate({ outcomes: id[], armModel, layout, dynamic, dynamicMin, dynamicMax, clock, clockValues, rewardNoise, costNoise, maxCost,
+//   checkRows?: Float32Array [m, cols] design rows on which the compiled trees must equal XGBoost }) -> id
 Napi::Value JS_simCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1) throw error(env, "simCreate(spec) expects an object");
@@ -63,8 +64,10 @@ Napi::Value JS_simCreate(const Napi::CallbackInfo& info) {
   s.reward_noise = read_number_array(o.Get("rewardNoise"), "spec.rewardNoise");
   s.cost_noise = read_number_array(o.Get("costNoise"), "spec.costNoise");
   s.max_cost = read_number_array(o.Get("maxCost"), "spec.maxCost");
+  std::vector<float> check;
+  if (!o.Get("checkRows").IsUndefined()) check = copy_typed<float, napi_float32_array>(o.Get("checkRows"), "spec.checkRows");
   try {
-    return Napi::Number::New(env, static_cast<double>(sim_add(std::make_shared<const SimModel>(std::move(models), std::move(s)))));
+    return Napi::Number::New(env, static_cast<double>(sim_add(std::make_shared<const SimModel>(std::move(models), std::move(s), check))));
   } catch (const std::exception& e) {
     throw error_from(env, e);
   }

@@ -58,6 +58,8 @@ export interface NativeSimSpec {
   rewardNoise: number[];
   costNoise: number[];
   maxCost: number[];
+  /** [m, cols] design rows on which the compiled trees must equal XGBoost's predictions. */
+  checkRows?: Float32Array;
 }
 
 /** What a simulator trace recorded (native/env_sim.h `SimTrace`). */

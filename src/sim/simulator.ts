@@ -81,6 +81,8 @@ export interface SimulatorHeader {
   costNoise: number[];
   /** [joint actions] (src/sim/features.ts `jointActions` order) */
   maxCost: number[];
+  /** Design rows of the log (float32 little-endian, base64): the compiled trees must equal XGBoost on them when loaded. */
+  checkRows: string;
   fit: { source: string; users: number; rows: number; seconds: number; validationFraction: number; arms: 'per-arm' | 'pooled'; params: OutcomeParams; xgboost: string };
 }
 
@@ -205,7 +207,24 @@ function nativeSpec(outcomes: OutcomeModel[], h: SimulatorHeader): NativeSimSpec
     rewardNoise: h.rewardNoise,
     costNoise: h.costNoise,
     maxCost: h.maxCost,
+    checkRows: decodeRows(h.checkRows),
   };
+}
+
+const CHECK_ROWS = 128;
+
+function encodeRows(x: Float32Array): string {
+  const le = new Uint8Array(x.length * 4);
+  const view = new DataView(le.buffer);
+  x.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  return Buffer.from(le).toString('base64');
+}
+
+function decodeRows(text: string | undefined): Float32Array | undefined {
+  if (!text) return undefined;
+  const bytes = Buffer.from(text, 'base64');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Float32Array.from({ length: Math.floor(bytes.length / 4) }, (_, i) => view.getFloat32(i * 4, true));
 }
 
 /**
@@ -470,6 +489,7 @@ export async function fitSimulator(traj: Trajectories, options: SimulatorFitOpti
       rewardNoise,
       costNoise,
       maxCost,
+      checkRows: encodeRows(Float32Array.from({ length: Math.min(CHECK_ROWS, m.rows) * p }, (_, q) => m.x[Math.floor((Math.floor(q / p) * m.rows) / Math.min(CHECK_ROWS, m.rows)) * p + (q % p)])),
       fit: { source: traj.source, users: traj.users, rows: m.rows, seconds: (performance.now() - t0) / 1000, validationFraction: fraction, arms: perArm ? 'per-arm' : 'pooled', params, xgboost: outcomes[0].xgboost },
     };
     const sim = new Simulator(outcomes, header);

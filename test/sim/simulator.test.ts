@@ -60,6 +60,19 @@ describe('the simulator fitted on SY', () => {
     expect(sim.header.rewardNoise).toHaveLength(101);
   });
 
+  it('one pooled model when asked (the action one-hot; its compiled trees checked against XGBoost on creation, control cost included)', async () => {
+    const pooled = await fitSimulator(selectUsers(train, range(0, 1500)), { seed: 1, arms: 'pooled' });
+    try {
+      expect(pooled.outcomes).toHaveLength(1);
+      expect(pooled.header.armModel).toEqual([0, 0, 0, 0]);
+      const r = await nativeRollout({ env: pooled.nativeEnv(), rounds: ROUNDS, budget: Infinity, policy: 'random', lambda: 0, ...simUsers(pooled, selectUsers(test, range(0, 300))) });
+      expect(r.revenue).toBeGreaterThan(0);
+      expect(r.cost).toBeGreaterThan(0);
+    } finally {
+      pooled.dispose();
+    }
+  });
+
   it('no coupon and Random: revenue (and Random cost) within 6% of the truth on the same fresh users', async () => {
     const users = simUsers(sim, test);
     expect(Array.from(users.userIds.subarray(0, 3))).toEqual([TRAIN, TRAIN + 1, TRAIN + 2]);
