@@ -1,6 +1,5 @@
 #include "codt.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -10,30 +9,8 @@
 namespace saco {
 namespace {
 
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMap = Eigen::Map<const RowMatrix>;
-using Map = Eigen::Map<RowMatrix>;
-
 void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
-}
-
-// One causal attention read: q[D] against keys/values [len, D] (rows d apart); out[D].
-// Heads split D. Scores and the weighted sum are matrix-vector products per head.
-void attend(const float* q, const float* keys, const float* values, int len, int heads, int d, float* scores, float* out) {
-  using Rows = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
-  const int hd = d / heads;
-  const float inv = 1.0f / std::sqrt(static_cast<float>(hd));
-  Eigen::Map<Eigen::VectorXf> p(scores, len);
-  for (int h = 0; h < heads; ++h) {
-    Rows k(keys + h * hd, len, hd, Eigen::OuterStride<>(d));
-    Rows v(values + h * hd, len, hd, Eigen::OuterStride<>(d));
-    p.noalias() = k * Eigen::Map<const Eigen::VectorXf>(q + h * hd, hd);
-    p *= inv;
-    p = (p.array() - p.maxCoeff()).exp();
-    p /= p.sum();
-    Eigen::Map<Eigen::RowVectorXf>(out + h * hd, hd).noalias() = p.transpose() * v;
-  }
 }
 
 // h[rows, D] += MLP(LN2(h)) with the scratch buffers given.
@@ -201,15 +178,42 @@ CodtDecoder::CodtDecoder(const CodtModel& model, int capacity, int max_rounds)
     : model_(model), capacity_(capacity), batch_(capacity),
       max_pos_((max_rounds > 0 ? std::min(max_rounds, model.config.context) : model.config.context) * model.config.tokens_per_round()) {
   require(capacity >= 1, "decoder batch must be >= 1");
-  const size_t per_layer = static_cast<size_t>(capacity) * max_pos_ * model.config.d_model;
-  k_cache_.resize(per_layer * model.config.layers);
-  v_cache_.resize(per_layer * model.config.layers);
+  key_stride_ = (max_pos_ + 15) / 16 * 16;
+  const size_t D = static_cast<size_t>(model.config.d_model);
+  k_cache_.resize(static_cast<size_t>(capacity) * D * key_stride_ * model.config.layers);
+  v_cache_.resize(static_cast<size_t>(capacity) * max_pos_ * D * model.config.layers);
 }
 
 void CodtDecoder::reset(int batch) {
   require(batch >= 1 && batch <= capacity_, "decoder batch must be in [1, capacity]");
   batch_ = batch;
   pos_ = 0;
+  shared_ = 0;
+}
+
+void CodtDecoder::append_shared(TokenKind kind, int round, const float* values, float lambda) {
+  require(prefix_shared(), "a shared token must follow shared tokens only");
+  require(kind != TokenKind::kState, "a state token is never shared (its output is read per user)");
+  const int B = batch_;
+  batch_ = 1;  // user 0 computes it, reading its own (shared) prefix
+  try {
+    append(kind, round, values, &lambda, nullptr);
+  } catch (...) {
+    batch_ = B;
+    throw;
+  }
+  batch_ = B;
+  const size_t D = static_cast<size_t>(model_.config.d_model), at = static_cast<size_t>(pos_ - 1);
+  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
+  for (int l = 0; l < model_.config.layers; ++l) {
+    float* kc = k_cache_.data() + key_user * capacity_ * l;
+    float* vc = v_cache_.data() + value_user * capacity_ * l;
+    for (int b = 1; b < B; ++b) {
+      for (size_t i = 0; i < D; ++i) kc[key_user * b + i * key_stride_ + at] = kc[i * key_stride_ + at];
+      std::copy_n(vc + at * D, D, vc + value_user * b + at * D);
+    }
+  }
+  ++shared_;
 }
 
 void CodtDecoder::append(TokenKind kind, int round, const float* values, const float* lambda, float* logits) {
@@ -224,30 +228,37 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
   k_.resize(x_.size());
   v_.resize(x_.size());
   o_.resize(x_.size());
-  att_.resize(static_cast<size_t>(max_pos_));
+  att_.resize(static_cast<size_t>(key_stride_));
   embed_kind(model_, kind, values, B, x_.data(), in_);
   for (int b = 0; b < B; ++b) add_time_and_lambda(model_, round, lambda ? lambda[b] : 0.0f, x_.data() + static_cast<size_t>(b) * D);
   layernorm_forward(h_.data(), x_.data(), model_.w.embed_ln_g, model_.w.embed_ln_b, B, D);
-  const size_t per_layer = static_cast<size_t>(capacity_) * max_pos_ * D;
+  const size_t key_user = static_cast<size_t>(D) * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (int l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.w.layers[l];
     layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, B, D);
     matmul_forward(k_.data(), a_.data(), L.wk, L.bk, B, D, D);
     matmul_forward(v_.data(), a_.data(), L.wv, L.bv, B, D, D);
-    float* kc = k_cache_.data() + per_layer * l;
-    float* vc = v_cache_.data() + per_layer * l;
-    for (int b = 0; b < B; ++b) {
-      const size_t user = static_cast<size_t>(b) * max_pos_ * D;
-      std::copy_n(k_.data() + static_cast<size_t>(b) * D, D, kc + user + static_cast<size_t>(pos_) * D);
-      std::copy_n(v_.data() + static_cast<size_t>(b) * D, D, vc + user + static_cast<size_t>(pos_) * D);
-    }
+    float* kc = k_cache_.data() + key_user * capacity_ * l;
+    float* vc = v_cache_.data() + value_user * capacity_ * l;
+    // the key goes in as a column of the transposed cache: written just before that user's
+    // attention reads the same lines
+    auto store_key = [&](int b) {
+      const float* key = k_.data() + static_cast<size_t>(b) * D;
+      float* kt = kc + key_user * b + pos_;
+      for (int i = 0; i < D; ++i) kt[static_cast<size_t>(i) * key_stride_] = key[i];
+    };
+    for (int b = 0; b < B; ++b) std::copy_n(v_.data() + static_cast<size_t>(b) * D, D, vc + value_user * b + static_cast<size_t>(pos_) * D);
     // Only the state token's last-layer output is ever read (by the head); other tokens
     // matter to later tokens through their keys and values alone.
-    if (l == c.layers - 1 && kind != TokenKind::kState) break;
+    if (l == c.layers - 1 && kind != TokenKind::kState) {
+      for (int b = 0; b < B; ++b) store_key(b);
+      break;
+    }
     matmul_forward(q_.data(), a_.data(), L.wq, L.bq, B, D, D);
     for (int b = 0; b < B; ++b) {
-      const size_t user = static_cast<size_t>(b) * max_pos_ * D;
-      attend(q_.data() + static_cast<size_t>(b) * D, kc + user, vc + user, pos_ + 1, c.heads, D, att_.data(), o_.data() + static_cast<size_t>(b) * D);
+      store_key(b);
+      attend_cached(q_.data() + static_cast<size_t>(b) * D, kc + key_user * b, vc + value_user * b, pos_ + 1, key_stride_, D, c.heads, att_.data(),
+                    o_.data() + static_cast<size_t>(b) * D);
     }
     proj_.resize(x_.size());
     matmul_forward(proj_.data(), o_.data(), L.wo, L.bo, B, D, D);
@@ -274,19 +285,40 @@ void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t
   }
 }
 
-void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads) {
+bool rows_independent(const CodtConfig& c) { return matmul_rows_independent() && (4 * c.d_model) % 16 == 0; }
+
+void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix) {
   const CodtConfig& c = model.config;
   const int T = in.rounds, d = c.state_dim, K = c.action_width();
-  constexpr int kBlock = 128;  // the rollouts' block: one decoder shape for every caller
-  const int blocks = (in.batch + kBlock - 1) / kBlock;
-  parallel_for(static_cast<size_t>(blocks), resolve_threads(threads), [&](size_t first, size_t last) {
+  // Fixed blocks (the rollouts' size: their KV caches stay in a core's L2 over the rounds),
+  // claimed by the threads, so the result does not depend on the thread count.
+  constexpr int block = 16;
+  const unsigned workers = resolve_threads(threads);
+  const int blocks = (in.batch + block - 1) / block;
+  parallel_for(static_cast<size_t>(blocks), workers, [&](size_t first, size_t last) {
     for (size_t blk = first; blk < last; ++blk) {
-      const int u0 = static_cast<int>(blk) * kBlock;
-      const int B = std::min(kBlock, in.batch - u0);
+      const int u0 = static_cast<int>(blk) * block;
+      const int B = std::min(block, in.batch - u0);
       CodtDecoder dec(model, B, T);
       std::vector<float> values(static_cast<size_t>(B) * std::max(d, K)), out(static_cast<size_t>(B) * K);
+      // Round 0's targets and λ, when every user of the block has the same.
+      auto same_at_round0 = [&](const float* per_user, size_t stride) {
+        for (int b = 1; b < B; ++b) {
+          if (per_user[static_cast<size_t>(u0 + b) * stride] != per_user[static_cast<size_t>(u0) * stride]) return false;
+        }
+        return true;
+      };
+      const bool share = shared_prefix && same_at_round0(in.lambda, 1);
       for (int t = 0; t < T; ++t) {
         for (TokenKind kind : c.token_kinds()) {
+          if (kind == TokenKind::kAction && t == T - 1) continue;  // nothing reads the last action
+          if (t == 0 && share && (kind == TokenKind::kRtg || kind == TokenKind::kCtg) && dec.prefix_shared()) {
+            const float* column = kind == TokenKind::kRtg ? in.rtg : in.ctg;
+            if (same_at_round0(column, static_cast<size_t>(T))) {
+              dec.append_shared(kind, 0, column + static_cast<size_t>(u0) * T, in.lambda[u0]);
+              continue;
+            }
+          }
           for (int b = 0; b < B; ++b) {
             const size_t bt = static_cast<size_t>(u0 + b) * T + t;
             switch (kind) {

@@ -162,14 +162,26 @@ class CodtDecoder {
   // rtg/ctg: 1 raw value; state: state_dim raw values; action: K one-hot values.
   // lambda: per user raw λ. When kind is kState and logits != nullptr, writes [batch, K].
   void append(TokenKind kind, int round, const float* values, const float* lambda, float* logits);
+  // True while every token appended so far was the same for every user (append_shared).
+  bool prefix_shared() const { return shared_ == pos_; }
+  // Appends a token that is the same for every user (`values` one user's row, one λ) after
+  // a prefix that is too (prefix_shared()): computed once, its keys and values copied into
+  // every user's cache. A round-0 RTG or CTG token is such a token for every user of a λ.
+  // Not for state tokens (their output is read). The caches hold the same bits as append()
+  // would write where matmul_rows_independent() holds (see layers.h), else the same values
+  // to float rounding.
+  void append_shared(TokenKind kind, int round, const float* values, float lambda);
 
  private:
   const CodtModel& model_;
   int capacity_;
   int batch_;
   int pos_ = 0;
+  int shared_ = 0;  // leading tokens that are the same for every user
   int max_pos_;
-  Floats k_cache_, v_cache_;  // [layers, capacity, max_pos, d]
+  int key_stride_;            // max_pos rounded up to 16 (attend_cached's lanes)
+  Floats k_cache_;            // [layers, capacity, d, key_stride]: keys transposed, positions in lanes
+  Floats v_cache_;            // [layers, capacity, max_pos, d]
   Floats x_, h_, a_, q_, k_, v_, att_, o_, m_, proj_, in_;  // scratch
 };
 
@@ -179,7 +191,15 @@ class CodtDecoder {
 void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t* actions);
 
 // logits [B, T, K] at every state token, decoded token by token with the KV cache (what
-// decisions use), users in fixed blocks over the threads so results do not depend on them.
-void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads);
+// decisions use), users in fixed blocks of 16 over the threads so results do not depend on
+// them (nor on the block size, where rows_independent). A block
+// whose users all start with the same round-0 targets and λ computes those tokens once
+// (shared_prefix), and no block computes the last round's action token (nothing reads it).
+void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix = true);
+
+// True when a user's logits are the same bits whoever else is decoded with them: the row
+// GEMM is row-independent (matmul_rows_independent) and GELU's vectorised rows have no
+// scalar tail (4 * d_model a multiple of 16).
+bool rows_independent(const CodtConfig& c);
 
 }  // namespace saco

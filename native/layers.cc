@@ -3,6 +3,9 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "floats.h"
 #include "rng.h"
@@ -23,11 +26,206 @@ constexpr uint32_t kStreamDropout = 48;
 
 }  // namespace
 
-void matmul_forward(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
+void matmul_forward_eigen(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
   Map o(out, rows, n);
   o.noalias() = ConstMap(inp, rows, k) * ConstMap(w, k, n);
   if (b) o.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(b, n);
 }
+
+void matmul_forward_ref(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < n; ++c) {
+      float acc = 0;
+      for (int i = 0; i < k; ++i) acc += inp[static_cast<size_t>(r) * k + i] * w[static_cast<size_t>(i) * n + c];
+      out[static_cast<size_t>(r) * n + c] = b ? acc + b[c] : acc;
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+namespace {
+
+// The register tile of the row GEMM: MR rows x NV vectors of 16 columns, accumulated in
+// registers over the whole of k (out = sum_i inp[r, i] * w[i, c], i = 0, 1, ..., k - 1, one
+// fused multiply-add per i), then the bias added. Every output element is computed by the
+// same instruction sequence whatever tile, row group or batch it falls in, so a row's
+// result does not depend on how many rows are computed with it (one user alone, a block of
+// 128, a shared prefix computed once) - only on its own input. The last vector of a
+// column tile may be partial (`tail` masks its columns).
+template <int MR, int NV>
+inline void row_tile(float* out, const float* inp, const float* w, const float* b, int k, int n, int r0, int c0, __mmask16 tail) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+  const float* a = inp + static_cast<size_t>(r0) * k;
+  for (int i = 0; i < k; ++i) {
+    const float* wi = w + static_cast<size_t>(i) * n + c0;
+    __m512 wv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) wv[j] = j == NV - 1 ? _mm512_maskz_loadu_ps(tail, wi + 16 * j) : _mm512_loadu_ps(wi + 16 * j);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512 x = _mm512_set1_ps(a[static_cast<size_t>(r) * k + i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(x, wv[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < NV; ++j) {
+    const __mmask16 m = j == NV - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+    const __m512 bias = b ? _mm512_maskz_loadu_ps(m, b + c0 + 16 * j) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r) {
+      float* o = out + static_cast<size_t>(r0 + r) * n + c0 + 16 * j;
+      _mm512_mask_storeu_ps(o, m, b ? _mm512_add_ps(acc[r][j], bias) : acc[r][j]);
+    }
+  }
+}
+
+// Rows [r0, rows) of one column tile: groups of MR rows, then the remainder one tile shape
+// smaller at a time.
+template <int MR, int NV>
+inline void row_tiles(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n, int r0, int c0, __mmask16 tail) {
+  for (; r0 + MR <= rows; r0 += MR) row_tile<MR, NV>(out, inp, w, b, k, n, r0, c0, tail);
+  if constexpr (MR > 1) {
+    if (r0 < rows) row_tiles<MR - 1, NV>(out, inp, w, b, rows, k, n, r0, c0, tail);
+  }
+}
+
+}  // namespace
+
+void matmul_forward(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
+  // Column tiles of 64 (4 vectors): 6 rows x 4 vectors = 24 of the 32 vector registers
+  // accumulate, 4 hold the weights' row, 1 the broadcast input. The weights' tile (k x 64)
+  // stays in L1/L2 while every row group streams over it.
+  for (int c0 = 0; c0 < n; c0 += 64) {
+    const int width = std::min(64, n - c0);
+    const int vectors = (width + 15) / 16;
+    const int last = width - 16 * (vectors - 1);
+    const auto tail = static_cast<__mmask16>(last == 16 ? 0xFFFF : (1u << last) - 1);
+    switch (vectors) {
+      case 4: row_tiles<6, 4>(out, inp, w, b, rows, k, n, 0, c0, tail); break;
+      case 3: row_tiles<8, 3>(out, inp, w, b, rows, k, n, 0, c0, tail); break;
+      case 2: row_tiles<12, 2>(out, inp, w, b, rows, k, n, 0, c0, tail); break;
+      default: row_tiles<12, 1>(out, inp, w, b, rows, k, n, 0, c0, tail); break;
+    }
+  }
+}
+
+bool matmul_rows_independent() { return true; }
+
+void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* scores, float* out) {
+  using Eigen::internal::pexp;
+  using Eigen::internal::Packet16f;
+  const int hd = D / H;
+  const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(static_cast<float>(hd)));
+  const int chunks = (len + 15) / 16;
+  const auto last = static_cast<__mmask16>(len % 16 == 0 ? 0xFFFF : (1u << (len % 16)) - 1);
+  for (int h = 0; h < H; ++h) {
+    // scores[j] = sum_i q[i] k[j, i] over the head's features i, positions j in lanes; four
+    // partial sums (features i = 4m + r into sum r) so the fused multiply-adds overlap
+    for (int c0 = 0; c0 < chunks; c0 += 2) {
+      const int nv = std::min(2, chunks - c0);
+      __m512 acc[4][2];
+      for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+      const int i0 = h * hd, i1 = (h + 1) * hd;
+      int i = i0;
+      for (; i + 4 <= i1; i += 4) {
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          const __m512 x = _mm512_set1_ps(q[i + r]);
+          const float* row = keys_t + static_cast<size_t>(i + r) * stride + 16 * c0;
+          acc[r][0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row), acc[r][0]);
+          if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row + 16), acc[r][1]);
+        }
+      }
+      for (int r = 0; i < i1; ++i, ++r) {
+        const __m512 x = _mm512_set1_ps(q[i]);
+        const float* row = keys_t + static_cast<size_t>(i) * stride + 16 * c0;
+        acc[r][0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row), acc[r][0]);
+        if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row + 16), acc[r][1]);
+      }
+      for (int v = 0; v < nv; ++v) {
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));
+        _mm512_store_ps(scores + 16 * (c0 + v), _mm512_mul_ps(sum, inv));
+      }
+    }
+    // softmax over the len scores (lanes past len are ignored, then zero)
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int c = 0; c < chunks; ++c) mx = _mm512_mask_max_ps(mx, c == chunks - 1 ? last : 0xFFFF, mx, _mm512_load_ps(scores + 16 * c));
+    const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 total = _mm512_setzero_ps();
+    for (int c = 0; c < chunks; ++c) {
+      const __mmask16 m = c == chunks - 1 ? last : 0xFFFF;
+      const __m512 e = _mm512_maskz_mov_ps(m, pexp<Packet16f>(_mm512_sub_ps(_mm512_load_ps(scores + 16 * c), top)));
+      _mm512_store_ps(scores + 16 * c, e);
+      total = _mm512_add_ps(total, e);
+    }
+    const __m512 sum = _mm512_set1_ps(_mm512_reduce_add_ps(total));
+    for (int c = 0; c < chunks; ++c) _mm512_store_ps(scores + 16 * c, _mm512_div_ps(_mm512_load_ps(scores + 16 * c), sum));
+    // out = sum_j p[j] v[j] over the head's features, in vectors of 16 (the last one masked);
+    // four partial sums over the positions (j = 4m + r into sum r)
+    for (int f0 = h * hd; f0 < (h + 1) * hd; f0 += 32) {
+      const int width = std::min(32, (h + 1) * hd - f0);
+      const int nv = (width + 15) / 16;
+      const auto tail = static_cast<__mmask16>(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1);
+      const __mmask16 m0 = nv == 1 ? tail : 0xFFFF, m1 = tail;
+      __m512 acc[4][2];
+      for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+      int j = 0;
+      for (; j + 4 <= len; j += 4) {
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          const __m512 p = _mm512_set1_ps(scores[j + r]);
+          const float* row = values + static_cast<size_t>(j + r) * D + f0;
+          acc[r][0] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
+          if (nv == 2) acc[r][1] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
+        }
+      }
+      for (int r = 0; j < len; ++j, ++r) {
+        const __m512 p = _mm512_set1_ps(scores[j]);
+        const float* row = values + static_cast<size_t>(j) * D + f0;
+        acc[r][0] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
+        if (nv == 2) acc[r][1] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
+      }
+      for (int v = 0; v < nv; ++v) {
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));
+        _mm512_mask_storeu_ps(out + f0 + 16 * v, v == nv - 1 ? tail : 0xFFFF, sum);
+      }
+    }
+  }
+}
+#else
+void matmul_forward(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
+  matmul_forward_eigen(out, inp, w, b, rows, k, n);
+}
+
+bool matmul_rows_independent() { return false; }
+
+void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* scores, float* out) {
+  const int hd = D / H;
+  const float inv = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int h = 0; h < H; ++h) {
+    float top = -INFINITY;
+    for (int j = 0; j < len; ++j) {
+      float acc = 0;
+      for (int i = h * hd; i < (h + 1) * hd; ++i) acc += q[i] * keys_t[static_cast<size_t>(i) * stride + j];
+      scores[j] = acc * inv;
+      top = std::max(top, scores[j]);
+    }
+    float sum = 0;
+    for (int j = 0; j < len; ++j) sum += scores[j] = std::exp(scores[j] - top);
+    for (int j = 0; j < len; ++j) scores[j] /= sum;
+    for (int i = h * hd; i < (h + 1) * hd; ++i) {
+      float acc = 0;
+      for (int j = 0; j < len; ++j) acc += scores[j] * values[static_cast<size_t>(j) * D + i];
+      out[i] = acc;
+    }
+  }
+}
+#endif
 
 void matmul_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int rows, int k, int n) {
   ConstMap d(dout, rows, n);
@@ -37,6 +235,36 @@ void matmul_backward(float* dinp, float* dw, float* db, const float* dout, const
 }
 
 void layernorm_forward(float* out, float* mean_out, float* rstd_out, const float* inp, const float* g, const float* b, int rows, int d) {
+#if defined(__AVX512F__)
+  // Sums in 16 lanes, then across them: the same per row whatever the rows around it.
+  const int chunks = (d + 15) / 16;
+  const auto last = static_cast<__mmask16>(d % 16 == 0 ? 0xFFFF : (1u << (d % 16)) - 1);
+  const __m512 inv_d = _mm512_set1_ps(1.0f / static_cast<float>(d));
+  for (int r = 0; r < rows; ++r) {
+    const float* x = inp + static_cast<size_t>(r) * d;
+    float* y = out + static_cast<size_t>(r) * d;
+    __m512 sum = _mm512_setzero_ps();
+    for (int c = 0; c < chunks; ++c) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(c == chunks - 1 ? last : 0xFFFF, x + 16 * c));
+    const float mean = _mm512_reduce_add_ps(_mm512_mul_ps(sum, inv_d));
+    const __m512 mu = _mm512_set1_ps(mean);
+    __m512 sq = _mm512_setzero_ps();
+    for (int c = 0; c < chunks; ++c) {
+      const __m512 dx = _mm512_maskz_sub_ps(c == chunks - 1 ? last : 0xFFFF, _mm512_maskz_loadu_ps(c == chunks - 1 ? last : 0xFFFF, x + 16 * c), mu);
+      sq = _mm512_fmadd_ps(dx, dx, sq);
+    }
+    const float var = _mm512_reduce_add_ps(_mm512_mul_ps(sq, inv_d));
+    const float rstd = 1.0f / std::sqrt(var + kLayerNormEps);
+    const __m512 rs = _mm512_set1_ps(rstd);
+    for (int c = 0; c < chunks; ++c) {
+      const __mmask16 m = c == chunks - 1 ? last : 0xFFFF;
+      const __m512 norm = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + 16 * c), mu), rs);
+      _mm512_mask_storeu_ps(y + 16 * c, m, _mm512_add_ps(_mm512_mul_ps(norm, _mm512_maskz_loadu_ps(m, g + 16 * c)), _mm512_maskz_loadu_ps(m, b + 16 * c)));
+    }
+    if (mean_out) mean_out[r] = mean;
+    if (rstd_out) rstd_out[r] = rstd;
+  }
+  return;
+#endif
   for (int r = 0; r < rows; ++r) {
     const float* x = inp + static_cast<size_t>(r) * d;
     float* y = out + static_cast<size_t>(r) * d;

@@ -15,7 +15,17 @@ namespace saco {
 constexpr float kLayerNormEps = 1e-5f;
 
 // out[rows, n] = inp[rows, k] @ w[k, n] + b[n]   (b may be null)
+// Where the CPU has AVX-512 (the addon is built for the machine it runs on): a register-tiled
+// kernel for the engine's shapes (users x 64-wide layers) whose every output row is computed
+// by the same instruction sequence whatever the number of rows, so a user's result does not
+// depend on who else is in the batch. Elsewhere: Eigen.
 void matmul_forward(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n);
+// The same product with Eigen's GEMM (the fallback, and the bench's yardstick) and as plain
+// loops (the reference: no vectors, no fused multiply-add).
+void matmul_forward_eigen(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n);
+void matmul_forward_ref(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n);
+// True when matmul_forward computes each row independently of the others (the AVX-512 kernel).
+bool matmul_rows_independent();
 // dinp[rows, k] += dout @ w^T; dw[k, n] += inp^T @ dout; db[n] += column sums of dout
 void matmul_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int rows, int k, int n);
 
@@ -33,6 +43,13 @@ void gelu_forward(float* x, size_t n);
 void gelu_forward(float* out, const float* inp, size_t n);
 // dinp[n] += gelu'(inp) * dout
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
+
+// One query of the KV-cached decoder against its `len` cached tokens: q [D] (heads split D
+// into H parts of D / H), keys stored transposed keys_t [D, stride] (feature i of token j at
+// i * stride + j, stride >= len a multiple of 16), values [len, D]; out [D] =
+// softmax(q k^T / sqrt(D / H)) v per head. `scores` holds `stride` floats. Lane-wise
+// (AVX-512 where the CPU has it), so the result is a function of this query and cache alone.
+void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* scores, float* out);
 
 // Causal self-attention over B sequences of S tokens; heads split D into H parts of D / H.
 //   q, k, v [B, S, D]; probs [B, H, S, S] = softmax(q k^T / sqrt(D / H)) with the causal mask

@@ -28,6 +28,9 @@ class Policy {
   // The λ range the search may use (the model's, for a learned policy).
   virtual double lambda_max(double fallback) const { return fallback; }
   virtual std::unique_ptr<PolicyState> start(const Environment& env, const EnvBlock& block, uint32_t rounds, double lambda) const = 0;
+  // Bytes the state of a block of `users` keeps over `rounds` (e.g. a KV cache): what the
+  // rollout adds up to check, before it starts, that a population fits in memory.
+  virtual size_t state_bytes(size_t users, uint32_t rounds) const { (void)users, (void)rounds; return 0; }
   // actions [n, A] for round t, from states [n, state_dim] as observed.
   virtual void act(PolicyState& state, const Environment& env, const EnvBlock& block, uint32_t t,
                    const float* states, int32_t* actions) const = 0;

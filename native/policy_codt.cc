@@ -1,7 +1,9 @@
 // CODT: the trained decision transformer, decoded incrementally with a KV cache per user.
 // Each round appends (RTG, CTG, s) tokens, reads the greedy action at the state token and,
-// after the environment answers, appends the issued action; the decision-time targets start
-// at the model's table value for λ and are decremented by realised reward and cost.
+// after the environment answers, appends the issued action (but not the last round's: no
+// later token reads it); the decision-time targets start at the model's table value for λ
+// and are decremented by realised reward and cost. Round 0's target tokens are the same for
+// every user of a block (one λ, one table value): computed once, with `shared_prefix`.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -19,7 +21,7 @@ void require(bool ok, const std::string& message) {
 
 class CodtPolicy final : public Policy {
  public:
-  explicit CodtPolicy(std::shared_ptr<const CodtModel> model) : model_(std::move(model)) {
+  CodtPolicy(std::shared_ptr<const CodtModel> model, bool shared_prefix) : model_(std::move(model)), shared_prefix_(shared_prefix) {
     require(model_ != nullptr, "the codt policy needs a loaded model");
   }
 
@@ -41,6 +43,7 @@ class CodtPolicy final : public Policy {
     const CodtConfig& c = model_->config;
     const size_t n = block.size();
     auto s = std::make_unique<State>(*model_, static_cast<int>(n), static_cast<int>(rounds));
+    s->rounds = rounds;
     s->lambda.assign(n, static_cast<float>(lambda));
     double rtg = 0, ctg = 0;
     model_->targets.at(lambda, rtg, ctg);
@@ -49,6 +52,15 @@ class CodtPolicy final : public Policy {
     s->inputs.resize(n * static_cast<size_t>(std::max(c.state_dim, c.action_width())));
     s->logits.resize(n * static_cast<size_t>(c.action_width()));
     return s;
+  }
+
+  size_t state_bytes(size_t users, uint32_t rounds) const override {
+    const CodtConfig& c = model_->config;
+    const size_t D = static_cast<size_t>(c.d_model), K = static_cast<size_t>(c.action_width());
+    const size_t tokens = static_cast<size_t>(rounds) * static_cast<size_t>(c.tokens_per_round());
+    const size_t cache = static_cast<size_t>(c.layers) * (tokens + (tokens + 15) / 16 * 16) * D;  // values, keys (padded)
+    const size_t scratch = 11 * D + std::max<size_t>(c.state_dim, K) + K;  // the decoder's rows, inputs, logits
+    return users * (4 * (cache + scratch + 1) + 2 * sizeof(double));
   }
 
   void act(PolicyState& state, const Environment&, const EnvBlock& block, uint32_t t, const float* states, int32_t* actions) const override {
@@ -62,6 +74,13 @@ class CodtPolicy final : public Policy {
         const std::vector<double>& left = kind == TokenKind::kRtg ? s.rtg_left : s.ctg_left;
         for (size_t i = 0; i < n; ++i) s.inputs[i] = static_cast<float>(left[i]);
         values = s.inputs.data();
+        // Round 0: every user of the block has the same targets (the table at λ, or 0 for the
+        // relabelled recipes) and λ, so their tokens' keys and values are the same.
+        if (shared_prefix_ && s.decoder.prefix_shared() && std::all_of(s.inputs.begin(), s.inputs.begin() + static_cast<std::ptrdiff_t>(n),
+                                                                        [&](float v) { return v == s.inputs[0]; })) {
+          s.decoder.append_shared(kind, static_cast<int>(t), values, s.lambda[0]);
+          continue;
+        }
       }
       s.decoder.append(kind, static_cast<int>(t), values, s.lambda.data(), kind == TokenKind::kState ? s.logits.data() : nullptr);
     }
@@ -92,6 +111,7 @@ class CodtPolicy final : public Policy {
       s.rtg_left[i] -= reward[i];
       s.ctg_left[i] -= cost[i];
     }
+    if (t + 1 == s.rounds) return;  // the last round's action token is read by nothing
     s.decoder.append(TokenKind::kAction, static_cast<int>(t), s.inputs.data(), s.lambda.data(), nullptr);
   }
 
@@ -101,12 +121,14 @@ class CodtPolicy final : public Policy {
     CodtDecoder decoder;
     std::vector<float> lambda, inputs, logits;
     std::vector<double> rtg_left, ctg_left;
+    uint32_t rounds = 0;
   };
   std::shared_ptr<const CodtModel> model_;
+  bool shared_prefix_;
 };
 
 const PolicyRegistrar kRegistered("codt", true, [](const PolicyArgs& args) -> std::shared_ptr<const Policy> {
-  return std::make_shared<CodtPolicy>(args.model);
+  return std::make_shared<CodtPolicy>(args.model, args.shared_prefix);
 });
 
 }  // namespace

@@ -31,6 +31,9 @@ struct PolicyArgs {
   std::shared_ptr<const CodtModel> model;
   std::shared_ptr<const CausalForest> forest;
   std::shared_ptr<const BanditPrior> bandit;
+  // The CODT policy computes a block's round-0 target tokens once (the same for every user
+  // of a λ) instead of per user; the plan is the same (codt.h, append_shared).
+  bool shared_prefix = true;
 };
 
 using PolicyFactory = std::shared_ptr<const Policy> (*)(const PolicyArgs&);
