@@ -4,9 +4,11 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <new>
 #include <stdexcept>
 #include <string>
 
+#include "memory.h"
 #include "pool.h"
 
 namespace saco {
@@ -109,8 +111,66 @@ void validate_rollout(const RolloutSpec& spec, const RolloutUsers& users) {
   spec.policy->validate(*spec.env, spec.rounds, spec.lambda);
 }
 
+namespace {
+
+// What a user's environment block holds, as far as the estimate is concerned (SY: a few
+// dozen doubles; the learned simulator: its history columns).
+constexpr uint64_t kEnvBytesPerUser = 512;
+
+bool round_by_round(const RolloutSpec& spec) { return std::isfinite(spec.budget) || spec.policy->learns_across_users(); }
+
+// Users alive at once: a wave (everyone when round-major), or one block per thread.
+size_t live_users(const RolloutSpec& spec, size_t users) {
+  if (!round_by_round(spec)) return std::min<size_t>(users, static_cast<size_t>(resolve_threads(spec.threads)) * kRolloutBlock);
+  if (spec.wave_users == 0 || spec.policy->learns_across_users()) return users;
+  const size_t wave = (static_cast<size_t>(spec.wave_users) + kRolloutBlock - 1) / kRolloutBlock * kRolloutBlock;
+  return std::min(users, wave);
+}
+
+std::string mebibytes(uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+
+// Fails before anything is allocated when the rollout would not fit in `have` bytes.
+[[noreturn]] void out_of_memory(const RolloutSpec& spec, size_t users, uint64_t have, const std::string& why) {
+  size_t lo = 0, hi = users;  // the most users whose rollout fits
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo + 1) / 2;
+    if (rollout_bytes(spec, mid) <= have) lo = mid;
+    else hi = mid - 1;
+  }
+  throw OutOfMemory(why + ": a rollout of " + std::to_string(users) + " users x " + std::to_string(spec.rounds) + " rounds needs about " +
+                        mebibytes(rollout_bytes(spec, users)) + " and " + mebibytes(have) + " are available" +
+                        (spec.memory_limit ? " (memoryLimit)" : "") + "; about " + std::to_string(lo) + " users fit",
+                    lo);
+}
+
+RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users);
+
+}  // namespace
+
+uint64_t rollout_bytes(const RolloutSpec& spec, size_t users) {
+  const uint64_t A = spec.env->action_sizes().size(), R = spec.rounds, sd = static_cast<uint64_t>(spec.env->state_dim());
+  const bool optimistic = (std::isfinite(spec.budget) ? spec.optimistic : std::isfinite(spec.check_budget)) && !spec.policy->learns_across_users();
+  const uint64_t per_user = 4 + R * 2 * sizeof(double) + A * 4 + (round_by_round(spec) ? 2 * sizeof(double) : 0) + (spec.record_plan ? R * A * 4 : 0) +
+                            (optimistic ? R * sizeof(double) : 0);
+  const size_t live = live_users(spec, users);
+  return users * per_user + spec.policy->state_bytes(live, spec.rounds) + live * (sd * 4 + kEnvBytesPerUser);
+}
+
 RolloutResult rollout(const RolloutSpec& spec, const RolloutUsers& users) {
   validate_rollout(spec, users);
+  const uint64_t have = spec.memory_limit > 0 ? spec.memory_limit : available_memory();
+  if (rollout_bytes(spec, users.ids.size()) > have) out_of_memory(spec, users.ids.size(), have, "not enough memory");
+  try {
+    return run(spec, users);
+  } catch (const std::bad_alloc&) {
+    // everything the rollout held is freed by now: what is available is what a retry gets
+    out_of_memory(spec, users.ids.size(), spec.memory_limit > 0 ? spec.memory_limit : available_memory(), "an allocation failed");
+  }
+}
+
+namespace {
+
+RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
   Simulation sim(spec, users);
   const size_t n = users.ids.size();
   const size_t A = spec.env->action_sizes().size();
@@ -127,52 +187,96 @@ RolloutResult rollout(const RolloutSpec& spec, const RolloutUsers& users) {
     for (size_t i = begin; i < end; ++i) std::copy_n(actions.data() + i * A, A, result.plan.data() + (i * spec.rounds + t) * A);
   };
 
-  if (!std::isfinite(spec.budget) && !spec.policy->learns_across_users()) {
-    // No budget: users never interact, so each block runs all its rounds at once and frees
-    // its state before the next (same per-user arithmetic as the round-by-round path).
+  const bool learns = spec.policy->learns_across_users();
+  // Waves of whole blocks (one wave of everyone: round-major), for the budget rule.
+  const bool whole = spec.wave_users == 0 || learns;
+  const size_t wave_blocks = whole ? sim.blocks() : (static_cast<size_t>(spec.wave_users) + kRolloutBlock - 1) / kRolloutBlock;
+  // With a budget, first the natural rollout, recording each proposal's largest cost: when
+  // the budget rule, replayed on it in the arrival order, would withhold nothing, it IS the
+  // budget-enforced rollout (the same actions, hence the same draws), computed block by block.
+  const bool optimistic = std::isfinite(spec.budget) ? spec.optimistic && !learns : std::isfinite(spec.check_budget) && !learns;
+  const double check = std::isfinite(spec.budget) ? spec.budget : spec.check_budget;
+  std::vector<double> largest(optimistic ? n * spec.rounds : 0);
+  bool done = false;
+  if ((!std::isfinite(spec.budget) && !learns) || optimistic) {
+    // Users never interact, so each block runs all its rounds at once and frees its state
+    // before the next (same per-user arithmetic as the round-by-round path); a block's
+    // caches stay in the core's cache across its rounds.
     for_blocks(sim.blocks(), threads, [&](size_t k) {
       Block& b = sim.block(k);
       int32_t* a = actions.data() + b.begin * A;
       for (uint32_t t = 0; t < spec.rounds; ++t) {
         sim.propose(k, t, a);
-        for (size_t i = b.begin; i < b.end; ++i) coupons[k] += sim.max_cost(i, actions.data() + i * A) > 0 ? 1 : 0;
+        for (size_t i = b.begin; i < b.end; ++i) {
+          const double most = sim.max_cost(i, actions.data() + i * A);
+          coupons[k] += most > 0 ? 1 : 0;
+          if (optimistic) largest[t * n + i] = most;
+        }
         record(b.begin, b.end, t);
         sim.step(k, t, a, reward.data() + t * n + b.begin, cost.data() + t * n + b.begin);
       }
     });
-  } else {
+    done = !optimistic;
+    if (optimistic) {
+      // the budget rule below, replayed on the natural rollout
+      bool withholds = false;
+      double spent = 0;
+      for (size_t w0 = 0; w0 < sim.blocks() && !withholds; w0 += wave_blocks) {
+        const size_t w1 = std::min(sim.blocks(), w0 + wave_blocks);
+        const size_t u0 = sim.block(w0).begin, u1 = sim.block(w1 - 1).end;
+        for (uint32_t t = 0; t < spec.rounds && !withholds; ++t) {
+          double running = spent, round_cost = 0;
+          for (size_t i = u0; i < u1 && !withholds; ++i) {
+            withholds = largest[t * n + i] > 0 && running + largest[t * n + i] > check;
+            running += cost[t * n + i];
+          }
+          for (size_t i = u0; i < u1; ++i) round_cost += cost[t * n + i];
+          spent += round_cost;
+        }
+      }
+      result.fits_budget = !withholds;
+      done = !withholds || !std::isfinite(spec.budget);
+      if (!done) std::fill(coupons.begin(), coupons.end(), 0);  // the enforced replay counts again
+    }
+  }
+  if (!done) {
     const std::vector<int32_t> control = spec.env->control_action();
     std::vector<double> planned_cost(n), unused(n);
+    // A block's state is freed after its last round, so only one wave is alive at once.
     double spent = 0;
-    for (uint32_t t = 0; t < spec.rounds; ++t) {
-      for_blocks(sim.blocks(), threads, [&](size_t k) {
-        Block& b = sim.block(k);
-        sim.propose(k, t, actions.data() + b.begin * A);
-        spec.env->respond(*b.env, t, actions.data() + b.begin * A, unused.data() + b.begin, planned_cost.data() + b.begin);
-      });
-      // users arrive in id order; a coupon is withheld when its largest possible cost would
-      // take the spend realised so far over B
-      double running = spent;
-      for (size_t i = 0; i < n; ++i) {
-        int32_t* a = actions.data() + i * A;
-        const double largest = sim.max_cost(i, a);
-        if (largest > 0 && running + largest > spec.budget) {
-          std::copy(control.begin(), control.end(), a);
-          ++result.blocked;
-          continue;
+    for (size_t w0 = 0; w0 < sim.blocks(); w0 += wave_blocks) {
+      const size_t w1 = std::min(sim.blocks(), w0 + wave_blocks);
+      const size_t u0 = sim.block(w0).begin, u1 = sim.block(w1 - 1).end;
+      for (uint32_t t = 0; t < spec.rounds; ++t) {
+        for_blocks(w1 - w0, threads, [&](size_t j) {
+          Block& b = sim.block(w0 + j);
+          sim.propose(w0 + j, t, actions.data() + b.begin * A);
+          spec.env->respond(*b.env, t, actions.data() + b.begin * A, unused.data() + b.begin, planned_cost.data() + b.begin);
+        });
+        // users arrive in id order; a coupon is withheld when its largest possible cost would
+        // take the spend realised so far over B
+        double running = spent;
+        for (size_t i = u0; i < u1; ++i) {
+          int32_t* a = actions.data() + i * A;
+          const double largest_cost = sim.max_cost(i, a);
+          if (largest_cost > 0 && running + largest_cost > spec.budget) {
+            std::copy(control.begin(), control.end(), a);
+            ++result.blocked;
+            continue;
+          }
+          if (largest_cost > 0) ++result.coupons;
+          running += planned_cost[i];
         }
-        if (largest > 0) ++result.coupons;
-        running += planned_cost[i];
+        for_blocks(w1 - w0, threads, [&](size_t j) {
+          Block& b = sim.block(w0 + j);
+          record(b.begin, b.end, t);
+          sim.step(w0 + j, t, actions.data() + b.begin * A, reward.data() + t * n + b.begin, cost.data() + t * n + b.begin);
+        });
+        double round_cost = 0;  // summed per round first, as the TypeScript mirror does
+        for (size_t i = u0; i < u1; ++i) round_cost += cost[t * n + i];
+        spent += round_cost;
+        if (whole && t + 1 < spec.rounds) sim.end_round(t);
       }
-      for_blocks(sim.blocks(), threads, [&](size_t k) {
-        Block& b = sim.block(k);
-        record(b.begin, b.end, t);
-        sim.step(k, t, actions.data() + b.begin * A, reward.data() + t * n + b.begin, cost.data() + t * n + b.begin);
-      });
-      double round_cost = 0;  // summed per round first, as the TypeScript mirror does
-      for (size_t i = 0; i < n; ++i) round_cost += cost[t * n + i];
-      spent += round_cost;
-      if (t + 1 < spec.rounds) sim.end_round(t);
     }
   }
   // sums in user order per round, whatever the threads did
@@ -185,7 +289,13 @@ RolloutResult rollout(const RolloutSpec& spec, const RolloutUsers& users) {
     result.cost += result.cost_by_round[t];
   }
   for (uint64_t c : coupons) result.coupons += c;
+  for (size_t i = 0; i < n; ++i) {
+    double c = 0;
+    for (uint32_t t = 0; t < spec.rounds; ++t) c += cost[t * n + i];
+    result.cost_sq += c * c;
+  }
   return result;
 }
 
+}  // namespace
 }  // namespace saco

@@ -1,7 +1,10 @@
 // Batched simulation of users over T rounds under any Policy in any Environment, with the
-// budget enforced the same way for every environment: users arrive in id order within a
-// round and a coupon is withheld when its largest possible cost would take the spend
-// realised so far over B, so realised spend never exceeds B.
+// budget enforced the same way for every environment: users arrive in waves of wave_users
+// in id order, within a wave round by round and in id order within a round, and a coupon is
+// withheld when its largest possible cost would take the spend realised so far over B, so
+// realised spend never exceeds B. Only one wave's users are alive at once (memory bounded
+// by a wave, not the population); with a single wave of everyone this is the round-major
+// order (users in id order within a round), which policies that learn across users keep.
 //
 // Users are processed in fixed blocks of kRolloutBlock (whatever the thread count), and
 // every random draw is keyed by the user's id, so results do not depend on threads.
@@ -9,6 +12,8 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "environment.h"
@@ -16,7 +21,13 @@
 
 namespace saco {
 
-constexpr int kRolloutBlock = 128;
+// 16 users: a block of the default CODT keeps its KV caches (~1 MB over 10 rounds) in a
+// core's L2 while it runs all its rounds; 128 streamed them from memory at every token.
+constexpr int kRolloutBlock = 16;
+// The budget-enforced replay's default wave: 16,384 users (~1.1 GB of KV cache for the
+// default CODT over 10 rounds), so a population up to that size arrives round-major
+// exactly, and a larger one holds one wave's caches at a time.
+constexpr uint32_t kDefaultWaveUsers = 16384;
 
 struct RolloutSpec {
   std::shared_ptr<const Environment> env;
@@ -26,6 +37,19 @@ struct RolloutSpec {
   double lambda = 0;
   bool record_plan = false;
   uint32_t threads = 0;
+  // Users per wave of the budget-enforced replay (rounded up to whole blocks; 0: one wave of
+  // everyone, the round-major order). Without a budget the order changes nothing.
+  uint32_t wave_users = kDefaultWaveUsers;
+  // Bytes the rollout may hold at its peak (0: what the system has available now).
+  uint64_t memory_limit = 0;
+  // With a budget: run the natural rollout first (block by block, every core, caches kept
+  // hot) and keep it when the budget rule replayed on it in the arrival order withholds
+  // nothing; it is then exactly the enforced rollout. Otherwise the enforced replay runs
+  // too. Off: the enforced replay only (for a budget known to bind).
+  bool optimistic = true;
+  // Without a budget: also replay the budget rule at this budget on the natural rollout
+  // (RolloutResult::fits_budget), so that a λ probe whose rule withholds nothing is the plan.
+  double check_budget = std::numeric_limits<double>::infinity();
 };
 
 struct RolloutResult {
@@ -34,7 +58,23 @@ struct RolloutResult {
   uint64_t blocked = 0;          // coupons withheld by the budget
   std::vector<double> revenue_by_round, cost_by_round;
   std::vector<int32_t> plan;     // [users, rounds, action dims] issued action indices (if recorded)
+  double cost_sq = 0;            // sum over users of (the user's total cost)^2: spend's spread over users
+  // The budget rule (at budget, or check_budget without one) withheld nothing: the rollout
+  // is both the natural one and the budget-enforced one at its λ.
+  bool fits_budget = false;
 };
+
+// A rollout that would not fit in memory (checked before it starts), or an allocation that
+// failed: says how many users would fit.
+class OutOfMemory : public std::runtime_error {
+ public:
+  OutOfMemory(const std::string& what, uint64_t users_fit) : std::runtime_error(what), users_fit(users_fit) {}
+  uint64_t users_fit;
+};
+
+// Bytes a rollout of `users` holds at its peak: results, plan, and the states of the users
+// alive at once (a wave, or a block per thread without a budget).
+uint64_t rollout_bytes(const RolloutSpec& spec, size_t users);
 
 // Throws std::invalid_argument on inconsistent specs (model/env sizes, rounds beyond context...).
 void validate_rollout(const RolloutSpec& spec, const RolloutUsers& users);
