@@ -24,7 +24,16 @@ struct RolloutBaton {
   RolloutResult result;
   SearchResult searched;
   std::optional<Napi::ThreadSafeFunction> progress;
+  std::string out_of_memory;  // set instead of a result: rejected with kOutOfMemoryCode
 };
+
+// A rollout or search that does not fit in memory: its own code, and the message says how
+// many users fit (rollout.h OutOfMemory).
+constexpr const char* kOutOfMemoryCode = "NATIVE_OUT_OF_MEMORY";
+
+void refuse_if_out_of_memory(Napi::Env env, const RolloutBaton& b) {
+  if (!b.out_of_memory.empty()) throw error(env, b.out_of_memory, kOutOfMemoryCode);
+}
 
 // spec.bandit: { arms: [{ count, meanReward, meanCost, varReward, varCost, cov }], weight?, seed? }
 std::shared_ptr<const BanditPrior> read_bandit_prior(const Napi::Value& value) {
@@ -52,7 +61,8 @@ std::shared_ptr<const BanditPrior> read_bandit_prior(const Napi::Value& value) {
   return prior;
 }
 
-// spec: { env: SyConfig | { kind: 'sim', simulator, seed?, startRound?, expectedFrom? }, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, threads? }
+// spec: { env: SyConfig | { kind: 'sim', simulator, seed?, startRound?, expectedFrom? }, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, threads?,
+//         sharedPrefix?, waveUsers?, memoryLimit?, optimistic? }
 std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   Napi::Env env = value.Env();
   Napi::Object o = read_object(value, "spec");
@@ -78,7 +88,11 @@ std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   spec.lambda = read_number(o, "lambda", 0, "spec");
   spec.threads = static_cast<uint32_t>(read_count(o, "threads", 0, 1024, "spec"));
   spec.record_plan = read_bool(o, "recordPlan", false, "spec");
+  spec.wave_users = static_cast<uint32_t>(read_count(o, "waveUsers", kDefaultWaveUsers, 4294967295.0, "spec"));
+  spec.memory_limit = read_count(o, "memoryLimit", 0, 9007199254740991.0, "spec");
+  spec.optimistic = read_bool(o, "optimistic", true, "spec");
   PolicyArgs args;
+  args.shared_prefix = read_bool(o, "sharedPrefix", true, "spec");
   try {
     const PolicyEntry entry = find_policy(read_string(o, "policy", "", "spec"));
     if (entry.needs_model) args.model = model_from(o.Get("model"));
@@ -115,8 +129,18 @@ Napi::Object rollout_to_js(Napi::Env env, RolloutResult& r) {
 Napi::Value JS_rollout(const Napi::CallbackInfo& info) {
   if (info.Length() != 1) throw error(info.Env(), "rollout(spec) expects an object");
   return Task<RolloutBaton>::Queue(
-      info.Env(), read_rollout(info[0]), [](RolloutBaton& b) { b.result = rollout(b.spec, b.users); },
-      [](Napi::Env env, RolloutBaton& b) -> Napi::Value { return rollout_to_js(env, b.result); });
+      info.Env(), read_rollout(info[0]),
+      [](RolloutBaton& b) {
+        try {
+          b.result = rollout(b.spec, b.users);
+        } catch (const OutOfMemory& e) {
+          b.out_of_memory = e.what();
+        }
+      },
+      [](Napi::Env env, RolloutBaton& b) -> Napi::Value {
+        refuse_if_out_of_memory(env, b);
+        return rollout_to_js(env, b.result);
+      });
 }
 
 void run_search(RolloutBaton& b) {
@@ -140,6 +164,8 @@ void run_search(RolloutBaton& b) {
   }
   try {
     b.searched = search_lambda(b.spec, b.users, b.search);
+  } catch (const OutOfMemory& e) {
+    b.out_of_memory = e.what();
   } catch (...) {
     if (b.progress) b.progress->Release();
     throw;
@@ -148,11 +174,14 @@ void run_search(RolloutBaton& b) {
 }
 
 Napi::Value search_to_js(Napi::Env env, RolloutBaton& b) {
+  refuse_if_out_of_memory(env, b);
   SearchResult& r = b.searched;
   Napi::Object out = Napi::Object::New(env);
   out.Set("lambda", r.lambda);
   out.Set("plan", rollout_to_js(env, r.plan));
   out.Set("rollouts", r.rollouts);
+  out.Set("sampleRollouts", r.sample_rollouts);
+  out.Set("sampleUsers", static_cast<double>(r.sample_users));
   out.Set("feasible", r.feasible);
   out.Set("budgetNotBinding", r.budget_not_binding);
   out.Set("needsMoreThanLambdaMax", r.needs_more_than_lambda_max);
@@ -162,6 +191,8 @@ Napi::Value search_to_js(Napi::Env env, RolloutBaton& b) {
     p.Set("lambda", r.trace[i].lambda);
     p.Set("revenue", r.trace[i].revenue);
     p.Set("cost", r.trace[i].cost);
+    p.Set("users", static_cast<double>(r.trace[i].users));
+    if (r.trace[i].se > 0) p.Set("se", r.trace[i].se);
     trace.Set(static_cast<uint32_t>(i), p);
   }
   out.Set("trace", trace);
@@ -187,6 +218,7 @@ Napi::Value JS_searchLambda(const Napi::CallbackInfo& info) {
   search.noise = read_number(so, "noise", 0.05, "search");
   search.lr = read_number(so, "lr", 0, "search");
   search.seed = read_count(so, "seed", 1, 9007199254740991.0, "search");
+  search.subsample = read_bool(so, "subsample", true, "search");
   try {
     validate_search(search);
   } catch (const std::exception& e) {

@@ -1,11 +1,17 @@
 // The test-only addon (build/Release/saco_test.node, not loaded by the library): known-answer
-// and cross-language hooks — Philox, our exp/log — and the finite-difference gradient checks.
+// and cross-language hooks — Philox, our exp/log — the finite-difference gradient checks,
+// and the bench's GEMM yardstick.
 #include <napi.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <string>
 
 #include "args.h"
+#include "floats.h"
 #include "gradcheck.h"
+#include "layers.h"
 #include "pmath.h"
 #include "rng.h"
 
@@ -58,12 +64,51 @@ Napi::Value JS_gradCheck(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// gemmBench(rows, k, n, seconds) -> { ours, eigen, maxAbsDiff }: GFLOP/s of one thread for
+// out[rows, n] = inp[rows, k] @ w[k, n] + b with the engine's row kernel and with Eigen's
+// GEMM (the same compiler flags), best of five timed batches each, alternating.
+Napi::Value JS_gemmBench(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) throw error(env, "gemmBench(rows, k, n, seconds) expects four numbers");
+  const int rows = info[0].As<Napi::Number>().Int32Value(), k = info[1].As<Napi::Number>().Int32Value(), n = info[2].As<Napi::Number>().Int32Value();
+  const double seconds = info[3].As<Napi::Number>().DoubleValue();
+  if (rows < 1 || k < 1 || n < 1 || rows > 65536 || k > 65536 || n > 65536 || !(seconds > 0)) throw error(env, "gemmBench: sizes in [1, 65536], seconds > 0");
+  Floats a(static_cast<size_t>(rows) * k), w(static_cast<size_t>(k) * n), b(static_cast<size_t>(n)), o1(static_cast<size_t>(rows) * n), o2(o1.size());
+  CounterStream rng(1, 0, 0, 61);
+  for (float& v : a) v = static_cast<float>(rng.uniform() - 0.5);
+  for (float& v : w) v = static_cast<float>(rng.uniform() - 0.5);
+  for (float& v : b) v = static_cast<float>(rng.uniform() - 0.5);
+  const double flop = 2.0 * rows * k * n;
+  const auto per_batch = static_cast<int>(std::max(1.0, seconds / 10 * 1e9 / std::max(flop, 1.0) * 20));  // ~seconds/10 at 20 GFLOP/s
+  double best_ours = 0, best_eigen = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    for (int which = 0; which < 2; ++which) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < per_batch; ++i) {
+        if (which == 0) matmul_forward(o1.data(), a.data(), w.data(), b.data(), rows, k, n);
+        else matmul_forward_eigen(o2.data(), a.data(), w.data(), b.data(), rows, k, n);
+      }
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      double& best = which == 0 ? best_ours : best_eigen;
+      best = std::max(best, flop * per_batch / dt / 1e9);
+    }
+  }
+  float diff = 0;
+  for (size_t i = 0; i < o1.size(); ++i) diff = std::max(diff, std::abs(o1[i] - o2[i]));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ours", best_ours);
+  out.Set("eigen", best_eigen);
+  out.Set("maxAbsDiff", diff);
+  return out;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("philox4x32", Napi::Function::New(env, JS_philox4x32));
   exports.Set("pmath", Napi::Function::New(env, JS_pmath));
   exports.Set("gradCheck", Napi::Function::New(env, JS_gradCheck));
+  exports.Set("gemmBench", Napi::Function::New(env, JS_gemmBench));
   Napi::Array names = Napi::Array::New(env);
   for (const std::string& name : grad_check_names()) names.Set(names.Length(), name);
   exports.Set("gradCheckNames", names);

@@ -90,6 +90,14 @@ export interface NativeRolloutSpec {
   features?: Float64Array;
   recordPlan?: boolean;
   threads?: number;
+  /** CODT: compute a block's round-0 target tokens once (the same for every user of a λ). Default true; the plan is the same bits either way. */
+  sharedPrefix?: boolean;
+  /** Arrival order of the budget-enforced replay: waves of this many users in id order, round by round within a wave (memory bounded by a wave). 0: round-major over everyone. Default 16384 (so smaller populations are round-major). */
+  waveUsers?: number;
+  /** Bytes the rollout may hold (0 or absent: what the system has available); over it: NativeError code NATIVE_OUT_OF_MEMORY saying how many users fit. */
+  memoryLimit?: number;
+  /** With a budget: run the natural rollout first and keep it when the budget rule would withhold nothing on it (it is then the enforced rollout, bit for bit). Default true; false: the enforced replay only. */
+  optimistic?: boolean;
 }
 
 export interface NativeSearchSpec {
@@ -102,16 +110,24 @@ export interface NativeSearchSpec {
   noise?: number;
   lr?: number;
   seed?: number;
+  /** Bisection: bracket on a seeded random subsample, then probes on every user (native/dual.h). Default true. */
+  subsample?: boolean;
 }
 
 export interface NativeSearchResult {
   lambda: number;
   plan: NativeRolloutResult;
+  /** Rollouts on every user. */
   rollouts: number;
+  /** Rollouts on the subsample (subsampled bracketing). */
+  sampleRollouts: number;
+  /** The subsample's size (0: none). */
+  sampleUsers: number;
   feasible: boolean;
   budgetNotBinding: boolean;
   needsMoreThanLambdaMax: boolean;
-  trace: Array<{ lambda: number; revenue: number; cost: number }>;
+  /** Every probe; `users` below the population: a subsample's sums scaled to it, `se` the standard error of that spend. */
+  trace: Array<{ lambda: number; revenue: number; cost: number; users: number; se?: number }>;
 }
 
 /** One arm's logged outcomes (an arm is an action combination, the first dimension slowest). */

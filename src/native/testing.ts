@@ -18,6 +18,14 @@ interface TestBinding {
   pmath(name: 'exp' | 'log', values: Float64Array): Float64Array;
   gradCheck(what: string, seed: number): GradCheckRow[];
   gradCheckNames: string[];
+  gemmBench(rows: number, k: number, n: number, seconds: number): GemmBench;
+}
+
+/** One thread's GFLOP/s on one GEMM shape: the engine's row kernel and Eigen's GEMM, measured side by side. */
+export interface GemmBench {
+  ours: number;
+  eigen: number;
+  maxAbsDiff: number;
 }
 
 let testBinding: TestBinding | undefined;
@@ -40,4 +48,9 @@ export function nativeGradCheck(what: string, seed: number): GradCheckRow[] {
 
 export function nativeGradCheckNames(): string[] {
   return [...testing().gradCheckNames];
+}
+
+/** GFLOP/s of out[rows, n] = inp[rows, k] @ w[k, n] + b on one thread: the engine's kernel (native/layers.h) against Eigen's GEMM, alternated, best of five. */
+export function nativeGemmBench(rows: number, k: number, n: number, seconds = 0.5): GemmBench {
+  return testing().gemmBench(rows, k, n, seconds);
 }

@@ -132,6 +132,14 @@ export interface SolveOptions {
   ort?: OrtSession | OrtPool;
   /** Called as the solve goes (on the main thread): e.g. to print progress. */
   onProgress?: (progress: SolveProgress) => void;
+  /** Bisection: find the bracket on a seeded random subsample of users, then probe every user (native/dual.h). Default true; false: every probe on every user. */
+  subsample?: boolean;
+  /** CODT: compute a block's round-0 target tokens once per λ instead of per user. Default true (the same plan, bit for bit). */
+  sharedPrefix?: boolean;
+  /** Arrival order of the budget-enforced plan: waves of this many users in id order, round by round within a wave, so memory is bounded by a wave. 0: round-major over all users. Default 16384 (smaller populations arrive round-major). */
+  waveUsers?: number;
+  /** Bytes one rollout may hold (default: what the system has available); beyond: NativeError `NATIVE_OUT_OF_MEMORY`, which says how many users fit. */
+  memoryLimit?: number;
 }
 
 export interface SolveResult {
@@ -147,6 +155,9 @@ export interface SolveResult {
   roi: number;
   baRate: number;
   rollouts: number;
+  /** Rollouts of the λ search on its subsample of users (subsampled bracketing), and the subsample's size; 0 without. */
+  sampleRollouts?: number;
+  sampleUsers?: number;
   coupons: number;
   /** Coupons the environment withheld because they could have taken spend over the budget. */
   blocked: number;
@@ -242,6 +253,20 @@ export function resolveBudget(budget: Budget, referenceSpend: number): number {
   return value;
 }
 
+/** The engine options of solve() (subsample, sharedPrefix, waveUsers, memoryLimit), checked, as the native rollout spec takes them. */
+function solveEngineOptions(o: SolveOptions): Pick<NativeRolloutSpec, 'sharedPrefix' | 'waveUsers' | 'memoryLimit'> {
+  for (const key of ['subsample', 'sharedPrefix'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new ArgumentError(key, `must be a boolean, got ${String(o[key])}`);
+  }
+  if (o.waveUsers !== undefined && !(Number.isInteger(o.waveUsers) && o.waveUsers >= 0 && o.waveUsers <= 0xffffffff)) throw new ArgumentError('waveUsers', `must be an integer >= 0 (0: round-major), got ${String(o.waveUsers)}`);
+  if (o.memoryLimit !== undefined && !(Number.isInteger(o.memoryLimit) && o.memoryLimit >= 0)) throw new ArgumentError('memoryLimit', `must be a whole number of bytes >= 0, got ${String(o.memoryLimit)}`);
+  const out: Pick<NativeRolloutSpec, 'sharedPrefix' | 'waveUsers' | 'memoryLimit'> = {};
+  if (o.sharedPrefix !== undefined) out.sharedPrefix = o.sharedPrefix;
+  if (o.waveUsers !== undefined) out.waveUsers = o.waveUsers;
+  if (o.memoryLimit !== undefined) out.memoryLimit = o.memoryLimit;
+  return out;
+}
+
 /**
  * Plans a campaign: searches the λ that spends the budget on the given users (bisection by
  * default, or SLSQP), then rolls out the plan at that λ with the budget enforced.
@@ -280,7 +305,8 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     const users = world.sim ? simUsersSpec(options.users, world.sim) : usersSpec(options.users, world.sy!);
     if (meta && users.features) checkStatesInRange({ meta }, startStates(users.features, users.userIds.length, world), world.sim ? world.sim.simulator.stateDim : world.sy!.features, 'users.features');
     const env = world.native;
-    const base: NativeRolloutSpec = { env, rounds, budget: Infinity, policy: 'random', lambda: 0, ...users, threads: options.threads ?? 0 };
+    const engineOptions = solveEngineOptions(options);
+    const base: NativeRolloutSpec = { env, rounds, budget: Infinity, policy: 'random', lambda: 0, ...users, threads: options.threads ?? 0, ...engineOptions };
     progress({ phase: 'reference', rollouts: 0 });
     const reference = await nativeRollout(base);
     const budget = resolveBudget(options.budget, reference.cost);
@@ -292,7 +318,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
       const r = await nativeRollout({ ...base, policy, budget, recordPlan: true });
       progress({ phase: 'done', rollouts: 2, cost: r.cost, budget });
       return {
-        ...common, engine: 'native', method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2,
+        ...common, engine: 'native', method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2, sampleRollouts: 0, sampleUsers: 0,
         coupons: r.coupons, blocked: r.blocked, feasible: true, budgetNotBinding: reference.cost <= budget, needsMoreThanLambdaMax: false, trace: [],
         plan: r.plan as Int32Array, wallMs: performance.now() - t0,
       };
@@ -314,7 +340,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
         const r = s.plan;
         return {
           ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
-          rollouts: s.rollouts + 1, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible, budgetNotBinding: s.budgetNotBinding,
+          rollouts: s.rollouts + 1, sampleRollouts: 0, sampleUsers: 0, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible, budgetNotBinding: s.budgetNotBinding,
           needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan, wallMs: performance.now() - t0,
         };
       } finally {
@@ -323,15 +349,15 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     }
     const s = await nativeSearchLambda(
       { ...base, policy, model: model?.handle.id, forest: options.forest?.id, bandit: options.bandit },
-      { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40) },
+      { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40), subsample: options.subsample ?? true },
       (p) => progress({ phase: 'search', rollouts: p.rollouts + 1, lambda: p.lambda, cost: p.cost, budget }),
     );
     progress({ phase: 'done', rollouts: s.rollouts + 1, lambda: s.lambda, cost: s.plan.cost, budget });
     const r = s.plan;
     return {
       ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
-      rollouts: s.rollouts + 1, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible, budgetNotBinding: s.budgetNotBinding,
-      needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, wallMs: performance.now() - t0,
+      rollouts: s.rollouts + 1, sampleRollouts: s.sampleRollouts, sampleUsers: s.sampleUsers, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible,
+      budgetNotBinding: s.budgetNotBinding, needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, wallMs: performance.now() - t0,
     };
   } finally {
     if (model?.owned) model.handle.unload();
