@@ -1,46 +1,100 @@
 /**
- * GPU parity check, run by hand on a machine with a CUDA device (the suite never needs one):
- * the CUDA forward against the CPU forward on the same weights and inputs, to 1e-4, and the
- * time of each for a batch of 1024 users x 10 rounds.
- *   node --import tsx bench/gpu-check.ts
+ * GPU check, run by hand on a machine with a CUDA device (the suite never needs one), in one call:
+ *   node --import tsx bench/gpu-check.ts [--model=FILE] [--1m]
+ * 1. parity: the CUDA forward against the CPU forward on the same weights and inputs, to 1e-4
+ *    (exit 1 when it fails);
+ * 2. issue 15's scenarios on the CPU beside the GPU, in the same run: one user, 128 users (round
+ *    0 and round 5), 16 models x 128 users (the paper's 16 parallel models), and the 10k x 10
+ *    solve (--1m adds 1M x 10, minutes). The CPU decodes with the KV cache; the GPU runs the
+ *    full-sequence forward ('cuda' mode: there is no KV-cached CUDA decode and no GPU rollout
+ *    yet, issue 15 item 3), so the solves are the CPU engine's and say so.
+ * Without a GPU it says so and exits 0 after the CPU rows.
  */
 import { CounterStream } from '../src/data/rng.js';
-import { loadNativeModel, nativeForward, nativeInfo } from '../src/native/index.js';
+import { readOnnx } from '../src/model/onnx.js';
+import { loadNativeModel, nativeForward, nativeForwardOn, nativeInfo, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
+import { solve } from '../src/solve/index.js';
 import { defaultSizedModel } from './solve.js';
 
+const modelFile = process.argv.find((a) => a.startsWith('--model='))?.slice(8);
+const withMillion = process.argv.includes('--1m');
 const info = nativeInfo();
-console.log(`CUDA built: ${info.cudaBuilt}, devices visible: ${info.cudaDevices}`);
-if (!info.cudaBuilt || info.cudaDevices === 0) {
-  console.log('no GPU here: nothing to compare (the CPU path is what runs)');
-  process.exit(0);
+const gpu = info.cudaBuilt && info.cudaDevices > 0;
+console.log(`CUDA built: ${info.cudaBuilt}, devices visible: ${info.cudaDevices}${gpu ? '' : ' (no GPU here: CPU rows only)'}`);
+
+const model = modelFile ? readOnnx(modelFile) : defaultSizedModel();
+if (!modelFile) {
+  // random (not initial) weights, so every weight matters to the parity check
+  let k = 0;
+  for (const v of model.params.values()) {
+    const s = new CounterStream(5, k++, 0, 40);
+    for (let i = 0; i < v.length; i++) v[i] += 0.2 * s.normal();
+  }
 }
-const model = defaultSizedModel();
-let k = 0;
-for (const v of model.params.values()) {
-  const s = new CounterStream(5, k++, 0, 40);
-  for (let i = 0; i < v.length; i++) v[i] += 0.2 * s.normal();
-}
+const c = model.meta.config;
+const d = c.stateDim;
+const K = c.actionSizes.reduce((a, b) => a + b, 0);
 const h = loadNativeModel(model);
-const s = new CounterStream(6, 0, 0, 41);
-const B = 1024;
-const T = 10;
-const inputs = {
-  batch: B, rounds: T,
-  states: Float32Array.from({ length: B * T * 11 }, () => s.normal()),
-  rtg: Float32Array.from({ length: B * T }, () => 100 * s.uniform()),
-  ctg: Float32Array.from({ length: B * T }, () => 20 * s.uniform()),
-  actionsOneHot: Float32Array.from({ length: B * T * 4 }, (_, i) => (i % 4 === 1 ? 1 : 0)),
-  lambda: Float32Array.from({ length: B }, () => 4 * s.uniform()),
-};
-let t0 = performance.now();
-const cpu = await nativeForward(h, inputs, 'full');
-const cpuMs = performance.now() - t0;
-await nativeForward(h, inputs, 'cuda');
-t0 = performance.now();
-const gpu = await nativeForward(h, inputs, 'cuda');
-const gpuMs = performance.now() - t0;
-let diff = 0;
-for (let i = 0; i < cpu.length; i++) diff = Math.max(diff, Math.abs(cpu[i] - gpu[i]));
-console.log(`max |cpu - gpu| = ${diff.toExponential(3)} (${diff < 1e-4 ? 'PASS' : 'FAIL'} at 1e-4); cpu ${cpuMs.toFixed(1)} ms, gpu ${gpuMs.toFixed(1)} ms (with weight upload) for ${B} x ${T}`);
+
+function inputs(B: number, T: number, seed: number): NativeForwardInputs {
+  const s = new CounterStream(seed, 0, 0, 41);
+  return {
+    batch: B, rounds: T,
+    states: Float32Array.from({ length: B * T * d }, () => s.normal()),
+    rtg: Float32Array.from({ length: B * T }, () => 100 * s.uniform()),
+    ctg: Float32Array.from({ length: B * T }, () => 20 * s.uniform()),
+    actionsOneHot: Float32Array.from({ length: B * T * K }, (_, i) => (i % K === 1 ? 1 : 0)),
+    lambda: Float32Array.from({ length: B }, () => model.meta.normalization.lambdaMax * s.uniform()),
+  };
+}
+
+async function median(f: () => Promise<unknown>, runs: number): Promise<number> {
+  await f();
+  const xs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await f();
+    xs.push(performance.now() - t0);
+  }
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)];
+}
+
+let failed = false;
+if (gpu) {
+  const parity = inputs(1024, Math.min(10, c.context), 6);
+  const cpu = await nativeForward(h, parity, 'full');
+  const onGpu = await nativeForwardOn(h, parity, 'cuda');
+  let diff = 0;
+  for (let i = 0; i < cpu.length; i++) diff = Math.max(diff, Math.abs(cpu[i] - onGpu.logits[i]));
+  failed = onGpu.device !== 'cuda' || !(diff < 1e-4);
+  console.log(`parity: max |cpu - gpu| = ${diff.toExponential(3)} on 1024 x ${parity.rounds} (${failed ? 'FAIL' : 'PASS'} at 1e-4; computed on ${onGpu.device})`);
+}
+
+const rows: Array<{ scenario: string; cpu: number; gpu?: number }> = [];
+const T5 = Math.min(6, c.context);
+for (const [scenario, B, T] of [['one user, round 0', 1, 1], ['128 users, round 0', 128, 1], [`128 users, round ${T5 - 1}`, 128, T5]] as const) {
+  const x = inputs(B, T, 7);
+  const runs = B === 1 ? 2000 : 200;
+  rows.push({ scenario, cpu: await median(() => nativeForward(h, x, 'incremental'), runs), gpu: gpu ? await median(() => nativeForward(h, x, 'cuda'), runs) : undefined });
+}
+// the paper's 16 parallel models: 16 loaded copies, 128 users each, all at once
+const models: NativeModel[] = Array.from({ length: 16 }, () => loadNativeModel(model));
+const x16 = inputs(128, 1, 8);
+rows.push({
+  scenario: '16 models x 128 users, round 0 (concurrent calls)',
+  cpu: await median(() => Promise.all(models.map((m) => nativeForward(m, x16, 'incremental'))), 20),
+  gpu: gpu ? await median(() => Promise.all(models.map((m) => nativeForward(m, x16, 'cuda'))), 20) : undefined,
+});
+for (const m of models) m.unload();
+const env = { seed: 1, rounds: c.context };
+for (const users of withMillion ? [10_000, 1_000_000] : [10_000]) {
+  const t0 = performance.now();
+  const r = await solve({ users, budget: '0.5x', env, model: h });
+  rows.push({ scenario: `solve ${users.toLocaleString('en-US')} x ${env.rounds} at 0.5x (CPU engine: ${r.rollouts - 1} rollouts on every user + ${r.sampleRollouts ?? 0} on ${r.sampleUsers ?? 0}; no GPU rollout yet)`, cpu: performance.now() - t0 });
+}
 h.unload();
-process.exit(diff < 1e-4 ? 0 : 1);
+
+console.log('\n| scenario | CPU ms | GPU ms |\n| --- | ---: | ---: |');
+for (const r of rows) console.log(`| ${r.scenario} | ${r.cpu.toFixed(3)} | ${r.gpu === undefined ? '—' : r.gpu.toFixed(3)} |`);
+process.exit(failed ? 1 : 0);

@@ -1,17 +1,28 @@
 /**
- * Decision latency and campaign solving with the native engine (paper Table 2 scenarios):
- * one user's decision, 128 users' decisions in one batch, and a full solve of 10,000 users x
- * 10 rounds, for the default CODT size (d_model 64, 3 layers). Weights do not change the
- * cost, so a freshly initialised model is timed unless --model gives a trained one.
+ * Decision latency and campaign solving with the native engine (paper Table 2 scenarios, and
+ * issue 15's gates): one user's decision (decideSync, at round 0 and with five rounds of
+ * history), 128 users' decisions in one call (round 0 and round 5), the engine's GEMM against
+ * Eigen's on the same shapes, a full solve of 10,000 users x 10 rounds at 0.5x (the default
+ * subsampled search beside the exhaustive one, in the same run), and native against
+ * onnxruntime on the same model. For the default CODT size (d_model 64, 3 layers); weights do
+ * not change the cost, so a freshly initialised model is timed unless --model gives a trained
+ * one (a trained model's λ search is the realistic one).
+ *
+ * Run alone, `node --import tsx bench/solve.ts --scale=USERS [--model=FILE] [--rounds=10]`
+ * solves USERS fresh SY users once at 0.5x and prints one JSON line with the wall time and
+ * the peak RSS (issue 15's 1M x 10 scale run; wrap it in /usr/bin/time -v for the kernel's
+ * own peak RSS).
  */
+import { pathToFileURL } from 'node:url';
 import { resolveSyConfig } from '../src/data/synth.js';
 import type { CodtModel, ModelMeta } from '../src/model/artifact.js';
 import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
 import { readOnnx } from '../src/model/onnx.js';
 import { initParams } from '../src/model/params.js';
 import { OrtPool, OrtSession } from '../src/infer/ort.js';
-import { loadNativeModel, nativeForward, nativeForwardSync } from '../src/native/index.js';
-import { decide, decideSync, solve } from '../src/solve/index.js';
+import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout } from '../src/native/index.js';
+import { nativeGemmBench } from '../src/native/testing.js';
+import { decide, decideSync, solve, type SolveResult } from '../src/solve/index.js';
 import { latency, time, type Timing } from './harness.js';
 
 export function defaultSizedModel(): CodtModel {
@@ -26,58 +37,153 @@ export function defaultSizedModel(): CodtModel {
   return { meta, params: initParams(config, 1) };
 }
 
+/** One of issue 15's gates as this run measured it. */
+export interface Gate {
+  gate: string;
+  measured: string;
+  target: string;
+  met: boolean;
+}
+
+/** The gates of the last benchSolve() run (printed by it, written by bench/index.ts's caller if wanted). */
+export const solveGates: Gate[] = [];
+
+function gate(name: string, measured: string, target: string, met: boolean): void {
+  solveGates.push({ gate: name, measured, target, met });
+}
+
 export async function benchSolve(options: { quick?: boolean; modelFile?: string } = {}): Promise<Timing[]> {
+  solveGates.length = 0;
   const model = options.modelFile ? readOnnx(options.modelFile) : defaultSizedModel();
   const h = loadNativeModel(model);
-  const d = model.meta.config.stateDim;
+  const c = model.meta.config;
+  const d = c.stateDim;
+  const K = c.actionSizes.reduce((a, b) => a + b, 0);
+  const lambda = 0.25 * model.meta.normalization.lambdaMax;
   const state = Float32Array.from({ length: d }, (_, j) => 0.1 * j);
+  const history = {
+    states: Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + 0.05 * t * (j % 3))),
+    actions: Array.from({ length: 5 }, (_, t) => c.actionSizes.map((k) => (t + 1) % k)),
+    rewards: [12, 0, 30, 0, 18],
+    costs: [2, 0, 5, 0, 0],
+  };
   const out: Timing[] = [];
   try {
     const seconds = options.quick ? 0.5 : 3;
-    out.push(await latency('single-user decision: decideSync(), round 0', async () => decideSync({ model: h, lambda: 1, state }), seconds));
-    out.push(await latency('single-user decision: decide() (off-thread), round 0', () => decide({ model: h, lambda: 1, state }), seconds));
-    const K = model.meta.config.actionSizes.reduce((a, b) => a + b, 0);
+    const r0 = await latency('single-user decision: decideSync(), round 0', () => decideSync({ model: h, lambda, state }), seconds);
+    const r5 = await latency('single-user decision: decideSync(), round 5 (five rounds of history)', () => decideSync({ model: h, lambda, state, history }), seconds);
+    out.push(r0, r5);
+    out.push(await latency('single-user decision: decide() (off-thread), round 0', () => decide({ model: h, lambda, state }), seconds));
+    gate('one user, decideSync p50, round 0', `${(1000 * r0.medianMs).toFixed(1)} µs`, '≤ 20 µs', 1000 * r0.medianMs <= 20);
+    gate('one user, decideSync p50, round 5', `${(1000 * r5.medianMs).toFixed(1)} µs`, '≤ 20 µs', 1000 * r5.medianMs <= 20);
+    // 128 users in one call: round 0 (no history), and round 5 (five rounds of history each)
     const B = 128;
-    const batch = { batch: B, rounds: 1, states: new Float32Array(B * d).fill(0.1), rtg: new Float32Array(B).fill(50), ctg: new Float32Array(B).fill(10), actionsOneHot: new Float32Array(B * K), lambda: new Float32Array(B).fill(1) };
-    out.push(await latency('128 users, one decision each (one batch)', () => nativeForward(h, batch, 'incremental'), seconds));
-    // the same two scenarios through onnxruntime-node: one session, and a Piscina pool
-    const one = { ...batch, batch: 1, states: state, rtg: batch.rtg.subarray(0, 1), ctg: batch.ctg.subarray(0, 1), actionsOneHot: batch.actionsOneHot.subarray(0, K), lambda: batch.lambda.subarray(0, 1) };
-    const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping)', async () => nativeForwardSync(h, one), seconds);
+    const batchAt = (T: number) => ({
+      batch: B, rounds: T,
+      states: Float32Array.from({ length: B * T * d }, (_, i) => 0.5 * Math.sin(0.7 * i)),
+      rtg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -10 * ((i * 7) % 5))),
+      ctg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -2 * ((i * 3) % 4))),
+      actionsOneHot: Float32Array.from({ length: B * T * K }, (_, i) => ((i * 5) % K === 0 ? 1 : 0)),
+      lambda: new Float32Array(B).fill(lambda),
+    });
+    const b0 = batchAt(1);
+    const b5 = batchAt(6);
+    const n0 = await latency('128 users, one decision each (one call), round 0', () => nativeForward(h, b0, 'incremental'), seconds);
+    const n5 = await latency('128 users, one decision each (one call), round 5', () => nativeForward(h, b5, 'incremental'), seconds);
+    out.push(n0, n5);
+    gate('128 users in one call, round 0', `${n0.medianMs.toFixed(3)} ms`, '≤ 0.5 ms', n0.medianMs <= 0.5);
+    gate('128 users in one call, round 5', `${n5.medianMs.toFixed(3)} ms`, '≤ 1 ms', n5.medianMs <= 1);
+    // the same scenarios through onnxruntime-node: one session, and a Piscina pool
+    const one = { ...b0, batch: 1, states: state, rtg: b0.rtg.subarray(0, 1), ctg: b0.ctg.subarray(0, 1), actionsOneHot: b0.actionsOneHot.subarray(0, K), lambda: b0.lambda.subarray(0, 1) };
+    const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
     out.push(nativeOne);
     const session = await OrtSession.create(model);
     const pool = await OrtPool.create(model);
     try {
-      const ortOne = await latency('single user, ORT one session', () => session.logits(one), seconds);
-      const ort128 = await latency('128 users, ORT one session', () => session.logits(batch), seconds);
-      const pool128 = await latency(`128 users, ORT Piscina pool (${pool.workers} workers)`, () => pool.logits(batch), seconds);
-      out.push(ortOne, ort128, pool128);
-      const native128 = out.find((t) => t.name.startsWith('128 users, one decision')) as Timing;
-      console.log(`native/ORT speed-up: single user ${(ortOne.medianMs / nativeOne.medianMs).toFixed(1)}x, 128 users ${(ort128.medianMs / native128.medianMs).toFixed(1)}x (one session), ${(pool128.medianMs / native128.medianMs).toFixed(1)}x (pool)`);
+      const ortOne = await latency('single user, ORT one session, round 0', () => session.logits(one), seconds);
+      const ort128 = await latency('128 users, ORT one session, round 0', () => session.logits(b0), seconds);
+      const ort128r5 = await latency('128 users, ORT one session, round 5', () => session.logits(b5), seconds);
+      const pool128 = await latency(`128 users, ORT Piscina pool (${pool.workers} workers), round 0`, () => pool.logits(b0), seconds);
+      out.push(ortOne, ort128, ort128r5, pool128);
+      console.log(`native/ORT speed-up: single user ${(ortOne.medianMs / nativeOne.medianMs).toFixed(1)}x, 128 users ${(ort128.medianMs / n0.medianMs).toFixed(1)}x at round 0 and ${(ort128r5.medianMs / n5.medianMs).toFixed(1)}x at round 5 (one session), ${(pool128.medianMs / n0.medianMs).toFixed(1)}x (pool)`);
+      gate('native vs ORT, 128 users (one session), round 0 / round 5', `${(ort128.medianMs / n0.medianMs).toFixed(1)}x / ${(ort128r5.medianMs / n5.medianMs).toFixed(1)}x`, '≥ 3x', ort128.medianMs / n0.medianMs >= 3 && ort128r5.medianMs / n5.medianMs >= 3);
     } finally {
       await session.release();
       await pool.destroy();
     }
+    // the engine's GEMM against Eigen's on the same shapes, one thread each, alternated
+    for (const [rows, k, n] of [[16, 64, 64], [16, 64, 256], [16, 256, 64], [128, 64, 64], [128, 64, 256], [128, 256, 64]]) {
+      const g = nativeGemmBench(rows, k, n, options.quick ? 0.2 : 1);
+      const ms = (2 * rows * k * n) / g.ours / 1e6;
+      out.push({ name: `GEMM ${rows}x${k} @ ${k}x${n} (+bias), one core: engine ${g.ours.toFixed(0)} GFLOP/s, Eigen ${g.eigen.toFixed(0)} GFLOP/s (${(g.ours / g.eigen).toFixed(2)}x)`, runs: 5, medianMs: ms, p95Ms: ms, minMs: ms });
+    }
+    // full solve at 0.5x: the default (subsampled bracketing) and the exhaustive search, same run
     const users = options.quick ? 2000 : 10000;
-    const env = { seed: 1, rounds: model.meta.config.context };
-    let rollouts = 0;
-    out.push(await time(`full solve, ${users} users x ${env.rounds} rounds, bisection (median of runs)`, options.quick ? 1 : 3, async () => {
-      const r = await solve({ users, budget: '0.5x', env, model: h });
-      rollouts = r.rollouts;
-    }, 0));
-    console.log(`solve used ${rollouts} rollouts (including the reference rollout of the logging policy)`);
+    const env = { seed: 1, rounds: c.context };
+    let sampled: SolveResult | undefined;
+    let exhaustive: SolveResult | undefined;
+    const solveRow = await time(`full solve, ${users} users x ${env.rounds} rounds at 0.5x, bisection on a subsample then every user (default; median of runs)`, options.quick ? 1 : 3, async () => {
+      sampled = await solve({ users, budget: '0.5x', env, model: h });
+    }, 0);
+    const exhaustiveRow = await time(`full solve, ${users} users x ${env.rounds} rounds at 0.5x, exhaustive bisection (every probe on every user)`, 1, async () => {
+      exhaustive = await solve({ users, budget: '0.5x', env, model: h, subsample: false });
+    }, 0);
+    out.push(solveRow, exhaustiveRow);
+    const s = sampled as SolveResult;
+    const e = exhaustive as SolveResult;
+    const epsilon = 0.02 * e.budget;
+    // λ* within the tolerance: the subsampled λ*'s natural spend on every user is in the band the exhaustive search stops in
+    const at = await nativeRollout({ env: resolveSyConfig({ ...env, users: 1 }), rounds: env.rounds, budget: Infinity, policy: 'codt', lambda: s.lambda, model: h.id, userIds: Uint32Array.from({ length: users }, (_, i) => i) });
+    const inBand = at.cost <= e.budget && at.cost >= e.budget - epsilon;
+    const revenueGap = s.revenue / e.revenue - 1;
+    console.log(`solve ${users} x ${env.rounds} at 0.5x: subsampled λ* ${s.lambda.toFixed(4)} (natural spend ${at.cost.toFixed(0)}, band [${(e.budget - epsilon).toFixed(0)}, ${e.budget.toFixed(0)}]), ${s.rollouts - 1} rollouts on every user + ${s.sampleRollouts ?? 0} on ${s.sampleUsers ?? 0} users; ` +
+      `exhaustive λ* ${e.lambda.toFixed(4)} (cost ${e.cost.toFixed(0)}), ${e.rollouts - 1} rollouts; revenue ${s.revenue.toFixed(0)} vs ${e.revenue.toFixed(0)} (${(100 * revenueGap).toFixed(2)}%); the reference rollout of the logging policy is one more in both`);
+    gate(`full solve ${users} x ${env.rounds} at 0.5x`, `${(solveRow.medianMs / 1000).toFixed(2)} s (exhaustive ${(exhaustiveRow.medianMs / 1000).toFixed(2)} s)`, '≤ 1.5 s', solveRow.medianMs <= 1500);
+    gate('its λ* within the search tolerance, revenue within 0.5% of the exhaustive search', `natural spend at λ* ${inBand ? 'in' : 'NOT in'} [B − ε, B]; revenue ${(100 * revenueGap).toFixed(2)}%`, 'in band, |Δ| ≤ 0.5%', inBand && Math.abs(revenueGap) <= 0.005);
     // the same solve with onnxruntime decisions (no KV cache: round t re-runs t+1 rounds), fewer users
     const ortUsers = options.quick ? 500 : 2000;
     const ortPool = await OrtPool.create(model);
     try {
-      out.push(await time(`full solve, ${ortUsers} users x ${env.rounds} rounds, bisection, native engine`, 1, () => solve({ users: ortUsers, budget: '0.5x', env, model: h }), 0));
-      out.push(await time(`full solve, ${ortUsers} users x ${env.rounds} rounds, bisection, ORT Piscina pool (${ortPool.workers})`, 1, () => solve({ users: ortUsers, budget: '0.5x', env, model, engine: 'ort', ort: ortPool }), 0));
+      const nat = await time(`full solve, ${ortUsers} users x ${env.rounds} rounds at 0.5x, native engine (exhaustive bisection, as the ORT path runs)`, options.quick ? 1 : 3, () => solve({ users: ortUsers, budget: '0.5x', env, model: h, subsample: false }), 0);
+      const ort = await time(`full solve, ${ortUsers} users x ${env.rounds} rounds at 0.5x, ORT Piscina pool (${ortPool.workers})`, 1, () => solve({ users: ortUsers, budget: '0.5x', env, model, engine: 'ort', ort: ortPool }), 0);
+      out.push(nat, ort);
+      gate(`native vs ORT, full solve ${ortUsers} x ${env.rounds} (the same search)`, `${(ort.medianMs / nat.medianMs).toFixed(1)}x`, '≥ 10x', ort.medianMs / nat.medianMs >= 10);
     } finally {
       await ortPool.destroy();
     }
   } finally {
     h.unload();
   }
+  console.log('\n| gate (issue 15) | measured | target | met |\n| --- | --- | --- | --- |');
+  for (const g of solveGates) console.log(`| ${g.gate} | ${g.measured} | ${g.target} | ${g.met ? 'met' : 'NOT met'} |`);
   return out;
+}
+
+/** One solve of `users` fresh SY users at 0.5x: wall time, peak RSS, the search's work (the 10k/100k/1M scale runs). */
+export async function benchScale(users: number, modelFile?: string, rounds = 10): Promise<Record<string, number | string | boolean>> {
+  const model = modelFile ? readOnnx(modelFile) : defaultSizedModel();
+  const h = loadNativeModel(model);
+  try {
+    const t0 = performance.now();
+    const r = await solve({ users, budget: '0.5x', env: { seed: 1, rounds }, model: h, onProgress: (p) => console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${p.phase} rollouts ${p.rollouts}${p.lambda !== undefined ? ` λ ${p.lambda.toFixed(4)} cost ${p.cost?.toFixed(0)}` : ''}`) });
+    const wallMs = performance.now() - t0;
+    return {
+      users, rounds, model: modelFile ?? 'defaultSizedModel()', wallMs, peakRssMiB: process.resourceUsage().maxRSS / 1024, lambda: r.lambda, revenue: r.revenue, cost: r.cost, budget: r.budget,
+      baRate: r.baRate, rollouts: r.rollouts, sampleRollouts: r.sampleRollouts ?? 0, sampleUsers: r.sampleUsers ?? 0, blocked: r.blocked, feasible: r.feasible,
+    };
+  } finally {
+    h.unload();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const scale = Number(arg('scale'));
+  if (!Number.isInteger(scale) || scale < 1) {
+    console.error('usage: node --import tsx bench/solve.ts --scale=USERS [--model=FILE] [--rounds=10]');
+    process.exit(2);
+  }
+  console.log(JSON.stringify(await benchScale(scale, arg('model'), Number(arg('rounds') ?? 10))));
 }
 
 /** Paper Table 2 (their hardware: CPU-only, and an NVIDIA RTX 4090). */
