@@ -191,6 +191,69 @@ void CodtDecoder::reset(int batch) {
   shared_ = 0;
 }
 
+bool PrefixCache::find(const std::vector<float>& key, Entry& out) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Entry& e : entries_) {
+    if (e.key == key) {
+      out = e;
+      return true;
+    }
+  }
+  return false;
+}
+
+void PrefixCache::put(Entry entry) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Entry& e : entries_) {
+    if (e.key == entry.key) return;
+  }
+  if (entries_.size() == kEntries) entries_.pop_front();
+  entries_.push_back(std::move(entry));
+}
+
+void CodtDecoder::append_prefix(const float* values, float lambda) {
+  require(pos_ == 0, "the round-0 prefix comes first");
+  const CodtConfig& c = model_.config;
+  std::vector<TokenKind> kinds;
+  for (TokenKind kind : c.token_kinds()) {
+    if (kind == TokenKind::kState) break;
+    kinds.push_back(kind);
+  }
+  const size_t P = kinds.size(), D = static_cast<size_t>(c.d_model), L = static_cast<size_t>(c.layers);
+  require(static_cast<int>(P) <= max_pos_, "decoder context is full (rounds beyond the model's context)");
+  PrefixCache::Entry e;
+  e.key.push_back(lambda);
+  e.key.insert(e.key.end(), values, values + P);
+  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
+  if (model_.prefix.find(e.key, e)) {
+    for (size_t l = 0; l < L; ++l) {
+      float* kc = k_cache_.data() + key_user * capacity_ * l;
+      float* vc = v_cache_.data() + value_user * capacity_ * l;
+      for (int b = 0; b < batch_; ++b) {
+        for (size_t p = 0; p < P; ++p) {
+          const float* key = e.k.data() + (l * P + p) * D;
+          for (size_t i = 0; i < D; ++i) kc[key_user * b + i * key_stride_ + p] = key[i];
+          std::copy_n(e.v.data() + (l * P + p) * D, D, vc + value_user * b + p * D);
+        }
+      }
+    }
+    pos_ = shared_ = static_cast<int>(P);
+    return;
+  }
+  for (size_t p = 0; p < P; ++p) append_shared(kinds[p], 0, values + p, lambda);
+  e.k.resize(L * P * D);
+  e.v.resize(L * P * D);
+  for (size_t l = 0; l < L; ++l) {  // user 0's, as every user's
+    const float* kc = k_cache_.data() + key_user * capacity_ * l;
+    const float* vc = v_cache_.data() + value_user * capacity_ * l;
+    for (size_t p = 0; p < P; ++p) {
+      for (size_t i = 0; i < D; ++i) e.k[(l * P + p) * D + i] = kc[i * key_stride_ + p];
+      std::copy_n(vc + p * D, D, e.v.data() + (l * P + p) * D);
+    }
+  }
+  model_.prefix.put(std::move(e));
+}
+
 void CodtDecoder::append_shared(TokenKind kind, int round, const float* values, float lambda) {
   require(prefix_shared(), "a shared token must follow shared tokens only");
   require(kind != TokenKind::kState, "a state token is never shared (its output is read per user)");
@@ -308,17 +371,20 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
         }
         return true;
       };
-      const bool share = shared_prefix && same_at_round0(in.lambda, 1);
+      // every user of the block starts at the same targets and λ: round 0's target tokens
+      // come from the model's prefix cache (or are computed once)
+      const bool share = shared_prefix && same_at_round0(in.lambda, 1) && (!c.uses_rtg || same_at_round0(in.rtg, static_cast<size_t>(T))) &&
+                         (!c.uses_ctg || same_at_round0(in.ctg, static_cast<size_t>(T)));
+      if (share) {
+        std::vector<float> targets;
+        if (c.uses_rtg) targets.push_back(in.rtg[static_cast<size_t>(u0) * T]);
+        if (c.uses_ctg) targets.push_back(in.ctg[static_cast<size_t>(u0) * T]);
+        dec.append_prefix(targets.data(), in.lambda[u0]);
+      }
       for (int t = 0; t < T; ++t) {
         for (TokenKind kind : c.token_kinds()) {
           if (kind == TokenKind::kAction && t == T - 1) continue;  // nothing reads the last action
-          if (t == 0 && share && (kind == TokenKind::kRtg || kind == TokenKind::kCtg) && dec.prefix_shared()) {
-            const float* column = kind == TokenKind::kRtg ? in.rtg : in.ctg;
-            if (same_at_round0(column, static_cast<size_t>(T))) {
-              dec.append_shared(kind, 0, column + static_cast<size_t>(u0) * T, in.lambda[u0]);
-              continue;
-            }
-          }
+          if (t == 0 && share && (kind == TokenKind::kRtg || kind == TokenKind::kCtg)) continue;  // the prefix
           for (int b = 0; b < B; ++b) {
             const size_t bt = static_cast<size_t>(u0 + b) * T + t;
             switch (kind) {

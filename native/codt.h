@@ -4,9 +4,11 @@
 #pragma once
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <map>
-#include <new>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -102,6 +104,28 @@ ModelParams<T> resolve_params(const CodtConfig& c, Lookup&& at) {
   return w;
 }
 
+// Keys and values of the tokens before round 0's state token (the targets), by their values
+// and λ: the same for every user who starts at them, in any block or call, so the decoder
+// computes them once per (model, λ, targets) (CodtDecoder::append_prefix). Thread-safe; a
+// copy of a model starts with an empty cache (its weights may then change).
+class PrefixCache {
+ public:
+  struct Entry {
+    std::vector<float> key;   // λ, then the targets
+    std::vector<float> k, v;  // [layers, tokens, d]
+  };
+  PrefixCache() = default;
+  PrefixCache(const PrefixCache&) {}
+  PrefixCache& operator=(const PrefixCache&) { return *this; }
+  bool find(const std::vector<float>& key, Entry& out) const;
+  void put(Entry entry);
+
+ private:
+  static constexpr size_t kEntries = 64;  // the latest, enough for a λ search and a few served λ
+  mutable std::mutex mutex_;
+  std::deque<Entry> entries_;
+};
+
 // Read-only after validate_model: shared by every thread and worker_thread of the process.
 struct CodtModel {
   CodtConfig config;
@@ -109,6 +133,7 @@ struct CodtModel {
   TargetTable targets;
   std::map<std::string, std::vector<float>> params;
   ResolvedWeights w;  // filled by validate_model
+  mutable PrefixCache prefix;
   const float* p(const std::string& name) const;
 };
 
@@ -171,6 +196,10 @@ class CodtDecoder {
   // would write where matmul_rows_independent() holds (see layers.h), else the same values
   // to float rounding.
   void append_shared(TokenKind kind, int round, const float* values, float lambda);
+  // Appends round 0's tokens before the state token (its targets: `values`, one per token,
+  // the same for every user) at one λ, from the model's PrefixCache or computed once with
+  // append_shared and cached. Only at the start (position 0).
+  void append_prefix(const float* values, float lambda);
 
  private:
   const CodtModel& model_;

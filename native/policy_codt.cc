@@ -67,20 +67,24 @@ class CodtPolicy final : public Policy {
     State& s = static_cast<State&>(state);
     const CodtConfig& c = model_->config;
     const size_t n = block.size();
+    // Round 0: every user of the block has the same targets (the table at λ, or 0 for the
+    // relabelled recipes) and λ, so their tokens' keys and values are the same: from the
+    // model's prefix cache, or computed once.
+    const bool prefix = t == 0 && shared_prefix_;
+    if (prefix) {
+      std::vector<float> targets;
+      if (c.uses_rtg) targets.push_back(static_cast<float>(s.rtg_left[0]));
+      if (c.uses_ctg) targets.push_back(static_cast<float>(s.ctg_left[0]));
+      s.decoder.append_prefix(targets.data(), s.lambda[0]);
+    }
     for (TokenKind kind : c.token_kinds()) {
       if (kind == TokenKind::kAction) break;
       const float* values = states;
       if (kind != TokenKind::kState) {
+        if (prefix) continue;
         const std::vector<double>& left = kind == TokenKind::kRtg ? s.rtg_left : s.ctg_left;
         for (size_t i = 0; i < n; ++i) s.inputs[i] = static_cast<float>(left[i]);
         values = s.inputs.data();
-        // Round 0: every user of the block has the same targets (the table at λ, or 0 for the
-        // relabelled recipes) and λ, so their tokens' keys and values are the same.
-        if (shared_prefix_ && s.decoder.prefix_shared() && std::all_of(s.inputs.begin(), s.inputs.begin() + static_cast<std::ptrdiff_t>(n),
-                                                                        [&](float v) { return v == s.inputs[0]; })) {
-          s.decoder.append_shared(kind, static_cast<int>(t), values, s.lambda[0]);
-          continue;
-        }
       }
       s.decoder.append(kind, static_cast<int>(t), values, s.lambda.data(), kind == TokenKind::kState ? s.logits.data() : nullptr);
     }
