@@ -194,6 +194,8 @@ SimModel::SimModel(std::vector<std::shared_ptr<const OutcomeModel>> models, SimS
   check_noise(spec_.cost_noise, "costNoise");
   require(spec_.max_cost.size() == L.joint_count(), "simulator: maxCost needs one value per joint action (" + std::to_string(L.joint_count()) + ")");
   for (double c : spec_.max_cost) require(std::isfinite(c) && c >= 0, "simulator: maxCost must be finite and >= 0");
+  require(spec_.same_hurdle.empty() || spec_.same_hurdle.size() == models_.size(), "simulator: sameHurdle needs one flag per outcome model");
+  if (spec_.same_hurdle.empty()) spec_.same_hurdle.assign(models_.size(), 0);
   compile_and_check(check_rows);
 }
 
@@ -239,6 +241,8 @@ void SimModel::compile_and_check(const std::vector<float>& check_rows) {
       float* outs_fast[4] = {nullptr, nullptr, nullptr, nullptr};
       outs_ref[h] = want.data();
       outs_fast[h] = got.data();
+      // one hurdle for both: the cost's probability is the reward's
+      if (h == OutcomeModel::kPCost && spec_.same_hurdle[m] != 0) std::swap(outs_ref[OutcomeModel::kPCost], outs_ref[OutcomeModel::kPReward]);
       models_[m]->predict(check_rows.data(), n, outs_ref[0], outs_ref[1], outs_ref[2], outs_ref[3], 1);
       predict(m, check_rows.data(), n, outs_fast[0], outs_fast[1], outs_fast[2], outs_fast[3]);
       for (uint64_t r = 0; r < n; ++r) {
@@ -265,7 +269,9 @@ void SimModel::predict(size_t m, const float* rows, uint64_t n, float* p_reward,
   if (e_reward != nullptr) c.e_reward.predict(rows, n, p, e_reward);
   if (e_cost != nullptr) c.e_cost.predict(rows, n, p, e_cost);
   if (p_cost != nullptr) {
-    c.p_cost.predict(rows, n, p, p_cost);
+    if (spec_.same_hurdle[m] == 0) c.p_cost.predict(rows, n, p, p_cost);
+    else if (p_reward != nullptr) std::copy_n(p_reward, n, p_cost);
+    else c.p_reward.predict(rows, n, p, p_cost);
     const std::vector<int32_t>& free = models_[m]->zero_cost_columns();
     if (!free.empty()) {
       for (uint64_t r = 0; r < n; ++r) {

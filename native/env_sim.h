@@ -101,6 +101,10 @@ struct SimSpec {
   std::vector<double> reward_noise;   // quantiles of ε_r at k/(Q-1), mean 1; empty: ε = 1
   std::vector<double> cost_noise;     // the same for ε_c
   std::vector<double> max_cost;       // [joint actions] c_max(a)
+  // [models] 1 where every logged row of the model's actions had a cost exactly when it had a
+  // reward (a coupon paid when redeemed): P(c≠0) is then P(r≠0), one head instead of two
+  // nearly equal ones (faster, and the two hurdles cannot disagree). Empty: none.
+  std::vector<uint8_t> same_hurdle;
 };
 
 class SimModel {

@@ -44,7 +44,8 @@ SimLayout read_layout(const Napi::Value& v) {
 }
 
 // simCreate({ outcomes: id[], armModel, layout, dynamic, dynamicMin, dynamicMax, clock, clockValues, rewardNoise, costNoise, maxCost,
-//   checkRows?: Float32Array [m, cols] design rows on which the compiled trees must equal XGBoost }) -> id
+//   sameHurdle?: number[] (1: P(c≠0) is P(r≠0) for that model), checkRows?: Float32Array [m, cols] design rows
+//   on which the compiled trees must equal XGBoost }) -> id
 Napi::Value JS_simCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1) throw error(env, "simCreate(spec) expects an object");
@@ -64,6 +65,9 @@ Napi::Value JS_simCreate(const Napi::CallbackInfo& info) {
   s.reward_noise = read_number_array(o.Get("rewardNoise"), "spec.rewardNoise");
   s.cost_noise = read_number_array(o.Get("costNoise"), "spec.costNoise");
   s.max_cost = read_number_array(o.Get("maxCost"), "spec.maxCost");
+  if (!o.Get("sameHurdle").IsUndefined()) {
+    for (int32_t v : read_ints(o.Get("sameHurdle"), "spec.sameHurdle")) s.same_hurdle.push_back(v != 0 ? 1 : 0);
+  }
   std::vector<float> check;
   if (!o.Get("checkRows").IsUndefined()) check = copy_typed<float, napi_float32_array>(o.Get("checkRows"), "spec.checkRows");
   try {

@@ -60,6 +60,8 @@ export interface NativeSimSpec {
   maxCost: number[];
   /** [m, cols] design rows on which the compiled trees must equal XGBoost's predictions. */
   checkRows?: Float32Array;
+  /** Per outcome model, 1: P(c≠0) is P(r≠0) (the log never had one without the other). */
+  sameHurdle?: number[];
 }
 
 /** What a simulator trace recorded (native/env_sim.h `SimTrace`). */

@@ -83,6 +83,8 @@ export interface SimulatorHeader {
   maxCost: number[];
   /** Design rows of the log (float32 little-endian, base64): the compiled trees must equal XGBoost on them when loaded. */
   checkRows: string;
+  /** Per outcome model: every logged row of its actions had a cost exactly when it had a reward, so P(c≠0) is P(r≠0). */
+  sameHurdle: boolean[];
   fit: { source: string; users: number; rows: number; seconds: number; validationFraction: number; arms: 'per-arm' | 'pooled'; params: OutcomeParams; xgboost: string };
 }
 
@@ -208,6 +210,7 @@ function nativeSpec(outcomes: OutcomeModel[], h: SimulatorHeader): NativeSimSpec
     costNoise: h.costNoise,
     maxCost: h.maxCost,
     checkRows: decodeRows(h.checkRows),
+    sameHurdle: (h.sameHurdle ?? []).map((v) => (v ? 1 : 0)),
   };
 }
 
@@ -464,6 +467,19 @@ export async function fitSimulator(traj: Trajectories, options: SimulatorFitOpti
       if (cost > overall) overall = cost;
     }
     for (let k = 0; k < K; k++) if (maxCost[k] < 0) maxCost[k] = overall;
+    // one hurdle where the log never had a cost without a reward or a reward without a cost
+    const sameHurdle = outcomes.map((_, mk) => {
+      let nonzero = 0;
+      for (let k = 0; k < K; k++) {
+        if (armModel[k] !== mk) continue;
+        for (const r of rowsOf[k]) {
+          const c = m.cells[r];
+          if ((traj.costs[c] !== 0) !== (traj.rewards[c] !== 0)) return false;
+          if (traj.costs[c] !== 0) nonzero++;
+        }
+      }
+      return nonzero > 0;
+    });
     const dynamicMin = layout.dynamic.map(() => Infinity);
     const dynamicMax = layout.dynamic.map(() => -Infinity);
     for (let c = 0; c < traj.users * T; c++) {
@@ -489,6 +505,7 @@ export async function fitSimulator(traj: Trajectories, options: SimulatorFitOpti
       rewardNoise,
       costNoise,
       maxCost,
+      sameHurdle,
       checkRows: encodeRows(Float32Array.from({ length: Math.min(CHECK_ROWS, m.rows) * p }, (_, q) => m.x[Math.floor((Math.floor(q / p) * m.rows) / Math.min(CHECK_ROWS, m.rows)) * p + (q % p)])),
       fit: { source: traj.source, users: traj.users, rows: m.rows, seconds: (performance.now() - t0) / 1000, validationFraction: fraction, arms: perArm ? 'per-arm' : 'pooled', params, xgboost: outcomes[0].xgboost },
     };

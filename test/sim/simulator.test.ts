@@ -9,7 +9,12 @@
  * tolerance is 6%: a pooled model with the action one-hot misses no-coupon revenue by +14%
  * (DESIGN.md section 6), which this must catch.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/fixtures.js';
 import { ArgumentError, DataError, NativeError } from '../../src/errors.js';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { resolveSyConfig } from '../../src/data/synth.js';
@@ -17,7 +22,7 @@ import { buildTrajectories, selectUsers, type Trajectories } from '../../src/dat
 import { ModelFileError } from '../../src/model/onnx.js';
 import { generateSy, nativeRollout, type NativeRolloutSpec } from '../../src/native/index.js';
 import { buildFeatures } from '../../src/sim/features.js';
-import { fitSimulator, loadSimulator, nativeDesignMatrix, simulatorCount, simUsers, traceSimulator, type Simulator } from '../../src/sim/simulator.js';
+import { fitSimulator, loadSimulator, nativeDesignMatrix, readSimulator, simulatorCount, simUsers, traceSimulator, type Simulator } from '../../src/sim/simulator.js';
 import { solve } from '../../src/solve/index.js';
 
 const TRAIN = 8000;
@@ -57,6 +62,8 @@ describe('the simulator fitted on SY', () => {
     expect(sim.outcomes).toHaveLength(4);
     // a coupon costs its face value when redeemed: the caps are the face values
     expect(sim.header.maxCost).toEqual([0, 2, 5, 10]);
+    // a coupon costs exactly when it is redeemed: one hurdle for reward and cost (not for no coupon, which never costs)
+    expect(sim.header.sameHurdle).toEqual([false, true, true, true]);
     expect(sim.header.rewardNoise).toHaveLength(101);
   });
 
@@ -237,5 +244,35 @@ describe('bad input is a typed error', () => {
     expect(simulatorCount()).toBe(count - 1);
     expect(() => gone.nativeEnv()).toThrow(/disposed/);
     await expect(nativeRollout({ env, rounds: ROUNDS, budget: Infinity, policy: 'random', lambda: 0, ...users })).rejects.toMatchObject({ code: 'NATIVE_STATE' });
+  });
+});
+
+describe('saco fit-sim', () => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+  const saco = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli.ts'), ...args], { cwd: root, encoding: 'utf8' });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('fits a log file into one simulator file (--json summary), and refuses a bad --out with exit 2 before reading', () => {
+    const log = tmp.file('sy.parquet');
+    expect(saco('synth', '--users', '800', '--rounds', '4', '--seed', '2', '--out', log, '--quiet').code).toBe(0);
+    const out = tmp.file('sim.bin');
+    const r = saco('fit-sim', '--data', log, '--out', out, '--json', '--quiet');
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ simulator: out, users: 800, rows: 3200, rounds: 4, arms: 'per-arm', dynamic: ['engagement', 'fatigue'], clock: ['round_frac'] });
+    expect(doc.models).toHaveLength(4);
+    expect(doc.historyImportance.map((h: { head: string }) => h.head)).toContain('pReward');
+    const sim2 = readSimulator(out);
+    expect(sim2.rounds).toBe(4);
+    sim2.dispose();
+    const bad = saco('fit-sim', '--data', log, '--out', path.join(tmp.dir, 'missing', 'sim.bin'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^saco: --out: .*folder .* does not exist/);
+    expect(existsSync(path.join(tmp.dir, 'missing'))).toBe(false);
   });
 });
