@@ -4,7 +4,8 @@
  * and cost hurdles, the transitions of the dynamic state features) with the default booster
  * settings and early stopping on 20% of users. Then the simulator's rows: fit-sim on the same
  * log (per-arm models, CPU and idle-core time as above), a solve of 10,000 users x 10 rounds
- * in SY and the same solve through the simulator (issue 13's gate: <= 2x, ratio in one run),
+ * in SY and the same solve through the simulator with a trained SACO (issue 13's gate: <= 2x,
+ * ratio in one run; per rollout too, since the two λ searches may probe a different number),
  * and `saco sim check` on uniform and biased logs (the SY validation table of the README).
  */
 import os from 'node:os';
@@ -21,7 +22,6 @@ import { checkSimulatorOnSy, syCheckLog, type SimCheckReport } from '../src/sim/
 import { fitSimulator, type Simulator } from '../src/sim/simulator.js';
 import { solve } from '../src/solve/index.js';
 import { simCheckLines } from '../src/cli/sim-check.js';
-import { defaultSizedModel } from './solve.js';
 
 export interface SimFitReport {
   rows: number;
@@ -44,7 +44,7 @@ export interface SimFitReport {
 export interface SimulatorBench {
   /** fit-sim on the same log: wall, CPU, and idle-core time (each model's head groups replayed, models one after the other). */
   fit: { wallSeconds: number; cpuSeconds: number; idleWallSeconds: number; models: number; arms: string };
-  /** The same solve (default-sized CODT, 0.5x) in SY and through the simulator. */
+  /** The same solve (SACO trained on the uniform log, 0.5x) in SY and through the simulator. */
   solve: { users: number; rounds: number; sy: { ms: number; rollouts: number }; sim: { ms: number; rollouts: number }; ratio: number; ratioPerRollout: number };
   /** `saco sim check` reports. */
   checks: SimCheckReport[];
@@ -125,12 +125,18 @@ async function benchSimulator(traj: Trajectories, timings: Timing[], options: { 
     syObserve(sy, u, 0, states, i * d);
     x.set(u.x, i * sy.features);
   }
-  const h = loadNativeModel(defaultSizedModel());
+  // a trained SACO (default size; the uniform check below uses it too), so the λ search runs
+  // as it does on real plans in both worlds (an untrained model's spend curve is arbitrary)
+  const trainUsers = options.quick ? 8000 : 30000;
+  const epochs = options.quick ? 1 : 3;
+  const uniformLog = await syCheckLog({ seed: 1 }, trainUsers);
+  const uniformModel = (await trainCodt(uniformLog, { epochs, seed: 1 })).model;
+  const h = loadNativeModel(uniformModel);
   const runs = options.quick ? 1 : 3;
   let syRollouts = 0;
   let simRollouts = 0;
   try {
-    const inSy = await time(`full solve in SY, ${users} users x ${rounds} rounds, bisection (default-sized CODT)`, runs, async () => {
+    const inSy = await time(`full solve in SY, ${users} users x ${rounds} rounds, 0.5x, bisection (SACO, default size, trained ${epochs} epochs)`, runs, async () => {
       syRollouts = (await solve({ users: { ids, features: x }, budget: '0.5x', env: sy, model: h })).rollouts;
     }, 1);
     const inSim = await time(`the same solve through the simulator, ${users} users x ${rounds} rounds`, runs, async () => {
@@ -150,9 +156,7 @@ async function benchSimulator(traj: Trajectories, timings: Timing[], options: { 
     // the SY validation: uniform logging, then biased
     const checks: SimCheckReport[] = [];
     for (const logging of [{ kind: 'uniform' as const }, { kind: 'biased' as const, strength: 1.5 }]) {
-      const trainUsers = options.quick ? 8000 : 30000;
-      const log = await syCheckLog({ seed: 1, logging }, trainUsers);
-      const model = (await trainCodt(log, { epochs: options.quick ? 1 : 3, seed: 1 })).model;
+      const model = logging.kind === 'uniform' ? uniformModel : (await trainCodt(await syCheckLog({ seed: 1, logging }, trainUsers), { epochs, seed: 1 })).model;
       const report = await checkSimulatorOnSy({ sy: { seed: 1, logging }, trainUsers, testUsers: options.quick ? 2000 : 5000, model });
       checks.push(report);
       console.log(`\nsaco sim check, ${report.logging} logging:`);
