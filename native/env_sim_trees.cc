@@ -1,5 +1,6 @@
 #include "env_sim_trees.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -173,16 +174,34 @@ CompiledTrees CompiledTrees::compile(const xgb::Booster& booster) {
     const auto split_type = numbers<uint8_t>(tree.at("split_type"), to_int);
     const size_t n = left.size();
     require(n >= 1 && right.size() == n && feature.size() == n && value.size() == n && default_left.size() == n, "a tree's arrays differ in length");
-    const int32_t offset = static_cast<int32_t>(t.nodes_.size());
-    t.roots_.push_back(offset);
     for (size_t i = 0; i < n; ++i) {
       const bool leaf = left[i] == -1;
       require(leaf || (left[i] > 0 && static_cast<size_t>(left[i]) < n && right[i] > 0 && static_cast<size_t>(right[i]) < n), "a child index is out of range");
       require(leaf || split_type.empty() || split_type[i] == 0, "categorical splits are not supported");
       require(leaf || feature[i] >= 0, "a negative split feature");
-      t.nodes_.push_back(Node{leaf ? -1 : feature[i], value[i], leaf ? -1 : offset + left[i], leaf ? -1 : offset + right[i]});
-      if (!leaf && feature[i] > t.max_feature_) t.max_feature_ = feature[i];
-      t.default_left_.push_back(default_left[i]);
+    }
+    // breadth first from the root, each node's two children side by side: the top levels share
+    // cache lines, and a node needs only its left child's index
+    const int32_t offset = static_cast<int32_t>(t.nodes_.size());
+    t.roots_.push_back(offset);
+    std::vector<int32_t> order{0};  // XGBoost node ids in the new order
+    std::vector<int32_t> placed(n, -1);
+    placed[0] = 0;
+    for (size_t q = 0; q < order.size(); ++q) {
+      const int32_t i = order[q];
+      if (left[static_cast<size_t>(i)] == -1) continue;
+      for (int32_t child : {left[static_cast<size_t>(i)], right[static_cast<size_t>(i)]}) {
+        require(placed[static_cast<size_t>(child)] < 0, "a node has two parents");
+        placed[static_cast<size_t>(child)] = static_cast<int32_t>(order.size());
+        order.push_back(child);
+      }
+    }
+    for (int32_t i : order) {
+      const size_t u = static_cast<size_t>(i);
+      const bool leaf = left[u] == -1;
+      t.nodes_.push_back(Node{leaf ? -1 : feature[u], value[u], leaf ? -1 : offset + placed[static_cast<size_t>(left[u])]});
+      t.default_left_.push_back(default_left[u]);
+      if (!leaf && feature[u] > t.max_feature_) t.max_feature_ = feature[u];
     }
   }
   return t;
@@ -195,14 +214,16 @@ void CompiledTrees::predict(const float* x, uint64_t n, uint64_t p, float* out) 
   }
   for (uint64_t r = 0; r < n; ++r) out[r] = base_margin_;
   const Node* nodes = nodes_.data();
-  // tree by tree: the tree's nodes stay in cache over the rows, and each row sums in tree order
+  const uint8_t* default_left = default_left_.data();
+  // tree by tree: the tree's top levels stay in cache over the rows, and each row sums in tree order
   for (int32_t root : roots_) {
     for (uint64_t r = 0; r < n; ++r) {
       const float* row = x + r * p;
       int32_t k = root;
       while (nodes[k].feature >= 0) {
         const float v = row[nodes[k].feature];
-        k = std::isnan(v) ? (default_left_[static_cast<size_t>(k)] != 0 ? nodes[k].left : nodes[k].right) : (v < nodes[k].value ? nodes[k].left : nodes[k].right);
+        // siblings are adjacent: the right child follows the left
+        k = nodes[k].left + (std::isnan(v) ? (default_left[k] != 0 ? 0 : 1) : (v < nodes[k].value ? 0 : 1));
       }
       out[r] += nodes[k].value;
     }

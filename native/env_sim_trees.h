@@ -37,10 +37,11 @@ class CompiledTrees {
   int32_t max_feature() const { return max_feature_; }
 
  private:
+  // Breadth-first per tree, siblings adjacent (the right child is left + 1).
   struct Node {
     int32_t feature;  // -1: a leaf
     float value;      // split threshold, or the leaf's value
-    int32_t left, right;
+    int32_t left;     // the left child (absolute index); the right one follows it
   };
   std::vector<Node> nodes_;
   std::vector<uint8_t> default_left_;
