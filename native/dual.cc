@@ -114,11 +114,13 @@ class Prober {
         return r;
       }
     }
+    // a probe at λ whose budget rule withheld something: the natural rollout is not tried again
+    const bool probed = budget == search_.budget && std::any_of(full_.begin(), full_.end(), [&](const Probe& p) { return p.lambda == lambda; });
     RolloutSpec spec = base_;
     spec.lambda = lambda;
     spec.budget = budget;
     spec.record_plan = true;
-    spec.optimistic = !binding;
+    spec.optimistic = !binding && !probed;
     ++out_.rollouts;
     return rollout(spec, users_);
   }
@@ -162,10 +164,14 @@ struct Bracket {
 // `se_share`: also stop once either end is within that many of its standard errors of the
 // band's middle (a subsample's estimate is no more precise than that). Returns the end the
 // search stopped at: hi, or lo when that one is the end within the standard errors.
-Probe illinois(const std::function<Probe(double)>& at, Bracket& b, double goal, double width, double tiny, int steps, bool log = false, double se_share = 0) {
+// `aim`: the secant seeks C(λ) = aim instead of the goal (the band's middle: fewer probes
+// overshoot it); the bracket's ends are still sides of the goal.
+Probe illinois(const std::function<Probe(double)>& at, Bracket& b, double goal, double width, double tiny, int steps, bool log = false, double se_share = 0,
+               double aim = std::numeric_limits<double>::quiet_NaN()) {
   int stale = 0;  // Illinois: halve the weight of an end that keeps being kept
   double w_lo = 1, w_hi = 1;
-  const auto f = [&](double cost) { return log ? std::log(std::max(cost, 1e-9 * goal)) - std::log(goal) : cost - goal; };
+  const double target = std::isnan(aim) ? goal : aim;
+  const auto f = [&](double cost) { return log ? std::log(std::max(cost, 1e-9 * target)) - std::log(target) : cost - target; };
   const double middle = goal - 0.5 * width;
   const auto near = [&](const Probe& p) { return se_share > 0 && std::abs(p.cost - middle) <= se_share * p.se; };
   const auto searching = [&] { return b.hi.cost < goal - width && !near(b.hi) && !near(b.lo); };
@@ -193,7 +199,7 @@ Probe illinois(const std::function<Probe(double)>& at, Bracket& b, double goal, 
 }
 
 // The exhaustive search: every probe on every user, from the ends of [0, λmax] (or from a
-// bracket `start` already probed on every user).
+// bracket `start` already probed on every user, then aimed at the band's middle).
 void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Bracket* start = nullptr) {
   const double B = s.budget;
   Bracket b;
@@ -216,7 +222,8 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
     b = Bracket{p0, pmax};
   }
   try {
-    illinois([&](double lambda) { return probe.at(lambda); }, b, B, s.epsilon, 1e-6 * s.lambda_max, std::numeric_limits<int>::max());
+    illinois([&](double lambda) { return probe.at(lambda); }, b, B, s.epsilon, 1e-6 * s.lambda_max, std::numeric_limits<int>::max(), false, 0,
+             start ? B - 0.5 * s.epsilon : std::numeric_limits<double>::quiet_NaN());
   } catch (const Exhausted&) {
   }
   out.feasible = true;
@@ -251,8 +258,9 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
 //   2. otherwise the subsample's curve, corrected by what the full probe measured
 //      (C(λ') ≈ C(λ) + Ĉ(λ') - Ĉ(λ): the same users' spend at two nearby λ differs little,
 //      so the correction is precise near λ), picks the next λ for a probe on every user; up to
-//      kCorrections times;
-//   3. then the exhaustive search inside the bracket of the probes on every user.
+//      kCorrections times, until probes on every user lie on both sides of the band;
+//   3. then the exhaustive search inside the bracket of the probes on every user, its secant
+//      aimed at the band's middle.
 // The budget not binding at λ = 0, or binding even at λmax, is decided by probes on every
 // user too. Policies that learn across users are searched exhaustively (a subsample would
 // change what they learn), and so are populations under kMinUsers.
@@ -345,7 +353,8 @@ void subsampled_bisection(Prober& probe, const RolloutSpec& base, const RolloutU
       }
       if (p.cost > B && (!have_lo || p.lambda > full.lo.lambda)) full.lo = p, have_lo = true;
       if (p.cost <= B && (!have_hi || p.lambda < full.hi.lambda)) full.hi = p, have_hi = true;
-      if (round == kCorrections) break;
+      // probes on every user on both sides: their secant is better than the subsample's
+      if (round == kCorrections || (have_lo && have_hi)) break;
       // where the subsample's curve, shifted to pass through this full probe, meets T
       const Estimate here = at_sample(lambda);
       const double goal = T - (p.cost - here.p.cost);
