@@ -69,6 +69,10 @@ export interface PerBudgetRow {
   lambda: Stat | null;
   /** This method's incremental revenue over the Oracle's, per seed then averaged (null without the Oracle). */
   oracleShare: Stat | null;
+  /** Seeds where the budget did not bind (even λ = 0, or every coupon kept, spends less). */
+  notBinding: number;
+  /** Seeds where the budget needed a λ beyond the method's λ range (the environment's budget rule then cut the spend). */
+  beyondLambdaMax: number;
 }
 
 export interface Table1Row {
@@ -213,6 +217,8 @@ export function buildReport(input: ReportInput): EvalReport {
         incrementalRoi: statOrNull(rs.map((r) => r.incrementalRoi)),
         lambda: statOrNull(rs.map((r) => r.lambda)),
         oracleShare: hasOracle ? statOrNull(shares) : null,
+        notBinding: rs.filter((r) => r.budgetNotBinding).length,
+        beyondLambdaMax: rs.filter((r) => r.needsMoreThanLambdaMax).length,
       });
     }
   }
@@ -350,6 +356,13 @@ function mdTable(head: string[], rows: string[][], align?: Array<'l' | 'r'>): st
   return [`| ${head.join(' | ')} |`, `| ${a.map((x) => (x === 'l' ? ':--' : '--:')).join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
 }
 
+/** "not binding 1/3; λ > λmax 2/3", or '' when the search met every budget. */
+function searchNote(r: PerBudgetRow): string {
+  const n = r.revenue.n;
+  const notes = [r.notBinding ? `not binding ${r.notBinding}/${n}` : '', r.beyondLambdaMax ? `λ > λmax ${r.beyondLambdaMax}/${n}` : ''].filter(Boolean);
+  return notes.join('; ');
+}
+
 const roleText: Record<MethodRole, string> = { saco: 'SACO', ablation: 'ablation', baseline: 'baseline', reference: 'upper reference (not a baseline)' };
 
 /** report.md. */
@@ -386,16 +399,16 @@ export function renderMarkdown(rep: EvalReport): string {
   L.push('## Per budget: every metric (mean ± sd over seeds)', '');
   L.push(
     ...mdTable(
-      ['Budget', 'Method', 'Revenue', 'Cost', 'ROI', 'BARate', 'Incremental revenue', 'λ*'],
+      ['Budget', 'Method', 'Revenue', 'Cost', 'ROI', 'BARate', 'Incremental revenue', 'λ*', 'Search'],
       rep.budgets.flatMap((b) =>
         rep.perBudget
           .filter((r) => r.budget === b.label)
-          .map((r) => [b.label, r.label, pm(r.revenue, DECIMALS.money), pm(r.cost, DECIMALS.money), pm(r.roi, DECIMALS.ratio), pm(r.baRate, DECIMALS.ratio), pm(r.incrementalRevenue, DECIMALS.money, true), pm(r.lambda, DECIMALS.lambda)]),
+          .map((r) => [b.label, r.label, pm(r.revenue, DECIMALS.money), pm(r.cost, DECIMALS.money), pm(r.roi, DECIMALS.ratio), pm(r.baRate, DECIMALS.ratio), pm(r.incrementalRevenue, DECIMALS.money, true), pm(r.lambda, DECIMALS.lambda), searchNote(r)]),
       ),
-      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
     ),
   );
-  L.push('');
+  L.push('', 'Search: seeds where the budget did not bind (the method spends less even unconstrained), or needed a λ beyond the method\'s λ range (its spend does not fall far enough with λ; the budget rule then cuts it).', '');
 
   L.push('## Incremental revenue over no coupon (mean over seeds)', '');
   const incMethods = methodsWithRows.filter((m) => m.name !== 'no-coupon');
