@@ -218,3 +218,7 @@ export async function writeDecisions(decisions: import('./solve/decide-batch.js'
 
 // beyond one machine: the λ search over shards of users, in process or on BullMQ workers
 export { solveSharded, startClusterWorker, ClusterError } from './cluster/index.js';
+
+// the learned offline simulator: plan on your own users (solve({ env: { kind: 'sim', simulator } }))
+export { fitSimulator, readSimulator, writeSimulator, loadSimulator, simUsers, Simulator } from './sim/simulator.js';
+export { fitOutcomeModel, predictOutcomes, crossFitOutcomes, loadOutcomeModel, OutcomeModel } from './sim/outcome.js';
