@@ -1,54 +1,101 @@
 /**
- * Derived columns: a schema may give reward or cost as an SQL expression over the file's
- * columns (`"reward": { "sql": "10 * purchase" }`, `"cost": { "sql": "reward * offer_completed" }`),
- * evaluated by DuckDB as the file is read, so real logs need no preprocessing outside saco.
- * Reward is derived first, so the cost expression may use it by the name `reward`.
+ * What a schema adds to the log's table `raw` before roles are resolved, so real logs need no
+ * preprocessing outside saco: files joined on a key (`"join"`, e.g. a campaign table with
+ * start dates), named columns computed by DuckDB (`"columns"`, in order, window functions
+ * allowed), then reward and cost given as SQL expressions (`"reward": { "sql": "10 * purchase" }`,
+ * `"cost": { "sql": "reward * offer_completed" }`). Reward is derived before cost, so the cost
+ * expression may use it by the name `reward`.
  */
+import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { SchemaError } from '../errors.js';
-import { queryRows, quoteIdent as q } from './duck.js';
-import type { DataSchema, DerivedColumn } from './schema.js';
+import { queryRows, quoteIdent as q, quoteLiteral, readerSql, resolveSource } from './duck.js';
+import { columnTypes, readError } from './raw.js';
+import type { DataSchema, DerivedColumn, JoinedFile } from './schema.js';
 
 export function isDerived(v: unknown): v is DerivedColumn {
   return typeof v === 'object' && v !== null && typeof (v as DerivedColumn).sql === 'string';
 }
 
+interface Table {
+  header: string[];
+  types: Map<string, string>;
+}
+
 /**
- * Adds each derived column to the table `raw` under its role's name (replacing a file column
- * of that name) and returns the schema with plain column names, and the new header and types.
- * @throws {SchemaError} naming the field when DuckDB cannot evaluate the expression.
+ * Applies the schema's joins, named columns and derived reward and cost to the table `raw`
+ * (read from a file in `logDir`) and returns the schema with plain column names, and the new
+ * header and types.
+ * @throws {SchemaError} naming the field when a joined file cannot be joined or DuckDB cannot evaluate an expression.
  */
 export async function applyDerivedColumns(
   conn: DuckDBConnection,
   schema: DataSchema,
   header: string[],
   types: Map<string, string>,
+  logDir = '.',
 ): Promise<{ schema: DataSchema; header: string[]; types: Map<string, string> }> {
   const out: DataSchema = { ...schema };
-  let names = [...header];
-  if (!isDerived(schema.reward) && !isDerived(schema.cost)) return { schema: out, header: names, types };
+  let table: Table = { header: [...header], types };
+  for (const [j, join] of (schema.join ?? []).entries()) table = await joinFile(conn, join, `join[${j}]`, table, logDir);
+  for (const [name, spec] of Object.entries(schema.columns ?? {})) table = await addColumn(conn, name, spec.sql, `columns.${name}`, table);
   for (const role of ['reward', 'cost'] as const) {
     const spec = schema[role];
     if (!isDerived(spec)) continue;
-    const name = role;
-    // CSV columns are read as text (so bad values can be located): the expression sees every
-    // text column whose values are all numbers as a number
-    const numeric = await numericTextColumns(conn, names, types);
-    const view = names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
-    const keep = names.includes(name) ? `raw.* EXCLUDE (${q(name)})` : 'raw.*';
-    try {
-      await conn.run(`CREATE OR REPLACE TABLE raw AS
-        SELECT ${keep}, d.__v AS ${q(name)} FROM raw JOIN (SELECT __row, (${spec.sql}) AS __v FROM (SELECT __row, ${view} FROM raw)) d USING (__row)
-        ORDER BY __row`);
-    } catch (e) {
-      throw new SchemaError(`${role}.sql`, `DuckDB cannot evaluate "${spec.sql}": ${(e as Error).message.split('\n')[0]}`, 'SCHEMA_BAD_SQL');
-    }
-    const type = (await queryRows(conn, `SELECT typeof(${q(name)}) AS t FROM raw LIMIT 1`))[0]?.t;
-    types.set(name, String(type ?? 'DOUBLE'));
-    if (!names.includes(name)) names = [...names, name];
-    out[role] = name;
+    table = await addColumn(conn, role, spec.sql, `${role}.sql`, table);
+    out[role] = role;
   }
-  return { schema: out, header: names, types };
+  return { schema: out, header: table.header, types: table.types };
+}
+
+/** `raw` with the columns of `join.file` matched on `join.on`; row order and `__row` kept. */
+async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string, table: Table, logDir: string): Promise<Table> {
+  const file = path.isAbsolute(join.file) ? join.file : path.join(logDir, join.file);
+  const source = await resolveSource(conn, file).catch((e: unknown) => {
+    throw new SchemaError(`${field}.file`, `${file}: ${(e as Error).message}`, 'SCHEMA_BAD_JOIN');
+  });
+  try {
+    await conn.run(`CREATE OR REPLACE TEMP TABLE __joined AS SELECT * FROM ${readerSql(source)}`);
+  } catch (e) {
+    throw readError(e, source);
+  }
+  const theirs = [...(await queryRows(conn, 'DESCRIBE __joined')).map((r) => String(r.column_name))];
+  const on = join.on;
+  if (!table.header.includes(on)) throw new SchemaError(`${field}.on`, `column "${on}" is not in the log (columns: ${table.header.join(', ')})`, 'SCHEMA_BAD_JOIN');
+  if (!theirs.includes(on)) throw new SchemaError(`${field}.on`, `column "${on}" is not in ${file} (columns: ${theirs.join(', ')})`, 'SCHEMA_BAD_JOIN');
+  const added = theirs.filter((c) => c !== on);
+  const clash = added.filter((c) => table.header.includes(c) || c.startsWith('__'));
+  if (clash.length) throw new SchemaError(`${field}.file`, `${file} has column${clash.length > 1 ? 's' : ''} ${clash.map((c) => `"${c}"`).join(', ')} that the log has already: rename them in one of the files, or derive what you need in "columns"`, 'SCHEMA_BAD_JOIN');
+  const dup = (await queryRows(conn, `SELECT CAST(${q(on)} AS VARCHAR) AS k, count(*) AS n FROM __joined GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1`))[0];
+  if (dup) throw new SchemaError(`${field}.on`, `${file} has ${Number(dup.n)} rows with ${on} = ${quoteLiteral(String(dup.k))}: a joined file must have each key at most once`, 'SCHEMA_BAD_JOIN');
+  const kind = join.how === 'inner' ? 'JOIN' : 'LEFT JOIN';
+  await conn.run(`CREATE OR REPLACE TABLE raw AS
+    SELECT raw.*, ${added.map((c) => `j.${q(c)}`).join(', ') || 'NULL AS __none'} FROM raw ${kind} __joined j ON CAST(raw.${q(on)} AS VARCHAR) = CAST(j.${q(on)} AS VARCHAR)
+    ORDER BY raw.__row`);
+  await conn.run('DROP TABLE __joined');
+  if (added.length === 0) await conn.run('ALTER TABLE raw DROP COLUMN __none');
+  return { header: [...table.header, ...added], types: await columnTypes(conn) };
+}
+
+/** Adds (or replaces) column `name` of `raw` as the value of `sql` on each row. */
+async function addColumn(conn: DuckDBConnection, name: string, sql: string, field: string, table: Table): Promise<Table> {
+  const names = table.header;
+  // CSV columns are read as text (so bad values can be located): the expression sees every
+  // text column whose values are all numbers as a number
+  const numeric = await numericTextColumns(conn, names, table.types);
+  const view = names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
+  const keep = names.includes(name) ? `raw.* EXCLUDE (${q(name)})` : 'raw.*';
+  try {
+    await conn.run(`CREATE OR REPLACE TABLE raw AS
+      SELECT ${keep}, d.__v AS ${q(name)} FROM raw JOIN (SELECT __row, (${sql}) AS __v FROM (SELECT __row, ${view} FROM raw)) d USING (__row)
+      ORDER BY __row`);
+  } catch (e) {
+    throw new SchemaError(field, `DuckDB cannot evaluate "${sql}": ${(e as Error).message.split('\n')[0]}`, 'SCHEMA_BAD_SQL');
+  }
+  const type = (await queryRows(conn, `SELECT typeof(${q(name)}) AS t FROM raw LIMIT 1`))[0]?.t;
+  const types = new Map(table.types);
+  types.set(name, String(type ?? 'DOUBLE'));
+  return { header: names.includes(name) ? names : [...names, name], types };
 }
 
 /** Text columns every non-null value of which is a number. */

@@ -6,6 +6,7 @@
  * `skipBadRows`, a counted skip in the report. A path is one literal file; a pattern is
  * read only with `glob`, and the files read are listed in the report.
  */
+import path from 'node:path';
 import { renameSync } from 'node:fs';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { DataError, SchemaError } from '../errors.js';
@@ -185,7 +186,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
     progress(`reading ${typeof input === 'string' ? input : input.join(', ')}`);
     const raw = await loadRawTable(conn, input, options.glob);
     const { source, rowsRead } = raw;
-    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types);
+    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types, path.dirname(raw.source.files[0]));
     const file = source.label;
     if (options.needColumns) {
       const present = new Set(header);

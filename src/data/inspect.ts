@@ -4,6 +4,7 @@
  * MAX_ABS_VALUE, negative costs) as counts instead of failing on the first. Statistics
  * leave those values out, so they stay finite (DuckDB's STDDEV_SAMP of 1e200 throws).
  */
+import path from 'node:path';
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
 import { looksNumeric, numericExpr } from './ingest.js';
 import { applyDerivedColumns } from './derived.js';
@@ -65,7 +66,7 @@ export async function inspectLog(input: string | readonly string[], schema: Data
   return withDuck(async (conn) => {
     const raw = await loadRawTable(conn, input, options.glob);
     const { source, rowsRead } = raw;
-    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types);
+    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types, path.dirname(raw.source.files[0]));
     const file = source.label;
     const roles = resolveRoles(named, header, file);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';

@@ -49,7 +49,8 @@ async function createRaw(conn: DuckDBConnection, reader: string): Promise<unknow
   }
 }
 
-async function columnTypes(conn: DuckDBConnection): Promise<Map<string, string>> {
+/** DuckDB type of each column of `raw`, without `__row` and `__file`. */
+export async function columnTypes(conn: DuckDBConnection): Promise<Map<string, string>> {
   const described = await queryRows(conn, 'DESCRIBE raw');
   const types = new Map<string, string>(described.map((r) => [String(r.column_name), String(r.column_type)]));
   types.delete('__row');

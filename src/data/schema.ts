@@ -24,6 +24,20 @@ export interface DerivedColumn {
   sql: string;
 }
 
+/**
+ * Another file joined onto the log's rows before anything else (e.g. a campaign table that
+ * holds each campaign's start date). Its rows are matched on `on` (a column of both files,
+ * compared as text), each key at most once in it; its other columns join the log's, which
+ * must not have them already. `how`: "left" (default) keeps every log row, with empty values
+ * where the file has no match; "inner" keeps only the log rows that match.
+ */
+export interface JoinedFile {
+  /** CSV or Parquet; a relative path is read from the log file's folder. */
+  file: string;
+  on: string;
+  how?: 'left' | 'inner';
+}
+
 /** Cost that the log does not record, given per value of one action dimension (e.g. a per-e-mail cost). */
 export interface CostPerAction {
   perAction: Record<string, number>;
@@ -71,6 +85,14 @@ export interface CombineRule {
 }
 
 export interface DataSchema {
+  /** Files joined onto the log's rows first, in order (see {@link JoinedFile}). */
+  join?: JoinedFile[];
+  /**
+   * Named columns computed by DuckDB after the joins, in the order listed (each may use the
+   * ones before it, the file's columns and the joined ones; window functions work, e.g. a
+   * campaign's rank by start date), usable by name in every role below.
+   */
+  columns?: Record<string, DerivedColumn>;
   /** Column(s) that identify a user; several are joined into one key; null: every row is its own user (T = 1). */
   user: string | string[] | null;
   /** Column that orders a user's rows (number, date or timestamp); null: file order. */
@@ -109,7 +131,7 @@ export const DEFAULT_SCHEMA: DataSchema = {
  */
 export const MAX_ABS_VALUE = 1e30;
 
-const KNOWN_FIELDS = new Set(['user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude', 'round', 'combine']);
+const KNOWN_FIELDS = new Set(['join', 'columns', 'user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude', 'round', 'combine']);
 
 const DURATION_UNITS: Record<string, number> = {
   s: 1, sec: 1, second: 1, m: 60, min: 60, minute: 60, h: 3600, hr: 3600, hour: 3600, d: 86400, day: 86400, w: 604800, week: 604800,
@@ -168,6 +190,20 @@ function checkSql(sql: unknown, field: string): string {
   return sql;
 }
 
+function parseJoin(v: unknown, origin: string): JoinedFile[] {
+  if (!Array.isArray(v)) throw new SchemaError(`${origin}.join`, 'must be a list of { "file": path, "on": column, "how"?: "left" | "inner" }');
+  return v.map((entry, j) => {
+    const field = `${origin}.join[${j}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new SchemaError(field, 'must be { "file": path, "on": column, "how"?: "left" | "inner" }');
+    const e = entry as Record<string, unknown>;
+    for (const key of Object.keys(e)) if (!['file', 'on', 'how'].includes(key)) throw new SchemaError(`${field}.${key}`, 'unknown field (known: file, on, how)');
+    if (typeof e.file !== 'string' || e.file.length === 0) throw new SchemaError(`${field}.file`, 'must be a path (relative paths are read from the log file\'s folder)');
+    if (typeof e.on !== 'string' || e.on.length === 0) throw new SchemaError(`${field}.on`, 'must be a column of both files');
+    if (e.how !== undefined && e.how !== 'left' && e.how !== 'inner') throw new SchemaError(`${field}.how`, 'must be "left" or "inner"');
+    return { file: e.file, on: e.on, ...(e.how ? { how: e.how } : {}) };
+  });
+}
+
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
 }
@@ -180,6 +216,17 @@ export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
     if (!KNOWN_FIELDS.has(key)) throw new SchemaError(`${origin}.${key}`, `unknown field (known: ${[...KNOWN_FIELDS].join(', ')})`);
   }
   const schema: DataSchema = { ...DEFAULT_SCHEMA };
+  if ('join' in o && o.join !== undefined && o.join !== null) schema.join = parseJoin(o.join, origin);
+  if ('columns' in o && o.columns !== undefined && o.columns !== null) {
+    const c = o.columns;
+    if (typeof c !== 'object' || Array.isArray(c)) throw new SchemaError(`${origin}.columns`, 'must be an object { "name": { "sql": "expression" } }');
+    schema.columns = {};
+    for (const [name, v] of Object.entries(c as Record<string, unknown>)) {
+      if (name.trim() === '' || name.startsWith('__')) throw new SchemaError(`${origin}.columns`, `"${name}" cannot name a column (empty, or starting with "__")`);
+      if (!isSql(v)) throw new SchemaError(`${origin}.columns.${name}`, 'must be { "sql": "expression" }');
+      schema.columns[name] = { sql: checkSql(v.sql, `${origin}.columns.${name}.sql`) };
+    }
+  }
   if ('user' in o) {
     if (o.user !== null && typeof o.user !== 'string' && !isStringArray(o.user)) throw new SchemaError(`${origin}.user`, 'must be a column name, a list of names, or null');
     schema.user = o.user as DataSchema['user'];
