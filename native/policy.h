@@ -3,7 +3,9 @@
 // hears back what happened (the issued action, reward and cost) so it can keep a history.
 // One file per policy (policy_<name>.cc); policy_registry.cc maps names to them.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +19,12 @@ class PolicyState {
  public:
   virtual ~PolicyState() = default;
 };
+
+// The probability a deterministic policy gives the issued actions [n, A]: 1 where a user's
+// issued action is its proposal, 0 where the budget issued the control instead.
+inline void point_mass_probability(size_t n, size_t A, const int32_t* proposed, const int32_t* issued, double* p) {
+  for (size_t i = 0; i < n; ++i) p[i] = std::equal(proposed + i * A, proposed + (i + 1) * A, issued + i * A) ? 1.0 : 0.0;
+}
 
 class Policy {
  public:
@@ -34,6 +42,18 @@ class Policy {
   // actions [n, A] for round t, from states [n, state_dim] as observed.
   virtual void act(PolicyState& state, const Environment& env, const EnvBlock& block, uint32_t t,
                    const float* states, int32_t* actions) const = 0;
+  // The probability this policy's own decision distribution gives, at round t, to each user's
+  // issued action [n, A], written to p[n]. `proposed` is what act() returned this round and
+  // `issued` what the environment received: the same, or the control action where the budget
+  // withheld a coupon. Called after act() and before feedback() of round t (so the state still
+  // holds what act() computed). A stochastic policy gives its sampling probability, a greedy
+  // one the probability of the distribution it takes the mode of (see each policy's file); a
+  // policy that defines none leaves this default: NaN for every user.
+  virtual void probability(const PolicyState& state, const Environment& env, const EnvBlock& block, uint32_t t, const int32_t* proposed,
+                           const int32_t* issued, double* p) const {
+    (void)state, (void)env, (void)t, (void)proposed, (void)issued;
+    std::fill_n(p, block.size(), std::numeric_limits<double>::quiet_NaN());
+  }
   // What happened at round t: the actions actually issued (the budget may have withheld
   // some), reward and cost per user.
   virtual void feedback(PolicyState& state, uint32_t t, const int32_t* issued, const double* reward, const double* cost) const {

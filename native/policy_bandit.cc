@@ -12,7 +12,8 @@
 // stream keyed by (prior seed, user, t), and takes the arm with the largest sample. After the
 // round, the outcomes of ALL users (the issued arms: a coupon the budget withheld counts as
 // the control) update the posterior in block order (end_round), so results do not depend on
-// the thread count.
+// the thread count. The probability of an issued arm (the chance it wins the draw) has no
+// closed form: Policy::probability keeps its default, NaN.
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -99,6 +99,30 @@ class CodtPolicy final : public Policy {
     greedy_actions(c, s.logits.data(), static_cast<int>(n), actions);
   }
 
+  // The softmax of the model's scores at this round's state token, per action dimension,
+  // evaluated at the issued index (the control where the budget withheld the greedy coupon),
+  // multiplied over dimensions: the distribution whose per-dimension mode act() issues.
+  // Computed in double from the float scores act() read.
+  void probability(const PolicyState& state, const Environment&, const EnvBlock& block, uint32_t, const int32_t*, const int32_t* issued,
+                   double* p) const override {
+    const State& s = static_cast<const State&>(state);
+    const CodtConfig& c = model_->config;
+    const size_t K = static_cast<size_t>(c.action_width()), A = c.action_sizes.size();
+    for (size_t i = 0; i < block.size(); ++i) {
+      const float* row = s.logits.data() + i * K;
+      double prob = 1;
+      for (size_t j = 0; j < A; ++j) {
+        const int size = c.action_sizes[j];
+        const double top = *std::max_element(row, row + size);
+        double z = 0;
+        for (int k = 0; k < size; ++k) z += std::exp(static_cast<double>(row[k]) - top);
+        prob *= std::exp(static_cast<double>(row[issued[i * A + j]]) - top) / z;
+        row += size;
+      }
+      p[i] = prob;
+    }
+  }
+
   void feedback(PolicyState& state, uint32_t t, const int32_t* issued, const double* reward, const double* cost) const override {
     State& s = static_cast<State&>(state);
     const CodtConfig& c = model_->config;

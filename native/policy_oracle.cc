@@ -62,6 +62,13 @@ class OraclePolicy final : public Policy {
     }
   }
 
+  // Deterministic: its distribution is a point mass on the argmax (1 for the proposal, 0 for
+  // the control the budget issued instead).
+  void probability(const PolicyState&, const Environment& env, const EnvBlock& block, uint32_t, const int32_t* proposed, const int32_t* issued,
+                   double* p) const override {
+    point_mass_probability(block.size(), env.action_sizes().size(), proposed, issued, p);
+  }
+
  private:
   struct State final : PolicyState {
     double lambda = 0;

@@ -27,6 +27,13 @@ class RandomPolicy final : public Policy {
       }
     }
   }
+  // Uniform over every action combination: the product over dimensions of 1/size, whatever
+  // was issued (the control included), computed as 1 / (product of the sizes).
+  void probability(const PolicyState&, const Environment& env, const EnvBlock& block, uint32_t, const int32_t*, const int32_t*, double* p) const override {
+    double combos = 1;
+    for (int K : env.action_sizes()) combos *= K;
+    std::fill_n(p, block.size(), 1.0 / combos);
+  }
 };
 
 const PolicyRegistrar kRegistered("random", false, [](const PolicyArgs&) -> std::shared_ptr<const Policy> {

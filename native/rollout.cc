@@ -85,6 +85,18 @@ class Simulation {
     spec_.policy->end_round(t, states);
   }
 
+  // What a recorded plan says of block k's users at round t besides their issued actions
+  // [n, A] (`proposed`: act()'s, [n, A]): the policy's probability of each issued action and
+  // the environment's expected reward and cost of it (NaN where unknown), written [n] each.
+  // Before step(): the policy state and the users' states are still those of round t.
+  void describe(size_t k, uint32_t t, const int32_t* proposed, const int32_t* issued, double* probability, double* reward, double* cost) const {
+    const Block& b = blocks_[k];
+    spec_.policy->probability(*b.policy, *spec_.env, *b.env, t, proposed, issued, probability);
+    for (size_t i = 0; i < b.end - b.begin; ++i) {
+      if (!spec_.env->expected(*b.env, i, t, issued + i * A_, reward[i], cost[i])) reward[i] = cost[i] = std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+
   double max_cost(size_t user, const int32_t* action) const {
     const Block& b = blocks_[user / kRolloutBlock];
     return spec_.env->max_cost(*b.env, user - b.begin, action);
@@ -150,8 +162,9 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users);
 uint64_t rollout_bytes(const RolloutSpec& spec, size_t users) {
   const uint64_t A = spec.env->action_sizes().size(), R = spec.rounds, sd = static_cast<uint64_t>(spec.env->state_dim());
   const bool optimistic = (std::isfinite(spec.budget) ? spec.optimistic : std::isfinite(spec.check_budget)) && !spec.policy->learns_across_users();
+  const bool details = spec.record_plan && spec.record_details;  // PlanDetails, and the proposals the budget may overwrite
   const uint64_t per_user = 4 + R * 2 * sizeof(double) + A * 4 + (round_by_round(spec) ? 2 * sizeof(double) : 0) + (spec.record_plan ? R * A * 4 : 0) +
-                            (optimistic ? R * sizeof(double) : 0);
+                            (details ? R * (3 * sizeof(double) + 1) + A * 4 : 0) + (optimistic ? R * sizeof(double) : 0);
   const size_t live = live_users(spec, users);
   return users * per_user + spec.policy->state_bytes(live, spec.rounds) + live * (sd * 4 + kEnvBytesPerUser);
 }
@@ -178,13 +191,33 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
   RolloutResult result;
   result.revenue_by_round.assign(spec.rounds, 0.0);
   result.cost_by_round.assign(spec.rounds, 0.0);
-  if (spec.record_plan) result.plan.assign(n * spec.rounds * A, 0);
+  const uint32_t R = spec.rounds;
+  const bool details = spec.record_plan && spec.record_details;
+  if (spec.record_plan) result.plan.assign(n * R * A, 0);
+  PlanDetails& d = result.details;
+  if (details) {
+    d.probability.assign(n * R, 0.0);
+    d.expected_reward.assign(n * R, 0.0);
+    d.expected_cost.assign(n * R, 0.0);
+    d.withheld.assign(n * R, 0);
+  }
   std::vector<int32_t> actions(n * A);
-  std::vector<double> reward(n * spec.rounds), cost(n * spec.rounds);
+  std::vector<double> reward(n * R), cost(n * R);
   std::vector<uint64_t> coupons(sim.blocks(), 0);
-  auto record = [&](size_t begin, size_t end, uint32_t t) {
+  // Block k's issued actions at round t into the plan and, with details, what else it says of
+  // them (`proposed`: the policy's actions before the budget rule, laid out like `actions`).
+  auto record = [&](size_t k, uint32_t t, const int32_t* proposed) {
     if (!spec.record_plan) return;
-    for (size_t i = begin; i < end; ++i) std::copy_n(actions.data() + i * A, A, result.plan.data() + (i * spec.rounds + t) * A);
+    const Block& b = sim.block(k);
+    for (size_t i = b.begin; i < b.end; ++i) std::copy_n(actions.data() + i * A, A, result.plan.data() + (i * R + t) * A);
+    if (!details) return;
+    double p[kRolloutBlock], r[kRolloutBlock], c[kRolloutBlock];
+    sim.describe(k, t, proposed + b.begin * A, actions.data() + b.begin * A, p, r, c);
+    for (size_t i = b.begin; i < b.end; ++i) {
+      d.probability[i * R + t] = p[i - b.begin];
+      d.expected_reward[i * R + t] = r[i - b.begin];
+      d.expected_cost[i * R + t] = c[i - b.begin];
+    }
   };
 
   const bool learns = spec.policy->learns_across_users();
@@ -212,7 +245,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
           coupons[k] += most > 0 ? 1 : 0;
           if (optimistic) largest[t * n + i] = most;
         }
-        record(b.begin, b.end, t);
+        record(k, t, actions.data());
         sim.step(k, t, a, reward.data() + t * n + b.begin, cost.data() + t * n + b.begin);
       }
     });
@@ -242,6 +275,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
   if (!done) {
     const std::vector<int32_t> control = spec.env->control_action();
     std::vector<double> planned_cost(n), unused(n);
+    std::vector<int32_t> proposed(details ? n * A : 0);  // the policy's actions, before the budget rule
     // A block's state is freed after its last round, so only one wave is alive at once.
     double spent = 0;
     for (size_t w0 = 0; w0 < sim.blocks(); w0 += wave_blocks) {
@@ -251,6 +285,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
         for_blocks(w1 - w0, threads, [&](size_t j) {
           Block& b = sim.block(w0 + j);
           sim.propose(w0 + j, t, actions.data() + b.begin * A);
+          if (details) std::copy(actions.data() + b.begin * A, actions.data() + b.end * A, proposed.data() + b.begin * A);
           spec.env->respond(*b.env, t, actions.data() + b.begin * A, unused.data() + b.begin, planned_cost.data() + b.begin);
         });
         // users arrive in id order; a coupon is withheld when its largest possible cost would
@@ -262,6 +297,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
           if (largest_cost > 0 && running + largest_cost > spec.budget) {
             std::copy(control.begin(), control.end(), a);
             ++result.blocked;
+            if (details) d.withheld[i * R + t] = 1;
             continue;
           }
           if (largest_cost > 0) ++result.coupons;
@@ -269,7 +305,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
         }
         for_blocks(w1 - w0, threads, [&](size_t j) {
           Block& b = sim.block(w0 + j);
-          record(b.begin, b.end, t);
+          record(w0 + j, t, details ? proposed.data() : actions.data());
           sim.step(w0 + j, t, actions.data() + b.begin * A, reward.data() + t * n + b.begin, cost.data() + t * n + b.begin);
         });
         double round_cost = 0;  // summed per round first, as the TypeScript mirror does

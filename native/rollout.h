@@ -50,6 +50,24 @@ struct RolloutSpec {
   // Without a budget: also replay the budget rule at this budget on the natural rollout
   // (RolloutResult::fits_budget), so that a λ probe whose rule withholds nothing is the plan.
   double check_budget = std::numeric_limits<double>::infinity();
+  // With record_plan: also record RolloutResult::details, per (user, round) of the plan (a
+  // rollout that records no plan records no details either). Off by default: it costs
+  // R x 25 bytes per user and, per issued action, one Policy::probability and one
+  // Environment::expected call (the simulator predicts every joint action for that).
+  bool record_details = false;
+};
+
+// What a recorded plan says of each (user, round) besides the issued action: all [users,
+// rounds], laid out like RolloutResult::plan (RolloutSpec::record_details).
+struct PlanDetails {
+  // Policy::probability of the issued action at the round it was issued (NaN: the policy
+  // defines none, e.g. Thompson sampling).
+  std::vector<double> probability;
+  // Environment::expected reward and cost of the issued action, for the user's state at that
+  // round (NaN: the environment does not know them).
+  std::vector<double> expected_reward, expected_cost;
+  // 1: the budget withheld the policy's coupon and issued the control action instead.
+  std::vector<uint8_t> withheld;
 };
 
 struct RolloutResult {
@@ -58,6 +76,7 @@ struct RolloutResult {
   uint64_t blocked = 0;          // coupons withheld by the budget
   std::vector<double> revenue_by_round, cost_by_round;
   std::vector<int32_t> plan;     // [users, rounds, action dims] issued action indices (if recorded)
+  PlanDetails details;           // [users, rounds] each (if recorded: record_plan and record_details)
   double cost_sq = 0;            // sum over users of (the user's total cost)^2: spend's spread over users
   // The budget rule (at budget, or check_budget without one) withheld nothing: the rollout
   // is both the natural one and the budget-enforced one at its λ.
@@ -72,7 +91,7 @@ class OutOfMemory : public std::runtime_error {
   uint64_t users_fit;
 };
 
-// Bytes a rollout of `users` holds at its peak: results, plan, and the states of the users
+// Bytes a rollout of `users` holds at its peak: results, plan (and its details), and the states of the users
 // alive at once (a wave, or a block per thread without a budget).
 uint64_t rollout_bytes(const RolloutSpec& spec, size_t users);
 

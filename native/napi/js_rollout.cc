@@ -1,5 +1,6 @@
 #include "js_rollout.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -61,7 +62,7 @@ std::shared_ptr<const BanditPrior> read_bandit_prior(const Napi::Value& value) {
   return prior;
 }
 
-// spec: { env: SyConfig | { kind: 'sim', simulator, seed?, startRound?, expectedFrom? }, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, threads?,
+// spec: { env: SyConfig | { kind: 'sim', simulator, seed?, startRound?, expectedFrom? }, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, recordDetails?, threads?,
 //         sharedPrefix?, waveUsers?, memoryLimit?, optimistic? }
 std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   Napi::Env env = value.Env();
@@ -88,6 +89,7 @@ std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   spec.lambda = read_number(o, "lambda", 0, "spec");
   spec.threads = static_cast<uint32_t>(read_count(o, "threads", 0, 1024, "spec"));
   spec.record_plan = read_bool(o, "recordPlan", false, "spec");
+  spec.record_details = read_bool(o, "recordDetails", false, "spec");
   spec.wave_users = static_cast<uint32_t>(read_count(o, "waveUsers", kDefaultWaveUsers, 4294967295.0, "spec"));
   spec.memory_limit = read_count(o, "memoryLimit", 0, 9007199254740991.0, "spec");
   spec.optimistic = read_bool(o, "optimistic", true, "spec");
@@ -113,6 +115,12 @@ std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   return b;
 }
 
+Napi::Uint8Array to_uint8(Napi::Env env, const std::vector<uint8_t>& values) {
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, values.size());
+  std::copy(values.begin(), values.end(), out.Data());
+  return out;
+}
+
 Napi::Object rollout_to_js(Napi::Env env, RolloutResult& r) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("revenue", r.revenue);
@@ -122,10 +130,19 @@ Napi::Object rollout_to_js(Napi::Env env, RolloutResult& r) {
   out.Set("revenueByRound", to_float64(env, std::move(r.revenue_by_round)));
   out.Set("costByRound", to_float64(env, std::move(r.cost_by_round)));
   if (!r.plan.empty()) out.Set("plan", to_int32(env, std::move(r.plan)));
+  PlanDetails& d = r.details;
+  if (!d.withheld.empty()) {
+    Napi::Object details = Napi::Object::New(env);
+    details.Set("probability", to_float64(env, std::move(d.probability)));
+    details.Set("expectedRevenue", to_float64(env, std::move(d.expected_reward)));
+    details.Set("expectedCost", to_float64(env, std::move(d.expected_cost)));
+    details.Set("withheld", to_uint8(env, d.withheld));
+    out.Set("details", details);
+  }
   return out;
 }
 
-// rollout(spec) -> Promise<{ revenue, cost, coupons, blocked, revenueByRound, costByRound, plan? }>
+// rollout(spec) -> Promise<{ revenue, cost, coupons, blocked, revenueByRound, costByRound, plan?, details? }>
 Napi::Value JS_rollout(const Napi::CallbackInfo& info) {
   if (info.Length() != 1) throw error(info.Env(), "rollout(spec) expects an object");
   return Task<RolloutBaton>::Queue(

@@ -29,6 +29,19 @@ export interface NativeRolloutResult {
   costByRound: Float64Array;
   /** [users, rounds, action dims] issued action indices, when recorded. */
   plan?: Int32Array;
+  /** What the plan says of each (user, round) besides the action, when recorded (`recordDetails`). */
+  details?: NativePlanDetails;
+}
+
+/** Per (user, round) of a recorded plan, each [users, rounds] (native/rollout.h `PlanDetails`). */
+export interface NativePlanDetails {
+  /** The policy's probability of the issued action (native/policy.h `Policy::probability`); NaN: the policy defines none. */
+  probability: Float64Array;
+  /** The environment's expected reward and cost of the issued action at that round's state; NaN: the environment does not know them. */
+  expectedRevenue: Float64Array;
+  expectedCost: Float64Array;
+  /** 1: the budget withheld the policy's coupon and issued the control action. */
+  withheld: Uint8Array;
 }
 
 /** The learned simulator as a rollout's environment (native/env_sim.h; src/sim/simulator.ts builds it). */
@@ -91,6 +104,8 @@ export interface NativeRolloutSpec {
   /** SY: [users, env.features] static features, omitted: drawn from the env seed by user id. Simulator: [users, stateDim (+ history columns)] starting states. */
   features?: Float64Array;
   recordPlan?: boolean;
+  /** With recordPlan: also record the plan's `details` (for a λ search: on its probes on every user, the final plan among them). Default false. */
+  recordDetails?: boolean;
   threads?: number;
   /** CODT: compute a block's round-0 target tokens once (the same for every user of a λ). Default true; the plan is the same bits either way. */
   sharedPrefix?: boolean;
