@@ -49,6 +49,7 @@ export type { NativeModel } from './native/index.js';
 export { OrtSession, OrtPool, type OrtPoolOptions } from './infer/ort.js';
 export { solve, decide, decideSync } from './solve/index.js';
 export type { SolveUsers, SolveOptions, SolveResult, SolveProgress, EnvChoice, DecideOptions, Decision, DecisionHistory, Budget, PolicyName, SearchMethodName } from './solve/index.js';
+export { writePlan, type PlanLabels, type PlanDetails } from './solve/index.js';
 export { POLICIES, POLICY_NAMES, type PolicyDefinition } from './policy/registry.js';
 
 /** Imports a module on the first call; later calls skip the loader's per-import work (decide() is ~50 µs). */

@@ -22,7 +22,7 @@ import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';
 import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
 import { checkStatesInRange, validateModel } from '../model/validate.js';
-import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type NativeModel, type NativeRolloutSpec } from '../native/index.js';
+import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type NativeModel, type NativePlanDetails, type NativeRolloutSpec } from '../native/index.js';
 import { policyByName, type PolicyName } from '../policy/registry.js';
 import type { CausalForest } from '../policy/forest.js';
 import type { BanditPrior } from '../policy/bandit.js';
@@ -140,6 +140,43 @@ export interface SolveOptions {
   waveUsers?: number;
   /** Bytes one rollout may hold (default: what the system has available); beyond: NativeError `NATIVE_OUT_OF_MEMORY`, which says how many users fit. */
   memoryLimit?: number;
+  /**
+   * Also return {@link SolveResult.planDetails}: per (user, round) the policy's probability of
+   * the issued action, the environment's expected revenue and cost of it, and whether the
+   * budget withheld a coupon (what `writePlan` writes). Native engine only. Default false:
+   * it costs 25 bytes per user and round, and in the simulator each probe on every user of the
+   * λ search predicts every joint action once per round.
+   */
+  planDetails?: boolean;
+}
+
+/**
+ * What a plan says of each (user, round) besides the issued action: each array is
+ * [users, rounds], users in the order of `SolveResult.plan`, round r at index
+ * user × rounds + r (the campaign's round `startRound + r`).
+ */
+export interface PlanDetails {
+  /** The campaign round of index 0: `env.startRound` in the simulator, else 0. */
+  startRound: number;
+  /**
+   * The policy's probability of the issued action under its own decision distribution
+   * (native/policy.h `Policy::probability`): CODT, the softmax of the model's scores at that
+   * round's state per action dimension, evaluated at the issued index (the control where the
+   * budget withheld the greedy coupon), multiplied over dimensions; Random, 1 / (number of
+   * action combinations); the Oracle and Forest (deterministic), 1 for their proposal and 0 for
+   * a control the budget issued instead; NaN where the policy defines none (the bandit's
+   * Thompson sampling).
+   */
+  probability: Float64Array;
+  /**
+   * The environment's expected revenue and cost of the issued action for the user's state at
+   * that round (SY: its ground truth; the simulator: its predicted P(r≠0)·E[r | r≠0], or SY's
+   * truth with `expectedFrom`). NaN where the environment does not know them.
+   */
+  expectedRevenue: Float64Array;
+  expectedCost: Float64Array;
+  /** 1: the budget withheld the policy's coupon and issued the control action instead. */
+  withheld: Uint8Array;
 }
 
 export interface SolveResult {
@@ -167,6 +204,8 @@ export interface SolveResult {
   trace: Array<{ lambda: number; revenue: number; cost: number }>;
   /** [users, rounds, action dims] issued action indices. */
   plan: Int32Array;
+  /** With `planDetails: true`: what the plan says of each (user, round) besides the action. */
+  planDetails?: PlanDetails;
   users: number;
   rounds: number;
   wallMs: number;
@@ -292,6 +331,11 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
   if (useOrt && (policy !== 'codt' || method !== 'bisection')) throw new ArgumentError('engine', "'ort' runs the codt policy with the bisection search; SLSQP and the baselines run natively");
   const world = resolveWorld(options.env);
   if (useOrt && world.sim) throw new ArgumentError('engine', "'ort' runs in SY only; plans in the simulator run natively");
+  if (options.planDetails !== undefined && typeof options.planDetails !== 'boolean') throw new ArgumentError('planDetails', `must be a boolean, got ${String(options.planDetails)}`);
+  if (useOrt && options.planDetails) throw new ArgumentError('planDetails', "plan details come from the native engine: drop engine 'ort'");
+  const recordDetails = !!options.planDetails;
+  const detailsOf = (d: NativePlanDetails | undefined): { planDetails?: PlanDetails } =>
+    recordDetails && d ? { planDetails: { startRound: world.sim?.startRound ?? 0, ...d } } : {};
   const progress = options.onProgress ?? (() => undefined);
   // the ORT engine needs the weights, not a native copy of them
   const model = definition.needsModel && !useOrt ? nativeModelOf(options.model) : undefined;
@@ -315,12 +359,12 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     const common = { engine: (options.engine ?? 'native') as 'native' | 'ort', policy, budget, referenceSpend: reference.cost, users: users.userIds.length, rounds };
     if (!definition.searched) {
       progress({ phase: 'plan', rollouts: 1, budget });
-      const r = await nativeRollout({ ...base, policy, budget, recordPlan: true });
+      const r = await nativeRollout({ ...base, policy, budget, recordPlan: true, recordDetails });
       progress({ phase: 'done', rollouts: 2, cost: r.cost, budget });
       return {
         ...common, engine: 'native', method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2, sampleRollouts: 0, sampleUsers: 0,
         coupons: r.coupons, blocked: r.blocked, feasible: true, budgetNotBinding: reference.cost <= budget, needsMoreThanLambdaMax: false, trace: [],
-        plan: r.plan as Int32Array, wallMs: performance.now() - t0,
+        plan: r.plan as Int32Array, ...detailsOf(r.details), wallMs: performance.now() - t0,
       };
     }
     const lambdaMax = meta ? meta.normalization.lambdaMax : options.lambdaMax ?? 10;
@@ -348,7 +392,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
       }
     }
     const s = await nativeSearchLambda(
-      { ...base, policy, model: model?.handle.id, forest: options.forest?.id, bandit: options.bandit },
+      { ...base, policy, model: model?.handle.id, forest: options.forest?.id, bandit: options.bandit, recordDetails },
       { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40), subsample: options.subsample ?? true },
       (p) => progress({ phase: 'search', rollouts: p.rollouts + 1, lambda: p.lambda, cost: p.cost, budget }),
     );
@@ -357,7 +401,8 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     return {
       ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
       rollouts: s.rollouts + 1, sampleRollouts: s.sampleRollouts, sampleUsers: s.sampleUsers, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible,
-      budgetNotBinding: s.budgetNotBinding, needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, wallMs: performance.now() - t0,
+      budgetNotBinding: s.budgetNotBinding, needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, ...detailsOf(r.details),
+      wallMs: performance.now() - t0,
     };
   } finally {
     if (model?.owned) model.handle.unload();
@@ -365,6 +410,22 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
 }
 
 export { tsBisection, type TsRolloutResult, type TsSearchResult } from './ts-rollout.js';
+export type { PlanLabels } from './plan-file.js';
+
+/**
+ * Writes a plan solved with `planDetails: true` as CSV, CSV.gz or Parquet (by extension), one
+ * row per (user, round): user_id, round, the action label per dimension, probability,
+ * expected_revenue, expected_cost, withheld, lambda (src/solve/plan-file.ts; DuckDB loads on
+ * the first call). Returns the number of rows written.
+ *
+ * @throws {ArgumentError} for a result without plan details, labels that do not fit the plan, or an unknown extension.
+ * @example
+ * const plan = await solve({ model, users: trajectories, budget: '0.5x', env: { kind: 'sim', simulator }, planDetails: true });
+ * await writePlan(plan, trajectories, 'plan.parquet');
+ */
+export async function writePlan(result: Pick<SolveResult, 'plan' | 'planDetails' | 'users' | 'rounds' | 'lambda'>, labels: import('./plan-file.js').PlanLabels, file: string): Promise<number> {
+  return (await import('./plan-file.js')).writePlan(result, labels, file);
+}
 
 /** The starting states of `features` (SY: static features; simulator: states, without history columns). */
 function startStates(features: Float64Array, n: number, world: World): Float64Array {
