@@ -1,12 +1,19 @@
-/** `saco solve`: plan a campaign (the λ search under a budget) and print revenue, cost, ROI, BARate. */
+/**
+ * `saco solve`: plan a campaign (the λ search under a budget) in SY's ground truth or in a
+ * log's learned simulator (--sim), print revenue, cost, ROI, BARate, and write the plan
+ * (--out: one row per user and round). Output paths are checked before any work.
+ */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readTrajectories } from '../data/ingest.js';
+import { formatOf } from '../data/duck.js';
+import { ArgumentError } from '../errors.js';
 import { checkDataMatchesModel } from '../model/artifact.js';
 import { readOnnx } from '../model/onnx.js';
 import { loadNativeModel } from '../native/index.js';
 import { POLICIES, POLICY_NAMES, policyByName, type PolicyDefinition, type PolicyName } from '../policy/registry.js';
-import { solve, syEnvForModel, type SolveProgress, type SolveResult, type SolveUsers } from '../solve/index.js';
-import { budgetArg, examples, fmt, intArg, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { solve, syEnvForModel, writePlan, type EnvChoice, type PlanLabels, type SolveProgress, type SolveResult, type SolveUsers } from '../solve/index.js';
+import { readSimulator, type Simulator } from '../sim/simulator.js';
+import { budgetArg, checkDistinct, checkWritable, examples, fmt, intArg, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 import { isShardSet, readShardManifest } from '../cluster/shard-files.js';
 import { ClusterError, solveSharded, type ShardedSolveResult } from '../cluster/index.js';
@@ -24,6 +31,9 @@ interface SolveOpts extends InputOpts {
   compare?: boolean;
   rounds?: number;
   sySeed: number;
+  sim?: string;
+  startRound?: number;
+  out?: string;
   epsilon?: number;
   threads: number;
   redis?: string;
@@ -54,7 +64,7 @@ function progressText(p: SolveProgress): string {
 
 /** The result as JSON: without the plan (large), ROI null when nothing was spent. */
 function jsonResult(r: SolveResult): Record<string, unknown> {
-  const { plan: _plan, ...rest } = r;
+  const { plan: _plan, planDetails: _details, ...rest } = r;
   return { ...rest, roi: roiValue(r.revenue, r.cost) };
 }
 
@@ -65,6 +75,26 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
   const shardSet = o.data !== undefined && isShardSet(o.data) ? readShardManifest(o.data) : undefined;
   const sharded = o.redis !== undefined || o.shards !== undefined || shardSet !== undefined;
   if (sharded && o.engine === 'ort') cmd.error("error: '--engine ort' runs on one machine; the sharded solve (--redis, --shards, a shard folder) runs natively", { code: 'commander.conflictingOption', exitCode: 2 });
+  if (o.sim !== undefined && typeof o.users === 'number') cmd.error("error: '--sim' plans the users of a log: give '--data <file>' (their logged states), not a number of users", { code: 'commander.conflictingOption', exitCode: 2 });
+  if (o.sim !== undefined && sharded) cmd.error("error: '--sim' runs on one machine; the sharded solve (--redis, --shards, a shard folder) runs in SY", { code: 'commander.conflictingOption', exitCode: 2 });
+  if (o.startRound !== undefined && o.sim === undefined) cmd.error("error: '--start-round' needs '--sim' (SY plans start at round 0)", { code: 'commander.conflictingOption', exitCode: 2 });
+  if (o.out !== undefined && sharded) cmd.error("error: '--out' writes one plan file; a sharded solve writes the plan next to each shard", { code: 'commander.conflictingOption', exitCode: 2 });
+  if (o.out !== undefined && o.engine === 'ort') cmd.error("error: '--out' needs the native engine (it records the plan's probabilities and expected outcomes)", { code: 'commander.conflictingOption', exitCode: 2 });
+  if (o.out !== undefined) {
+    try {
+      formatOf(o.out);
+    } catch {
+      throw new ArgumentError('--out', `${o.out}: a plan is written as .csv, .csv.gz or .parquet`, 'ARGUMENT_OUTPUT');
+    }
+    checkDistinct([
+      ['--model', o.model],
+      ['--data', o.data ?? fileUsers],
+      ['--schema', o.schema],
+      ['--sim', o.sim],
+      ['--out', o.out],
+    ]);
+    checkWritable('--out', o.out);
+  }
   const ui = new Ui(o);
   // SIGTERM / Ctrl-C during a sharded solve: its pending jobs are removed from the queue, then exit
   const abort = new AbortController();
@@ -76,20 +106,33 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
   try {
     ui.phase(`reading ${o.model}`);
     const model = readOnnx(o.model);
+    let simulator: Simulator | undefined;
+    if (o.sim !== undefined) {
+      ui.phase(`reading ${o.sim}`);
+      simulator = readSimulator(o.sim);
+      // the simulator's schema against the model's: which state features or action values differ
+      checkDataMatchesModel(model.meta, { ...simulator.header.schema, source: o.sim });
+    }
     let users: SolveUsers | NonNullable<typeof shardSet>['asUsers'];
-    if (typeof o.users === 'number') users = o.users;
-    else if (shardSet) users = shardSet.asUsers;
+    // who the plan file names: the log's user ids, or fresh SY users 0..n-1
+    let labels: PlanLabels = { userIds: [], actionEncodings: model.meta.actionEncodings };
+    if (typeof o.users === 'number') {
+      users = o.users;
+      labels = { ...labels, userIds: Array.from({ length: o.users }, (_, i) => i) };
+    } else if (shardSet) users = shardSet.asUsers;
     else {
       const { file, schema } = resolveInput(cmd, o, fileUsers);
       ui.phase(`reading ${file}`);
       const { trajectories } = await readTrajectories(file, { schema, onProgress: (stage) => ui.phase(stage) });
+      simulator?.checkData({ ...trajectories, source: file });
       checkDataMatchesModel(model.meta, trajectories);
       users = trajectories;
+      labels = { ...labels, userIds: trajectories.userIds };
     }
     ui.phase('loading the model');
     const handle = loadNativeModel(model);
     try {
-      const env = syEnvForModel(model.meta, o.sySeed);
+      const env: EnvChoice = simulator ? { kind: 'sim', simulator, startRound: o.startRound } : syEnvForModel(model.meta, o.sySeed);
       const run = (policy: PolicyName): Promise<SolveResult> => {
         const def = policyByName(policy);
         const ort = def.needsModel && o.engine === 'ort';
@@ -118,14 +161,21 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
           epsilon: o.epsilon,
           threads: o.threads,
           lambdaMax: model.meta.normalization.lambdaMax * 2,
+          planDetails: o.out !== undefined && policy === o.policy,
           onProgress: (p) => ui.update(progressText(p)),
         });
       };
       const results: SolveResult[] = [await run(o.policy)];
       // policies that need something fitted first (a forest, a prior) are compared in saco eval
       if (o.compare) for (const p of POLICIES as readonly PolicyDefinition[]) if (p.name !== o.policy && !p.fittedOn) results.push(await run(p.name as PolicyName));
+      if (o.out !== undefined) {
+        ui.phase(`writing ${o.out}`);
+        await writePlan(results[0], labels, o.out);
+      }
       ui.done();
-      ui.result(results.map(jsonResult), () => {
+      const docs = results.map(jsonResult);
+      if (o.out !== undefined) docs[0].out = o.out;
+      ui.result(docs, () => {
         const r0 = results[0];
         const rows = results.map((r) => [
           r.engine === 'ort' ? `${r.policy} (ort)` : r.policy,
@@ -140,7 +190,7 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
           r.needsMoreThanLambdaMax ? 'budget needs λ > λmax' : r.budgetNotBinding ? 'budget not binding' : '',
         ]);
         const lines = [
-          `${r0.users} users x ${r0.rounds} rounds, budget ${fmt(r0.budget, 6)} (uniform logging spends ${fmt(r0.referenceSpend, 6)})`,
+          `${r0.users} users x ${r0.rounds} rounds${simulator ? ` in the simulator ${o.sim}${o.startRound ? ` from round ${o.startRound}` : ''}` : ''}, budget ${fmt(r0.budget, 6)} (uniform logging spends ${fmt(r0.referenceSpend, 6)})`,
           ...table(['policy', 'search', 'λ*', 'revenue', 'cost', 'ROI', 'BARate', 'rollouts', 'wall', ''], rows),
         ];
         if ('shards' in r0) {
@@ -149,6 +199,7 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
           const files = s.shards.filter((x) => x.planFile).map((x) => x.planFile as string);
           if (files.length) lines.push(`plan written next to each shard: ${files.length} files, e.g. ${files[0]}`);
         }
+        if (o.out !== undefined) lines.push(`wrote ${o.out}: the ${r0.policy} plan, ${r0.users * r0.rounds} rows (user, round, action, probability, expected revenue and cost, withheld, λ*)`);
         return lines;
       });
     } finally {
@@ -165,7 +216,7 @@ export function registerSolve(program: Command): void {
     .command('solve')
     .description('plan a campaign: find the λ whose simulated spend meets the budget, print revenue, cost, ROI, BARate')
     .requiredOption('--model <file>', 'trained model (.onnx)');
-  withInputOptions(cmd, 'required unless --users', 'users to plan for: a log written by saco synth (e.g. the test split)')
+  withInputOptions(cmd, 'required unless --users', 'users to plan for: a log written by saco synth (e.g. the test split), or with --sim a log of the simulator\'s schema (the usual schema options)')
     .option('--users <n>', 'or a number of fresh SY users (a file here is read like --data)', usersArg)
     .requiredOption('--budget <b>', 'budget: a decimal amount, or a multiple of what uniform logging spends on these users, e.g. 0.5x', budgetArg)
     .addOption(new Option('--method <m>', 'λ search').choices(['bisection', 'slsqp']).default('bisection'))
@@ -174,6 +225,9 @@ export function registerSolve(program: Command): void {
     .option('--compare', 'also solve Random and the Oracle at the same budget (the fitted baselines: saco eval)')
     .option('--rounds <n>', "rounds to plan (default: the model's context)", intArg(1, 100000))
     .option('--sy-seed <n>', 'seed of the SY ground truth (must be the one the users came from)', intArg(0, Number.MAX_SAFE_INTEGER), 1)
+    .option('--sim <file>', 'plan in this learned simulator (saco fit-sim) instead of SY: the users of --data start from their logged states')
+    .option('--start-round <n>', 'with --sim: plan from round n, each user starting from their logged state and history then (default 0: the whole campaign)', intArg(0, 100000))
+    .option('--out <file>', 'write the plan: .csv, .csv.gz or .parquet, one row per user and round (user_id, round, one column per action dimension, probability, expected_revenue, expected_cost, withheld, lambda)')
     .option('--epsilon <x>', 'tolerance below the budget (default 2%)', numArg(0, Number.MAX_VALUE))
     .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
     .option('--redis <url>', 'run the shards on `saco worker` processes behind this Redis (redis://host:port); the model and shard files must be at the same paths on every worker')
@@ -184,6 +238,9 @@ export function registerSolve(program: Command): void {
     'saco solve --model model.onnx --data test.parquet --budget 0.5x',
     'saco solve --model model.onnx --users 10000 --budget 25000 --method slsqp',
     'saco solve --model model.onnx --data test.parquet --budget 0.5x --compare --json',
+    'saco solve --model m.onnx --sim sim.bin --data logs.parquet --budget 0.5x --out plan.parquet',
+    'saco solve --model m.onnx --sim sim.bin --data logs.csv --schema s.json --start-round 3 --budget 20000 --out plan.csv',
+    'saco solve --model model.onnx --users 10000 --budget 0.5x --out plan.csv.gz',
     'saco solve --model model.onnx --users 1000000 --budget 0.5x --shards 64 --redis redis://127.0.0.1:6379',
   ]);
 }
