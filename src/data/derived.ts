@@ -6,6 +6,7 @@
  * `"cost": { "sql": "reward * offer_completed" }`). Reward is derived before cost, so the cost
  * expression may use it by the name `reward`.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { SchemaError } from '../errors.js';
@@ -37,7 +38,8 @@ export async function applyDerivedColumns(
 ): Promise<{ schema: DataSchema; header: string[]; types: Map<string, string> }> {
   const out: DataSchema = { ...schema };
   let table: Table = { header: [...header], types };
-  for (const [j, join] of (schema.join ?? []).entries()) table = await joinFile(conn, join, `join[${j}]`, table, logDir);
+  const dirs = [...new Set([logDir, schema.schemaDir ?? logDir, process.cwd()].map((d) => path.resolve(d)))];
+  for (const [j, join] of (schema.join ?? []).entries()) table = await joinFile(conn, join, `join[${j}]`, table, dirs);
   for (const [name, spec] of Object.entries(schema.columns ?? {})) table = await addColumn(conn, name, spec.sql, `columns.${name}`, table);
   for (const role of ['reward', 'cost'] as const) {
     const spec = schema[role];
@@ -49,8 +51,12 @@ export async function applyDerivedColumns(
 }
 
 /** `raw` with the columns of `join.file` matched on `join.on`; row order and `__row` kept. */
-async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string, table: Table, logDir: string): Promise<Table> {
-  const file = path.isAbsolute(join.file) ? join.file : path.join(logDir, join.file);
+async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string, table: Table, dirs: string[]): Promise<Table> {
+  const places = path.isAbsolute(join.file) ? [join.file] : dirs.map((d) => path.join(d, join.file));
+  const file = places.find((f) => existsSync(f));
+  if (file === undefined) {
+    throw new SchemaError(`${field}.file`, `${join.file} is not ${places.length > 1 ? `in any of ${places.map((p) => path.dirname(p)).join(', ')} (the log's folder, the schema's, the working directory)` : 'there'}: put it beside the log or give an absolute path`, 'SCHEMA_BAD_JOIN');
+  }
   const source = await resolveSource(conn, file).catch((e: unknown) => {
     throw new SchemaError(`${field}.file`, `${file}: ${(e as Error).message}`, 'SCHEMA_BAD_JOIN');
   });

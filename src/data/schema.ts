@@ -4,6 +4,7 @@
  * flags, or not at all: files written by `saco synth` use the default names.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { SchemaError } from '../errors.js';
 
 /** One action dimension: its column and, optionally, the allowed values in index order. */
@@ -32,7 +33,10 @@ export interface DerivedColumn {
  * where the file has no match; "inner" keeps only the log rows that match.
  */
 export interface JoinedFile {
-  /** CSV or Parquet; a relative path is read from the log file's folder. */
+  /**
+   * CSV or Parquet. A relative path is looked up in the log file's folder, then in the schema
+   * file's folder (a schema read by loadSchemaFile), then in the working directory.
+   */
   file: string;
   on: string;
   how?: 'left' | 'inner';
@@ -113,6 +117,8 @@ export interface DataSchema {
   round?: CalendarRounds;
   /** Several rows of one user in one round (or at one time, without `round`): combined as stated. */
   combine?: CombineRule;
+  /** The folder of the schema file it was read from (set by loadSchemaFile): where joined files are looked up after the log's folder. */
+  schemaDir?: string;
 }
 
 /** The column names written by `saco synth`. */
@@ -313,7 +319,9 @@ export function loadSchemaFile(file: string): DataSchema {
   } catch (e) {
     throw new SchemaError(file, `is not valid JSON: ${(e as Error).message}`, 'SCHEMA_NOT_JSON');
   }
-  return parseSchema(raw, file);
+  const schema = parseSchema(raw, file);
+  if (schema.join) schema.schemaDir = path.dirname(path.resolve(file));
+  return schema;
 }
 
 /** Flags that override a schema field by field (the CLI's --user-col etc.). */
@@ -339,7 +347,10 @@ export function applySchemaFlags(base: DataSchema, flags: SchemaFlags): DataSche
   if (flags.cost !== undefined) s.cost = flags.cost;
   if (flags.reward !== undefined) s.reward = flags.reward;
   if (flags.exclude) s.exclude = flags.exclude;
-  return parseSchema(s, 'schema');
+  const { schemaDir, ...fields } = s;
+  const parsed = parseSchema(fields, 'schema');
+  if (schemaDir !== undefined) parsed.schemaDir = schemaDir;
+  return parsed;
 }
 
 /** The columns a schema names, by role; a column that plays two roles (or one twice) is an error. */

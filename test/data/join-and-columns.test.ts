@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readLog, readTrajectories } from '../../src/data/ingest.js';
-import { parseSchema } from '../../src/data/schema.js';
+import { loadSchemaFile, parseSchema } from '../../src/data/schema.js';
 import { SchemaError } from '../../src/errors.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -70,6 +70,22 @@ describe('joined files and named columns', () => {
     expect(t.rewards[at('3', 2)]).toBe(1);
     expect(t.states[at('3', 1) * t.stateDim]).toBe(7);
     expect(report.filledRounds).toBe(4);
+  });
+
+  it("finds a joined file beside the log, else beside the schema file; says where it looked", async () => {
+    const dir = tmp.file('lookup');
+    const { log } = campaignFiles(dir);
+    // the same rows in another folder, without the joined files beside them
+    const elsewhere = tmp.file('lookup-held');
+    mkdirSync(elsewhere, { recursive: true });
+    const held = path.join(elsewhere, 'held.csv');
+    writeFileSync(held, (await import('node:fs')).readFileSync(log));
+    await expect(readLog(held, { schema: parseSchema(schemaJson) })).rejects.toMatchObject({ code: 'SCHEMA_BAD_JOIN', field: 'join[0].file', message: expect.stringContaining(elsewhere) });
+    const schemaFile = path.join(dir, 'schema.json');
+    writeFileSync(schemaFile, JSON.stringify(schemaJson));
+    const fromFile = await readTrajectories(held, { schema: loadSchemaFile(schemaFile) });
+    const direct = await readTrajectories(log, { schema: parseSchema(schemaJson) });
+    expect(Array.from(fromFile.trajectories.actions)).toEqual(Array.from(direct.trajectories.actions));
   });
 
   it('a joined file that lists a key twice, lacks the key, or repeats a log column is a SchemaError naming the join', async () => {
