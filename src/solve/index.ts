@@ -144,8 +144,8 @@ export interface SolveOptions {
    * Also return {@link SolveResult.planDetails}: per (user, round) the policy's probability of
    * the issued action, the environment's expected revenue and cost of it, and whether the
    * budget withheld a coupon (what `writePlan` writes). Native engine only. Default false:
-   * it costs 25 bytes per user and round, and in the simulator each probe on every user of the
-   * λ search predicts every joint action once per round.
+   * it costs 25 bytes per user and round, and one more rollout after a λ search (the plan at
+   * λ*, run again with the details recorded; `rollouts` counts it).
    */
   planDetails?: boolean;
 }
@@ -391,17 +391,33 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
         if (!options.ort) await (ortEngine as OrtPool).destroy();
       }
     }
+    const searched: NativeRolloutSpec = { ...base, policy, model: model?.handle.id, forest: options.forest?.id, bandit: options.bandit };
     const s = await nativeSearchLambda(
-      { ...base, policy, model: model?.handle.id, forest: options.forest?.id, bandit: options.bandit, recordDetails },
+      searched,
       { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40), subsample: options.subsample ?? true },
       (p) => progress({ phase: 'search', rollouts: p.rollouts + 1, lambda: p.lambda, cost: p.cost, budget }),
     );
-    progress({ phase: 'done', rollouts: s.rollouts + 1, lambda: s.lambda, cost: s.plan.cost, budget });
     const r = s.plan;
+    let rollouts = s.rollouts + 1;
+    let details: NativePlanDetails | undefined;
+    if (recordDetails) {
+      // The plan is the budget-enforced rollout at (λ*, B), whichever of the search's rollouts
+      // it came from (native/dual.cc), and every draw is keyed by user and round: running it
+      // once more with details costs one rollout, where recording them in the search would
+      // cost them on each of its probes on every user.
+      progress({ phase: 'plan', rollouts, lambda: s.lambda, budget });
+      const again = await nativeRollout({ ...searched, lambda: s.lambda, budget, recordPlan: true, recordDetails: true });
+      rollouts++;
+      if (again.revenue !== r.revenue || again.cost !== r.cost || again.blocked !== r.blocked) {
+        throw new SacoError('PLAN_NOT_REPRODUCED', `the plan at λ ${s.lambda} did not reproduce (revenue ${again.revenue} vs ${r.revenue}, cost ${again.cost} vs ${r.cost}): a bug, please report it`);
+      }
+      details = again.details;
+    }
+    progress({ phase: 'done', rollouts, lambda: s.lambda, cost: r.cost, budget });
     return {
       ...common, method, lambda: s.lambda, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget,
-      rollouts: s.rollouts + 1, sampleRollouts: s.sampleRollouts, sampleUsers: s.sampleUsers, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible,
-      budgetNotBinding: s.budgetNotBinding, needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, ...detailsOf(r.details),
+      rollouts, sampleRollouts: s.sampleRollouts, sampleUsers: s.sampleUsers, coupons: r.coupons, blocked: r.blocked, feasible: s.feasible,
+      budgetNotBinding: s.budgetNotBinding, needsMoreThanLambdaMax: s.needsMoreThanLambdaMax, trace: s.trace, plan: r.plan as Int32Array, ...detailsOf(details),
       wallMs: performance.now() - t0,
     };
   } finally {

@@ -17,7 +17,7 @@ import { writeLog } from '../../src/data/write.js';
 import { ArgumentError } from '../../src/errors.js';
 import type { CodtModel } from '../../src/model/artifact.js';
 import { readOnnx } from '../../src/model/onnx.js';
-import { generateSy, loadNativeModel, type NativeModel } from '../../src/native/index.js';
+import { generateSy, loadNativeModel, nativeSearchLambda, type NativeModel } from '../../src/native/index.js';
 import { fitSimulator, writeSimulator, type Simulator } from '../../src/sim/simulator.js';
 import { decideSync, solve, writePlan, type SolveResult } from '../../src/solve/index.js';
 import { tempDir } from '../helpers/fixtures.js';
@@ -81,6 +81,14 @@ describe('plan details and the plan file', () => {
     const R = r.rounds;
     expect(d.startRound).toBe(0);
     for (const a of [d.probability, d.expectedRevenue, d.expectedCost, d.withheld]) expect(a).toHaveLength(N * R);
+    // the details change nothing of the plan; the λ search records the same ones when asked
+    const plain = await solve({ model: handle, users: test, budget: '0.5x', env });
+    expect(plain.plan).toEqual(r.plan);
+    expect(r.rollouts).toBe(plain.rollouts + 1);
+    const users = { userIds: Uint32Array.from(test.userIds, Number), features: Float64Array.from({ length: N * sy.features }, (_, q) => test.states[Math.floor(q / sy.features) * test.rounds * test.stateDim + (q % sy.features)]) };
+    const searched = await nativeSearchLambda({ env: sy, rounds: R, budget: Infinity, policy: 'codt', lambda: 0, model: handle.id, ...users, recordDetails: true }, { method: 'bisection', budget: r.budget, lambdaMax: model.meta.normalization.lambdaMax });
+    expect(searched.lambda).toBe(r.lambda);
+    expect(searched.plan.details).toEqual({ probability: d.probability, expectedRevenue: d.expectedRevenue, expectedCost: d.expectedCost, withheld: d.withheld });
     // expected revenue and cost: the native SY environment's, recomputed in TypeScript
     for (const i of [0, 7, 123, N - 1]) {
       syExpected(test, r, i).forEach((e, t) => {
