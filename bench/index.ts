@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
  * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run; skips training to early stop),
- * `--only=import|data|train|solve|quality|lambda|sim|cluster` (lambda: issue 12's gates, ~30 min: SY 3 seeds x 9 budgets, C(λ) on five data sets, IPS on the RCTs) (import: fresh-process time of `import 'saco'`, needs a build;
+ * `--only=import|data|train|solve|quality|lambda|sim|sim-real|cluster` (lambda: issue 12's gates, ~30 min: SY 3 seeds x 9 budgets, C(λ) on five data sets, IPS on the RCTs) (import: fresh-process time of `import 'saco'`, needs a build;
  * cluster: the sharded solve through a local redis-server, `--cluster-users=N` users, default 100k),
  * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
+ * sim-real: issue 13's gate on the Hillstrom and Starbucks RCTs (bench/sim-real.ts): solve in the simulator at 25/50/75% of treat-everyone spend, BARate, the plan's IPS and DR on the held-out logs.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { benchQuality, benchSolve, PAPER_TABLE_2 } from './solve.js';
 import { benchSim } from './sim.js';
 import { benchCluster, reportCluster } from './cluster.js';
 import { benchRctGates, benchSyGates, type CurveRow } from './lambda-gates.js';
+import { benchSimReal, simRealTables } from './sim-real.js';
 import { formatTable, machine } from './harness.js';
 
 const quick = process.argv.includes('--quick');
@@ -96,11 +98,13 @@ if (only === 'lambda') {
     for (const r of rct.rows) console.log(`| ${r.data} | ${r.budget} | ${r.saco.value.toFixed(4)} ± ${r.saco.se.toFixed(4)} | ${r.bestArm.value.toFixed(4)} ± ${r.bestArm.se.toFixed(4)} |`);
   }
 }
+let simReal;
+if (only === 'sim-real') simReal = await benchSimReal({ quick });
 console.log(formatTable(results));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname()}.json`);
-writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, lambdaGates, sim, cluster: cluster && { overheadMs: cluster.overheadMs, solve: cluster.solve } }, null, 2));
+writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, lambdaGates, sim, simReal, cluster: cluster && { overheadMs: cluster.overheadMs, solve: cluster.solve } }, null, 2));
 const md = file.replace(/\.json$/, '.md');
-writeFileSync(md, `# saco bench, ${new Date().toISOString()}\n\nmachine: ${machine()}; CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info.cudaDevices} GPU(s); native threads ${threads}\n\n${formatTable(results)}\n`);
+writeFileSync(md, `# saco bench, ${new Date().toISOString()}\n\nmachine: ${machine()}; CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info.cudaDevices} GPU(s); native threads ${threads}\n\n${formatTable(results)}\n${simReal ? `\n## Issue 13 on the RCTs (sim-real)\n\n${simReal.map(simRealTables).join('\n\n')}\n` : ''}`);
 console.log(`wrote ${file} and ${md}`);

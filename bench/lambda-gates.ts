@@ -25,7 +25,7 @@ import { generateSy, loadNativeModel, nativeForward, nativeRollout } from '../sr
 import { loggedHistoryInputs } from '../src/policy/history-inputs.js';
 import { spendCurveWarnings } from '../src/policy/spend-curve.js';
 import { trainCodt } from '../src/policy/train.js';
-import { fitOutcomeModel, predictOutcomes } from '../src/sim/outcome.js';
+import { fitOutcomeModel, predictOutcomes, type OutcomeModel } from '../src/sim/outcome.js';
 import { solve } from '../src/solve/index.js';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -155,40 +155,67 @@ async function planAtBudget(model: CodtModel, users: Trajectories, cost: Float32
   }
 }
 
-export async function benchRctGates(options: { quick?: boolean } = {}): Promise<{ rows: RctRow[]; curves: CurveRow[] } | null> {
-  if (!existsSync(SHARED)) {
-    console.log(`RCT gates skipped: ${SHARED} is absent`);
-    return null;
+/** The randomised logs of the RCT gates (files in ../shared/data, schemas in schemas/). */
+export const RCT_SETS = [
+  { data: 'Hillstrom', file: 'hillstrom_email_rct_3arm.csv', schema: 'hillstrom.json' },
+  { data: 'Starbucks promotion', file: 'starbucks_promotion_rct_train.csv', schema: 'starbucks.json' },
+] as const;
+
+export type RctSet = (typeof RCT_SETS)[number];
+
+/** The shared data folder, or null (with the reason printed) where it is absent. */
+export function sharedDataOrSkip(what: string): string | null {
+  if (existsSync(SHARED)) return SHARED;
+  console.log(`${what} skipped: ${SHARED} is absent`);
+  return null;
+}
+
+/** An RCT's users split into the training 80% and the held-out 20% (seed 1). */
+export async function readRctSplit(set: RctSet): Promise<{ train: Trajectories; test: Trajectories }> {
+  const { trajectories } = await readTrajectories(path.join(SHARED, set.file), { schema: loadSchemaFile(path.resolve(here, '..', 'schemas', set.schema)) });
+  return splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
+}
+
+/** The outcome model (reward and cost heads, one round) fitted on the training users. */
+export function fitRctOutcomeModel(train: Trajectories): Promise<OutcomeModel> {
+  return fitOutcomeModel(train, { seed: 1, heads: { reward: true, cost: true, next: false } });
+}
+
+/**
+ * The treat-everyone spend of the held-out users: everyone gets the best single arm (the highest
+ * mean logged revenue in the training data, the control excluded), at the outcome model's
+ * expected cost; with that cost of every arm per held-out user ([users × K]).
+ */
+export async function treatEveryoneSpend(outcome: OutcomeModel, train: Trajectories, test: Trajectories): Promise<{ K: number; cost: Float32Array; best: number; control: number; everyone: number }> {
+  const pred = await predictOutcomes(outcome, test, 'all');
+  const K = pred.K;
+  const cost = pred.cost as Float32Array;
+  const meanR = new Float64Array(K);
+  const count = new Float64Array(K);
+  for (let c = 0; c < train.users; c++) {
+    meanR[train.actions[c]] += train.rewards[c];
+    count[train.actions[c]]++;
   }
-  const sets = [
-    { data: 'Hillstrom', file: 'hillstrom_email_rct_3arm.csv', schema: 'hillstrom.json' },
-    { data: 'Starbucks promotion', file: 'starbucks_promotion_rct_train.csv', schema: 'starbucks.json' },
-  ];
+  for (let k = 0; k < K; k++) meanR[k] /= Math.max(count[k], 1);
+  const control = train.actionEncodings[0].control ?? 0;
+  const best = meanR.indexOf(Math.max(...Array.from(meanR).map((v, k) => (k === control ? -Infinity : v))));
+  let everyone = 0;
+  for (let c = 0; c < test.users; c++) everyone += cost[c * K + best];
+  return { K, cost, best, control, everyone };
+}
+
+export async function benchRctGates(options: { quick?: boolean } = {}): Promise<{ rows: RctRow[]; curves: CurveRow[] } | null> {
+  if (!sharedDataOrSkip('RCT gates')) return null;
   const rows: RctRow[] = [];
   const curves: CurveRow[] = [];
-  for (const set of sets) {
-    const { trajectories } = await readTrajectories(path.join(SHARED, set.file), { schema: loadSchemaFile(path.resolve(here, '..', 'schemas', set.schema)) });
-    const { train, test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
+  for (const set of RCT_SETS) {
+    const { train, test } = await readRctSplit(set);
     const t0 = performance.now();
     const { model } = await trainCodt(train, { seed: 1, epochs: options.quick ? 2 : 30 });
     console.log(`${set.data}: trained on ${train.users} users in ${((performance.now() - t0) / 1000).toFixed(0)} s, λmax ${model.meta.normalization.lambdaMax.toFixed(2)}`);
-    const outcome = await fitOutcomeModel(train, { seed: 1, heads: { reward: true, cost: true, next: false } });
-    const pred = await predictOutcomes(outcome, test, 'all');
+    const outcome = await fitRctOutcomeModel(train);
+    const { K, cost, best, control, everyone } = await treatEveryoneSpend(outcome, train, test);
     outcome.dispose();
-    const K = pred.K;
-    const cost = pred.cost as Float32Array;
-    // the best single arm: the highest mean logged revenue in the training data
-    const meanR = new Float64Array(K);
-    const count = new Float64Array(K);
-    for (let c = 0; c < train.users; c++) {
-      meanR[train.actions[c]] += train.rewards[c];
-      count[train.actions[c]]++;
-    }
-    for (let k = 0; k < K; k++) meanR[k] /= Math.max(count[k], 1);
-    const control = train.actionEncodings[0].control ?? 0;
-    const best = meanR.indexOf(Math.max(...Array.from(meanR).map((v, k) => (k === control ? -Infinity : v))));
-    let everyone = 0;
-    for (let c = 0; c < test.users; c++) everyone += cost[c * K + best];
     // C(λ) on the held-out users
     const h = loadNativeModel(model);
     const lambdas = Array.from({ length: 21 }, (_, g) => (g / 20) * model.meta.normalization.lambdaMax);
