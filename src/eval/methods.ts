@@ -20,7 +20,10 @@ import { loadNativeModel, type NativeModel } from '../native/index.js';
 import { solve, type SolveOptions, type SolveResult } from '../solve/index.js';
 import { chooseKeepProbability, controlArm, fixedArmRollout } from './fixed-arm.js';
 import { writeJsonAtomic } from './files.js';
+import { writeFileAtomic } from '../data/atomic.js';
 import { scoredMethods } from './scored-methods.js';
+import { fitForest, loadForest, type CausalForest } from '../policy/forest.js';
+import { fitBanditPrior, type BanditPrior } from '../policy/bandit.js';
 
 /** What a method is in the comparison. */
 export type MethodRole =
@@ -393,13 +396,42 @@ export const noCouponMethod: EvalMethod = {
 export const METHODS: readonly EvalMethod<any>[] = [
   codtMethod({ name: 'saco', label: 'SACO', role: 'saco', description: "the trained CODT (the library's default recipe), λ searched" }),
   // --- baselines: one entry each (issue 14) --------------------------------------------
-  // Forest and Bandit, for example (fit in ctx.cache so a rerun reads them back; release frees native memory):
-  // policyMethod<CausalForest>({ name: 'forest', label: 'Forest', policy: 'forest', lambdaSearched: true, description: 'multi-arm causal forest, argmax uplift_r − λ·uplift_c',
-  //   fit: async (ctx) => { /* loadForest(bytes of ctx.cache.file('forest.bin')) if there, else fitForest(ctx.data.train, { seed: ctx.data.seed }) and save() */ },
-  //   solveOptions: (forest) => ({ forest }) }),
-  // policyMethod<BanditPrior>({ name: 'bandit', label: 'Bandit', policy: 'bandit', lambdaSearched: true, description: 'batched Thompson sampling on r − λ·c, prior from the log',
-  //   fit: async (ctx) => ({ artifact: fitBanditPrior(ctx.data.train, { seed: ctx.data.seed }), fitted: true }), solveOptions: (bandit) => ({ bandit }) }),
-  // CMDP25/50/75 (fitted-Q at a fixed λ: lambdaSearched false, one fit per λ) and DFCL go here the same way.
+  policyMethod<CausalForest>({
+    name: 'forest',
+    label: 'Forest',
+    description: 'multi-arm honest causal forest (uplift in reward and cost per arm from state and history), argmax uplift_r − λ·uplift_c, λ searched',
+    policy: 'forest',
+    lambdaSearched: true,
+    config: (settings) => ({ trees: settings.quick ? 20 : 100 }),
+    fit: async (ctx) => {
+      const file = ctx.cache.file('forest.bin');
+      if (existsSync(file)) {
+        const forest = await loadForest(new Uint8Array(readFileSync(file)));
+        return { artifact: forest, fitted: false, info: { trees: forest.info.trees }, release: () => forest.unload() };
+      }
+      ctx.progress('growing the causal forest');
+      const t0 = performance.now();
+      const forest = await fitForest(ctx.data.train, { seed: ctx.data.seed, trees: ctx.settings.quick ? 20 : 100, threads: ctx.settings.threads });
+      writeFileAtomic(file, await forest.save());
+      return { artifact: forest, fitted: true, info: { trees: forest.info.trees, seconds: (performance.now() - t0) / 1000 }, release: () => forest.unload() };
+    },
+    solveOptions: (forest, ctx) => ({ forest, lambdaMax: ctx.settings.oracleLambdaMax }),
+  }),
+  policyMethod<BanditPrior>({
+    name: 'bandit',
+    label: 'Bandit',
+    description: 'batched Thompson sampling over arms (non-contextual) on r − λ·c, prior from the training log, posterior updated after each round, λ searched',
+    policy: 'bandit',
+    lambdaSearched: true,
+    fit: async (ctx) => {
+      const file = ctx.cache.file('prior.json');
+      if (existsSync(file)) return { artifact: JSON.parse(readFileSync(file, 'utf8')) as BanditPrior, fitted: false };
+      const prior = fitBanditPrior(ctx.data.train, { seed: ctx.data.seed });
+      writeJsonAtomic(file, prior);
+      return { artifact: prior, fitted: true, info: { arms: prior.arms.length, weight: prior.weight } };
+    },
+    solveOptions: (bandit, ctx) => ({ bandit, lambdaMax: ctx.settings.oracleLambdaMax }),
+  }),
   // CMDP25/50/75 and DFCL: greedy in XGBoost scores, rolled out in SY's TS reference (src/eval/scored-methods.ts)
   ...scoredMethods,
   policyMethod({ name: 'random', label: 'Random', description: 'the uniform logging policy, cut by the budget', policy: 'random', lambdaSearched: false }),

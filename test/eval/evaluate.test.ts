@@ -91,6 +91,27 @@ describe('evaluate() on SY', () => {
   }, 60_000);
 });
 
+describe('evaluate() runs the Forest and the Bandit like every method', () => {
+  it('fits each once on the training users, caches the forest, and both spend within the budget and earn more than no coupon', async () => {
+    const out = path.join(tmp.dir, 'forest-bandit');
+    const options = { ...TINY, data: 'sy-static', users: 600, methods: ['forest', 'bandit', 'no-coupon'], budgets: ['0.5x'], seeds: [1], out, charts: false };
+    const r = await evaluate(options);
+    expect(solveCalls.count).toBe(2);
+    expect(readdirSync(path.join(out, 'cache')).map((d) => d.split('__')[0]).sort()).toEqual(['bandit', 'forest']);
+    const at = (m: string) => r.report.perBudget.find((x) => x.method === m && x.budget === '0.5x');
+    for (const m of ['forest', 'bandit']) {
+      expect(at(m)?.cost.mean, m).toBeLessThanOrEqual((at(m)?.budgetAmount.mean ?? 0) + 1e-9);
+      expect(at(m)?.incrementalRevenue.mean, m).toBeGreaterThan(0);
+    }
+    // the forest comes back from its file: no refit, the same plan
+    solveCalls.count = 0;
+    rmSync(path.join(out, 'results'), { recursive: true });
+    const again = await evaluate(options);
+    expect(again.work).toMatchObject({ fitsReused: 2 });
+    expect(at('forest')).toEqual(again.report.perBudget.find((x) => x.method === 'forest'));
+  }, 90_000);
+});
+
 describe('evaluate() refuses bad input before any work', () => {
   const out = path.join(tmp.dir, 'bad');
 
