@@ -1,9 +1,12 @@
 /** `saco train`: train a CODT model on a log and write one .onnx file. Ctrl-C checkpoints and exits 130. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
 import { readTrajectories, writeUserRows } from '../data/ingest.js';
 import { formatOf } from '../data/duck.js';
+import { joinPlaces } from '../data/derived.js';
 import { splitByUser } from '../data/trajectories.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
@@ -116,6 +119,10 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       const written = await writeUserRows(file, test.userIds, o.splitOut, { schema });
       splitOut = { file: o.splitOut, ...written };
       ui.info(`held-out users: ${written.users} users, ${written.rows} rows written to ${o.splitOut} (the same --schema reads them)`);
+      const unreachable = (schema.join ?? []).filter((j) => !joinPlaces(j, path.dirname(path.resolve(o.splitOut as string)), schema).some((f) => existsSync(f)));
+      if (unreachable.length) {
+        ui.notice(`${o.splitOut} is read with this schema where ${unreachable.map((j) => j.file).join(', ')} can be found: beside it, beside the schema file or in the working directory (copy ${unreachable.length > 1 ? 'them' : 'it'} there, or write the held-out users beside ${file})`);
+      }
       if (report.calendar && !report.calendar.startStated) {
         ui.notice(`calendar rounds start at ${report.calendar.startText}, the earliest time in ${file}: add "start": ${JSON.stringify(report.calendar.temporal ? report.calendar.startText : report.calendar.start)} to the schema's "round" to read ${o.splitOut} on the same rounds`);
       }

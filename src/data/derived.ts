@@ -38,8 +38,7 @@ export async function applyDerivedColumns(
 ): Promise<{ schema: DataSchema; header: string[]; types: Map<string, string> }> {
   const out: DataSchema = { ...schema };
   let table: Table = { header: [...header], types };
-  const dirs = [...new Set([logDir, schema.schemaDir ?? logDir, process.cwd()].map((d) => path.resolve(d)))];
-  for (const [j, join] of (schema.join ?? []).entries()) table = await joinFile(conn, join, `join[${j}]`, table, dirs);
+  for (const [j, join] of (schema.join ?? []).entries()) table = await joinFile(conn, join, `join[${j}]`, table, joinPlaces(join, logDir, schema));
   for (const [name, spec] of Object.entries(schema.columns ?? {})) table = await addColumn(conn, name, spec.sql, `columns.${name}`, table);
   for (const role of ['reward', 'cost'] as const) {
     const spec = schema[role];
@@ -51,8 +50,14 @@ export async function applyDerivedColumns(
 }
 
 /** `raw` with the columns of `join.file` matched on `join.on`; row order and `__row` kept. */
-async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string, table: Table, dirs: string[]): Promise<Table> {
-  const places = path.isAbsolute(join.file) ? [join.file] : dirs.map((d) => path.join(d, join.file));
+/** Where a joined file is looked up, in order: beside the log, beside the schema file, in the working directory (an absolute path: only there). */
+export function joinPlaces(join: JoinedFile, logDir: string, schema: Pick<DataSchema, 'schemaDir'>): string[] {
+  if (path.isAbsolute(join.file)) return [join.file];
+  const dirs = [...new Set([logDir, schema.schemaDir ?? logDir, process.cwd()].map((d) => path.resolve(d)))];
+  return dirs.map((d) => path.join(d, join.file));
+}
+
+async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string, table: Table, places: string[]): Promise<Table> {
   const file = places.find((f) => existsSync(f));
   if (file === undefined) {
     throw new SchemaError(`${field}.file`, `${join.file} is not ${places.length > 1 ? `in any of ${places.map((p) => path.dirname(p)).join(', ')} (the log's folder, the schema's, the working directory)` : 'there'}: put it beside the log or give an absolute path`, 'SCHEMA_BAD_JOIN');
