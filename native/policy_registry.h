@@ -13,6 +13,8 @@
 namespace saco {
 
 class CausalForest;  // forest.h
+struct ScoredSpec;    // policy_scored.h
+struct FixedArmSpec;  // policy_scored.h
 
 // One arm's outcomes in a training log (the bandit's prior; an arm is an action combination,
 // numbered with the first dimension slowest).
@@ -26,11 +28,13 @@ struct BanditPrior {
 };
 
 // What a policy may be built from (a loaded model for the learned ones, a fitted forest, a
-// bandit's prior); each policy checks that what it needs is there.
+// bandit's prior, an outcome model to score with, a thinned arm); each policy checks that what it needs is there.
 struct PolicyArgs {
   std::shared_ptr<const CodtModel> model;
   std::shared_ptr<const CausalForest> forest;
   std::shared_ptr<const BanditPrior> bandit;
+  std::shared_ptr<const ScoredSpec> scored;
+  std::shared_ptr<const FixedArmSpec> fixed_arm;
   // The CODT policy computes a block's round-0 target tokens once (the same for every user
   // of a λ) instead of per user; the plan is the same (codt.h, append_shared).
   bool shared_prefix = true;

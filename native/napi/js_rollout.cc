@@ -10,8 +10,10 @@
 #include "env_sy.h"
 #include "js_forest.h"
 #include "js_model.h"
+#include "js_outcome.h"
 #include "js_sim.h"
 #include "policy_registry.h"
+#include "policy_scored.h"
 #include "rollout.h"
 #include "js_synth.h"
 
@@ -62,7 +64,53 @@ std::shared_ptr<const BanditPrior> read_bandit_prior(const Napi::Value& value) {
   return prior;
 }
 
-// spec: { env: SyConfig | { kind: 'sim', simulator, seed?, startRound?, expectedFrom? }, rounds, budget, policy, lambda, model?, forest?, bandit?, userIds, features?, recordPlan?, recordDetails?, threads?,
+// A list of integer indices in [0, 2^31).
+std::vector<int32_t> read_indices(const Napi::Value& v, const std::string& name) {
+  std::vector<int32_t> out;
+  for (double x : read_number_array(v, name)) {
+    if (!(x >= 0 && x < 2147483648.0) || std::floor(x) != x) throw error(v.Env(), name + " must hold integers >= 0");
+    out.push_back(static_cast<int32_t>(x));
+  }
+  return out;
+}
+
+// spec.scored: { outcome: id, layout: { stateDim, actionSizes, control, rounds }, envAction?: number[][] }
+std::shared_ptr<const ScoredSpec> read_scored(const Napi::Value& value) {
+  Napi::Object o = read_object(value, "spec.scored");
+  auto s = std::make_shared<ScoredSpec>();
+  s->outcome = outcome_from(o.Get("outcome"));
+  Napi::Object lo = read_object(o.Get("layout"), "spec.scored.layout");
+  SimLayout& L = s->layout;
+  L.state_dim = static_cast<int>(read_count(lo, "stateDim", 0, 65536, "spec.scored.layout"));
+  for (int32_t k : read_indices(lo.Get("actionSizes"), "spec.scored.layout.actionSizes")) L.action_sizes.push_back(k);
+  L.control = read_indices(lo.Get("control"), "spec.scored.layout.control");
+  L.rounds = static_cast<uint32_t>(read_count(lo, "rounds", 0, 100000, "spec.scored.layout"));
+  L.finish();
+  Napi::Value ea = o.Get("envAction");
+  if (!ea.IsUndefined()) {
+    if (!ea.IsArray() || ea.As<Napi::Array>().Length() != L.action_sizes.size()) throw error(value.Env(), "spec.scored.envAction must hold one list per action dimension");
+    Napi::Array a = ea.As<Napi::Array>();
+    for (uint32_t j = 0; j < a.Length(); ++j) {
+      s->env_action.push_back(read_indices(a.Get(j), "spec.scored.envAction[" + std::to_string(j) + "]"));
+      if (s->env_action.back().size() != static_cast<size_t>(L.action_sizes[j])) throw error(value.Env(), "spec.scored.envAction[" + std::to_string(j) + "] must hold one index per value");
+    }
+  }
+  return s;
+}
+
+// spec.fixedArm: { arm: number[], keep, seed? }
+std::shared_ptr<const FixedArmSpec> read_fixed_arm(const Napi::Value& value) {
+  Napi::Object o = read_object(value, "spec.fixedArm");
+  auto f = std::make_shared<FixedArmSpec>();
+  f->arm = read_indices(o.Get("arm"), "spec.fixedArm.arm");
+  f->keep = read_number(o, "keep", 1, "spec.fixedArm");
+  if (!(f->keep >= 0 && f->keep <= 1)) throw error(value.Env(), "spec.fixedArm.keep must be in [0, 1]");
+  Napi::Value seed = o.Get("seed");
+  if (!seed.IsUndefined()) f->seed = read_seed(seed, "spec.fixedArm.seed");
+  return f;
+}
+
+// spec: { env: SyConfig | { kind: 'sim', simulator, seed?, startRound?, expectedFrom? }, rounds, budget, policy, lambda, model?, forest?, bandit?, scored?, fixedArm?, userIds, features?, recordPlan?, recordDetails?, threads?,
 //         sharedPrefix?, waveUsers?, memoryLimit?, optimistic? }
 std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
   Napi::Env env = value.Env();
@@ -100,6 +148,8 @@ std::unique_ptr<RolloutBaton> read_rollout(const Napi::Value& value) {
     if (entry.needs_model) args.model = model_from(o.Get("model"));
     if (!o.Get("forest").IsUndefined()) args.forest = forest_from(o.Get("forest"));
     if (!o.Get("bandit").IsUndefined()) args.bandit = read_bandit_prior(o.Get("bandit"));
+    if (!o.Get("scored").IsUndefined()) args.scored = read_scored(o.Get("scored"));
+    if (!o.Get("fixedArm").IsUndefined()) args.fixed_arm = read_fixed_arm(o.Get("fixedArm"));
     spec.policy = entry.make(args);
   } catch (const std::invalid_argument& e) {
     throw error(env, std::string("spec.policy: ") + e.what());

@@ -100,6 +100,10 @@ export interface NativeRolloutSpec {
   forest?: number;
   /** The bandit policy's prior (src/policy/bandit.ts `fitBanditPrior`). */
   bandit?: NativeBanditPrior;
+  /** The scored policies' outcome model and its design-row layout (src/policy/scored.ts). */
+  scored?: NativeScoredSpec;
+  /** The fixed-arm policy's arm and keep probability (src/policy/fixed-arm.ts). */
+  fixedArm?: NativeFixedArmSpec;
   userIds: Uint32Array;
   /** SY: [users, env.features] static features, omitted: drawn from the env seed by user id. Simulator: [users, stateDim (+ history columns)] starting states. */
   features?: Float64Array;
@@ -115,6 +119,23 @@ export interface NativeRolloutSpec {
   memoryLimit?: number;
   /** With a budget: run the natural rollout first and keep it when the budget rule would withhold nothing on it (it is then the enforced rollout, bit for bit). Default true; false: the enforced replay only. */
   optimistic?: boolean;
+}
+
+/** What the scored policies (native/policy_scored.cc) score with. */
+export interface NativeScoredSpec {
+  /** An OutcomeModel id (src/sim/outcome.ts). */
+  outcome: number;
+  /** The model's design-row layout (src/sim/features.ts FeatureLayout's numbers). */
+  layout: { stateDim: number; actionSizes: number[]; control: number[]; rounds: number };
+  /** envAction[j][k]: the environment's index of the model's value k of dimension j; absent: the same indices. */
+  envAction?: number[][];
+}
+
+/** The thinned fixed arm (native/policy_fixed_arm.cc): `arm` (environment indices) kept with probability `keep`, by coins keyed by (seed, user, round). */
+export interface NativeFixedArmSpec {
+  arm: number[];
+  keep: number;
+  seed?: number;
 }
 
 export interface NativeSearchSpec {

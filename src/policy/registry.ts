@@ -9,11 +9,13 @@ import { codtPolicy } from './codt.js';
 import { forestPolicy } from './forest.js';
 import { oraclePolicy } from './oracle.js';
 import { randomPolicy } from './random.js';
+import { fixedArmPolicy } from './fixed-arm.js';
+import { scoredFixedPolicy, scoredPolicy } from './scored.js';
 import type { PolicyDefinition } from './types.js';
 
-export const POLICIES = [codtPolicy, randomPolicy, oraclePolicy, forestPolicy, banditPolicy] as const;
+export const POLICIES = [codtPolicy, randomPolicy, oraclePolicy, forestPolicy, banditPolicy, scoredPolicy, scoredFixedPolicy, fixedArmPolicy] as const;
 
-/** A policy's name: `'codt' | 'random' | 'oracle' | 'forest' | 'bandit'`. */
+/** A policy's name: `'codt' | 'random' | 'oracle' | 'forest' | 'bandit' | 'scored' | 'scored-fixed' | 'fixed-arm'`. */
 export type PolicyName = (typeof POLICIES)[number]['name'];
 
 export const POLICY_NAMES: readonly PolicyName[] = POLICIES.map((p) => p.name);

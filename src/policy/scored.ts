@@ -1,23 +1,71 @@
 /**
- * Greedy "scored" policies on SY: at each round every test user gets argmax over joint actions
- * of score_r(s, h, a) − λ·score_c(s, h, a), where the scores come from XGBoost heads of an
+ * Greedy "scored" policies: at each round every user gets argmax over joint actions of
+ * score_r(s, h, a) − λ·score_c(s, h, a), where the scores come from XGBoost heads of an
  * OutcomeModel (src/sim/outcome.ts) evaluated on the design row of the user's observed path so
  * far (state, action one-hot, round, history features: the same columns `buildFeatures` makes
  * for a logged trajectory). CMDP (src/policy/cmdp.ts: score_r = Q, score_c = 0, λ fixed) and
  * DFCL (src/policy/dfcl.ts: score_r = r̂, score_c = ĉ, λ searched) act through it.
  *
- * The rollout runs in SY's TypeScript reference (the same equations and counter-based draws as
- * native/env_sy.cc, as src/eval/fixed-arm.ts) under the budget rule of native/rollout.cc: a
- * round's offers are checked in id order against spend so far, a coupon withheld when, if
- * redeemed, it would take realised spend over the budget. It is not a native Policy: scoring a
- * booster per round from C++ would need the outcome registry inside the rollout baton (a change
- * to native/napi/js_rollout.cc); the TS path predicts a whole round of users per booster call.
+ * The policy is native (native/policy_scored.cc, registered twice: 'scored', λ searched, and
+ * 'scored-fixed', the λ given): solve() runs it in any environment (SY, the learned simulator)
+ * with the rollout's budget rule and λ search. `scoredRollout` below is its TypeScript
+ * reference on SY (the same equations and counter-based draws as native/env_sy.cc, as
+ * src/eval/fixed-arm.ts, under the budget rule of native/rollout.cc: a round's offers checked in
+ * id order against spend so far, a coupon withheld when, if redeemed, it would take realised
+ * spend over the budget); test/policy/scored-native.test.ts holds the two plans equal.
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { syCouponValue, syInitialUser, syObserve, syPurchaseDraw, syStep, syWeights, type SyConfig } from '../data/synth.js';
 import { buildFeatures, jointActions, setActionColumns, type FeatureLayout } from '../sim/features.js';
 import type { OutcomeModel } from '../sim/outcome.js';
+import type { NativeScoredSpec } from '../native/index.js';
+import type { PolicyDefinition } from './types.js';
+
+export const scoredPolicy = {
+  name: 'scored',
+  description: "greedy in an outcome model's scores r̂ − λ·ĉ over joint actions (DFCL), λ searched",
+  needsModel: false,
+  searched: true,
+  fittedOn: 'an outcome model fitted on a log (fitDfcl, fitOutcomeModel)',
+} as const satisfies PolicyDefinition;
+
+export const scoredFixedPolicy = {
+  name: 'scored-fixed',
+  description: "greedy in an outcome model's scores r̂ − λ·ĉ at the λ given (CMDP's Q: no cost heads, no λ search)",
+  needsModel: false,
+  searched: false,
+  fittedOn: 'an outcome model fitted on a log (fitCmdp)',
+} as const satisfies PolicyDefinition;
+
+/** What the scored policies act from: an outcome model, and how its action indices map to the environment's. */
+export interface ScoredArtifact {
+  model: OutcomeModel;
+  /** envAction[j][k]: the environment's index of the model's value k of dimension j (syActionMap); absent: the same indices (the simulator fitted on the same log). */
+  envAction?: number[][];
+}
+
+/** The native rollout spec's `scored` field. */
+export function nativeScoredSpec(a: ScoredArtifact): NativeScoredSpec {
+  const { stateDim, actionSizes, control, rounds } = a.model.layout;
+  return { outcome: a.model.id, layout: { stateDim, actionSizes, control, rounds }, ...(a.envAction ? { envAction: a.envAction } : {}) };
+}
+
+/**
+ * The SY index of each logged action value, per dimension: a log's encodings list the values
+ * it saw, SY's action dimensions list them in its own order.
+ * @throws {ArgumentError} when a logged value is not one of the environment's.
+ */
+export function syActionMap(encodings: Trajectories['actionEncodings'], env: SyConfig, argument = 'template'): number[][] {
+  if (encodings.length !== env.actionDims.length) throw new ArgumentError(argument, `has ${encodings.length} action dimensions, the environment ${env.actionDims.length}`);
+  return encodings.map((e, j) =>
+    e.values.map((v) => {
+      const k = env.actionDims[j].values.findIndex((w) => Number(w) === Number(v));
+      if (k < 0) throw new ArgumentError(argument, `action value ${String(v)} of ${e.column} is not in the environment`);
+      return k;
+    }),
+  );
+}
 
 /** Scores of every joint action for design rows x [n, layout width]: [n*K], action fastest. */
 export interface ActionScorer {
@@ -83,6 +131,8 @@ export interface ScoredRolloutSpec {
   /** Infinity: none. */
   budget: number;
   threads?: number;
+  /** Also return the issued actions (`plan`). */
+  recordPlan?: boolean;
 }
 
 export interface ScoredRollout {
@@ -90,6 +140,8 @@ export interface ScoredRollout {
   cost: number;
   coupons: number;
   blocked: number;
+  /** With recordPlan: the issued actions [users, rounds, action dims] in SY's indices (the native rollout's plan layout). */
+  plan?: Int32Array;
 }
 
 /** Rolls SY forward for `userIds`, each round's actions greedy in the scorer's scores at λ, the budget enforced. */
@@ -100,14 +152,7 @@ export async function scoredRollout(spec: ScoredRolloutSpec): Promise<ScoredRoll
   const d = template.stateDim;
   const A = template.actionDims;
   if (d !== env.features + 3 || A !== env.actionDims.length) throw new ArgumentError('template', `does not look like an SY log of this environment (state ${d}, expected ${env.features + 3})`);
-  // trajectory action index → SY action index, per dimension
-  const toSy = template.actionEncodings.map((e, j) =>
-    e.values.map((v) => {
-      const k = env.actionDims[j].values.findIndex((w) => Number(w) === Number(v));
-      if (k < 0) throw new ArgumentError('template', `action value ${String(v)} of ${e.column} is not in the environment`);
-      return k;
-    }),
-  );
+  const toSy = syActionMap(template.actionEncodings, env);
   const N = userIds.length;
   const w = syWeights(env);
   const users = Array.from(userIds, (id) => syInitialUser(env, w, id));
@@ -131,6 +176,7 @@ export async function scoredRollout(spec: ScoredRolloutSpec): Promise<ScoredRoll
   const layout = { ...scorer.layout };
   const p = layout.names.length;
   const out: ScoredRollout = { revenue: 0, cost: 0, coupons: 0, blocked: 0 };
+  const plan = spec.recordPlan ? new Int32Array(N * T * A) : undefined;
   let spent = 0;
   const control = template.actionEncodings.map((_, j) => scorer.layout.control[j]);
   const controlSy = control.map((k, j) => toSy[j][k]);
@@ -163,6 +209,7 @@ export async function scoredRollout(spec: ScoredRolloutSpec): Promise<ScoredRoll
         }
       }
       offers[i] = take;
+      plan?.set(take, (i * T + t) * A);
       for (let j = 0; j < A; j++) traj.actions[(i * T + t) * A + j] = take === controlSy ? control[j] : a[j];
     }
     let roundCost = 0;
@@ -176,7 +223,7 @@ export async function scoredRollout(spec: ScoredRolloutSpec): Promise<ScoredRoll
     spent += roundCost;
     out.cost += roundCost;
   }
-  return out;
+  return plan ? { ...out, plan } : out;
 }
 
 export interface LambdaSearchResult extends ScoredRollout {

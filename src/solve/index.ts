@@ -26,6 +26,8 @@ import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativ
 import { policyByName, type PolicyName } from '../policy/registry.js';
 import type { CausalForest } from '../policy/forest.js';
 import type { BanditPrior } from '../policy/bandit.js';
+import { nativeScoredSpec, type ScoredArtifact } from '../policy/scored.js';
+import { checkFixedArm, type FixedArm } from '../policy/fixed-arm.js';
 import { historyWidth } from '../sim/features.js';
 import { Simulator, simUsers } from '../sim/simulator.js';
 
@@ -120,6 +122,10 @@ export interface SolveOptions {
   forest?: CausalForest;
   /** The 'bandit' policy's prior (fitBanditPrior of src/policy/bandit.ts). */
   bandit?: BanditPrior;
+  /** The 'scored' and 'scored-fixed' policies' outcome model (DFCL's response model, CMDP's Q; src/policy/scored.ts), and how its action indices map to the environment's. */
+  scored?: ScoredArtifact;
+  /** The 'fixed-arm' policy's arm (environment indices) and keep probability (src/policy/fixed-arm.ts). */
+  fixedArm?: FixedArm;
   /** Tolerance below the budget (default 2% of it). */
   epsilon?: number;
   /** λ range for policies without a model (Oracle); default 10. */
@@ -325,6 +331,8 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
   const definition = policyByName(String(policy));
   if (policy === 'forest' && !options.forest) throw new ArgumentError('forest', 'the forest policy needs a fitted forest: fitForest(trajectories) or loadForest(bytes)');
   if (policy === 'bandit' && !options.bandit) throw new ArgumentError('bandit', 'the bandit policy needs a prior: fitBanditPrior(trajectories)');
+  if ((policy === 'scored' || policy === 'scored-fixed') && !options.scored) throw new ArgumentError('scored', `the ${policy} policy needs an outcome model: { scored: { model } } (fitDfcl(trajectories).model, fitCmdp(trajectories, { lambda }).q)`);
+  if (policy === 'fixed-arm') checkFixedArm(options.fixedArm);
   const method = options.method ?? 'bisection';
   if (!['bisection', 'slsqp'].includes(method)) throw new ArgumentError('method', `must be bisection or slsqp, got ${String(method)}`);
   const useOrt = options.engine === 'ort';
@@ -351,6 +359,13 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     const env = world.native;
     const engineOptions = solveEngineOptions(options);
     const base: NativeRolloutSpec = { env, rounds, budget: Infinity, policy: 'random', lambda: 0, ...users, threads: options.threads ?? 0, ...engineOptions };
+    // what the policy acts from besides a CODT model: passed to its rollouts (not the reference's)
+    const artifacts: Partial<NativeRolloutSpec> = {
+      forest: options.forest?.id,
+      bandit: options.bandit,
+      ...(options.scored ? { scored: nativeScoredSpec(options.scored) } : {}),
+      ...(options.fixedArm ? { fixedArm: options.fixedArm } : {}),
+    };
     progress({ phase: 'reference', rollouts: 0 });
     const reference = await nativeRollout(base);
     const budget = resolveBudget(options.budget, reference.cost);
@@ -359,7 +374,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     const common = { engine: (options.engine ?? 'native') as 'native' | 'ort', policy, budget, referenceSpend: reference.cost, users: users.userIds.length, rounds };
     if (!definition.searched) {
       progress({ phase: 'plan', rollouts: 1, budget });
-      const r = await nativeRollout({ ...base, policy, budget, recordPlan: true, recordDetails });
+      const r = await nativeRollout({ ...base, ...artifacts, policy, budget, recordPlan: true, recordDetails });
       progress({ phase: 'done', rollouts: 2, cost: r.cost, budget });
       return {
         ...common, engine: 'native', method: 'none', lambda: 0, revenue: r.revenue, cost: r.cost, roi: r.revenue / Math.max(r.cost, 1e-12), baRate: r.cost / budget, rollouts: 2, sampleRollouts: 0, sampleUsers: 0,
@@ -391,7 +406,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
         if (!options.ort) await (ortEngine as OrtPool).destroy();
       }
     }
-    const searched: NativeRolloutSpec = { ...base, policy, model: model?.handle.id, forest: options.forest?.id, bandit: options.bandit };
+    const searched: NativeRolloutSpec = { ...base, ...artifacts, policy, model: model?.handle.id };
     const s = await nativeSearchLambda(
       searched,
       { method, budget, epsilon, lambdaMax, maxRollouts: options.maxRollouts ?? (method === 'slsqp' ? 60 : 40), subsample: options.subsample ?? true },

@@ -1,0 +1,157 @@
+// Scored: greedy in the scores of an XGBoost outcome model (outcome.h). Each round every user
+// gets argmax over joint actions a of r̂(x_a) − λ·ĉ(x_a), ties to the lower joint index, where
+// x_a is the design row of src/sim/features.ts (state as observed, the one-hot of a, t/H, the
+// history columns) and r̂ = P(r≠0|x)·E[r|r≠0,x], ĉ likewise (0 without cost heads). The history
+// is the user's own path as the environment answered it (feedback(): the issued action and the
+// realised reward and cost, rounded to float as a logged trajectory holds them), summarised by
+// the simulator's mirror of buildFeatures (env_sim.h sim_design_row, sim_history_advance), so
+// the rows equal those src/policy/scored.ts `scoredRollout` builds; the boosters are XGBoost's
+// own (not the simulator's compiled trees, which agree only to 1e-5), so the plans are equal.
+//
+// Two registrations of the one policy: "scored" (λ searched: DFCL's argmax r̂ − λ·ĉ) and
+// "scored-fixed" (the λ given, no search: CMDP's greedy in Q, a model with reward heads only).
+// Deterministic: its distribution is a point mass on the proposal.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "policy_registry.h"
+#include "policy_scored.h"
+
+namespace saco {
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+class ScoredPolicy final : public Policy {
+ public:
+  explicit ScoredPolicy(std::shared_ptr<const ScoredSpec> spec) : spec_(std::move(spec)) {
+    require(spec_ != nullptr && spec_->outcome != nullptr, "the scored policy needs an outcome model (spec.scored.outcome: an OutcomeModel id)");
+    const SimLayout& L = spec_->layout;
+    require(spec_->outcome->cols() == static_cast<uint64_t>(L.cols),
+            "the outcome model reads " + std::to_string(spec_->outcome->cols()) + " columns, its layout makes " + std::to_string(L.cols));
+    require(spec_->outcome->has_reward(), "the scored policy needs an outcome model with reward heads");
+    const size_t A = L.action_sizes.size();
+    K_ = L.joint_count();
+    joint_.resize(K_ * A);  // [K, A] model indices, the last dimension fastest (jointActions)
+    for (size_t k = 0; k < K_; ++k) {
+      size_t rest = k;
+      for (size_t j = A; j-- > 0;) {
+        joint_[k * A + j] = static_cast<int32_t>(rest % static_cast<size_t>(L.action_sizes[j]));
+        rest /= static_cast<size_t>(L.action_sizes[j]);
+      }
+    }
+    // model index → environment index, and back
+    to_env_.resize(A);
+    to_model_.resize(A);
+    for (size_t j = 0; j < A; ++j) {
+      const auto K = static_cast<size_t>(L.action_sizes[j]);
+      to_env_[j].resize(K);
+      to_model_[j].assign(K, -1);
+      for (size_t k = 0; k < K; ++k) {
+        const int32_t e = spec_->env_action.empty() ? static_cast<int32_t>(k) : spec_->env_action[j][k];
+        require(e >= 0 && static_cast<size_t>(e) < K && to_model_[j][static_cast<size_t>(e)] < 0,
+                "spec.scored.envAction[" + std::to_string(j) + "] must map the model's values one to one onto the environment's");
+        to_env_[j][k] = e;
+        to_model_[j][static_cast<size_t>(e)] = static_cast<int32_t>(k);
+      }
+    }
+  }
+
+  void validate(const Environment& env, uint32_t rounds, double lambda) const override {
+    const SimLayout& L = spec_->layout;
+    const std::vector<int> sizes = env.action_sizes();
+    require(sizes == L.action_sizes, "the outcome model's action sizes are not the environment's");
+    require(env.state_dim() == L.state_dim,
+            "the outcome model reads " + std::to_string(L.state_dim) + " state features, the environment observes " + std::to_string(env.state_dim()));
+    require(std::isfinite(lambda), "the scored policy needs a finite λ");
+    require(rounds <= L.rounds, "the outcome model was fitted on " + std::to_string(L.rounds) + " rounds, the rollout has " + std::to_string(rounds));
+    // users who start mid-campaign bring a history this policy does not hear of
+    if (const auto* sim = dynamic_cast<const SimEnvironment*>(&env)) {
+      require(sim->rounds() == sim->layout().rounds, "the scored policy starts users at round 0 of the simulator (startRound 0)");
+    }
+  }
+
+  std::unique_ptr<PolicyState> start(const Environment&, const EnvBlock& block, uint32_t, double lambda) const override {
+    auto s = std::make_unique<State>();
+    const size_t n = block.size();
+    s->lambda = lambda;
+    s->history.resize(n);
+    s->rows.resize(K_ * n * static_cast<size_t>(spec_->layout.cols));
+    for (auto* v : {&s->p_reward, &s->e_reward, &s->p_cost, &s->e_cost}) v->resize(K_ * n);
+    return s;
+  }
+
+  void act(PolicyState& state, const Environment&, const EnvBlock& block, uint32_t t, const float* states, int32_t* actions) const override {
+    State& s = static_cast<State&>(state);
+    const SimLayout& L = spec_->layout;
+    const size_t n = block.size(), A = L.action_sizes.size(), d = static_cast<size_t>(L.state_dim), p = static_cast<size_t>(L.cols);
+    // rows [K, n, p]: every joint action for every user, one booster call per head
+    for (size_t k = 0; k < K_; ++k) {
+      for (size_t i = 0; i < n; ++i) sim_design_row(L, states + i * d, joint_.data() + k * A, t, s.history[i], s.rows.data() + (k * n + i) * p);
+    }
+    const OutcomeModel& m = *spec_->outcome;
+    const bool cost = m.has_cost();
+    m.predict(s.rows.data(), K_ * n, s.p_reward.data(), s.e_reward.data(), cost ? s.p_cost.data() : nullptr, cost ? s.e_cost.data() : nullptr, 1);
+    for (size_t i = 0; i < n; ++i) {
+      double best = -std::numeric_limits<double>::infinity();
+      size_t choice = 0;
+      for (size_t k = 0; k < K_; ++k) {
+        const size_t r = k * n + i;
+        const double reward = static_cast<double>(s.p_reward[r]) * static_cast<double>(s.e_reward[r]);
+        const double c = cost ? static_cast<double>(s.p_cost[r]) * static_cast<double>(s.e_cost[r]) : 0.0;
+        const double v = reward - s.lambda * c;
+        if (v > best) {
+          best = v;
+          choice = k;
+        }
+      }
+      for (size_t j = 0; j < A; ++j) actions[i * A + j] = to_env_[j][static_cast<size_t>(joint_[choice * A + j])];
+    }
+  }
+
+  void probability(const PolicyState&, const Environment& env, const EnvBlock& block, uint32_t, const int32_t* proposed, const int32_t* issued,
+                   double* p) const override {
+    point_mass_probability(block.size(), env.action_sizes().size(), proposed, issued, p);
+  }
+
+  void feedback(PolicyState& state, uint32_t t, const int32_t* issued, const double* reward, const double* cost) const override {
+    State& s = static_cast<State&>(state);
+    const SimLayout& L = spec_->layout;
+    const size_t A = L.action_sizes.size();
+    std::vector<int32_t> a(A);
+    for (size_t i = 0; i < s.history.size(); ++i) {
+      for (size_t j = 0; j < A; ++j) a[j] = to_model_[j][static_cast<size_t>(issued[i * A + j])];
+      // a logged trajectory holds float32 rewards and costs (src/data/trajectories.ts)
+      sim_history_advance(L, s.history[i], t, a.data(), static_cast<float>(reward[i]), static_cast<float>(cost[i]));
+    }
+  }
+
+  size_t state_bytes(size_t users, uint32_t) const override {
+    return users * (K_ * (static_cast<size_t>(spec_->layout.cols) * sizeof(float) + 4 * sizeof(float)) + sizeof(SimHistory));
+  }
+
+ private:
+  struct State final : PolicyState {
+    double lambda = 0;
+    std::vector<SimHistory> history;
+    std::vector<float> rows, p_reward, e_reward, p_cost, e_cost;
+  };
+  std::shared_ptr<const ScoredSpec> spec_;
+  size_t K_ = 0;
+  std::vector<int32_t> joint_;
+  std::vector<std::vector<int32_t>> to_env_, to_model_;
+};
+
+std::shared_ptr<const Policy> make(const PolicyArgs& args) { return std::make_shared<ScoredPolicy>(args.scored); }
+
+const PolicyRegistrar kSearched("scored", false, make);
+const PolicyRegistrar kFixed("scored-fixed", false, make);
+
+}  // namespace
+}  // namespace saco
