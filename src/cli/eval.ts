@@ -1,5 +1,5 @@
 /** `saco eval`: SACO against the baselines (paper Table 1, Fig. 4, Fig. 5): report.json, report.md and charts. */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
 import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
 import { examples, fmt, intArg, listArg, table, withOutputFlags } from './common.js';
@@ -7,6 +7,7 @@ import { Ui, bar } from './ui.js';
 
 interface EvalOpts {
   data: string;
+  schema?: string;
   methods?: string[];
   budgets?: string[];
   seeds: number;
@@ -46,6 +47,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     ui.phase('saco eval');
     const result = await evaluate({
       data: o.data,
+      schema: o.schema,
       methods: o.methods,
       budgets: o.budgets,
       seeds: o.seeds,
@@ -65,6 +67,8 @@ async function runEval(o: EvalOpts): Promise<void> {
     ui.result(doc, () => {
       const lines = [
         `${rep.data.preset}: ${rep.data.trainUsers} training + ${rep.data.testUsers} test users × ${rep.data.rounds} rounds, seeds ${rep.seeds.join(', ')}; budgets ${rep.budgets.map((b) => b.label).join(', ')} ("Nx": ${rep.budgetReference})`,
+        ...(rep.data.kind === 'log' ? [`world: ${rep.data.world}`] : []),
+        ...(rep.data.unavailable?.length ? [`not run on this data: ${rep.data.unavailable.map((u) => `${u.label} (${u.why})`).join('; ')}`] : []),
         '',
         'Table 1 (means over budgets and seeds):',
         ...table(
@@ -107,13 +111,14 @@ export function registerEval(program: Command): void {
   const cmd = program
     .command('eval')
     .description('compare SACO with the baselines on the same users and budgets: report.md (Table 1, per-budget tables, wins/losses), report.json and charts (SVG + PNG)')
-    .addOption(new Option('--data <preset>', 'SY preset: sy (default dynamics), sy-static (no sequential effects), sy-strong (η and δ doubled, fatigue decaying slower)').choices([...DATA_PRESET_NAMES]).default('sy'))
+    .option('--data <preset|file>', `SY preset (${DATA_PRESET_NAMES.join(', ')}: default dynamics, no sequential effects, η and δ doubled with fatigue decaying slower), or a log file read with --schema: its users split per seed (20% test users), every method fitted on the training users and compared on the test users in the learned simulator fitted on the training users (no Oracle there)`, 'sy')
+    .option('--schema <file>', 'the schema that reads the log of --data (as in saco train)')
     .option('--methods <list>', `methods, comma-separated (default: all available): ${METHODS.map((m) => m.name).join(', ')}${PLANNED_METHODS.length ? ` (coming: ${PLANNED_METHODS.join(', ')})` : ''}`, listArg)
     .option('--budgets <list>', `budgets, comma-separated: multiples of the uniform logging policy's spend on the same users (0.5x) or amounts (default: ${DEFAULT_BUDGETS.join(',')})`, budgetsArg)
-    .option('--seeds <n>', 'seeds 1..n: each an SY world, its training log and fresh test users', intArg(1, 1000), 3)
+    .option('--seeds <n>', 'seeds 1..n: each an SY world, its training log and fresh test users (a log: a split of its users and the simulator fitted on the training ones)', intArg(1, 1000), 3)
     .requiredOption('--out <dir>', 'output folder (created; cache/ and results/ in it make a rerun resume)')
-    .option('--users <n>', 'SY users per seed, 80% to train on, 20% fresh test users (default 10000; 1500 with --quick)', intArg(20, 1e7))
-    .option('--rounds <n>', 'rounds per user (default 10; 5 with --quick)', intArg(1, 1000))
+    .option('--users <n>', 'SY users per seed, 80% to train on, 20% fresh test users (default 10000; 1500 with --quick); a log: at most this many of its users (a seeded subsample; default all)', intArg(20, 1e9))
+    .option('--rounds <n>', 'SY rounds per user (default 10; 5 with --quick); a log has its own', intArg(1, 1000))
     .option('--epochs <n>', 'training epochs of every CODT (default: the trainer default, 4 with --quick)', intArg(1, 100000))
     .option('--quick', 'a small, fast run: fewer users and rounds, small models, few epochs')
     .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
@@ -124,5 +129,6 @@ export function registerEval(program: Command): void {
     'saco eval --data sy --out eval-sy',
     'saco eval --data sy-static --methods saco,random,best-arm,oracle --budgets 0.2x,0.5x,0.8x --seeds 3 --out eval-static',
     'saco eval --quick --out /tmp/eval-quick',
+    'saco eval --data starbucks.csv --schema schemas/starbucks.json --users 20000 --seeds 3 --out eval-starbucks',
   ]);
 }

@@ -1,11 +1,13 @@
 /**
  * Policies that need no model and no λ: "the same arm for everyone, each coupon kept with
  * probability p" (Best single arm, thinned at random to the budget) and "no coupon" (p = 0).
- * They run in SY's TypeScript reference (bit-identical to native/env_sy.cc: same
- * counter-based draws per user and round) under the budget rule of native/rollout.cc: users in
- * id order within a round, a coupon withheld when, if redeemed, it would take realised spend
- * over the budget. test/eval/best-arm.test.ts holds the no-coupon rollout equal to the native
- * Oracle at an infinite price, bit for bit.
+ * `saco eval` runs them as the native fixed-arm policy (native/policy_fixed_arm.cc) through
+ * solve(), in SY or the learned simulator; `fixedArmRollout` below is its TypeScript reference
+ * on SY (bit-identical to native/env_sy.cc: same counter-based draws per user and round) under
+ * the budget rule of native/rollout.cc: users in id order within a round, a coupon withheld
+ * when, if redeemed, it would take realised spend over the budget.
+ * test/policy/scored-native.test.ts holds the two equal; test/eval/best-arm.test.ts holds the
+ * no-coupon rollout equal to the native Oracle at an infinite price, bit for bit.
  *
  * p is chosen so that the expected spend meets the budget. The expected spend of a rollout
  * is estimated without the purchase and thinning noise: each (user, round) adds
@@ -16,6 +18,9 @@
 import { ArgumentError } from '../errors.js';
 import { CounterStream } from '../data/rng.js';
 import { syCouponValue, syInitialUser, syPurchaseDraw, syPurchaseProbability, syStep, syWeights, type SyConfig } from '../data/synth.js';
+import { syActionMap } from '../policy/scored.js';
+import { solve, type SolveOptions } from '../solve/index.js';
+import type { EvalDataset } from './methods.js';
 
 /** The counter stream of the thinning coins (apart from every stream SY itself draws from). */
 export const THINNING_STREAM = 0x7468;
@@ -113,33 +118,76 @@ export interface ThinningChoice {
 }
 
 /**
- * The keep probability p whose expected spend meets `budget`: p = 1 when even that is within
- * the budget, else a bisection on p (coins fixed by `coinSeed`, so a larger p keeps a superset
- * of the coupons) to 0.1% of the budget. Without sequential effects the expected spend is
- * p · (its value at p = 1), and the first step lands on p = budget / that exactly.
+ * The search for the keep probability p whose expected spend meets `budget`: p = 1 when even
+ * that is within the budget, else a bisection on p (coins fixed by the seed, so a larger p keeps
+ * a superset of the coupons) to `tolerance` of the budget, each step a secant on the
+ * proportional model within the bracket (exact without sequential effects: the first step lands
+ * on p = budget / spend(1)). A generator: it yields each p to try and is sent its expected
+ * spend, so the same steps run on a synchronous reference and on native rollouts.
  */
-export function chooseKeepProbability(spec: Omit<FixedArmSpec, 'keep' | 'budget'>, budget: number, tolerance = 1e-3, maxRollouts = 40): ThinningChoice {
+function* keepSteps(budget: number, tolerance: number, maxRollouts: number): Generator<number, ThinningChoice, number> {
   if (!(budget > 0) || !Number.isFinite(budget)) throw new ArgumentError('budget', `must be a finite number > 0, got ${budget}`);
   const trace: ThinningChoice['trace'] = [];
-  const spend = (keep: number) => {
-    const e = fixedArmRollout({ ...spec, keep, budget: Infinity }).expectedSpend;
+  const probe = function* (keep: number): Generator<number, number, number> {
+    const e = yield keep;
     trace.push({ keep, expectedSpend: e });
     return e;
   };
-  const all = spend(1);
+  const all = yield* probe(1);
   if (all <= budget) return { keep: 1, expectedSpend: all, expectedSpendAll: all, budgetNotBinding: true, rollouts: 1, trace };
   let lo = 0;
   let hi = 1;
-  // first guess: the proportional answer (exact without sequential effects)
   let keep = budget / all;
-  let best = { keep, e: spend(keep) };
-  while (Math.abs(best.e - budget) > tolerance * budget && trace.length < maxRollouts) {
-    if (best.e > budget) hi = best.keep;
-    else lo = best.keep;
-    // secant on the proportional model within the bracket, else the midpoint
-    keep = best.e > 0 ? (best.keep * budget) / best.e : 0.5 * (lo + hi);
+  let last = { keep, e: yield* probe(keep) };
+  let best = last;
+  while (Math.abs(last.e - budget) > tolerance * budget && trace.length < maxRollouts) {
+    if (last.e > budget) hi = last.keep;
+    else lo = last.keep;
+    keep = last.e > 0 ? (last.keep * budget) / last.e : 0.5 * (lo + hi);
     if (!(keep > lo && keep < hi)) keep = 0.5 * (lo + hi);
-    best = { keep, e: spend(keep) };
+    last = { keep, e: yield* probe(keep) };
+    if (Math.abs(last.e - budget) < Math.abs(best.e - budget)) best = last;
   }
+  // the probe closest to the budget (a spend estimated on coins is a step function of p: the last probe need not be it)
   return { keep: best.keep, expectedSpend: best.e, expectedSpendAll: all, budgetNotBinding: false, rollouts: trace.length, trace };
+}
+
+/** The keep probability whose expected spend in SY's TypeScript reference (see the file comment) meets `budget`; see keepSteps. */
+export function chooseKeepProbability(spec: Omit<FixedArmSpec, 'keep' | 'budget'>, budget: number, tolerance = 1e-3, maxRollouts = 40): ThinningChoice {
+  const steps = keepSteps(budget, tolerance, maxRollouts);
+  let step = steps.next();
+  while (!step.done) step = steps.next(fixedArmRollout({ ...spec, keep: step.value, budget: Infinity }).expectedSpend);
+  return step.value;
+}
+
+/**
+ * The keep probability of the native fixed-arm policy whose expected spend meets `budget`, in
+ * whatever environment `base` names (SY, the learned simulator): each probe is an unbudgeted
+ * solve() whose plan details give the environment's expected cost of every issued action
+ * (SY's truth, the simulator's P(c≠0)·E[c | c≠0]); their sum is the expected spend along that
+ * path (the realised cost where the environment knows no expectation). See keepSteps.
+ */
+export async function chooseKeep(base: Omit<SolveOptions, 'policy' | 'budget' | 'fixedArm'>, arm: { arm: number[]; seed: number }, budget: number, tolerance = 2e-3, maxRollouts = 16): Promise<ThinningChoice> {
+  const steps = keepSteps(budget, tolerance, maxRollouts);
+  let step = steps.next();
+  while (!step.done) {
+    const r = await solve({ ...base, policy: 'fixed-arm', fixedArm: { ...arm, keep: step.value }, budget: Number.MAX_VALUE, planDetails: true });
+    const expected = r.planDetails!.expectedCost.reduce((s, c) => s + c, 0);
+    step = steps.next(Number.isFinite(expected) ? expected : r.cost);
+  }
+  return step.value;
+}
+
+/** The environment's indices of a logged arm (the training log's value indices): SY's own order, the simulator's (the log's). */
+export function envArm(data: EvalDataset, arm: readonly number[]): number[] {
+  if (!data.config) return [...arm];
+  const map = syActionMap(data.train.actionEncodings, data.config, 'train');
+  return arm.map((k, j) => map[j][k]);
+}
+
+/** The no-coupon action of the data's environment: SY's cheapest value per dimension, the simulator's control (the training log's). */
+export function envControl(data: EvalDataset): number[] {
+  if (data.config) return controlArm(data.config);
+  if (data.env.kind !== 'sim') throw new ArgumentError('data', 'a log runs in the simulator');
+  return [...data.env.simulator.layout.control];
 }

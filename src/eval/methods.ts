@@ -11,14 +11,14 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { ArgumentError, SacoError } from '../errors.js';
-import type { SyConfig, SyOptions } from '../data/synth.js';
+import type { SyConfig } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
 import type { CodtVariant } from '../model/config.js';
 import { readOnnx, writeOnnx } from '../model/onnx.js';
 import type { TrainOptions } from '../model/train.js';
 import { loadNativeModel, type NativeModel } from '../native/index.js';
-import { solve, type SolveOptions, type SolveResult } from '../solve/index.js';
-import { chooseKeepProbability, controlArm, fixedArmRollout } from './fixed-arm.js';
+import { solve, type EnvChoice, type SolveOptions, type SolveResult } from '../solve/index.js';
+import { chooseKeep, envArm, envControl } from './fixed-arm.js';
 import { writeJsonAtomic } from './files.js';
 import { writeFileAtomic } from '../data/atomic.js';
 import { scoredMethods } from './scored-methods.js';
@@ -36,21 +36,28 @@ export type MethodRole =
   /** An upper reference that knows what no method can (the Oracle): never a baseline to beat. */
   | 'reference';
 
-/** One seed's data: the training users (what methods learn from) and the fresh test users (where they are compared). */
+/**
+ * One seed's data: the training users (what methods learn from) and the test users (where they
+ * are compared). SY: a world, its uniformly logged training users and fresh test users. A log:
+ * its users split by a seeded test fraction, the world the learned simulator fitted on the
+ * training users, the test users starting from their first logged state.
+ */
 export interface EvalDataset {
-  /** The preset name (`sy`, `sy-static`, `sy-strong`). */
+  /** The SY preset name (`sy`, `sy-static`, `sy-strong`), or the log's file name. */
   preset: string;
   seed: number;
-  kind: 'sy';
-  /** The environment, as solve() takes it ({ seed, rounds, sequential, … }). */
-  env: SyOptions;
-  /** The same, every field resolved. */
-  config: SyConfig;
+  kind: 'sy' | 'log';
+  /** The environment, as solve() takes it: SY's options ({ seed, rounds, sequential, … }) or the simulator ({ kind: 'sim', simulator, seed }). */
+  env: EnvChoice;
+  /** SY: its options, every field resolved; absent for a log. */
+  config?: SyConfig;
   rounds: number;
-  /** The logged trajectories of the training users (uniform logging). */
+  /** The logged trajectories of the training users. */
   train: Trajectories;
-  /** The test users: fresh SY users (ids after the training users'), features drawn from the env seed by id. */
+  /** The test users' ids: SY, fresh users (ids after the training users'), features drawn from the env seed by id; a log, the simulator's ids of `test`. */
   testIds: Uint32Array;
+  /** A log: the test users' trajectories (solve()'s users in the simulator). */
+  test?: Trajectories;
   /** What the uniform logging policy spends on the test users: the "1x" budget. */
   referenceSpend: number;
 }
@@ -128,8 +135,8 @@ export interface EvalMethod<A = unknown> {
   readonly lambdaSearched: boolean;
   /** Whether what it does does not depend on the budget (no coupon): run once per seed, reported at every budget. */
   readonly budgetFree?: boolean;
-  /** Why it cannot run on this data (undefined: it can). */
-  unavailable?(data: EvalDataset): string | undefined;
+  /** Why it cannot run on this kind of data (undefined: it can). */
+  unavailable?(data: Pick<EvalDataset, 'kind'>): string | undefined;
   /** What its fitted artifact depends on besides the data and seed (a cache key part). */
   config?(settings: MethodSettings): unknown;
   /** Trains or fits on data.train, reading and writing `cache`; absent: nothing to fit. */
@@ -156,7 +163,7 @@ export function outcomeOf(r: SolveResult, extra?: MethodOutcome['extra']): Metho
 /** The solve() options every method shares: the test users, the budget in currency, the environment. */
 export function solveBase(ctx: RunContext): Pick<SolveOptions, 'users' | 'budget' | 'env' | 'rounds' | 'threads' | 'onProgress'> {
   return {
-    users: { ids: ctx.data.testIds },
+    users: ctx.data.test ?? { ids: ctx.data.testIds },
     budget: ctx.budget,
     env: ctx.data.env,
     rounds: ctx.data.rounds,
@@ -205,7 +212,7 @@ export function policyMethod<A = unknown>(spec: PolicyMethodSpec<A>): EvalMethod
   };
 }
 
-const syOnly = (data: EvalDataset): string | undefined => (data.kind === 'sy' ? undefined : 'knows the true response: SY only');
+const syOnly = (data: Pick<EvalDataset, 'kind'>): string | undefined => (data.kind === 'sy' ? undefined : 'knows the true response: SY only');
 
 // ---------------------------------------------------------------------------------------
 // SACO and its ablations: a CODT trained on the training users, cached as its .onnx file.
@@ -353,29 +360,24 @@ export const bestArmMethod: EvalMethod<BestArm> = {
   },
   async run(ctx, best) {
     if (!best) throw new ArgumentError('best-arm', 'not fitted');
-    const spec = { env: ctx.data.config, rounds: ctx.data.rounds, userIds: ctx.data.testIds, arm: best.arm, coinSeed: coinSeed(ctx.data) };
-    const choice = chooseKeepProbability(spec, ctx.budget);
-    const r = fixedArmRollout({ ...spec, keep: choice.keep, budget: ctx.budget });
+    const base = solveBase(ctx);
+    const arm = envArm(ctx.data, best.arm);
+    const choice = await chooseKeep({ ...base, onProgress: undefined }, { arm, seed: coinSeed(ctx.data) }, ctx.budget);
+    const r = await solve({ ...base, policy: 'fixed-arm', fixedArm: { arm, keep: choice.keep, seed: coinSeed(ctx.data) } });
     return {
-      revenue: r.revenue,
-      cost: r.cost,
-      lambda: null,
-      coupons: r.coupons,
-      blocked: r.blocked,
+      ...outcomeOf(r, { arm: best.label, keep: choice.keep, expectedSpend: choice.expectedSpend, expectedSpendAll: choice.expectedSpendAll }),
       rollouts: choice.rollouts + 1,
       budgetNotBinding: choice.budgetNotBinding,
-      needsMoreThanLambdaMax: false,
-      trace: [],
-      extra: { arm: best.label, keep: choice.keep, expectedSpend: choice.expectedSpend, expectedSpendAll: choice.expectedSpendAll },
     };
   },
 };
 
 /**
- * No coupon: the control action for every user and round, in the same environment. It is what
- * the Oracle does at λ → ∞ (no coupon has a positive E[r] − λ·E[c]), but that needs no search;
- * a budget of 0 is not one (solve() refuses budgets ≤ 0). It is the base of every incremental
- * figure; it does not depend on the budget, so it runs once per seed.
+ * No coupon: the control action for every user and round, in the same environment (the
+ * fixed-arm policy with keep 0). It is what the Oracle does at λ → ∞ (no coupon has a positive
+ * E[r] − λ·E[c]), but that needs no search; a budget of 0 is not one (solve() refuses budgets
+ * ≤ 0). It is the base of every incremental figure; it does not depend on the budget, so it
+ * runs once per seed.
  */
 export const noCouponMethod: EvalMethod = {
   name: 'no-coupon',
@@ -385,8 +387,8 @@ export const noCouponMethod: EvalMethod = {
   lambdaSearched: false,
   budgetFree: true,
   async run(ctx) {
-    const r = fixedArmRollout({ env: ctx.data.config, rounds: ctx.data.rounds, userIds: ctx.data.testIds, arm: controlArm(ctx.data.config), keep: 0, coinSeed: 0, budget: Infinity });
-    return { revenue: r.revenue, cost: r.cost, lambda: null, coupons: 0, blocked: 0, rollouts: 1, budgetNotBinding: true, needsMoreThanLambdaMax: false, trace: [] };
+    const r = await solve({ ...solveBase(ctx), policy: 'fixed-arm', fixedArm: { arm: envControl(ctx.data), keep: 0 } });
+    return { ...outcomeOf(r), budgetNotBinding: true };
   },
 };
 
@@ -432,7 +434,7 @@ export const METHODS: readonly EvalMethod<any>[] = [
     },
     solveOptions: (bandit, ctx) => ({ bandit, lambdaMax: ctx.settings.oracleLambdaMax }),
   }),
-  // CMDP25/50/75 and DFCL: greedy in XGBoost scores, rolled out in SY's TS reference (src/eval/scored-methods.ts)
+  // CMDP25/50/75 and DFCL: greedy in XGBoost scores, the native scored policies (src/eval/scored-methods.ts)
   ...scoredMethods,
   policyMethod({ name: 'random', label: 'Random', description: 'the uniform logging policy, cut by the budget', policy: 'random', lambdaSearched: false }),
   bestArmMethod,
@@ -442,7 +444,7 @@ export const METHODS: readonly EvalMethod<any>[] = [
     name: 'oracle',
     label: 'Oracle',
     role: 'reference',
-    description: 'knows the true expected response (SY only): myopic argmax E[r] − λ·E[c], λ searched; an upper reference, not a baseline',
+    description: 'knows the true expected response (SY only; unavailable on a log): myopic argmax E[r] − λ·E[c], λ searched; an upper reference, not a baseline',
     policy: 'oracle',
     lambdaSearched: true,
     unavailable: syOnly,

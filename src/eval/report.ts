@@ -114,7 +114,21 @@ export interface WinsRow {
 }
 
 export interface ReportInput {
-  data: { preset: string; description: string; env: Record<string, unknown>; users: number; trainUsers: number; testUsers: number; rounds: number };
+  data: {
+    preset: string;
+    description: string;
+    /** An SY preset, or a log run in the learned simulator (absent: SY). */
+    kind?: 'sy' | 'log';
+    /** The environment every method runs in, in words (absent: SY's ground truth). */
+    world?: string;
+    env: Record<string, unknown>;
+    users: number;
+    trainUsers: number;
+    testUsers: number;
+    rounds: number;
+    /** Methods asked for that cannot run on this data, and why (the Oracle on a log). */
+    unavailable?: Array<{ method: string; label: string; why: string }>;
+  };
   budgets: EvalBudget[];
   seeds: number[];
   methods: EvalMethod[];
@@ -372,12 +386,17 @@ export function renderMarkdown(rep: EvalReport): string {
   const saco = rep.methods.find((m) => m.role === 'saco');
   const d = rep.data;
   L.push(`# ${rep.title}`, '');
-  L.push(`Data: **${d.preset}**: ${d.description}. ${d.trainUsers} training users (logged by the uniform policy) and ${d.testUsers} fresh test users per seed, ${d.rounds} rounds; seeds ${rep.seeds.join(', ')} (a seed is an SY world, its training log and its test users).`);
+  if (d.kind === 'log') {
+    L.push(`Data: **${d.preset}**: ${d.description}. ${d.users} users of the log, split per seed into ${d.trainUsers} training users and ${d.testUsers} test users (never seen in training), ${d.rounds} rounds; seeds ${rep.seeds.join(', ')} (a seed splits the log's users, fits the simulator on its training users and keys the simulator's draws).`);
+  } else {
+    L.push(`Data: **${d.preset}**: ${d.description}. ${d.trainUsers} training users (logged by the uniform policy) and ${d.testUsers} fresh test users per seed, ${d.rounds} rounds; seeds ${rep.seeds.join(', ')} (a seed is an SY world, its training log and its test users).`);
+  }
   L.push('');
-  L.push(`Budgets: ${rep.budgets.map((b) => b.label).join(', ')}, where "Nx" is ${BUDGET_REFERENCE} (the uniform logging policy spends ${rep.datasets.map((x) => `${num(x.referenceSpend, DECIMALS.money)} (seed ${x.seed})`).join(', ')} on the test users).${rep.budgets.some((b) => b.level) ? ' Levels: Low ≤ 0.3x, Medium ≤ 0.6x, High above.' : ''}`);
+  L.push(`Budgets: ${rep.budgets.map((b) => b.label).join(', ')}, where "Nx" is ${BUDGET_REFERENCE}${d.kind === 'log' ? ' in the simulator' : ''} (the uniform logging policy spends ${rep.datasets.map((x) => `${num(x.referenceSpend, DECIMALS.money)} (seed ${x.seed})`).join(', ')} on the test users).${rep.budgets.some((b) => b.level) ? ' Levels: Low ≤ 0.3x, Medium ≤ 0.6x, High above.' : ''}`);
   L.push('');
-  L.push('Every method runs on the same test users in the same environment (SY\'s ground truth) under the same budget rule (a coupon is withheld when, if redeemed, it would take realised spend over the budget); methods with a λ get the same λ search. Revenue, cost and ROI are totals over the test users and rounds; mean ± sd are over seeds.');
+  L.push(`Every method runs on the same test users in the same environment (${d.world ?? "SY's ground truth"}) under the same budget rule (a coupon is withheld when, if redeemed, it would take realised spend over the budget); methods with a λ get the same λ search. Revenue, cost and ROI are totals over the test users and rounds; mean ± sd are over seeds.`);
   L.push('');
+  if (d.unavailable?.length) L.push(`Not run on this data: ${d.unavailable.map((u) => `${u.label} (${u.why})`).join('; ')}.`, '');
   L.push('## Methods', '');
   L.push(...mdTable(['Method', 'Role', 'What it is'], rep.methods.map((m) => [m.label, roleText[m.role], m.description]), ['l', 'l', 'l']));
   L.push('');

@@ -1,7 +1,8 @@
 /**
  * evaluate(): the paper's comparison (Table 1, Fig. 4, Fig. 5), reproducible. For each seed it
  * builds the data (an SY world and its uniformly logged training users, plus fresh test users
- * of the same world), prepares every method (trains or fits it on the training users, cached
+ * of the same world; or a log's users split by a seeded test fraction, with the learned
+ * simulator fitted on the training users as the world, cached like the models), prepares every method (trains or fits it on the training users, cached
  * on disk under <out>/cache/ by data, config and seed), runs every (method, budget) on the
  * test users through the same environment and budget rule, and writes each result to
  * <out>/results/ as soon as it exists, so an interrupted run resumes where it stopped. Then
@@ -14,12 +15,15 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, sta
 import path from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { syLogToInteractionLog } from '../data/log.js';
+import { readTrajectories } from '../data/ingest.js';
+import { loadSchemaFile, type DataSchema } from '../data/schema.js';
 import { resolveSyConfig, SY_DEFAULTS, type SyOptions } from '../data/synth.js';
-import { buildTrajectories } from '../data/trajectories.js';
+import { buildTrajectories, splitByUser, type Trajectories } from '../data/trajectories.js';
 import type { TrainOptions } from '../model/train.js';
-import { generateSy, nativeRollout } from '../native/index.js';
-import { resolveBudget, type Budget } from '../solve/index.js';
-import { controlArm, fixedArmRollout } from './fixed-arm.js';
+import { generateSy } from '../native/index.js';
+import { fitSimulator, readSimulator, simUsers, writeSimulator, type Simulator } from '../sim/simulator.js';
+import { resolveBudget, solve, type Budget } from '../solve/index.js';
+import { envControl } from './fixed-arm.js';
 import { keyHash, writeJsonAtomic } from './files.js';
 import { METHODS, methodsByName, type EvalDataset, type EvalMethod, type MethodOutcome, type MethodSettings, type Prepared } from './methods.js';
 import { buildReport, writeReport, type EvalRecord, type EvalReport, type ReportFiles } from './report.js';
@@ -95,19 +99,26 @@ export function parseBudgets(budgets: readonly (Budget | string)[]): EvalBudget[
 export interface EvaluateOptions {
   /** Where report.json, report.md, the charts, cache/ and results/ go (created if missing). */
   out: string;
-  /** The data: an SY preset (`sy`, `sy-static`, `sy-strong`); default `sy`. */
+  /**
+   * The data: an SY preset (`sy`, `sy-static`, `sy-strong`; default `sy`), or a log file read
+   * with `schema`: its users split by a seeded `testFraction`, every method fitted on the
+   * training users and run on the test users in the learned simulator fitted on the training
+   * users (the Oracle, which needs the true response, is not run there).
+   */
   data?: string;
+  /** The schema that reads a log (`data`): a schema file or a parsed schema. Required for a log. */
+  schema?: string | DataSchema;
   /** Method names (default: every method available on the data). */
   methods?: readonly string[];
   /** Default: 0.1x … 0.9x. */
   budgets?: readonly (Budget | string)[];
   /** A count (seeds 1..N) or the seeds themselves; default 3. Each seed is an SY world, its training users and fresh test users. */
   seeds?: number | readonly number[];
-  /** SY users per seed, split into training and test users; default 10,000 (1,500 with quick). */
+  /** SY users per seed, split into training and test users; default 10,000 (1,500 with quick). A log: at most this many of its users (a seeded subsample), default all. */
   users?: number;
-  /** Share of the users that are test users (fresh: never seen in training); default 0.2. */
+  /** Share of the users that are test users (never seen in training); default 0.2. */
   testFraction?: number;
-  /** Rounds per user; default 10 (5 with quick). */
+  /** Rounds per user; default 10 (5 with quick). A log: its rounds. */
   rounds?: number;
   /** A small, fast run: fewer users and rounds, small models trained for few epochs. */
   quick?: boolean;
@@ -149,6 +160,9 @@ export interface EvaluateResult {
 interface Plan {
   out: string;
   preset: DataPreset;
+  /** A log instead of an SY preset. */
+  log?: LogSource;
+  testFraction: number;
   methods: EvalMethod[];
   budgets: EvalBudget[];
   seeds: number[];
@@ -158,6 +172,16 @@ interface Plan {
   rounds: number;
   settings: MethodSettings;
   charts: boolean;
+}
+
+/** A log to evaluate on: the file, its schema, and what identifies its contents in cache keys. */
+interface LogSource {
+  file: string;
+  schema: DataSchema;
+  /** Size and modification time of the file, and the schema: a changed log or schema is new data. */
+  identity: Record<string, unknown>;
+  /** At most this many users (a seeded subsample); undefined: all. */
+  users?: number;
 }
 
 const QUICK_TRAINING: Partial<TrainOptions> = { epochs: 4, dModel: 32, layers: 2, heads: 2, patience: 4, lr: 2e-3, dropout: 0 };
@@ -188,20 +212,23 @@ function resolvePlan(o: EvaluateOptions): Plan {
   if (typeof o !== 'object' || o === null) throw new ArgumentError('options', 'must be an object with at least `out`');
   const quick = !!o.quick;
   const presetName = o.data ?? 'sy';
-  const preset = DATA_PRESETS.find((p) => p.name === presetName);
-  if (!preset) throw new ArgumentError('data', `unknown data "${presetName}" (known: ${DATA_PRESET_NAMES.join(', ')}; real logs come later, through the learned simulator)`);
+  const found = DATA_PRESETS.find((p) => p.name === presetName);
+  const log = found && o.schema === undefined ? undefined : logSource(presetName, o);
+  const preset = found && !log ? found : { name: path.basename(presetName), description: `the log ${presetName}: the world is the learned simulator fitted on the training users of each seed`, env: {} };
   const budgets = parseBudgets(o.budgets ?? DEFAULT_BUDGETS);
   const seedList = o.seeds === undefined ? [1, 2, 3] : typeof o.seeds === 'number' ? Array.from({ length: checkInt('seeds', o.seeds, 1, 1000) }, (_, i) => i + 1) : [...o.seeds];
   if (seedList.length === 0) throw new ArgumentError('seeds', 'must name at least one seed');
   seedList.forEach((s) => checkInt('seeds', s, 0, 2 ** 31));
   if (new Set(seedList).size !== seedList.length) throw new ArgumentError('seeds', 'a seed is named twice');
-  const users = checkInt('users', o.users ?? (quick ? 1500 : 10000), 20, 1e7);
+  const users = log ? (o.users === undefined ? 0 : checkInt('users', o.users, 20, 1e9)) : checkInt('users', o.users ?? (quick ? 1500 : 10000), 20, 1e7);
+  if (log && o.users !== undefined) log.users = users;
   const testFraction = o.testFraction ?? 0.2;
   if (typeof testFraction !== 'number' || !(testFraction > 0 && testFraction < 1)) throw new ArgumentError('testFraction', `must be in (0, 1), got ${String(testFraction)}`);
   const testUsers = Math.max(1, Math.round(users * testFraction));
   const trainUsers = users - testUsers;
-  if (trainUsers < 10) throw new ArgumentError('users', `${users} users leave ${trainUsers} to train on: at least 10 are needed`);
-  const rounds = checkInt('rounds', o.rounds ?? (quick ? 5 : SY_DEFAULTS.rounds), 1, 1000);
+  if (!log && trainUsers < 10) throw new ArgumentError('users', `${users} users leave ${trainUsers} to train on: at least 10 are needed`);
+  if (log && o.rounds !== undefined) throw new ArgumentError('rounds', "a log's rounds are its own: drop rounds");
+  const rounds = log ? 0 : checkInt('rounds', o.rounds ?? (quick ? 5 : SY_DEFAULTS.rounds), 1, 1000);
   const threads = checkInt('threads', o.threads ?? 0, 0, 1024);
   const oracleLambdaMax = o.oracleLambdaMax ?? 100;
   if (typeof oracleLambdaMax !== 'number' || !(oracleLambdaMax > 0) || !Number.isFinite(oracleLambdaMax)) throw new ArgumentError('oracleLambdaMax', `must be a finite number > 0, got ${String(oracleLambdaMax)}`);
@@ -209,10 +236,19 @@ function resolvePlan(o: EvaluateOptions): Plan {
   const requested = o.methods ? [...o.methods] : undefined;
   const methods = requested ? methodsByName(requested) : [...METHODS];
   if (methods.length === 0) throw new ArgumentError('methods', 'must name at least one method');
+  if (log && requested) {
+    // a method that cannot run on a log, named explicitly: refused before any work
+    for (const m of methods) {
+      const why = m.unavailable?.({ kind: 'log' });
+      if (why) throw new ArgumentError('methods', `${m.name} cannot run on a log: ${why}`);
+    }
+  }
   prepareOut(o.out);
   return {
     out: o.out,
     preset,
+    log,
+    testFraction,
     methods,
     budgets,
     seeds: seedList,
@@ -225,22 +261,70 @@ function resolvePlan(o: EvaluateOptions): Plan {
   };
 }
 
+/** A log named by `data` with its schema: checked to exist (the schema is read and checked against the log later, before any fit). */
+function logSource(file: string, o: EvaluateOptions): LogSource {
+  if (!existsSync(file) || !statSync(file).isFile()) throw new ArgumentError('data', `unknown data "${file}": neither an SY preset (${DATA_PRESET_NAMES.join(', ')}) nor a log file`);
+  if (o.schema === undefined) throw new ArgumentError('schema', `${file} is a log: name the schema that reads it (--schema schema.json)`);
+  const schema = typeof o.schema === 'string' ? loadSchemaFile(o.schema) : o.schema;
+  const st = statSync(file);
+  return { file, schema, identity: { file: path.resolve(file), bytes: st.size, modified: st.mtimeMs, schema: keyHash(schema) } };
+}
+
 /** The key of a seed's data: everything that changes the training log or the test users. */
 function dataKey(plan: Plan, seed: number): Record<string, unknown> {
+  if (plan.log) return { log: plan.log.identity, users: plan.log.users ?? 'all', testFraction: plan.testFraction, seed };
   return { preset: plan.preset.name, env: plan.preset.env, users: plan.users, trainUsers: plan.trainUsers, testUsers: plan.testUsers, rounds: plan.rounds, seed };
 }
 
+type Dataset = EvalDataset & { noCouponRevenue: number };
+
+/** What the uniform logging policy spends on the test users (the "1x" budget) and what no coupon earns: one solve of the no-coupon arm. */
+async function referenceOf(data: EvalDataset, threads: number): Promise<Dataset> {
+  const r = await solve({ users: data.test ?? { ids: data.testIds }, env: data.env, rounds: data.rounds, threads, budget: '1x', policy: 'fixed-arm', fixedArm: { arm: envControl(data), keep: 0 } });
+  return { ...data, referenceSpend: r.referenceSpend, noCouponRevenue: r.revenue };
+}
+
 /** Builds one seed's data: the SY world `seed`, its logged training users and fresh test users. */
-async function buildDataset(plan: Plan, seed: number): Promise<EvalDataset & { noCouponRevenue: number }> {
+async function buildDataset(plan: Plan, seed: number): Promise<Dataset> {
   const env: SyOptions = { ...plan.preset.env, seed, rounds: plan.rounds };
   const config = resolveSyConfig({ ...env, users: plan.trainUsers, threads: plan.settings.threads });
   const log = await generateSy(config);
   const train = buildTrajectories(syLogToInteractionLog(log));
   train.source = `${plan.preset.name} seed ${seed}`;
   const testIds = Uint32Array.from({ length: plan.testUsers }, (_, i) => plan.trainUsers + i);
-  const reference = await nativeRollout({ env: config, rounds: plan.rounds, budget: Infinity, policy: 'random', lambda: 0, userIds: testIds, threads: plan.settings.threads });
-  const none = fixedArmRollout({ env: config, rounds: plan.rounds, userIds: testIds, arm: controlArm(config), keep: 0, coinSeed: 0, budget: Infinity });
-  return { preset: plan.preset.name, seed, kind: 'sy', env, config, rounds: plan.rounds, train, testIds, referenceSpend: reference.cost, noCouponRevenue: none.revenue };
+  return referenceOf({ preset: plan.preset.name, seed, kind: 'sy', env, config, rounds: plan.rounds, train, testIds, referenceSpend: 0 }, plan.settings.threads);
+}
+
+/** Simulator fit settings of an eval (a cache key part). */
+const simulatorConfig = (plan: Plan) => ({ simulator: 'fitSimulator defaults', trees: plan.settings.quick ? 100 : 'default' });
+
+/**
+ * One seed's data from a log: its users (a seeded subsample when `users` is set) split by the
+ * seeded test fraction (splitByUser, as `saco train`), the learned simulator fitted on the
+ * training users (cached in the run's cache by data, config and seed), the test users starting
+ * from their first logged state in it.
+ */
+async function buildLogDataset(plan: Plan, all: Trajectories, seed: number, notice: (line: string) => void): Promise<Dataset> {
+  const source = plan.log as LogSource;
+  const users = source.users !== undefined && source.users < all.users ? splitByUser(all, { testFraction: source.users / all.users, seed: seed + 0x5eed }).test : all;
+  const { train, test } = splitByUser(users, { testFraction: plan.testFraction, seed });
+  if (train.users < 10 || test.users < 1) throw new ArgumentError('data', `${users.users} users of ${source.file} leave ${train.users} to train on and ${test.users} to test on: at least 10 and 1 are needed`);
+  train.source = `${path.basename(source.file)} seed ${seed} (training users)`;
+  const key = { data: dataKey(plan, seed), config: simulatorConfig(plan) };
+  const dir = path.join(plan.out, 'cache', `simulator__seed${seed}__${keyHash(key, 10)}`);
+  const file = path.join(dir, 'simulator.bin');
+  let simulator: Simulator;
+  if (existsSync(file)) {
+    simulator = readSimulator(file);
+    notice(`seed ${seed}: the simulator fitted on the training users is read back from ${file}`);
+  } else {
+    mkdirSync(dir, { recursive: true });
+    writeJsonAtomic(path.join(dir, 'key.json'), key);
+    simulator = await fitSimulator(train, { seed, threads: plan.settings.threads, ...(plan.settings.quick ? { rounds: 100 } : {}) });
+    writeSimulator(simulator, file);
+  }
+  const testIds = simUsers(simulator, test, { round: 0 }).userIds;
+  return referenceOf({ preset: plan.preset.name, seed, kind: 'log', env: { kind: 'sim', simulator, seed }, rounds: simulator.rounds, train, testIds, test, referenceSpend: 0 }, plan.settings.threads);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -335,6 +419,16 @@ function readStored(file: string, key: Record<string, unknown>): StoredResult | 
 export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult> {
   const plan = resolvePlan(options);
   const notice = options.onNotice ?? (() => undefined);
+  // a log is read (and its schema checked against it) before anything is fitted
+  let logged: Trajectories | undefined;
+  if (plan.log) {
+    logged = (await readTrajectories(plan.log.file, { schema: plan.log.schema })).trajectories;
+    const n = plan.log.users !== undefined ? Math.min(plan.log.users, logged.users) : logged.users;
+    plan.users = n;
+    plan.testUsers = Math.round(plan.testFraction * n);
+    plan.trainUsers = n - plan.testUsers;
+    plan.rounds = logged.rounds;
+  }
   const progressFn = options.onProgress ?? (() => undefined);
   const clock = new Clock(plan.trainUsers, plan.settings.quick);
   const work = { fits: 0, fitsReused: 0, runs: 0, runsReused: 0, seconds: 0 };
@@ -366,8 +460,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   else if (total < plan.seeds.length * plan.methods.reduce((s, m) => s + (m.prepare ? 1 : 0) + (m.budgetFree ? 1 : plan.budgets.length), 0)) notice(`resuming: results already in ${plan.out} are kept, ${total} task(s) left`);
 
   for (const seed of plan.seeds) {
-    report({ phase: 'data', seed, detail: `SY world ${seed}: ${plan.trainUsers} training users, ${plan.testUsers} test users × ${plan.rounds} rounds` });
-    const data = await buildDataset(plan, seed);
+    report({ phase: 'data', seed, detail: logged ? `${plan.preset.name}, seed ${seed}: ${plan.trainUsers} training users (the simulator is fitted on them), ${plan.testUsers} test users × ${plan.rounds} rounds` : `SY world ${seed}: ${plan.trainUsers} training users, ${plan.testUsers} test users × ${plan.rounds} rounds` });
+    const data = logged ? await buildLogDataset(plan, logged, seed, notice) : await buildDataset(plan, seed);
     datasets.push({ seed, referenceSpend: data.referenceSpend, noCouponRevenue: data.noCouponRevenue, trainUsers: plan.trainUsers, testUsers: plan.testUsers });
     for (const method of plan.methods) {
       const why = method.unavailable?.(data);
@@ -436,7 +530,25 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   }
   report({ phase: 'report' });
   const rep = buildReport({
-    data: { preset: plan.preset.name, description: plan.preset.description, env: { ...resolveSyConfig({ ...plan.preset.env, rounds: plan.rounds }), seed: undefined, users: undefined, threads: undefined }, users: plan.users, trainUsers: plan.trainUsers, testUsers: plan.testUsers, rounds: plan.rounds },
+    data: {
+      preset: plan.preset.name,
+      description: plan.preset.description,
+      kind: plan.log ? 'log' : 'sy',
+      world: plan.log
+        ? `the learned simulator (fitSimulator) fitted on each seed's training users of ${plan.preset.name}; the test users start from their first logged state`
+        : "SY's ground truth",
+      env: plan.log
+        ? { kind: 'sim', log: plan.log.file, users: plan.users, testFraction: plan.testFraction, simulator: simulatorConfig(plan) }
+        : { ...resolveSyConfig({ ...plan.preset.env, rounds: plan.rounds }), seed: undefined, users: undefined, threads: undefined },
+      users: plan.users,
+      trainUsers: plan.trainUsers,
+      testUsers: plan.testUsers,
+      rounds: plan.rounds,
+      unavailable: plan.methods.flatMap((m) => {
+        const why = m.unavailable?.({ kind: plan.log ? 'log' : 'sy' });
+        return why ? [{ method: m.name, label: m.label, why }] : [];
+      }),
+    },
     budgets: plan.budgets,
     seeds: plan.seeds,
     methods: plan.methods.filter((m) => records.some((r) => r.method === m.name)),

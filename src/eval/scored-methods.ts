@@ -1,19 +1,21 @@
 /**
  * The `saco eval` entries of the scored baselines (src/policy/scored.ts): CMDP25/50/75
  * (fitted-Q iteration at λ = 0.25/0.5/0.75 × the λ scale, greedy in Q, one budgeted rollout, no
- * λ search) and DFCL (decision-focused re-weighted response model, λ searched by bisection of
- * the natural spend). Each fits on the training users, caches its booster in the method's
- * cache folder (XGBoost UBJSON) with a JSON of what the fit reported, and runs on the test users
- * in SY's TypeScript reference under the same budget rule as every other method.
+ * λ search) and DFCL (decision-focused re-weighted response model, λ searched). Each fits on the
+ * training users, caches its booster in the method's cache folder (XGBoost UBJSON) with a JSON
+ * of what the fit reported, and runs on the test users as a native scored policy through
+ * solve() (CMDP 'scored-fixed', DFCL 'scored' with solve's λ search), in whatever environment
+ * the data gives (SY, the learned simulator) under the same budget rule as every other method.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ArgumentError } from '../errors.js';
 import { loadOutcomeModel, saveOutcomeModel, type OutcomeModel } from '../sim/outcome.js';
 import { fitCmdp } from '../policy/cmdp.js';
 import { fitDfcl } from '../policy/dfcl.js';
-import { outcomeScorer, scoredRollout, searchScoredLambda } from '../policy/scored.js';
+import { syActionMap, type ScoredArtifact } from '../policy/scored.js';
+import { solve } from '../solve/index.js';
 import { writeJsonAtomic } from './files.js';
-import type { EvalMethod, MethodOutcome, PrepareContext, Prepared } from './methods.js';
+import { outcomeOf, solveBase, type EvalDataset, type EvalMethod, type MethodOutcome, type PrepareContext, type Prepared } from './methods.js';
 
 /** λ of CMDPxx = xx/100 × this scale: spend priced in the currency of revenue (1 coupon dollar = 1 revenue dollar at scale 1). */
 export const CMDP_LAMBDA_SCALE = 1;
@@ -34,6 +36,11 @@ async function cached(ctx: PrepareContext, fit: () => Promise<{ model: OutcomeMo
 }
 
 const treesFor = (quick: boolean) => (quick ? 60 : 200);
+
+/** The model with the map of its (the training log's) action indices to the environment's: SY's own order; the simulator's are the log's. */
+function artifactOf(data: EvalDataset, model: OutcomeModel): ScoredArtifact {
+  return data.config ? { model, envAction: syActionMap(data.train.actionEncodings, data.config, 'train') } : { model };
+}
 
 export function cmdpMethod(fraction: number): EvalMethod<OutcomeModel> {
   const pct = Math.round(fraction * 100);
@@ -58,8 +65,9 @@ export function cmdpMethod(fraction: number): EvalMethod<OutcomeModel> {
       }),
     async run(ctx, q): Promise<MethodOutcome> {
       if (!q) throw new ArgumentError(`cmdp${pct}`, 'not fitted');
-      const r = await scoredRollout({ env: ctx.data.config, rounds: ctx.data.rounds, userIds: ctx.data.testIds, template: ctx.data.train, scorer: outcomeScorer(q, { cost: false }), lambda: 0, budget: ctx.budget, threads: ctx.settings.threads });
-      return { revenue: r.revenue, cost: r.cost, lambda: null, coupons: r.coupons, blocked: r.blocked, rollouts: 1, budgetNotBinding: r.blocked === 0, needsMoreThanLambdaMax: false, trace: [], extra: { qLambda: lambda } };
+      // greedy in Q (no cost heads: the λ of the rollout plays no part), one budgeted rollout
+      const r = await solve({ ...solveBase(ctx), policy: 'scored-fixed', scored: artifactOf(ctx.data, q) });
+      return { ...outcomeOf(r, { qLambda: lambda }), budgetNotBinding: r.blocked === 0 };
     },
   };
 }
@@ -79,12 +87,7 @@ export const dfclMethod: EvalMethod<OutcomeModel> = {
     }),
   async run(ctx, model): Promise<MethodOutcome> {
     if (!model) throw new ArgumentError('dfcl', 'not fitted');
-    const r = await searchScoredLambda(
-      { env: ctx.data.config, rounds: ctx.data.rounds, userIds: ctx.data.testIds, template: ctx.data.train, scorer: outcomeScorer(model), budget: ctx.budget, threads: ctx.settings.threads },
-      { lambdaMax: ctx.settings.oracleLambdaMax },
-    );
-    ctx.progress(`λ ${r.lambda.toPrecision(3)}, spend ${Math.round(r.cost)} / ${Math.round(ctx.budget)}`);
-    return { revenue: r.revenue, cost: r.cost, lambda: r.lambda, coupons: r.coupons, blocked: r.blocked, rollouts: r.rollouts, budgetNotBinding: r.budgetNotBinding, needsMoreThanLambdaMax: r.needsMoreThanLambdaMax, trace: r.trace };
+    return outcomeOf(await solve({ ...solveBase(ctx), policy: 'scored', scored: artifactOf(ctx.data, model), lambdaMax: ctx.settings.oracleLambdaMax }));
   },
 };
 

@@ -1,0 +1,114 @@
+/**
+ * evaluate() on a log (`saco eval --data <log> --schema <s.json>`): a small SY log written to a
+ * CSV and read back with a schema; every method fitted on the training users and run on the test
+ * users in the learned simulator fitted on the training users, the Oracle marked unavailable,
+ * budgets multiples of the uniform logging policy's spend in that simulator on the test users;
+ * and bad input refused before anything is fitted.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTrajectories } from '../../src/data/ingest.js';
+import { syLogToInteractionLog } from '../../src/data/log.js';
+import { splitByUser } from '../../src/data/trajectories.js';
+import { writeLog } from '../../src/data/write.js';
+import { ArgumentError, SchemaError } from '../../src/errors.js';
+import { METHOD_NAMES } from '../../src/eval/methods.js';
+import { evaluate } from '../../src/eval/run.js';
+import { generateSy, nativeRollout } from '../../src/native/index.js';
+import { readSimulator, simUsers } from '../../src/sim/simulator.js';
+import { tempDir } from '../helpers/fixtures.js';
+
+const tmp = tempDir();
+const LOG = path.join(tmp.dir, 'sy-log.csv');
+const SCHEMA = path.join(tmp.dir, 'schema.json');
+const QUICK = { seeds: [1], budgets: ['0.5x'], quick: true, charts: false, training: { epochs: 1, dModel: 16, layers: 1, heads: 1, batchSize: 32 } };
+
+beforeAll(async () => {
+  await writeLog(syLogToInteractionLog(await generateSy({ seed: 4, rounds: 3, users: 500 })), LOG);
+  writeFileSync(SCHEMA, JSON.stringify({ user: 'user_id', time: 'time', cost: 'cost', reward: 'reward' }));
+}, 30_000);
+afterAll(() => tmp.cleanup());
+
+describe('evaluate() on a log, in the learned simulator', () => {
+  it('runs every available method on the test users, marks the Oracle unavailable, and states the world and the budget reference', async () => {
+    const out = path.join(tmp.dir, 'run');
+    const notices: string[] = [];
+    const r = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, onNotice: (l) => notices.push(l) });
+    const rep = r.report;
+    // 500 users: a seeded 20% are test users
+    expect(rep.data).toMatchObject({ kind: 'log', users: 500, trainUsers: 400, testUsers: 100, rounds: 3 });
+    expect(rep.data.unavailable?.map((u) => u.method)).toEqual(['oracle']);
+    expect(notices.join('\n')).toMatch(/oracle skipped: knows the true response/);
+    const ran = new Set(rep.perBudget.map((x) => x.method));
+    expect([...ran].sort()).toEqual(METHOD_NAMES.filter((m) => m !== 'oracle').sort());
+    // the "1x" budget is what the uniform logging policy spends in the simulator fitted on the
+    // training users, on the test users: measured here with a plain rollout of that simulator
+    const { trajectories } = await readTrajectories(LOG);
+    const { test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
+    const simDir = readdirSync(path.join(out, 'cache')).find((d) => d.startsWith('simulator__seed1__'));
+    expect(simDir).toBeDefined();
+    const sim = readSimulator(path.join(out, 'cache', simDir as string, 'simulator.bin'));
+    try {
+      const users = simUsers(sim, test, { round: 0 });
+      const logging = await nativeRollout({ env: sim.nativeEnv({ seed: 1 }), rounds: sim.rounds, budget: Infinity, policy: 'random', lambda: 0, ...users });
+      expect(rep.datasets[0].referenceSpend).toBe(logging.cost);
+      expect(logging.cost).toBeGreaterThan(0);
+    } finally {
+      sim.dispose();
+    }
+    for (const row of rep.perBudget) {
+      expect(row.budgetAmount.mean).toBeCloseTo(0.5 * rep.datasets[0].referenceSpend, 9);
+      expect(row.cost.mean, row.method).toBeLessThanOrEqual(row.budgetAmount.mean + 1e-9);
+      if (row.method === 'no-coupon') expect(row.cost.mean).toBe(0);
+    }
+    const md = readFileSync(r.files.markdown, 'utf8');
+    expect(md).toContain('the learned simulator (fitSimulator) fitted on each seed');
+    expect(md).toMatch(/Not run on this data: Oracle \(knows the true response: SY only\)/);
+    expect(md).toContain("N times the uniform logging policy's spend on the same users in the simulator");
+
+    // a second run reads the simulator back from the cache and computes nothing else
+    const again = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, onNotice: (l) => notices.push(l) });
+    expect(again.work).toMatchObject({ fits: 0, runs: 0 });
+    expect(notices.join('\n')).toMatch(/simulator fitted on the training users is read back/);
+    expect(again.report.perBudget).toEqual(rep.perBudget);
+  }, 120_000);
+});
+
+describe('evaluate() on a log refuses bad input before anything is fitted', () => {
+  const out = path.join(tmp.dir, 'bad');
+  const nothingFitted = () => !existsSync(path.join(out, 'cache')) || readdirSync(path.join(out, 'cache')).length === 0;
+
+  it('a schema that does not read the log: the typed schema error', async () => {
+    const bad = path.join(tmp.dir, 'bad-schema.json');
+    writeFileSync(bad, JSON.stringify({ user: 'customer', time: 'time', cost: 'cost', reward: 'reward' }));
+    const e = await evaluate({ ...QUICK, data: LOG, schema: bad, out }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SchemaError);
+    expect(String((e as Error).message)).toMatch(/customer/);
+    expect(nothingFitted()).toBe(true);
+  });
+
+  it('a log without a schema, an unknown data name, the Oracle asked for on a log, an unknown method, a budget ≤ 0', async () => {
+    const cases: Array<[Parameters<typeof evaluate>[0], RegExp]> = [
+      [{ ...QUICK, data: LOG, out }, /name the schema/],
+      [{ ...QUICK, data: path.join(tmp.dir, 'nope.csv'), schema: SCHEMA, out }, /neither an SY preset \(sy, sy-static, sy-strong\) nor a log file/],
+      [{ ...QUICK, data: LOG, schema: SCHEMA, methods: ['random', 'oracle'], out }, /oracle cannot run on a log: knows the true response/],
+      [{ ...QUICK, data: LOG, schema: SCHEMA, methods: ['saco', 'nope'], out }, /known: saco, /],
+      [{ ...QUICK, data: LOG, schema: SCHEMA, budgets: ['0.5x', '0'], out }, /> 0/],
+    ];
+    for (const [options, message] of cases) {
+      const e = await evaluate(options).catch((x: unknown) => x);
+      expect(e, String(message)).toBeInstanceOf(ArgumentError);
+      expect(String((e as Error).message)).toMatch(message);
+    }
+    expect(nothingFitted()).toBe(true);
+  });
+
+  it('an unwritable out, before the log is read', async () => {
+    const file = path.join(tmp.dir, 'a-file');
+    writeFileSync(file, 'x');
+    const e = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out: path.join(file, 'sub') }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ArgumentError);
+    expect((e as ArgumentError).code).toBe('ARGUMENT_OUTPUT');
+  });
+});
