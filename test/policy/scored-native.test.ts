@@ -10,8 +10,10 @@ import { resolveSyConfig, SY_BUNDLE_DIMS, type SyConfig, type SyOptions } from '
 import { buildTrajectories, type Trajectories } from '../../src/data/trajectories.js';
 import { generateSy, nativeRollout, type NativeRolloutSpec } from '../../src/native/index.js';
 import { fixedArmRollout } from '../../src/eval/fixed-arm.js';
-import { nativeScoredSpec, outcomeScorer, scoredRollout, syActionMap } from '../../src/policy/scored.js';
+import { greedyActions, nativeScoredSpec, outcomeScorer, scoredRollout, syActionMap } from '../../src/policy/scored.js';
+import { buildFeatures } from '../../src/sim/features.js';
 import { fitOutcomeModel, type OutcomeModel } from '../../src/sim/outcome.js';
+import { fitSimulator, simUsers } from '../../src/sim/simulator.js';
 import { solve } from '../../src/solve/index.js';
 
 const ids = (n: number, from: number) => Uint32Array.from({ length: n }, (_, i) => from + i);
@@ -102,6 +104,33 @@ describe('native scored policy = the TypeScript scoredRollout on SY', () => {
     expect(searched.revenue).toBeCloseTo(ts.revenue, 6);
     await expect(solve({ policy: 'scored', users: { ids: seq.test }, budget, env: seq.env })).rejects.toThrow(/needs an outcome model/);
   });
+});
+
+describe('native scored policy in the learned simulator', () => {
+  it("one round from the test users' logged states: the plan is the greedy argmax of the model's scores on those rows, at every λ", async () => {
+    const env = { seed: 8, rounds: 1 };
+    const train = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, users: 600 })));
+    const test = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, seed: 9, users: 200 })));
+    const sim = await fitSimulator(train, { rounds: 20, seed: 1 });
+    const model = await fitOutcomeModel(train, { rounds: 25, depth: 4, seed: 1, earlyStopping: 0, heads: { reward: true, cost: true, next: false } });
+    try {
+      const users = simUsers(sim, test, { round: 0 });
+      const rows = buildFeatures(test, model.layout);
+      const scorer = outcomeScorer(model);
+      const scores = await scorer.score(rows.x);
+      let distinct = 0;
+      for (const lambda of [0, 0.5, 2]) {
+        const r = await nativeRollout({ env: sim.nativeEnv({ seed: 1 }), rounds: 1, budget: Infinity, policy: 'scored', lambda, ...users, scored: nativeScoredSpec({ model }), recordPlan: true });
+        const want = greedyActions(scores.reward, scores.cost, scorer.K, lambda);
+        expect(Array.from(r.plan!)).toEqual(Array.from(want, (k) => scorer.actions[k]));
+        distinct += new Set(want).size;
+      }
+      expect(distinct).toBeGreaterThan(3); // λ and the users' states changed the decisions
+    } finally {
+      model.dispose();
+      sim.dispose();
+    }
+  }, 30_000);
 });
 
 describe('native fixed-arm policy = the TypeScript fixedArmRollout on SY', () => {
