@@ -174,14 +174,39 @@ std::vector<ParamShape> param_shapes(const CodtConfig& c) {
   return out;
 }
 
-CodtDecoder::CodtDecoder(const CodtModel& model, int capacity, int max_rounds)
-    : model_(model), capacity_(capacity), batch_(capacity),
-      max_pos_((max_rounds > 0 ? std::min(max_rounds, model.config.context) : model.config.context) * model.config.tokens_per_round()) {
+CodtDecoder::CodtDecoder(const CodtModel& model, int capacity, int max_rounds) : model_(&model) { bind(model, capacity, max_rounds); }
+
+namespace {
+
+// Tokens the decoder of (model, max_rounds) holds at most, and that rounded up to 16.
+int decoder_positions(const CodtModel& model, int max_rounds) {
+  const CodtConfig& c = model.config;
+  return (max_rounds > 0 ? std::min(max_rounds, c.context) : c.context) * c.tokens_per_round();
+}
+
+}  // namespace
+
+size_t CodtDecoder::cache_bytes(const CodtModel& model, int capacity, int max_rounds) {
+  const size_t positions = static_cast<size_t>(decoder_positions(model, max_rounds));
+  const size_t per_layer = static_cast<size_t>(model.config.d_model) * ((positions + 15) / 16 * 16 + positions);
+  return sizeof(float) * per_layer * static_cast<size_t>(model.config.layers) * static_cast<size_t>(std::max(capacity, 0));
+}
+
+void CodtDecoder::bind(const CodtModel& model, int capacity, int max_rounds) {
   require(capacity >= 1, "decoder batch must be >= 1");
+  model_ = &model;
+  capacity_ = batch_ = capacity;
+  pos_ = shared_ = 0;
+  max_pos_ = decoder_positions(model, max_rounds);
   key_stride_ = (max_pos_ + 15) / 16 * 16;
   const size_t D = static_cast<size_t>(model.config.d_model);
   k_cache_.resize(static_cast<size_t>(capacity) * D * key_stride_ * model.config.layers);
   v_cache_.resize(static_cast<size_t>(capacity) * max_pos_ * D * model.config.layers);
+  prefix_kinds_.clear();
+  for (TokenKind kind : model.config.token_kinds()) {
+    if (kind == TokenKind::kState) break;
+    prefix_kinds_.push_back(kind);
+  }
 }
 
 void CodtDecoder::reset(int batch) {
@@ -191,21 +216,18 @@ void CodtDecoder::reset(int batch) {
   shared_ = 0;
 }
 
-bool PrefixCache::find(const std::vector<float>& key, Entry& out) const {
+std::shared_ptr<const PrefixCache::Entry> PrefixCache::find(const float* key, size_t n) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const Entry& e : entries_) {
-    if (e.key == key) {
-      out = e;
-      return true;
-    }
+  for (const auto& e : entries_) {
+    if (e->key.size() == n && std::equal(key, key + n, e->key.begin())) return e;
   }
-  return false;
+  return nullptr;
 }
 
-void PrefixCache::put(Entry entry) {
+void PrefixCache::put(std::shared_ptr<const Entry> entry) {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const Entry& e : entries_) {
-    if (e.key == entry.key) return;
+  for (const auto& e : entries_) {
+    if (e->key == entry->key) return;
   }
   if (entries_.size() == kEntries) entries_.pop_front();
   entries_.push_back(std::move(entry));
@@ -213,45 +235,41 @@ void PrefixCache::put(Entry entry) {
 
 void CodtDecoder::append_prefix(const float* values, float lambda) {
   require(pos_ == 0, "the round-0 prefix comes first");
-  const CodtConfig& c = model_.config;
-  std::vector<TokenKind> kinds;
-  for (TokenKind kind : c.token_kinds()) {
-    if (kind == TokenKind::kState) break;
-    kinds.push_back(kind);
-  }
-  const size_t P = kinds.size(), D = static_cast<size_t>(c.d_model), L = static_cast<size_t>(c.layers);
+  const CodtConfig& c = model_->config;
+  const size_t P = prefix_kinds_.size(), D = static_cast<size_t>(c.d_model), L = static_cast<size_t>(c.layers);
   require(static_cast<int>(P) <= max_pos_, "decoder context is full (rounds beyond the model's context)");
-  PrefixCache::Entry e;
-  e.key.push_back(lambda);
-  e.key.insert(e.key.end(), values, values + P);
+  float key[3] = {lambda};  // λ, then at most two targets
+  std::copy_n(values, P, key + 1);
   const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
-  if (model_.prefix.find(e.key, e)) {
+  if (std::shared_ptr<const PrefixCache::Entry> e = model_->prefix.find(key, P + 1)) {
     for (size_t l = 0; l < L; ++l) {
       float* kc = k_cache_.data() + key_user * capacity_ * l;
       float* vc = v_cache_.data() + value_user * capacity_ * l;
       for (int b = 0; b < batch_; ++b) {
         for (size_t p = 0; p < P; ++p) {
-          const float* key = e.k.data() + (l * P + p) * D;
-          for (size_t i = 0; i < D; ++i) kc[key_user * b + i * key_stride_ + p] = key[i];
-          std::copy_n(e.v.data() + (l * P + p) * D, D, vc + value_user * b + p * D);
+          const float* k = e->k.data() + (l * P + p) * D;
+          for (size_t i = 0; i < D; ++i) kc[key_user * b + i * key_stride_ + p] = k[i];
+          std::copy_n(e->v.data() + (l * P + p) * D, D, vc + value_user * b + p * D);
         }
       }
     }
     pos_ = shared_ = static_cast<int>(P);
     return;
   }
-  for (size_t p = 0; p < P; ++p) append_shared(kinds[p], 0, values + p, lambda);
-  e.k.resize(L * P * D);
-  e.v.resize(L * P * D);
+  for (size_t p = 0; p < P; ++p) append_shared(prefix_kinds_[p], 0, values + p, lambda);
+  auto e = std::make_shared<PrefixCache::Entry>();
+  e->key.assign(key, key + P + 1);
+  e->k.resize(L * P * D);
+  e->v.resize(L * P * D);
   for (size_t l = 0; l < L; ++l) {  // user 0's, as every user's
     const float* kc = k_cache_.data() + key_user * capacity_ * l;
     const float* vc = v_cache_.data() + value_user * capacity_ * l;
     for (size_t p = 0; p < P; ++p) {
-      for (size_t i = 0; i < D; ++i) e.k[(l * P + p) * D + i] = kc[i * key_stride_ + p];
-      std::copy_n(vc + p * D, D, e.v.data() + (l * P + p) * D);
+      for (size_t i = 0; i < D; ++i) e->k[(l * P + p) * D + i] = kc[i * key_stride_ + p];
+      std::copy_n(vc + p * D, D, e->v.data() + (l * P + p) * D);
     }
   }
-  model_.prefix.put(std::move(e));
+  model_->prefix.put(std::move(e));
 }
 
 void CodtDecoder::append_shared(TokenKind kind, int round, const float* values, float lambda) {
@@ -266,9 +284,9 @@ void CodtDecoder::append_shared(TokenKind kind, int round, const float* values, 
     throw;
   }
   batch_ = B;
-  const size_t D = static_cast<size_t>(model_.config.d_model), at = static_cast<size_t>(pos_ - 1);
+  const size_t D = static_cast<size_t>(model_->config.d_model), at = static_cast<size_t>(pos_ - 1);
   const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
-  for (int l = 0; l < model_.config.layers; ++l) {
+  for (int l = 0; l < model_->config.layers; ++l) {
     float* kc = k_cache_.data() + key_user * capacity_ * l;
     float* vc = v_cache_.data() + value_user * capacity_ * l;
     for (int b = 1; b < B; ++b) {
@@ -280,7 +298,7 @@ void CodtDecoder::append_shared(TokenKind kind, int round, const float* values, 
 }
 
 void CodtDecoder::append(TokenKind kind, int round, const float* values, const float* lambda, float* logits) {
-  const CodtConfig& c = model_.config;
+  const CodtConfig& c = model_->config;
   require(pos_ < max_pos_, "decoder context is full (rounds beyond the model's context)");
   require(round >= 0 && round < c.context, "round beyond the model's context");
   const int B = batch_, D = c.d_model;
@@ -292,46 +310,44 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
   v_.resize(x_.size());
   o_.resize(x_.size());
   att_.resize(static_cast<size_t>(key_stride_));
-  embed_kind(model_, kind, values, B, x_.data(), in_);
-  for (int b = 0; b < B; ++b) add_time_and_lambda(model_, round, lambda ? lambda[b] : 0.0f, x_.data() + static_cast<size_t>(b) * D);
-  layernorm_forward(h_.data(), x_.data(), model_.w.embed_ln_g, model_.w.embed_ln_b, B, D);
+  embed_kind(*model_, kind, values, B, x_.data(), in_);
+  for (int b = 0; b < B; ++b) add_time_and_lambda(*model_, round, lambda ? lambda[b] : 0.0f, x_.data() + static_cast<size_t>(b) * D);
+  layernorm_forward(h_.data(), x_.data(), model_->w.embed_ln_g, model_->w.embed_ln_b, B, D);
   const size_t key_user = static_cast<size_t>(D) * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (int l = 0; l < c.layers; ++l) {
-    const LayerWeights& L = model_.w.layers[l];
+    const LayerWeights& L = model_->w.layers[l];
     layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, B, D);
     matmul_forward(k_.data(), a_.data(), L.wk, L.bk, B, D, D);
     matmul_forward(v_.data(), a_.data(), L.wv, L.bv, B, D, D);
     float* kc = k_cache_.data() + key_user * capacity_ * l;
     float* vc = v_cache_.data() + value_user * capacity_ * l;
-    // the key goes in as a column of the transposed cache: written just before that user's
-    // attention reads the same lines
-    auto store_key = [&](int b) {
+    // the key goes in as a column of the transposed cache, D scalar stores, before the Q
+    // product: a vector load of a line whose scalar stores are still in flight cannot be
+    // forwarded and waits for them (a fifth of a one-user decision when the attention
+    // read the key right after storing it)
+    for (int b = 0; b < B; ++b) {
       const float* key = k_.data() + static_cast<size_t>(b) * D;
       float* kt = kc + key_user * b + pos_;
       for (int i = 0; i < D; ++i) kt[static_cast<size_t>(i) * key_stride_] = key[i];
-    };
-    for (int b = 0; b < B; ++b) std::copy_n(v_.data() + static_cast<size_t>(b) * D, D, vc + value_user * b + static_cast<size_t>(pos_) * D);
+      std::copy_n(v_.data() + static_cast<size_t>(b) * D, D, vc + value_user * b + static_cast<size_t>(pos_) * D);
+    }
     // Only the state token's last-layer output is ever read (by the head); other tokens
     // matter to later tokens through their keys and values alone.
-    if (l == c.layers - 1 && kind != TokenKind::kState) {
-      for (int b = 0; b < B; ++b) store_key(b);
-      break;
-    }
+    if (l == c.layers - 1 && kind != TokenKind::kState) break;
     matmul_forward(q_.data(), a_.data(), L.wq, L.bq, B, D, D);
     for (int b = 0; b < B; ++b) {
-      store_key(b);
       attend_cached(q_.data() + static_cast<size_t>(b) * D, kc + key_user * b, vc + value_user * b, pos_ + 1, key_stride_, D, c.heads, att_.data(),
                     o_.data() + static_cast<size_t>(b) * D);
     }
     proj_.resize(x_.size());
     matmul_forward(proj_.data(), o_.data(), L.wo, L.bo, B, D, D);
     for (size_t i = 0; i < h_.size(); ++i) h_[i] += proj_[i];
-    mlp_residual(model_, l, h_.data(), B, a_, m_, proj_);
+    mlp_residual(*model_, l, h_.data(), B, a_, m_, proj_);
   }
   ++pos_;
   if (kind == TokenKind::kState && logits) {  // h_ went through every layer for this token
-    layernorm_forward(a_.data(), h_.data(), model_.w.lnf_g, model_.w.lnf_b, B, D);
-    matmul_forward(logits, a_.data(), model_.w.head_w, model_.w.head_b, B, D, c.action_width());
+    layernorm_forward(a_.data(), h_.data(), model_->w.lnf_g, model_->w.lnf_b, B, D);
+    matmul_forward(logits, a_.data(), model_->w.head_w, model_->w.head_b, B, D, c.action_width());
   }
 }
 
@@ -350,6 +366,25 @@ void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t
 
 bool rows_independent(const CodtConfig& c) { return matmul_rows_independent() && (4 * c.d_model) % 16 == 0; }
 
+namespace {
+
+// This thread's decoder, bound to (model, capacity, max_rounds): kept from call to call when
+// its caches are small (a block of the default CODT over 10 rounds: ~1 MB), so a decision
+// allocates no caches or scratch; a bigger one lives in `own` for this call only.
+CodtDecoder& thread_decoder(const CodtModel& model, int capacity, int max_rounds, std::unique_ptr<CodtDecoder>& own) {
+  constexpr size_t kKeepBytes = size_t{4} << 20;
+  thread_local std::unique_ptr<CodtDecoder> kept;
+  if (CodtDecoder::cache_bytes(model, capacity, max_rounds) > kKeepBytes) {
+    own = std::make_unique<CodtDecoder>(model, capacity, max_rounds);
+    return *own;
+  }
+  if (kept) kept->bind(model, capacity, max_rounds);
+  else kept = std::make_unique<CodtDecoder>(model, capacity, max_rounds);
+  return *kept;
+}
+
+}  // namespace
+
 void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix) {
   const CodtConfig& c = model.config;
   const int T = in.rounds, d = c.state_dim, K = c.action_width();
@@ -358,12 +393,16 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
   constexpr int block = 16;
   const unsigned workers = resolve_threads(threads);
   const int blocks = (in.batch + block - 1) / block;
+  const std::vector<TokenKind> kinds = c.token_kinds();
   parallel_for(static_cast<size_t>(blocks), workers, [&](size_t first, size_t last) {
     for (size_t blk = first; blk < last; ++blk) {
       const int u0 = static_cast<int>(blk) * block;
       const int B = std::min(block, in.batch - u0);
-      CodtDecoder dec(model, B, T);
-      std::vector<float> values(static_cast<size_t>(B) * std::max(d, K)), out(static_cast<size_t>(B) * K);
+      std::unique_ptr<CodtDecoder> own;
+      CodtDecoder& dec = thread_decoder(model, B, T, own);
+      thread_local std::vector<float> values, out;
+      values.resize(static_cast<size_t>(B) * std::max(d, K));
+      out.resize(static_cast<size_t>(B) * K);
       // Round 0's targets and λ, when every user of the block has the same.
       auto same_at_round0 = [&](const float* per_user, size_t stride) {
         for (int b = 1; b < B; ++b) {
@@ -382,7 +421,7 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
         dec.append_prefix(targets.data(), in.lambda[u0]);
       }
       for (int t = 0; t < T; ++t) {
-        for (TokenKind kind : c.token_kinds()) {
+        for (TokenKind kind : kinds) {
           if (kind == TokenKind::kAction && t == T - 1) continue;  // nothing reads the last action
           if (t == 0 && share && (kind == TokenKind::kRtg || kind == TokenKind::kCtg)) continue;  // the prefix
           for (int b = 0; b < B; ++b) {

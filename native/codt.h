@@ -117,13 +117,14 @@ class PrefixCache {
   PrefixCache() = default;
   PrefixCache(const PrefixCache&) {}
   PrefixCache& operator=(const PrefixCache&) { return *this; }
-  bool find(const std::vector<float>& key, Entry& out) const;
-  void put(Entry entry);
+  // The entry of key[n], shared (never copied: a hit costs a lookup, not an allocation), or null.
+  std::shared_ptr<const Entry> find(const float* key, size_t n) const;
+  void put(std::shared_ptr<const Entry> entry);
 
  private:
   static constexpr size_t kEntries = 64;  // the latest, enough for a λ search and a few served λ
   mutable std::mutex mutex_;
-  std::deque<Entry> entries_;
+  std::deque<std::shared_ptr<const Entry>> entries_;
 };
 
 // Read-only after validate_model: shared by every thread and worker_thread of the process.
@@ -178,6 +179,11 @@ class CodtDecoder {
  public:
   // max_rounds: how many rounds will be appended (<= context; 0: the whole context).
   CodtDecoder(const CodtModel& model, int capacity, int max_rounds = 0);
+  // The same decoder for another model or size, keeping its buffers (they only grow): what
+  // a reused decoder costs instead of fresh caches and scratch. Forgets every token.
+  void bind(const CodtModel& model, int capacity, int max_rounds = 0);
+  // Bytes the caches of (capacity, max_rounds) take.
+  static size_t cache_bytes(const CodtModel& model, int capacity, int max_rounds);
   // Forget every token; the next ones are for `batch` (<= capacity) users.
   void reset(int batch);
   void reset() { reset(batch_); }
@@ -202,13 +208,14 @@ class CodtDecoder {
   void append_prefix(const float* values, float lambda);
 
  private:
-  const CodtModel& model_;
-  int capacity_;
-  int batch_;
+  const CodtModel* model_;
+  int capacity_ = 0;
+  int batch_ = 0;
   int pos_ = 0;
   int shared_ = 0;  // leading tokens that are the same for every user
-  int max_pos_;
-  int key_stride_;            // max_pos rounded up to 16 (attend_cached's lanes)
+  int max_pos_ = 0;
+  int key_stride_ = 0;        // max_pos rounded up to 16 (attend_cached's lanes)
+  std::vector<TokenKind> prefix_kinds_;  // round 0's tokens before the state token
   Floats k_cache_;            // [layers, capacity, d, key_stride]: keys transposed, positions in lanes
   Floats v_cache_;            // [layers, capacity, max_pos, d]
   Floats x_, h_, a_, q_, k_, v_, att_, o_, m_, proj_, in_;  // scratch

@@ -125,9 +125,12 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
   const auto last = static_cast<__mmask16>(len % 16 == 0 ? 0xFFFF : (1u << (len % 16)) - 1);
   for (int h = 0; h < H; ++h) {
     // scores[j] = sum_i q[i] k[j, i] over the head's features i, positions j in lanes; four
-    // partial sums (features i = 4m + r into sum r) so the fused multiply-adds overlap
+    // partial sums (features i = 4m + r into sum r) so the fused multiply-adds overlap. Lanes
+    // past len load as zeros: the cache there holds whatever the memory held, often
+    // denormals (old pointers), and a multiply-add of one costs a microcode assist
     for (int c0 = 0; c0 < chunks; c0 += 2) {
       const int nv = std::min(2, chunks - c0);
+      const __mmask16 m0 = c0 == chunks - 1 ? last : 0xFFFF, m1 = c0 + 1 == chunks - 1 ? last : 0xFFFF;
       __m512 acc[4][2];
       for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
       const int i0 = h * hd, i1 = (h + 1) * hd;
@@ -137,15 +140,15 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
         for (int r = 0; r < 4; ++r) {
           const __m512 x = _mm512_set1_ps(q[i + r]);
           const float* row = keys_t + static_cast<size_t>(i + r) * stride + 16 * c0;
-          acc[r][0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row), acc[r][0]);
-          if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row + 16), acc[r][1]);
+          acc[r][0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
+          if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
         }
       }
       for (int r = 0; i < i1; ++i, ++r) {
         const __m512 x = _mm512_set1_ps(q[i]);
         const float* row = keys_t + static_cast<size_t>(i) * stride + 16 * c0;
-        acc[r][0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row), acc[r][0]);
-        if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_loadu_ps(row + 16), acc[r][1]);
+        acc[r][0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
+        if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
       }
       for (int v = 0; v < nv; ++v) {
         const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));

@@ -94,40 +94,61 @@ struct ForwardBaton {
   std::string device = "cpu";
 };
 
-// args: (id, inputs, mode); the synchronous entry passes its own.
-std::unique_ptr<ForwardBaton> read_forward(const Napi::CallbackInfo& info, const Napi::Value* given = nullptr) {
+// A float32 input of `size` finite values, read in place (the caller copies it, or reads it
+// before returning to JavaScript).
+const float* float_input(Napi::Env env, const Napi::Value& v, const std::string& name, size_t size) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw error(env, name + " has the wrong typed-array type");
+  Napi::Float32Array arr = v.As<Napi::Float32Array>();
+  if (arr.ElementLength() != size) throw error(env, name + ": expected length " + std::to_string(size) + ", got " + std::to_string(arr.ElementLength()));
+  const float* data = arr.Data();
+  for (size_t i = 0; i < size; ++i) {
+    if (!std::isfinite(data[i])) throw error(env, name + "[" + std::to_string(i) + "] is non-finite (NaN or Inf)");
+  }
+  return data;
+}
+
+// The inputs object of a forward call, its arrays read in place: a SequenceBatch over the
+// JavaScript memory (valid until the call returns to JavaScript or allocates JS values).
+SequenceBatch read_inputs(Napi::Env env, const CodtModel& model, const Napi::Value& inputs) {
+  const CodtConfig& c = model.config;
+  Napi::Object o = read_object(inputs, "inputs");
+  SequenceBatch in;
+  in.batch = static_cast<int>(read_count(o, "batch", 0, 1e7, "inputs"));
+  in.rounds = static_cast<int>(read_count(o, "rounds", 0, 4096, "inputs"));
+  if (in.batch < 1) throw error(env, "inputs.batch must be >= 1");
+  if (in.rounds < 1 || in.rounds > c.context) throw error(env, "inputs.rounds must be in [1, " + std::to_string(c.context) + "] (the model's context)");
+  const size_t bt = static_cast<size_t>(in.batch) * in.rounds;
+  // every property read (a getter may run JavaScript) before any array is read in place
+  const Napi::Value states = o.Get("states"), rtg = o.Get("rtg"), ctg = o.Get("ctg"), actions = o.Get("actionsOneHot"), lambda = o.Get("lambda");
+  in.states = float_input(env, states, "inputs.states", bt * c.state_dim);
+  in.rtg = float_input(env, rtg, "inputs.rtg", bt);
+  in.ctg = float_input(env, ctg, "inputs.ctg", bt);
+  in.actions_onehot = float_input(env, actions, "inputs.actionsOneHot", bt * c.action_width());
+  in.lambda = float_input(env, lambda, "inputs.lambda", static_cast<size_t>(in.batch));
+  return in;
+}
+
+// args: (id, inputs, mode): the inputs copied for the worker thread.
+std::unique_ptr<ForwardBaton> read_forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (given == nullptr && (info.Length() != 3 || !info[2].IsString())) throw error(env, "codtForward(id, inputs, mode) expects a model id, an object and 'full', 'incremental' or 'cuda'");
-  const Napi::Value id = given ? given[0] : info[0], inputs = given ? given[1] : info[1], mode_value = given ? given[2] : info[2];
+  if (info.Length() != 3 || !info[2].IsString()) throw error(env, "codtForward(id, inputs, mode) expects a model id, an object and 'full', 'incremental' or 'cuda'");
   auto b = std::make_unique<ForwardBaton>();
-  b->model = model_from(id);
+  b->model = model_from(info[0]);
   const CodtConfig& c = b->model->config;
-  const std::string mode = mode_value.As<Napi::String>().Utf8Value();
+  const std::string mode = info[2].As<Napi::String>().Utf8Value();
   if (mode == "full") b->mode = ForwardMode::kFull;
   else if (mode == "incremental") b->mode = ForwardMode::kIncremental;
   else if (mode == "cuda") b->mode = ForwardMode::kCuda;
   else throw error(env, "mode must be 'full', 'incremental' or 'cuda'");
-  Napi::Object o = read_object(inputs, "inputs");
-  b->batch = static_cast<int>(read_count(o, "batch", 0, 1e7, "inputs"));
-  b->rounds = static_cast<int>(read_count(o, "rounds", 0, 4096, "inputs"));
-  if (b->batch < 1) throw error(env, "inputs.batch must be >= 1");
-  if (b->rounds < 1 || b->rounds > c.context) throw error(env, "inputs.rounds must be in [1, " + std::to_string(c.context) + "] (the model's context)");
-  const size_t bt = static_cast<size_t>(b->batch) * b->rounds;
-  struct Field {
-    const char* name;
-    std::vector<float>* out;
-    size_t size;
-  };
-  const Field fields[] = {{"states", &b->states, bt * c.state_dim}, {"rtg", &b->rtg, bt}, {"ctg", &b->ctg, bt},
-                          {"actionsOneHot", &b->actions, bt * c.action_width()}, {"lambda", &b->lambda, static_cast<size_t>(b->batch)}};
-  for (const Field& f : fields) {
-    const std::string name = std::string("inputs.") + f.name;
-    *f.out = copy_typed<float, napi_float32_array>(o.Get(f.name), name);
-    if (f.out->size() != f.size) throw error(env, name + ": expected length " + std::to_string(f.size) + ", got " + std::to_string(f.out->size()));
-    for (size_t i = 0; i < f.out->size(); ++i) {
-      if (!std::isfinite((*f.out)[i])) throw error(env, name + "[" + std::to_string(i) + "] is non-finite (NaN or Inf)");
-    }
-  }
+  const SequenceBatch in = read_inputs(env, *b->model, info[1]);
+  b->batch = in.batch;
+  b->rounds = in.rounds;
+  const size_t bt = static_cast<size_t>(in.batch) * in.rounds;
+  b->states.assign(in.states, in.states + bt * c.state_dim);
+  b->rtg.assign(in.rtg, in.rtg + bt);
+  b->ctg.assign(in.ctg, in.ctg + bt);
+  b->actions.assign(in.actions_onehot, in.actions_onehot + bt * c.action_width());
+  b->lambda.assign(in.lambda, in.lambda + in.batch);
   b->logits.resize(bt * c.action_width());
   return b;
 }
@@ -161,19 +182,22 @@ Napi::Value JS_codtForward(const Napi::CallbackInfo& info) {
 }
 
 // codtForwardSync(id, inputs) -> Float32Array [1, T, K]: one user, on the calling thread
-// (microseconds of work, less than a thread hop; decideSync() in TypeScript).
+// (microseconds of work, less than a thread hop; decideSync() in TypeScript). Nothing is
+// copied: the inputs are read in place (an ArrayBuffer's memory never moves, and no
+// JavaScript runs until this returns) and the logits written into the array returned.
 Napi::Value JS_codtForwardSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 2) throw error(env, "codtForwardSync(id, inputs) expects a model id and an object");
-  const Napi::Value args[] = {info[0], info[1], Napi::String::New(env, "incremental")};
-  std::unique_ptr<ForwardBaton> b = read_forward(info, args);
-  if (b->batch != 1) throw error(env, "codtForwardSync computes one user (inputs.batch 1); use codtForward for more");
+  const std::shared_ptr<const CodtModel> model = model_from(info[0]);
+  const SequenceBatch in = read_inputs(env, *model, info[1]);
+  if (in.batch != 1) throw error(env, "codtForwardSync computes one user (inputs.batch 1); use codtForward for more");
+  Napi::Float32Array logits = Napi::Float32Array::New(env, static_cast<size_t>(in.rounds) * model->config.action_width());
   try {
-    run_forward(*b);
+    codt_forward_incremental(*model, in, logits.Data(), 1);
   } catch (const std::exception& e) {
     throw error_from(env, e);
   }
-  return to_float32(env, std::move(b->logits));
+  return logits;
 }
 
 }  // namespace
