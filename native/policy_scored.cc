@@ -5,8 +5,12 @@
 // is the user's own path as the environment answered it (feedback(): the issued action and the
 // realised reward and cost, rounded to float as a logged trajectory holds them), summarised by
 // the simulator's mirror of buildFeatures (env_sim.h sim_design_row, sim_history_advance), so
-// the rows equal those src/policy/scored.ts `scoredRollout` builds; the boosters are XGBoost's
-// own (not the simulator's compiled trees, which agree only to 1e-5), so the plans are equal.
+// the rows equal those src/policy/scored.ts `scoredRollout` builds. The heads run as flat
+// compiled trees (env_sim_trees.h, the simulator's fast path: XGBoost's CPU predictor's float
+// sums in tree order), not through XGBoost's predict, whose per-call set-up cost more than the
+// trees on a rollout block's few rows (2,000 users x 10 rounds: 650 ms a rollout, slower than
+// the TypeScript rollout's whole-round calls); test/policy/scored-native.test.ts holds the plans
+// equal to the TypeScript rollout, which scores with XGBoost itself.
 //
 // Two registrations of the one policy: "scored" (λ searched: DFCL's argmax r̂ − λ·ĉ) and
 // "scored-fixed" (the λ given, no search: CMDP's greedy in Q, a model with reward heads only).
@@ -18,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "env_sim_trees.h"
 #include "policy_registry.h"
 #include "policy_scored.h"
 
@@ -36,6 +41,13 @@ class ScoredPolicy final : public Policy {
     require(spec_->outcome->cols() == static_cast<uint64_t>(L.cols),
             "the outcome model reads " + std::to_string(spec_->outcome->cols()) + " columns, its layout makes " + std::to_string(L.cols));
     require(spec_->outcome->has_reward(), "the scored policy needs an outcome model with reward heads");
+    const auto& heads = spec_->outcome->heads();
+    cost_ = spec_->outcome->has_cost();
+    for (int h = 0; h < (cost_ ? 4 : 2); ++h) {
+      const OutcomeHead& head = heads[static_cast<size_t>(h)];
+      trees_[h] = head.constant || head.booster.empty() ? CompiledTrees::constant(static_cast<float>(head.value)) : CompiledTrees::compile(head.booster);
+      require(trees_[h].max_feature() < L.cols, "the outcome model's head " + head.name + " splits on a column beyond its rows");
+    }
     const size_t A = L.action_sizes.size();
     K_ = L.joint_count();
     joint_.resize(K_ * A);  // [K, A] model indices, the last dimension fastest (jointActions)
@@ -95,16 +107,25 @@ class ScoredPolicy final : public Policy {
     for (size_t k = 0; k < K_; ++k) {
       for (size_t i = 0; i < n; ++i) sim_design_row(L, states + i * d, joint_.data() + k * A, t, s.history[i], s.rows.data() + (k * n + i) * p);
     }
-    const OutcomeModel& m = *spec_->outcome;
-    const bool cost = m.has_cost();
-    m.predict(s.rows.data(), K_ * n, s.p_reward.data(), s.e_reward.data(), cost ? s.p_cost.data() : nullptr, cost ? s.e_cost.data() : nullptr, 1);
+    const size_t rows = K_ * n;
+    float* outs[4] = {s.p_reward.data(), s.e_reward.data(), s.p_cost.data(), s.e_cost.data()};
+    for (int h = 0; h < (cost_ ? 4 : 2); ++h) trees_[h].predict(s.rows.data(), rows, p, outs[h]);
+    // as OutcomeModel::predict: a control that never cost anything in the log costs nothing
+    const std::vector<int32_t>& zero = spec_->outcome->zero_cost_columns();
+    if (cost_ && !zero.empty()) {
+      for (size_t r = 0; r < rows; ++r) {
+        bool free = true;
+        for (int32_t j : zero) free = free && s.rows[r * p + static_cast<size_t>(j)] == 1.0f;
+        if (free) s.p_cost[r] = 0.0f;
+      }
+    }
     for (size_t i = 0; i < n; ++i) {
       double best = -std::numeric_limits<double>::infinity();
       size_t choice = 0;
       for (size_t k = 0; k < K_; ++k) {
         const size_t r = k * n + i;
         const double reward = static_cast<double>(s.p_reward[r]) * static_cast<double>(s.e_reward[r]);
-        const double c = cost ? static_cast<double>(s.p_cost[r]) * static_cast<double>(s.e_cost[r]) : 0.0;
+        const double c = cost_ ? static_cast<double>(s.p_cost[r]) * static_cast<double>(s.e_cost[r]) : 0.0;
         const double v = reward - s.lambda * c;
         if (v > best) {
           best = v;
@@ -143,6 +164,8 @@ class ScoredPolicy final : public Policy {
     std::vector<float> rows, p_reward, e_reward, p_cost, e_cost;
   };
   std::shared_ptr<const ScoredSpec> spec_;
+  CompiledTrees trees_[4];  // pReward, eReward, pCost, eCost (the cost heads only with cost_)
+  bool cost_ = false;
   size_t K_ = 0;
   std::vector<int32_t> joint_;
   std::vector<std::vector<int32_t>> to_env_, to_model_;
