@@ -26,7 +26,7 @@ export const cmdpPolicies = [0.25, 0.5, 0.75].map(
   (f) =>
     ({
       name: `cmdp${Math.round(f * 100)}`,
-      description: `fitted-Q iteration (XGBoost) on r − λ·c at fixed λ = ${f} × the λ scale; greedy in Q, no λ search (TS rollout, src/policy/scored.ts)`,
+      description: `fitted-Q iteration (XGBoost) on r − λ·c at fixed λ = ${f} × the λ scale; greedy in Q, no λ search (the native scored-fixed policy, src/policy/scored.ts)`,
       needsModel: false,
       searched: false,
       fittedOn: 'a Q function fitted on a log by fitted-Q iteration (fitCmdp)',
