@@ -66,7 +66,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     const doc = { files: result.files, work: result.work, table1: rep.table1, winsLosses: rep.winsLosses, gates: rep.gates, comparisons: rep.comparisons };
     ui.result(doc, () => {
       const lines = [
-        `${rep.data.preset}: ${rep.data.trainUsers} training + ${rep.data.testUsers} test users × ${rep.data.rounds} rounds, seeds ${rep.seeds.join(', ')}; budgets ${rep.budgets.map((b) => b.label).join(', ')} ("Nx": ${rep.budgetReference})`,
+        `${rep.data.preset}: ${rep.data.trainUsers} training + ${rep.data.testUsers} test users × ${rep.data.rounds} rounds, seeds ${rep.seeds.join(', ')}; budgets ${rep.budgets.map((b) => b.label).join(', ')} ("Nx": ${rep.budgetReference}${rep.data.kind === 'log' ? ' in the simulator' : ''})`,
         ...(rep.data.kind === 'log' ? [`world: ${rep.data.world}`] : []),
         ...(rep.data.unavailable?.length ? [`not run on this data: ${rep.data.unavailable.map((u) => `${u.label} (${u.why})`).join('; ')}`] : []),
         '',
