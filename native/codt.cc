@@ -202,6 +202,9 @@ void CodtDecoder::bind(const CodtModel& model, int capacity, int max_rounds) {
   const size_t D = static_cast<size_t>(model.config.d_model);
   k_cache_.resize(static_cast<size_t>(capacity) * D * key_stride_ * model.config.layers);
   v_cache_.resize(static_cast<size_t>(capacity) * max_pos_ * D * model.config.layers);
+  rows_.clear();
+  groups_.clear();
+  gathered_.clear();
   prefix_kinds_.clear();
   for (TokenKind kind : model.config.token_kinds()) {
     if (kind == TokenKind::kState) break;
@@ -214,6 +217,9 @@ void CodtDecoder::reset(int batch) {
   batch_ = batch;
   pos_ = 0;
   shared_ = 0;
+  rows_.clear();
+  groups_.clear();
+  gathered_.clear();
 }
 
 std::shared_ptr<const PrefixCache::Entry> PrefixCache::find(const float* key, size_t n) const {
@@ -275,10 +281,13 @@ void CodtDecoder::append_prefix(const float* values, float lambda) {
 void CodtDecoder::append_shared(TokenKind kind, int round, const float* values, float lambda) {
   require(prefix_shared(), "a shared token must follow shared tokens only");
   require(kind != TokenKind::kState, "a state token is never shared (its output is read per user)");
+  require(pos_ < max_pos_, "decoder context is full (rounds beyond the model's context)");
+  require(round >= 0 && round < model_->config.context, "round beyond the model's context");
   const int B = batch_;
   batch_ = 1;  // user 0 computes it, reading its own (shared) prefix
   try {
-    append(kind, round, values, &lambda, nullptr);
+    enqueue(kind, round, values, &lambda);
+    flush();
   } catch (...) {
     batch_ = B;
     throw;
@@ -301,53 +310,118 @@ void CodtDecoder::append(TokenKind kind, int round, const float* values, const f
   const CodtConfig& c = model_->config;
   require(pos_ < max_pos_, "decoder context is full (rounds beyond the model's context)");
   require(round >= 0 && round < c.context, "round beyond the model's context");
-  const int B = batch_, D = c.d_model;
-  x_.resize(static_cast<size_t>(B) * D);
-  h_.resize(x_.size());
-  a_.resize(x_.size());
-  q_.resize(x_.size());
-  k_.resize(x_.size());
-  v_.resize(x_.size());
-  o_.resize(x_.size());
+  enqueue(kind, round, values, lambda);
+  flush();
+  if (kind == TokenKind::kState && logits) std::copy_n(head_.data(), static_cast<size_t>(batch_) * c.action_width(), logits);
+}
+
+void CodtDecoder::enqueue(TokenKind kind, int round, const float* values, const float* lambda) {
+  const size_t width = static_cast<size_t>(embed_input_width(model_->config, kind)), input = gathered_.size();
+  const int begin = static_cast<int>(rows_.size());
+  groups_.push_back({kind, begin, begin + batch_, input});
+  gathered_.resize(input + width * batch_);
+  std::copy_n(values, width * batch_, gathered_.data() + input);
+  for (int b = 0; b < batch_; ++b) rows_.push_back({b, pos_, round, lambda ? lambda[b] : 0.0f});
+  ++pos_;
+}
+
+void CodtDecoder::flush() {
+  const CodtModel& m = *model_;
+  const CodtConfig& c = m.config;
+  const int R = static_cast<int>(rows_.size()), D = c.d_model, K = c.action_width();
+  if (R == 0) return;
+  const size_t RD = static_cast<size_t>(R) * D;
+  x_.resize(RD), h_.resize(RD), a_.resize(RD), q_.resize(RD), k_.resize(RD), v_.resize(RD), o_.resize(RD), proj_.resize(RD);
   att_.resize(static_cast<size_t>(key_stride_));
-  embed_kind(*model_, kind, values, B, x_.data(), in_);
-  for (int b = 0; b < B; ++b) add_time_and_lambda(*model_, round, lambda ? lambda[b] : 0.0f, x_.data() + static_cast<size_t>(b) * D);
-  layernorm_forward(h_.data(), x_.data(), model_->w.embed_ln_g, model_->w.embed_ln_b, B, D);
+  // x [R, D] = Linear_kind(token) + time + Linear_λ(λ), a group at a time; h = LN(x)
+  int state_begin = 0, state_end = 0;  // the state rows
+  for (const Group& g : groups_) {
+    float* x = x_.data() + static_cast<size_t>(g.begin) * D;
+    embed_kind(m, g.kind, gathered_.data() + g.input, g.end - g.begin, x, in_);
+    for (int r = g.begin; r < g.end; ++r) add_time_and_lambda(m, rows_[r].round, rows_[r].lambda, x_.data() + static_cast<size_t>(r) * D);
+    if (g.kind != TokenKind::kState) continue;
+    require(state_begin == state_end, "one group of state tokens at a time");
+    state_begin = g.begin, state_end = g.end;
+  }
+  layernorm_forward(h_.data(), x_.data(), m.w.embed_ln_g, m.w.embed_ln_b, R, D);
   const size_t key_user = static_cast<size_t>(D) * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (int l = 0; l < c.layers; ++l) {
-    const LayerWeights& L = model_->w.layers[l];
-    layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, B, D);
-    matmul_forward(k_.data(), a_.data(), L.wk, L.bk, B, D, D);
-    matmul_forward(v_.data(), a_.data(), L.wv, L.bv, B, D, D);
+    const LayerWeights& L = m.w.layers[l];
+    layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, R, D);
+    matmul_forward(k_.data(), a_.data(), L.wk, L.bk, R, D, D);
+    matmul_forward(v_.data(), a_.data(), L.wv, L.bv, R, D, D);
     float* kc = k_cache_.data() + key_user * capacity_ * l;
     float* vc = v_cache_.data() + value_user * capacity_ * l;
-    // the key goes in as a column of the transposed cache, D scalar stores, before the Q
-    // product: a vector load of a line whose scalar stores are still in flight cannot be
-    // forwarded and waits for them (a fifth of a one-user decision when the attention
-    // read the key right after storing it)
-    for (int b = 0; b < B; ++b) {
-      const float* key = k_.data() + static_cast<size_t>(b) * D;
-      float* kt = kc + key_user * b + pos_;
+    // every row's key (a column of the transposed cache) and value, before any attention
+    // reads them: causal, as each row reads its user's cache up to its own position
+    for (int r = 0; r < R; ++r) {
+      const Row& row = rows_[r];
+      const float* key = k_.data() + static_cast<size_t>(r) * D;
+      float* kt = kc + key_user * row.user + row.position;
       for (int i = 0; i < D; ++i) kt[static_cast<size_t>(i) * key_stride_] = key[i];
-      std::copy_n(v_.data() + static_cast<size_t>(b) * D, D, vc + value_user * b + static_cast<size_t>(pos_) * D);
+      std::copy_n(v_.data() + static_cast<size_t>(r) * D, D, vc + value_user * row.user + static_cast<size_t>(row.position) * D);
     }
-    // Only the state token's last-layer output is ever read (by the head); other tokens
+    // Only the state tokens' last-layer output is ever read (by the head); other tokens
     // matter to later tokens through their keys and values alone.
-    if (l == c.layers - 1 && kind != TokenKind::kState) break;
-    matmul_forward(q_.data(), a_.data(), L.wq, L.bq, B, D, D);
-    for (int b = 0; b < B; ++b) {
-      attend_cached(q_.data() + static_cast<size_t>(b) * D, kc + key_user * b, vc + value_user * b, pos_ + 1, key_stride_, D, c.heads, att_.data(),
-                    o_.data() + static_cast<size_t>(b) * D);
+    const bool last = l == c.layers - 1;
+    const int r0 = last ? state_begin : 0, r1 = last ? state_end : R, n = r1 - r0;
+    if (n == 0) continue;
+    const size_t off = static_cast<size_t>(r0) * D;
+    matmul_forward(q_.data() + off, a_.data() + off, L.wq, L.bq, n, D, D);
+    for (int r = r0; r < r1; ++r) {
+      const Row& row = rows_[r];
+      attend_cached(q_.data() + static_cast<size_t>(r) * D, kc + key_user * row.user, vc + value_user * row.user, row.position + 1, key_stride_, D, c.heads,
+                    att_.data(), o_.data() + static_cast<size_t>(r) * D);
     }
-    proj_.resize(x_.size());
-    matmul_forward(proj_.data(), o_.data(), L.wo, L.bo, B, D, D);
-    for (size_t i = 0; i < h_.size(); ++i) h_[i] += proj_[i];
-    mlp_residual(*model_, l, h_.data(), B, a_, m_, proj_);
+    matmul_forward(proj_.data() + off, o_.data() + off, L.wo, L.bo, n, D, D);
+    for (size_t i = off; i < static_cast<size_t>(r1) * D; ++i) h_[i] += proj_[i];
+    mlp_residual(m, l, h_.data() + off, n, a_, m_, proj_);
   }
-  ++pos_;
-  if (kind == TokenKind::kState && logits) {  // h_ went through every layer for this token
-    layernorm_forward(a_.data(), h_.data(), model_->w.lnf_g, model_->w.lnf_b, B, D);
-    matmul_forward(logits, a_.data(), model_->w.head_w, model_->w.head_b, B, D, c.action_width());
+  const int n = state_end - state_begin;
+  if (n > 0) {  // h went through every layer for the state rows
+    head_.resize(static_cast<size_t>(n) * K);
+    layernorm_forward(a_.data(), h_.data() + static_cast<size_t>(state_begin) * D, m.w.lnf_g, m.w.lnf_b, n, D);
+    matmul_forward(head_.data(), a_.data(), m.w.head_w, m.w.head_b, n, D, K);
+  }
+  rows_.clear();
+  groups_.clear();
+  gathered_.clear();
+}
+
+void CodtDecoder::append_rounds(const SequenceBatch& in, int first_user, float* logits) {
+  flush();
+  const CodtConfig& c = model_->config;
+  const std::vector<TokenKind> kinds = c.token_kinds();
+  const int T = in.rounds, B = batch_, K = c.action_width(), per_round = static_cast<int>(kinds.size());
+  const int end = T * per_round - 1;  // the last action token is read by nothing
+  require(end <= max_pos_, "decoder context is full (rounds beyond the model's context)");
+  require(first_user >= 0 && first_user + B <= in.batch, "users beyond the batch");
+  // one group per kind, users then rounds within it
+  for (int k = 0; k < per_round; ++k) {
+    const TokenKind kind = kinds[k];
+    const size_t width = static_cast<size_t>(embed_input_width(c, kind));
+    const int begin = static_cast<int>(rows_.size());
+    const size_t input = gathered_.size();
+    for (int b = 0; b < B; ++b) {
+      const int u = first_user + b;
+      for (int t = 0; t < T; ++t) {
+        const int p = t * per_round + k;
+        if (p < pos_ || p >= end) continue;
+        const size_t at = static_cast<size_t>(u) * T + t;
+        const float* src = kind == TokenKind::kRtg ? in.rtg + at : kind == TokenKind::kCtg ? in.ctg + at : kind == TokenKind::kState ? in.states + at * width : in.actions_onehot + at * width;
+        gathered_.insert(gathered_.end(), src, src + width);
+        rows_.push_back({b, p, t, in.lambda[u]});
+      }
+    }
+    if (static_cast<int>(rows_.size()) > begin) groups_.push_back({kind, begin, static_cast<int>(rows_.size()), input});
+  }
+  // the state rows (one group: users then rounds), whose logits flush() leaves in head_
+  const auto state = std::find_if(groups_.begin(), groups_.end(), [](const Group& g) { return g.kind == TokenKind::kState; });
+  const std::vector<Row> states(state == groups_.end() ? rows_.end() : rows_.begin() + state->begin, state == groups_.end() ? rows_.end() : rows_.begin() + state->end);
+  pos_ = end;
+  flush();
+  for (size_t r = 0; r < states.size(); ++r) {
+    std::copy_n(head_.data() + r * K, K, logits + (static_cast<size_t>(first_user + states[r].user) * T + states[r].round) * K);
   }
 }
 
@@ -387,22 +461,18 @@ CodtDecoder& thread_decoder(const CodtModel& model, int capacity, int max_rounds
 
 void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix) {
   const CodtConfig& c = model.config;
-  const int T = in.rounds, d = c.state_dim, K = c.action_width();
+  const int T = in.rounds;
   // Fixed blocks (the rollouts' size: their KV caches stay in a core's L2 over the rounds),
   // claimed by the threads, so the result does not depend on the thread count.
   constexpr int block = 16;
   const unsigned workers = resolve_threads(threads);
   const int blocks = (in.batch + block - 1) / block;
-  const std::vector<TokenKind> kinds = c.token_kinds();
   parallel_for(static_cast<size_t>(blocks), workers, [&](size_t first, size_t last) {
     for (size_t blk = first; blk < last; ++blk) {
       const int u0 = static_cast<int>(blk) * block;
       const int B = std::min(block, in.batch - u0);
       std::unique_ptr<CodtDecoder> own;
       CodtDecoder& dec = thread_decoder(model, B, T, own);
-      thread_local std::vector<float> values, out;
-      values.resize(static_cast<size_t>(B) * std::max(d, K));
-      out.resize(static_cast<size_t>(B) * K);
       // Round 0's targets and λ, when every user of the block has the same.
       auto same_at_round0 = [&](const float* per_user, size_t stride) {
         for (int b = 1; b < B; ++b) {
@@ -415,31 +485,13 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       const bool share = shared_prefix && same_at_round0(in.lambda, 1) && (!c.uses_rtg || same_at_round0(in.rtg, static_cast<size_t>(T))) &&
                          (!c.uses_ctg || same_at_round0(in.ctg, static_cast<size_t>(T)));
       if (share) {
-        std::vector<float> targets;
-        if (c.uses_rtg) targets.push_back(in.rtg[static_cast<size_t>(u0) * T]);
-        if (c.uses_ctg) targets.push_back(in.ctg[static_cast<size_t>(u0) * T]);
-        dec.append_prefix(targets.data(), in.lambda[u0]);
+        float targets[2];
+        int n = 0;
+        if (c.uses_rtg) targets[n++] = in.rtg[static_cast<size_t>(u0) * T];
+        if (c.uses_ctg) targets[n++] = in.ctg[static_cast<size_t>(u0) * T];
+        dec.append_prefix(targets, in.lambda[u0]);
       }
-      for (int t = 0; t < T; ++t) {
-        for (TokenKind kind : kinds) {
-          if (kind == TokenKind::kAction && t == T - 1) continue;  // nothing reads the last action
-          if (t == 0 && share && (kind == TokenKind::kRtg || kind == TokenKind::kCtg)) continue;  // the prefix
-          for (int b = 0; b < B; ++b) {
-            const size_t bt = static_cast<size_t>(u0 + b) * T + t;
-            switch (kind) {
-              case TokenKind::kRtg: values[b] = in.rtg[bt]; break;
-              case TokenKind::kCtg: values[b] = in.ctg[bt]; break;
-              case TokenKind::kState: std::copy_n(in.states + bt * d, d, values.data() + static_cast<size_t>(b) * d); break;
-              case TokenKind::kAction: std::copy_n(in.actions_onehot + bt * K, K, values.data() + static_cast<size_t>(b) * K); break;
-            }
-          }
-          dec.append(kind, t, values.data(), in.lambda + u0, kind == TokenKind::kState ? out.data() : nullptr);
-          if (kind != TokenKind::kState) continue;
-          for (int b = 0; b < B; ++b) {
-            std::copy_n(out.data() + static_cast<size_t>(b) * K, K, logits + (static_cast<size_t>(u0 + b) * T + t) * K);
-          }
-        }
-      }
+      dec.append_rounds(in, u0, logits);
     }
   });
 }

@@ -192,6 +192,8 @@ class CodtDecoder {
   // Appends one token of `kind` at round t for every user. `values` is, per user:
   // rtg/ctg: 1 raw value; state: state_dim raw values; action: K one-hot values.
   // lambda: per user raw λ. When kind is kState and logits != nullptr, writes [batch, K].
+  // (Queuing a round's tokens to run as one product of 4 x batch rows measured no faster:
+  // the row kernel's rate does not grow with the rows past a few tiles.)
   void append(TokenKind kind, int round, const float* values, const float* lambda, float* logits);
   // True while every token appended so far was the same for every user (append_shared).
   bool prefix_shared() const { return shared_ == pos_; }
@@ -206,6 +208,15 @@ class CodtDecoder {
   // the same for every user) at one λ, from the model's PrefixCache or computed once with
   // append_shared and cached. Only at the start (position 0).
   void append_prefix(const float* values, float lambda);
+  // Appends every remaining token of rounds [0, in.rounds) of users [first_user, first_user +
+  // batch()) of `in` (all but what is appended already, e.g. round 0's prefix, and the last
+  // round's action token, which nothing reads) at once: each layer's products over every
+  // (user, token) row, each token attending to its user's cache up to itself. Writes the
+  // logits [batch, rounds, K] of every state token at those users' rows of logits [in.batch,
+  // in.rounds, K]. What the decisions use: the same bits as append() token by token where
+  // rows_independent() (the rows of a product, a LayerNorm or the GELU do not interact), else
+  // the same values to float rounding.
+  void append_rounds(const SequenceBatch& in, int first_user, float* logits);
 
  private:
   const CodtModel* model_;
@@ -216,6 +227,27 @@ class CodtDecoder {
   int max_pos_ = 0;
   int key_stride_ = 0;        // max_pos rounded up to 16 (attend_cached's lanes)
   std::vector<TokenKind> prefix_kinds_;  // round 0's tokens before the state token
+  // The tokens queued to be computed together: rows (one per user and token) in groups of
+  // one kind each, their inputs in gathered_.
+  struct Row {
+    int user, position, round;
+    float lambda;
+  };
+  struct Group {
+    TokenKind kind;
+    int begin, end;  // rows
+    size_t input;    // offset in gathered_
+  };
+  std::vector<Row> rows_;
+  std::vector<Group> groups_;
+  Floats gathered_;
+  Floats head_;  // logits of the state rows
+  // Queues `batch_` rows of one token at position pos_ (values per user as append's).
+  void enqueue(TokenKind kind, int round, const float* values, const float* lambda);
+  // Computes every queued row, layer by layer: keys and values of every row into the caches,
+  // and the rest of the last layer, the final LayerNorm and the head for the state rows
+  // alone (one group at most), whose logits go to head_. Empties the queue.
+  void flush();
   Floats k_cache_;            // [layers, capacity, d, key_stride]: keys transposed, positions in lanes
   Floats v_cache_;            // [layers, capacity, max_pos, d]
   Floats x_, h_, a_, q_, k_, v_, att_, o_, m_, proj_, in_;  // scratch
