@@ -1,104 +1,196 @@
 /**
  * The DFCL baseline (after Zhou et al., KDD 2024, decision-focused causal learning): a response
- * model of reward and cost per arm, then a decision-focused step, then the allocation
- * argmax_a r̂ − λ·ĉ with λ searched (src/policy/scored.ts).
+ * model of reward and cost per arm, fine-tuned with a decision loss on inverse-propensity-
+ * weighted logged outcomes, then the allocation argmax_a r̂ − λ·ĉ with λ searched
+ * (src/policy/scored.ts).
  *
  * 1. Two-stage start: the outcome model (src/sim/outcome.ts, XGBoost reward and cost heads over
  *    state, action one-hot, round and history columns) fitted on the fit users of the log.
- * 2. Decision-focused step. Boosted trees cannot be fine-tuned by gradient like the paper's
- *    networks, so the step re-weights the training rows by their share of the decision loss and
- *    refits. The decision loss at λ is the softmax relaxation of the allocation's value,
- *      L(λ) = −Σ_cells Σ_a σ_a(m/τ) · v̂_a,   m_a = r̂_a − λ·ĉ_a,
- *    with v̂ the inverse-propensity-weighted logged outcome (v̂_a = [a = a_logged]·(r − λc)/p_a;
- *    uniform logging: p_a = 1/K, else the empirical share of the arm). A row's gradient with
- *    respect to its own arm's score is σ(1 − σ)·|v̂|/τ: rows whose arm competes for the argmax
- *    and whose outcome is large move the decision; rows of arms far from the top do not.
- *    Weight_i = 1 + α · mean_λ g_i(λ) / mean(g), over a λ grid; `refits` rounds of this.
- * 3. The step is kept only when it raises the decision objective J (the IPW value of the greedy
- *    allocation, mean over the λ grid) on held-out validation users of the log; both J are
- *    reported (`before`, `after`, the paired per-user difference with its standard error), and
- *    which model was kept. Measured on SY static (3,000 users, 10 rounds): the re-weighting
- *    lowers the held-out objective (83.9 → 80.9 per user; α = 0.3 and 3, and a λ grid at 1-2, also
- *    lower it), so the two-stage model is what DFCL runs there.
+ * 2. Decision-focused fine-tune. The XGBoost C API we bind takes no custom objective, so the
+ *    fine-tune is an additive per-arm linear correction on top of the boosted scores,
+ *      r̃_a(x) = r̂_a(x) + u_a·φ(x),   c̃_a(x) = ĉ_a(x) + w_a·φ(x),
+ *    φ = [1, the standardised non-action design columns], fitted in TypeScript by gradient
+ *    ascent (Adam) on DFCL's softmax-relaxed decision value (their policy-learning surrogate of
+ *    the Lagrangian dual decision loss), averaged over a λ grid:
+ *      S(θ) = mean_λ mean_rows Σ_a σ_a(m/τ_λ) · v̂_a(λ),   m_a = r̃_a − λ·c̃_a,
+ *    with v̂ the logged outcome r − λc of the logged arm only, inverse-propensity weighted
+ *    (v̂_a = [a = a_logged]·(r − λc)/p_a), or doubly robust (v̂_a = q̂_a + [a = a_logged]·
+ *    (r − λc − q̂_a)/p_a, q̂ the two-stage scores: same expectation under the logging policy,
+ *    lower variance), minus an L2 penalty that holds θ near 0 (the two-stage start). τ_λ is
+ *    `temperature` × the mean spread of the start's scores across arms at λ.
+ * 3. The decision objective J is the hard version: the IPW value per user of the allocation
+ *    argmax_a r̃_a − λ·c̃_a, Σ over the user's cells of [π = logged]·(r − λc)/p, mean over the λ
+ *    grid. The fine-tune's epochs are early-stopped on J of held-out validation users of the
+ *    log (0 epochs, the two-stage start, is a candidate), so the kept model is never worse
+ *    there; `objective` reports J of the start and of the fine-tune on those users. That number
+ *    chose the epochs, so an honest comparison needs users neither saw (bench/dfcl.ts: a fresh
+ *    log of the same world).
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { selectUsers } from '../data/trajectories.js';
-import { buildFeatures, featureLayout } from '../sim/features.js';
-import { fitOutcomeModel, validationUsers, type OutcomeModel, type OutcomeParams } from '../sim/outcome.js';
+import { buildFeatures, featureLayout, loggedJointActions } from '../sim/features.js';
+import { fitOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from '../sim/outcome.js';
 import { outcomeScorer, type ActionScorer } from './scored.js';
 import type { PolicyDefinition } from './types.js';
 
 export const dfclPolicy = {
   name: 'dfcl',
-  description: 'response model of r and c per arm (XGBoost) re-weighted by the decision-focused loss on IPW logged outcomes; argmax r̂ − λ·ĉ, λ searched (TS rollout, src/policy/scored.ts)',
+  description: 'response model of r and c per arm (XGBoost) fine-tuned with a per-arm linear correction on the softmax-relaxed decision value of IPW logged outcomes; argmax r̂ − λ·ĉ, λ searched (TS rollout, src/policy/scored.ts)',
   needsModel: false,
   searched: true,
-  fittedOn: 'an outcome model fitted and re-weighted on a log (fitDfcl)',
+  fittedOn: 'an outcome model fitted on a log and fine-tuned by the decision loss (fitDfcl)',
 } as const satisfies PolicyDefinition;
 
 export interface DfclOptions extends OutcomeParams {
   /** The λ grid of the decision loss and objective. Default [0.25, 0.5, 1, 2]. */
   lambdas?: number[];
-  /** Weight of the decision-loss share. Default 1. */
-  alpha?: number;
-  /** Re-weighted refits. Default 1. */
-  refits?: number;
-  /** Share of the log's users held out to judge the step. Default 0.25. */
+  /** Share of the log's users held out to early-stop the fine-tune. Default 0.25. */
   holdout?: number;
+  /** Most epochs (full-batch Adam steps) of the fine-tune; 0: the two-stage model. Default 300. */
+  epochs?: number;
+  /** Adam step, in units of the mean score spread. Default 0.01. */
+  learningRate?: number;
+  /** L2 penalty on the correction (per weight, scores in units of the mean spread). Default 1e-3. */
+  l2?: number;
+  /** Softmax temperature as a share of the mean score spread at each λ. Default 0.2. */
+  temperature?: number;
+  /** Outcome estimate of the relaxed loss: 'ips' or 'dr' (doubly robust on the start's scores). Default 'dr'. */
+  estimator?: 'ips' | 'dr';
+  /** The held-out J is checked every this many epochs (the kept epoch is one of these). Default 10. */
+  checkEvery?: number;
+  /**
+   * The correction's basis per arm: 'uplift' (an intercept and the arm's predicted reward and
+   * cost uplift over the control: a per-arm recalibration, 3 weights per arm and head),
+   * 'linear' (an intercept and every standardised non-action design column), or 'both'.
+   * Default 'uplift'.
+   */
+  basis?: 'uplift' | 'linear' | 'both';
+}
+
+/**
+ * The fitted correction (plain JSON): r̃_a = r̂_a + reward[a]·φ_a, c̃_a = ĉ_a + cost[a]·φ_a,
+ * φ_a = [1, (x_j − mean_j)/scale_j for j of columns, then with `uplift`: (r̂_a − r̂_control)/
+ * upliftScale[0], (ĉ_a − ĉ_control)/upliftScale[1]].
+ */
+export interface DfclCorrection {
+  columns: number[];
+  mean: number[];
+  scale: number[];
+  /** Scales of the predicted reward and cost uplifts over the control; absent: no uplift terms. */
+  upliftScale?: [number, number];
+  /** Joint index of the control arm. */
+  control: number;
+  K: number;
+  /** [K * Q], arm-major, Q = 1 + columns + (uplift ? 2 : 0). */
+  reward: number[];
+  cost: number[];
 }
 
 export interface DfclFit {
+  /** The two-stage booster (its correction is `correction`; `scorer` applies both). */
   model: OutcomeModel;
+  correction: DfclCorrection | null;
   scorer: ActionScorer;
-  /** J (IPW value per user, mean over the λ grid) of the two-stage start and of each refit, on the held-out users. */
-  objective: { before: number; after: number[]; /** after − before per refit: mean and standard error over the held-out users (paired). */ difference: Array<{ mean: number; se: number }>; kept: 'two-stage' | 'decision-focused' };
+  /**
+   * J (IPW value per user, mean over the λ grid) on the held-out validation users: of the
+   * two-stage start (`before`) and of the kept fine-tune (`after`, one entry), the paired
+   * per-user difference (mean and standard error), and which model was kept.
+   */
+  objective: { before: number; after: number[]; difference: Array<{ mean: number; se: number }>; kept: 'two-stage' | 'decision-focused'; epochs: number; trace: Array<{ epoch: number; surrogate: number; heldOut: number; correction: DfclCorrection }> };
   lambdas: number[];
   release(): void;
 }
 
+/** The scorer of a DFCL fit: the booster's expected outcomes plus the correction (none: the two-stage scores). */
+export function dfclScorer(model: OutcomeModel, correction: DfclCorrection | null): ActionScorer {
+  const base = outcomeScorer(model);
+  if (!correction) return base;
+  const P = base.layout.names.length;
+  return {
+    ...base,
+    async score(x, threads) {
+      const s = await base.score(x, threads);
+      const n = x.length / P;
+      const phi = designBasis(x, s.reward, s.cost, n, P, correction);
+      applyCorrection(s.reward, s.cost, phi, n, correction);
+      return s;
+    },
+  };
+}
+
+type Basis = Pick<DfclCorrection, 'columns' | 'mean' | 'scale' | 'upliftScale' | 'control' | 'K'>;
+
+const basisWidth = (c: Basis) => 1 + c.columns.length + (c.upliftScale ? 2 : 0);
+
+/** φ per row and arm [n * K * Q] (see DfclCorrection), from the design rows and the uncorrected scores. */
+function designBasis(x: Float32Array, reward: Float64Array, cost: Float64Array, n: number, P: number, c: Basis): Float64Array {
+  const Q = basisWidth(c);
+  const K = c.K;
+  const J = c.columns.length;
+  const phi = new Float64Array(n * K * Q);
+  for (let r = 0; r < n; r++) {
+    for (let a = 0; a < K; a++) {
+      const o = (r * K + a) * Q;
+      phi[o] = 1;
+      for (let j = 0; j < J; j++) phi[o + 1 + j] = (x[r * P + c.columns[j]] - c.mean[j]) / c.scale[j];
+      if (c.upliftScale) {
+        phi[o + 1 + J] = (reward[r * K + a] - reward[r * K + c.control]) / c.upliftScale[0];
+        phi[o + 2 + J] = (cost[r * K + a] - cost[r * K + c.control]) / c.upliftScale[1];
+      }
+    }
+  }
+  return phi;
+}
+
+function applyCorrection(reward: Float64Array, cost: Float64Array, phi: Float64Array, n: number, c: Pick<DfclCorrection, 'K' | 'reward' | 'cost'>): void {
+  const K = c.K;
+  const Q = phi.length / (n * K);
+  for (let r = 0; r < n; r++) {
+    for (let a = 0; a < K; a++) {
+      let dr = 0;
+      let dc = 0;
+      const o = (r * K + a) * Q;
+      for (let q = 0; q < Q; q++) {
+        dr += c.reward[a * Q + q] * phi[o + q];
+        dc += c.cost[a * Q + q] * phi[o + q];
+      }
+      reward[r * K + a] += dr;
+      cost[r * K + a] += dc;
+    }
+  }
+}
+
+/** Scores of every arm on every real cell of `traj`, with the design rows and the logged arm. */
 interface CellScores {
   rows: number;
   cells: Int32Array;
   K: number;
+  x: Float32Array;
   reward: Float64Array;
   cost: Float64Array;
   /** index of the logged joint action per row */
   logged: Int32Array;
 }
 
-async function cellScores(model: OutcomeModel, traj: Trajectories, threads?: number): Promise<CellScores> {
-  const m = buildFeatures(traj, model.layout);
-  const sc = outcomeScorer(model);
-  const s = await sc.score(m.x, threads);
-  const A = traj.actionDims;
-  const logged = new Int32Array(m.rows);
-  for (let r = 0; r < m.rows; r++) {
-    const c = m.cells[r];
-    for (let k = 0; k < sc.K; k++) {
-      let same = true;
-      for (let j = 0; j < A; j++) if (sc.actions[k * A + j] !== traj.actions[c * A + j]) same = false;
-      if (same) {
-        logged[r] = k;
-        break;
-      }
-    }
-  }
-  return { rows: m.rows, cells: m.cells, K: sc.K, reward: s.reward, cost: s.cost, logged };
+async function cellScores(scorer: ActionScorer, traj: Trajectories, threads?: number): Promise<CellScores> {
+  const m = buildFeatures(traj, scorer.layout);
+  const s = await scorer.score(m.x, threads);
+  const all = loggedJointActions(traj);
+  const logged = Int32Array.from(m.cells, (c) => all[c]);
+  return { rows: m.rows, cells: m.cells, K: scorer.K, x: m.x, reward: s.reward, cost: s.cost, logged };
 }
 
-/** Empirical propensity of each joint action in the log (uniform logging: 1/K each). */
-function propensities(s: CellScores): Float64Array {
+/** Empirical propensity of each joint action in the log (uniform logging: about 1/K each). */
+function propensities(s: Pick<CellScores, 'rows' | 'K' | 'logged'>): Float64Array {
   const p = new Float64Array(s.K);
   for (let r = 0; r < s.rows; r++) p[s.logged[r]]++;
   for (let k = 0; k < s.K; k++) p[k] = Math.max(p[k], 1) / s.rows;
   return p;
 }
 
-/** Per user: Σ over the user's cells of [π = logged]·(r − λc)/p, mean over `lambdas` (the terms of the decision objective). */
-export async function userDecisionValues(model: OutcomeModel, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<Float64Array> {
-  const s = await cellScores(model, traj, threads);
-  const p = propensity ?? propensities(s);
+/** Per user of `traj`: Σ over its cells of [argmax_a reward − λ·cost = logged]·(r − λc)/p, mean over `lambdas`. */
+function hardValues(s: CellScores, traj: Trajectories, lambdas: number[], p: Float64Array): Float64Array {
   const out = new Float64Array(traj.users);
   for (const lambda of lambdas) {
     for (let r = 0; r < s.rows; r++) {
@@ -116,11 +208,20 @@ export async function userDecisionValues(model: OutcomeModel, traj: Trajectories
   return out;
 }
 
+const asScorer = (m: OutcomeModel | ActionScorer): ActionScorer => (m instanceof OutcomeModel ? outcomeScorer(m) : m);
+
+/** Per user: the terms of the decision objective (see `decisionObjective`). */
+export async function userDecisionValues(model: OutcomeModel | ActionScorer, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<Float64Array> {
+  const s = await cellScores(asScorer(model), traj, threads);
+  return hardValues(s, traj, lambdas, propensity ?? propensities(s));
+}
+
 /**
  * The decision objective: IPW value per user of the greedy allocation argmax r̂ − λ·ĉ, Σ over
- * the cells of [π = logged]·(r − λc)/p, mean over `lambdas`.
+ * the cells of [π = logged]·(r − λc)/p, mean over `lambdas` (propensities: the log's arm shares
+ * unless given).
  */
-export async function decisionObjective(model: OutcomeModel, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<number> {
+export async function decisionObjective(model: OutcomeModel | ActionScorer, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<number> {
   const v = await userDecisionValues(model, traj, lambdas, propensity, threads);
   return v.reduce((a, b) => a + b, 0) / traj.users;
 }
@@ -136,49 +237,182 @@ function pairedDifference(a: Float64Array, b: Float64Array): { mean: number; se:
   return { mean: m, se: Math.sqrt(v / Math.max(n - 1, 1) / n) };
 }
 
-/** Per-cell weights [N*T]: 1 + α · (decision-loss gradient share of the row). */
-function decisionWeights(s: CellScores, traj: Trajectories, lambdas: number[], alpha: number, p: Float64Array): Float32Array {
-  const g = new Float64Array(s.rows);
-  for (const lambda of lambdas) {
-    // τ: the mean spread of the scores across arms at this λ
-    let spread = 0;
-    for (let r = 0; r < s.rows; r++) {
-      let lo = Infinity, hi = -Infinity;
-      for (let a = 0; a < s.K; a++) {
-        const v = s.reward[r * s.K + a] - lambda * s.cost[r * s.K + a];
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-      }
-      spread += hi - lo;
+/** Mean over rows of the spread max_a − min_a of reward − λ·cost. */
+function meanSpread(s: CellScores, lambda: number): number {
+  let spread = 0;
+  for (let r = 0; r < s.rows; r++) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let a = 0; a < s.K; a++) {
+      const v = s.reward[r * s.K + a] - lambda * s.cost[r * s.K + a];
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
     }
-    const tau = Math.max(spread / s.rows, 1e-6);
-    for (let r = 0; r < s.rows; r++) {
-      let mx = -Infinity;
-      for (let a = 0; a < s.K; a++) mx = Math.max(mx, (s.reward[r * s.K + a] - lambda * s.cost[r * s.K + a]) / tau);
-      let z = 0;
-      for (let a = 0; a < s.K; a++) z += Math.exp((s.reward[r * s.K + a] - lambda * s.cost[r * s.K + a]) / tau - mx);
-      const k = s.logged[r];
-      const sigma = Math.exp((s.reward[r * s.K + k] - lambda * s.cost[r * s.K + k]) / tau - mx) / z;
-      const c = s.cells[r];
-      const vhat = Math.abs(traj.rewards[c] - lambda * traj.costs[c]) / p[k];
-      g[r] += (sigma * (1 - sigma) * vhat) / tau;
-    }
+    spread += hi - lo;
   }
-  let mean = 0;
-  for (let r = 0; r < s.rows; r++) mean += g[r];
-  mean /= s.rows;
-  const w = new Float32Array(traj.users * traj.rounds);
-  for (let r = 0; r < s.rows; r++) w[s.cells[r]] = 1 + (mean > 0 ? (alpha * g[r]) / mean : 0);
-  return w;
+  return Math.max(spread / Math.max(s.rows, 1), 1e-9);
 }
 
-/** Fits DFCL on a log: two-stage start, decision-focused re-weighting, kept when it helps on held-out users. */
+interface TuneSpec {
+  fit: CellScores;
+  fitTraj: Trajectories;
+  val: CellScores;
+  valTraj: Trajectories;
+  lambdas: number[];
+  p: Float64Array;
+  /** Arms whose cost correction is held at 0 (a control that costs nothing by construction). */
+  fixedCost: boolean[];
+  columns: number[];
+  uplift: boolean;
+  control: number;
+  epochs: number;
+  learningRate: number;
+  l2: number;
+  temperature: number;
+  estimator: 'ips' | 'dr';
+  checkEvery: number;
+}
+
+/**
+ * The fine-tune: Adam ascent of the relaxed decision value S(θ) − l2·|θ|², early-stopped on
+ * the held-out J. Returns the kept correction (null: the start) and the trace.
+ */
+function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: number; trace: DfclFit['objective']['trace'] } {
+  const { fit, val, lambdas, p } = o;
+  const K = fit.K;
+  const P = fit.x.length / Math.max(fit.rows, 1);
+  // standardise the basis columns on the fit rows
+  const mean: number[] = [];
+  const scale: number[] = [];
+  for (const j of o.columns) {
+    let m = 0;
+    for (let r = 0; r < fit.rows; r++) m += fit.x[r * P + j];
+    m /= Math.max(fit.rows, 1);
+    let v = 0;
+    for (let r = 0; r < fit.rows; r++) v += (fit.x[r * P + j] - m) ** 2;
+    mean.push(m);
+    scale.push(Math.sqrt(v / Math.max(fit.rows, 1)) || 1);
+  }
+  let upliftScale: [number, number] | undefined;
+  if (o.uplift) {
+    let sr = 0;
+    let sc = 0;
+    for (let r = 0; r < fit.rows; r++) {
+      for (let a = 0; a < K; a++) {
+        sr += (fit.reward[r * K + a] - fit.reward[r * K + o.control]) ** 2;
+        sc += (fit.cost[r * K + a] - fit.cost[r * K + o.control]) ** 2;
+      }
+    }
+    upliftScale = [Math.sqrt(sr / Math.max(fit.rows * K, 1)) || 1, Math.sqrt(sc / Math.max(fit.rows * K, 1)) || 1];
+  }
+  const basis: Basis = { columns: o.columns, mean, scale, control: o.control, K, ...(upliftScale ? { upliftScale } : {}) };
+  const Q = basisWidth(basis);
+  const phi = designBasis(fit.x, fit.reward, fit.cost, fit.rows, P, basis);
+  const phiVal = designBasis(val.x, val.reward, val.cost, val.rows, P, basis);
+  const spreads = lambdas.map((l) => meanSpread(fit, l));
+  const unit = spreads.reduce((a, b) => a + b, 0) / spreads.length;
+  const taus = spreads.map((s) => o.temperature * s);
+  // logged outcome per row and λ: y = r − λc
+  const n = fit.rows;
+  const W = 2 * K * Q;  // θ = [reward weights K*Q | cost weights K*Q]
+  const theta = new Float64Array(W);
+  const m1 = new Float64Array(W);
+  const m2 = new Float64Array(W);
+  const grad = new Float64Array(W);
+  const m = new Float64Array(K);
+  const sig = new Float64Array(K);
+  const vhat = new Float64Array(K);
+  const dm = new Float64Array(K);
+  const correctionOf = (t: Float64Array): DfclCorrection => ({ ...basis, K, reward: Array.from(t.subarray(0, K * Q)), cost: Array.from(t.subarray(K * Q)) });
+  const heldOut = (t: Float64Array): Float64Array => {
+    const c = correctionOf(t);
+    const reward = Float64Array.from(val.reward);
+    const cost = Float64Array.from(val.cost);
+    applyCorrection(reward, cost, phiVal, val.rows, c);
+    return hardValues({ ...val, reward, cost }, o.valTraj, lambdas, p);
+  };
+  const meanOf = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
+  const trace: DfclFit['objective']['trace'] = [];
+  const start = meanOf(heldOut(theta));
+  const beta1 = 0.9;
+  const beta2 = 0.999;
+  const lr = o.learningRate * unit;
+  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    grad.fill(0);
+    let surrogate = 0;
+    for (let li = 0; li < lambdas.length; li++) {
+      const lambda = lambdas[li];
+      const tau = taus[li];
+      for (let r = 0; r < n; r++) {
+        // corrected scores at λ
+        let mx = -Infinity;
+        for (let a = 0; a < K; a++) {
+          let dr = 0;
+          let dc = 0;
+          const b = (r * K + a) * Q;
+          for (let q = 0; q < Q; q++) {
+            dr += theta[a * Q + q] * phi[b + q];
+            dc += theta[K * Q + a * Q + q] * phi[b + q];
+          }
+          m[a] = (fit.reward[r * K + a] + dr - lambda * (fit.cost[r * K + a] + dc)) / tau;
+          mx = Math.max(mx, m[a]);
+        }
+        let z = 0;
+        for (let a = 0; a < K; a++) z += sig[a] = Math.exp(m[a] - mx);
+        const k = fit.logged[r];
+        const c = fit.cells[r];
+        const y = o.fitTraj.rewards[c] - lambda * o.fitTraj.costs[c];
+        for (let a = 0; a < K; a++) {
+          sig[a] /= z;
+          const q = o.estimator === 'dr' ? fit.reward[r * K + a] - lambda * fit.cost[r * K + a] : 0;
+          vhat[a] = q + (a === k ? (y - q) / p[k] : 0);
+        }
+        let value = 0;
+        for (let a = 0; a < K; a++) value += sig[a] * vhat[a];
+        surrogate += value;
+        // ∂value/∂m_a (m unscaled) = σ_a (v̂_a − value) / τ
+        for (let a = 0; a < K; a++) dm[a] = (sig[a] * (vhat[a] - value)) / tau;
+        for (let a = 0; a < K; a++) {
+          const b = (r * K + a) * Q;
+          for (let q = 0; q < Q; q++) {
+            grad[a * Q + q] += dm[a] * phi[b + q];
+            if (!o.fixedCost[a]) grad[K * Q + a * Q + q] -= lambda * dm[a] * phi[b + q];
+          }
+        }
+      }
+    }
+    const norm = 1 / (n * lambdas.length);
+    for (let w = 0; w < W; w++) {
+      // ascent on S − l2·|θ/unit|²·unit (the penalty in units of the spread)
+      const g = grad[w] * norm - (2 * o.l2 * theta[w]) / unit;
+      m1[w] = beta1 * m1[w] + (1 - beta1) * g;
+      m2[w] = beta2 * m2[w] + (1 - beta2) * g * g;
+      const mh = m1[w] / (1 - beta1 ** epoch);
+      const vh = m2[w] / (1 - beta2 ** epoch);
+      theta[w] += (lr * mh) / (Math.sqrt(vh) + 1e-12 * unit);
+    }
+    if (epoch % o.checkEvery === 0 || epoch === o.epochs) {
+      const j = meanOf(heldOut(theta));
+      trace.push({ epoch, surrogate: surrogate * norm, heldOut: j, correction: correctionOf(theta) });
+    }
+  }
+  // the regularised optimum, kept unless it lowers the held-out J
+  const last = trace[trace.length - 1];
+  return last && last.heldOut >= start ? { correction: last.correction, epochs: last.epoch, trace } : { correction: null, epochs: 0, trace };
+}
+
+/** Fits DFCL on a log: two-stage start, decision-focused fine-tune, early-stopped (and kept only when it helps) on held-out users. */
 export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): Promise<DfclFit> {
-  const { lambdas = [0.25, 0.5, 1, 2], alpha = 1, refits = 1, holdout = 0.25, ...params } = options;
+  const { lambdas = [0.25, 0.5, 1, 2], holdout = 0.25, epochs = 200, learningRate = 0.01, l2 = 0.1, temperature = 0.2, estimator = 'dr', checkEvery = 50, basis = 'uplift', ...params } = options;
   if (!lambdas.length || lambdas.some((l) => !(l >= 0) || !Number.isFinite(l))) throw new ArgumentError('lambdas', 'must be finite values ≥ 0');
-  if (!(alpha >= 0)) throw new ArgumentError('alpha', `must be ≥ 0, got ${alpha}`);
-  if (!Number.isInteger(refits) || refits < 0) throw new ArgumentError('refits', `must be an integer ≥ 0, got ${refits}`);
   if (!(holdout > 0 && holdout < 1)) throw new ArgumentError('holdout', `must be in (0, 1), got ${holdout}`);
+  if (!Number.isInteger(epochs) || epochs < 0) throw new ArgumentError('epochs', `must be an integer ≥ 0, got ${epochs}`);
+  if (!(learningRate > 0) || !Number.isFinite(learningRate)) throw new ArgumentError('learningRate', `must be > 0, got ${learningRate}`);
+  if (!(l2 >= 0) || !Number.isFinite(l2)) throw new ArgumentError('l2', `must be ≥ 0, got ${l2}`);
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new ArgumentError('temperature', `must be > 0, got ${temperature}`);
+  if (estimator !== 'ips' && estimator !== 'dr') throw new ArgumentError('estimator', `must be 'ips' or 'dr', got ${String(estimator)}`);
+  if (basis !== 'uplift' && basis !== 'linear' && basis !== 'both') throw new ArgumentError('basis', `must be 'uplift', 'linear' or 'both', got ${String(basis)}`);
+  if (!Number.isInteger(checkEvery) || checkEvery < 1) throw new ArgumentError('checkEvery', `must be an integer ≥ 1, got ${checkEvery}`);
   const held = validationUsers(train.users, holdout, (params.seed ?? 0) + 101);
   const fitIdx: number[] = [];
   const valIdx: number[] = [];
@@ -186,35 +420,39 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
   const fitSet = selectUsers(train, fitIdx);
   const valSet = selectUsers(train, valIdx);
   const layout = featureLayout(train);
-  const fit = (weights?: Float32Array) => fitOutcomeModel(fitSet, { ...params, layout, heads: { reward: true, cost: true, next: false }, ...(weights ? { weights } : {}) });
-  const start = await fit();
-  const startScores = await cellScores(start, fitSet, params.threads);
-  const p = propensities(startScores);
-  const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / v.length;
-  const startValues = await userDecisionValues(start, valSet, lambdas, p, params.threads);
-  const before = mean(startValues);
-  const differences: Array<{ mean: number; se: number }> = [];
-  const models = [start];
-  const js = [before];
-  let scores = startScores;
-  for (let k = 0; k < refits; k++) {
-    const next = await fit(decisionWeights(scores, fitSet, lambdas, alpha, p));
-    models.push(next);
-    const values = await userDecisionValues(next, valSet, lambdas, p, params.threads);
-    js.push(mean(values));
-    differences.push(pairedDifference(values, startValues));
-    if (k + 1 < refits) scores = await cellScores(next, fitSet, params.threads);
+  const model = await fitOutcomeModel(fitSet, { ...params, layout, heads: { reward: true, cost: true, next: false } });
+  try {
+    const base = outcomeScorer(model);
+    const fitScores = await cellScores(base, fitSet, params.threads);
+    const valScores = await cellScores(base, valSet, params.threads);
+    const p = propensities(fitScores);
+    const startValues = hardValues(valScores, valSet, lambdas, p);
+    const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / Math.max(v.length, 1);
+    // φ: every column but the action one-hot (state, round, history)
+    const actionEnd = layout.offsets.action + layout.actionSizes.reduce((a, b) => a + b, 0);
+    const columns = basis === 'uplift' ? [] : layout.names.map((_, j) => j).filter((j) => j < layout.offsets.action || j >= actionEnd);
+    const controlIndex = layout.control.reduce((k, v, j) => k * layout.actionSizes[j] + v, 0);
+    const fixedCost = Array.from({ length: base.K }, (_, a) => a === controlIndex && model.controlCostsNothing);
+    const tuned = fineTune({ fit: fitScores, fitTraj: fitSet, val: valScores, valTraj: valSet, lambdas, p, fixedCost, columns, uplift: basis !== 'linear', control: controlIndex, epochs, learningRate, l2, temperature, estimator, checkEvery });
+    const scorer = dfclScorer(model, tuned.correction);
+    const afterValues = tuned.correction ? await userDecisionValues(scorer, valSet, lambdas, p, params.threads) : startValues;
+    return {
+      model,
+      correction: tuned.correction,
+      scorer,
+      objective: {
+        before: mean(startValues),
+        after: [mean(afterValues)],
+        difference: [pairedDifference(afterValues, startValues)],
+        kept: tuned.correction ? 'decision-focused' : 'two-stage',
+        epochs: tuned.epochs,
+        trace: tuned.trace,
+      },
+      lambdas,
+      release: () => model.dispose(),
+    };
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
-  const after = js.slice(1);
-  const pick = js.indexOf(Math.max(...js));
-  models.forEach((m, i) => i !== pick && m.dispose());
-  const best = models[pick];
-  const model = best;
-  return {
-    model,
-    scorer: outcomeScorer(model),
-    objective: { before, after, difference: differences, kept: model === start ? 'two-stage' : 'decision-focused' },
-    lambdas,
-    release: () => model.dispose(),
-  };
 }
