@@ -13,6 +13,7 @@
  * the peak RSS (issue 15's 1M x 10 scale run; wrap it in /usr/bin/time -v for the kernel's
  * own peak RSS).
  */
+import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { resolveSyConfig } from '../src/data/synth.js';
 import type { CodtModel, ModelMeta } from '../src/model/artifact.js';
@@ -36,6 +37,27 @@ export function defaultSizedModel(): CodtModel {
   } as unknown as ModelMeta;
   return { meta, params: initParams(config, 1) };
 }
+
+/**
+ * FLOPs of one user's decision at round T - 1 on the engine's decision path: every token
+ * after round 0's targets (the prefix cache holds those) but the last action; each through
+ * every layer (Q, K, V, O: 8 D^2; MLP: 16 D^2; attention over the cache: 4 D per earlier
+ * token), except that only state tokens go through the last layer past its K and V (4 D^2).
+ */
+export function decisionFlops(c: CodtConfig, T: number): number {
+  const D = c.dModel;
+  const perRound = (c.variant === 'no-constraint' ? 1 : c.variant === 'no-rtg' ? 1 : 2) + 2;
+  const prefix = perRound - 2;
+  let flop = 0;
+  for (let p = prefix; p < T * perRound - 1; p++) {
+    const state = p % perRound === prefix;
+    const full = 24 * D * D + 4 * D * (p + 1);
+    flop += (c.layers - 1) * full + (state ? full + 2 * D * actionWidth(c) : 4 * D * D);
+  }
+  return flop;
+}
+
+const actionWidth = (c: CodtConfig) => c.actionSizes.reduce((a, b) => a + b, 0);
 
 /** One of issue 15's gates as this run measured it. */
 export interface Gate {
@@ -88,15 +110,42 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     });
     const b0 = batchAt(1);
     const b5 = batchAt(6);
+    const one = { ...b0, batch: 1, states: state, rtg: b0.rtg.subarray(0, 1), ctg: b0.ctg.subarray(0, 1), actionsOneHot: b0.actionsOneHot.subarray(0, K), lambda: b0.lambda.subarray(0, 1) };
+    const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
+    out.push(nativeOne);
+    const nativeOneR0Ms = () => nativeOne.medianMs;
     const n0 = await latency('128 users, one decision each (one call), round 0', () => nativeForward(h, b0, 'incremental'), seconds);
     const n5 = await latency('128 users, one decision each (one call), round 5', () => nativeForward(h, b5, 'incremental'), seconds);
     out.push(n0, n5);
     gate('128 users in one call, round 0', `${n0.medianMs.toFixed(3)} ms`, '≤ 0.5 ms', n0.medianMs <= 0.5);
     gate('128 users in one call, round 5', `${n5.medianMs.toFixed(3)} ms`, '≤ 1 ms', n5.medianMs <= 1);
+    // the arithmetic of the decision gates: the work of each call against Eigen's sgemm rate on
+    // its shape (one core, same run), i.e. the fastest the call can be on this machine's cores
+    const oneR5 = { ...b5, batch: 1, states: b5.states.subarray(0, 6 * d), rtg: b5.rtg.subarray(0, 6), ctg: b5.ctg.subarray(0, 6), actionsOneHot: b5.actionsOneHot.subarray(0, 6 * K), lambda: b5.lambda.subarray(0, 1) };
+    const nativeOneR5 = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 5', async () => nativeForwardSync(h, oneR5), seconds);
+    out.push(nativeOneR5);
+    const cores = os.cpus().length;
+    for (const [label, users, T, ms, rows] of [['one user, round 0', 1, 1, nativeOneR0Ms(), 1], ['one user, round 5', 1, 6, nativeOneR5.medianMs, 21], ['128 users, round 0', B, 1, n0.medianMs, 16], ['128 users, round 5', B, 6, n5.medianMs, 16 * 21]] as const) {
+      const flop = users * decisionFlops(c, T);
+      // Eigen's rate on the layer's three shapes (Q/K/V/O, MLP in, MLP out), weighted by their work
+      const D = c.dModel;
+      const shapes = [[D, D, 8], [D, 4 * D, 8], [4 * D, D, 8]] as const; // [k, n, share of 24 D^2]
+      let eigenS = 0;
+      let oursS = 0;
+      for (const [k, n, share] of shapes) {
+        const g = nativeGemmBench(rows, k, n, options.quick ? 0.1 : 0.3);
+        eigenS += share / 24 / g.eigen;
+        oursS += share / 24 / g.ours;
+      }
+      const eigen = 1 / eigenS;
+      const threads = Math.min(users > 1 ? cores : 1, Math.ceil(users / 16)); // blocks of 16 users over the threads
+      const floorMs = (flop / (eigen * 1e9 * threads)) * 1e3;
+      const row = `decision arithmetic, ${label}: ${(flop / 1e6).toFixed(2)} MFLOP per call, ${(flop / (ms * 1e6)).toFixed(1)} GFLOP/s achieved on ${threads} thread(s); Eigen sgemm on ${rows}-row layer shapes ${eigen.toFixed(0)} GFLOP/s per core (engine GEMM ${(1 / oursS).toFixed(0)}): at Eigen's rate the call takes >= ${(1000 * floorMs).toFixed(1)} µs`;
+      console.log(row);
+      out.push({ name: row, runs: 1, medianMs: floorMs, p95Ms: floorMs, minMs: floorMs });
+    }
     // the same scenarios through onnxruntime-node: one session, and a Piscina pool
-    const one = { ...b0, batch: 1, states: state, rtg: b0.rtg.subarray(0, 1), ctg: b0.ctg.subarray(0, 1), actionsOneHot: b0.actionsOneHot.subarray(0, K), lambda: b0.lambda.subarray(0, 1) };
-    const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
-    out.push(nativeOne);
+
     const session = await OrtSession.create(model);
     const pool = await OrtPool.create(model);
     try {
