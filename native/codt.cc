@@ -332,7 +332,7 @@ void CodtDecoder::flush() {
   if (R == 0) return;
   const size_t RD = static_cast<size_t>(R) * D;
   x_.resize(RD), h_.resize(RD), a_.resize(RD), q_.resize(RD), k_.resize(RD), v_.resize(RD), o_.resize(RD), proj_.resize(RD);
-  att_.resize(static_cast<size_t>(key_stride_));
+  att_.resize(static_cast<size_t>(c.heads) * key_stride_);
   // x [R, D] = Linear_kind(token) + time + Linear_λ(λ), a group at a time; h = LN(x)
   int state_begin = 0, state_end = 0;  // the state rows
   for (const Group& g : groups_) {
