@@ -113,7 +113,6 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const one = { ...b0, batch: 1, states: state, rtg: b0.rtg.subarray(0, 1), ctg: b0.ctg.subarray(0, 1), actionsOneHot: b0.actionsOneHot.subarray(0, K), lambda: b0.lambda.subarray(0, 1) };
     const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
     out.push(nativeOne);
-    const nativeOneR0Ms = () => nativeOne.medianMs;
     const n0 = await latency('128 users, one decision each (one call), round 0', () => nativeForward(h, b0, 'incremental'), seconds);
     const n5 = await latency('128 users, one decision each (one call), round 5', () => nativeForward(h, b5, 'incremental'), seconds);
     out.push(n0, n5);
@@ -125,7 +124,7 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const nativeOneR5 = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 5', async () => nativeForwardSync(h, oneR5), seconds);
     out.push(nativeOneR5);
     const cores = os.cpus().length;
-    for (const [label, users, T, ms, rows] of [['one user, round 0', 1, 1, nativeOneR0Ms(), 1], ['one user, round 5', 1, 6, nativeOneR5.medianMs, 21], ['128 users, round 0', B, 1, n0.medianMs, 16], ['128 users, round 5', B, 6, n5.medianMs, 16 * 21]] as const) {
+    for (const [label, users, T, ms, rows] of [['one user, round 0', 1, 1, nativeOne.medianMs, 1], ['one user, round 5', 1, 6, nativeOneR5.medianMs, 21], ['128 users, round 0', B, 1, n0.medianMs, 16], ['128 users, round 5', B, 6, n5.medianMs, 16 * 21]] as const) {
       const flop = users * decisionFlops(c, T);
       // Eigen's rate on the layer's three shapes (Q/K/V/O, MLP in, MLP out), weighted by their work
       const D = c.dModel;
