@@ -258,11 +258,12 @@ class CodtDecoder {
 // actions [batch, A] = argmax of each action dimension's logits [batch, K] (first on ties).
 void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t* actions);
 
-// logits [B, T, K] at every state token, decoded token by token with the KV cache (what
-// decisions use), users in fixed blocks of 16 over the threads so results do not depend on
-// them (nor on the block size, where rows_independent). A block
-// whose users all start with the same round-0 targets and λ computes those tokens once
-// (shared_prefix), and no block computes the last round's action token (nothing reads it).
+// logits [B, T, K] at every state token, through the KV-cached decoder (what decisions
+// use): users in fixed blocks of 16 over the threads, so results do not depend on them (nor
+// on the block size, where rows_independent); each block's tokens at once (append_rounds),
+// on a decoder kept per thread. A block whose users all start with the same round-0 targets
+// and λ takes those tokens from the prefix cache (shared_prefix), and no block computes the
+// last round's action token (nothing reads it).
 void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix = true);
 
 // True when a user's logits are the same bits whoever else is decoded with them: the row
