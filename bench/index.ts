@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
  * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run; skips training to early stop),
- * `--only=import|data|train|solve|quality|lambda|sim|sim-real|cluster` (lambda: issue 12's gates, ~30 min: SY 3 seeds x 9 budgets, C(λ) on five data sets, IPS on the RCTs) (import: fresh-process time of `import 'saco'`, needs a build;
+ * `--only=import|data|train|solve|quality|lambda|sim|sim-real|dfcl|cluster` (lambda: issue 12's gates, ~30 min: SY 3 seeds x 9 budgets, C(λ) on five data sets, IPS on the RCTs) (import: fresh-process time of `import 'saco'`, needs a build;
  * cluster: the sharded solve through a local redis-server, `--cluster-users=N` users, default 100k),
  * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
+ * dfcl: issue 14's DFCL checks (bench/dfcl.ts): its fine-tune's decision objective on fresh users against its two-stage start, and DFCL's and the Forest's share of the Oracle on SY static at 0.5x, 3 seeds.
  * sim-real: issue 13's gate on the Hillstrom and Starbucks RCTs (bench/sim-real.ts): solve in the simulator at 25/50/75% of treat-everyone spend, BARate, the plan's IPS and DR on the held-out logs.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { benchSim } from './sim.js';
 import { benchCluster, reportCluster } from './cluster.js';
 import { benchRctGates, benchSyGates, type CurveRow } from './lambda-gates.js';
 import { benchSimReal, simRealTables } from './sim-real.js';
+import { benchDfcl, dfclTables } from './dfcl.js';
 import { formatTable, machine } from './harness.js';
 
 const quick = process.argv.includes('--quick');
@@ -100,11 +102,16 @@ if (only === 'lambda') {
 }
 let simReal;
 if (only === 'sim-real') simReal = await benchSimReal({ quick });
+let dfcl;
+if (only === 'dfcl') {
+  dfcl = await benchDfcl({ quick });
+  console.log(dfclTables(dfcl));
+}
 console.log(formatTable(results));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname()}.json`);
-writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, lambdaGates, sim, simReal, cluster: cluster && { overheadMs: cluster.overheadMs, solve: cluster.solve } }, null, 2));
+writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, lambdaGates, sim, simReal, dfcl, cluster: cluster && { overheadMs: cluster.overheadMs, solve: cluster.solve } }, null, 2));
 const md = file.replace(/\.json$/, '.md');
 writeFileSync(md, `# saco bench, ${new Date().toISOString()}\n\nmachine: ${machine()}; CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info.cudaDevices} GPU(s); native threads ${threads}\n\n${formatTable(results)}\n${simReal ? `\n## Issue 13 on the RCTs (sim-real)\n\n${simReal.map(simRealTables).join('\n\n')}\n` : ''}`);
 console.log(`wrote ${file} and ${md}`);
