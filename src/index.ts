@@ -184,6 +184,28 @@ export function loadNativeModel(model: CodtModel): NativeModel {
 }
 
 
+// the paper's comparison (saco eval): loaded on the first call (it reads logs and renders charts)
+export type { EvaluateOptions, EvaluateResult, EvalProgress } from './eval/run.js';
+export type { EvalReport, ReportFiles } from './eval/report.js';
+const evalModule = once(() => import('./eval/run.js'));
+
+/**
+ * Runs the paper's comparison: every method (SACO, its ablations, Forest, Bandit, CMDP25/50/75,
+ * DFCL, Random, Best arm, No coupon, and the Oracle on SY) trained or fitted on the training
+ * users and run at every budget and seed on the test users, in SY's truth or in the learned
+ * simulator of a log; writes report.json, report.md and the charts to `out`, resuming from what
+ * is there (see `saco eval`).
+ *
+ * @throws {ArgumentError} before any work for an unknown method (naming the known ones), a budget ≤ 0, an unwritable `out`.
+ * @throws {SchemaError} / {DataError} when `schema` does not read the log.
+ * @example
+ * const { report, files } = await evaluate({ data: 'sy', out: 'eval-sy', methods: ['saco', 'dfcl', 'oracle'], budgets: ['0.2x', '0.5x'] });
+ * console.log(files.markdown, report.perBudget.length);
+ */
+export async function evaluate(options: import('./eval/run.js').EvaluateOptions): Promise<import('./eval/run.js').EvaluateResult> {
+  return (await evalModule()).evaluate(options);
+}
+
 // off-policy evaluation of plans on randomised logs
 export { offPolicyEstimates, uniformPropensities, deterministicTargetProbabilities, factoredProbabilities, type OpeLog, type OpeOptions, type OpeResult, type OpeEstimate, type OpeEstimates } from './eval/ope.js';
 export { doublyRobustEstimates, predictionsFromActions, outcomeTable, predictionsFor, type DrLog, type DrResult, type DrEstimates, type OutcomePredictions, type OutcomeTable, type TargetSpec } from './eval/dr.js';

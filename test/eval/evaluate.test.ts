@@ -127,6 +127,9 @@ describe('evaluate() refuses bad input before any work', () => {
     expect(e).toBeInstanceOf(ArgumentError);
     expect((e as Error).message).toMatch(/unknown method "nope"/);
     for (const name of METHOD_NAMES) expect((e as Error).message).toContain(name);
+    // the same through saco's main entry, which loads the runner on first use
+    const saco = await import('../../src/index.js');
+    await expect(saco.evaluate({ out, methods: ['nope'] })).rejects.toThrow(/unknown method "nope"/);
   });
 
   it('a budget ≤ 0', async () => {
