@@ -221,11 +221,26 @@ const decideBatchModule = once(() => import('./solve/decide-batch.js'));
  * @throws {ArgumentError} for a λ outside the model's range or a history beyond its context.
  * @throws {DataError} / {SchemaError} when the log does not fit the model (missing state columns, unseen action values).
  * @example
- * const next = await decideBatch({ model: 'm.onnx', data: 'logs.parquet', lambda: plan.lambda });
+ * const { trajectories } = await readHistoryForModel('logs.parquet', model.meta);
+ * const next = await decideBatch({ model, lambda: plan.lambda, history: trajectories });
  * await writeDecisions(next, 'next.csv');
  */
 export async function decideBatch(options: import('./solve/decide-batch.js').DecideBatchOptions): Promise<import('./solve/decide-batch.js').BatchDecisions> {
   return (await decideBatchModule()).decideBatch(options);
+}
+
+/**
+ * Reads a log for a model's decisions: the model's state columns and action values (an action
+ * value the model never saw is a DataError naming its row), categories recoded to its levels.
+ *
+ * @throws {DataError} / {SchemaError} when the log does not fit the model.
+ */
+export async function readHistoryForModel(
+  file: string | readonly string[],
+  meta: import('./model/artifact.js').ModelMeta,
+  options?: Parameters<typeof import('./solve/decide-batch.js').readHistoryForModel>[2],
+): ReturnType<typeof import('./solve/decide-batch.js').readHistoryForModel> {
+  return (await decideBatchModule()).readHistoryForModel(file, meta, options);
 }
 
 /**
