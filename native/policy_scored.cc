@@ -10,7 +10,9 @@
 // sums in tree order), not through XGBoost's predict, whose per-call set-up cost more than the
 // trees on a rollout block's few rows (2,000 users x 10 rounds: 650 ms a rollout, slower than
 // the TypeScript rollout's whole-round calls); test/policy/scored-native.test.ts holds the plans
-// equal to the TypeScript rollout, which scores with XGBoost itself.
+// equal to the TypeScript rollout, which scores with XGBoost itself. With a correction
+// (policy_scored.h ScoredCorrection: DFCL's decision-focused fine-tune) the argmax is over the
+// corrected scores r̃ − λ·c̃, as src/policy/dfcl.ts dfclScorer gives them.
 //
 // Two registrations of the one policy: "scored" (λ searched: DFCL's argmax r̂ − λ·ĉ) and
 // "scored-fixed" (the λ given, no search: CMDP's greedy in Q, a model with reward heads only).
@@ -50,6 +52,11 @@ class ScoredPolicy final : public Policy {
     }
     const size_t A = L.action_sizes.size();
     K_ = L.joint_count();
+    if (const auto& c = spec_->correction) {
+      require(c->K == K_ && c->control < K_ && c->reward.size() == K_ * c->width() && c->cost.size() == K_ * c->width(),
+              "spec.scored.correction must hold " + std::to_string(K_) + " joint actions (the model's)");
+      for (int32_t j : c->columns) require(j >= 0 && j < L.cols && (j < L.action_offset || j >= L.round_offset), "spec.scored.correction.columns must be design columns outside the action one-hot");
+    }
     joint_.resize(K_ * A);  // [K, A] model indices, the last dimension fastest (jointActions)
     for (size_t k = 0; k < K_; ++k) {
       size_t rest = k;
@@ -96,6 +103,8 @@ class ScoredPolicy final : public Policy {
     s->history.resize(n);
     s->rows.resize(K_ * n * static_cast<size_t>(spec_->layout.cols));
     for (auto* v : {&s->p_reward, &s->e_reward, &s->p_cost, &s->e_cost}) v->resize(K_ * n);
+    s->reward.resize(K_);
+    s->cost.resize(K_);
     return s;
   }
 
@@ -119,14 +128,19 @@ class ScoredPolicy final : public Policy {
         if (free) s.p_cost[r] = 0.0f;
       }
     }
+    double* reward = s.reward.data();
+    double* cost = s.cost.data();
     for (size_t i = 0; i < n; ++i) {
+      for (size_t k = 0; k < K_; ++k) {
+        const size_t r = k * n + i;
+        reward[k] = static_cast<double>(s.p_reward[r]) * static_cast<double>(s.e_reward[r]);
+        cost[k] = cost_ ? static_cast<double>(s.p_cost[r]) * static_cast<double>(s.e_cost[r]) : 0.0;
+      }
+      if (spec_->correction) correct(*spec_->correction, s.rows.data() + i * p, n * p, reward, cost);
       double best = -std::numeric_limits<double>::infinity();
       size_t choice = 0;
       for (size_t k = 0; k < K_; ++k) {
-        const size_t r = k * n + i;
-        const double reward = static_cast<double>(s.p_reward[r]) * static_cast<double>(s.e_reward[r]);
-        const double c = cost_ ? static_cast<double>(s.p_cost[r]) * static_cast<double>(s.e_cost[r]) : 0.0;
-        const double v = reward - s.lambda * c;
+        const double v = reward[k] - s.lambda * cost[k];
         if (v > best) {
           best = v;
           choice = k;
@@ -162,7 +176,37 @@ class ScoredPolicy final : public Policy {
     double lambda = 0;
     std::vector<SimHistory> history;
     std::vector<float> rows, p_reward, e_reward, p_cost, e_cost;
+    std::vector<double> reward, cost;  // [K] one user's scores
   };
+
+  // DFCL's correction (policy_scored.h ScoredCorrection) of one user's scores reward, cost [K]
+  // in place; row: the user's design row of joint action 0, the next action's `stride` floats
+  // on. The C++ copy of src/policy/dfcl.ts designBasis + applyCorrection (the same sums in the
+  // same order), held to it action for action by test/policy/scored-native.test.ts.
+  static void correct(const ScoredCorrection& c, const float* row, size_t stride, double* reward, double* cost) {
+    const size_t Q = c.width(), J = c.columns.size();
+    const double r0 = reward[c.control], c0 = cost[c.control];  // the uncorrected control
+    for (size_t a = 0; a < c.K; ++a) {
+      const float* x = row + a * stride;
+      const double* wr = c.reward.data() + a * Q;
+      const double* wc = c.cost.data() + a * Q;
+      double dr = wr[0], dc = wc[0];  // φ_0 = 1, then the standardised columns, then the uplifts
+      for (size_t j = 0; j < J; ++j) {
+        const double phi = (static_cast<double>(x[c.columns[j]]) - c.mean[j]) / c.scale[j];
+        dr += wr[1 + j] * phi;
+        dc += wc[1 + j] * phi;
+      }
+      if (c.uplift) {
+        const double ur = (reward[a] - r0) / c.uplift_scale[0], uc = (cost[a] - c0) / c.uplift_scale[1];
+        dr += wr[1 + J] * ur;
+        dc += wc[1 + J] * ur;
+        dr += wr[2 + J] * uc;
+        dc += wc[2 + J] * uc;
+      }
+      reward[a] += dr;
+      cost[a] += dc;
+    }
+  }
   std::shared_ptr<const ScoredSpec> spec_;
   CompiledTrees trees_[4];  // pReward, eReward, pCost, eCost (the cost heads only with cost_)
   bool cost_ = false;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "env_sim.h"
@@ -11,8 +12,25 @@
 
 namespace saco {
 
+// DFCL's decision-focused correction of the scores (src/policy/dfcl.ts DfclCorrection, fitted
+// there): per user and joint action a, with φ_a = [1, (x_j − mean_j)/scale_j for j of columns,
+// then with uplift: (r̂_a − r̂_control)/uplift_scale[0], (ĉ_a − ĉ_control)/uplift_scale[1]]
+// (Q = 1 + columns + 2·uplift entries, x the design row, r̂ ĉ the uncorrected scores),
+//   r̃_a = r̂_a + reward[a·Q…]·φ_a,   c̃_a = ĉ_a + cost[a·Q…]·φ_a.
+struct ScoredCorrection {
+  size_t K = 0;         // joint actions
+  size_t control = 0;   // joint index of the control arm
+  std::vector<int32_t> columns;  // design-row columns (none of the action one-hot)
+  std::vector<double> mean, scale;  // [columns]
+  bool uplift = false;
+  double uplift_scale[2] = {1, 1};
+  std::vector<double> reward, cost;  // [K, Q], arm-major
+  size_t width() const { return 1 + columns.size() + (uplift ? 2 : 0); }
+};
+
 struct ScoredSpec {
   std::shared_ptr<const OutcomeModel> outcome;
+  std::optional<ScoredCorrection> correction;  // absent: the model's scores as they are
   SimLayout layout;  // finished (offsets computed)
   // env_action[j][k]: the environment's index of the model's value k of action dimension j;
   // empty: the same indices.

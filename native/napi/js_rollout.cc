@@ -74,7 +74,41 @@ std::vector<int32_t> read_indices(const Napi::Value& v, const std::string& name)
   return out;
 }
 
-// spec.scored: { outcome: id, layout: { stateDim, actionSizes, control, rounds }, envAction?: number[][] }
+// spec.scored.correction: { K, control, columns, mean, scale, upliftScale?: [number, number], reward, cost } (src/policy/dfcl.ts
+// DfclCorrection); its sizes are checked here, its fit to the model's layout by the policy.
+ScoredCorrection read_correction(const Napi::Value& value) {
+  const std::string where = "spec.scored.correction";
+  Napi::Object o = read_object(value, where);
+  Napi::Env env = value.Env();
+  ScoredCorrection c;
+  c.K = static_cast<size_t>(read_count(o, "K", 0, 65536, where));
+  c.control = static_cast<size_t>(read_count(o, "control", 0, 65535, where));
+  if (c.K < 1 || c.control >= c.K) throw error(env, where + ": K must be >= 1 and control in [0, K)");
+  c.columns = read_indices(o.Get("columns"), where + ".columns");
+  c.mean = read_number_array(o.Get("mean"), where + ".mean");
+  c.scale = read_number_array(o.Get("scale"), where + ".scale");
+  if (c.mean.size() != c.columns.size()) throw error(env, where + ".mean must hold one number per column");
+  if (c.scale.size() != c.columns.size()) throw error(env, where + ".scale must hold one number per column");
+  for (double x : c.scale) {
+    if (x == 0) throw error(env, where + ".scale must hold non-zero numbers");
+  }
+  Napi::Value us = o.Get("upliftScale");
+  if (!us.IsUndefined()) {
+    const std::vector<double> u = read_number_array(us, where + ".upliftScale");
+    if (u.size() != 2 || u[0] == 0 || u[1] == 0) throw error(env, where + ".upliftScale must hold two non-zero numbers (reward, cost)");
+    c.uplift = true;
+    c.uplift_scale[0] = u[0];
+    c.uplift_scale[1] = u[1];
+  }
+  const size_t n = c.K * c.width();
+  c.reward = read_number_array(o.Get("reward"), where + ".reward");
+  c.cost = read_number_array(o.Get("cost"), where + ".cost");
+  if (c.reward.size() != n) throw error(env, where + ".reward must hold K * Q = " + std::to_string(n) + " numbers (Q = 1 + columns + 2 with upliftScale)");
+  if (c.cost.size() != n) throw error(env, where + ".cost must hold K * Q = " + std::to_string(n) + " numbers (Q = 1 + columns + 2 with upliftScale)");
+  return c;
+}
+
+// spec.scored: { outcome: id, layout: { stateDim, actionSizes, control, rounds }, envAction?: number[][], correction?: see read_correction }
 std::shared_ptr<const ScoredSpec> read_scored(const Napi::Value& value) {
   Napi::Object o = read_object(value, "spec.scored");
   auto s = std::make_shared<ScoredSpec>();
@@ -95,6 +129,8 @@ std::shared_ptr<const ScoredSpec> read_scored(const Napi::Value& value) {
       if (s->env_action.back().size() != static_cast<size_t>(L.action_sizes[j])) throw error(value.Env(), "spec.scored.envAction[" + std::to_string(j) + "] must hold one index per value");
     }
   }
+  Napi::Value cv = o.Get("correction");
+  if (!cv.IsUndefined() && !cv.IsNull()) s->correction = read_correction(cv);
   return s;
 }
 

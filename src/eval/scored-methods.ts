@@ -1,17 +1,18 @@
 /**
  * The `saco eval` entries of the scored baselines (src/policy/scored.ts): CMDP25/50/75
  * (fitted-Q iteration at λ = 0.25/0.5/0.75 × the λ scale, greedy in Q, one budgeted rollout, no
- * λ search) and DFCL (decision-focused re-weighted response model, λ searched). Each fits on the
- * training users, caches its booster in the method's cache folder (XGBoost UBJSON) with a JSON
- * of what the fit reported, and runs on the test users as a native scored policy through
- * solve() (CMDP 'scored-fixed', DFCL 'scored' with solve's λ search), in whatever environment
- * the data gives (SY, the learned simulator) under the same budget rule as every other method.
+ * λ search) and DFCL (response model with its decision-focused correction, λ searched). Each
+ * fits on the training users, caches its booster in the method's cache folder (XGBoost UBJSON)
+ * with a JSON of what the fit reported (DFCL's also holds its correction, plain JSON), and runs
+ * on the test users as a native scored policy through solve() (CMDP 'scored-fixed', DFCL
+ * 'scored' with the correction and solve's λ search), in whatever environment the data gives
+ * (SY, the learned simulator) under the same budget rule as every other method.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ArgumentError } from '../errors.js';
 import { loadOutcomeModel, saveOutcomeModel, type OutcomeModel } from '../sim/outcome.js';
 import { fitCmdp } from '../policy/cmdp.js';
-import { fitDfcl } from '../policy/dfcl.js';
+import { fitDfcl, type DfclCorrection } from '../policy/dfcl.js';
 import { syActionMap, type ScoredArtifact } from '../policy/scored.js';
 import { solve } from '../solve/index.js';
 import { writeJsonAtomic } from './files.js';
@@ -20,29 +21,37 @@ import { outcomeOf, solveBase, type EvalDataset, type EvalMethod, type MethodOut
 /** λ of CMDPxx = xx/100 × this scale: spend priced in the currency of revenue (1 coupon dollar = 1 revenue dollar at scale 1). */
 export const CMDP_LAMBDA_SCALE = 1;
 
-async function cached(ctx: PrepareContext, fit: () => Promise<{ model: OutcomeModel; info: Record<string, unknown> }>): Promise<Prepared<OutcomeModel>> {
+/** A fitted scored baseline: the booster, and DFCL's correction of its scores (null: none, CMDP's always). */
+interface ScoredFit {
+  model: OutcomeModel;
+  correction: DfclCorrection | null;
+}
+
+/** fit.json: what the fit reported, and the correction when the fit made one (DFCL). */
+async function cached(ctx: PrepareContext, fit: () => Promise<{ model: OutcomeModel; correction?: DfclCorrection | null; info: Record<string, unknown> }>): Promise<Prepared<ScoredFit>> {
   const file = ctx.cache.file('booster.ubj');
   const infoFile = ctx.cache.file('fit.json');
   if (existsSync(file) && existsSync(infoFile)) {
+    const { correction = null, ...info } = JSON.parse(readFileSync(infoFile, 'utf8')) as Record<string, unknown> & { correction?: DfclCorrection | null };
     const model = loadOutcomeModel(new Uint8Array(readFileSync(file)));
-    return { artifact: model, fitted: false, info: JSON.parse(readFileSync(infoFile, 'utf8')) as Record<string, unknown>, release: () => model.dispose() };
+    return { artifact: { model, correction }, fitted: false, info, release: () => model.dispose() };
   }
   const t0 = performance.now();
-  const { model, info } = await fit();
+  const { model, correction, info } = await fit();
   writeFileSync(file, saveOutcomeModel(model));
   const record = { ...info, seconds: (performance.now() - t0) / 1000 };
-  writeJsonAtomic(infoFile, record);
-  return { artifact: model, fitted: true, info: record, release: () => model.dispose() };
+  writeJsonAtomic(infoFile, correction === undefined ? record : { ...record, correction });
+  return { artifact: { model, correction: correction ?? null }, fitted: true, info: record, release: () => model.dispose() };
 }
 
 const treesFor = (quick: boolean) => (quick ? 60 : 200);
 
-/** The model with the map of its (the training log's) action indices to the environment's: SY's own order; the simulator's are the log's. */
-function artifactOf(data: EvalDataset, model: OutcomeModel): ScoredArtifact {
-  return data.config ? { model, envAction: syActionMap(data.train.actionEncodings, data.config, 'train') } : { model };
+/** The model and its correction with the map of its (the training log's) action indices to the environment's: SY's own order; the simulator's are the log's. */
+function artifactOf(data: EvalDataset, { model, correction }: ScoredFit): ScoredArtifact & { correction: DfclCorrection | null } {
+  return data.config ? { model, correction, envAction: syActionMap(data.train.actionEncodings, data.config, 'train') } : { model, correction };
 }
 
-export function cmdpMethod(fraction: number): EvalMethod<OutcomeModel> {
+export function cmdpMethod(fraction: number): EvalMethod<ScoredFit> {
   const pct = Math.round(fraction * 100);
   const lambda = fraction * CMDP_LAMBDA_SCALE;
   return {
@@ -72,23 +81,28 @@ export function cmdpMethod(fraction: number): EvalMethod<OutcomeModel> {
   };
 }
 
-export const dfclMethod: EvalMethod<OutcomeModel> = {
+/** DFCL's fine-tune as eval fits it (fitDfcl's options; in the cache key, so a change refits). */
+const DFCL_FINE_TUNE = { epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr' } as const;
+
+export const dfclMethod: EvalMethod<ScoredFit> = {
   name: 'dfcl',
   label: 'DFCL',
   role: 'baseline',
-  description: 'response model of r and c per arm (XGBoost), re-weighted by the decision-focused loss on IPW logged outcomes (kept only when it helps on held-out users), argmax r̂ − λ·ĉ, λ searched',
+  description: 'response model of r and c per arm (XGBoost) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept unless it lowers the held-out decision value), argmax r̃ − λ·c̃, λ searched',
   lambdaSearched: true,
-  config: (settings) => ({ trees: treesFor(settings.quick), alpha: 1, refits: 1 }),
+  config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE }),
   prepare: (ctx) =>
     cached(ctx, async () => {
-      ctx.progress('fitting the response model and its decision-focused refit');
-      const fit = await fitDfcl(ctx.data.train, { seed: ctx.data.seed, rounds: treesFor(ctx.settings.quick), threads: ctx.settings.threads });
-      return { model: fit.model, info: { objectiveBefore: fit.objective.before, objectiveAfter: fit.objective.after, objectiveDifference: fit.objective.difference, kept: fit.objective.kept, lambdas: fit.lambdas } };
+      ctx.progress('fitting the response model and its decision-focused correction');
+      const fit = await fitDfcl(ctx.data.train, { seed: ctx.data.seed, rounds: treesFor(ctx.settings.quick), threads: ctx.settings.threads, ...DFCL_FINE_TUNE });
+      const o = fit.objective;
+      const info = { objectiveBefore: o.before, objectiveAfter: o.after, objectiveDifference: o.difference, kept: o.kept, epochs: o.epochs, lambdas: fit.lambdas };
+      return { model: fit.model, correction: fit.correction, info };
     }),
-  async run(ctx, model): Promise<MethodOutcome> {
-    if (!model) throw new ArgumentError('dfcl', 'not fitted');
-    return outcomeOf(await solve({ ...solveBase(ctx), policy: 'scored', scored: artifactOf(ctx.data, model), lambdaMax: ctx.settings.oracleLambdaMax }));
+  async run(ctx, fit): Promise<MethodOutcome> {
+    if (!fit) throw new ArgumentError('dfcl', 'not fitted');
+    return outcomeOf(await solve({ ...solveBase(ctx), policy: 'scored', scored: artifactOf(ctx.data, fit), lambdaMax: ctx.settings.oracleLambdaMax }));
   },
 };
 
-export const scoredMethods: readonly EvalMethod<OutcomeModel>[] = [cmdpMethod(0.25), cmdpMethod(0.5), cmdpMethod(0.75), dfclMethod];
+export const scoredMethods: readonly EvalMethod<ScoredFit>[] = [cmdpMethod(0.25), cmdpMethod(0.5), cmdpMethod(0.75), dfclMethod];

@@ -129,6 +129,26 @@ export interface NativeScoredSpec {
   layout: { stateDim: number; actionSizes: number[]; control: number[]; rounds: number };
   /** envAction[j][k]: the environment's index of the model's value k of dimension j; absent: the same indices. */
   envAction?: number[][];
+  /** DFCL's decision-focused correction of the model's scores (src/policy/dfcl.ts DfclCorrection); absent or null: the scores as they are. */
+  correction?: NativeScoredCorrection | null;
+}
+
+/**
+ * The correction of the scored policy's scores, per joint action a (native/policy_scored.h
+ * ScoredCorrection): r̃_a = r̂_a + reward[a·Q…]·φ_a, c̃_a = ĉ_a + cost[a·Q…]·φ_a, φ_a = [1,
+ * (x_j − mean_j)/scale_j for j of columns, with upliftScale: (r̂_a − r̂_control)/upliftScale[0],
+ * (ĉ_a − ĉ_control)/upliftScale[1]]. Sizes that disagree: NativeError NATIVE_ARGUMENT naming the field.
+ */
+export interface NativeScoredCorrection {
+  K: number;
+  control: number;
+  columns: number[];
+  mean: number[];
+  scale: number[];
+  upliftScale?: [number, number];
+  /** [K * Q], arm-major, Q = 1 + columns + (upliftScale ? 2 : 0). */
+  reward: number[];
+  cost: number[];
 }
 
 /** The thinned fixed arm (native/policy_fixed_arm.cc): `arm` (environment indices) kept with probability `keep`, by coins keyed by (seed, user, round). */

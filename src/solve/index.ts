@@ -26,6 +26,7 @@ import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativ
 import { policyByName, type PolicyName } from '../policy/registry.js';
 import type { CausalForest } from '../policy/forest.js';
 import type { BanditPrior } from '../policy/bandit.js';
+import type { DfclCorrection } from '../policy/dfcl.js';
 import { nativeScoredSpec, type ScoredArtifact } from '../policy/scored.js';
 import { checkFixedArm, type FixedArm } from '../policy/fixed-arm.js';
 import { historyWidth } from '../sim/features.js';
@@ -122,8 +123,11 @@ export interface SolveOptions {
   forest?: CausalForest;
   /** The 'bandit' policy's prior (fitBanditPrior of src/policy/bandit.ts). */
   bandit?: BanditPrior;
-  /** The 'scored' and 'scored-fixed' policies' outcome model (DFCL's response model, CMDP's Q; src/policy/scored.ts), and how its action indices map to the environment's. */
-  scored?: ScoredArtifact;
+  /**
+   * The 'scored' and 'scored-fixed' policies' outcome model (DFCL's response model, CMDP's Q; src/policy/scored.ts), how its action indices map to the environment's,
+   * and DFCL's decision-focused correction of its scores (fitDfcl(trajectories).correction; absent or null: the model's scores).
+   */
+  scored?: ScoredArtifact & { correction?: DfclCorrection | null };
   /** The 'fixed-arm' policy's arm (environment indices) and keep probability (src/policy/fixed-arm.ts). */
   fixedArm?: FixedArm;
   /** Tolerance below the budget (default 2% of it). */
@@ -331,7 +335,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
   const definition = policyByName(String(policy));
   if (policy === 'forest' && !options.forest) throw new ArgumentError('forest', 'the forest policy needs a fitted forest: fitForest(trajectories) or loadForest(bytes)');
   if (policy === 'bandit' && !options.bandit) throw new ArgumentError('bandit', 'the bandit policy needs a prior: fitBanditPrior(trajectories)');
-  if ((policy === 'scored' || policy === 'scored-fixed') && !options.scored) throw new ArgumentError('scored', `the ${policy} policy needs an outcome model: { scored: { model } } (fitDfcl(trajectories).model, fitCmdp(trajectories, { lambda }).q)`);
+  if ((policy === 'scored' || policy === 'scored-fixed') && !options.scored) throw new ArgumentError('scored', `the ${policy} policy needs an outcome model: { scored: { model, correction? } } (fitDfcl(trajectories)'s model and correction, fitCmdp(trajectories, { lambda }).q)`);
   if (policy === 'fixed-arm') checkFixedArm(options.fixedArm);
   const method = options.method ?? 'bisection';
   if (!['bisection', 'slsqp'].includes(method)) throw new ArgumentError('method', `must be bisection or slsqp, got ${String(method)}`);
@@ -363,7 +367,7 @@ export async function solve(options: SolveOptions): Promise<SolveResult> {
     const artifacts: Partial<NativeRolloutSpec> = {
       forest: options.forest?.id,
       bandit: options.bandit,
-      ...(options.scored ? { scored: nativeScoredSpec(options.scored) } : {}),
+      ...(options.scored ? { scored: { ...nativeScoredSpec(options.scored), ...(options.scored.correction ? { correction: options.scored.correction } : {}) } } : {}),
       ...(options.fixedArm ? { fixedArm: options.fixedArm } : {}),
     };
     progress({ phase: 'reference', rollouts: 0 });

@@ -10,6 +10,7 @@ import { resolveSyConfig, SY_BUNDLE_DIMS, type SyConfig, type SyOptions } from '
 import { buildTrajectories, type Trajectories } from '../../src/data/trajectories.js';
 import { generateSy, nativeRollout, type NativeRolloutSpec } from '../../src/native/index.js';
 import { fixedArmRollout } from '../../src/eval/fixed-arm.js';
+import { dfclScorer, type DfclCorrection } from '../../src/policy/dfcl.js';
 import { greedyActions, nativeScoredSpec, outcomeScorer, scoredRollout, syActionMap } from '../../src/policy/scored.js';
 import { buildFeatures } from '../../src/sim/features.js';
 import { fitOutcomeModel, type OutcomeModel } from '../../src/sim/outcome.js';
@@ -51,10 +52,11 @@ afterAll(() => {
   for (const w of [seq, bundle]) for (const m of [w?.full, w?.q]) m?.dispose();
 });
 
-async function compareScored(w: World, model: OutcomeModel, policy: 'scored' | 'scored-fixed', lambda: number, budget: number) {
+async function compareScored(w: World, model: OutcomeModel, policy: 'scored' | 'scored-fixed', lambda: number, budget: number, correction: DfclCorrection | null = null) {
   const envAction = syActionMap(w.train.actionEncodings, w.config);
-  const ts = await scoredRollout({ env: w.config, rounds: w.config.rounds, userIds: w.test, template: w.train, scorer: outcomeScorer(model, { cost: model.hasCost }), lambda, budget, recordPlan: true });
-  const spec: NativeRolloutSpec = { env: w.config, rounds: w.config.rounds, budget, policy, lambda, userIds: w.test, scored: nativeScoredSpec({ model, envAction }), recordPlan: true, recordDetails: true };
+  const scorer = correction ? dfclScorer(model, correction) : outcomeScorer(model, { cost: model.hasCost });
+  const ts = await scoredRollout({ env: w.config, rounds: w.config.rounds, userIds: w.test, template: w.train, scorer, lambda, budget, recordPlan: true });
+  const spec: NativeRolloutSpec = { env: w.config, rounds: w.config.rounds, budget, policy, lambda, userIds: w.test, scored: { ...nativeScoredSpec({ model, envAction }), correction }, recordPlan: true, recordDetails: true };
   const nat = await nativeRollout(spec);
   expect(Array.from(nat.plan!)).toEqual(Array.from(ts.plan!));
   expect(nat.coupons).toBe(ts.coupons);
@@ -104,6 +106,67 @@ describe('native scored policy = the TypeScript scoredRollout on SY', () => {
     expect(searched.revenue).toBeCloseTo(ts.revenue, 6);
     await expect(solve({ policy: 'scored', users: { ids: seq.test }, budget, env: seq.env })).rejects.toThrow(/needs an outcome model/);
   });
+});
+
+/**
+ * A DFCL correction (src/policy/dfcl.ts) made by hand, every basis term weighted: the intercept,
+ * a state column and a history column (standardised on the log's rows), and the reward and
+ * cost uplifts over the control; weights of about half the score spread, so decisions move.
+ */
+async function handCorrection(w: World, model: OutcomeModel): Promise<DfclCorrection> {
+  const L = model.layout;
+  const rows = buildFeatures(w.train, L);
+  const scorer = outcomeScorer(model);
+  const s = await scorer.score(rows.x);
+  const P = L.names.length;
+  const sd = (v: ArrayLike<number>) => {
+    const m = Array.from(v).reduce((a, b) => a + b, 0) / v.length;
+    return Math.sqrt(Array.from(v).reduce((a, b) => a + (b - m) ** 2, 0) / v.length) || 1;
+  };
+  const columns = [L.offsets.state, L.offsets.history];
+  const column = (j: number) => Array.from({ length: rows.rows }, (_, r) => rows.x[r * P + j]);
+  const mean = columns.map((j) => column(j).reduce((a, b) => a + b, 0) / rows.rows);
+  const scale = columns.map((j) => sd(column(j)));
+  const [sr, sc] = [sd(s.reward), sd(s.cost)];
+  const K = scorer.K;
+  const Q = 1 + columns.length + 2;
+  const control = L.control.reduce((k, v, j) => k * L.actionSizes[j] + v, 0);
+  const reward = Array.from({ length: K * Q }, (_, i) => 0.5 * sr * Math.sin(1 + 3 * i));
+  const cost = Array.from({ length: K * Q }, (_, i) => 0.5 * sc * Math.cos(2 + 5 * i));
+  return { columns, mean, scale, upliftScale: [sr, sc], control, K, reward, cost };
+}
+
+describe("native scored policy with DFCL's correction = the TypeScript dfclScorer", () => {
+  it('the same plan as scoredRollout with dfclScorer(model, correction), not the uncorrected plan; solve() passes it on; a bad one is refused', async () => {
+    const correction = await handCorrection(seq, seq.full);
+    let moved = 0;
+    for (const [lambda, budget] of [[0, Infinity], [0.7, 0.3 * seq.logging], [3, Infinity]]) {
+      const { nat } = await compareScored(seq, seq.full, 'scored', lambda, budget, correction);
+      const { nat: plain } = await compareScored(seq, seq.full, 'scored', lambda, budget);
+      moved += Array.from(nat.plan!).filter((a, c) => a !== plain.plan![c]).length;
+    }
+    expect(moved).toBeGreaterThan(0); // the correction changed decisions, so the equality above tests it
+    const bundled = await handCorrection(bundle, bundle.full);
+    await compareScored(bundle, bundle.full, 'scored', 0.5, 0.4 * bundle.logging, bundled);
+    // solve({ scored: { model, correction } }): scored-fixed runs once at λ = 0
+    const envAction = syActionMap(seq.train.actionEncodings, seq.config);
+    const budget = 0.4 * seq.logging;
+    const solved = await solve({ policy: 'scored-fixed', scored: { model: seq.full, envAction, correction }, users: { ids: seq.test }, budget, env: seq.env });
+    const ts = await scoredRollout({ env: seq.config, rounds: seq.config.rounds, userIds: seq.test, template: seq.train, scorer: dfclScorer(seq.full, correction), lambda: 0, budget, recordPlan: true });
+    expect(Array.from(solved.plan!)).toEqual(Array.from(ts.plan!));
+    // sizes that disagree: NATIVE_ARGUMENT, naming the field
+    const spec = (c: DfclCorrection): NativeRolloutSpec => ({ env: seq.config, rounds: seq.config.rounds, budget: Infinity, policy: 'scored', lambda: 0, userIds: seq.test, scored: { ...nativeScoredSpec({ model: seq.full, envAction }), correction: c } });
+    const refused = async (c: DfclCorrection, field: RegExp) => {
+      const e = await nativeRollout(spec(c)).then(() => null, (err: unknown) => err as { code?: string; message: string });
+      expect(e?.code).toBe('NATIVE_ARGUMENT');
+      expect(e?.message).toMatch(field);
+    };
+    await refused({ ...correction, reward: correction.reward.slice(1) }, /correction\.reward/);
+    await refused({ ...correction, cost: [...correction.cost, 0] }, /correction\.cost/);
+    await refused({ ...correction, scale: [1] }, /correction\.scale/);
+    await refused({ ...correction, K: correction.K + 1, reward: [...correction.reward, 0, 0, 0, 0, 0], cost: [...correction.cost, 0, 0, 0, 0, 0] }, /correction/);
+    await refused({ ...correction, columns: [seq.full.layout.offsets.action, seq.full.layout.offsets.history] }, /correction\.columns/);
+  }, 20_000);
 });
 
 describe('native scored policy in the learned simulator', () => {
