@@ -111,6 +111,23 @@ describe('decide() and the event loop', () => {
     expect(ticks).toBeGreaterThan(0);
     expect(decideSync({ model: handle, lambda: 0.5, state })).toEqual(await decide({ model: handle, lambda: 0.5, state }));
   });
+
+  it("decideSync's reused input arrays carry nothing from one call to the next: interleaved histories and λ equal decide()'s fresh ones", async () => {
+    const K = handle.meta.config.actionSizes[0];
+    const stateAt = (t: number, u: number) => Array.from({ length: 11 }, (_, j) => 0.05 * ((j + t + u) % 7));
+    const historyOf = (u: number, past: number) => ({
+      states: Array.from({ length: past }, (_, t) => stateAt(t, u)),
+      actions: Array.from({ length: past }, (_, t) => [(u + t) % K]),
+      rewards: Array.from({ length: past }, (_, t) => (u * t) % 3),
+      costs: Array.from({ length: past }, (_, t) => ((u + t) % 2) * 0.5),
+    });
+    const queries = [3, 3, 0, 4, 3, 1, 3, 4].map((past, u) => ({ model: handle, lambda: 0.2 + 0.3 * (u % 3), state: stateAt(past, u), history: historyOf(u, past) }));
+    const sync = queries.map((q) => decideSync(q));
+    const fresh = await Promise.all(queries.map((q) => decide(q)));
+    expect(sync).toEqual(fresh);
+    // and the histories differ enough that some decisions differ
+    expect(new Set(sync.map((d) => d.action.join())).size).toBeGreaterThan(1);
+  });
 });
 
 describe('fuzz: extreme finite inputs', () => {
