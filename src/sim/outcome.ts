@@ -100,13 +100,15 @@ interface OutcomeBinding {
     cost: Float32Array;
     weights?: Float32Array;
     validation?: Uint8Array;
-    heads: { reward: boolean; cost: boolean };
+    /** Default: both. */
+    heads?: { reward: boolean; cost: boolean };
     nextFrom?: number[];
     next?: Float32Array;
     zeroCostColumns?: number[];
     names: string[];
     meta: string;
-    params: Required<OutcomeParams>;
+    /** Absent fields: the native defaults, the same as DEFAULTS below. */
+    params: OutcomeParams;
   }): Promise<number>;
   outcomePredict(
     id: number,
@@ -122,6 +124,19 @@ interface OutcomeBinding {
 
 // The loaded binary carries these since native/napi/js_outcome.cc; src/native types the rest.
 const binding = (): OutcomeBinding => native() as unknown as OutcomeBinding;
+
+/** What the native fit of prepared design rows takes besides the layout (its names and meta come from the layout). */
+export type OutcomeRowsSpec = Omit<Parameters<OutcomeBinding['outcomeFit']>[0], 'names' | 'meta'>;
+
+/**
+ * Fits one outcome model on design rows already built for `layout` (fitOutcomeModel's rows, or
+ * the simulator's per-arm subsets); the layout goes into the model's meta, so a loaded model
+ * reads it back.
+ */
+export async function fitOutcomeRows(layout: FeatureLayout, spec: OutcomeRowsSpec): Promise<OutcomeModel> {
+  const id = await binding().outcomeFit({ ...spec, names: layout.names, meta: JSON.stringify({ format: META_FORMAT, version: META_VERSION, layout }) });
+  return new OutcomeModel(id);
+}
 
 const META_FORMAT = 'saco-outcome';
 const META_VERSION = 1;
@@ -339,7 +354,7 @@ export async function fitOutcomeModel(traj: Trajectories, options: OutcomeFitOpt
     const hasNext = t + 1 < T && traj.mask[c + 1] === 1;
     for (let j = 0; j < k; j++) next[r * k + j] = hasNext ? traj.states[(c + 1) * d + dynamic[j]] : NaN;
   }
-  const id = await binding().outcomeFit({
+  return fitOutcomeRows(layout, {
     zeroCostColumns: heads.cost && controlNeverCosts(traj, layout) ? controlColumns(layout) : undefined,
     rows: m.rows,
     cols: m.cols,
@@ -351,11 +366,8 @@ export async function fitOutcomeModel(traj: Trajectories, options: OutcomeFitOpt
     heads: { reward: heads.reward, cost: heads.cost },
     nextFrom: k > 0 ? dynamic.map((s) => layout.offsets.state + s) : undefined,
     next: k > 0 ? next : undefined,
-    names: layout.names,
-    meta: JSON.stringify({ format: META_FORMAT, version: META_VERSION, layout }),
     params,
   });
-  return new OutcomeModel(id);
 }
 
 /** The design columns of the control's one-hot (every dimension at its control value). */

@@ -34,7 +34,7 @@ import { dataFingerprint } from '../model/artifact.js';
 import { ModelFileError } from '../model/onnx.js';
 import { native, type NativeSimEnv, type NativeSimSpec, type NativeSimTrace } from '../native/index.js';
 import { buildFeatures, checkTrajectories, dynamicStates, featureLayout, historyWidth, jointActions, loggedJointActions, type DesignMatrix, type FeatureLayout } from './features.js';
-import { fitOutcomeModel, loadOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from './outcome.js';
+import { fitOutcomeModel, fitOutcomeRows, loadOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from './outcome.js';
 
 const MAGIC = 'SACOSIMU';
 const VERSION = 1;
@@ -312,26 +312,6 @@ export function ratioQuantiles(y: ArrayLike<number>, yHat: ArrayLike<number>, co
   return mean > 0 ? q.map((v) => v / mean) : [];
 }
 
-/** The raw outcome-model fit of the binding (native/napi/js_outcome.cc), for per-arm row subsets. */
-interface OutcomeFitBinding {
-  outcomeFit(spec: {
-    rows: number;
-    cols: number;
-    features: Float32Array;
-    reward: Float32Array;
-    cost: Float32Array;
-    validation?: Uint8Array;
-    nextFrom?: number[];
-    next?: Float32Array;
-    names: string[];
-    meta: string;
-    params: OutcomeParams;
-  }): Promise<number>;
-}
-
-/** What src/sim/outcome.ts writes into a model's meta, so `new OutcomeModel(id)` reads the layout back. */
-const outcomeMeta = (layout: FeatureLayout): string => JSON.stringify({ format: 'saco-outcome', version: 1, layout });
-
 const PER_ARM_MAX_ACTIONS = 16;
 const PER_ARM_MIN_ROWS = 500;
 
@@ -361,7 +341,7 @@ async function fitRows(traj: Trajectories, m: DesignMatrix, rows: number[], layo
     for (let j = 0; j < k; j++) next[q * k + j] = hasNext ? traj.states[(c + 1) * d + layout.dynamic[j]] : NaN;
   });
   try {
-    const id = await (native() as unknown as OutcomeFitBinding).outcomeFit({
+    return await fitOutcomeRows(layout, {
       rows: n,
       cols: p,
       features,
@@ -370,11 +350,8 @@ async function fitRows(traj: Trajectories, m: DesignMatrix, rows: number[], layo
       validation: anyHeld ? validation : undefined,
       nextFrom: k > 0 ? layout.dynamic.map((s) => layout.offsets.state + s) : undefined,
       next: k > 0 ? next : undefined,
-      names: layout.names,
-      meta: outcomeMeta(layout),
       params,
     });
-    return new OutcomeModel(id);
   } catch (e) {
     if (e instanceof NativeError && e.code === 'NATIVE_ARGUMENT') throw new ArgumentError('options', e.message);
     throw e;
