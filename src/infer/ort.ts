@@ -10,7 +10,7 @@ import type * as Ort from 'onnxruntime-node';
 import type { Piscina } from 'piscina';
 import { ArgumentError, InferenceError } from '../errors.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
-import { actionWidth } from '../model/config.js';
+import { actionWidth, emptyForwardInputs } from '../model/config.js';
 import type { ForwardInputs } from '../model/types.js';
 import { encodeOnnx, onnxInputNames } from '../model/onnx.js';
 
@@ -209,7 +209,7 @@ export class OrtPool {
     const p = new OrtPool(meta, pool, workers, gate);
     try {
       // load every session now, so a model that will not load fails here, not mid-campaign
-      const probe: ForwardInputs = { batch: workers, rounds: 1, states: new Float32Array(workers * meta.config.stateDim), rtg: new Float32Array(workers), ctg: new Float32Array(workers), actionsOneHot: new Float32Array(workers * actionWidth(meta.config)), lambda: new Float32Array(workers) };
+      const probe = emptyForwardInputs(meta.config, workers, 1);
       await p.logits(probe);
     } catch (e) {
       await p.destroy();

@@ -4,6 +4,7 @@
  * Matrices are stored [in, out]: y = x W + b.
  */
 import { ArgumentError } from '../errors.js';
+import type { ForwardInputs } from './types.js';
 
 /**
  * Which recipe the model was trained with (DESIGN.md section 5, paper Fig. 5, README
@@ -49,8 +50,21 @@ export function usesLambda(variant: CodtVariant): boolean {
   return variant !== 'no-constraint';
 }
 
-export function actionWidth(config: CodtConfig): number {
+export function actionWidth(config: Pick<CodtConfig, 'actionSizes'>): number {
   return config.actionSizes.reduce((s, k) => s + k, 0);
+}
+
+/** Zeroed forward inputs [batch, rounds, ·] for a model of `config`, every user at λ = `lambda`. */
+export function emptyForwardInputs(config: Pick<CodtConfig, 'stateDim' | 'actionSizes'>, batch: number, rounds: number, lambda = 0): ForwardInputs {
+  return {
+    batch,
+    rounds,
+    states: new Float32Array(batch * rounds * config.stateDim),
+    rtg: new Float32Array(batch * rounds),
+    ctg: new Float32Array(batch * rounds),
+    actionsOneHot: new Float32Array(batch * rounds * actionWidth(config)),
+    lambda: new Float32Array(batch).fill(lambda),
+  };
 }
 
 export interface ParamSpec {

@@ -6,7 +6,7 @@
  */
 import type { Trajectories } from '../data/trajectories.js';
 import type { ModelMeta } from '../model/artifact.js';
-import { actionWidth } from '../model/config.js';
+import { actionWidth, emptyForwardInputs } from '../model/config.js';
 import { targetsAt } from '../model/stats.js';
 import type { ForwardInputs } from '../model/types.js';
 
@@ -19,15 +19,7 @@ export function loggedHistoryInputs(meta: ModelMeta, traj: Trajectories, users: 
   const K = actionWidth(meta.config);
   const offsets = meta.config.actionSizes.map((_, j) => meta.config.actionSizes.slice(0, j).reduce((s, k) => s + k, 0));
   const target = targetsAt(meta.targets, lambda);
-  const inputs: ForwardInputs = {
-    batch: B,
-    rounds: T,
-    states: new Float32Array(B * T * d),
-    rtg: new Float32Array(B * T),
-    ctg: new Float32Array(B * T),
-    actionsOneHot: new Float32Array(B * T * K),
-    lambda: new Float32Array(B).fill(lambda),
-  };
+  const inputs = emptyForwardInputs(meta.config, B, T, lambda);
   for (let b = 0; b < B; b++) {
     const i = users[b];
     let r = target.rtg;

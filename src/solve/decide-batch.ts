@@ -23,9 +23,8 @@ import type { Trajectories } from '../data/trajectories.js';
 import { writeColumns, type OutColumn } from '../data/write.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
 import { checkDataMatchesModel } from '../model/artifact.js';
-import { actionWidth } from '../model/config.js';
+import { actionWidth, emptyForwardInputs } from '../model/config.js';
 import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
-import type { ForwardInputs } from '../model/types.js';
 import { nativeForward, type NativeModel } from '../native/index.js';
 import { checkDecisionLambda, decisionModel, writeDecisionTokens } from './index.js';
 
@@ -127,15 +126,7 @@ export async function decideBatch(options: DecideBatchOptions): Promise<BatchDec
     const B = Math.min(chunk, N - u0);
     let rounds = 1;
     for (let b = 0; b < B; b++) rounds = Math.max(rounds, h.lengths[u0 + b] + 1);
-    const inputs: ForwardInputs = {
-      batch: B,
-      rounds,
-      states: new Float32Array(B * rounds * d),
-      rtg: new Float32Array(B * rounds),
-      ctg: new Float32Array(B * rounds),
-      actionsOneHot: new Float32Array(B * rounds * K),
-      lambda: new Float32Array(B).fill(lambda),
-    };
+    const inputs = emptyForwardInputs(meta.config, B, rounds, lambda);
     for (let b = 0; b < B; b++) {
       const i = u0 + b;
       const past = h.lengths[i];

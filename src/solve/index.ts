@@ -14,7 +14,7 @@ import { ArgumentError, SacoError } from '../errors.js';
 import { resolveSyConfig, type SyConfig, type SyOptions } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
 import type { CodtModel } from '../model/artifact.js';
-import { actionWidth } from '../model/config.js';
+import { actionWidth, emptyForwardInputs } from '../model/config.js';
 import { readOnnx } from '../model/onnx.js';
 import type { ForwardInputs } from '../model/types.js';
 import { OrtPool, type OrtSession } from '../infer/ort.js';
@@ -615,12 +615,12 @@ interface DecisionQuery {
  */
 const syncInputs = new WeakMap<NativeModel, Map<number, ForwardInputs>>();
 
-function reusableInputs(handle: NativeModel, T: number, d: number, K: number): ForwardInputs {
+function reusableInputs(handle: NativeModel, T: number): ForwardInputs {
   let byLength = syncInputs.get(handle);
   if (!byLength) syncInputs.set(handle, (byLength = new Map()));
   let inputs = byLength.get(T);
   if (!inputs) {
-    inputs = { batch: 1, rounds: T, states: new Float32Array(T * d), rtg: new Float32Array(T), ctg: new Float32Array(T), actionsOneHot: new Float32Array(T * K), lambda: new Float32Array(1) };
+    inputs = emptyForwardInputs(handle.meta.config, 1, T);
     byLength.set(T, inputs);
   } else inputs.actionsOneHot.fill(0);
   return inputs;
@@ -631,7 +631,6 @@ function decisionQuery(options: DecideOptions, reuse = false): DecisionQuery {
   const meta = handle.meta;
   const c = meta.config;
   const d = c.stateDim;
-  const K = actionWidth(c);
   const lambda = options.lambda;
   checkDecisionLambda(meta, lambda);
   const state = Array.from(options.state);
@@ -646,9 +645,7 @@ function decisionQuery(options: DecideOptions, reuse = false): DecisionQuery {
   if (pastStates.length !== past || h.actions.length !== past || h.costs.length !== past) throw new ArgumentError('history', 'states, actions, rewards and costs must have one entry per past round');
   if (past + 1 > c.context) throw new ArgumentError('history', `${past + 1} rounds is beyond the model's context of ${c.context}`);
   const T = past + 1;
-  const inputs: ForwardInputs = reuse
-    ? reusableInputs(handle, T, d, K)
-    : { batch: 1, rounds: T, states: new Float32Array(T * d), rtg: new Float32Array(T), ctg: new Float32Array(T), actionsOneHot: new Float32Array(T * K), lambda: new Float32Array(1) };
+  const inputs = reuse ? reusableInputs(handle, T) : emptyForwardInputs(c, 1, T);
   inputs.lambda[0] = lambda;
   writeDecisionTokens(handle, lambda, { past, state: (t) => (t < past ? pastStates[t] : state), action: (t, j) => h.actions[t][j], reward: (t) => h.rewards[t], cost: (t) => h.costs[t] }, inputs, 0);
   return { handle, past, inputs };

@@ -8,7 +8,7 @@
  */
 import { syCouponValue, syInitialUser, syObserve, syPurchaseDraw, syStep, syWeights, type SyConfig, type SyUserState } from '../data/synth.js';
 import type { ModelMeta } from '../model/artifact.js';
-import { actionWidth } from '../model/config.js';
+import { actionWidth, emptyForwardInputs } from '../model/config.js';
 import type { ForwardInputs } from '../model/types.js';
 import { greedyRow } from '../model/greedy.js';
 import { targetsAt } from '../model/stats.js';
@@ -80,7 +80,7 @@ export async function tsRollout(meta: ModelMeta, logits: LogitsFn, env: SyConfig
       history.rtg[i * rounds + t] = u.rtgLeft;
       history.ctg[i * rounds + t] = u.ctgLeft;
     }
-    const inputs: ForwardInputs = { batch: n, rounds: T, states: new Float32Array(n * T * sd), rtg: new Float32Array(n * T), ctg: new Float32Array(n * T), actionsOneHot: new Float32Array(n * T * K), lambda: new Float32Array(n).fill(lambda) };
+    const inputs = emptyForwardInputs(meta.config, n, T, lambda);
     for (let i = 0; i < n; i++) {
       inputs.states.set(history.states.subarray(i * rounds * sd, (i * rounds + T) * sd), i * T * sd);
       inputs.rtg.set(history.rtg.subarray(i * rounds, i * rounds + T), i * T);
