@@ -3,11 +3,10 @@
  * decision objective J (IPW value per user of argmax r̃ − λ·c̃, mean over the λ grid) is
  * recomputed here cell by cell from the logged outcomes with the logging policy's true
  * propensity 1/K, and the corrected scores from the booster's scores and the correction's
- * formula. Gate of issue 14: the fine-tune raises J over its own two-stage start on users of
- * the same SY static world that neither the fit nor its validation saw. The margin here is
- * small (measured +0.15 ± 0.24 SE per user on 8,000 fresh users, J ≈ 86), and with 8,000
- * training users the fine-tune measured no gain (bench/dfcl.ts): this holds the computation
- * and the direction at this size, not a claim that the gain is large.
+ * formula. Whether the fine-tune raises J on users nothing saw (issue 14's gate) is not asserted
+ * here: on this seed the paired gain is +0.15 ± 0.24 SE per user (J ≈ 86), inside the noise, and
+ * with 8,000 training users bench/dfcl.ts measured no gain; the test prints it. What it holds is
+ * the computation and the keep rule: the fine-tune is kept only when its validation J did not fall.
  */
 import { describe, expect, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
@@ -40,7 +39,7 @@ async function plainObjective(scorer: ActionScorer, traj: Trajectories, lambdas:
 const mean = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / v.length;
 
 describe('DFCL: the decision-focused fine-tune', () => {
-  it('raises the decision objective over its two-stage start on fresh users of SY static (plain recomputation)', async () => {
+  it('scores, reports J and keeps the fine-tune as a plain recomputation says (SY static); prints its gain on fresh users', async () => {
     const env = { seed: 7, sequential: false };
     const users = 3000;
     const freshUsers = 8000;
@@ -83,7 +82,9 @@ describe('DFCL: the decision-focused fine-tune', () => {
         `DFCL fine-tune, SY static seed 7, ${users} training users (${fit.objective.epochs} epochs, kept ${fit.objective.kept}): J on its validation users ${valStart.toFixed(3)} → ${valTuned.toFixed(3)}; ` +
           `on ${freshUsers} fresh users ${mean(j0).toFixed(3)} → ${mean(j1).toFixed(3)} (paired difference ${mean(d).toFixed(3)} ± ${se.toFixed(3)} SE)`,
       );
-      expect(mean(j1)).toBeGreaterThan(mean(j0));
+      // the keep rule: a correction is kept only when its validation J (recomputed above) did not fall
+      expect(fit.objective.kept).toBe('decision-focused');
+      expect(fit.objective.after[0]).toBeGreaterThanOrEqual(fit.objective.before);
     } finally {
       fit.release();
     }
