@@ -488,16 +488,8 @@ export interface SliceRolloutOptions {
   threads?: number;
 }
 
-export interface SliceRolloutResult {
+export interface SliceRolloutResult extends Omit<NativeRolloutResult, 'details'> {
   users: number;
-  revenue: number;
-  cost: number;
-  coupons: number;
-  blocked: number;
-  revenueByRound: Float64Array;
-  costByRound: Float64Array;
-  /** [users, rounds, action dims], when recorded. */
-  plan?: Int32Array;
 }
 
 /**
