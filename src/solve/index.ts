@@ -22,7 +22,7 @@ import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';
 import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
 import { checkStatesInRange, validateModel } from '../model/validate.js';
-import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type NativeModel, type NativePlanDetails, type NativeRolloutSpec } from '../native/index.js';
+import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type NativeModel, type NativePlanDetails, type NativeRolloutResult, type NativeRolloutSpec } from '../native/index.js';
 import { policyByName, type PolicyName } from '../policy/registry.js';
 import type { CausalForest } from '../policy/forest.js';
 import type { BanditPrior } from '../policy/bandit.js';
