@@ -21,6 +21,8 @@ export function isDerived(v: unknown): v is DerivedColumn {
 interface Table {
   header: string[];
   types: Map<string, string>;
+  /** The text columns whose values are all numbers, once scanned (kept up to date as columns are added). */
+  numeric?: Set<string>;
 }
 
 /**
@@ -93,7 +95,7 @@ async function addColumn(conn: DuckDBConnection, name: string, sql: string, fiel
   const names = table.header;
   // CSV columns are read as text (so bad values can be located): the expression sees every
   // text column whose values are all numbers as a number
-  const numeric = await numericTextColumns(conn, names, table.types);
+  const numeric = table.numeric ?? (await numericTextColumns(conn, names, table.types));
   const view = names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
   const keep = names.includes(name) ? `raw.* EXCLUDE (${q(name)})` : 'raw.*';
   try {
@@ -106,7 +108,10 @@ async function addColumn(conn: DuckDBConnection, name: string, sql: string, fiel
   const type = (await queryRows(conn, `SELECT typeof(${q(name)}) AS t FROM raw LIMIT 1`))[0]?.t;
   const types = new Map(table.types);
   types.set(name, String(type ?? 'DOUBLE'));
-  return { header: names.includes(name) ? names : [...names, name], types };
+  // only the new column can change which text columns are numbers
+  const after = new Set([...numeric].filter((c) => c !== name));
+  for (const c of await numericTextColumns(conn, [name], types)) after.add(c);
+  return { header: names.includes(name) ? names : [...names, name], types, numeric: after };
 }
 
 /** Text columns every non-null value of which is a number. */
