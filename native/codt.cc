@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "pool.h"
@@ -10,6 +12,10 @@ namespace saco {
 namespace {
 
 void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+// A literal message builds no std::string unless it is thrown (the hot path checks on every call).
+void require(bool ok, const char* message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
@@ -205,11 +211,8 @@ void CodtDecoder::bind(const CodtModel& model, int capacity, int max_rounds) {
   rows_.clear();
   groups_.clear();
   gathered_.clear();
-  prefix_kinds_.clear();
-  for (TokenKind kind : model.config.token_kinds()) {
-    if (kind == TokenKind::kState) break;
-    prefix_kinds_.push_back(kind);
-  }
+  kinds_ = model.config.token_kinds();
+  prefix_kinds_.assign(kinds_.begin(), std::find(kinds_.begin(), kinds_.end(), TokenKind::kState));
 }
 
 void CodtDecoder::reset(int batch) {
@@ -239,6 +242,49 @@ void PrefixCache::put(std::shared_ptr<const Entry> entry) {
   entries_.push_back(std::move(entry));
 }
 
+namespace {
+
+// A short run of floats (one key row: a few positions) by fixed-size moves: a memmove call
+// per row was a tenth of a one-user decision.
+inline void copy_run(float* dst, const float* src, size_t n) {
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) std::memcpy(dst + j, src + j, 8 * sizeof(float));
+  if (j + 4 <= n) std::memcpy(dst + j, src + j, 4 * sizeof(float)), j += 4;
+  if (j + 2 <= n) std::memcpy(dst + j, src + j, 2 * sizeof(float)), j += 2;
+  if (j < n) dst[j] = src[j];
+}
+
+}  // namespace
+
+void CodtDecoder::save_user(int user, int positions, float* k, float* v) const {
+  require(user >= 0 && user < batch_ && positions >= 0 && positions <= pos_, "save_user: beyond the decoded tokens");
+  const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(positions);
+  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
+  for (size_t l = 0; l < static_cast<size_t>(model_->config.layers); ++l) {
+    const float* kc = k_cache_.data() + key_user * (capacity_ * l + user);
+    for (size_t i = 0; i < D; ++i) copy_run(k + (l * D + i) * P, kc + i * key_stride_, P);
+    std::copy_n(v_cache_.data() + value_user * (capacity_ * l + user), P * D, v + l * P * D);
+  }
+}
+
+void CodtDecoder::load_user(int user, int positions, const float* k, const float* v) {
+  require(pos_ == 0, "load_user: only at the start");
+  require(user >= 0 && user < batch_ && positions >= 0 && positions <= max_pos_, "load_user: beyond the decoder's users or context");
+  const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(positions);
+  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
+  for (size_t l = 0; l < static_cast<size_t>(model_->config.layers); ++l) {
+    float* kc = k_cache_.data() + key_user * (capacity_ * l + user);
+    for (size_t i = 0; i < D; ++i) copy_run(kc + i * key_stride_, k + (l * D + i) * P, P);
+    std::copy_n(v + l * P * D, P * D, v_cache_.data() + value_user * (capacity_ * l + user));
+  }
+}
+
+void CodtDecoder::resume_at(int positions) {
+  require(pos_ == 0 && positions >= 0 && positions <= max_pos_, "resume_at: only at the start, within the context");
+  pos_ = positions;
+  shared_ = 0;
+}
+
 void CodtDecoder::append_prefix(const float* values, float lambda) {
   require(pos_ == 0, "the round-0 prefix comes first");
   const CodtConfig& c = model_->config;
@@ -246,19 +292,8 @@ void CodtDecoder::append_prefix(const float* values, float lambda) {
   require(static_cast<int>(P) <= max_pos_, "decoder context is full (rounds beyond the model's context)");
   float key[3] = {lambda};  // λ, then at most two targets
   std::copy_n(values, P, key + 1);
-  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   if (std::shared_ptr<const PrefixCache::Entry> e = model_->prefix.find(key, P + 1)) {
-    for (size_t l = 0; l < L; ++l) {
-      float* kc = k_cache_.data() + key_user * capacity_ * l;
-      float* vc = v_cache_.data() + value_user * capacity_ * l;
-      for (int b = 0; b < batch_; ++b) {
-        for (size_t p = 0; p < P; ++p) {
-          const float* k = e->k.data() + (l * P + p) * D;
-          for (size_t i = 0; i < D; ++i) kc[key_user * b + i * key_stride_ + p] = k[i];
-          std::copy_n(e->v.data() + (l * P + p) * D, D, vc + value_user * b + p * D);
-        }
-      }
-    }
+    for (int b = 0; b < batch_; ++b) load_user(b, static_cast<int>(P), e->k.data(), e->v.data());
     pos_ = shared_ = static_cast<int>(P);
     return;
   }
@@ -267,14 +302,7 @@ void CodtDecoder::append_prefix(const float* values, float lambda) {
   e->key.assign(key, key + P + 1);
   e->k.resize(L * P * D);
   e->v.resize(L * P * D);
-  for (size_t l = 0; l < L; ++l) {  // user 0's, as every user's
-    const float* kc = k_cache_.data() + key_user * capacity_ * l;
-    const float* vc = v_cache_.data() + value_user * capacity_ * l;
-    for (size_t p = 0; p < P; ++p) {
-      for (size_t i = 0; i < D; ++i) e->k[(l * P + p) * D + i] = kc[i * key_stride_ + p];
-      std::copy_n(vc + p * D, D, e->v.data() + (l * P + p) * D);
-    }
-  }
+  save_user(0, static_cast<int>(P), e->k.data(), e->v.data());  // user 0's, as every user's
   model_->prefix.put(std::move(e));
 }
 
@@ -391,7 +419,7 @@ void CodtDecoder::flush() {
 void CodtDecoder::append_rounds(const SequenceBatch& in, int first_user, float* logits) {
   flush();
   const CodtConfig& c = model_->config;
-  const std::vector<TokenKind> kinds = c.token_kinds();
+  const std::vector<TokenKind>& kinds = kinds_;
   const int T = in.rounds, B = batch_, K = c.action_width(), per_round = static_cast<int>(kinds.size());
   const int end = T * per_round - 1;  // the last action token is read by nothing
   require(end <= max_pos_, "decoder context is full (rounds beyond the model's context)");
@@ -417,11 +445,11 @@ void CodtDecoder::append_rounds(const SequenceBatch& in, int first_user, float* 
   }
   // the state rows (one group: users then rounds), whose logits flush() leaves in head_
   const auto state = std::find_if(groups_.begin(), groups_.end(), [](const Group& g) { return g.kind == TokenKind::kState; });
-  const std::vector<Row> states(state == groups_.end() ? rows_.end() : rows_.begin() + state->begin, state == groups_.end() ? rows_.end() : rows_.begin() + state->end);
+  state_rows_.assign(state == groups_.end() ? rows_.end() : rows_.begin() + state->begin, state == groups_.end() ? rows_.end() : rows_.begin() + state->end);
   pos_ = end;
   flush();
-  for (size_t r = 0; r < states.size(); ++r) {
-    std::copy_n(head_.data() + r * K, K, logits + (static_cast<size_t>(first_user + states[r].user) * T + states[r].round) * K);
+  for (size_t r = 0; r < state_rows_.size(); ++r) {
+    std::copy_n(head_.data() + r * K, K, logits + (static_cast<size_t>(first_user + state_rows_[r].user) * T + state_rows_[r].round) * K);
   }
 }
 
@@ -459,9 +487,37 @@ CodtDecoder& thread_decoder(const CodtModel& model, int capacity, int max_rounds
 
 }  // namespace
 
-void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix) {
+namespace {
+
+// λ, then the raw inputs of user u's first `positions` tokens of `in` in sequence order: what
+// the decision cache keys an entry by. Returns how many values the first `prefix` tokens take.
+size_t sequence_tokens(const CodtConfig& c, const std::vector<TokenKind>& kinds, const SequenceBatch& in, int u, int positions, int prefix, std::vector<float>& out) {
+  const int per_round = static_cast<int>(kinds.size()), T = in.rounds;
+  out.assign(1, in.lambda[u]);
+  size_t at_prefix = prefix == 0 ? 1 : 0;
+  for (int p = 0; p < positions; ++p) {
+    const int t = p / per_round;
+    const TokenKind kind = kinds[p % per_round];
+    const size_t width = static_cast<size_t>(embed_input_width(c, kind)), at = static_cast<size_t>(u) * T + t;
+    const float* src = kind == TokenKind::kRtg ? in.rtg + at : kind == TokenKind::kCtg ? in.ctg + at : kind == TokenKind::kState ? in.states + at * width : in.actions_onehot + at * width;
+    out.insert(out.end(), src, src + width);
+    if (p + 1 == prefix) at_prefix = out.size();
+  }
+  return at_prefix;
+}
+
+}  // namespace
+
+void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix, bool keep_decisions) {
   const CodtConfig& c = model.config;
   const int T = in.rounds;
+  const std::vector<TokenKind> kinds = c.token_kinds();
+  const int per_round = static_cast<int>(kinds.size());
+  const int decided = T * per_round - 1;        // every token but the last action
+  const int previous = (T - 1) * per_round - 1;  // through the previous round's state token
+  // the cache is used only where a hit gives the same bits as computing
+  const bool keep = keep_decisions && rows_independent(c) && model.decisions.capacity() > 0;
+  const size_t D = static_cast<size_t>(c.d_model), L = static_cast<size_t>(c.layers), K = static_cast<size_t>(c.action_width());
   // Fixed blocks (the rollouts' size: their KV caches stay in a core's L2 over the rounds),
   // claimed by the threads, so the result does not depend on the thread count.
   constexpr int block = 16;
@@ -484,7 +540,24 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       // come from the model's prefix cache (or are computed once)
       const bool share = shared_prefix && same_at_round0(in.lambda, 1) && (!c.uses_rtg || same_at_round0(in.rtg, static_cast<size_t>(T))) &&
                          (!c.uses_ctg || same_at_round0(in.ctg, static_cast<size_t>(T)));
-      if (share) {
+      // every user's previous decision kept: continue from it
+      std::vector<std::vector<float>> tokens(keep ? B : 0);
+      std::vector<std::shared_ptr<const DecisionCache::Entry>> found;
+      if (keep) {
+        for (int b = 0; b < B; ++b) {
+          const size_t n = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
+          if (previous <= 0 || static_cast<int>(found.size()) < b) continue;
+          if (auto e = model.decisions.find(tokens[b].data(), n)) found.push_back(std::move(e));
+        }
+      }
+      if (static_cast<int>(found.size()) == B && previous > 0) {
+        for (int b = 0; b < B; ++b) {
+          const DecisionCache::Entry& e = *found[b];
+          dec.load_user(b, previous, e.k.data(), e.v.data());
+          std::copy_n(e.logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
+        }
+        dec.resume_at(previous);
+      } else if (share) {
         float targets[2];
         int n = 0;
         if (c.uses_rtg) targets[n++] = in.rtg[static_cast<size_t>(u0) * T];
@@ -492,6 +565,19 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
         dec.append_prefix(targets, in.lambda[u0]);
       }
       dec.append_rounds(in, u0, logits);
+      if (keep && T < c.context) {  // a sequence at the full context has no next round
+        for (int b = 0; b < B; ++b) {
+          auto e = std::make_shared<DecisionCache::Entry>();
+          e->tokens = std::move(tokens[b]);
+          e->positions = decided;
+          e->k.resize(L * decided * D);
+          e->v.resize(L * decided * D);
+          dec.save_user(b, decided, e->k.data(), e->v.data());
+          const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
+          e->logits.assign(row, row + static_cast<size_t>(T) * K);
+          model.decisions.put(std::move(e));
+        }
+      }
     }
   });
 }

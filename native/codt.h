@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "decision_cache.h"
 #include "floats.h"
 #include "layers.h"
 #include "tensor.h"
@@ -112,7 +113,7 @@ class PrefixCache {
  public:
   struct Entry {
     std::vector<float> key;   // λ, then the targets
-    std::vector<float> k, v;  // [layers, tokens, d]
+    std::vector<float> k, v;  // [layers, d, tokens] and [layers, tokens, d] (CodtDecoder::save_user)
   };
   PrefixCache() = default;
   PrefixCache(const PrefixCache&) {}
@@ -135,6 +136,7 @@ struct CodtModel {
   std::map<std::string, std::vector<float>> params;
   ResolvedWeights w;  // filled by validate_model
   mutable PrefixCache prefix;
+  mutable DecisionCache decisions;  // decision calls' sequences (codt_forward_incremental, keep_decisions)
   const float* p(const std::string& name) const;
 };
 
@@ -217,6 +219,14 @@ class CodtDecoder {
   // rows_independent() (the rows of a product, a LayerNorm or the GELU do not interact), else
   // the same values to float rounding.
   void append_rounds(const SequenceBatch& in, int first_user, float* logits);
+  // User `user`'s keys [layers, d, positions] (transposed, as the caches hold them) and values
+  // [layers, positions, d] of positions [0, positions):
+  // out of the caches (save_user), or into them (load_user; then resume_at once every user of
+  // the batch is loaded). What the decision cache keeps between calls.
+  void save_user(int user, int positions, float* k, float* v) const;
+  void load_user(int user, int positions, const float* k, const float* v);
+  // Continues after `positions` tokens loaded for every user (load_user); only at the start.
+  void resume_at(int positions);
 
  private:
   const CodtModel* model_;
@@ -226,6 +236,7 @@ class CodtDecoder {
   int shared_ = 0;  // leading tokens that are the same for every user
   int max_pos_ = 0;
   int key_stride_ = 0;        // max_pos rounded up to 16 (attend_cached's lanes)
+  std::vector<TokenKind> kinds_;         // one round's tokens, in sequence order
   std::vector<TokenKind> prefix_kinds_;  // round 0's tokens before the state token
   // The tokens queued to be computed together: rows (one per user and token) in groups of
   // one kind each, their inputs in gathered_.
@@ -239,6 +250,7 @@ class CodtDecoder {
     size_t input;    // offset in gathered_
   };
   std::vector<Row> rows_;
+  std::vector<Row> state_rows_;  // append_rounds' state rows, in head_'s order
   std::vector<Group> groups_;
   Floats gathered_;
   Floats head_;  // logits of the state rows
@@ -264,7 +276,13 @@ void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t
 // on a decoder kept per thread. A block whose users all start with the same round-0 targets
 // and λ takes those tokens from the prefix cache (shared_prefix), and no block computes the
 // last round's action token (nothing reads it).
-void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix = true);
+//
+// keep_decisions (decisions: decide(), decideBatch(), not rollouts): each user's keys and values
+// go into the model's DecisionCache, and a block whose users all find their sequence up to the
+// previous round's state token there (the previous round's decision) loads it and computes
+// only the newer tokens. Same bits either way (used only where rows_independent).
+void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix = true,
+                              bool keep_decisions = false);
 
 // True when a user's logits are the same bits whoever else is decoded with them: the row
 // GEMM is row-independent (matmul_rows_independent) and GELU's vectorised rows have no

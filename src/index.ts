@@ -47,7 +47,8 @@ export { trainCodt, type SacoTrainOptions, type SacoTrainResult } from './policy
 // native, onnxruntime, solve
 export type { NativeModel } from './native/index.js';
 export { OrtSession, OrtPool, type OrtPoolOptions } from './infer/ort.js';
-export { solve, decide, decideSync } from './solve/index.js';
+export { solve, decide, decideSync, decisionCache } from './solve/index.js';
+export type { DecisionCacheStats } from './native/index.js';
 export type { SolveUsers, SolveOptions, SolveResult, SolveProgress, EnvChoice, DecideOptions, Decision, DecisionHistory, Budget, PolicyName, SearchMethodName } from './solve/index.js';
 export { writePlan, type PlanLabels, type PlanDetails } from './solve/index.js';
 export { POLICIES, POLICY_NAMES, type PolicyDefinition } from './policy/registry.js';

@@ -96,13 +96,13 @@ struct ForwardBaton {
 
 // A float32 input of `size` finite values, read in place (the caller copies it, or reads it
 // before returning to JavaScript).
-const float* float_input(Napi::Env env, const Napi::Value& v, const std::string& name, size_t size) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw error(env, name + " has the wrong typed-array type");
+const float* float_input(Napi::Env env, const Napi::Value& v, const char* name, size_t size) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw error(env, std::string(name) + " has the wrong typed-array type");
   Napi::Float32Array arr = v.As<Napi::Float32Array>();
-  if (arr.ElementLength() != size) throw error(env, name + ": expected length " + std::to_string(size) + ", got " + std::to_string(arr.ElementLength()));
+  if (arr.ElementLength() != size) throw error(env, std::string(name) + ": expected length " + std::to_string(size) + ", got " + std::to_string(arr.ElementLength()));
   const float* data = arr.Data();
   for (size_t i = 0; i < size; ++i) {
-    if (!std::isfinite(data[i])) throw error(env, name + "[" + std::to_string(i) + "] is non-finite (NaN or Inf)");
+    if (!std::isfinite(data[i])) throw error(env, std::string(name) + "[" + std::to_string(i) + "] is non-finite (NaN or Inf)");
   }
   return data;
 }
@@ -156,7 +156,7 @@ std::unique_ptr<ForwardBaton> read_forward(const Napi::CallbackInfo& info) {
 void run_forward(ForwardBaton& b) {
   const SequenceBatch in{b.batch, b.rounds, b.states.data(), b.rtg.data(), b.ctg.data(), b.actions.data(), b.lambda.data()};
   if (b.mode == ForwardMode::kIncremental) {
-    codt_forward_incremental(*b.model, in, b.logits.data(), 0);
+    codt_forward_incremental(*b.model, in, b.logits.data(), 0, true, true);
     return;
   }
 #ifdef SACO_HAVE_CUDA
@@ -181,23 +181,65 @@ Napi::Value JS_codtForward(const Napi::CallbackInfo& info) {
   return Task<ForwardBaton>::Queue(info.Env(), read_forward(info), run_forward, forward_result);
 }
 
-// codtForwardSync(id, inputs) -> Float32Array [1, T, K]: one user, on the calling thread
-// (microseconds of work, less than a thread hop; decideSync() in TypeScript). Nothing is
-// copied: the inputs are read in place (an ArrayBuffer's memory never moves, and no
-// JavaScript runs until this returns) and the logits written into the array returned.
+// codtForwardSync(id, rounds, states, rtg, ctg, actionsOneHot, lambda[, logits]) -> logits
+// [1, T, K]: one user, on the calling thread (microseconds of work, less than a thread hop;
+// decideSync() in TypeScript). The arrays are passed one by one (a property read by name
+// costs a string lookup each) and read in place (an ArrayBuffer's memory never moves, and no
+// JavaScript runs until this returns); the logits are written into `logits` when given (a
+// caller's reused array: no new ArrayBuffer per call), else into a new array.
 Napi::Value JS_codtForwardSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 2) throw error(env, "codtForwardSync(id, inputs) expects a model id and an object");
+  if (info.Length() != 7 && info.Length() != 8) throw error(env, "codtForwardSync(id, rounds, states, rtg, ctg, actionsOneHot, lambda[, logits]) expects 7 or 8 arguments");
   const std::shared_ptr<const CodtModel> model = model_from(info[0]);
-  const SequenceBatch in = read_inputs(env, *model, info[1]);
-  if (in.batch != 1) throw error(env, "codtForwardSync computes one user (inputs.batch 1); use codtForward for more");
-  Napi::Float32Array logits = Napi::Float32Array::New(env, static_cast<size_t>(in.rounds) * model->config.action_width());
+  const CodtConfig& c = model->config;
+  if (!info[1].IsNumber()) throw error(env, "rounds must be a number");
+  const double rounds = info[1].As<Napi::Number>().DoubleValue();
+  if (!(rounds >= 1 && rounds <= c.context) || std::floor(rounds) != rounds) throw error(env, "inputs.rounds must be in [1, " + std::to_string(c.context) + "] (the model's context)");
+  SequenceBatch in;
+  in.batch = 1;
+  in.rounds = static_cast<int>(rounds);
+  const size_t T = static_cast<size_t>(in.rounds), K = static_cast<size_t>(c.action_width());
+  in.states = float_input(env, info[2], "inputs.states", T * c.state_dim);
+  in.rtg = float_input(env, info[3], "inputs.rtg", T);
+  in.ctg = float_input(env, info[4], "inputs.ctg", T);
+  in.actions_onehot = float_input(env, info[5], "inputs.actionsOneHot", T * K);
+  in.lambda = float_input(env, info[6], "inputs.lambda", 1);
+  Napi::Float32Array logits;
+  if (info.Length() == 8 && !info[7].IsUndefined()) {
+    if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw error(env, "logits must be a Float32Array");
+    logits = info[7].As<Napi::Float32Array>();
+    if (logits.ElementLength() != T * K) throw error(env, "logits: expected length " + std::to_string(T * K) + ", got " + std::to_string(logits.ElementLength()));
+  } else {
+    logits = Napi::Float32Array::New(env, T * K);
+  }
   try {
-    codt_forward_incremental(*model, in, logits.Data(), 1);
+    codt_forward_incremental(*model, in, logits.Data(), 1, true, true);
   } catch (const std::exception& e) {
     throw error_from(env, e);
   }
   return logits;
+}
+
+// decisionCache(id[, capacityBytes]) -> { capacity, bytes, entries, hits, misses }: the model's
+// decision cache (codt.h keep_decisions), its capacity first set when given (0: off).
+Napi::Value JS_decisionCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || info.Length() > 2) throw error(env, "decisionCache(id[, capacityBytes]) expects a model id and an optional byte count");
+  const std::shared_ptr<const CodtModel> model = model_from(info[0]);
+  if (info.Length() == 2) {
+    if (!info[1].IsNumber()) throw error(env, "capacityBytes must be a number");
+    const double bytes = info[1].As<Napi::Number>().DoubleValue();
+    if (!(bytes >= 0 && bytes <= 9.0e15) || std::floor(bytes) != bytes) throw error(env, "capacityBytes must be an integer >= 0");
+    model->decisions.set_capacity(static_cast<size_t>(bytes));
+  }
+  const DecisionCache::Stats st = model->decisions.stats();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("capacity", static_cast<double>(st.capacity));
+  out.Set("bytes", static_cast<double>(st.bytes));
+  out.Set("entries", static_cast<double>(st.entries));
+  out.Set("hits", static_cast<double>(st.hits));
+  out.Set("misses", static_cast<double>(st.misses));
+  return out;
 }
 
 }  // namespace
@@ -208,6 +250,7 @@ void init_model(Napi::Env env, Napi::Object exports) {
   exports.Set("modelCount", Napi::Function::New(env, JS_modelCount));
   exports.Set("codtForward", Napi::Function::New(env, JS_codtForward));
   exports.Set("codtForwardSync", Napi::Function::New(env, JS_codtForwardSync));
+  exports.Set("decisionCache", Napi::Function::New(env, JS_decisionCache));
 }
 
 }  // namespace saco::napi

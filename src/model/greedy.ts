@@ -33,9 +33,11 @@ export function softmaxPerDimension(logits: ArrayLike<number>, offset: number, a
   for (const k of actionSizes) {
     let max = -Infinity;
     for (let a = 0; a < k; a++) max = Math.max(max, logits[off + a]);
-    const e = Array.from({ length: k }, (_, a) => Math.exp(logits[off + a] - max));
-    const z = e.reduce((s, v) => s + v, 0);
-    probabilities.push(e.map((v) => v / z));
+    const p = new Array<number>(k);
+    let z = 0;
+    for (let a = 0; a < k; a++) z += p[a] = Math.exp(logits[off + a] - max);
+    for (let a = 0; a < k; a++) p[a] /= z;
+    probabilities.push(p);
     off += k;
   }
   return probabilities;

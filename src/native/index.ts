@@ -281,7 +281,8 @@ interface NativeBinding {
   unloadModel(id: number): boolean;
   modelCount(): number;
   codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<NativeForwardResult>;
-  codtForwardSync(id: number, inputs: NativeForwardInputs): Float32Array;
+  codtForwardSync(id: number, rounds: number, states: Float32Array, rtg: Float32Array, ctg: Float32Array, actionsOneHot: Float32Array, lambda: Float32Array, logits?: Float32Array): Float32Array;
+  decisionCache(id: number, capacityBytes?: number): DecisionCacheStats;
   rollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult>;
   searchLambda(spec: NativeRolloutSpec, search: NativeSearchSpec, onProbe?: (probe: NativeProbe) => void): Promise<NativeSearchResult>;
   policyNames(): Array<{ name: string; needsModel: boolean }>;
@@ -355,15 +356,18 @@ function wrapBinding(raw: NativeBinding): NativeBinding {
     }
     const fn = value as (...args: unknown[]) => unknown;
     wrapped[key] = (...args: unknown[]) => {
-      // the caller's stack is captured now and formatted only if the call fails (formatting it
-      // on every call was a third of a microsecond-scale decision)
-      const caller = new Error();
+      let out: unknown;
       try {
-        const out = fn(...args);
-        return out instanceof Promise ? out.catch((e: unknown) => Promise.reject(wrapNativeError(e, caller.stack))) : out;
+        out = fn(...args);
       } catch (e) {
         throw wrapNativeError(e);
       }
+      if (!(out instanceof Promise)) return out;
+      // an async call's caller stack, captured while still in the caller's frame and formatted
+      // only if the call fails; a synchronous call's own error has it (capturing it on every
+      // call was a twentieth of a microsecond-scale decision)
+      const caller = new Error();
+      return out.catch((e: unknown) => Promise.reject(wrapNativeError(e, caller.stack)));
     };
   }
   return wrapped as unknown as NativeBinding;
@@ -452,12 +456,32 @@ export async function nativeForward(model: NativeModel, inputs: NativeForwardInp
   return (await nativeForwardOn(model, inputs, mode)).logits;
 }
 
+/** A model's decision cache: its capacity and the bytes and entries it holds, with its hits and misses so far. */
+export interface DecisionCacheStats {
+  capacity: number;
+  bytes: number;
+  entries: number;
+  hits: number;
+  misses: number;
+}
+
+/**
+ * The model's decision cache (native/decision_cache.h): the keys and values of the sequences
+ * decisions computed (nativeForward 'incremental', nativeForwardSync), so that a user's next
+ * round computes only its new tokens. `capacityBytes` sets its size first (default 32 MiB per
+ * model; 0 turns it off). Results are the same bits with it or without it.
+ */
+export function nativeDecisionCache(model: NativeModel, capacityBytes?: number): DecisionCacheStats {
+  return capacityBytes === undefined ? native().decisionCache(model.id) : native().decisionCache(model.id, capacityBytes);
+}
+
 /**
  * One user's logits (inputs.batch 1), computed on the calling thread: microseconds of work,
  * less than a thread hop. Throws at once, like any synchronous call.
  */
-export function nativeForwardSync(model: NativeModel, inputs: NativeForwardInputs): Float32Array {
-  return native().codtForwardSync(model.id, inputs);
+export function nativeForwardSync(model: NativeModel, inputs: NativeForwardInputs, logits?: Float32Array): Float32Array {
+  if (inputs.batch !== 1) throw new NativeError('NATIVE_ARGUMENT', `nativeForwardSync computes one user (inputs.batch 1), got ${String(inputs.batch)}: use nativeForward for more`);
+  return native().codtForwardSync(model.id, inputs.rounds, inputs.states, inputs.rtg, inputs.ctg, inputs.actionsOneHot, inputs.lambda, logits);
 }
 
 export async function nativeRollout(spec: NativeRolloutSpec): Promise<NativeRolloutResult> {

@@ -22,7 +22,7 @@ import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';
 import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
 import { checkStatesInRange, validateModel } from '../model/validate.js';
-import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type NativeModel, type NativePlanDetails, type NativeRolloutResult, type NativeRolloutSpec } from '../native/index.js';
+import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type DecisionCacheStats, type NativeModel, type NativePlanDetails, type NativeRolloutResult, type NativeRolloutSpec } from '../native/index.js';
 import { policyByName, type PolicyName } from '../policy/registry.js';
 import type { CausalForest } from '../policy/forest.js';
 import type { BanditPrior } from '../policy/bandit.js';
@@ -597,25 +597,28 @@ interface DecisionQuery {
   handle: NativeModel;
   inputs: ForwardInputs;
   past: number;
+  /** decideSync's reused logits array (decide() gets a fresh one). */
+  logits?: Float32Array;
 }
 
 /**
- * decideSync's input arrays, kept per model and length: the binding reads a typed array in
- * place, and a fresh small one must first be moved off V8's heap (measured: ~10 µs of a 35 µs
- * decision went to five fresh arrays). Safe to reuse: the call is synchronous, and every value
- * it reads is rewritten (the one-hot actions are zeroed first).
+ * decideSync's input arrays and logits, kept per model and length: the binding reads a typed
+ * array in place, and a fresh small one must first be moved off V8's heap (measured: ~10 µs of
+ * a 35 µs decision went to five fresh arrays), and a fresh result array costs an ArrayBuffer
+ * and its finalizer. Safe to reuse: the call is synchronous, every value it reads is rewritten
+ * (the one-hot actions are zeroed first), and the decision returned holds no view of the logits.
  */
-const syncInputs = new WeakMap<NativeModel, Map<number, ForwardInputs>>();
+const syncInputs = new WeakMap<NativeModel, Map<number, { inputs: ForwardInputs; logits: Float32Array }>>();
 
-function reusableInputs(handle: NativeModel, T: number): ForwardInputs {
+function reusableInputs(handle: NativeModel, T: number): { inputs: ForwardInputs; logits: Float32Array } {
   let byLength = syncInputs.get(handle);
   if (!byLength) syncInputs.set(handle, (byLength = new Map()));
-  let inputs = byLength.get(T);
-  if (!inputs) {
-    inputs = emptyForwardInputs(handle.meta.config, 1, T);
-    byLength.set(T, inputs);
-  } else inputs.actionsOneHot.fill(0);
-  return inputs;
+  let kept = byLength.get(T);
+  if (!kept) {
+    kept = { inputs: emptyForwardInputs(handle.meta.config, 1, T), logits: new Float32Array(T * actionWidth(handle.meta.config)) };
+    byLength.set(T, kept);
+  } else kept.inputs.actionsOneHot.fill(0);
+  return kept;
 }
 
 function decisionQuery(options: DecideOptions, reuse = false): DecisionQuery {
@@ -625,22 +628,29 @@ function decisionQuery(options: DecideOptions, reuse = false): DecisionQuery {
   const d = c.stateDim;
   const lambda = options.lambda;
   checkDecisionLambda(meta, lambda);
-  const state = Array.from(options.state);
+  const state = options.state;
+  if (typeof state !== 'object' || state === null || typeof state.length !== 'number') throw new ArgumentError('state', `must be an array of ${d} numbers`);
   if (state.length !== d) throw new ArgumentError('state', `has ${state.length} values, the model expects ${d} (${meta.stateNames.join(', ')})`);
-  if (!state.every(Number.isFinite)) throw new ArgumentError('state', 'holds NaN or infinite values');
+  if (!allFinite(state)) throw new ArgumentError('state', 'holds NaN or infinite values');
   const h = options.history ?? { states: [], actions: [], rewards: [], costs: [] };
   const past = h.rewards.length;
   if (h.states instanceof Float32Array && h.states.length !== past * d) {
     throw new ArgumentError('history.states', `holds ${h.states.length} values: ${past} past rounds of ${d} state values need ${past * d}`);
   }
-  const pastStates = h.states instanceof Float32Array ? Array.from({ length: past }, (_, i) => Array.from((h.states as Float32Array).subarray(i * d, i * d + d))) : h.states;
+  const pastStates = h.states instanceof Float32Array ? Array.from({ length: past }, (_, i) => (h.states as Float32Array).subarray(i * d, i * d + d)) : h.states;
   if (pastStates.length !== past || h.actions.length !== past || h.costs.length !== past) throw new ArgumentError('history', 'states, actions, rewards and costs must have one entry per past round');
   if (past + 1 > c.context) throw new ArgumentError('history', `${past + 1} rounds is beyond the model's context of ${c.context}`);
   const T = past + 1;
-  const inputs = reuse ? reusableInputs(handle, T) : emptyForwardInputs(c, 1, T);
+  const kept = reuse ? reusableInputs(handle, T) : undefined;
+  const inputs = kept?.inputs ?? emptyForwardInputs(c, 1, T);
   inputs.lambda[0] = lambda;
   writeDecisionTokens(handle, lambda, { past, state: (t) => (t < past ? pastStates[t] : state), action: (t, j) => h.actions[t][j], reward: (t) => h.rewards[t], cost: (t) => h.costs[t] }, inputs, 0);
-  return { handle, past, inputs };
+  return { handle, past, inputs, logits: kept?.logits };
+}
+
+function allFinite(values: ArrayLike<number>): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
 }
 
 /** λ in the model's range, or an ArgumentError. */
@@ -688,7 +698,7 @@ export function writeDecisionTokens(handle: Pick<NativeModel, 'meta'>, lambda: n
   for (let t = 0; t <= past; t++) {
     const s = src.state(t);
     const name = t < past ? `${label}history.states[${t}]` : `${label}state`;
-    if (s.length !== d || !Array.prototype.every.call(s, Number.isFinite)) throw new ArgumentError(name, `must hold ${d} finite numbers, got ${s.length} values`);
+    if (s.length !== d || !allFinite(s)) throw new ArgumentError(name, `must hold ${d} finite numbers, got ${s.length} values`);
     checkStatesInRange(handle, s, d, name);
     const cell = b * T + t;
     inputs.states.set(s, cell * d);
@@ -701,12 +711,13 @@ export function writeDecisionTokens(handle: Pick<NativeModel, 'meta'>, lambda: n
       r -= reward;
       cst -= cost;
       let off = 0;
-      c.actionSizes.forEach((k, j) => {
+      for (let j = 0; j < c.actionSizes.length; j++) {
+        const k = c.actionSizes[j];
         const a = src.action(t, j);
         if (!Number.isInteger(a) || a < 0 || a >= k) throw new ArgumentError(`${label}history.actions[${t}][${j}]`, `must be an index in [0, ${k})`);
         inputs.actionsOneHot[cell * K + off + a] = 1;
         off += k;
-      });
+      }
     }
   }
   if (!Number.isFinite(r) || !Number.isFinite(cst) || Math.abs(r) > 3e38 || Math.abs(cst) > 3e38) throw new ArgumentError(`${label}history`, 'the rewards and costs so far overflow the decision targets');
@@ -717,7 +728,7 @@ function decisionFrom(q: DecisionQuery, logits: Float32Array): Decision {
   const sizes = meta.config.actionSizes;
   const K = actionWidth(meta.config);
   const row = logits.subarray(q.past * K, q.past * K + K);
-  if (!row.every(Number.isFinite)) throw new SacoError('DECISION_NOT_FINITE', "the model's scores for this user are not finite: the state or history lies far outside the training data");
+  if (!allFinite(row)) throw new SacoError('DECISION_NOT_FINITE', "the model's scores for this user are not finite: the state or history lies far outside the training data");
   const chosen = new Int32Array(sizes.length);
   greedyRow(row, 0, sizes, chosen);
   const action = Array.from(chosen);
@@ -746,6 +757,27 @@ export async function decide(options: DecideOptions): Promise<Decision> {
 }
 
 /**
+ * The decision cache of a model decide(), decideSync() and decideBatch() use: each decision
+ * keeps the user's computed sequence (its keys and values, native/decision_cache.h), so that
+ * the user's next round, whose history extends it by one round, computes only that round's
+ * tokens (per-round serving: a round-5 decision then costs about what a round-1 one does). An
+ * entry is found only by the exact inputs it was computed from, so a changed history or λ
+ * recomputes; decisions are the same with the cache or without it. Least recently used entries
+ * are dropped beyond the capacity. `capacityBytes` sets it (default 32 MiB per model; 0 turns
+ * it off); returns its size and its hits and misses so far.
+ *
+ * @throws {ArgumentError} for a capacity that is not an integer >= 0.
+ * @example
+ * decisionCache(model, 512 << 20); // a service deciding ~10,000 users per round at round 5
+ */
+export function decisionCache(model: DecideOptions['model'], capacityBytes?: number): DecisionCacheStats {
+  if (capacityBytes !== undefined && !(Number.isSafeInteger(capacityBytes) && capacityBytes >= 0)) {
+    throw new ArgumentError('capacityBytes', `must be an integer >= 0, got ${String(capacityBytes)}`);
+  }
+  return nativeDecisionCache(decisionModel(model), capacityBytes);
+}
+
+/**
  * decide() on the calling thread: no thread hop, for per-request serving (it blocks the event
  * loop for the microseconds the model takes).
  *
@@ -755,5 +787,5 @@ export async function decide(options: DecideOptions): Promise<Decision> {
  */
 export function decideSync(options: DecideOptions): Decision {
   const q = decisionQuery(options, true);
-  return decisionFrom(q, nativeForwardSync(q.handle, q.inputs));
+  return decisionFrom(q, nativeForwardSync(q.handle, q.inputs, q.logits));
 }

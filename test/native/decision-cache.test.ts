@@ -1,0 +1,114 @@
+/**
+ * The decision cache (native/decision_cache.h): a decision keeps each user's keys and values,
+ * and the user's next round loads them and computes only its new tokens. Held against the same
+ * model with the cache off: every logit of every round is the same bits (the row kernel is
+ * row-independent on AVX-512; elsewhere the cache stays off), a history that differs in any
+ * value finds nothing, and the cache holds to its capacity.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { CodtConfig } from '../../src/model/config.js';
+import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, type NativeForwardInputs, type NativeModel } from '../../src/native/index.js';
+import { decideSync } from '../../src/solve/index.js';
+import { randomBatch, randomModel } from '../helpers/model.js';
+
+const rowsIndependent = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+const config: CodtConfig = { stateDim: 5, actionSizes: [3, 2], context: 6, dModel: 64, layers: 2, heads: 2, dropout: 0, variant: 'expected' };
+const K = 5;
+const model = randomModel(config, 11);
+
+// every user's whole campaign (6 rounds); a round-T decision reads its first T rounds
+const b = randomBatch(config, 37, 6, 5);
+const campaign: NativeForwardInputs = { batch: b.size, rounds: b.rounds, states: b.states, rtg: b.rtg, ctg: b.ctg, actionsOneHot: b.actionsOneHot, lambda: b.lambda };
+
+function firstRounds(x: NativeForwardInputs, users: number[], T: number): NativeForwardInputs {
+  const R = x.rounds;
+  const rows = (a: Float32Array, w: number) => {
+    const out = new Float32Array(users.length * T * w);
+    users.forEach((u, i) => {
+      for (let t = 0; t < T; t++) out.set(a.subarray((u * R + t) * w, (u * R + t + 1) * w), (i * T + t) * w);
+    });
+    return out;
+  };
+  return {
+    batch: users.length, rounds: T, states: rows(x.states, config.stateDim), rtg: rows(x.rtg, 1), ctg: rows(x.ctg, 1), actionsOneHot: rows(x.actionsOneHot, K),
+    lambda: Float32Array.from(users, (u) => x.lambda[u]),
+  };
+}
+
+function withCache(capacity: number, run: (h: NativeModel, reference: NativeModel) => Promise<void> | void) {
+  return async () => {
+    const h = loadNativeModel(model);
+    const reference = loadNativeModel(model);
+    try {
+      nativeDecisionCache(h, capacity);
+      nativeDecisionCache(reference, 0);
+      await run(h, reference);
+    } finally {
+      h.unload();
+      reference.unload();
+    }
+  };
+}
+
+const users = Array.from({ length: 37 }, (_, u) => u); // two blocks of 16 and a partial one
+
+describe.runIf(rowsIndependent)('the decision cache (AVX-512: same bits with it or without it)', () => {
+  it('serves round after round from the previous round, with the same logits as recomputing', withCache(32 << 20, async (h, reference) => {
+    for (let T = 1; T <= 6; T++) {
+      const x = firstRounds(campaign, users, T);
+      const cached = await nativeForward(h, x, 'incremental');
+      expect(Array.from(cached)).toEqual(Array.from(await nativeForward(reference, x, 'incremental')));
+      const s = nativeDecisionCache(h);
+      expect(s.hits).toBe(37 * (T - 1)); // every user of every round after the first found its previous round
+    }
+    // round 6 is the whole context: nothing is kept for a round 7
+    expect(nativeDecisionCache(h).entries).toBe(37 * 5);
+    expect(nativeDecisionCache(reference).entries).toBe(0);
+  }));
+
+  it('serves one user per call the same way (nativeForwardSync and decideSync)', withCache(32 << 20, (h, reference) => {
+    for (const u of [0, 20]) {
+      for (let T = 1; T <= 6; T++) {
+        const x = firstRounds(campaign, [u], T);
+        expect(Array.from(nativeForwardSync(h, x))).toEqual(Array.from(nativeForwardSync(reference, x)));
+      }
+    }
+    expect(nativeDecisionCache(h).hits).toBe(2 * 5);
+    // decideSync: the round-5 decision of a user whose round 4 was decided reads the cache
+    const state = [0.1, -0.2, 0.3, 0, 0.5];
+    const history = { states: [[0, 0, 0, 0, 0], [0.1, 0.1, 0, 0, 0], [0.2, 0, 0, 0, 0.1], [0, 0, 1, 0, 0]], actions: [[0, 1], [2, 0], [1, 1], [0, 0]], rewards: [3, 0, 1, 0], costs: [1, 0, 0.5, 0] };
+    const lambda = 0.5;
+    const round4 = { states: history.states.slice(0, 3), actions: history.actions.slice(0, 3), rewards: history.rewards.slice(0, 3), costs: history.costs.slice(0, 3) };
+    decideSync({ model: h, lambda, state: history.states[3], history: round4 });
+    const before = nativeDecisionCache(h).hits;
+    const got = decideSync({ model: h, lambda, state, history });
+    expect(nativeDecisionCache(h).hits).toBe(before + 1);
+    expect(got).toEqual(decideSync({ model: reference, lambda, state, history }));
+  }));
+
+  it('finds nothing for a history that differs in one value, and recomputes it', withCache(32 << 20, async (h, reference) => {
+    await nativeForward(h, firstRounds(campaign, users, 3), 'incremental');
+    const x = firstRounds(campaign, users, 4);
+    x.rtg[4 * 20 + 1] += 1e-3; // user 20's realised reward of round 0, as its to-go token of round 1 carries it
+    const hits = nativeDecisionCache(h).hits;
+    const got = await nativeForward(h, x, 'incremental');
+    expect(Array.from(got)).toEqual(Array.from(await nativeForward(reference, x, 'incremental')));
+    // blocks 0..15 and 32..36 continue from round 2; users 16..31's block is recomputed (its
+    // users 16..19 are found before user 20 misses, and no later one is looked up)
+    const found = nativeDecisionCache(h).hits - hits;
+    expect(found).toBe(16 + 4 + 5);
+  }));
+
+  it('holds to its capacity, drops the least recently used, and is off at 0', withCache(40_000, async (h) => {
+    for (let T = 1; T <= 5; T++) await nativeForward(h, firstRounds(campaign, users, T), 'incremental');
+    const s = nativeDecisionCache(h);
+    expect(s.bytes).toBeLessThanOrEqual(40_000);
+    expect(s.entries).toBeGreaterThan(0);
+    expect(s.entries).toBeLessThan(37); // one round's entries of 37 users do not fit
+    nativeDecisionCache(h, 0);
+    expect(nativeDecisionCache(h)).toMatchObject({ capacity: 0, bytes: 0, entries: 0 });
+    await nativeForward(h, firstRounds(campaign, users, 2), 'incremental');
+    expect(nativeDecisionCache(h).entries).toBe(0);
+  }));
+});
