@@ -6,6 +6,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 #include <stdexcept>
@@ -24,7 +25,7 @@ void require(bool ok, const std::string& message) {
 struct Exhausted {};
 
 // The subsample: the first n users of a seeded permutation of the population (so a larger
-// subsample contains the smaller), in population order.
+// subsample contains the smaller), handed out in parts, each in population order.
 class Sampler {
  public:
   Sampler(const RolloutUsers& users, uint64_t seed) : users_(users), order_(users.ids.size()) {
@@ -36,20 +37,22 @@ class Sampler {
     }
   }
 
-  RolloutUsers take(size_t n) const {
-    std::vector<size_t> pick(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(n));
-    std::sort(pick.begin(), pick.end());
+  // Users a..b of the permutation, in population order (`idx`: their population indices).
+  RolloutUsers range(size_t a, size_t b, std::vector<size_t>& idx) const {
+    idx.assign(order_.begin() + static_cast<std::ptrdiff_t>(a), order_.begin() + static_cast<std::ptrdiff_t>(b));
+    std::sort(idx.begin(), idx.end());
     const size_t width = users_.features.size() / users_.ids.size();
     RolloutUsers out;
-    out.ids.reserve(n);
-    out.features.reserve(n * width);
-    for (size_t i : pick) {
+    out.ids.reserve(idx.size());
+    out.features.reserve(idx.size() * width);
+    for (size_t i : idx) {
       out.ids.push_back(users_.ids[i]);
       out.features.insert(out.features.end(), users_.features.begin() + static_cast<std::ptrdiff_t>(i * width),
                           users_.features.begin() + static_cast<std::ptrdiff_t>((i + 1) * width));
     }
     return out;
   }
+  size_t at(size_t k) const { return order_[k]; }
 
  private:
   static constexpr uint32_t kStreamSubsample = 9;
@@ -64,11 +67,13 @@ class Prober {
 
   // Natural spend and revenue at λ on every user (no budget enforced). The rollout also
   // replays the budget rule on itself: when it withholds nothing, it is the plan at λ, kept
-  // for finish(). A λ already probed is not run again.
+  // for finish(). A λ already probed is not run again; a λ grown over part of the population
+  // (grow()) is completed on the rest.
   Probe at(double lambda) {
     for (const Probe& p : full_) {
       if (p.lambda == lambda) return p;
     }
+    if (find(lambda)) return grow(lambda, users_.ids.size());
     if (out_.rollouts >= max_ - 1) throw Exhausted{};  // keep one rollout for the final plan
     RolloutSpec spec = base_;
     spec.lambda = lambda;
@@ -84,23 +89,75 @@ class Prober {
     return p;
   }
 
-  // The same on a subsample: its sums scaled to the population, and the standard error of
-  // that spend estimate (sampling without replacement, from the spread of users' spend).
-  Probe at_sample(double lambda, const RolloutUsers& sample, double* se) {
-    if (out_.sample_rollouts >= max_) throw Exhausted{};
+  // Probes grown over the seeded permutation of the users (sampler()): grow(λ, k) rolls out
+  // the first k users of the permutation at λ, running only those not yet run at λ, and
+  // returns the subsample's sums scaled to the population with the standard error of that
+  // spend estimate (sampling without replacement, from the spread of users' spend). At k = N
+  // the parts are put together into the rollout on every user, in population order: the same
+  // users' outcomes (each user's draws are keyed by its id, and a user's decisions do not
+  // depend on who shares its block), summed in the same order, with the budget rule replayed
+  // on it, as at() computes it in one piece.
+  void sample(uint64_t seed) { sampler_ = std::make_unique<Sampler>(users_, seed); }
+
+  Probe grow(double lambda, size_t k) {
+    const size_t N = users_.ids.size();
+    k = std::min(k, N);
+    Grown* g = find(lambda);
+    if (g && k <= g->m) return estimate(*g, k);
+    for (const Probe& p : full_) {
+      if (p.lambda == lambda) return p;
+    }
+    if (k == N) {
+      if (out_.rollouts >= max_ - 1) throw Exhausted{};
+    } else if (out_.sample_rollouts >= max_) {
+      throw Exhausted{};
+    }
+    if (!g) g = &add(lambda);
+    g->used = ++clock_;
+    Chunk c;
+    const RolloutUsers part = sampler_->range(g->m, k, c.idx);
     RolloutSpec spec = base_;
     spec.lambda = lambda;
     spec.budget = std::numeric_limits<double>::infinity();
-    spec.record_plan = false;
-    const RolloutResult r = rollout(spec, sample);
-    ++out_.sample_rollouts;
-    const double n = static_cast<double>(sample.ids.size()), N = static_cast<double>(users_.ids.size());
-    const double mean = r.cost / n;
-    const double var = n > 1 ? std::max(0.0, (r.cost_sq - n * mean * mean) / (n - 1)) : 0.0;
-    *se = N * std::sqrt(var * std::max(0.0, 1.0 / n - 1.0 / N));
-    const Probe p{lambda, r.revenue * N / n, r.cost * N / n, sample.ids.size(), *se};
+    spec.record_plan = true;
+    spec.record_users = true;
+    c.r = rollout(spec, part);
+    const size_t n = c.idx.size(), R = base_.rounds;
+    for (size_t j = 0; j < n; ++j) {  // each user's totals, in permutation order
+      double cost = 0, revenue = 0;
+      for (size_t t = 0; t < R; ++t) cost += c.r.user_cost[t * n + j], revenue += c.r.user_reward[t * n + j];
+      g->cost.push_back(cost);
+      g->revenue.push_back(revenue);
+    }
+    // (the permutation order of this part: its users sorted back by their place in the permutation)
+    reorder_tail(*g, c.idx);
+    g->m = k;
+    g->chunks.push_back(std::move(c));
+    if (k < N) {
+      ++out_.sample_rollouts;
+      out_.sample_users = std::max<uint64_t>(out_.sample_users, k);
+      const Probe p = estimate(*g, k);
+      report(p);
+      return p;
+    }
+    RolloutResult r = merge(*g);
+    ++out_.rollouts;
+    const Probe p{lambda, r.revenue, r.cost, N};
+    full_.push_back(p);
+    g->chunks.clear();
+    g->chunks.shrink_to_fit();
+    if (r.fits_budget) keep(lambda, std::move(r));
     report(p);
     return p;
+  }
+
+  // The estimate at λ from its first k users when they were already run (k <= what grow()
+  // reached), without running anything; false otherwise.
+  bool known(double lambda, size_t k, Probe* p) {
+    Grown* g = find(lambda);
+    if (!g || k > g->m) return false;
+    *p = estimate(*g, k);
+    return true;
   }
 
   // The plan at λ with the budget enforced by the environment: a kept probe at λ when its
@@ -116,6 +173,7 @@ class Prober {
     }
     // a probe at λ whose budget rule withheld something: the natural rollout is not tried again
     const bool probed = budget == search_.budget && std::any_of(full_.begin(), full_.end(), [&](const Probe& p) { return p.lambda == lambda; });
+    grown_.clear();  // the parts of probes are no longer needed: free them before the plan's rollout
     RolloutSpec spec = base_;
     spec.lambda = lambda;
     spec.budget = budget;
@@ -131,6 +189,104 @@ class Prober {
   }
 
  private:
+  struct Chunk {
+    std::vector<size_t> idx;  // population indices of the part, ascending (the rollout's user order)
+    RolloutResult r;
+  };
+  // A probe grown over the first m users of the permutation.
+  struct Grown {
+    double lambda = 0;
+    size_t m = 0;
+    std::vector<double> cost, revenue;  // each user's totals, in permutation order
+    std::vector<Chunk> chunks;          // until merged
+    uint64_t used = 0;
+  };
+
+  Grown* find(double lambda) {
+    for (Grown& g : grown_) {
+      if (g.lambda == lambda) return &g;
+    }
+    return nullptr;
+  }
+
+  // A new grown probe; the least recently used ones are dropped beyond a population's worth of
+  // stored users (their estimates stay in the trace; memory stays within a few rollouts').
+  Grown& add(double lambda) {
+    size_t stored = 0;
+    for (const Grown& g : grown_) stored += g.m;
+    while (stored > users_.ids.size() && !grown_.empty()) {
+      auto oldest = std::min_element(grown_.begin(), grown_.end(), [](const Grown& a, const Grown& b) { return a.used < b.used; });
+      stored -= oldest->m;
+      grown_.erase(oldest);
+    }
+    grown_.emplace_back();
+    grown_.back().lambda = lambda;
+    return grown_.back();
+  }
+
+  // The totals just appended for `idx` (population order) put in permutation order.
+  void reorder_tail(Grown& g, const std::vector<size_t>& idx) {
+    const size_t n = idx.size(), start = g.cost.size() - n;
+    std::vector<double> cost(n), revenue(n);
+    for (size_t r = 0; r < n; ++r) {
+      const size_t i = sampler_->at(g.m + r);
+      const size_t j = static_cast<size_t>(std::lower_bound(idx.begin(), idx.end(), i) - idx.begin());
+      cost[r] = g.cost[start + j];
+      revenue[r] = g.revenue[start + j];
+    }
+    std::copy(cost.begin(), cost.end(), g.cost.begin() + static_cast<std::ptrdiff_t>(start));
+    std::copy(revenue.begin(), revenue.end(), g.revenue.begin() + static_cast<std::ptrdiff_t>(start));
+  }
+
+  Probe estimate(const Grown& g, size_t k) const {
+    double sc = 0, sr = 0, sq = 0;
+    for (size_t j = 0; j < k; ++j) sc += g.cost[j], sr += g.revenue[j], sq += g.cost[j] * g.cost[j];
+    const double n = static_cast<double>(k), N = static_cast<double>(users_.ids.size());
+    const double mean = sc / n;
+    const double var = n > 1 ? std::max(0.0, (sq - n * mean * mean) / (n - 1)) : 0.0;
+    const double se = N * std::sqrt(var * std::max(0.0, 1.0 / n - 1.0 / N));
+    return Probe{g.lambda, sr * N / n, sc * N / n, k, se};
+  }
+
+  // The parts of a probe grown to every user, as the rollout on every user: per (round, user)
+  // outcomes in population order, summed as rollout() sums them, the budget rule replayed.
+  RolloutResult merge(const Grown& g) const {
+    const size_t N = users_.ids.size(), R = base_.rounds, A = base_.env->action_sizes().size();
+    RolloutResult out;
+    std::vector<double> reward(R * N), cost(R * N), largest(R * N);
+    out.plan.assign(N * R * A, 0);
+    for (const Chunk& c : g.chunks) {
+      const size_t n = c.idx.size();
+      for (size_t j = 0; j < n; ++j) {
+        const size_t i = c.idx[j];
+        for (size_t t = 0; t < R; ++t) {
+          reward[t * N + i] = c.r.user_reward[t * n + j];
+          cost[t * N + i] = c.r.user_cost[t * n + j];
+          largest[t * N + i] = c.r.user_largest[t * n + j];
+        }
+        std::copy_n(c.r.plan.data() + j * R * A, R * A, out.plan.data() + i * R * A);
+      }
+      out.coupons += c.r.coupons;
+    }
+    out.revenue_by_round.assign(R, 0.0);
+    out.cost_by_round.assign(R, 0.0);
+    for (size_t t = 0; t < R; ++t) {
+      for (size_t i = 0; i < N; ++i) {
+        out.revenue_by_round[t] += reward[t * N + i];
+        out.cost_by_round[t] += cost[t * N + i];
+      }
+      out.revenue += out.revenue_by_round[t];
+      out.cost += out.cost_by_round[t];
+    }
+    for (size_t i = 0; i < N; ++i) {
+      double c = 0;
+      for (size_t t = 0; t < R; ++t) c += cost[t * N + i];
+      out.cost_sq += c * c;
+    }
+    out.fits_budget = !budget_rule_withholds(largest, cost, N, base_.rounds, base_.wave_users, search_.budget);
+    return out;
+  }
+
   void report(const Probe& p) {
     out_.trace.push_back(p);
     if (search_.on_probe) search_.on_probe(p, out_.rollouts + out_.sample_rollouts);
@@ -149,6 +305,9 @@ class Prober {
   SearchResult& out_;
   std::vector<Probe> full_;
   std::vector<std::pair<double, RolloutResult>> kept_;
+  std::unique_ptr<Sampler> sampler_;
+  std::vector<Grown> grown_;
+  uint64_t clock_ = 0;
 };
 
 // A bracket of C(λ) around a goal: C(lo) > goal >= C(hi).
@@ -245,58 +404,99 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
   }
 }
 
-// Subsampled bracketing. The spend of a subsample of n of the N users, scaled by N / n,
-// estimates C(λ) with standard error SE = N s sqrt(1/n - 1/N), s the spread (standard
-// deviation) of users' spend at λ. The bracket is found on a subsample of kFirstSample users
-// aimed at the middle of the band, T = B - ε/2, to within ±ε/8 (or half a standard error of the
-// subsample's estimate, whichever is wider: it is no more precise). The subsample then grows
-// (nested, once) to the size whose SE at that λ is 3ε/16 - two standard errors plus the
-// search's ±ε/8 inside the band's half-width ε/2 - computed from s measured there, but to at
-// most N/16: beyond that the subsample costs more than the full probes it saves. Then:
-//   1. a probe on every user at the subsample's λ; kept when B - ε <= C <= B (exactly the
-//      exhaustive search's criterion, on every user);
-//   2. otherwise the subsample's curve, corrected by what the full probe measured
-//      (C(λ') ≈ C(λ) + Ĉ(λ') - Ĉ(λ): the same users' spend at two nearby λ differs little,
-//      so the correction is precise near λ), picks the next λ for a probe on every user; up to
-//      kCorrections times, until probes on every user lie on both sides of the band;
-//   3. then the exhaustive search inside the bracket of the probes on every user, its secant
+// Subsampled bracketing, grown to every user. The spend of the first n users of a seeded
+// permutation of the N users, scaled by N / n, estimates C(λ) with standard error
+// SE = N s sqrt(1/n - 1/N), s the spread (standard deviation) of users' spend at λ. A probe at
+// λ grows over the permutation (Prober::grow: kAim, 2 kAim, 4 kAim, ... users, then everyone)
+// and never runs a user twice at one λ: grown to every user it has cost one rollout, and the
+// subsample's rollouts at that λ are part of it. Then:
+//   1. the bracket on the first kCoarse users, aimed at the middle of the band, T = B - ε/2, to
+//      within ε/8 or one standard error of that subsample's estimate (it is no more precise);
+//   2. the probe at its λ grows; at each size beyond what the latest probe already measured it
+//      is dropped when its estimate lies more than kAbortZ standard errors outside the band;
+//      grown to every user, it is kept when B - ε <= C <= B (exactly the exhaustive search's
+//      criterion, on every user), and its rollout is the plan when its budget rule withholds
+//      nothing;
+//   3. otherwise the next λ is where the first kAim users' curve, shifted to pass through what
+//      the dropped or completed probe measured, meets T (C(λ') ≈ C(λ) + Ĉ(λ') - Ĉ(λ): the same
+//      users' spend at two nearby λ differs little - correlation 0.99 at λ* ± 3% on SY - so the
+//      shift is precise near λ); back to 2, up to kAims times, or until probes on every user lie
+//      on both sides of the band;
+//   4. then the exhaustive search inside the bracket of the probes on every user, its secant
 //      aimed at the band's middle.
-// The budget not binding at λ = 0, or binding even at λmax, is decided by probes on every
-// user too. Policies that learn across users are searched exhaustively (a subsample would
-// change what they learn), and so are populations under kMinUsers.
-constexpr size_t kFirstSample = 1024;
-constexpr size_t kMinUsers = 8 * kFirstSample;
-constexpr int kCorrections = 3;
+// Spend varies across users about as much as its mean (SY: coefficient of variation ~1), so
+// the first kAim users place C(λ) within ~3% (band: ±1%): a probe grown from there is often
+// dropped part-way, and the next, aimed through what it measured, lands in the band. The budget
+// not binding at λ = 0, or binding even at λmax, is decided by probes on every user too.
+// Policies that learn across users are searched exhaustively (a subsample would change what
+// they learn), and so are populations under kMinUsers.
+constexpr size_t kCoarse = 256;
+constexpr size_t kAim = 1024;
+constexpr size_t kMinUsers = 8 * kAim;
+constexpr int kAims = 4;
 constexpr double kZ = 2;
+constexpr double kAbortZ = 2;
+
+// d log C / dλ near λ from the probes `curve` has (the nearest on either side), else the mean
+// over [0, λmax]; negative.
+double log_slope(const std::vector<Probe>& curve, double lambda, double lambda_max) {
+  const Probe* below = nullptr;
+  const Probe* above = nullptr;
+  for (const Probe& p : curve) {
+    if (!(p.cost > 0)) continue;
+    if (p.lambda <= lambda && (!below || p.lambda > below->lambda)) below = &p;
+    if (p.lambda > lambda && (!above || p.lambda < above->lambda)) above = &p;
+  }
+  if (below && above) {
+    const double s = (std::log(above->cost) - std::log(below->cost)) / (above->lambda - below->lambda);
+    if (s < 0 && std::isfinite(s)) return s;
+  }
+  return -8 / lambda_max;
+}
+
+// A λ in (lo, hi) where `curve` is within tol of goal, from `start` on it: log-secant steps
+// (the first with `slope`) until two probes lie on both sides of the goal, then the Illinois
+// search between them aimed at the goal. Returns the probe it ended at.
+Probe seek(const std::function<Probe(double)>& curve, const Probe& start, double slope, double goal, double tol, double lo, double hi, double tiny, int steps) {
+  if (std::abs(start.cost - goal) <= tol) return start;
+  const double margin = 0.01 * (hi - lo);
+  const auto log_cost = [&](double c) { return std::log(std::max(c, 1e-9 * goal)); };
+  Probe prev = start, cur = start;
+  for (int i = 0; i < steps; ++i) {
+    double s = slope;
+    if (cur.lambda != prev.lambda) {
+      const double secant = (log_cost(cur.cost) - log_cost(prev.cost)) / (cur.lambda - prev.lambda);
+      if (secant < 0 && std::isfinite(secant)) s = secant;
+    }
+    const double lambda = std::clamp(cur.lambda + (std::log(goal) - log_cost(cur.cost)) / s, lo + margin, hi - margin);
+    if (lambda == cur.lambda) break;
+    const Probe p = curve(lambda);
+    if (std::abs(p.cost - goal) <= tol) return p;
+    prev = cur;
+    cur = p;
+    Bracket b = prev.lambda < cur.lambda ? Bracket{prev, cur} : Bracket{cur, prev};
+    if (b.lo.cost > goal && b.hi.cost <= goal) return illinois(curve, b, goal + tol, 2 * tol, tiny, steps, true, 0, goal);
+  }
+  return cur;
+}
 
 void subsampled_bisection(Prober& probe, const RolloutSpec& base, const RolloutUsers& users, const SearchSpec& s, SearchResult& out) {
   const size_t N = users.ids.size();
   const double B = s.budget, eps = s.epsilon, T = B - 0.5 * eps, h = eps / 8, tiny = 1e-6 * s.lambda_max;
   if (N < kMinUsers || !(eps > 0) || base.policy->learns_across_users()) return bisection(probe, s, out);
-  const Sampler sampler(users, s.seed);
-  size_t n = kFirstSample;
-  RolloutUsers sample = sampler.take(n);
-  out.sample_users = n;
-  struct Estimate {
-    Probe p;
-    double se;
+  probe.sample(s.seed);
+  std::vector<Probe> coarse;  // the curve on the first kCoarse users
+  const std::function<Probe(double)> coarse_at = [&](double lambda) {
+    const Probe p = probe.grow(lambda, kCoarse);
+    coarse.push_back(p);
+    return p;
   };
-  std::vector<Estimate> seen;  // on the current subsample
-  auto at_sample = [&](double lambda) {
-    for (const Estimate& e : seen) {
-      if (e.p.lambda == lambda) return e;
-    }
-    Estimate e{};
-    e.p = probe.at_sample(lambda, sample, &e.se);
-    seen.push_back(e);
-    return e;
-  };
-  auto sample_probe = [&](double lambda) { return at_sample(lambda).p; };
+  const std::function<Probe(double)> aim_at = [&](double lambda) { return probe.grow(lambda, kAim); };
   try {
-    // the ends, on the subsample: clearly not binding, or clearly binding at λmax, is checked
-    // on every user; too close to call: the exhaustive search
-    const Estimate e0 = at_sample(0.0);
-    if (e0.p.cost + kZ * e0.se <= B) {
+    // the ends: clearly not binding, or clearly binding at λmax, is checked on every user;
+    // too close to call: the exhaustive search
+    const Probe e0 = coarse_at(0.0);
+    if (e0.cost + kZ * e0.se <= B) {
       const Probe p0 = probe.at(0.0);
       if (p0.cost <= B) {
         out.budget_not_binding = out.feasible = true;
@@ -305,9 +505,9 @@ void subsampled_bisection(Prober& probe, const RolloutSpec& base, const RolloutU
       }
       return bisection(probe, s, out);
     }
-    if (e0.p.cost - kZ * e0.se <= B) return bisection(probe, s, out);
-    const Estimate em = at_sample(s.lambda_max);
-    if (em.p.cost - kZ * em.se > B) {
+    if (e0.cost - kZ * e0.se <= B) return bisection(probe, s, out);
+    const Probe em = coarse_at(s.lambda_max);
+    if (em.cost - kZ * em.se > B) {
       const Probe pmax = probe.at(s.lambda_max);
       if (pmax.cost > B) {
         out.needs_more_than_lambda_max = true;
@@ -316,60 +516,44 @@ void subsampled_bisection(Prober& probe, const RolloutSpec& base, const RolloutU
       }
       return bisection(probe, s, out);
     }
-    if (em.p.cost > T + h) return bisection(probe, s, out);
-    // the bracket on the subsample, to T ± ε/8 or half a standard error, whichever is wider
-    Bracket b{e0.p, em.p};
-    Probe found = illinois(sample_probe, b, T + h, 2 * h, tiny, s.max_rollouts, true, 0.5);
-    // the subsample's size from the spread of spend at its λ (nested: it only grows)
-    const double se = found.se;
-    const double sd = se / (static_cast<double>(N) * std::sqrt(1.0 / static_cast<double>(n) - 1.0 / static_cast<double>(N)));
-    const double target_se = 3 * eps / 16;
-    const double wanted = sd > 0 ? 1.0 / (std::pow(target_se / (static_cast<double>(N) * sd), 2) + 1.0 / static_cast<double>(N)) : 0.0;
-    const size_t grown = std::min(N / 16, static_cast<size_t>(std::ceil(wanted)));
-    if (grown > n) {
-      n = grown;
-      sample = sampler.take(n);
-      out.sample_users = n;
-      seen.clear();
-      // the old bracket's ends, re-measured on the larger subsample (widened to [0, λmax]
-      // where an end is no longer on its side)
-      Probe lo = sample_probe(b.lo.lambda), hi = sample_probe(b.hi.lambda);
-      if (!(lo.cost > T + h)) lo = sample_probe(0.0);
-      if (hi.cost > T + h) hi = sample_probe(s.lambda_max);
-      if (!(lo.cost > T + h) || hi.cost > T + h) return bisection(probe, s, out);
-      b = Bracket{lo, hi};
-      found = illinois(sample_probe, b, T + h, 2 * h, tiny, s.max_rollouts, true, 0.5);
-    }
-    // on every user, corrected by what each full probe measured
-    double lambda = found.lambda;
+    if (em.cost > T + h) return bisection(probe, s, out);
+    Bracket b{e0, em};
+    double lambda = illinois(coarse_at, b, T + h, 2 * h, tiny, s.max_rollouts, true, 1.0).lambda;
+    // grown towards every user, dropped part-way when clearly out of the band, re-aimed
     Bracket full{Probe{0, 0, std::numeric_limits<double>::infinity(), N}, Probe{s.lambda_max, 0, -std::numeric_limits<double>::infinity(), N}};
     bool have_lo = false, have_hi = false;
-    for (int round = 0; round <= kCorrections; ++round) {
-      const Probe p = probe.at(lambda);
-      if (p.cost <= B && p.cost >= B - eps) {
-        out.feasible = true;
-        probe.finish(lambda, B);
-        return;
+    size_t measured = kCoarse;  // users the latest estimate rests on: growth is tested only beyond
+    for (int aim = 0; aim < kAims; ++aim) {
+      Probe p{};
+      bool dropped = false;
+      for (size_t k = kAim;; k = std::min(N, 2 * k)) {
+        p = probe.grow(lambda, k);
+        if (k >= N) break;
+        if (k > measured && std::abs(p.cost - T) > 0.5 * eps + kAbortZ * p.se) {
+          dropped = true;
+          break;
+        }
       }
-      if (p.cost > B && (!have_lo || p.lambda > full.lo.lambda)) full.lo = p, have_lo = true;
-      if (p.cost <= B && (!have_hi || p.lambda < full.hi.lambda)) full.hi = p, have_hi = true;
-      // probes on every user on both sides: their secant is better than the subsample's
-      if (round == kCorrections || (have_lo && have_hi)) break;
-      // where the subsample's curve, shifted to pass through this full probe, meets T
-      const Estimate here = at_sample(lambda);
-      const double goal = T - (p.cost - here.p.cost);
-      Bracket sb{Probe{-1, 0, -std::numeric_limits<double>::infinity(), 0}, Probe{-1, 0, std::numeric_limits<double>::infinity(), 0}};
-      for (const Estimate& e : seen) {  // the tightest bracket of goal among the subsample's probes
-        if (e.p.cost > goal + h && (sb.lo.lambda < 0 || e.p.lambda > sb.lo.lambda)) sb.lo = e.p;
+      if (!dropped) {
+        if (p.cost <= B && p.cost >= B - eps) {
+          out.feasible = true;
+          probe.finish(lambda, B);
+          return;
+        }
+        if (p.cost > B && (!have_lo || p.lambda > full.lo.lambda)) full.lo = p, have_lo = true;
+        if (p.cost <= B && (!have_hi || p.lambda < full.hi.lambda)) full.hi = p, have_hi = true;
+        // probes on every user on both sides: their secant is better than the subsample's
+        if (have_lo && have_hi) break;
       }
-      for (const Estimate& e : seen) {
-        if (e.p.cost <= goal + h && e.p.lambda > sb.lo.lambda && (sb.hi.lambda < 0 || e.p.lambda < sb.hi.lambda)) sb.hi = e.p;
-      }
-      if (sb.lo.lambda < 0 || sb.hi.lambda < 0) break;
-      illinois(sample_probe, sb, goal + h, 2 * h, tiny, s.max_rollouts, true);
-      // never outside what the probes on every user already showed
-      lambda = sb.hi.lambda;
-      if ((have_lo && lambda <= full.lo.lambda) || (have_hi && lambda >= full.hi.lambda)) break;
+      measured = p.users;
+      // where the first kAim users' curve, shifted to pass through this probe, meets T
+      const Probe here = aim_at(lambda);
+      const double goal = T - (p.cost - here.cost);
+      if (!(goal > 0)) break;
+      const double lo = have_lo ? full.lo.lambda : 0.0, hi = have_hi ? full.hi.lambda : s.lambda_max;
+      const Probe next = seek(aim_at, here, log_slope(coarse, lambda, s.lambda_max), goal, h, lo, hi, tiny, 6);
+      if (next.lambda == lambda && !dropped) break;
+      lambda = next.lambda;
     }
     // the exhaustive search inside the bracket the probes on every user make
     if (!have_lo) full.lo = probe.at(0.0);

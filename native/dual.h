@@ -5,9 +5,10 @@
 // withholds nothing is that plan already (rollout.h fits_budget), so it is not run again.
 //
 // Subsampled bracketing (bisection, `subsample`): C and R are sums over users, so the
-// bracket is found on a seeded random subsample and only the last probes run on everyone
-// (dual.cc says how the subsample is sized from the spread of spend over users); λ* is
-// decided by probes on every user, so the plan is exact and within the same tolerance.
+// bracket is found on a seeded random subsample, and a probe then grows from the subsample
+// to every user (never running a user twice at one λ), dropped part-way when its estimate is
+// clearly outside the band (dual.cc); λ* is decided by probes on every user, so the plan is
+// exact and within the same tolerance.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -22,7 +23,8 @@ enum class SearchMethod { kBisection = 0, kSlsqp = 1 };
 struct Probe {
   double lambda, revenue, cost;
   // Users the probe ran on; fewer than the population: a subsample's sums scaled to it,
-  // with `se` the standard error of that spend estimate.
+  // with `se` the standard error of that spend estimate. A probe grown over more users
+  // appears once per size it reached.
   uint64_t users = 0;
   double se = 0;
 };
@@ -48,8 +50,8 @@ struct SearchResult {
   double lambda = 0;
   RolloutResult plan;              // at lambda, budget enforced
   int rollouts = 0;                // on every user, including the final one when it ran apart from a probe
-  int sample_rollouts = 0;         // on the subsample
-  uint64_t sample_users = 0;       // the subsample's size (0: none)
+  int sample_rollouts = 0;         // on parts of the population (the subsample, and probes grown from it)
+  uint64_t sample_users = 0;       // the most users a probe reached short of everyone (0: none)
   std::vector<Probe> trace;
   bool feasible = false;           // the natural spend at lambda is within the budget
   bool budget_not_binding = false; // C(0) <= B

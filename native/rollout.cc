@@ -159,12 +159,32 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users);
 
 }  // namespace
 
+bool budget_rule_withholds(const std::vector<double>& largest, const std::vector<double>& cost, size_t n, uint32_t rounds, uint32_t wave_users, double budget) {
+  // waves of whole blocks, as run() makes them (the last block of the population may be short)
+  const size_t wave = wave_users == 0 ? n : (static_cast<size_t>(wave_users) + kRolloutBlock - 1) / kRolloutBlock * kRolloutBlock;
+  double spent = 0;
+  for (size_t u0 = 0; u0 < n; u0 += wave) {
+    const size_t u1 = std::min(n, u0 + wave);
+    for (uint32_t t = 0; t < rounds; ++t) {
+      double running = spent, round_cost = 0;
+      for (size_t i = u0; i < u1; ++i) {
+        if (largest[t * n + i] > 0 && running + largest[t * n + i] > budget) return true;
+        running += cost[t * n + i];
+      }
+      for (size_t i = u0; i < u1; ++i) round_cost += cost[t * n + i];
+      spent += round_cost;
+    }
+  }
+  return false;
+}
+
 uint64_t rollout_bytes(const RolloutSpec& spec, size_t users) {
   const uint64_t A = spec.env->action_sizes().size(), R = spec.rounds, sd = static_cast<uint64_t>(spec.env->state_dim());
   const bool optimistic = (std::isfinite(spec.budget) ? spec.optimistic : std::isfinite(spec.check_budget)) && !spec.policy->learns_across_users();
   const bool details = spec.record_plan && spec.record_details;  // PlanDetails, and the proposals the budget may overwrite
+  const bool largest = optimistic || (spec.record_users && !std::isfinite(spec.budget));
   const uint64_t per_user = 4 + R * 2 * sizeof(double) + A * 4 + (round_by_round(spec) ? 2 * sizeof(double) : 0) + (spec.record_plan ? R * A * 4 : 0) +
-                            (details ? R * (3 * sizeof(double) + 1) + A * 4 : 0) + (optimistic ? R * sizeof(double) : 0);
+                            (details ? R * (3 * sizeof(double) + 1) + A * 4 : 0) + (largest ? R * sizeof(double) : 0);
   const size_t live = live_users(spec, users);
   return users * per_user + spec.policy->state_bytes(live, spec.rounds) + live * (sd * 4 + kEnvBytesPerUser);
 }
@@ -229,7 +249,8 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
   // budget-enforced rollout (the same actions, hence the same draws), computed block by block.
   const bool optimistic = std::isfinite(spec.budget) ? spec.optimistic && !learns : std::isfinite(spec.check_budget) && !learns;
   const double check = std::isfinite(spec.budget) ? spec.budget : spec.check_budget;
-  std::vector<double> largest(optimistic ? n * spec.rounds : 0);
+  const bool users_out = spec.record_users && !std::isfinite(spec.budget);
+  std::vector<double> largest(optimistic || users_out ? n * spec.rounds : 0);
   bool done = false;
   if ((!std::isfinite(spec.budget) && !learns) || optimistic) {
     // Users never interact, so each block runs all its rounds at once and frees its state
@@ -243,7 +264,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
         for (size_t i = b.begin; i < b.end; ++i) {
           const double most = sim.max_cost(i, actions.data() + i * A);
           coupons[k] += most > 0 ? 1 : 0;
-          if (optimistic) largest[t * n + i] = most;
+          if (!largest.empty()) largest[t * n + i] = most;
         }
         record(k, t, actions.data());
         sim.step(k, t, a, reward.data() + t * n + b.begin, cost.data() + t * n + b.begin);
@@ -252,21 +273,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
     done = !optimistic;
     if (optimistic) {
       // the budget rule below, replayed on the natural rollout
-      bool withholds = false;
-      double spent = 0;
-      for (size_t w0 = 0; w0 < sim.blocks() && !withholds; w0 += wave_blocks) {
-        const size_t w1 = std::min(sim.blocks(), w0 + wave_blocks);
-        const size_t u0 = sim.block(w0).begin, u1 = sim.block(w1 - 1).end;
-        for (uint32_t t = 0; t < spec.rounds && !withholds; ++t) {
-          double running = spent, round_cost = 0;
-          for (size_t i = u0; i < u1 && !withholds; ++i) {
-            withholds = largest[t * n + i] > 0 && running + largest[t * n + i] > check;
-            running += cost[t * n + i];
-          }
-          for (size_t i = u0; i < u1; ++i) round_cost += cost[t * n + i];
-          spent += round_cost;
-        }
-      }
+      const bool withholds = budget_rule_withholds(largest, cost, n, spec.rounds, whole ? 0 : spec.wave_users, check);
       result.fits_budget = !withholds;
       done = !withholds || !std::isfinite(spec.budget);
       if (!done) std::fill(coupons.begin(), coupons.end(), 0);  // the enforced replay counts again
@@ -329,6 +336,11 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
     double c = 0;
     for (uint32_t t = 0; t < spec.rounds; ++t) c += cost[t * n + i];
     result.cost_sq += c * c;
+  }
+  if (users_out) {
+    result.user_reward = std::move(reward);
+    result.user_cost = std::move(cost);
+    result.user_largest = std::move(largest);
   }
   return result;
 }

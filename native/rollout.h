@@ -55,6 +55,11 @@ struct RolloutSpec {
   // R x 25 bytes per user and, per issued action, one Policy::probability and one
   // Environment::expected call (the simulator predicts every joint action for that).
   bool record_details = false;
+  // Without a budget: also return each (round, user)'s reward, cost and the largest possible
+  // cost of the proposal (RolloutResult::user_*), so that rollouts of disjoint parts of a
+  // population can be put together into the rollout of the whole (dual.cc grows a probe
+  // from its subsample to every user this way).
+  bool record_users = false;
 };
 
 // What a recorded plan says of each (user, round) besides the issued action: all [users,
@@ -81,6 +86,8 @@ struct RolloutResult {
   // The budget rule (at budget, or check_budget without one) withheld nothing: the rollout
   // is both the natural one and the budget-enforced one at its λ.
   bool fits_budget = false;
+  // With RolloutSpec::record_users: [rounds, users] each (round t of user i at t * users + i).
+  std::vector<double> user_reward, user_cost, user_largest;
 };
 
 // A rollout that would not fit in memory (checked before it starts), or an allocation that
@@ -94,6 +101,12 @@ class OutOfMemory : public std::runtime_error {
 // Bytes a rollout of `users` holds at its peak: results, plan (and its details), and the states of the users
 // alive at once (a wave, or a block per thread without a budget).
 uint64_t rollout_bytes(const RolloutSpec& spec, size_t users);
+
+// The budget rule replayed on a natural rollout: users arrive in waves of `wave_users` (rounded
+// up to whole blocks; 0: everyone, round-major), within a wave round by round and in id order
+// within a round; true when a coupon (largest[t * n + i] > 0) would have been withheld because
+// the spend realised so far plus its largest cost exceeds `budget`. `largest`, `cost`: [rounds, n].
+bool budget_rule_withholds(const std::vector<double>& largest, const std::vector<double>& cost, size_t n, uint32_t rounds, uint32_t wave_users, double budget);
 
 // Throws std::invalid_argument on inconsistent specs (model/env sizes, rounds beyond context...).
 void validate_rollout(const RolloutSpec& spec, const RolloutUsers& users);
