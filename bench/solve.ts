@@ -93,11 +93,25 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
   try {
     const seconds = options.quick ? 0.5 : 3;
     const r0 = await latency('single-user decision: decideSync(), round 0', () => decideSync({ model: h, lambda, state }), seconds);
-    const r5 = await latency('single-user decision: decideSync(), round 5 (five rounds of history)', () => decideSync({ model: h, lambda, state, history }), seconds);
-    out.push(r0, r5);
+    // cold: the user's earlier rounds are not in the decision cache (the same history each call,
+    // whose round 4 was never decided), so all 21 tokens are computed
+    const r5 = await latency('single-user decision: decideSync(), round 5 (five rounds of history), cold: round 4 not decided before', () => decideSync({ model: h, lambda, state, history }), seconds);
+    // per-round serving: 256 users' round 4 decided first, then their round 5 (each call finds
+    // the user's round 4 in the decision cache and computes the 4 new tokens)
+    const served = Array.from({ length: 256 }, (_, u) => {
+      const shift = (t: number, j: number) => 0.05 * t * (j % 3) + 0.01 * ((u * 7 + j) % 13);
+      const states = Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + shift(t, j)));
+      const h5 = { states, actions: history.actions, rewards: history.rewards.map((r) => r + (u % 5)), costs: history.costs };
+      const h4 = { states: states.slice(0, 4), actions: h5.actions.slice(0, 4), rewards: h5.rewards.slice(0, 4), costs: h5.costs.slice(0, 4) };
+      decideSync({ model: h, lambda, state: states[4], history: h4 });
+      return h5;
+    });
+    let next = 0;
+    const r5served = await latency('single-user decision: decideSync(), round 5, per-round serving: the user\'s round 4 decided before (decision cache)', () => decideSync({ model: h, lambda, state, history: served[next++ % served.length] }), seconds);
+    out.push(r0, r5, r5served);
     out.push(await latency('single-user decision: decide() (off-thread), round 0', () => decide({ model: h, lambda, state }), seconds));
     gate('one user, decideSync p50, round 0', `${(1000 * r0.medianMs).toFixed(1)} µs`, '≤ 20 µs', 1000 * r0.medianMs <= 20);
-    gate('one user, decideSync p50, round 5', `${(1000 * r5.medianMs).toFixed(1)} µs`, '≤ 20 µs', 1000 * r5.medianMs <= 20);
+    gate('one user, decideSync p50, round 5: per-round serving (round 4 decided before) / cold', `${(1000 * r5served.medianMs).toFixed(1)} µs / ${(1000 * r5.medianMs).toFixed(1)} µs`, '≤ 20 µs', 1000 * r5served.medianMs <= 20 && 1000 * r5.medianMs <= 20);
     // 128 users in one call: round 0 (no history), and round 5 (five rounds of history each)
     const B = 128;
     const batchAt = (T: number) => ({
@@ -114,10 +128,17 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
     out.push(nativeOne);
     const n0 = await latency('128 users, one decision each (one call), round 0', () => nativeForward(h, b0, 'incremental'), seconds);
-    const n5 = await latency('128 users, one decision each (one call), round 5', () => nativeForward(h, b5, 'incremental'), seconds);
-    out.push(n0, n5);
+    const n5 = await latency('128 users, one decision each (one call), round 5, cold: round 4 not decided before', () => nativeForward(h, b5, 'incremental'), seconds);
+    // per-round serving: the same 128 users' round 4 (their first 5 rounds) decided first
+    const b4 = batchAt(5);
+    for (const [key, width] of [['states', d], ['rtg', 1], ['ctg', 1], ['actionsOneHot', K]] as const) {
+      for (let u = 0; u < B; u++) b4[key].set(b5[key].subarray(u * 6 * width, (u * 6 + 5) * width), u * 5 * width);
+    }
+    await nativeForward(h, b4, 'incremental');
+    const n5served = await latency('128 users, one decision each (one call), round 5, per-round serving: their round 4 decided before (decision cache)', () => nativeForward(h, b5, 'incremental'), seconds);
+    out.push(n0, n5, n5served);
     gate('128 users in one call, round 0', `${n0.medianMs.toFixed(3)} ms`, '≤ 0.5 ms', n0.medianMs <= 0.5);
-    gate('128 users in one call, round 5', `${n5.medianMs.toFixed(3)} ms`, '≤ 1 ms', n5.medianMs <= 1);
+    gate('128 users in one call, round 5: per-round serving / cold', `${n5served.medianMs.toFixed(3)} ms / ${n5.medianMs.toFixed(3)} ms`, '≤ 1 ms', n5served.medianMs <= 1 && n5.medianMs <= 1);
     // the arithmetic of the decision gates: the work of each call against Eigen's sgemm rate on
     // its shape (one core, same run), i.e. the fastest the call can be on this machine's cores
     const oneR5 = { ...b5, batch: 1, states: b5.states.subarray(0, 6 * d), rtg: b5.rtg.subarray(0, 6), ctg: b5.ctg.subarray(0, 6), actionsOneHot: b5.actionsOneHot.subarray(0, 6 * K), lambda: b5.lambda.subarray(0, 1) };
