@@ -256,26 +256,26 @@ inline void copy_run(float* dst, const float* src, size_t n) {
 
 }  // namespace
 
-void CodtDecoder::save_user(int user, int positions, float* k, float* v) const {
-  require(user >= 0 && user < batch_ && positions >= 0 && positions <= pos_, "save_user: beyond the decoded tokens");
-  const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(positions);
+void CodtDecoder::save_user(int user, int from, int to, float* k, float* v) const {
+  require(user >= 0 && user < batch_ && from >= 0 && from <= to && to <= pos_, "save_user: beyond the decoded tokens");
+  const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(to - from), at = static_cast<size_t>(from);
   const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (size_t l = 0; l < static_cast<size_t>(model_->config.layers); ++l) {
-    const float* kc = k_cache_.data() + key_user * (capacity_ * l + user);
+    const float* kc = k_cache_.data() + key_user * (capacity_ * l + user) + at;
     for (size_t i = 0; i < D; ++i) copy_run(k + (l * D + i) * P, kc + i * key_stride_, P);
-    std::copy_n(v_cache_.data() + value_user * (capacity_ * l + user), P * D, v + l * P * D);
+    std::copy_n(v_cache_.data() + value_user * (capacity_ * l + user) + at * D, P * D, v + l * P * D);
   }
 }
 
-void CodtDecoder::load_user(int user, int positions, const float* k, const float* v) {
+void CodtDecoder::load_user(int user, int from, int to, const float* k, const float* v) {
   require(pos_ == 0, "load_user: only at the start");
-  require(user >= 0 && user < batch_ && positions >= 0 && positions <= max_pos_, "load_user: beyond the decoder's users or context");
-  const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(positions);
+  require(user >= 0 && user < batch_ && from >= 0 && from <= to && to <= max_pos_, "load_user: beyond the decoder's users or context");
+  const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(to - from), at = static_cast<size_t>(from);
   const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (size_t l = 0; l < static_cast<size_t>(model_->config.layers); ++l) {
-    float* kc = k_cache_.data() + key_user * (capacity_ * l + user);
+    float* kc = k_cache_.data() + key_user * (capacity_ * l + user) + at;
     for (size_t i = 0; i < D; ++i) copy_run(kc + i * key_stride_, k + (l * D + i) * P, P);
-    std::copy_n(v + l * P * D, P * D, v_cache_.data() + value_user * (capacity_ * l + user));
+    std::copy_n(v + l * P * D, P * D, v_cache_.data() + value_user * (capacity_ * l + user) + at * D);
   }
 }
 
@@ -293,7 +293,7 @@ void CodtDecoder::append_prefix(const float* values, float lambda) {
   float key[3] = {lambda};  // λ, then at most two targets
   std::copy_n(values, P, key + 1);
   if (std::shared_ptr<const PrefixCache::Entry> e = model_->prefix.find(key, P + 1)) {
-    for (int b = 0; b < batch_; ++b) load_user(b, static_cast<int>(P), e->k.data(), e->v.data());
+    for (int b = 0; b < batch_; ++b) load_user(b, 0, static_cast<int>(P), e->k.data(), e->v.data());
     pos_ = shared_ = static_cast<int>(P);
     return;
   }
@@ -302,7 +302,7 @@ void CodtDecoder::append_prefix(const float* values, float lambda) {
   e->key.assign(key, key + P + 1);
   e->k.resize(L * P * D);
   e->v.resize(L * P * D);
-  save_user(0, static_cast<int>(P), e->k.data(), e->v.data());  // user 0's, as every user's
+  save_user(0, 0, static_cast<int>(P), e->k.data(), e->v.data());  // user 0's, as every user's
   model_->prefix.put(std::move(e));
 }
 
@@ -552,9 +552,8 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       }
       if (static_cast<int>(found.size()) == B && previous > 0) {
         for (int b = 0; b < B; ++b) {
-          const DecisionCache::Entry& e = *found[b];
-          dec.load_user(b, previous, e.k.data(), e.v.data());
-          std::copy_n(e.logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
+          for (const DecisionCache::Entry* e = found[b].get(); e; e = e->parent.get()) dec.load_user(b, e->from, e->positions, e->k.data(), e->v.data());
+          std::copy_n(found[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
         }
         dec.resume_at(previous);
       } else if (share) {
@@ -566,13 +565,16 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       }
       dec.append_rounds(in, u0, logits);
       if (keep && T < c.context) {  // a sequence at the full context has no next round
+        const bool resumed = static_cast<int>(found.size()) == B && previous > 0;
         for (int b = 0; b < B; ++b) {
           auto e = std::make_shared<DecisionCache::Entry>();
           e->tokens = std::move(tokens[b]);
           e->positions = decided;
-          e->k.resize(L * decided * D);
-          e->v.resize(L * decided * D);
-          dec.save_user(b, decided, e->k.data(), e->v.data());
+          if (resumed) e->parent = found[b], e->from = previous;  // only the new positions are copied
+          const size_t P = static_cast<size_t>(decided - e->from);
+          e->k.resize(L * P * D);
+          e->v.resize(L * P * D);
+          dec.save_user(b, e->from, decided, e->k.data(), e->v.data());
           const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
           e->logits.assign(row, row + static_cast<size_t>(T) * K);
           model.decisions.put(std::move(e));

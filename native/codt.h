@@ -219,12 +219,12 @@ class CodtDecoder {
   // rows_independent() (the rows of a product, a LayerNorm or the GELU do not interact), else
   // the same values to float rounding.
   void append_rounds(const SequenceBatch& in, int first_user, float* logits);
-  // User `user`'s keys [layers, d, positions] (transposed, as the caches hold them) and values
-  // [layers, positions, d] of positions [0, positions):
-  // out of the caches (save_user), or into them (load_user; then resume_at once every user of
-  // the batch is loaded). What the decision cache keeps between calls.
-  void save_user(int user, int positions, float* k, float* v) const;
-  void load_user(int user, int positions, const float* k, const float* v);
+  // User `user`'s keys [layers, d, to - from] (transposed, as the caches hold them) and values
+  // [layers, to - from, d] of positions [from, to): out of the caches (save_user), or into them
+  // (load_user; then resume_at once every user of the batch is loaded). What the prefix and
+  // decision caches keep between calls.
+  void save_user(int user, int from, int to, float* k, float* v) const;
+  void load_user(int user, int from, int to, const float* k, const float* v);
   // Continues after `positions` tokens loaded for every user (load_user); only at the start.
   void resume_at(int positions);
 

@@ -24,12 +24,21 @@ class DecisionCache {
  public:
   static constexpr size_t kDefaultBytes = size_t{32} << 20;
 
+  // A user's sequence of `positions` tokens. The keys and values of positions [0, from) are
+  // the parent's (the previous round's entry this one continued from: a round adds only its
+  // own tokens, not a copy of the whole sequence).
   struct Entry {
     std::vector<float> tokens;  // λ, then the inputs of `positions` tokens in sequence order
     int positions = 0;
-    Floats k, v;                // [layers, d, positions] and [layers, positions, d] (CodtDecoder::save_user)
+    int from = 0;
+    std::shared_ptr<const Entry> parent;  // holds positions [0, from); null when from is 0
+    Floats k, v;                // positions [from, positions): [layers, d, ·] and [layers, ·, d] (CodtDecoder::save_user)
     std::vector<float> logits;  // [rounds, K]: the logits of each round's state token
-    size_t bytes() const { return sizeof(float) * (tokens.size() + k.size() + v.size() + logits.size()) + sizeof(Entry); }
+    // Counted with the parent's chain, which this entry keeps alive even once it is dropped:
+    // the cache's total is never below the memory it holds.
+    size_t bytes() const {
+      return sizeof(float) * (tokens.size() + k.size() + v.size() + logits.size()) + sizeof(Entry) + (parent ? parent->bytes() : 0);
+    }
   };
   struct Stats {
     size_t capacity = 0, bytes = 0, entries = 0;
