@@ -267,15 +267,17 @@ void CodtDecoder::save_user(int user, int from, int to, float* k, float* v) cons
   }
 }
 
-void CodtDecoder::load_user(int user, int from, int to, const float* k, const float* v) {
+void CodtDecoder::load_user(int user, int from, int to, const float* k, const float* v, int held) {
   require(pos_ == 0, "load_user: only at the start");
   require(user >= 0 && user < batch_ && from >= 0 && from <= to && to <= max_pos_, "load_user: beyond the decoder's users or context");
   const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(to - from), at = static_cast<size_t>(from);
+  const size_t S = held < 0 ? P : static_cast<size_t>(held);
+  require(S >= P, "load_user: fewer positions held than loaded");
   const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (size_t l = 0; l < static_cast<size_t>(model_->config.layers); ++l) {
     float* kc = k_cache_.data() + key_user * (capacity_ * l + user) + at;
-    for (size_t i = 0; i < D; ++i) copy_run(kc + i * key_stride_, k + (l * D + i) * P, P);
-    std::copy_n(v + l * P * D, P * D, v_cache_.data() + value_user * (capacity_ * l + user) + at * D);
+    for (size_t i = 0; i < D; ++i) copy_run(kc + i * key_stride_, k + (l * D + i) * S, P);
+    std::copy_n(v + l * S * D, P * D, v_cache_.data() + value_user * (capacity_ * l + user) + at * D);
   }
 }
 
@@ -543,16 +545,22 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       // every user's previous decision kept: continue from it
       std::vector<std::vector<float>> tokens(keep ? B : 0);
       std::vector<std::shared_ptr<const DecisionCache::Entry>> found;
+      size_t key_tokens = 0;  // the previous round's key: tokens[b][0, key_tokens)
       if (keep) {
         for (int b = 0; b < B; ++b) {
-          const size_t n = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
+          key_tokens = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
           if (previous <= 0 || static_cast<int>(found.size()) < b) continue;
-          if (auto e = model.decisions.find(tokens[b].data(), n)) found.push_back(std::move(e));
+          if (auto e = model.decisions.find(tokens[b].data(), key_tokens)) found.push_back(std::move(e));
         }
       }
-      if (static_cast<int>(found.size()) == B && previous > 0) {
+      const bool resumed = static_cast<int>(found.size()) == B && previous > 0;
+      if (resumed) {
         for (int b = 0; b < B; ++b) {
-          for (const DecisionCache::Entry* e = found[b].get(); e; e = e->parent.get()) dec.load_user(b, e->from, e->positions, e->k.data(), e->v.data());
+          // the chain's positions below `previous` (an entry found by its parent's key holds more)
+          int below = previous;
+          for (const DecisionCache::Entry* e = found[b].get(); e && below > 0; below = std::min(below, e->from), e = e->parent.get()) {
+            if (e->from < below) dec.load_user(b, e->from, below, e->k.data(), e->v.data(), e->positions - e->from);
+          }
           std::copy_n(found[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
         }
         dec.resume_at(previous);
@@ -565,19 +573,22 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       }
       dec.append_rounds(in, u0, logits);
       if (keep && T < c.context) {  // a sequence at the full context has no next round
-        const bool resumed = static_cast<int>(found.size()) == B && previous > 0;
         for (int b = 0; b < B; ++b) {
           auto e = std::make_shared<DecisionCache::Entry>();
           e->tokens = std::move(tokens[b]);
           e->positions = decided;
-          if (resumed) e->parent = found[b], e->from = previous;  // only the new positions are copied
+          if (resumed) {  // only the new positions are copied; the parent is the deepest link holding some below `previous`
+            std::shared_ptr<const DecisionCache::Entry> parent = found[b];
+            while (parent->from >= previous) parent = parent->parent;
+            e->parent = std::move(parent), e->from = previous, e->parent_tokens = key_tokens;
+          }
           const size_t P = static_cast<size_t>(decided - e->from);
           e->k.resize(L * P * D);
           e->v.resize(L * P * D);
           dec.save_user(b, e->from, decided, e->k.data(), e->v.data());
           const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
           e->logits.assign(row, row + static_cast<size_t>(T) * K);
-          model.decisions.put(std::move(e));
+          model.decisions.put(std::move(e), resumed ? found[b].get() : nullptr);
         }
       }
     }

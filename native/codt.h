@@ -224,7 +224,8 @@ class CodtDecoder {
   // (load_user; then resume_at once every user of the batch is loaded). What the prefix and
   // decision caches keep between calls.
   void save_user(int user, int from, int to, float* k, float* v) const;
-  void load_user(int user, int from, int to, const float* k, const float* v);
+  // (load_user: the arrays may hold more positions than are loaded, `held` of them, from `from` on.)
+  void load_user(int user, int from, int to, const float* k, const float* v, int held = -1);
   // Continues after `positions` tokens loaded for every user (load_user); only at the start.
   void resume_at(int positions);
 

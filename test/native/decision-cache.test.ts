@@ -62,9 +62,27 @@ describe.runIf(rowsIndependent)('the decision cache (AVX-512: same bits with it 
       const s = nativeDecisionCache(h);
       expect(s.hits).toBe(37 * (T - 1)); // every user of every round after the first found its previous round
     }
-    // round 6 is the whole context: nothing is kept for a round 7
-    expect(nativeDecisionCache(h).entries).toBe(37 * 5);
+    // each round's entry superseded the previous one; round 6 is the whole context: nothing is kept for a round 7
+    expect(nativeDecisionCache(h).entries).toBe(37);
     expect(nativeDecisionCache(reference).entries).toBe(0);
+  }));
+
+  it('finds the previous round again for a repeated request (through the entry that superseded it), without growing', withCache(32 << 20, async (h, reference) => {
+    await nativeForward(h, firstRounds(campaign, users, 3), 'incremental');
+    const x = firstRounds(campaign, users, 4);
+    const want = Array.from(await nativeForward(reference, x, 'incremental'));
+    const sizes: number[] = [];
+    for (let repeat = 0; repeat < 3; repeat++) {
+      const hits = nativeDecisionCache(h).hits;
+      expect(Array.from(await nativeForward(h, x, 'incremental'))).toEqual(want);
+      expect(nativeDecisionCache(h).hits - hits).toBe(37);
+      sizes.push(nativeDecisionCache(h).bytes);
+    }
+    expect(new Set(sizes).size).toBe(1);
+    expect(nativeDecisionCache(h).entries).toBe(37);
+    // and the round after still continues from it
+    const y = firstRounds(campaign, users, 5);
+    expect(Array.from(await nativeForward(h, y, 'incremental'))).toEqual(Array.from(await nativeForward(reference, y, 'incremental')));
   }));
 
   it('serves one user per call the same way (nativeForwardSync and decideSync)', withCache(32 << 20, (h, reference) => {
