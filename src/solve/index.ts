@@ -632,7 +632,7 @@ function decisionQuery(options: DecideOptions, reuse = false): DecisionQuery {
   if (typeof state !== 'object' || state === null || typeof state.length !== 'number') throw new ArgumentError('state', `must be an array of ${d} numbers`);
   if (state.length !== d) throw new ArgumentError('state', `has ${state.length} values, the model expects ${d} (${meta.stateNames.join(', ')})`);
   if (!allFinite(state)) throw new ArgumentError('state', 'holds NaN or infinite values');
-  const h = options.history ?? { states: [], actions: [], rewards: [], costs: [] };
+  const h = options.history ?? NO_HISTORY;
   const past = h.rewards.length;
   if (h.states instanceof Float32Array && h.states.length !== past * d) {
     throw new ArgumentError('history.states', `holds ${h.states.length} values: ${past} past rounds of ${d} state values need ${past * d}`);
@@ -644,8 +644,36 @@ function decisionQuery(options: DecideOptions, reuse = false): DecisionQuery {
   const kept = reuse ? reusableInputs(handle, T) : undefined;
   const inputs = kept?.inputs ?? emptyForwardInputs(c, 1, T);
   inputs.lambda[0] = lambda;
-  writeDecisionTokens(handle, lambda, { past, state: (t) => (t < past ? pastStates[t] : state), action: (t, j) => h.actions[t][j], reward: (t) => h.rewards[t], cost: (t) => h.costs[t] }, inputs, 0);
+  writeDecisionTokens(handle, lambda, new HistoryTokens(past, pastStates, state, h), inputs, 0);
   return { handle, past, inputs, logits: kept?.logits };
+}
+
+const NO_HISTORY: DecisionHistory = Object.freeze({ states: [], actions: [], rewards: [], costs: [] });
+
+/** One decide() call's rounds as writeDecisionTokens reads them (methods, not closures made per call). */
+class HistoryTokens implements DecisionTokenSource {
+  constructor(
+    readonly past: number,
+    private readonly pastStates: ArrayLike<ArrayLike<number>>,
+    private readonly current: ArrayLike<number>,
+    private readonly history: DecisionHistory,
+  ) {}
+
+  state(t: number): ArrayLike<number> {
+    return t < this.past ? this.pastStates[t] : this.current;
+  }
+
+  action(t: number, j: number): number {
+    return this.history.actions[t][j];
+  }
+
+  reward(t: number): number {
+    return this.history.rewards[t];
+  }
+
+  cost(t: number): number {
+    return this.history.costs[t];
+  }
 }
 
 function allFinite(values: ArrayLike<number>): boolean {
@@ -701,7 +729,7 @@ export function writeDecisionTokens(handle: Pick<NativeModel, 'meta'>, lambda: n
     if (s.length !== d || !allFinite(s)) throw new ArgumentError(name, `must hold ${d} finite numbers, got ${s.length} values`);
     checkStatesInRange(handle, s, d, name);
     const cell = b * T + t;
-    inputs.states.set(s, cell * d);
+    for (let j = 0; j < d; j++) inputs.states[cell * d + j] = s[j]; // (TypedArray.set costs more than the copy at these sizes)
     inputs.rtg[cell] = r;
     inputs.ctg[cell] = cst;
     if (t < past) {
