@@ -6,19 +6,34 @@
 namespace saco {
 
 uint64_t hash_floats(const float* values, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
+  // four independent multiply-xor lanes over the floats' bits (a serial chain of multiplies
+  // is latency-bound), then mixed
+  uint64_t lane[4] = {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull, 0x2545f4914f6cdd1dull};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (size_t j = 0; j < 4; ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, values + i + j, sizeof bits);
+      lane[j] = (lane[j] ^ bits) * 0xff51afd7ed558ccdull;
+    }
+  }
+  for (; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, values + i, sizeof bits);
-    h = (h ^ bits) * 1099511628211ull;
+    lane[i & 3] = (lane[i & 3] ^ bits) * 0xff51afd7ed558ccdull;
+  }
+  uint64_t h = n;
+  for (uint64_t x : lane) {
+    h = (h ^ x ^ (x >> 31)) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
   }
   return h;
 }
 
 namespace {
 
-uint64_t own_key(const DecisionCache::Entry& e) { return hash_floats(e.tokens.data(), e.tokens.size()); }
-uint64_t parent_key(const DecisionCache::Entry& e) { return hash_floats(e.tokens.data(), e.parent_tokens); }
+uint64_t own_key(const DecisionCache::Entry& e) { return e.key; }
+uint64_t parent_key(const DecisionCache::Entry& e) { return e.parent_key; }
 
 }  // namespace
 
@@ -51,9 +66,11 @@ void DecisionCache::erase(Lru::iterator at) {
   lru_.erase(at);
 }
 
-void DecisionCache::put(std::shared_ptr<const Entry> entry, const Entry* supersedes) {
+void DecisionCache::put(std::shared_ptr<Entry> entry, const Entry* supersedes) {
+  entry->key = hash_floats(entry->tokens.data(), entry->tokens.size());
+  if (entry->parent_tokens) entry->parent_key = hash_floats(entry->tokens.data(), entry->parent_tokens);
   const size_t size = entry->bytes();
-  const uint64_t key = own_key(*entry);
+  const uint64_t key = entry->key;
   std::lock_guard<std::mutex> lock(mutex_);
   // what this entry replaces: one with the same tokens, and the entry it continues from
   auto drop = [&](uint64_t h, auto&& match) {

@@ -37,6 +37,7 @@ class DecisionCache {
     int from = 0;
     std::shared_ptr<const Entry> parent;  // holds positions [0, from); null when from is 0
     size_t parent_tokens = 0;   // the parent's key: tokens[0, parent_tokens) (0: none)
+    uint64_t key = 0, parent_key = 0;  // hashes of the two keys (set by put)
     Floats k, v;                // positions [from, positions): [layers, d, ·] and [layers, ·, d] (CodtDecoder::save_user)
     std::vector<float> logits;  // [rounds, K]: the logits of each round's state token
     size_t bytes() const {
@@ -59,7 +60,7 @@ class DecisionCache {
   // Keeps `entry`, replacing one with the same tokens and `supersedes` (the entry it was
   // found to continue), then drops the least recently used entries until the cache fits its
   // capacity. An entry bigger than the capacity is not kept.
-  void put(std::shared_ptr<const Entry> entry, const Entry* supersedes = nullptr);
+  void put(std::shared_ptr<Entry> entry, const Entry* supersedes = nullptr);
   // 0 turns the cache off (and empties it).
   void set_capacity(size_t bytes);
   size_t capacity() const;
@@ -78,7 +79,7 @@ class DecisionCache {
   void evict_to(size_t bytes);
 };
 
-// FNV-1a over the floats' bits: the cache's index (entries are compared in full after it).
+// A hash of the floats' bits: the cache's index (entries are compared in full after it).
 uint64_t hash_floats(const float* values, size_t n);
 
 }  // namespace saco
