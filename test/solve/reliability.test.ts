@@ -4,7 +4,7 @@
  * an action index −1 leaves the library, whatever finite input it is given (fuzz).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CounterStream } from '../../src/data/rng.js';
@@ -51,8 +51,12 @@ describe('a model with a non-finite weight', () => {
     expect(at).toBeGreaterThan(0);
     bytes.writeFloatLE(NaN, at + 12);
     writeFileSync(file, bytes);
-    expect(() => readOnnx(file)).toThrow(ModelFileError);
-    expect(() => readOnnx(file)).toThrow(/is NaN/);
+    try {
+      expect(() => readOnnx(file)).toThrow(ModelFileError);
+      expect(() => readOnnx(file)).toThrow(/is NaN/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('model = {} is a typed error in solve and decide', async () => {
