@@ -191,7 +191,7 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const env = { seed: 1, rounds: c.context };
     let sampled: SolveResult | undefined;
     let exhaustive: SolveResult | undefined;
-    const solveRow = await time(`full solve, ${users} users x ${env.rounds} rounds at 0.5x, bisection on a subsample then every user (default; median of runs)`, options.quick ? 1 : 3, async () => {
+    const solveRow = await time(`full solve, ${users} users x ${env.rounds} rounds at 0.5x, bisection on a subsample, probes grown from it to every user (default; median of runs)`, options.quick ? 1 : 3, async () => {
       sampled = await solve({ users, budget: '0.5x', env, model: h });
     }, 0);
     const exhaustiveRow = await time(`full solve, ${users} users x ${env.rounds} rounds at 0.5x, exhaustive bisection (every probe on every user)`, 1, async () => {
@@ -205,8 +205,10 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const at = await nativeRollout({ env: resolveSyConfig({ ...env, users: 1 }), rounds: env.rounds, budget: Infinity, policy: 'codt', lambda: s.lambda, model: h.id, userIds: Uint32Array.from({ length: users }, (_, i) => i) });
     const inBand = at.cost <= e.budget && at.cost >= e.budget - epsilon;
     const revenueGap = s.revenue / e.revenue - 1;
-    console.log(`solve ${users} x ${env.rounds} at 0.5x: subsampled λ* ${s.lambda.toFixed(4)} (natural spend ${at.cost.toFixed(0)}, band [${(e.budget - epsilon).toFixed(0)}, ${e.budget.toFixed(0)}]), ${s.rollouts - 1} rollouts on every user + ${s.sampleRollouts ?? 0} on ${s.sampleUsers ?? 0} users; ` +
+    console.log(`solve ${users} x ${env.rounds} at 0.5x: subsampled λ* ${s.lambda.toFixed(4)} (natural spend ${at.cost.toFixed(0)}, band [${(e.budget - epsilon).toFixed(0)}, ${e.budget.toFixed(0)}]), ` +
+      `${searchWork(s, users).toFixed(2)} rollouts' worth of users: ${s.rollouts - 1} rollouts on every user + ${s.sampleRollouts ?? 0} on parts (the largest ${s.sampleUsers ?? 0} users); ` +
       `exhaustive λ* ${e.lambda.toFixed(4)} (cost ${e.cost.toFixed(0)}), ${e.rollouts - 1} rollouts; revenue ${s.revenue.toFixed(0)} vs ${e.revenue.toFixed(0)} (${(100 * revenueGap).toFixed(2)}%); the reference rollout of the logging policy is one more in both`);
+    console.log(`  subsampled search's probes (λ: users → spend): ${(s.trace as Array<{ lambda: number; cost: number; users?: number }>).map((p) => `${p.lambda.toFixed(4)}: ${p.users ?? users} → ${p.cost.toFixed(0)}`).join(', ')}`);
     gate(`full solve ${users} x ${env.rounds} at 0.5x`, `${(solveRow.medianMs / 1000).toFixed(2)} s (exhaustive ${(exhaustiveRow.medianMs / 1000).toFixed(2)} s)`, '≤ 1.5 s', solveRow.medianMs <= 1500);
     gate('its λ* within the search tolerance, revenue within 0.5% of the exhaustive search', `natural spend at λ* ${inBand ? 'in' : 'NOT in'} [B − ε, B]; revenue ${(100 * revenueGap).toFixed(2)}%`, 'in band, |Δ| ≤ 0.5%', inBand && Math.abs(revenueGap) <= 0.005);
     // the same solve with onnxruntime decisions (no KV cache: round t re-runs t+1 rounds), fewer users
@@ -226,6 +228,20 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
   console.log('\n| gate (issue 15) | measured | target | met |\n| --- | --- | --- | --- |');
   for (const g of solveGates) console.log(`| ${g.gate} | ${g.measured} | ${g.target} | ${g.met ? 'met' : 'NOT met'} |`);
   return out;
+}
+
+/**
+ * The users a λ search simulated, in rollouts on every user: each λ's largest probe (a probe
+ * grown over the subsample to more users runs none twice, so its sizes are nested), plus the
+ * plans run apart from a probe (`rollouts` less the probes on every user, less the reference).
+ */
+export function searchWork(r: Pick<SolveResult, 'trace' | 'rollouts'>, users: number): number {
+  const byLambda = new Map<number, number>();
+  const trace = r.trace as Array<{ lambda: number; users?: number }>;
+  for (const p of trace) byLambda.set(p.lambda, Math.max(byLambda.get(p.lambda) ?? 0, p.users ?? users));
+  let sum = 0;
+  for (const u of byLambda.values()) sum += u / users;
+  return sum + (r.rollouts - 1 - trace.filter((p) => (p.users ?? users) === users).length);
 }
 
 /** One solve of `users` fresh SY users at 0.5x: wall time, peak RSS, the search's work (the 10k/100k/1M scale runs). */
