@@ -249,38 +249,41 @@ class Prober {
   }
 
   // The parts of a probe grown to every user, as the rollout on every user: per (round, user)
-  // outcomes in population order, summed as rollout() sums them, the budget rule replayed.
+  // outcomes read in population order from the parts (no copy of them), summed as rollout()
+  // sums them, the budget rule replayed; the plan put in population order.
   RolloutResult merge(const Grown& g) const {
     const size_t N = users_.ids.size(), R = base_.rounds, A = base_.env->action_sizes().size();
+    std::vector<std::pair<uint32_t, uint32_t>> where(N);  // user i: (part, its index there)
     RolloutResult out;
-    std::vector<double> reward(R * N), cost(R * N), largest(R * N);
     out.plan.assign(N * R * A, 0);
-    for (const Chunk& c : g.chunks) {
-      const size_t n = c.idx.size();
-      for (size_t j = 0; j < n; ++j) {
-        const size_t i = c.idx[j];
-        for (size_t t = 0; t < R; ++t) {
-          reward[t * N + i] = c.r.user_reward[t * n + j];
-          cost[t * N + i] = c.r.user_cost[t * n + j];
-          largest[t * N + i] = c.r.user_largest[t * n + j];
-        }
-        std::copy_n(c.r.plan.data() + j * R * A, R * A, out.plan.data() + i * R * A);
+    for (size_t k = 0; k < g.chunks.size(); ++k) {
+      const Chunk& c = g.chunks[k];
+      for (size_t j = 0; j < c.idx.size(); ++j) {
+        where[c.idx[j]] = {static_cast<uint32_t>(k), static_cast<uint32_t>(j)};
+        std::copy_n(c.r.plan.data() + j * R * A, R * A, out.plan.data() + c.idx[j] * R * A);
       }
       out.coupons += c.r.coupons;
     }
+    const auto at = [&](const std::vector<double> RolloutResult::*field) {
+      return [&g, &where, field](size_t t, size_t i) {
+        const Chunk& c = g.chunks[where[i].first];
+        return (c.r.*field)[t * c.idx.size() + where[i].second];
+      };
+    };
+    const auto reward = at(&RolloutResult::user_reward), cost = at(&RolloutResult::user_cost), largest = at(&RolloutResult::user_largest);
     out.revenue_by_round.assign(R, 0.0);
     out.cost_by_round.assign(R, 0.0);
     for (size_t t = 0; t < R; ++t) {
       for (size_t i = 0; i < N; ++i) {
-        out.revenue_by_round[t] += reward[t * N + i];
-        out.cost_by_round[t] += cost[t * N + i];
+        out.revenue_by_round[t] += reward(t, i);
+        out.cost_by_round[t] += cost(t, i);
       }
       out.revenue += out.revenue_by_round[t];
       out.cost += out.cost_by_round[t];
     }
     for (size_t i = 0; i < N; ++i) {
       double c = 0;
-      for (size_t t = 0; t < R; ++t) c += cost[t * N + i];
+      for (size_t t = 0; t < R; ++t) c += cost(t, i);
       out.cost_sq += c * c;
     }
     out.fits_budget = !budget_rule_withholds(largest, cost, N, base_.rounds, base_.wave_users, search_.budget);
@@ -431,8 +434,11 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
 // with a model trained on SY 10,000 x 10 (`saco train` defaults), 16 user sets x {0.25x, 0.5x}:
 // 1.6-1.8 rollouts' worth of users per search on average (each λ's largest probe summed), 1.1-1.3
 // of them probes on every user, against 2.4 and 1.5 for bracketing on a fixed subsample of 1024
-// users and then probing everyone. Growing by x1.5, or dropping at 1 or 2.5 standard errors,
-// did no better. The budget
+// users and then probing everyone. Growing by x1.5, dropping at 1 or 2.5 standard errors, a
+// coarse subsample of 128 or 512 users, or stopping it at 2 standard errors did no better; nor
+// did counting, in a probe's estimate, the users an earlier probe ran at a nearby λ (scaled by
+// the two λ's spend ratio on the first users) while growing first over users no probe had run.
+// The budget
 // not binding at λ = 0, or binding even at λmax, is decided by probes on every user too.
 // Policies that learn across users are searched exhaustively (a subsample would change what
 // they learn), and so are populations under kMinUsers.

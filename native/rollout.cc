@@ -159,25 +159,6 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users);
 
 }  // namespace
 
-bool budget_rule_withholds(const std::vector<double>& largest, const std::vector<double>& cost, size_t n, uint32_t rounds, uint32_t wave_users, double budget) {
-  // waves of whole blocks, as run() makes them (the last block of the population may be short)
-  const size_t wave = wave_users == 0 ? n : (static_cast<size_t>(wave_users) + kRolloutBlock - 1) / kRolloutBlock * kRolloutBlock;
-  double spent = 0;
-  for (size_t u0 = 0; u0 < n; u0 += wave) {
-    const size_t u1 = std::min(n, u0 + wave);
-    for (uint32_t t = 0; t < rounds; ++t) {
-      double running = spent, round_cost = 0;
-      for (size_t i = u0; i < u1; ++i) {
-        if (largest[t * n + i] > 0 && running + largest[t * n + i] > budget) return true;
-        running += cost[t * n + i];
-      }
-      for (size_t i = u0; i < u1; ++i) round_cost += cost[t * n + i];
-      spent += round_cost;
-    }
-  }
-  return false;
-}
-
 uint64_t rollout_bytes(const RolloutSpec& spec, size_t users) {
   const uint64_t A = spec.env->action_sizes().size(), R = spec.rounds, sd = static_cast<uint64_t>(spec.env->state_dim());
   const bool optimistic = (std::isfinite(spec.budget) ? spec.optimistic : std::isfinite(spec.check_budget)) && !spec.policy->learns_across_users();
@@ -273,7 +254,8 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
     done = !optimistic;
     if (optimistic) {
       // the budget rule below, replayed on the natural rollout
-      const bool withholds = budget_rule_withholds(largest, cost, n, spec.rounds, whole ? 0 : spec.wave_users, check);
+      const bool withholds = budget_rule_withholds([&](uint32_t t, size_t i) { return largest[t * n + i]; }, [&](uint32_t t, size_t i) { return cost[t * n + i]; }, n,
+                                                   spec.rounds, whole ? 0 : spec.wave_users, check);
       result.fits_budget = !withholds;
       done = !withholds || !std::isfinite(spec.budget);
       if (!done) std::fill(coupons.begin(), coupons.end(), 0);  // the enforced replay counts again

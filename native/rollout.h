@@ -9,6 +9,7 @@
 // Users are processed in fixed blocks of kRolloutBlock (whatever the thread count), and
 // every random draw is keyed by the user's id, so results do not depend on threads.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -104,9 +105,29 @@ uint64_t rollout_bytes(const RolloutSpec& spec, size_t users);
 
 // The budget rule replayed on a natural rollout: users arrive in waves of `wave_users` (rounded
 // up to whole blocks; 0: everyone, round-major), within a wave round by round and in id order
-// within a round; true when a coupon (largest[t * n + i] > 0) would have been withheld because
-// the spend realised so far plus its largest cost exceeds `budget`. `largest`, `cost`: [rounds, n].
-bool budget_rule_withholds(const std::vector<double>& largest, const std::vector<double>& cost, size_t n, uint32_t rounds, uint32_t wave_users, double budget);
+// within a round; true when a coupon (largest(t, i) > 0) would have been withheld because the
+// spend realised so far plus its largest cost exceeds `budget`. `largest(t, i)`, `cost(t, i)`:
+// user i's at round t.
+template <class Largest, class Cost>
+bool budget_rule_withholds(const Largest& largest, const Cost& cost, size_t n, uint32_t rounds, uint32_t wave_users, double budget) {
+  // waves of whole blocks, as rollout() makes them (the last block of the population may be short)
+  const size_t wave = wave_users == 0 ? n : (static_cast<size_t>(wave_users) + kRolloutBlock - 1) / kRolloutBlock * kRolloutBlock;
+  double spent = 0;
+  for (size_t u0 = 0; u0 < n; u0 += wave) {
+    const size_t u1 = std::min(n, u0 + wave);
+    for (uint32_t t = 0; t < rounds; ++t) {
+      double running = spent, round_cost = 0;
+      for (size_t i = u0; i < u1; ++i) {
+        const double most = largest(t, i);
+        if (most > 0 && running + most > budget) return true;
+        running += cost(t, i);
+      }
+      for (size_t i = u0; i < u1; ++i) round_cost += cost(t, i);
+      spent += round_cost;
+    }
+  }
+  return false;
+}
 
 // Throws std::invalid_argument on inconsistent specs (model/env sizes, rounds beyond context...).
 void validate_rollout(const RolloutSpec& spec, const RolloutUsers& users);
