@@ -425,7 +425,7 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
 //      users' spend at two nearby λ differs little - correlation 0.99 at λ* ± 3% on SY - so the
 //      shift is precise near λ), found to within ε/4 by log-secant steps on those users, or
 //      interpolated between two of them on both sides; back to 2, up to kAims times, or until
-//      probes on every user lie on both sides of the band;
+//      probes on every user lie on both sides of the band (the last of them is not dropped);
 //   4. then the exhaustive search inside the bracket of the probes on every user, its secant
 //      aimed at the band's middle.
 // Spend varies across users about as much as its mean (SY: coefficient of variation ~1), so
@@ -437,7 +437,8 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
 // users and then probing everyone. Growing by x1.5, dropping at 1 or 2.5 standard errors, a
 // coarse subsample of 128 or 512 users, or stopping it at 2 standard errors did no better; nor
 // did counting, in a probe's estimate, the users an earlier probe ran at a nearby λ (scaled by
-// the two λ's spend ratio on the first users) while growing first over users no probe had run.
+// the two λ's spend ratio on the first users) while growing first over users no probe had run,
+// nor testing a probe, after one on every user, by the difference of the two on the same users.
 // The budget
 // not binding at λ = 0, or binding even at λmax, is decided by probes on every user too.
 // Policies that learn across users are searched exhaustively (a subsample would change what
@@ -547,7 +548,8 @@ void subsampled_bisection(Prober& probe, const RolloutSpec& base, const RolloutU
       for (size_t k = kAim;; k = std::min(N, 2 * k)) {
         p = probe.grow(lambda, k);
         if (k >= N) break;
-        if (k > measured && std::abs(p.cost - T) > 0.5 * eps + kAbortZ * p.se) {
+        // (the last one grows to every user: a side of the band on every user, not the ends' probes)
+        if (aim + 1 < kAims && k > measured && std::abs(p.cost - T) > 0.5 * eps + kAbortZ * p.se) {
           dropped = true;
           break;
         }
