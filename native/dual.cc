@@ -24,17 +24,27 @@ void require(bool ok, const std::string& message) {
 // Thrown when the rollout allowance is spent; the search finishes with what it has.
 struct Exhausted {};
 
-// The subsample: the first n users of a seeded permutation of the population (so a larger
-// subsample contains the smaller), handed out in parts, each in population order.
+// The subsample: the first n users of a seeded permutation of the population's blocks of
+// kRolloutBlock consecutive users (a short last block stays last), handed out in parts, each in
+// population order. A part is whole blocks, so its rollout groups users into the same blocks as
+// a rollout of everyone: the same decisions, bit for bit, whatever the GEMM kernel. Sizes that
+// are multiples of kRolloutBlock take whole blocks.
 class Sampler {
  public:
   Sampler(const RolloutUsers& users, uint64_t seed) : users_(users), order_(users.ids.size()) {
-    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    const size_t N = users.ids.size(), full = N / kRolloutBlock;
+    std::vector<size_t> blocks(full);
+    for (size_t b = 0; b < full; ++b) blocks[b] = b;
     CounterStream rng(seed, 0, 0, kStreamSubsample);
-    for (size_t i = order_.size(); i > 1; --i) {  // Fisher-Yates
+    for (size_t i = full; i > 1; --i) {  // Fisher-Yates
       const auto j = static_cast<size_t>(std::min(rng.uniform() * static_cast<double>(i), static_cast<double>(i - 1)));
-      std::swap(order_[i - 1], order_[j]);
+      std::swap(blocks[i - 1], blocks[j]);
     }
+    size_t k = 0;
+    for (size_t b : blocks) {
+      for (size_t u = 0; u < kRolloutBlock; ++u) order_[k++] = b * kRolloutBlock + u;
+    }
+    for (size_t i = full * kRolloutBlock; i < N; ++i) order_[k++] = i;
   }
 
   // Users a..b of the permutation, in population order (`idx`: their population indices).
@@ -238,13 +248,19 @@ class Prober {
     std::copy(revenue.begin(), revenue.end(), g.revenue.begin() + static_cast<std::ptrdiff_t>(start));
   }
 
+  // The first k users' sums scaled to the population, and the standard error of that spend
+  // estimate: sampling whole blocks without replacement, from the spread of the blocks' spend.
   Probe estimate(const Grown& g, size_t k) const {
-    double sc = 0, sr = 0, sq = 0;
-    for (size_t j = 0; j < k; ++j) sc += g.cost[j], sr += g.revenue[j], sq += g.cost[j] * g.cost[j];
-    const double n = static_cast<double>(k), N = static_cast<double>(users_.ids.size());
-    const double mean = sc / n;
-    const double var = n > 1 ? std::max(0.0, (sq - n * mean * mean) / (n - 1)) : 0.0;
-    const double se = N * std::sqrt(var * std::max(0.0, 1.0 / n - 1.0 / N));
+    double sc = 0, sr = 0, sq = 0, nb = 0;
+    for (size_t j0 = 0; j0 < k; j0 += kRolloutBlock) {
+      double block = 0;
+      for (size_t j = j0; j < std::min(k, j0 + kRolloutBlock); ++j) block += g.cost[j], sr += g.revenue[j];
+      sc += block, sq += block * block, nb += 1;
+    }
+    const double n = static_cast<double>(k), N = static_cast<double>(users_.ids.size()), NB = N / kRolloutBlock;
+    const double mean = sc / nb;
+    const double var = nb > 1 ? std::max(0.0, (sq - nb * mean * mean) / (nb - 1)) : 0.0;
+    const double se = NB * std::sqrt(var * std::max(0.0, 1.0 / nb - 1.0 / NB));
     return Probe{g.lambda, sr * N / n, sc * N / n, k, se};
   }
 
@@ -408,8 +424,9 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
 }
 
 // Subsampled bracketing, grown to every user. The spend of the first n users of a seeded
-// permutation of the N users, scaled by N / n, estimates C(λ) with standard error
-// SE = N s sqrt(1/n - 1/N), s the spread (standard deviation) of users' spend at λ. A probe at
+// permutation of the N users (by blocks, Sampler), scaled by N / n, estimates C(λ) with standard
+// error SE = N s sqrt(1/n - 1/N), s the spread (standard deviation) of users' spend at λ (from
+// the blocks' spend: users in a block may be alike, e.g. neighbours in a log). A probe at
 // λ grows over the permutation (Prober::grow: kAim, 2 kAim, 4 kAim, ... users, then everyone)
 // and never runs a user twice at one λ: grown to every user it has cost one rollout, and the
 // subsample's rollouts at that λ are part of it. Then:
@@ -431,10 +448,11 @@ void bisection(Prober& probe, const SearchSpec& s, SearchResult& out, const Brac
 // Spend varies across users about as much as its mean (SY: coefficient of variation ~1), so
 // the first kAim users place C(λ) within ~3% (band: ±1%): a probe grown from there is often
 // dropped part-way, and the next, aimed through what it measured, lands in the band. Measured
-// with a model trained on SY 10,000 x 10 (`saco train` defaults), 16 user sets x {0.25x, 0.5x}:
-// 1.6-1.8 rollouts' worth of users per search on average (each λ's largest probe summed), 1.1-1.3
-// of them probes on every user, against 2.4 and 1.5 for bracketing on a fixed subsample of 1024
-// users and then probing everyone. Growing by x1.5, dropping at 1 or 2.5 standard errors, a
+// with a model trained on SY 10,000 x 10 (`saco train` defaults) at 0.5x, 32 sets of 10,000
+// users: 1.9 rollouts' worth of users per search on average (each λ's largest probe summed;
+// 1.1 to 2.6), 1.2 of them probes on every user, against 2.5 and 1.6 for bracketing on a fixed
+// subsample of 1024 users and then probing everyone (means over 32 cases move by ±0.2 with the
+// draw of the subsample). Growing by x1.5, dropping at 1 or 2.5 standard errors, a
 // coarse subsample of 128 or 512 users, or stopping it at 2 standard errors did no better; nor
 // did counting, in a probe's estimate, the users an earlier probe ran at a nearby λ (scaled by
 // the two λ's spend ratio on the first users) while growing first over users no probe had run,
