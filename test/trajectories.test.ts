@@ -107,6 +107,14 @@ describe('λ sampling', () => {
     expect(() => sampleLambdas(3, 0, { seed: 1, lambdaMax: 0 })).toThrow(/lambdaMax/);
   });
 
+  it('lambdaPower reshapes the same draws: λmax · u^p (p = 1: the uniform draw)', () => {
+    const u = sampleLambdas(1000, 5, { seed: 2, lambdaMax: 1 });
+    expect(Array.from(sampleLambdas(1000, 5, { seed: 2, lambdaMax: 1, power: 1 }))).toEqual(Array.from(u));
+    const sq = sampleLambdas(1000, 5, { seed: 2, lambdaMax: 3, power: 2 });
+    for (let i = 0; i < u.length; i++) expect(sq[i]).toBeCloseTo(3 * u[i] * u[i], 5);
+    expect(() => sampleLambdas(3, 0, { seed: 1, lambdaMax: 1, power: 0 })).toThrow(/lambdaPower/);
+  });
+
   it('the literal recipe copies each trajectory with its own fixed λ', () => {
     const t = buildTrajectories(smallLog());
     const c = withLambdaCopies(t, 10, { seed: 2 });

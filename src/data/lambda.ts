@@ -11,20 +11,31 @@ export interface LambdaOptions {
   seed: number;
   /** Upper end of the λ range (the paper: 1). */
   lambdaMax?: number;
+  /**
+   * λ = lambdaMax · u^power with u ~ U(0, 1): 1 (the default) is the uniform draw; above 1 puts
+   * more of the samples at small λ (loose budgets), below 1 at large λ (tight budgets).
+   */
+  power?: number;
 }
 
 function checkLambdaMax(lambdaMax: number): void {
   if (!Number.isFinite(lambdaMax) || lambdaMax <= 0) throw new ArgumentError('lambdaMax', `must be a finite number > 0, got ${lambdaMax}`);
 }
 
-/** λ ~ U(0, lambdaMax) for each sample of batch number `step`; a pure function of (seed, step, i). */
+function checkPower(power: number): void {
+  if (!Number.isFinite(power) || power < 0.1 || power > 10) throw new ArgumentError('lambdaPower', `must be a number in [0.1, 10], got ${power}`);
+}
+
+/** λ ~ lambdaMax · U(0, 1)^power (default: U(0, lambdaMax)) for each sample of batch number `step`; a pure function of (seed, step, i). */
 export function sampleLambdas(count: number, step: number, options: LambdaOptions): Float32Array {
   const lambdaMax = options.lambdaMax ?? 1;
+  const power = options.power ?? 1;
   checkLambdaMax(lambdaMax);
+  checkPower(power);
   if (!Number.isInteger(step) || step < 0 || step > 0xffffffff) throw new ArgumentError('step', 'must be an integer in [0, 2^32)');
   const out = new Float32Array(count);
   const stream = new CounterStream(options.seed, step, 0, Streams.lambda);
-  for (let i = 0; i < count; i++) out[i] = stream.uniform() * lambdaMax;
+  for (let i = 0; i < count; i++) out[i] = (power === 1 ? stream.uniform() : stream.uniform() ** power) * lambdaMax;
   return out;
 }
 

@@ -43,6 +43,13 @@ export interface TrainOptions {
   warmupSteps?: number;
   weightDecay?: number;
   gradClip?: number;
+  /**
+   * Exponential moving average of the weights (0 or absent: off): after every step
+   * avg ← d·avg + (1 − d)·weights with d = min(emaDecay, (1 + step) / (10 + step)); validation,
+   * early stopping and the returned model use the average (checkpointed beside the optimiser
+   * moments, so a resume stays exact). Default 0.995 (see TRAIN_DEFAULTS).
+   */
+  emaDecay?: number;
   /** Epochs without a better validation loss before stopping. */
   patience?: number;
   seed?: number;
@@ -52,6 +59,11 @@ export interface TrainOptions {
   beta?: number;
   /** λ range; default: estimated from the data (weighted, no-rtg) or 1 (literal: the paper's U(0, 1)). */
   lambdaMax?: number;
+  /**
+   * Shape of the per-sample λ draw: λ = λmax · u^lambdaPower, u ~ U(0, 1), in training and
+   * validation batches (default 1: λ ~ U(0, λmax)); not used with lambdaCopies.
+   */
+  lambdaPower?: number;
   /** The literal recipe: every trajectory this many times with a fixed λ. */
   lambdaCopies?: number;
   /**
@@ -128,7 +140,16 @@ export class TrainingDivergedError extends SacoError {
   }
 }
 
-export const TRAIN_DEFAULTS = { epochs: 30, batchSize: 64, lr: 3e-4, patience: 3, seed: 1, valFraction: 0.1, beta: 0.5 };
+/**
+ * lr 6e-4 and the weight average (emaDecay) replaced lr 3e-4 without one: on SY (10,000 × 10
+ * users, 10,000 fresh, seeds 1-3) the mean share of the myopic Oracle's incremental revenue
+ * at budgets 0.1x … 0.9x went from 94.2 … 97.7% to 96.4 … 98.3% (0.1x: 94.2 → 96.4%; seeds 4-5,
+ * not used to choose: 0.1x 89.9 → 95.2%).
+ */
+export const TRAIN_DEFAULTS = { epochs: 30, batchSize: 64, lr: 6e-4, patience: 3, seed: 1, valFraction: 0.1, beta: 0.5, emaDecay: 0.995 };
+
+/** Prefix of the weight average's tensors in a checkpoint's optimiser group. */
+const EMA_PREFIX = 'ema/';
 
 function learningRate(step: number, total: number, warmup: number, peak: number): number {
   if (step <= warmup) return (peak * step) / Math.max(warmup, 1);
@@ -196,6 +217,10 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
   checkRange('valFraction', o.valFraction, 0.01, 0.9);
   checkRange('beta', o.beta, 1e-3, 1e3);
   if (o.lambdaMax !== undefined) checkRange('lambdaMax', o.lambdaMax, 1e-6, 1e6);
+  const emaDecay = o.emaDecay;
+  checkRange('emaDecay', emaDecay, 0, 0.99999);
+  const lambdaPower = o.lambdaPower ?? 1;
+  checkRange('lambdaPower', lambdaPower, 0.1, 10);
   if (o.threads !== undefined) checkRange('threads', o.threads, 0, 1024, true);
   // The outcome-relabelled recipe: `expected`, and the ablations trained with relabelled outcomes.
   const relabelled = o.relabel !== undefined && variant !== 'weighted' && variant !== 'literal';
@@ -246,11 +271,12 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
   const adam = { ...ADAMW_DEFAULTS, weightDecay: o.weightDecay ?? ADAMW_DEFAULTS.weightDecay, gradClip: o.gradClip ?? ADAMW_DEFAULTS.gradClip };
   let params = initParams(config, o.seed);
   let best: Params = cloneParams(params);
+  let ema: Params | null = emaDecay > 0 ? cloneParams(params) : null;
   const { engine, info: trainerInfo } = o.createEngine
     ? { engine: o.createEngine({ config, norm, params, adam }), info: { trainer: 'custom' as const, engine: 'custom', skipped: [] } }
     : await createEngine(o.trainer ?? 'auto', o.backend ?? 'auto', { config, norm, params, adam }, o.threads ?? 0, engines);
   // What must match to resume: the trainers' dropout masks differ, so a run stays on one.
-  const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, relabelled, fingerprint: dataFingerprint(train), users: train.users, trainer: trainerInfo.trainer };
+  const identity = { config, seed: o.seed, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs, variant, lambdaMax, beta: weighting.beta, lambdaCopies: o.lambdaCopies ?? null, ...(lambdaPower !== 1 ? { lambdaPower } : {}), ...(emaDecay > 0 ? { emaDecay } : {}), relabelled, fingerprint: dataFingerprint(train), users: train.users, trainer: trainerInfo.trainer };
   o.onStart?.(trainerInfo);
   let state: CheckpointState = { identity, epoch: 0, step: 0, bestValLoss: Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, history: [], extra: { batchInEpoch: 0, lossSum: 0, lossCount: 0, seconds: 0 } };
   try {
@@ -266,24 +292,49 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
         state = ckpt.state;
         params = ckpt.params;
         best = ckpt.best;
+        // the weight average travels in the optimiser group under EMA_PREFIX (checkpoint.ts stores any names)
+        const m: Params = new Map();
+        const saved: Params = new Map();
+        for (const [name, data] of ckpt.optimizer.m) {
+          if (name.startsWith(EMA_PREFIX)) saved.set(name.slice(EMA_PREFIX.length), data);
+          else m.set(name, data);
+        }
+        if (ema) {
+          if (saved.size !== ema.size) throw new CheckpointError(o.checkpoint, 'has no weight average for this run (emaDecay); refusing to resume from it', 'CHECKPOINT_MISMATCH');
+          ema = saved;
+        }
         engine.writeParams(params);
-        engine.writeOptimizer(ckpt.optimizer);
+        engine.writeOptimizer({ m, v: ckpt.optimizer.v });
       }
     }
 
     const save = () => {
-      if (o.checkpoint) writeCheckpoint(o.checkpoint, { state, params: engine.readParams(), best, optimizer: engine.readOptimizer() });
+      if (!o.checkpoint) return;
+      const optimizer = engine.readOptimizer();
+      if (ema) for (const [name, data] of ema) optimizer.m.set(EMA_PREFIX + name, data);
+      writeCheckpoint(o.checkpoint, { state, params: engine.readParams(), best, optimizer });
     };
-    const validate = async (): Promise<number> => {
+    const validateRaw = async (): Promise<number> => {
       let lossSum = 0;
       let weightSum = 0;
       for (let start = 0, k = 0; start < val.users; start += o.batchSize, k++) {
         const users = Int32Array.from({ length: Math.min(o.batchSize, val.users - start) }, (_, i) => start + i);
-        const r = await engine.evaluate(makeBatch(val, users, batchLambdas(val, users, o.seed + 7919, k, lambdaMax), config, valWeighting));
+        const r = await engine.evaluate(makeBatch(val, users, batchLambdas(val, users, o.seed + 7919, k, lambdaMax, lambdaPower), config, valWeighting));
         lossSum += r.lossSum;
         weightSum += r.weightSum;
       }
       return lossSum / Math.max(weightSum, 1e-12);
+    };
+    // with an average, validation (and the best weights) are of the average
+    const validate = async (): Promise<number> => {
+      if (!ema) return validateRaw();
+      const current = engine.readParams();
+      engine.writeParams(ema as Params);
+      try {
+        return await validateRaw();
+      } finally {
+        engine.writeParams(current);
+      }
     };
 
     let stepsThisCall = 0;
@@ -302,11 +353,18 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
         const users = order.subarray(b * o.batchSize, Math.min((b + 1) * o.batchSize, fit.users));
         const t0 = performance.now();
         const step = state.step + 1;
-        const batch = makeBatch(fit, users, batchLambdas(fit, users, o.seed, step, lambdaMax), config, weighting);
+        const batch = makeBatch(fit, users, batchLambdas(fit, users, o.seed, step, lambdaMax, lambdaPower), config, weighting);
         const loss = await engine.step(batch, learningRate(step, totalSteps, warmup, o.lr), step, (o.seed * 1000003 + step) % 2147483647);
         if (!Number.isFinite(loss)) {
           const where = o.checkpoint && existsSync(o.checkpoint) ? `the last good checkpoint is ${o.checkpoint} (epoch ${state.epoch})` : 'no checkpoint was written';
           throw new TrainingDivergedError(`training diverged: the loss or its gradient is not finite (loss ${loss}) at epoch ${state.epoch + 1}, step ${step}; ${where}. Lower --lr or --grad-clip.`);
+        }
+        if (ema) {
+          const d = Math.min(emaDecay, (1 + step) / (10 + step));
+          for (const [name, w] of engine.readParams()) {
+            const a = (ema as Params).get(name) as Float32Array;
+            for (let i = 0; i < a.length; i++) a[i] = d * a[i] + (1 - d) * w[i];
+          }
         }
         const dt = (performance.now() - t0) / 1000;
         state.step = step;
@@ -327,7 +385,7 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
         state.bestValLoss = valLoss;
         state.bestEpoch = record.epoch;
         state.epochsWithoutImprovement = 0;
-        best = engine.readParams();
+        best = ema ? cloneParams(ema) : engine.readParams();
       } else {
         state.epochsWithoutImprovement++;
         stoppedEarly = state.epochsWithoutImprovement >= o.patience;
@@ -363,7 +421,7 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
       },
     };
     // Interrupted before any validation: the current weights are the only ones there are.
-    const finalParams = state.bestEpoch >= 0 ? best : engine.readParams();
+    const finalParams = state.bestEpoch >= 0 ? best : ema ? cloneParams(ema) : engine.readParams();
     return {
       model: { meta, params: finalParams },
       history: state.history,
