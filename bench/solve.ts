@@ -21,7 +21,7 @@ import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
 import { readOnnx } from '../src/model/onnx.js';
 import { initParams } from '../src/model/params.js';
 import { OrtPool, OrtSession } from '../src/infer/ort.js';
-import { loadNativeModel, nativeForward, nativeForwardSync, nativeRollout } from '../src/native/index.js';
+import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout } from '../src/native/index.js';
 import { nativeGemmBench } from '../src/native/testing.js';
 import { decide, decideSync, solve, type SolveResult } from '../src/solve/index.js';
 import { latency, time, type Timing } from './harness.js';
@@ -142,7 +142,11 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     // the arithmetic of the decision gates: the work of each call against Eigen's sgemm rate on
     // its shape (one core, same run), i.e. the fastest the call can be on this machine's cores
     const oneR5 = { ...b5, batch: 1, states: b5.states.subarray(0, 6 * d), rtg: b5.rtg.subarray(0, 6), ctg: b5.ctg.subarray(0, 6), actionsOneHot: b5.actionsOneHot.subarray(0, 6 * K), lambda: b5.lambda.subarray(0, 1) };
-    const nativeOneR5 = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 5', async () => nativeForwardSync(h, oneR5), seconds);
+    // the arithmetic is the cold decision's (every token computed): the cache is off for it
+    const capacity = nativeDecisionCache(h).capacity;
+    nativeDecisionCache(h, 0);
+    const nativeOneR5 = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 5, cold', async () => nativeForwardSync(h, oneR5), seconds);
+    nativeDecisionCache(h, capacity);
     out.push(nativeOneR5);
     const cores = os.cpus().length;
     for (const [label, users, T, ms, rows] of [['one user, round 0', 1, 1, nativeOne.medianMs, 1], ['one user, round 5', 1, 6, nativeOneR5.medianMs, 21], ['128 users, round 0', B, 1, n0.medianMs, 16], ['128 users, round 5', B, 6, n5.medianMs, 16 * 21]] as const) {
