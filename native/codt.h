@@ -278,10 +278,11 @@ void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t
 // and λ takes those tokens from the prefix cache (shared_prefix), and no block computes the
 // last round's action token (nothing reads it).
 //
-// keep_decisions (decisions: decide(), decideBatch(), not rollouts): each user's keys and values
-// go into the model's DecisionCache, and a block whose users all find their sequence up to the
-// previous round's state token there (the previous round's decision) loads it and computes
-// only the newer tokens. Same bits either way (used only where rows_independent).
+// keep_decisions (decisions: decide(), decideBatch(), not rollouts): from round 1 on, each
+// user's keys and values go into the model's DecisionCache, and a block whose users all find
+// their sequence up to the previous round's state token there (the previous round's decision)
+// loads it and computes only the newer tokens. Same bits either way (used only where
+// rows_independent).
 void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix = true,
                               bool keep_decisions = false);
 
