@@ -244,6 +244,11 @@ void PrefixCache::put(std::shared_ptr<const Entry> entry) {
 
 namespace {
 
+// The raw input of one token of `in`: user-round cell `at` of its kind's array, `width` values.
+const float* token_input(const SequenceBatch& in, TokenKind kind, size_t at, size_t width) {
+  return kind == TokenKind::kRtg ? in.rtg + at : kind == TokenKind::kCtg ? in.ctg + at : kind == TokenKind::kState ? in.states + at * width : in.actions_onehot + at * width;
+}
+
 // A short run of floats (one key row: a few positions) by fixed-size moves: a memmove call
 // per row was a tenth of a one-user decision.
 inline void copy_run(float* dst, const float* src, size_t n) {
@@ -438,7 +443,7 @@ void CodtDecoder::append_rounds(const SequenceBatch& in, int first_user, float* 
         const int p = t * per_round + k;
         if (p < pos_ || p >= end) continue;
         const size_t at = static_cast<size_t>(u) * T + t;
-        const float* src = kind == TokenKind::kRtg ? in.rtg + at : kind == TokenKind::kCtg ? in.ctg + at : kind == TokenKind::kState ? in.states + at * width : in.actions_onehot + at * width;
+        const float* src = token_input(in, kind, at, width);
         gathered_.insert(gathered_.end(), src, src + width);
         rows_.push_back({b, p, t, in.lambda[u]});
       }
@@ -501,7 +506,7 @@ size_t sequence_tokens(const CodtConfig& c, const std::vector<TokenKind>& kinds,
     const int t = p / per_round;
     const TokenKind kind = kinds[p % per_round];
     const size_t width = static_cast<size_t>(embed_input_width(c, kind)), at = static_cast<size_t>(u) * T + t;
-    const float* src = kind == TokenKind::kRtg ? in.rtg + at : kind == TokenKind::kCtg ? in.ctg + at : kind == TokenKind::kState ? in.states + at * width : in.actions_onehot + at * width;
+    const float* src = token_input(in, kind, at, width);
     out.insert(out.end(), src, src + width);
     if (p + 1 == prefix) at_prefix = out.size();
   }

@@ -107,25 +107,36 @@ const float* float_input(Napi::Env env, const Napi::Value& v, const char* name, 
   return data;
 }
 
-// The inputs object of a forward call, its arrays read in place: a SequenceBatch over the
-// JavaScript memory (valid until the call returns to JavaScript or allocates JS values).
-SequenceBatch read_inputs(Napi::Env env, const CodtModel& model, const Napi::Value& inputs) {
-  const CodtConfig& c = model.config;
-  Napi::Object o = read_object(inputs, "inputs");
+// A forward call's arrays (states, rtg, ctg, actionsOneHot, lambda), checked and read in
+// place: a SequenceBatch over the JavaScript memory, valid until the call returns to
+// JavaScript or allocates JS values (allocate first, then read).
+void check_rounds(Napi::Env env, const CodtConfig& c, double rounds) {
+  if (!(rounds >= 1 && rounds <= c.context) || std::floor(rounds) != rounds) throw error(env, "inputs.rounds must be in [1, " + std::to_string(c.context) + "] (the model's context)");
+}
+
+SequenceBatch read_arrays(Napi::Env env, const CodtConfig& c, int batch, int rounds, const Napi::Value (&arrays)[5]) {
+  if (batch < 1) throw error(env, "inputs.batch must be >= 1");
+  check_rounds(env, c, rounds);
   SequenceBatch in;
-  in.batch = static_cast<int>(read_count(o, "batch", 0, 1e7, "inputs"));
-  in.rounds = static_cast<int>(read_count(o, "rounds", 0, 4096, "inputs"));
-  if (in.batch < 1) throw error(env, "inputs.batch must be >= 1");
-  if (in.rounds < 1 || in.rounds > c.context) throw error(env, "inputs.rounds must be in [1, " + std::to_string(c.context) + "] (the model's context)");
-  const size_t bt = static_cast<size_t>(in.batch) * in.rounds;
-  // every property read (a getter may run JavaScript) before any array is read in place
-  const Napi::Value states = o.Get("states"), rtg = o.Get("rtg"), ctg = o.Get("ctg"), actions = o.Get("actionsOneHot"), lambda = o.Get("lambda");
-  in.states = float_input(env, states, "inputs.states", bt * c.state_dim);
-  in.rtg = float_input(env, rtg, "inputs.rtg", bt);
-  in.ctg = float_input(env, ctg, "inputs.ctg", bt);
-  in.actions_onehot = float_input(env, actions, "inputs.actionsOneHot", bt * c.action_width());
-  in.lambda = float_input(env, lambda, "inputs.lambda", static_cast<size_t>(in.batch));
+  in.batch = batch;
+  in.rounds = rounds;
+  const size_t bt = static_cast<size_t>(batch) * rounds;
+  in.states = float_input(env, arrays[0], "inputs.states", bt * c.state_dim);
+  in.rtg = float_input(env, arrays[1], "inputs.rtg", bt);
+  in.ctg = float_input(env, arrays[2], "inputs.ctg", bt);
+  in.actions_onehot = float_input(env, arrays[3], "inputs.actionsOneHot", bt * c.action_width());
+  in.lambda = float_input(env, arrays[4], "inputs.lambda", static_cast<size_t>(batch));
   return in;
+}
+
+// The inputs object of a forward call, its arrays read in place (read_arrays).
+SequenceBatch read_inputs(Napi::Env env, const CodtModel& model, const Napi::Value& inputs) {
+  Napi::Object o = read_object(inputs, "inputs");
+  const int batch = static_cast<int>(read_count(o, "batch", 0, 1e7, "inputs"));
+  const int rounds = static_cast<int>(read_count(o, "rounds", 0, 4096, "inputs"));
+  // every property read (a getter may run JavaScript) before any array is read in place
+  const Napi::Value arrays[5] = {o.Get("states"), o.Get("rtg"), o.Get("ctg"), o.Get("actionsOneHot"), o.Get("lambda")};
+  return read_arrays(env, model.config, batch, rounds, arrays);
 }
 
 // args: (id, inputs, mode): the inputs copied for the worker thread.
@@ -193,25 +204,21 @@ Napi::Value JS_codtForwardSync(const Napi::CallbackInfo& info) {
   const std::shared_ptr<const CodtModel> model = model_from(info[0]);
   const CodtConfig& c = model->config;
   if (!info[1].IsNumber()) throw error(env, "rounds must be a number");
-  const double rounds = info[1].As<Napi::Number>().DoubleValue();
-  if (!(rounds >= 1 && rounds <= c.context) || std::floor(rounds) != rounds) throw error(env, "inputs.rounds must be in [1, " + std::to_string(c.context) + "] (the model's context)");
-  SequenceBatch in;
-  in.batch = 1;
-  in.rounds = static_cast<int>(rounds);
-  const size_t T = static_cast<size_t>(in.rounds), K = static_cast<size_t>(c.action_width());
-  in.states = float_input(env, info[2], "inputs.states", T * c.state_dim);
-  in.rtg = float_input(env, info[3], "inputs.rtg", T);
-  in.ctg = float_input(env, info[4], "inputs.ctg", T);
-  in.actions_onehot = float_input(env, info[5], "inputs.actionsOneHot", T * K);
-  in.lambda = float_input(env, info[6], "inputs.lambda", 1);
+  const double r = info[1].As<Napi::Number>().DoubleValue();
+  check_rounds(env, c, r);
+  const int rounds = static_cast<int>(r);
+  const size_t out_size = static_cast<size_t>(rounds) * c.action_width();
+  // the result array first: allocating a JS value after reading the inputs in place is what read_arrays forbids
   Napi::Float32Array logits;
   if (info.Length() == 8 && !info[7].IsUndefined()) {
     if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) throw error(env, "logits must be a Float32Array");
     logits = info[7].As<Napi::Float32Array>();
-    if (logits.ElementLength() != T * K) throw error(env, "logits: expected length " + std::to_string(T * K) + ", got " + std::to_string(logits.ElementLength()));
+    if (logits.ElementLength() != out_size) throw error(env, "logits: expected length " + std::to_string(out_size) + ", got " + std::to_string(logits.ElementLength()));
   } else {
-    logits = Napi::Float32Array::New(env, T * K);
+    logits = Napi::Float32Array::New(env, out_size);
   }
+  const Napi::Value arrays[5] = {info[2], info[3], info[4], info[5], info[6]};
+  const SequenceBatch in = read_arrays(env, c, 1, rounds, arrays);
   try {
     codt_forward_incremental(*model, in, logits.Data(), 1, true, true);
   } catch (const std::exception& e) {
