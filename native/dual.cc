@@ -99,24 +99,25 @@ class Prober {
     return p;
   }
 
-  // Probes grown over the seeded permutation of the users (sampler()): grow(λ, k) rolls out
+  // Probes grown over the seeded permutation of the users (sample()): grow(λ, k) rolls out
   // the first k users of the permutation at λ, running only those not yet run at λ, and
   // returns the subsample's sums scaled to the population with the standard error of that
-  // spend estimate (sampling without replacement, from the spread of users' spend). At k = N
-  // the parts are put together into the rollout on every user, in population order: the same
-  // users' outcomes (each user's draws are keyed by its id, and a user's decisions do not
-  // depend on who shares its block), summed in the same order, with the budget rule replayed
-  // on it, as at() computes it in one piece.
+  // spend estimate (sampling without replacement, from the spread of the blocks' spend). At
+  // k = N the parts are put together into the rollout on every user, in population order: the
+  // same users' outcomes (each user's draws are keyed by its id, and the permutation moves
+  // whole blocks of users, so every user is decoded with the same blockmates as in one
+  // rollout), summed in the same order, with the budget rule replayed on it, as at() computes
+  // it in one piece.
   void sample(uint64_t seed) { sampler_ = std::make_unique<Sampler>(users_, seed); }
 
   Probe grow(double lambda, size_t k) {
     const size_t N = users_.ids.size();
     k = std::min(k, N);
-    Grown* g = find(lambda);
-    if (g && k <= g->m) return estimate(*g, k);
-    for (const Probe& p : full_) {
+    for (const Probe& p : full_) {  // a λ already on every user: that probe, not its parts' estimate
       if (p.lambda == lambda) return p;
     }
+    Grown* g = find(lambda);
+    if (g && k <= g->m) return estimate(*g, k);
     if (k == N) {
       if (out_.rollouts >= max_ - 1) throw Exhausted{};
     } else if (out_.sample_rollouts >= max_) {
@@ -159,15 +160,6 @@ class Prober {
     if (r.fits_budget) keep(lambda, std::move(r));
     report(p);
     return p;
-  }
-
-  // The estimate at λ from its first k users when they were already run (k <= what grow()
-  // reached), without running anything; false otherwise.
-  bool known(double lambda, size_t k, Probe* p) {
-    Grown* g = find(lambda);
-    if (!g || k > g->m) return false;
-    *p = estimate(*g, k);
-    return true;
   }
 
   // The plan at λ with the budget enforced by the environment: a kept probe at λ when its
@@ -266,18 +258,15 @@ class Prober {
 
   // The parts of a probe grown to every user, as the rollout on every user: per (round, user)
   // outcomes read in population order from the parts (no copy of them), summed as rollout()
-  // sums them, the budget rule replayed; the plan put in population order.
+  // sums them, the budget rule replayed; the plan put in population order when it is one
+  // (the budget rule withholds nothing).
   RolloutResult merge(const Grown& g) const {
     const size_t N = users_.ids.size(), R = base_.rounds, A = base_.env->action_sizes().size();
     std::vector<std::pair<uint32_t, uint32_t>> where(N);  // user i: (part, its index there)
     RolloutResult out;
-    out.plan.assign(N * R * A, 0);
     for (size_t k = 0; k < g.chunks.size(); ++k) {
       const Chunk& c = g.chunks[k];
-      for (size_t j = 0; j < c.idx.size(); ++j) {
-        where[c.idx[j]] = {static_cast<uint32_t>(k), static_cast<uint32_t>(j)};
-        std::copy_n(c.r.plan.data() + j * R * A, R * A, out.plan.data() + c.idx[j] * R * A);
-      }
+      for (size_t j = 0; j < c.idx.size(); ++j) where[c.idx[j]] = {static_cast<uint32_t>(k), static_cast<uint32_t>(j)};
       out.coupons += c.r.coupons;
     }
     const auto at = [&](const std::vector<double> RolloutResult::*field) {
@@ -297,12 +286,12 @@ class Prober {
       out.revenue += out.revenue_by_round[t];
       out.cost += out.cost_by_round[t];
     }
-    for (size_t i = 0; i < N; ++i) {
-      double c = 0;
-      for (size_t t = 0; t < R; ++t) c += cost(t, i);
-      out.cost_sq += c * c;
-    }
     out.fits_budget = !budget_rule_withholds(largest, cost, N, base_.rounds, base_.wave_users, search_.budget);
+    if (!out.fits_budget) return out;  // not a plan: only its sums are read
+    out.plan.assign(N * R * A, 0);
+    for (const Chunk& c : g.chunks) {
+      for (size_t j = 0; j < c.idx.size(); ++j) std::copy_n(c.r.plan.data() + j * R * A, R * A, out.plan.data() + c.idx[j] * R * A);
+    }
     return out;
   }
 

@@ -314,11 +314,6 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
     result.cost += result.cost_by_round[t];
   }
   for (uint64_t c : coupons) result.coupons += c;
-  for (size_t i = 0; i < n; ++i) {
-    double c = 0;
-    for (uint32_t t = 0; t < spec.rounds; ++t) c += cost[t * n + i];
-    result.cost_sq += c * c;
-  }
   if (users_out) {
     result.user_reward = std::move(reward);
     result.user_cost = std::move(cost);

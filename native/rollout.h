@@ -83,7 +83,6 @@ struct RolloutResult {
   std::vector<double> revenue_by_round, cost_by_round;
   std::vector<int32_t> plan;     // [users, rounds, action dims] issued action indices (if recorded)
   PlanDetails details;           // [users, rounds] each (if recorded: record_plan and record_details)
-  double cost_sq = 0;            // sum over users of (the user's total cost)^2: spend's spread over users
   // The budget rule (at budget, or check_budget without one) withheld nothing: the rollout
   // is both the natural one and the budget-enforced one at its λ.
   bool fits_budget = false;
