@@ -17,7 +17,8 @@ import { resolveSyConfig } from '../../src/data/synth.js';
 import type { CodtModel } from '../../src/model/artifact.js';
 import { readOnnx } from '../../src/model/onnx.js';
 import { loadNativeModel, nativeRollout, type NativeModel } from '../../src/native/index.js';
-import { solve, syEnvForModel, type SolveResult } from '../../src/solve/index.js';
+import { solve, syEnvForModel } from '../../src/solve/index.js';
+import { searchWork } from '../../bench/solve.js';
 import { SHARED_MODEL_TIMEOUT, sharedModel } from '../helpers/shared-model.js';
 
 let model: CodtModel;
@@ -29,16 +30,6 @@ beforeAll(async () => {
 }, SHARED_MODEL_TIMEOUT);
 
 afterAll(() => h?.unload());
-
-/** Users simulated by a search, in rollouts on every user: each λ's largest probe (probes grown at one λ are nested), plus plans run apart from a probe. */
-function work(r: SolveResult, users: number): number {
-  const byLambda = new Map<number, number>();
-  for (const p of r.trace as Array<{ lambda: number; users?: number }>) byLambda.set(p.lambda, Math.max(byLambda.get(p.lambda) ?? 0, p.users ?? users));
-  let sum = 0;
-  for (const u of byLambda.values()) sum += u / users;
-  const onEveryone = (r.trace as Array<{ users?: number }>).filter((p) => (p.users ?? users) === users).length;
-  return sum + (r.rollouts - 1 - onEveryone); // - 1: the reference rollout of the logging policy
-}
 
 describe('subsampled λ search grown to every user', () => {
   const users = 12_000; // above the 8,192 users from which the search subsamples
@@ -58,8 +49,8 @@ describe('subsampled λ search grown to every user', () => {
       expect(sampled.budget).toBe(exhaustive.budget);
       const B = exhaustive.budget;
       const epsilon = 0.02 * B;
-      const sampledWork = work(sampled, users);
-      const exhaustiveWork = work(exhaustive, users);
+      const sampledWork = searchWork(sampled, users);
+      const exhaustiveWork = searchWork(exhaustive, users);
       console.log(`${budget} users ${first}..: exhaustive λ* ${exhaustive.lambda.toFixed(4)} (cost ${exhaustive.cost.toFixed(0)}, ${exhaustiveWork.toFixed(2)} rollouts); ` +
         `subsampled λ* ${sampled.lambda.toFixed(4)} (cost ${sampled.cost.toFixed(0)}, ${sampledWork.toFixed(2)} rollouts' worth of users: ${sampled.rollouts - 1} on every user, ${sampled.sampleRollouts} on parts); ` +
         `revenue ${(100 * (sampled.revenue / exhaustive.revenue - 1)).toFixed(3)}%`);
@@ -73,6 +64,8 @@ describe('subsampled λ search grown to every user', () => {
       // ... and is what the search's probe on every user at λ* (put together from its parts) measured
       const probe = (sampled.trace as Array<{ lambda: number; cost: number; revenue: number; users?: number }>).find((p) => p.lambda === sampled.lambda && (p.users ?? users) === users);
       expect(probe).toBeDefined();
+      // ... grown there from parts (a probe on part of the users at λ* too), not run in one piece by the exhaustive fallback
+      expect((sampled.trace as Array<{ lambda: number; users?: number }>).some((p) => p.lambda === sampled.lambda && (p.users ?? users) < users)).toBe(true);
       expect(probe!.cost).toBe(natural.cost);
       expect(probe!.revenue).toBe(natural.revenue);
       // the plan is the budget-enforced rollout at λ*, run directly
