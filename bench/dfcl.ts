@@ -5,7 +5,7 @@
  * Per seed (an SY world, its uniformly logged training users, as `saco eval` builds them):
  * 1. fitDfcl on the training log: J (the decision objective of src/policy/dfcl.ts, IPW value
  *    per user of argmax r̃ − λ·c̃, mean over its λ grid) of the two-stage start and of the
- *    decision-focused fine-tune, on the fit's own validation users (they early-stopped it) and
+ *    decision-focused fine-tune, on the fit's own validation users (they decide whether it is kept) and
  *    on a fresh uniformly logged log of the same world that nothing saw (the honest number).
  *    Both SY default and SY --static.
  * 2. SY --static only: at 0.5x of the logging policy's spend on fresh users, the incremental
@@ -28,9 +28,8 @@ import { solve } from '../src/solve/index.js';
 export interface DfclSeedRow {
   world: 'default' | 'static';
   seed: number;
-  /** J on the fit's validation users (they chose the epochs). */
+  /** J on the fit's validation users (they decide whether the fine-tune is kept). */
   validation: { twoStage: number; fineTuned: number; difference: number; se: number };
-  /** J on a fresh logged sample of the same world. */
   /** J on a fresh logged sample of the same world; the paired per-user difference with its standard error. */
   fresh: { twoStage: number; fineTuned: number; difference: number; se: number };
   /** J of SY's true expected outcomes (the myopic Oracle's allocation) on the same fresh log: the ceiling. */

@@ -35,7 +35,7 @@ export function sampleLambdas(count: number, step: number, options: LambdaOption
   if (!Number.isInteger(step) || step < 0 || step > 0xffffffff) throw new ArgumentError('step', 'must be an integer in [0, 2^32)');
   const out = new Float32Array(count);
   const stream = new CounterStream(options.seed, step, 0, Streams.lambda);
-  for (let i = 0; i < count; i++) out[i] = (power === 1 ? stream.uniform() : stream.uniform() ** power) * lambdaMax;
+  for (let i = 0; i < count; i++) out[i] = stream.uniform() ** power * lambdaMax;
   return out;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The DFCL baseline (after Zhou et al., KDD 2024, decision-focused causal learning): a response
- * model of reward and cost per arm, fine-tuned with a decision loss on inverse-propensity-
- * weighted logged outcomes, then the allocation argmax_a r̂ − λ·ĉ with λ searched
+ * model of reward and cost per arm, fine-tuned with a decision loss on logged outcomes (doubly
+ * robust by default, or inverse-propensity weighted), then the allocation argmax_a r̂ − λ·ĉ with λ searched
  * (src/policy/scored.ts).
  *
  * 1. Two-stage start: the outcome model (src/sim/outcome.ts, XGBoost reward and cost heads over
@@ -39,15 +39,6 @@ import { selectUsers } from '../data/trajectories.js';
 import { buildFeatures, featureLayout, loggedJointActions } from '../sim/features.js';
 import { fitOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from '../sim/outcome.js';
 import { outcomeScorer, type ActionScorer } from './scored.js';
-import type { PolicyDefinition } from './types.js';
-
-export const dfclPolicy = {
-  name: 'dfcl',
-  description: 'response model of r and c per arm (XGBoost) fine-tuned by a per-arm uplift recalibration on the softmax-relaxed decision value of IPW/DR logged outcomes; argmax r̂ − λ·ĉ, λ searched (TS rollout, src/policy/scored.ts)',
-  needsModel: false,
-  searched: true,
-  fittedOn: 'an outcome model fitted on a log and fine-tuned by the decision loss (fitDfcl)',
-} as const satisfies PolicyDefinition;
 
 export interface DfclOptions extends OutcomeParams {
   /** The λ grid of the decision loss and objective. Default [0.25, 0.5, 1, 2]. */
