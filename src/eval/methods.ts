@@ -54,10 +54,10 @@ export interface EvalDataset {
   rounds: number;
   /** The logged trajectories of the training users. */
   train: Trajectories;
-  /** The test users' ids: SY, fresh users (ids after the training users'), features drawn from the env seed by id; a log, the simulator's ids of `test`. */
+  /** The test users' ids: SY, fresh users (ids after the training users'), features drawn from the env seed by id; a log, the simulator's ids of its test users. */
   testIds: Uint32Array;
-  /** A log: the test users' trajectories (solve()'s users in the simulator). */
-  test?: Trajectories;
+  /** A log: the test users' starting states in the simulator [users × state], read from their trajectories once (simUsers). */
+  testStates?: Float64Array;
   /** What the uniform logging policy spends on the test users: the "1x" budget. */
   referenceSpend: number;
 }
@@ -160,10 +160,15 @@ export function outcomeOf(r: SolveResult, extra?: MethodOutcome['extra']): Metho
   };
 }
 
+/** The test users as solve() takes them: ids, with their starting states in a log's simulator. */
+export function testUsers(data: Pick<EvalDataset, 'testIds' | 'testStates'>): { ids: Uint32Array; features?: Float64Array } {
+  return data.testStates ? { ids: data.testIds, features: data.testStates } : { ids: data.testIds };
+}
+
 /** The solve() options every method shares: the test users, the budget in currency, the environment. */
 export function solveBase(ctx: RunContext): Pick<SolveOptions, 'users' | 'budget' | 'env' | 'rounds' | 'threads' | 'onProgress'> {
   return {
-    users: ctx.data.test ?? { ids: ctx.data.testIds },
+    users: testUsers(ctx.data),
     budget: ctx.budget,
     env: ctx.data.env,
     rounds: ctx.data.rounds,

@@ -25,7 +25,7 @@ import { fitSimulator, readSimulator, simUsers, writeSimulator, type Simulator }
 import { resolveBudget, solve, type Budget } from '../solve/index.js';
 import { envControl } from './fixed-arm.js';
 import { keyHash, writeJsonAtomic } from './files.js';
-import { METHODS, methodsByName, type EvalDataset, type EvalMethod, type MethodOutcome, type MethodSettings, type Prepared } from './methods.js';
+import { METHODS, methodsByName, testUsers, type EvalDataset, type EvalMethod, type MethodOutcome, type MethodSettings, type Prepared } from './methods.js';
 import { buildReport, writeReport, type EvalRecord, type EvalReport, type ReportFiles } from './report.js';
 
 // ---------------------------------------------------------------------------------------
@@ -280,7 +280,7 @@ type Dataset = EvalDataset & { noCouponRevenue: number };
 
 /** What the uniform logging policy spends on the test users (the "1x" budget) and what no coupon earns: one solve of the no-coupon arm. */
 async function referenceOf(data: EvalDataset, threads: number): Promise<Dataset> {
-  const r = await solve({ users: data.test ?? { ids: data.testIds }, env: data.env, rounds: data.rounds, threads, budget: '1x', policy: 'fixed-arm', fixedArm: { arm: envControl(data), keep: 0 } });
+  const r = await solve({ users: testUsers(data), env: data.env, rounds: data.rounds, threads, budget: '1x', policy: 'fixed-arm', fixedArm: { arm: envControl(data), keep: 0 } });
   return { ...data, referenceSpend: r.referenceSpend, noCouponRevenue: r.revenue };
 }
 
@@ -323,8 +323,9 @@ async function buildLogDataset(plan: Plan, all: Trajectories, seed: number, noti
     simulator = await fitSimulator(train, { seed, threads: plan.settings.threads, ...(plan.settings.quick ? { rounds: 100 } : {}) });
     writeSimulator(simulator, file);
   }
-  const testIds = simUsers(simulator, test, { round: 0 }).userIds;
-  return referenceOf({ preset: plan.preset.name, seed, kind: 'log', env: { kind: 'sim', simulator, seed }, rounds: simulator.rounds, train, testIds, test, referenceSpend: 0 }, plan.settings.threads);
+  // the test users' starting states, read once (every solve of every method starts from them)
+  const start = simUsers(simulator, test, { round: 0 });
+  return referenceOf({ preset: plan.preset.name, seed, kind: 'log', env: { kind: 'sim', simulator, seed }, rounds: simulator.rounds, train, testIds: start.userIds, testStates: start.features, referenceSpend: 0 }, plan.settings.threads);
 }
 
 // ---------------------------------------------------------------------------------------
