@@ -295,8 +295,11 @@ async function buildDataset(plan: Plan, seed: number): Promise<Dataset> {
   return referenceOf({ preset: plan.preset.name, seed, kind: 'sy', env, config, rounds: plan.rounds, train, testIds, referenceSpend: 0 }, plan.settings.threads);
 }
 
+/** The options an eval fits its simulator with (beyond seed and threads): the fit's and the cache key's one source. */
+const simulatorOptions = (plan: Plan): { rounds?: number } => (plan.settings.quick ? { rounds: 100 } : {});
+
 /** Simulator fit settings of an eval (a cache key part). */
-const simulatorConfig = (plan: Plan) => ({ simulator: 'fitSimulator defaults', trees: plan.settings.quick ? 100 : 'default' });
+const simulatorConfig = (plan: Plan) => ({ simulator: 'fitSimulator defaults', ...simulatorOptions(plan) });
 
 /**
  * One seed's data from a log: its users (a seeded subsample when `users` is set) split by the
@@ -320,7 +323,7 @@ async function buildLogDataset(plan: Plan, all: Trajectories, seed: number, noti
   } else {
     mkdirSync(dir, { recursive: true });
     writeJsonAtomic(path.join(dir, 'key.json'), key);
-    simulator = await fitSimulator(train, { seed, threads: plan.settings.threads, ...(plan.settings.quick ? { rounds: 100 } : {}) });
+    simulator = await fitSimulator(train, { seed, threads: plan.settings.threads, ...simulatorOptions(plan) });
     writeSimulator(simulator, file);
   }
   // the test users' starting states, read once (every solve of every method starts from them)
