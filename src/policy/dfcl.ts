@@ -275,7 +275,7 @@ interface TuneSpec {
  * The fine-tune: Adam ascent of the relaxed decision value S(θ) − l2·|θ|², then the held-out
  * guard. Returns the kept correction (null: the start) and the trace.
  */
-function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: number; trace: DfclFit['objective']['trace'] } {
+function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: number; trace: DfclFit['objective']['trace']; values: Float64Array | null } {
   const { fit, val, lambdas, p } = o;
   const K = fit.K;
   const P = fit.x.length / Math.max(fit.rows, 1);
@@ -332,6 +332,7 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
   const meanOf = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
   const trace: DfclFit['objective']['trace'] = [];
   const start = meanOf(heldOut(theta));
+  let lastValues: Float64Array | null = null;
   const beta1 = 0.9;
   const beta2 = 0.999;
   const lr = o.learningRate * unit;
@@ -390,13 +391,13 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
       theta[w] += (lr * mh) / (Math.sqrt(vh) + 1e-12 * unit);
     }
     if (epoch % o.checkEvery === 0 || epoch === o.epochs) {
-      const j = meanOf(heldOut(theta));
-      trace.push({ epoch, surrogate: surrogate * norm, heldOut: j, correction: correctionOf(theta) });
+      lastValues = heldOut(theta);
+      trace.push({ epoch, surrogate: surrogate * norm, heldOut: meanOf(lastValues), correction: correctionOf(theta) });
     }
   }
-  // the regularised optimum, kept unless it lowers the held-out J
+  // the regularised optimum, kept unless it lowers the held-out J (its per-user values: the fit's reported J)
   const last = trace[trace.length - 1];
-  return last && last.heldOut >= start ? { correction: last.correction, epochs: last.epoch, trace } : { correction: null, epochs: 0, trace };
+  return last && last.heldOut >= start ? { correction: last.correction, epochs: last.epoch, trace, values: lastValues } : { correction: null, epochs: 0, trace, values: null };
 }
 
 /** Fits DFCL on a log: two-stage start, then the decision-focused fine-tune, kept unless it lowers J on held-out users. */
@@ -433,7 +434,7 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     const fixedCost = Array.from({ length: base.K }, (_, a) => a === controlIndex && model.controlCostsNothing);
     const tuned = fineTune({ fit: fitScores, fitTraj: fitSet, val: valScores, valTraj: valSet, lambdas, p, fixedCost, columns, uplift: basis !== 'linear', control: controlIndex, epochs, learningRate, l2, temperature, estimator, checkEvery });
     const scorer = dfclScorer(model, tuned.correction);
-    const afterValues = tuned.correction ? await userDecisionValues(scorer, valSet, lambdas, p, params.threads) : startValues;
+    const afterValues = tuned.values ?? startValues;
     return {
       model,
       correction: tuned.correction,
