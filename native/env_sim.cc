@@ -201,12 +201,7 @@ SimModel::SimModel(std::vector<std::shared_ptr<const OutcomeModel>> models, SimS
 
 namespace {
 
-CompiledTrees compile_head(const OutcomeHead& head, uint64_t cols) {
-  if (head.constant || head.booster.empty()) return CompiledTrees::constant(static_cast<float>(head.value));
-  CompiledTrees t = CompiledTrees::compile(head.booster);
-  require(t.max_feature() < static_cast<int32_t>(cols), "simulator: head " + head.name + " splits on a column beyond its rows");
-  return t;
-}
+CompiledTrees compile_head(const OutcomeHead& head, uint64_t cols) { return compile_outcome_head(head, static_cast<int64_t>(cols), "simulator"); }
 
 }  // namespace
 
@@ -272,14 +267,7 @@ void SimModel::predict(size_t m, const float* rows, uint64_t n, float* p_reward,
     if (spec_.same_hurdle[m] == 0) c.p_cost.predict(rows, n, p, p_cost);
     else if (p_reward != nullptr) std::copy_n(p_reward, n, p_cost);
     else c.p_reward.predict(rows, n, p, p_cost);
-    const std::vector<int32_t>& free = models_[m]->zero_cost_columns();
-    if (!free.empty()) {
-      for (uint64_t r = 0; r < n; ++r) {
-        bool zero = true;
-        for (int32_t j : free) zero = zero && rows[r * p + static_cast<uint64_t>(j)] == 1.0f;
-        if (zero) p_cost[r] = 0.0f;
-      }
-    }
+    models_[m]->zero_free_costs(rows, n, p, p_cost);
   }
 }
 

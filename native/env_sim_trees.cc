@@ -233,4 +233,11 @@ void CompiledTrees::predict(const float* x, uint64_t n, uint64_t p, float* out) 
   }
 }
 
+CompiledTrees compile_outcome_head(const OutcomeHead& head, int64_t cols, const std::string& who) {
+  if (head.constant || head.booster.empty()) return CompiledTrees::constant(static_cast<float>(head.value));
+  CompiledTrees t = CompiledTrees::compile(head.booster);
+  require(t.max_feature() < cols, who + ": head " + head.name + " splits on a column beyond its rows");
+  return t;
+}
+
 }  // namespace saco

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "outcome.h"
 #include "xgb.h"
 
 namespace saco {
@@ -52,5 +53,9 @@ class CompiledTrees {
   float value_ = 0;
   int32_t max_feature_ = -1;
 };
+
+// An outcome model's head compiled for rows of `cols` columns (a constant head: its value);
+// a head that splits on a column beyond them is std::invalid_argument, `who` naming the model.
+CompiledTrees compile_outcome_head(const OutcomeHead& head, int64_t cols, const std::string& who);
 
 }  // namespace saco

@@ -344,6 +344,15 @@ std::unique_ptr<OutcomeModel> OutcomeModel::fit(const OutcomeSpec& s) {
   return model;
 }
 
+void OutcomeModel::zero_free_costs(const float* x, uint64_t n, uint64_t stride, float* p_cost) const {
+  if (zero_cost_.empty()) return;
+  for (uint64_t r = 0; r < n; ++r) {
+    bool free = true;
+    for (int32_t j : zero_cost_) free = free && x[r * stride + static_cast<uint64_t>(j)] == 1.0f;
+    if (free) p_cost[r] = 0.0f;
+  }
+}
+
 void OutcomeModel::predict(const float* x, uint64_t n, float* p_reward, float* e_reward, float* p_cost, float* e_cost, unsigned threads) const {
   if ((p_reward != nullptr || e_reward != nullptr) && !has_reward()) throw std::invalid_argument("outcome model: fitted without the reward heads");
   if ((p_cost != nullptr || e_cost != nullptr) && !has_cost()) throw std::invalid_argument("outcome model: fitted without the cost heads");
@@ -360,13 +369,7 @@ void OutcomeModel::predict(const float* x, uint64_t n, float* p_reward, float* e
         head.booster.predict(xs, end - begin, cols_, false, out);
       }
     }
-    if (p_cost != nullptr && !zero_cost_.empty()) {
-      for (size_t r = 0; r < end - begin; ++r) {
-        bool free = true;
-        for (int32_t j : zero_cost_) free = free && xs[r * cols_ + static_cast<uint64_t>(j)] == 1.0f;
-        if (free) p_cost[begin + r] = 0.0f;
-      }
-    }
+    if (p_cost != nullptr) zero_free_costs(xs, end - begin, cols_, p_cost + begin);
   });
 }
 

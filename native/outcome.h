@@ -103,6 +103,10 @@ class OutcomeModel {
   // x [n, p]. Each output [n] may be null (skipped); the reward outputs need has_reward(),
   // the cost outputs has_cost(). Rows marked by zero_cost_columns() get p_cost 0.
   void predict(const float* x, uint64_t n, float* p_reward, float* e_reward, float* p_cost, float* e_cost, unsigned threads) const;
+  // p_cost[r] = 0 for each row r of x [n, stride] that zero_cost_columns() mark (all of them 1:
+  // a control that never cost anything in the log costs nothing). predict() applies it; so do
+  // the compiled-tree paths (the simulator, the scored policy).
+  void zero_free_costs(const float* x, uint64_t n, uint64_t stride, float* p_cost) const;
   // E[r | x] and E[c | x], [n] each (either may be null).
   void expected(const float* x, uint64_t n, float* out_reward, float* out_cost, unsigned threads) const;
   // The expected next value of each dynamic feature given the round's outcome: out [n, k].

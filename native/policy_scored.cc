@@ -46,9 +46,7 @@ class ScoredPolicy final : public Policy {
     const auto& heads = spec_->outcome->heads();
     cost_ = spec_->outcome->has_cost();
     for (int h = 0; h < (cost_ ? 4 : 2); ++h) {
-      const OutcomeHead& head = heads[static_cast<size_t>(h)];
-      trees_[h] = head.constant || head.booster.empty() ? CompiledTrees::constant(static_cast<float>(head.value)) : CompiledTrees::compile(head.booster);
-      require(trees_[h].max_feature() < L.cols, "the outcome model's head " + head.name + " splits on a column beyond its rows");
+      trees_[h] = compile_outcome_head(heads[static_cast<size_t>(h)], L.cols, "the scored policy's outcome model");
     }
     const size_t A = L.action_sizes.size();
     K_ = L.joint_count();
@@ -119,15 +117,7 @@ class ScoredPolicy final : public Policy {
     const size_t rows = K_ * n;
     float* outs[4] = {s.p_reward.data(), s.e_reward.data(), s.p_cost.data(), s.e_cost.data()};
     for (int h = 0; h < (cost_ ? 4 : 2); ++h) trees_[h].predict(s.rows.data(), rows, p, outs[h]);
-    // as OutcomeModel::predict: a control that never cost anything in the log costs nothing
-    const std::vector<int32_t>& zero = spec_->outcome->zero_cost_columns();
-    if (cost_ && !zero.empty()) {
-      for (size_t r = 0; r < rows; ++r) {
-        bool free = true;
-        for (int32_t j : zero) free = free && s.rows[r * p + static_cast<size_t>(j)] == 1.0f;
-        if (free) s.p_cost[r] = 0.0f;
-      }
-    }
+    if (cost_) spec_->outcome->zero_free_costs(s.rows.data(), rows, p, s.p_cost.data());  // as OutcomeModel::predict
     double* reward = s.reward.data();
     double* cost = s.cost.data();
     for (size_t i = 0; i < n; ++i) {
