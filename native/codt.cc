@@ -211,6 +211,7 @@ void CodtDecoder::bind(const CodtModel& model, int capacity, int max_rounds) {
   rows_.clear();
   groups_.clear();
   gathered_.clear();
+  resumed_.assign(static_cast<size_t>(capacity), 0);
   kinds_ = model.config.token_kinds();
   prefix_kinds_.assign(kinds_.begin(), std::find(kinds_.begin(), kinds_.end(), TokenKind::kState));
 }
@@ -223,6 +224,7 @@ void CodtDecoder::reset(int batch) {
   rows_.clear();
   groups_.clear();
   gathered_.clear();
+  std::fill(resumed_.begin(), resumed_.end(), 0);
 }
 
 std::shared_ptr<const PrefixCache::Entry> PrefixCache::find(const float* key, size_t n) const {
@@ -273,7 +275,7 @@ void CodtDecoder::save_user(int user, int from, int to, float* k, float* v) cons
 }
 
 void CodtDecoder::load_user(int user, int from, int to, const float* k, const float* v, int held) {
-  require(pos_ == 0, "load_user: only at the start");
+  require(rows_.empty(), "load_user: not while tokens are queued");
   require(user >= 0 && user < batch_ && from >= 0 && from <= to && to <= max_pos_, "load_user: beyond the decoder's users or context");
   const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(to - from), at = static_cast<size_t>(from);
   const size_t S = held < 0 ? P : static_cast<size_t>(held);
@@ -290,6 +292,11 @@ void CodtDecoder::resume_at(int positions) {
   require(pos_ == 0 && positions >= 0 && positions <= max_pos_, "resume_at: only at the start, within the context");
   pos_ = positions;
   shared_ = 0;
+}
+
+void CodtDecoder::resume_user(int user, int positions) {
+  require(rows_.empty() && user >= 0 && user < batch_ && positions >= pos_ && positions <= max_pos_, "resume_user: a user of the batch, at or after position()");
+  resumed_[user] = positions;
 }
 
 void CodtDecoder::append_prefix(const float* values, float lambda) {
@@ -441,7 +448,7 @@ void CodtDecoder::append_rounds(const SequenceBatch& in, int first_user, float* 
       const int u = first_user + b;
       for (int t = 0; t < T; ++t) {
         const int p = t * per_round + k;
-        if (p < pos_ || p >= end) continue;
+        if (p < std::max(pos_, resumed_[b]) || p >= end) continue;
         const size_t at = static_cast<size_t>(u) * T + t;
         const float* src = token_input(in, kind, at, width);
         gathered_.insert(gathered_.end(), src, src + width);
@@ -549,34 +556,34 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       // come from the model's prefix cache (or are computed once)
       const bool share = shared_prefix && same_at_round0(in.lambda, 1) && (!c.uses_rtg || same_at_round0(in.rtg, static_cast<size_t>(T))) &&
                          (!c.uses_ctg || same_at_round0(in.ctg, static_cast<size_t>(T)));
-      // every user's previous decision kept: continue from it
+      // each user's previous decision, where kept: that user continues from it
       std::vector<std::vector<float>> tokens(keep ? B : 0);
-      std::vector<std::shared_ptr<const DecisionCache::Entry>> found;
+      std::vector<std::shared_ptr<const DecisionCache::Entry>> found(keep ? B : 0);
       size_t key_tokens = 0;  // the previous round's key: tokens[b][0, key_tokens)
+      int hits = 0;
       if (keep) {
         for (int b = 0; b < B; ++b) {
           key_tokens = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
-          if (previous <= 0 || static_cast<int>(found.size()) < b) continue;
-          if (auto e = model.decisions.find(tokens[b].data(), key_tokens)) found.push_back(std::move(e));
+          if (previous > 0 && (found[b] = model.decisions.find(tokens[b].data(), key_tokens))) ++hits;
         }
       }
-      const bool resumed = static_cast<int>(found.size()) == B && previous > 0;
-      if (resumed) {
-        for (int b = 0; b < B; ++b) {
-          // the chain's positions below `previous` (an entry found by its parent's key holds more)
-          int below = previous;
-          for (const DecisionCache::Entry* e = found[b].get(); e && below > 0; below = std::min(below, e->from), e = e->parent.get()) {
-            if (e->from < below) dec.load_user(b, e->from, below, e->k.data(), e->v.data(), e->positions - e->from);
-          }
-          std::copy_n(found[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
-        }
-        dec.resume_at(previous);
-      } else if (share) {
+      // the users computed from the start begin with round 0's targets from the prefix cache
+      if (hits < B && share) {
         float targets[2];
         int n = 0;
         if (c.uses_rtg) targets[n++] = in.rtg[static_cast<size_t>(u0) * T];
         if (c.uses_ctg) targets[n++] = in.ctg[static_cast<size_t>(u0) * T];
         dec.append_prefix(targets, in.lambda[u0]);
+      }
+      for (int b = 0; b < B && hits > 0; ++b) {
+        if (!found[b]) continue;
+        // the chain's positions below `previous` (an entry found by its parent's key holds more)
+        int below = previous;
+        for (const DecisionCache::Entry* e = found[b].get(); e && below > 0; below = std::min(below, e->from), e = e->parent.get()) {
+          if (e->from < below) dec.load_user(b, e->from, below, e->k.data(), e->v.data(), e->positions - e->from);
+        }
+        std::copy_n(found[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
+        dec.resume_user(b, previous);
       }
       dec.append_rounds(in, u0, logits);
       if (keep && T < c.context) {  // a sequence at the full context has no next round
@@ -584,7 +591,7 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
           auto e = std::make_shared<DecisionCache::Entry>();
           e->tokens = std::move(tokens[b]);
           e->positions = decided;
-          if (resumed) {  // only the new positions are copied; the parent is the deepest link holding some below `previous`
+          if (found[b]) {  // only the new positions are copied; the parent is the deepest link holding some below `previous`
             std::shared_ptr<const DecisionCache::Entry> parent = found[b];
             while (parent->from >= previous) parent = parent->parent;
             e->parent = std::move(parent), e->from = previous, e->parent_tokens = key_tokens;
@@ -595,7 +602,7 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
           dec.save_user(b, e->from, decided, e->k.data(), e->v.data());
           const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
           e->logits.assign(row, row + static_cast<size_t>(T) * K);
-          model.decisions.put(std::move(e), resumed ? found[b].get() : nullptr);
+          model.decisions.put(std::move(e), found[b].get());
         }
       }
     }

@@ -221,13 +221,18 @@ class CodtDecoder {
   void append_rounds(const SequenceBatch& in, int first_user, float* logits);
   // User `user`'s keys [layers, d, to - from] (transposed, as the caches hold them) and values
   // [layers, to - from, d] of positions [from, to): out of the caches (save_user), or into them
-  // (load_user; then resume_at once every user of the batch is loaded). What the prefix and
-  // decision caches keep between calls.
+  // (load_user; then resume_at once every user of the batch is loaded, or resume_user per
+  // user). What the prefix and decision caches keep between calls.
   void save_user(int user, int from, int to, float* k, float* v) const;
-  // (load_user: the arrays may hold more positions than are loaded, `held` of them, from `from` on.)
+  // (load_user: the arrays may hold more positions than are loaded, `held` of them, from `from`
+  // on; before any token is queued.)
   void load_user(int user, int from, int to, const float* k, const float* v, int held = -1);
   // Continues after `positions` tokens loaded for every user (load_user); only at the start.
   void resume_at(int positions);
+  // Continues user `user` after `positions` of its tokens loaded (load_user), while the others
+  // continue from position(): a block mixing users whose previous decision was kept with users
+  // computed from the start (or from round 0's prefix). Before append_rounds.
+  void resume_user(int user, int positions);
 
  private:
   const CodtModel* model_;
@@ -235,6 +240,7 @@ class CodtDecoder {
   int batch_ = 0;
   int pos_ = 0;
   int shared_ = 0;  // leading tokens that are the same for every user
+  std::vector<int> resumed_;  // [capacity]: per user, the position resume_user set (0: none)
   int max_pos_ = 0;
   int key_stride_ = 0;        // max_pos rounded up to 16 (attend_cached's lanes)
   std::vector<TokenKind> kinds_;         // one round's tokens, in sequence order
@@ -279,10 +285,10 @@ void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t
 // last round's action token (nothing reads it).
 //
 // keep_decisions (decisions: decide(), decideBatch(), not rollouts): from round 1 on, each
-// user's keys and values go into the model's DecisionCache, and a block whose users all find
-// their sequence up to the previous round's state token there (the previous round's decision)
-// loads it and computes only the newer tokens. Same bits either way (used only where
-// rows_independent).
+// user's keys and values go into the model's DecisionCache, and a user who finds their
+// sequence up to the previous round's state token there (the previous round's decision) loads
+// it and computes only the newer tokens, in the same products as the block's users computed
+// from the start. Same bits either way (used only where rows_independent).
 void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix = true,
                               bool keep_decisions = false);
 

@@ -112,11 +112,29 @@ describe.runIf(rowsIndependent)('the decision cache (AVX-512: same bits with it 
     const hits = nativeDecisionCache(h).hits;
     const got = await nativeForward(h, x, 'incremental');
     expect(Array.from(got)).toEqual(Array.from(await nativeForward(reference, x, 'incremental')));
-    // blocks 0..15 and 32..36 continue from round 2; users 16..31's block is recomputed (its
-    // users 16..19 are found before user 20 misses, and no later one is looked up)
-    const found = nativeDecisionCache(h).hits - hits;
-    expect(found).toBe(16 + 4 + 5);
+    // every user but 20 continues from round 2; user 20 is computed from the start
+    expect(nativeDecisionCache(h).hits - hits).toBe(36);
   }));
+
+  // a serving call that mixes users seen last round with new ones: the kept users of a block
+  // continue from their previous decision, the others are computed from the start in the same
+  // products (with round 0's targets from the prefix cache where the block shares them)
+  for (const shared of [false, true]) {
+    it(`continues the kept users of a block that also holds new users (${shared ? 'one λ and round-0 targets: the prefix cache' : 'a λ per user'})`, withCache(32 << 20, async (h, reference) => {
+      const world = shared ? { ...campaign, lambda: new Float32Array(37).fill(1.25), rtg: campaign.rtg.map((v, i) => (i % 6 === 0 ? 0 : v)), ctg: campaign.ctg.map((v, i) => (i % 6 === 0 ? 0 : v)) } : campaign;
+      const seen = users.filter((u) => u % 3 !== 0); // 24 users decided at round 3; 13 are new at round 4
+      await nativeForward(h, firstRounds(world, seen, 3), 'incremental');
+      const x = firstRounds(world, users, 4);
+      const hits = nativeDecisionCache(h).hits;
+      expect(Array.from(await nativeForward(h, x, 'incremental'))).toEqual(Array.from(await nativeForward(reference, x, 'incremental')));
+      expect(nativeDecisionCache(h).hits - hits).toBe(24);
+      // every user's round 4 is kept now, new or not: round 5 continues all 37
+      const y = firstRounds(world, users, 5);
+      expect(Array.from(await nativeForward(h, y, 'incremental'))).toEqual(Array.from(await nativeForward(reference, y, 'incremental')));
+      expect(nativeDecisionCache(h).hits - hits).toBe(24 + 37);
+      expect(nativeDecisionCache(h).entries).toBe(37);
+    }));
+  }
 
   it('holds to its capacity, drops the least recently used, and is off at 0', withCache(40_000, async (h) => {
     for (let T = 1; T <= 5; T++) await nativeForward(h, firstRounds(campaign, users, T), 'incremental');
