@@ -507,6 +507,9 @@ namespace {
 // the decision cache keys an entry by. Returns how many values the first `prefix` tokens take.
 size_t sequence_tokens(const CodtConfig& c, const std::vector<TokenKind>& kinds, const SequenceBatch& in, int u, int positions, int prefix, std::vector<float>& out) {
   const int per_round = static_cast<int>(kinds.size()), T = in.rounds;
+  size_t values = 1;
+  for (int p = 0; p < positions; ++p) values += static_cast<size_t>(embed_input_width(c, kinds[p % per_round]));
+  out.reserve(values);  // one allocation, not one per doubling
   out.assign(1, in.lambda[u]);
   size_t at_prefix = prefix == 0 ? 1 : 0;
   for (int p = 0; p < positions; ++p) {
