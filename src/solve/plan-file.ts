@@ -62,7 +62,10 @@ export async function writePlan(result: Pick<SolveResult, 'plan' | 'planDetails'
   for (const [j, enc] of encodings.entries()) {
     const label = (row: number): number | string => enc.values[plan[row * A + j]];
     const numbers = enc.values.every((v) => typeof v === 'number');
-    cols.push({ name: enc.column, type: numbers ? DOUBLE : VARCHAR, sqlType: numbers ? 'DOUBLE' : 'VARCHAR', value: numbers ? label : (row) => String(label(row)) });
+    // whole labels as integers: a CSV would write a DOUBLE 10 as "10.0", not as the log has it
+    const integers = numbers && enc.values.every((v) => Number.isInteger(v) && Math.abs(v as number) < 2 ** 31);
+    if (integers) cols.push({ name: enc.column, type: INTEGER, sqlType: 'INTEGER', value: label });
+    else cols.push({ name: enc.column, type: numbers ? DOUBLE : VARCHAR, sqlType: numbers ? 'DOUBLE' : 'VARCHAR', value: numbers ? label : (row) => String(label(row)) });
   }
   const perRow: Array<[string, Float64Array]> = [
     ['probability', details.probability],

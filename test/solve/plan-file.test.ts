@@ -5,7 +5,7 @@
  * form), and the budget's withheld coupons; the CLI's checks before any work.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +163,10 @@ describe('plan details and the plan file', () => {
     await writePlan(r, users, file);
     const rows = await readBack(file);
     expect(rows.map((row) => Number(row.round)).slice(0, r.rounds)).toEqual([2, 3, 4]); // CSV reads back as BIGINT
+    // whole-number labels are written as the log has them ("10", not "10.0")
+    const actions = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((line) => line.split(',')[2]);
+    expect(actions.map(Number)).toEqual(Array.from(r.plan, (k) => model.meta.actionEncodings[0].values[k]));
+    expect(actions.every((a) => /^\d+$/.test(a))).toBe(true);
 
     const plain = await solve({ policy: 'random', users, budget: '0.5x', env });
     expect(plain.planDetails).toBeUndefined();
