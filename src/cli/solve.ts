@@ -32,6 +32,7 @@ interface SolveOpts extends InputOpts {
   rounds?: number;
   sySeed: number;
   sim?: string;
+  simSeed?: number;
   startRound?: number;
   out?: string;
   epsilon?: number;
@@ -78,6 +79,7 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
   if (o.sim !== undefined && typeof o.users === 'number') cmd.error("error: '--sim' plans the users of a log: give '--data <file>' (their logged states), not a number of users", { code: 'commander.conflictingOption', exitCode: 2 });
   if (o.sim !== undefined && sharded) cmd.error("error: '--sim' runs on one machine; the sharded solve (--redis, --shards, a shard folder) runs in SY", { code: 'commander.conflictingOption', exitCode: 2 });
   if (o.startRound !== undefined && o.sim === undefined) cmd.error("error: '--start-round' needs '--sim' (SY plans start at round 0)", { code: 'commander.conflictingOption', exitCode: 2 });
+  if (o.simSeed !== undefined && o.sim === undefined) cmd.error("error: '--sim-seed' needs '--sim' (SY's draws follow --sy-seed)", { code: 'commander.conflictingOption', exitCode: 2 });
   if (o.out !== undefined && sharded) cmd.error("error: '--out' writes one plan file; a sharded solve writes the plan next to each shard", { code: 'commander.conflictingOption', exitCode: 2 });
   if (o.out !== undefined && o.engine === 'ort') cmd.error("error: '--out' needs the native engine (it records the plan's probabilities and expected outcomes)", { code: 'commander.conflictingOption', exitCode: 2 });
   if (o.out !== undefined) {
@@ -132,7 +134,7 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
     ui.phase('loading the model');
     const handle = loadNativeModel(model);
     try {
-      const env: EnvChoice = simulator ? { kind: 'sim', simulator, startRound: o.startRound } : syEnvForModel(model.meta, o.sySeed);
+      const env: EnvChoice = simulator ? { kind: 'sim', simulator, startRound: o.startRound, seed: o.simSeed } : syEnvForModel(model.meta, o.sySeed);
       const run = (policy: PolicyName): Promise<SolveResult> => {
         const def = policyByName(policy);
         const ort = def.needsModel && o.engine === 'ort';
@@ -226,6 +228,7 @@ export function registerSolve(program: Command): void {
     .option('--rounds <n>', "rounds to plan (default: the model's context)", intArg(1, 100000))
     .option('--sy-seed <n>', 'seed of the SY ground truth (must be the one the users came from)', intArg(0, Number.MAX_SAFE_INTEGER), 1)
     .option('--sim <file>', 'plan in this learned simulator (saco fit-sim) instead of SY: the users of --data start from their logged states')
+    .option('--sim-seed <n>', "with --sim: seed of the simulator's draws, keyed with each user and round (default 1); another seed is another sample of the same campaign", intArg(0, Number.MAX_SAFE_INTEGER))
     .option('--start-round <n>', 'with --sim: plan from round n, each user starting from their logged state and history then (default 0: the whole campaign)', intArg(0, 100000))
     .option('--out <file>', 'write the plan: .csv, .csv.gz or .parquet, one row per user and round (user_id, round, one column per action dimension, probability, expected_revenue, expected_cost, withheld, lambda)')
     .option('--epsilon <x>', 'tolerance below the budget (default 2%)', numArg(0, Number.MAX_VALUE))

@@ -192,6 +192,10 @@ describe('saco solve --sim --out', () => {
     const rows = await readBack(out);
     expect(rows).toHaveLength(200 * 5);
     expect(rows.every((row) => typeof row.probability === 'number' && typeof row.expected_cost === 'number')).toBe(true);
+    // another seed of the simulator's draws: another sample of the same campaign
+    const reseeded = cli('--model', modelFile, '--sim', simFile, '--data', log, '--budget', '0.5x', '--sim-seed', '7', '--json');
+    expect(reseeded.code, reseeded.stderr).toBe(0);
+    expect(JSON.parse(reseeded.stdout)[0].revenue).not.toBe(JSON.parse(ok.stdout)[0].revenue);
 
     const nowhere = path.join(tmp.file('missing-folder'), 'plan.parquet');
     const bad = cli('--model', modelFile, '--sim', simFile, '--data', log, '--budget', '0.5x', '--out', nowhere);
