@@ -51,6 +51,26 @@ export const STATE_RANGE_SDS = 1000;
  * more than STATE_RANGE_SDS training standard deviations from the training mean.
  * @throws {ArgumentError} code `INPUT_OUT_OF_RANGE`, naming the row and the state column.
  */
+/** The accepted interval of each state feature, [mean − STATE_RANGE_SDS·sd, mean + STATE_RANGE_SDS·sd], per model. */
+const stateBounds = new WeakMap<CodtModel['meta'], { lo: Float64Array; hi: Float64Array }>();
+
+/**
+ * True when one row of states (a user's round) lies in the range checkStatesInRange accepts:
+ * the per-decision check, comparing with bounds computed once per model; a row it rejects goes
+ * to checkStatesInRange for the error that names the feature.
+ */
+export function stateRowInRange(model: Pick<CodtModel, 'meta'>, row: ArrayLike<number>): boolean {
+  let bounds = stateBounds.get(model.meta);
+  if (!bounds) {
+    const { stateMean, stateStd } = model.meta.normalization;
+    bounds = { lo: Float64Array.from(stateMean, (m, j) => m - STATE_RANGE_SDS * stateStd[j]), hi: Float64Array.from(stateMean, (m, j) => m + STATE_RANGE_SDS * stateStd[j]) };
+    stateBounds.set(model.meta, bounds);
+  }
+  const { lo, hi } = bounds;
+  for (let j = 0; j < row.length; j++) if (!(row[j] >= lo[j] && row[j] <= hi[j])) return false;
+  return true;
+}
+
 export function checkStatesInRange(model: Pick<CodtModel, 'meta'>, states: ArrayLike<number>, width: number, where: string): void {
   const { stateMean, stateStd } = model.meta.normalization;
   const names = model.meta.stateNames;

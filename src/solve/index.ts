@@ -21,7 +21,7 @@ import { OrtPool, type OrtSession } from '../infer/ort.js';
 import { tsBisection, tsRollout } from './ts-rollout.js';
 import { targetsAt } from '../model/stats.js';
 import { greedyRow, softmaxPerDimension } from '../model/greedy.js';
-import { checkStatesInRange, validateModel } from '../model/validate.js';
+import { checkStatesInRange, stateRowInRange, validateModel } from '../model/validate.js';
 import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout, nativeSearchLambda, type DecisionCacheStats, type NativeModel, type NativePlanDetails, type NativeRolloutResult, type NativeRolloutSpec } from '../native/index.js';
 import { policyByName, type PolicyName } from '../policy/registry.js';
 import type { CausalForest } from '../policy/forest.js';
@@ -725,9 +725,9 @@ export function writeDecisionTokens(handle: Pick<NativeModel, 'meta'>, lambda: n
   let cst = target.ctg;
   for (let t = 0; t <= past; t++) {
     const s = src.state(t);
-    const name = t < past ? `${label}history.states[${t}]` : `${label}state`;
-    if (s.length !== d || !allFinite(s)) throw new ArgumentError(name, `must hold ${d} finite numbers, got ${s.length} values`);
-    checkStatesInRange(handle, s, d, name);
+    // (the argument's name is built only for an error: a decision checks six rounds)
+    if (s.length !== d || !allFinite(s)) throw new ArgumentError(stateArgument(label, t, past), `must hold ${d} finite numbers, got ${s.length} values`);
+    if (!stateRowInRange(handle, s)) checkStatesInRange(handle, s, d, stateArgument(label, t, past));
     const cell = b * T + t;
     for (let j = 0; j < d; j++) inputs.states[cell * d + j] = s[j]; // (TypedArray.set costs more than the copy at these sizes)
     inputs.rtg[cell] = r;
@@ -749,6 +749,10 @@ export function writeDecisionTokens(handle: Pick<NativeModel, 'meta'>, lambda: n
     }
   }
   if (!Number.isFinite(r) || !Number.isFinite(cst) || Math.abs(r) > 3e38 || Math.abs(cst) > 3e38) throw new ArgumentError(`${label}history`, 'the rewards and costs so far overflow the decision targets');
+}
+
+function stateArgument(label: string, t: number, past: number): string {
+  return t < past ? `${label}history.states[${t}]` : `${label}state`;
 }
 
 function decisionFrom(q: DecisionQuery, logits: Float32Array): Decision {

@@ -71,6 +71,14 @@ describe('inputs outside the training data', () => {
     state[2] = 3e38;
     await expect(decide({ model: handle, lambda: 0.5, state })).rejects.toMatchObject({ code: 'INPUT_OUT_OF_RANGE' });
     expect(() => decideSync({ model: handle, lambda: 0.5, state })).toThrow(/training standard deviations/);
+    // a past round's state: the error names that round; a state just inside the range is decided
+    const far = new Array(11).fill(0);
+    far[4] = 1e9;
+    const history = { states: [new Array(11).fill(0), far], actions: [[0], [1]], rewards: [0, 0], costs: [0, 0] };
+    expect(() => decideSync({ model: handle, lambda: 0.5, state: new Array(11).fill(0), history })).toThrow(/history\.states\[1\].*"x4" = 1000000000 lies/);
+    const { stateMean, stateStd } = handle.meta.normalization;
+    const edge = Array.from(stateMean, (m, j) => m + 999 * stateStd[j]);
+    expect(decideSync({ model: handle, lambda: 0.5, state: edge }).action).toHaveLength(1);
   });
 
   it('solve() refuses static features of 1e5, and a rollout whose environment overflows stops with a typed error', async () => {
