@@ -288,12 +288,6 @@ void CodtDecoder::load_user(int user, int from, int to, const float* k, const fl
   }
 }
 
-void CodtDecoder::resume_at(int positions) {
-  require(pos_ == 0 && positions >= 0 && positions <= max_pos_, "resume_at: only at the start, within the context");
-  pos_ = positions;
-  shared_ = 0;
-}
-
 void CodtDecoder::resume_user(int user, int positions) {
   require(rows_.empty() && user >= 0 && user < batch_ && positions >= pos_ && positions <= max_pos_, "resume_user: a user of the batch, at or after position()");
   resumed_[user] = positions;
