@@ -115,6 +115,23 @@ describe('λ sampling', () => {
     expect(() => sampleLambdas(3, 0, { seed: 1, lambdaMax: 1, power: 0 })).toThrow(/lambdaPower/);
   });
 
+  it('lambdaMargin stretches the same draws below zero: λmax · ((1 + m) · u − m), within [−m · λmax, λmax]', () => {
+    const u = sampleLambdas(5000, 6, { seed: 3, lambdaMax: 1 });
+    const stretched = sampleLambdas(5000, 6, { seed: 3, lambdaMax: 4, margin: 0.1 });
+    let below = 0;
+    for (let i = 0; i < u.length; i++) {
+      expect(stretched[i]).toBeCloseTo(4 * (1.1 * u[i] - 0.1), 5);
+      expect(stretched[i]).toBeGreaterThanOrEqual(-0.4);
+      expect(stretched[i]).toBeLessThanOrEqual(4);
+      if (stretched[i] < 0) below++;
+    }
+    // P(λ < 0) = 0.1 / 1.1: the binomial's mean ± 4 sd
+    const p = 0.1 / 1.1;
+    expect(Math.abs(below - p * u.length)).toBeLessThan(4 * Math.sqrt(u.length * p * (1 - p)));
+    expect(Array.from(sampleLambdas(50, 6, { seed: 3, lambdaMax: 1, margin: 0 }))).toEqual(Array.from(u.subarray(0, 50)));
+    for (const margin of [-0.1, 1, NaN]) expect(() => sampleLambdas(3, 0, { seed: 1, lambdaMax: 1, margin })).toThrow(/lambdaMargin/);
+  });
+
   it('the literal recipe copies each trajectory with its own fixed λ', () => {
     const t = buildTrajectories(smallLog());
     const c = withLambdaCopies(t, 10, { seed: 2 });

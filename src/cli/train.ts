@@ -226,7 +226,7 @@ export function registerTrain(program: Command): void {
     .option('--heads <n>', 'attention heads', intArg(1, 256), CODT_DEFAULTS.heads)
     .option('--dropout <x>', 'dropout rate', numArg(0, 0.99), CODT_DEFAULTS.dropout)
     .option('--beta <x>', 'temperature of the Lagrangian sample weights', numArg(1e-3, 1e3), TRAIN_DEFAULTS.beta)
-    .option('--lambda-max <x>', 'λ range U(0, λmax) (default: from the data; literal: 1)', numArg(1e-6, 1e6))
+    .option('--lambda-max <x>', 'λ range [0, λmax] of decisions (default: from the data; literal: 1); training draws from −0.05 λmax (expected, no-rtg)', numArg(1e-6, 1e6))
     .option('--lambda-copies <n>', 'the literal recipe: copy each trajectory n times with a fixed λ', intArg(1, 1000))
     .addOption(new Option('--trainer <t>', 'native (C++, the default on CPU) or tfjs (the reference; auto picks it when tfjs-node-gpu sees a GPU or --backend is named)').choices([...TRAINER_CHOICES]).default('auto'))
     .addOption(new Option('--backend <b>', 'tfjs backend (tfjs trainer)').choices([...BACKEND_CHOICES]).default('auto'))

@@ -77,8 +77,8 @@ export function makeBatch(traj: Trajectories, users: ArrayLike<number>, lambdas:
   return batch;
 }
 
-/** λ of each user of a batch: the trajectory's fixed λ (literal copies) or a fresh draw keyed by (seed, step) (`power`: see sampleLambdas). */
-export function batchLambdas(traj: Trajectories, users: ArrayLike<number>, seed: number, step: number, lambdaMax: number, power = 1): Float32Array {
+/** λ of each user of a batch: the trajectory's fixed λ (literal copies) or a fresh draw keyed by (seed, step) (`power`, `margin`: see sampleLambdas). */
+export function batchLambdas(traj: Trajectories, users: ArrayLike<number>, seed: number, step: number, lambdaMax: number, power = 1, margin = 0): Float32Array {
   if (traj.lambda) return Float32Array.from(users, (i) => (traj.lambda as Float32Array)[i]);
-  return sampleLambdas(users.length, step, { seed, lambdaMax, power });
+  return sampleLambdas(users.length, step, { seed, lambdaMax, power, margin });
 }

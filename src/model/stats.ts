@@ -13,7 +13,7 @@ export interface Normalization {
   stateStd: number[];
   rtgScale: number;
   ctgScale: number;
-  /** λ ~ U(0, lambdaMax) in training; the λ input is fed as λ / lambdaMax. */
+  /** Decisions take λ in [0, lambdaMax] (training draws from slightly below 0: TrainOptions.lambdaMargin); the λ input is fed as λ / lambdaMax. */
   lambdaMax: number;
 }
 

@@ -8,7 +8,7 @@
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { CODT_DEFAULTS } from '../model/config.js';
-import type { OutcomeRelabel, TrainOptions, TrainResult } from '../model/train.js';
+import { checkTrainOptions, type OutcomeRelabel, type TrainOptions, type TrainResult } from '../model/train.js';
 import { trainCodt as trainWithEngines } from '../native/train-engine.js';
 import { crossFitOutcomes, type CrossFitOptions, type CrossFitResult } from '../sim/outcome.js';
 
@@ -103,6 +103,7 @@ export function relabelFromOutcomes(train: Trajectories, cross: CrossFitResult):
 export async function trainCodt(train: Trajectories, options: SacoTrainOptions = {}): Promise<SacoTrainResult> {
   const variant = options.variant ?? CODT_DEFAULTS.variant;
   if (!relabelledVariant(variant) || options.relabel) return trainWithEngines(train, { ...options, variant });
+  checkTrainOptions(options, variant); // before the outcome model's fit, not after it
   const t0 = performance.now();
   options.onOutcome?.('fitting');
   const outcomes = await crossFitOutcomes(train, { ...EXPECTED_OUTCOME_MODEL, seed: options.seed ?? 1, threads: options.threads, ...options.outcome });

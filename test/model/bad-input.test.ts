@@ -13,6 +13,7 @@ import { decodeOnnx, encodeOnnx, readOnnx, writeOnnx } from '../../src/model/onn
 import { trainCodtWith } from '../../src/model/train.js';
 import { generateSy } from '../../src/native/index.js';
 import { trainCodt } from '../../src/native/train-engine.js';
+import { trainCodt as trainWithOutcomes } from '../../src/policy/train.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const tmp = tempDir();
@@ -106,6 +107,12 @@ describe('impossible configs', () => {
     await expect(trainCodt(traj, { batchSize: -1 })).rejects.toThrow(/batchSize/);
     await expect(trainCodt(traj, { dModel: 10, heads: 4 })).rejects.toThrow(/divisible/);
     await expect(trainCodt(traj, { lr: NaN })).rejects.toThrow(/lr/);
+    await expect(trainCodt(traj, { lambdaMargin: 1 })).rejects.toThrow(/lambdaMargin/);
+    // saco's trainCodt refuses them before it fits the default recipe's outcome model
+    const stages: string[] = [];
+    await expect(trainWithOutcomes(traj, { lambdaMargin: -0.1, onOutcome: (stage) => stages.push(stage) })).rejects.toThrow(/lambdaMargin/);
+    await expect(trainWithOutcomes(traj, { epochs: 0, onOutcome: (stage) => stages.push(stage) })).rejects.toThrow(/epochs/);
+    expect(stages).toEqual([]);
   });
   it('the orchestration without a native engine refuses the native trainer with a typed error', async () => {
     // model/ does not load the binary: only the wired trainCodt (native/train-engine.ts) hands it the engine
