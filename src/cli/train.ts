@@ -11,7 +11,7 @@ import { splitByUser } from '../data/trajectories.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
 import { writeOnnx } from '../model/onnx.js';
-import { TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } from '../model/train.js';
+import { LAMBDA_MARGIN, TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } from '../model/train.js';
 import { trainCodt } from '../policy/train.js';
 import { spendCurve } from '../policy/spend-curve.js';
 import type { SpendCurveRecord } from '../model/artifact.js';
@@ -34,6 +34,7 @@ interface TrainOpts extends InputOpts {
   dropout: number;
   beta: number;
   lambdaMax?: number;
+  lambdaMargin?: number;
   lambdaCopies?: number;
   trainer: TrainerChoice;
   backend: BackendChoice;
@@ -144,6 +145,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       seed: o.seed,
       beta: o.beta,
       lambdaMax: o.lambdaMax,
+      lambdaMargin: o.lambdaMargin,
       lambdaCopies: o.lambdaCopies,
       trainer: o.trainer,
       backend: o.backend,
@@ -226,7 +228,8 @@ export function registerTrain(program: Command): void {
     .option('--heads <n>', 'attention heads', intArg(1, 256), CODT_DEFAULTS.heads)
     .option('--dropout <x>', 'dropout rate', numArg(0, 0.99), CODT_DEFAULTS.dropout)
     .option('--beta <x>', 'temperature of the Lagrangian sample weights', numArg(1e-3, 1e3), TRAIN_DEFAULTS.beta)
-    .option('--lambda-max <x>', 'λ range [0, λmax] of decisions (default: from the data; literal: 1); training draws from −0.05 λmax (expected, no-rtg)', numArg(1e-6, 1e6))
+    .option('--lambda-max <x>', 'λ range [0, λmax] of decisions (default: from the data; literal: 1)', numArg(1e-6, 1e6))
+    .option('--lambda-margin <x>', `share of λmax that training also draws below 0, so λ = 0 is not at the edge of what the model learns (default ${LAMBDA_MARGIN} for expected and no-rtg, else 0; 0: λ ~ U(0, λmax))`, numArg(0, 0.99))
     .option('--lambda-copies <n>', 'the literal recipe: copy each trajectory n times with a fixed λ', intArg(1, 1000))
     .addOption(new Option('--trainer <t>', 'native (C++, the default on CPU) or tfjs (the reference; auto picks it when tfjs-node-gpu sees a GPU or --backend is named)').choices([...TRAINER_CHOICES]).default('auto'))
     .addOption(new Option('--backend <b>', 'tfjs backend (tfjs trainer)').choices([...BACKEND_CHOICES]).default('auto'))

@@ -139,6 +139,7 @@ describe('saco CLI', () => {
     expect(help.stdout).toMatch(/synth/);
     expect(help.stdout).toMatch(/data/);
     expect(saco('data', 'inspect', '--help').stdout).toMatch(/--user-col/);
+    expect(saco('train', '--data', tmp.file('x.csv'), '--out', tmp.file('x.onnx'), '--lambda-margin', '1').stderr).toMatch(/--lambda-margin.*expected a number in \[0, 0\.99\]/);
   });
   it('user errors exit 2 with one line and no stack: a missing file, a bad flag value, an unknown command', () => {
     const missing = tmp.file('nope.csv');
