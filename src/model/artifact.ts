@@ -19,6 +19,8 @@ export interface TrainingInfo {
   bestValLoss: number;
   samplesPerSecond: number;
   data: string;
+  /** Share of λmax the λ draw reached below 0 (TrainOptions.lambdaMargin); absent in models trained before it: 0. */
+  lambdaMargin?: number;
 }
 
 export interface ModelMeta {

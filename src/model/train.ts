@@ -451,6 +451,7 @@ export async function trainCodtWith(engines: TrainEngines, train: Trajectories, 
         bestValLoss: state.bestValLoss,
         samplesPerSecond: samplesThisCall / Math.max(secondsThisCall, 1e-9),
         data: o.source ?? train.source,
+        ...(lambdaMargin !== 0 ? { lambdaMargin } : {}),
       },
     };
     // Interrupted before any validation: the current weights are the only ones there are.

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readOnnx } from '../../src/model/onnx.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { SHARED_MODEL_TIMEOUT, sharedModel } from '../helpers/shared-model.js';
 
@@ -85,6 +86,10 @@ describe('saco CLI', () => {
     expect(r.stdout).toMatch(/epoch 2: train loss/);
     expect(r.stdout).toMatch(/wrote .*m\.onnx/);
     expect(readFileSync(model).length).toBeGreaterThan(1000);
+    expect(readOnnx(model).meta.training.lambdaMargin).toBe(0.05); // the default recipe's λ draw reaches below 0
+    const plain = tmp.file('m0.onnx');
+    expect(saco('train', '--data', data, '--out', plain, '--epochs', '1', '--d-model', '8', '--layers', '1', '--heads', '1', '--quiet', '--lambda-margin', '0').code).toBe(0);
+    expect(readOnnx(plain).meta.training.lambdaMargin).toBeUndefined();
     // the reference trainer on request; naming a tfjs backend picks it too
     const ref = saco('train', '--data', data, '--out', tmp.file('t.onnx'), '--epochs', '1', '--d-model', '8', '--layers', '1', '--heads', '1', '--quiet', '--backend', 'cpu');
     expect(ref.code).toBe(0);
