@@ -501,9 +501,9 @@ namespace {
 // the decision cache keys an entry by. Returns how many values the first `prefix` tokens take.
 size_t sequence_tokens(const CodtConfig& c, const std::vector<TokenKind>& kinds, const SequenceBatch& in, int u, int positions, int prefix, std::vector<float>& out) {
   const int per_round = static_cast<int>(kinds.size()), T = in.rounds;
-  size_t values = 1;
-  for (int p = 0; p < positions; ++p) values += static_cast<size_t>(embed_input_width(c, kinds[p % per_round]));
-  out.reserve(values);  // one allocation, not one per doubling
+  size_t round_values = 0;
+  for (TokenKind kind : kinds) round_values += static_cast<size_t>(embed_input_width(c, kind));
+  out.reserve(1 + static_cast<size_t>(T) * round_values);  // one allocation, not one per doubling
   out.assign(1, in.lambda[u]);
   size_t at_prefix = prefix == 0 ? 1 : 0;
   for (int p = 0; p < positions; ++p) {
@@ -561,7 +561,7 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       if (keep) {
         for (int b = 0; b < B; ++b) {
           key_tokens = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
-          if (previous > 0 && (found[b] = model.decisions.find(tokens[b].data(), key_tokens))) ++hits;
+          if ((found[b] = model.decisions.find(tokens[b].data(), key_tokens))) ++hits;  // (keep: T >= 2, so previous > 0)
         }
       }
       // the users computed from the start begin with round 0's targets from the prefix cache

@@ -107,16 +107,16 @@ const float* float_input(Napi::Env env, const Napi::Value& v, const char* name, 
   return data;
 }
 
-// A forward call's arrays (states, rtg, ctg, actionsOneHot, lambda), checked and read in
-// place: a SequenceBatch over the JavaScript memory, valid until the call returns to
-// JavaScript or allocates JS values (allocate first, then read).
 void check_rounds(Napi::Env env, const CodtConfig& c, double rounds) {
   if (!(rounds >= 1 && rounds <= c.context) || std::floor(rounds) != rounds) throw error(env, "inputs.rounds must be in [1, " + std::to_string(c.context) + "] (the model's context)");
 }
 
+// A forward call's arrays (states, rtg, ctg, actionsOneHot, lambda), checked and read in
+// place for `batch` users over `rounds` (check_rounds first): a SequenceBatch over the
+// JavaScript memory, valid until the call returns to JavaScript or allocates JS values
+// (allocate first, then read).
 SequenceBatch read_arrays(Napi::Env env, const CodtConfig& c, int batch, int rounds, const Napi::Value (&arrays)[5]) {
   if (batch < 1) throw error(env, "inputs.batch must be >= 1");
-  check_rounds(env, c, rounds);
   SequenceBatch in;
   in.batch = batch;
   in.rounds = rounds;
@@ -134,6 +134,7 @@ SequenceBatch read_inputs(Napi::Env env, const CodtModel& model, const Napi::Val
   Napi::Object o = read_object(inputs, "inputs");
   const int batch = static_cast<int>(read_count(o, "batch", 0, 1e7, "inputs"));
   const int rounds = static_cast<int>(read_count(o, "rounds", 0, 4096, "inputs"));
+  check_rounds(env, model.config, rounds);
   // every property read (a getter may run JavaScript) before any array is read in place
   const Napi::Value arrays[5] = {o.Get("states"), o.Get("rtg"), o.Get("ctg"), o.Get("actionsOneHot"), o.Get("lambda")};
   return read_arrays(env, model.config, batch, rounds, arrays);

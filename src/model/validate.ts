@@ -46,40 +46,44 @@ export function validateModel(model: CodtModel, where = 'model'): void {
  */
 export const STATE_RANGE_SDS = 1000;
 
+/** The accepted interval of each state feature, [mean − STATE_RANGE_SDS·sd, mean + STATE_RANGE_SDS·sd], computed once per model. */
+const stateBounds = new WeakMap<CodtModel['meta'], { lo: Float64Array; hi: Float64Array }>();
+
+function boundsOf(meta: CodtModel['meta']): { lo: Float64Array; hi: Float64Array } {
+  let bounds = stateBounds.get(meta);
+  if (!bounds) {
+    const { stateMean, stateStd } = meta.normalization;
+    bounds = { lo: Float64Array.from(stateMean, (m, j) => m - STATE_RANGE_SDS * stateStd[j]), hi: Float64Array.from(stateMean, (m, j) => m + STATE_RANGE_SDS * stateStd[j]) };
+    stateBounds.set(meta, bounds);
+  }
+  return bounds;
+}
+
+/**
+ * True when one row of states (a user's round) lies in the range checkStatesInRange accepts:
+ * the per-decision check, which builds no error text; a row it rejects goes to
+ * checkStatesInRange for the error that names the feature.
+ */
+export function stateRowInRange(model: Pick<CodtModel, 'meta'>, row: ArrayLike<number>): boolean {
+  const { lo, hi } = boundsOf(model.meta);
+  for (let j = 0; j < row.length; j++) if (!(row[j] >= lo[j] && row[j] <= hi[j])) return false;
+  return true;
+}
+
 /**
  * Refuses state values [rows, width] (the first `width` state columns of the model) that lie
  * more than STATE_RANGE_SDS training standard deviations from the training mean.
  * @throws {ArgumentError} code `INPUT_OUT_OF_RANGE`, naming the row and the state column.
  */
-/** The accepted interval of each state feature, [mean − STATE_RANGE_SDS·sd, mean + STATE_RANGE_SDS·sd], per model. */
-const stateBounds = new WeakMap<CodtModel['meta'], { lo: Float64Array; hi: Float64Array }>();
-
-/**
- * True when one row of states (a user's round) lies in the range checkStatesInRange accepts:
- * the per-decision check, comparing with bounds computed once per model; a row it rejects goes
- * to checkStatesInRange for the error that names the feature.
- */
-export function stateRowInRange(model: Pick<CodtModel, 'meta'>, row: ArrayLike<number>): boolean {
-  let bounds = stateBounds.get(model.meta);
-  if (!bounds) {
-    const { stateMean, stateStd } = model.meta.normalization;
-    bounds = { lo: Float64Array.from(stateMean, (m, j) => m - STATE_RANGE_SDS * stateStd[j]), hi: Float64Array.from(stateMean, (m, j) => m + STATE_RANGE_SDS * stateStd[j]) };
-    stateBounds.set(model.meta, bounds);
-  }
-  const { lo, hi } = bounds;
-  for (let j = 0; j < row.length; j++) if (!(row[j] >= lo[j] && row[j] <= hi[j])) return false;
-  return true;
-}
-
 export function checkStatesInRange(model: Pick<CodtModel, 'meta'>, states: ArrayLike<number>, width: number, where: string): void {
   const { stateMean, stateStd } = model.meta.normalization;
+  const { lo, hi } = boundsOf(model.meta);
   const names = model.meta.stateNames;
   for (let i = 0; i < states.length; i++) {
     const j = i % width;
+    if (states[i] >= lo[j] && states[i] <= hi[j]) continue;
     const z = (states[i] - stateMean[j]) / stateStd[j];
-    if (!(Math.abs(z) <= STATE_RANGE_SDS)) {
-      const row = Math.floor(i / width);
-      throw new ArgumentError(where, `row ${row}, state "${names[j] ?? j}" = ${states[i]} lies ${Number.isFinite(z) ? Math.abs(z).toExponential(1) : 'infinitely many'} training standard deviations from the training mean (${stateMean[j].toPrecision(4)} ± ${stateStd[j].toPrecision(4)}); at most ${STATE_RANGE_SDS} are accepted`, 'INPUT_OUT_OF_RANGE');
-    }
+    const row = Math.floor(i / width);
+    throw new ArgumentError(where, `row ${row}, state "${names[j] ?? j}" = ${states[i]} lies ${Number.isFinite(z) ? Math.abs(z).toExponential(1) : 'infinitely many'} training standard deviations from the training mean (${stateMean[j].toPrecision(4)} ± ${stateStd[j].toPrecision(4)}); at most ${STATE_RANGE_SDS} are accepted`, 'INPUT_OUT_OF_RANGE');
   }
 }
