@@ -20,7 +20,7 @@ import { syLogToInteractionLog } from '../src/data/log.js';
 import { resolveSyConfig, syCouponValue, syPurchaseProbability, syUserConstants, syWeights, type SyConfig, type SyOptions } from '../src/data/synth.js';
 import { buildTrajectories, selectUsers, type Trajectories } from '../src/data/trajectories.js';
 import { generateSy, nativeRollout } from '../src/native/index.js';
-import { dfclScorer, userDecisionValues, fitDfcl, type DfclOptions } from '../src/policy/dfcl.js';
+import { dfclScorer, pairedDifference, userDecisionValues, fitDfcl, type DfclOptions } from '../src/policy/dfcl.js';
 import { fitForest } from '../src/policy/forest.js';
 import { searchScoredLambda, type ActionScorer } from '../src/policy/scored.js';
 import { solve } from '../src/solve/index.js';
@@ -85,11 +85,8 @@ const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / Math.max(v.leng
 
 /** Means of per-user a and b, and of b − a with its standard error. */
 function paired(a: Float64Array, b: Float64Array): DfclSeedRow['fresh'] {
-  const n = a.length;
-  const d = b.map((v, i) => v - a[i]);
-  const m = mean(d);
-  const sd = Math.sqrt(d.reduce((x, v) => x + (v - m) ** 2, 0) / Math.max(n - 1, 1));
-  return { twoStage: mean(a), fineTuned: mean(b), difference: m, se: sd / Math.sqrt(n) };
+  const d = pairedDifference(b, a);
+  return { twoStage: mean(a), fineTuned: mean(b), difference: d.mean, se: d.se };
 }
 
 export async function benchDfcl(options: { quick?: boolean; seeds?: number[]; users?: number; fresh?: number; testUsers?: number; dfcl?: DfclOptions; worlds?: Array<'default' | 'static'>; gate?: boolean } = {}): Promise<DfclSeedRow[]> {

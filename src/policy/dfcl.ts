@@ -225,7 +225,7 @@ export async function decisionObjective(model: OutcomeModel | ActionScorer, traj
 }
 
 /** Mean and standard error of per-user a − b. */
-function pairedDifference(a: Float64Array, b: Float64Array): { mean: number; se: number } {
+export function pairedDifference(a: Float64Array, b: Float64Array): { mean: number; se: number } {
   const n = a.length;
   let m = 0;
   for (let i = 0; i < n; i++) m += a[i] - b[i];
