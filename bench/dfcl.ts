@@ -110,7 +110,7 @@ export async function benchDfcl(options: { quick?: boolean; seeds?: number[]; us
         const row: DfclSeedRow = {
           world,
           seed,
-          validation: { twoStage: fit.objective.before, fineTuned: fit.objective.after[0], difference: fit.objective.difference[0].mean, se: fit.objective.difference[0].se },
+          validation: { twoStage: fit.objective.before, fineTuned: fit.objective.after, difference: fit.objective.difference.mean, se: fit.objective.difference.se },
           fresh: paired(await userDecisionValues(twoStage, fresh, fit.lambdas), await userDecisionValues(fit.scorer, fresh, fit.lambdas)),
           freshTrue: mean(await userDecisionValues(trueScorer(config, twoStage), fresh, fit.lambdas)),
           kept: fit.objective.kept,

@@ -92,10 +92,10 @@ export interface DfclFit {
   scorer: ActionScorer;
   /**
    * J (IPW value per user, mean over the λ grid) on the held-out validation users: of the
-   * two-stage start (`before`) and of the kept fine-tune (`after`, one entry), the paired
+   * two-stage start (`before`) and of the kept model (`after`: the start again when it is kept), the paired
    * per-user difference (mean and standard error), and which model was kept.
    */
-  objective: { before: number; after: number[]; difference: Array<{ mean: number; se: number }>; kept: 'two-stage' | 'decision-focused'; epochs: number; trace: Array<{ epoch: number; surrogate: number; heldOut: number; correction: DfclCorrection }> };
+  objective: { before: number; after: number; difference: { mean: number; se: number }; kept: 'two-stage' | 'decision-focused'; epochs: number; trace: Array<{ epoch: number; surrogate: number; heldOut: number; correction: DfclCorrection }> };
   lambdas: number[];
   release(): void;
 }
@@ -441,8 +441,8 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
       scorer,
       objective: {
         before: mean(startValues),
-        after: [mean(afterValues)],
-        difference: [pairedDifference(afterValues, startValues)],
+        after: mean(afterValues),
+        difference: pairedDifference(afterValues, startValues),
         kept: tuned.correction ? 'decision-focused' : 'two-stage',
         epochs: tuned.epochs,
         trace: tuned.trace,
