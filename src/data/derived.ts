@@ -12,7 +12,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { SchemaError } from '../errors.js';
 import { queryRows, quoteIdent as q, quoteLiteral, readerSql, resolveSource } from './duck.js';
 import { columnTypes, readError } from './raw.js';
-import type { DataSchema, DerivedColumn, JoinedFile } from './schema.js';
+import { joinKeys, type DataSchema, type DerivedColumn, type JoinedFile } from './schema.js';
 
 export function isDerived(v: unknown): v is DerivedColumn {
   return typeof v === 'object' && v !== null && typeof (v as DerivedColumn).sql === 'string';
@@ -51,7 +51,6 @@ export async function applyDerivedColumns(
   return { schema: out, header: table.header, types: table.types };
 }
 
-/** `raw` with the columns of `join.file` matched on `join.on`; row order and `__row` kept. */
 /** Where a joined file is looked up, in order: beside the log, beside the schema file, in the working directory (an absolute path: only there). */
 export function joinPlaces(join: JoinedFile, logDir: string, schema: Pick<DataSchema, 'schemaDir'>): string[] {
   if (path.isAbsolute(join.file)) return [join.file];
@@ -59,6 +58,7 @@ export function joinPlaces(join: JoinedFile, logDir: string, schema: Pick<DataSc
   return dirs.map((d) => path.join(d, join.file));
 }
 
+/** `raw` with the columns of `join.file` matched on `join.on`; row order and `__row` kept. */
 async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string, table: Table, places: string[]): Promise<Table> {
   const file = places.find((f) => existsSync(f));
   if (file === undefined) {
@@ -73,21 +73,61 @@ async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string,
     throw readError(e, source);
   }
   const theirs = [...(await queryRows(conn, 'DESCRIBE __joined')).map((r) => String(r.column_name))];
-  const on = join.on;
-  if (!table.header.includes(on)) throw new SchemaError(`${field}.on`, `column "${on}" is not in the log (columns: ${table.header.join(', ')})`, 'SCHEMA_BAD_JOIN');
-  if (!theirs.includes(on)) throw new SchemaError(`${field}.on`, `column "${on}" is not in ${file} (columns: ${theirs.join(', ')})`, 'SCHEMA_BAD_JOIN');
-  const added = theirs.filter((c) => c !== on);
-  const clash = added.filter((c) => table.header.includes(c) || c.startsWith('__'));
-  if (clash.length) throw new SchemaError(`${field}.file`, `${file} has column${clash.length > 1 ? 's' : ''} ${clash.map((c) => `"${c}"`).join(', ')} that the log has already: rename them in one of the files, or derive what you need in "columns"`, 'SCHEMA_BAD_JOIN');
-  const dup = (await queryRows(conn, `SELECT CAST(${q(on)} AS VARCHAR) AS k, count(*) AS n FROM __joined GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1`))[0];
-  if (dup) throw new SchemaError(`${field}.on`, `${file} has ${Number(dup.n)} rows with ${on} = ${quoteLiteral(String(dup.k))}: a joined file must have each key at most once`, 'SCHEMA_BAD_JOIN');
+  const keys = joinKeys(join);
+  for (const key of keys) {
+    if (!table.header.includes(key)) throw new SchemaError(`${field}.on`, `column "${key}" is not in the log (columns: ${table.header.join(', ')})`, 'SCHEMA_BAD_JOIN');
+    if (!theirs.includes(key)) throw new SchemaError(`${field}.on`, `column "${key}" is not in ${file} (columns: ${theirs.join(', ')})`, 'SCHEMA_BAD_JOIN');
+  }
+  const asText = (alias: string, c: string) => `CAST(${alias}${q(c)} AS VARCHAR)`;
+  if (join.aggregate) await aggregateJoined(conn, join.aggregate, keys, theirs, `${field}.aggregate`, file);
+  else if (join.columns) {
+    const missing = join.columns.filter((c) => !theirs.includes(c));
+    if (missing.length) throw new SchemaError(`${field}.columns`, `${missing.map((c) => `"${c}"`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} not in ${file} (columns: ${theirs.join(', ')})`, 'SCHEMA_BAD_JOIN');
+    const keyed = join.columns.filter((c) => keys.includes(c));
+    if (keyed.length) throw new SchemaError(`${field}.columns`, `"${keyed[0]}" is the key: it is matched, not joined`, 'SCHEMA_BAD_JOIN');
+  }
+  const added = join.aggregate ? Object.keys(join.aggregate) : (join.columns ?? theirs.filter((c) => !keys.includes(c)));
+  const clash = added.filter((c) => table.header.some((h) => h.toLowerCase() === c.toLowerCase()) || c.startsWith('__'));  // DuckDB's names ignore case
+  if (clash.length) {
+    const how = join.aggregate ? 'name the aggregate otherwise' : 'list the columns to take in "columns", rename them in one of the files, or derive what you need in "columns" of the schema';
+    throw new SchemaError(`${field}.${join.aggregate ? 'aggregate' : 'file'}`, `${file} has column${clash.length > 1 ? 's' : ''} ${clash.map((c) => `"${c}"`).join(', ')} that the log has already: ${how}`, 'SCHEMA_BAD_JOIN');
+  }
+  const dup = (await queryRows(conn, `SELECT ${keys.map((k, i) => `${asText('', k)} AS k${i}`).join(', ')}, count(*) AS n FROM __joined GROUP BY ${keys.map((_, i) => `k${i}`).join(', ')} HAVING count(*) > 1 ORDER BY 1 LIMIT 1`))[0];
+  if (dup) {
+    const at = keys.map((k, i) => `${k} = ${quoteLiteral(String(dup[`k${i}`]))}`).join(', ');
+    throw new SchemaError(`${field}.on`, `${file} has ${Number(dup.n)} rows with ${at}: a joined file must have each key at most once (or "aggregate" its rows per key)`, 'SCHEMA_BAD_JOIN');
+  }
   const kind = join.how === 'inner' ? 'JOIN' : 'LEFT JOIN';
+  const match = keys.map((k) => `${asText('raw.', k)} = ${asText('j.', k)}`).join(' AND ');
   await conn.run(`CREATE OR REPLACE TABLE raw AS
-    SELECT raw.*, ${added.map((c) => `j.${q(c)}`).join(', ') || 'NULL AS __none'} FROM raw ${kind} __joined j ON CAST(raw.${q(on)} AS VARCHAR) = CAST(j.${q(on)} AS VARCHAR)
+    SELECT raw.*, ${added.map((c) => `j.${q(c)}`).join(', ') || 'NULL AS __none'} FROM raw ${kind} __joined j ON ${match}
     ORDER BY raw.__row`);
   await conn.run('DROP TABLE __joined');
   if (added.length === 0) await conn.run('ALTER TABLE raw DROP COLUMN __none');
   return { header: [...table.header, ...added], types: await columnTypes(conn) };
+}
+
+/**
+ * Replaces `__joined` by one row per key of the named aggregates. As in computed columns, the
+ * expressions see every text column whose values are all numbers as a number.
+ */
+async function aggregateJoined(conn: DuckDBConnection, aggregate: Record<string, string>, keys: string[], names: string[], field: string, file: string): Promise<void> {
+  const types = new Map((await queryRows(conn, 'DESCRIBE __joined')).map((r) => [String(r.column_name), String(r.column_type)]));
+  const numeric = await numericTextColumns(conn, names.filter((c) => !keys.includes(c)), types, '__joined');
+  const view = names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
+  for (const [name, sql] of Object.entries(aggregate)) {
+    try {
+      await conn.run(`SELECT ${keys.map(q).join(', ')}, (${sql}) AS __v FROM (SELECT ${view} FROM __joined) GROUP BY ${keys.map(q).join(', ')} LIMIT 0`);
+    } catch (e) {
+      throw new SchemaError(`${field}.${name}`, `DuckDB cannot evaluate "${sql}" per key of ${file}: ${(e as Error).message.split('\n')[0]}`, 'SCHEMA_BAD_SQL');
+    }
+  }
+  const values = Object.entries(aggregate).map(([name, sql]) => `(${sql}) AS ${q(name)}`).join(', ');
+  try {
+    await conn.run(`CREATE OR REPLACE TEMP TABLE __joined AS SELECT ${keys.map(q).join(', ')}, ${values} FROM (SELECT ${view} FROM __joined) GROUP BY ${keys.map(q).join(', ')}`);
+  } catch (e) {
+    throw new SchemaError(field, `DuckDB cannot evaluate the aggregates per key of ${file}: ${(e as Error).message.split('\n')[0]}`, 'SCHEMA_BAD_SQL');
+  }
 }
 
 /** Adds (or replaces) column `name` of `raw` as the value of `sql` on each row. */
@@ -97,6 +137,9 @@ async function addColumn(conn: DuckDBConnection, name: string, sql: string, fiel
   // text column whose values are all numbers as a number
   const numeric = table.numeric ?? (await numericTextColumns(conn, names, table.types));
   const view = names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
+  // DuckDB's names ignore case: "campaign" would silently read a column "CAMPAIGN"
+  const other = names.find((c) => c !== name && c.toLowerCase() === name.toLowerCase());
+  if (other !== undefined) throw new SchemaError(field, `"${name}" differs from the column "${other}" only in case, and DuckDB's column names ignore case: choose another name`);
   const keep = names.includes(name) ? `raw.* EXCLUDE (${q(name)})` : 'raw.*';
   try {
     await conn.run(`CREATE OR REPLACE TABLE raw AS
@@ -115,9 +158,9 @@ async function addColumn(conn: DuckDBConnection, name: string, sql: string, fiel
 }
 
 /** Text columns every non-null value of which is a number. */
-async function numericTextColumns(conn: DuckDBConnection, names: string[], types: Map<string, string>): Promise<Set<string>> {
+async function numericTextColumns(conn: DuckDBConnection, names: string[], types: Map<string, string>, from = 'raw'): Promise<Set<string>> {
   const text = names.filter((c) => (types.get(c) ?? 'VARCHAR') === 'VARCHAR');
   if (text.length === 0) return new Set();
-  const row = (await queryRows(conn, `SELECT ${text.map((c, k) => `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND TRY_CAST(${q(c)} AS DOUBLE) IS NULL) AS n${k}`).join(', ')} FROM raw`))[0];
+  const row = (await queryRows(conn, `SELECT ${text.map((c, k) => `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND TRY_CAST(${q(c)} AS DOUBLE) IS NULL) AS n${k}`).join(', ')} FROM ${from}`))[0];
   return new Set(text.filter((_, k) => Number(row[`n${k}`]) === 0));
 }

@@ -27,10 +27,13 @@ export interface DerivedColumn {
 
 /**
  * Another file joined onto the log's rows before anything else (e.g. a campaign table that
- * holds each campaign's start date). Its rows are matched on `on` (a column of both files,
- * compared as text), each key at most once in it; its other columns join the log's, which
- * must not have them already. `how`: "left" (default) keeps every log row, with empty values
- * where the file has no match; "inner" keeps only the log rows that match.
+ * holds each campaign's start date). Its rows are matched on `on` (one column of both files,
+ * or several matched together, compared as text), each key at most once in it; its other
+ * columns (or the `columns` listed) join the log's, which must not have them already.
+ * `aggregate` instead groups the file by the key and joins one row per key of named SQL
+ * aggregates (e.g. `{ "redemptions": "count(*)" }` over a file of redemption events). `how`:
+ * "left" (default) keeps every log row, with empty values where the file has no match;
+ * "inner" keeps only the log rows that match.
  */
 export interface JoinedFile {
   /**
@@ -38,8 +41,18 @@ export interface JoinedFile {
    * file's folder (a schema read by loadSchemaFile), then in the working directory.
    */
   file: string;
-  on: string;
+  /** The key column(s), in both files. */
+  on: string | string[];
   how?: 'left' | 'inner';
+  /** Only these of the file's columns join (default: every column but the key). */
+  columns?: string[];
+  /** One row per key of these aggregates of the file's rows, by name (DuckDB SQL, e.g. "count(*)", "max(day)"). */
+  aggregate?: Record<string, string>;
+}
+
+/** A join's key columns as a list. */
+export function joinKeys(join: Pick<JoinedFile, 'on'>): string[] {
+  return typeof join.on === 'string' ? [join.on] : join.on;
 }
 
 /** Cost that the log does not record, given per value of one action dimension (e.g. a per-e-mail cost). */
@@ -196,17 +209,33 @@ function checkSql(sql: unknown, field: string): string {
   return sql;
 }
 
+const JOIN_SHAPE = '{ "file": path, "on": column or [columns], "how"?: "left" | "inner", "columns"?: [columns] or "aggregate"?: { name: "SQL aggregate" } }';
+
 function parseJoin(v: unknown, origin: string): JoinedFile[] {
-  if (!Array.isArray(v)) throw new SchemaError(`${origin}.join`, 'must be a list of { "file": path, "on": column, "how"?: "left" | "inner" }');
+  if (!Array.isArray(v)) throw new SchemaError(`${origin}.join`, `must be a list of ${JOIN_SHAPE}`);
   return v.map((entry, j) => {
     const field = `${origin}.join[${j}]`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new SchemaError(field, 'must be { "file": path, "on": column, "how"?: "left" | "inner" }');
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new SchemaError(field, `must be ${JOIN_SHAPE}`);
     const e = entry as Record<string, unknown>;
-    for (const key of Object.keys(e)) if (!['file', 'on', 'how'].includes(key)) throw new SchemaError(`${field}.${key}`, 'unknown field (known: file, on, how)');
+    const known = ['file', 'on', 'how', 'columns', 'aggregate'];
+    for (const key of Object.keys(e)) if (!known.includes(key)) throw new SchemaError(`${field}.${key}`, `unknown field (known: ${known.join(', ')})`);
     if (typeof e.file !== 'string' || e.file.length === 0) throw new SchemaError(`${field}.file`, 'must be a path (relative paths are read from the log file\'s folder)');
-    if (typeof e.on !== 'string' || e.on.length === 0) throw new SchemaError(`${field}.on`, 'must be a column of both files');
+    const on = e.on;
+    if (!(typeof on === 'string' && on.length > 0) && !(isStringArray(on) && on.length > 0)) throw new SchemaError(`${field}.on`, 'must be a column of both files, or a list of them');
+    if (Array.isArray(on) && new Set(on).size !== on.length) throw new SchemaError(`${field}.on`, 'lists a column twice');
     if (e.how !== undefined && e.how !== 'left' && e.how !== 'inner') throw new SchemaError(`${field}.how`, 'must be "left" or "inner"');
-    return { file: e.file, on: e.on, ...(e.how ? { how: e.how } : {}) };
+    if (e.columns !== undefined && e.aggregate !== undefined) throw new SchemaError(`${field}.columns`, '"columns" and "aggregate" cannot both be given: an aggregate names its own columns');
+    const out: JoinedFile = { file: e.file, on: on as string | string[], ...(e.how ? { how: e.how as 'left' | 'inner' } : {}) };
+    if (e.columns !== undefined) {
+      if (!isStringArray(e.columns) || e.columns.length === 0) throw new SchemaError(`${field}.columns`, 'must be a non-empty list of the file\'s column names');
+      out.columns = e.columns;
+    }
+    if (e.aggregate !== undefined) {
+      const a = e.aggregate;
+      if (typeof a !== 'object' || a === null || Array.isArray(a) || Object.keys(a).length === 0) throw new SchemaError(`${field}.aggregate`, 'must be { name: "SQL aggregate", ... }, e.g. { "redemptions": "count(*)" }');
+      out.aggregate = Object.fromEntries(Object.entries(a).map(([name, sql]) => [name, checkSql(sql, `${field}.aggregate.${name}`)]));
+    }
+    return out;
   });
 }
 

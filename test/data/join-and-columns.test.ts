@@ -112,4 +112,57 @@ describe('joined files and named columns', () => {
     expect(() => parseSchema({ ...schemaJson, columns: { x: 'coalesce(a, 0)' } })).toThrow(/columns\.x/);
     expect(() => parseSchema({ ...schemaJson, columns: { __x: { sql: '1' } } })).toThrow(SchemaError);
   });
+  it('an event file aggregated per (customer, campaign) key, and only the listed columns of a table that shares a column name', async () => {
+    const dir = tmp.file('aggregate');
+    campaignFiles(dir);
+    // the redemption events: customer 1 redeemed twice in campaign 3, once in 5; customer 3 once in 9 (day as text numbers)
+    writeFileSync(path.join(dir, 'redemptions.csv'), 'customer_id,campaign_id,day\n1,3,9\n1,3,12\n1,5,40\n3,9,41\n');
+    // a campaign table with a column the log also has ("redeemed"): only start_date is taken
+    writeFileSync(path.join(dir, 'campaigns2.csv'), 'campaign_id,start_date,redeemed\n3,21/10/12,x\n5,7/1/2013,x\n7,12/8/2012,x\n9,07/01/13,x\n');
+    const rows = ['row,campaign_id,customer_id,redeemed', '1,3,1,0', '2,7,2,0', '3,5,1,0', '4,9,3,1', '5,7,3,0'];
+    const log = path.join(dir, 'mailed.csv');
+    writeFileSync(log, rows.join('\n') + '\n');
+    const schema = parseSchema({
+      ...schemaJson,
+      join: [
+        { file: 'campaigns2.csv', on: 'campaign_id', how: 'inner', columns: ['start_date'] },
+        { file: 'redemptions.csv', on: ['customer_id', 'campaign_id'], aggregate: { redemptions: 'count(*)', last_day: 'max(day)' } },
+        { file: 'customers.csv', on: 'customer_id' },
+      ],
+      reward: { sql: 'coalesce(redemptions, 0)' },
+      cost: { sql: '0.5 + 2 * reward' },
+    });
+    const { trajectories: t } = await readTrajectories(log, { schema });
+    const byUser = new Map(t.userIds.map((id, i) => [String(id), i]));
+    const at = (user: string, r: number) => (byUser.get(user) as number) * t.rounds + r;
+    // rounds as before: campaign 7 → 0, 3 → 1, 5 and 9 → 2; rewards = redemption events of the pair
+    expect([0, 1, 2].map((r) => t.rewards[at('1', r)])).toEqual([0, 2, 1]);
+    expect([0, 1, 2].map((r) => t.rewards[at('2', r)])).toEqual([0, 0, 0]);
+    expect([0, 1, 2].map((r) => t.rewards[at('3', r)])).toEqual([0, 0, 1]);
+    expect(t.costs[at('1', 1)]).toBeCloseTo(0.5 + 2 * 2, 6);
+    // max(day) compares numbers (12 > 9), not text ("9" > "12"); a pair without events: none
+    const withDay = parseSchema({ ...schemaJson, join: schema.join, states: ['last_day'], columns: { ...schemaJson.columns, last_day: { sql: 'coalesce(last_day, -1)' } } });
+    const { trajectories: d } = await readTrajectories(log, { schema: withDay });
+    expect(d.states[at('1', 1)]).toBe(12);
+    expect(d.states[at('1', 2)]).toBe(40);
+    expect(d.states[at('2', 0)]).toBe(-1);
+  });
+
+  it('an aggregate join without a key column, a listed column the file lacks, a bad aggregate, a name that differs only in case: SchemaErrors naming the field', async () => {
+    const dir = tmp.file('aggregate-bad');
+    const { log } = campaignFiles(dir);
+    writeFileSync(path.join(dir, 'redemptions.csv'), 'customer_id,campaign_id,day\n1,3,10\n1,3,12\n');
+    const read = (join: unknown, columns: object = schemaJson.columns) => readLog(log, { schema: parseSchema({ ...schemaJson, join: [schemaJson.join[0], join], columns }) });
+    await expect(read({ file: 'redemptions.csv', on: ['customer_id', 'campaign'], aggregate: { n: 'count(*)' } })).rejects.toMatchObject({ code: 'SCHEMA_BAD_JOIN', field: 'join[1].on', message: expect.stringContaining('"campaign"') });
+    await expect(read({ file: 'customers.csv', on: 'customer_id', columns: ['salary'] })).rejects.toMatchObject({ code: 'SCHEMA_BAD_JOIN', field: 'join[1].columns', message: expect.stringContaining('"salary"') });
+    await expect(read({ file: 'redemptions.csv', on: ['customer_id', 'campaign_id'], aggregate: { n: 'no_such_fn(day)' } })).rejects.toMatchObject({ code: 'SCHEMA_BAD_SQL', field: 'join[1].aggregate.n' });
+    // without aggregate, the events file has a key twice: the message points to "aggregate"
+    await expect(read({ file: 'redemptions.csv', on: ['customer_id', 'campaign_id'] })).rejects.toMatchObject({ code: 'SCHEMA_BAD_JOIN', field: 'join[1].on', message: expect.stringMatching(/customer_id = '1', campaign_id = '3'.*aggregate/) });
+    // an aggregate named like a log column in another case (DuckDB's names ignore case)
+    await expect(read({ file: 'redemptions.csv', on: ['customer_id', 'campaign_id'], aggregate: { REDEEMED: 'count(*)' } })).rejects.toMatchObject({ code: 'SCHEMA_BAD_JOIN', field: 'join[1].aggregate' });
+    await expect(read({ file: 'customers.csv', on: 'customer_id' }, { ...schemaJson.columns, Coupon_ID: { sql: '1' }, CAMPAIGN_ID: { sql: '2' } })).rejects.toMatchObject({ code: 'SCHEMA_INVALID', field: 'columns.CAMPAIGN_ID', message: expect.stringContaining('"campaign_id"') });
+    expect(() => parseSchema({ ...schemaJson, join: [{ file: 'x.csv', on: 'id', columns: ['a'], aggregate: { n: 'count(*)' } }] })).toThrow(/cannot both/);
+    expect(() => parseSchema({ ...schemaJson, join: [{ file: 'x.csv', on: ['id', 'id'] }] })).toThrow(/twice/);
+    expect(() => parseSchema({ ...schemaJson, join: [{ file: 'x.csv', on: 'id', aggregate: { n: 'count(*); DROP TABLE raw' } }] })).toThrow(/one SQL expression/);
+  });
 });
