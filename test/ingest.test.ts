@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readLog, readTrajectories } from '../src/data/ingest.js';
-import { inspectLog } from '../src/data/inspect.js';
+import { formatInspectReport, inspectLog } from '../src/data/inspect.js';
 import { syLogToInteractionLog } from '../src/data/log.js';
 import { DEFAULT_SCHEMA } from '../src/data/schema.js';
 import { SY_BUNDLE_DIMS, type SyOptions } from '../src/data/synth.js';
@@ -133,5 +133,11 @@ describe('schemas', () => {
     expect(r.columns.find((c) => c.column === 'x')).toMatchObject({ missing: 1, nonFinite: 1 });
     expect(r.negativeCost).toBe(1);
     expect(r.duplicateTimes).toBe(1);
+    expect(formatInspectReport(r)).toMatch(/problems: .*1 duplicate \(user, time\) row/);
+    // a schema that says how to combine them: merged, not a problem
+    const combined = await inspectLog(file, { ...DEFAULT_SCHEMA, combine: { reward: 'sum' } });
+    expect(combined).toMatchObject({ duplicateTimes: 1, combinesDuplicates: true });
+    expect(formatInspectReport(combined)).toMatch(/1 row\(s\) share a \(user, time\) with an earlier one: merged/);
+    expect(formatInspectReport(combined)).not.toMatch(/duplicate \(user, time\)/);
   });
 });

@@ -49,7 +49,10 @@ export interface InspectReport {
   cost: NumberSummary | null;
   reward: NumberSummary;
   negativeCost: number;
+  /** Rows beyond the first of a user at one time. */
   duplicateTimes: number;
+  /** The schema says how to combine such rows (`combine`), so ingestion merges them instead of refusing them. */
+  combinesDuplicates: boolean;
   columns: ColumnStats[];
 }
 
@@ -139,6 +142,7 @@ export async function inspectLog(input: string | readonly string[], schema: Data
       reward: await summary(conn, rewardExpr),
       negativeCost,
       duplicateTimes,
+      combinesDuplicates: schema.combine !== undefined,
       columns,
     };
   });
@@ -181,7 +185,8 @@ export function formatInspectReport(r: InspectReport): string {
   const huge = r.columns.filter((c) => c.outOfRange > 0);
   if (huge.length) issues.push(`values out of range (|v| > ${MAX_ABS_VALUE.toExponential()}) in ${huge.map((c) => `${c.column} (${c.outOfRange})`).join(', ')}; statistics leave them out`);
   if (r.negativeCost) issues.push(`${r.negativeCost} negative cost(s)`);
-  if (r.duplicateTimes) issues.push(`${r.duplicateTimes} duplicate (user, time) row(s)`);
+  if (r.duplicateTimes && !r.combinesDuplicates) issues.push(`${r.duplicateTimes} duplicate (user, time) row(s)`);
+  if (r.duplicateTimes && r.combinesDuplicates) out.push('', `${r.duplicateTimes} row(s) share a (user, time) with an earlier one: merged as the schema's "combine" says`);
   out.push('', issues.length ? `problems: ${issues.join('; ')} (training would stop on them; --skip-bad-rows skips and counts them)` : 'no problems found');
   return out.join('\n');
 }
