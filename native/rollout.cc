@@ -283,6 +283,7 @@ RolloutResult run(const RolloutSpec& spec, const RolloutUsers& users) {
         for (size_t i = u0; i < u1; ++i) {
           int32_t* a = actions.data() + i * A;
           const double largest_cost = sim.max_cost(i, a);
+          if (!largest.empty()) largest[t * n + i] = largest_cost;  // a learning policy's users_out
           if (largest_cost > 0 && running + largest_cost > spec.budget) {
             std::copy(control.begin(), control.end(), a);
             ++result.blocked;
