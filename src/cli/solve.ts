@@ -4,7 +4,7 @@
  * (--out: one row per user and round). Output paths are checked before any work.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readTrajectories } from '../data/ingest.js';
+import { readHistoryForModel } from '../solve/decide-batch.js';
 import { formatOf } from '../data/duck.js';
 import { ArgumentError } from '../errors.js';
 import { checkDataMatchesModel } from '../model/artifact.js';
@@ -125,9 +125,10 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
     else {
       const { file, schema } = resolveInput(cmd, o, fileUsers);
       ui.phase(`reading ${file}`);
-      const { trajectories } = await readTrajectories(file, { schema, onProgress: (stage) => ui.phase(stage) });
+      // read against the model: a category level the model knows but these users lack (a rare
+      // level missing from a held-out part) is a column of zeros, not a different layout
+      const { trajectories } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, onProgress: (stage) => ui.phase(stage) });
       simulator?.checkData({ ...trajectories, source: file });
-      checkDataMatchesModel(model.meta, trajectories);
       users = trajectories;
       labels = { ...labels, userIds: trajectories.userIds };
     }
