@@ -6,8 +6,9 @@
  *
  * 1. Two-stage start: the outcome model (src/sim/outcome.ts, XGBoost reward and cost heads over
  *    state, action one-hot, round and history columns) fitted on the fit users of the log.
- * 2. Decision-focused fine-tune. The XGBoost C API we bind takes no custom objective, so the
- *    fine-tune is an additive per-arm correction on top of the boosted scores,
+ * 2. Decision-focused fine-tune: an additive per-arm correction on top of the boosted scores
+ *    (XGBoost's C API could continue the boosting itself on the decision loss's gradients,
+ *    XGBoosterBoostOneIter with caller-given gradient and hessian; that is not built),
  *      r̃_a(x) = r̂_a(x) + u_a·φ_a(x),   c̃_a(x) = ĉ_a(x) + w_a·φ_a(x),
  *    φ_a = [1, (r̂_a − r̂_control)/s_r, (ĉ_a − ĉ_control)/s_c] by default (a per-arm
  *    recalibration of the predicted uplifts: 3 weights per arm and head), optionally plus every
