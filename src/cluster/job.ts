@@ -12,7 +12,7 @@ import type { DataSchema } from '../data/schema.js';
 import type { SyConfig } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { ArgumentError } from '../errors.js';
-import { checkDataMatchesModel } from '../model/artifact.js';
+import type { ModelMeta } from '../model/artifact.js';
 import { readOnnx } from '../model/onnx.js';
 import { loadNativeModel, type NativeModel } from '../native/index.js';
 import { rolloutSlice, type SolveUsers } from '../solve/index.js';
@@ -57,17 +57,21 @@ export class JobCache {
   }
 
   /** The trajectories of a shard file, read once (reread when the file changes). */
-  async trajectories(file: string, schema: DataSchema | undefined): Promise<Trajectories> {
+  /**
+   * A shard file's users; read against `meta` when a model decides (a category level the
+   * model knows but this shard's users lack is a column of zeros, not another layout).
+   */
+  async trajectories(file: string, schema: DataSchema | undefined, meta?: ModelMeta): Promise<Trajectories> {
     const stat = statOf(file, 'users.file');
-    const key = `${file}\0${JSON.stringify(schema ?? null)}`;
+    const key = `${file}\0${JSON.stringify(schema ?? null)}\0${meta?.fingerprint ?? ''}`;
     const hit = this.files.get(key);
     if (hit && hit.mtimeMs === stat.mtimeMs && hit.size === stat.size) {
       this.files.delete(key);
       this.files.set(key, hit);
       return hit.value;
     }
-    const { readTrajectories } = await import('../data/ingest.js'); // DuckDB loads on first use
-    const { trajectories } = await readTrajectories(file, { schema });
+    // DuckDB loads on first use
+    const { trajectories } = meta ? await (await import('../solve/decide-batch.js')).readHistoryForModel(file, meta, { schema }) : await (await import('../data/ingest.js')).readTrajectories(file, { schema });
     this.files.delete(key);
     this.files.set(key, { mtimeMs: stat.mtimeMs, size: stat.size, value: trajectories });
     while (this.files.size > this.maxFiles) this.files.delete(this.files.keys().next().value as string);
@@ -105,8 +109,7 @@ async function shardUsers(job: ShardJob, cache: JobCache, model: NativeModel | u
     if (u.ids.length === 0) return undefined;
     return { users: { ids: u.ids, features: u.features }, ids: u.ids };
   }
-  const t = await cache.trajectories(u.file, u.schema);
-  if (model) checkDataMatchesModel(model.meta, t);
+  const t = await cache.trajectories(u.file, u.schema, model?.meta);
   if (t.users === 0) return undefined;
   return { users: t, ids: t.userIds };
 }
