@@ -24,6 +24,7 @@ import { OrtPool, OrtSession } from '../src/infer/ort.js';
 import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout } from '../src/native/index.js';
 import { nativeGemmBench } from '../src/native/testing.js';
 import { decide, decideSync, solve, type SolveResult } from '../src/solve/index.js';
+import { searchWork } from '../src/solve/search-work.js';
 import { latency, time, type Timing } from './harness.js';
 
 export function defaultSizedModel(): CodtModel {
@@ -239,20 +240,6 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
   console.log('\n| gate (issue 15) | measured | target | met |\n| --- | --- | --- | --- |');
   for (const g of solveGates) console.log(`| ${g.gate} | ${g.measured} | ${g.target} | ${g.met ? 'met' : 'NOT met'} |`);
   return out;
-}
-
-/**
- * The users a λ search simulated, in rollouts on every user: each λ's largest probe (a probe
- * grown over the subsample to more users runs none twice, so its sizes are nested), plus the
- * plans run apart from a probe (`rollouts` less the probes on every user, less the reference).
- */
-export function searchWork(r: Pick<SolveResult, 'trace' | 'rollouts'>, users: number): number {
-  const byLambda = new Map<number, number>();
-  const trace = r.trace as Array<{ lambda: number; users?: number }>;
-  for (const p of trace) byLambda.set(p.lambda, Math.max(byLambda.get(p.lambda) ?? 0, p.users ?? users));
-  let sum = 0;
-  for (const u of byLambda.values()) sum += u / users;
-  return sum + (r.rollouts - 1 - trace.filter((p) => (p.users ?? users) === users).length);
 }
 
 /** One solve of `users` fresh SY users at 0.5x: wall time, peak RSS, the search's work (the 10k/100k/1M scale runs). */

@@ -18,7 +18,7 @@ import type { CodtModel } from '../../src/model/artifact.js';
 import { readOnnx } from '../../src/model/onnx.js';
 import { loadNativeModel, nativeRollout, type NativeModel } from '../../src/native/index.js';
 import { solve, syEnvForModel } from '../../src/solve/index.js';
-import { searchWork } from '../../bench/solve.js';
+import { searchWork } from '../../src/solve/search-work.js';
 import { SHARED_MODEL_TIMEOUT, sharedModel } from '../helpers/shared-model.js';
 
 let model: CodtModel;
