@@ -72,6 +72,11 @@ export function methodColors(rep: Pick<EvalReport, 'methods'>, labels?: readonly
   return { domain: kept.map((x) => x.label), range: kept.map((x) => x.color) };
 }
 
+/** The unit of revenue and cost on the charts: SY's currency, or a log's own reward and cost units (a count of redemptions, say). */
+function unit(rep: Pick<EvalReport, 'data'>): string {
+  return rep.data.kind === 'log' ? "the log's units" : 'currency';
+}
+
 function base(title: string, subtitle: string | string[]): Spec {
   return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: { text: title, subtitle: wrap(subtitle) }, config: CONFIG };
 }
@@ -123,7 +128,7 @@ export function fig4Spec(rep: EvalReport): Spec | undefined {
       xOffset: { field: 'method', sort: order },
     },
     layer: [
-      { mark: { type: 'bar' }, encoding: { y: { field: 'diff', type: 'quantitative', title: `revenue − ${refLabel}'s (currency)` }, color: { field: 'method', type: 'nominal', sort: order, title: 'method', scale: methodColors(rep, order) } } },
+      { mark: { type: 'bar' }, encoding: { y: { field: 'diff', type: 'quantitative', title: `revenue − ${refLabel}'s (${unit(rep)})` }, color: { field: 'method', type: 'nominal', sort: order, title: 'method', scale: methodColors(rep, order) } } },
       { mark: { type: 'rule', color: '#333' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
       { data: { values: [{ zero: 0 }] }, mark: { type: 'rule', color: '#000' }, encoding: { y: { field: 'zero', type: 'quantitative' }, x: null, xOffset: null } },
     ],
@@ -148,7 +153,7 @@ export function fig5Spec(rep: EvalReport): Spec | undefined {
   }
   return {
     ...base('Fig. 5: ablations: revenue (right) and cost (left) per budget', [
-      'bars: mean over seeds, in currency over all test users; cost drawn negative; dashed line: the budget (on the cost side)',
+      `bars: mean over seeds, in ${unit(rep)} over all test users; cost drawn negative; dashed line: the budget (on the cost side)`,
       "budgets as N times the uniform logging policy's spend on the same users",
     ]),
     data: { values },
@@ -163,7 +168,7 @@ export function fig5Spec(rep: EvalReport): Spec | undefined {
           mark: { type: 'bar' },
           encoding: {
             y: { field: 'method', type: 'nominal', sort: order, title: null },
-            x: { field: 'value', type: 'quantitative', title: '← cost | revenue → (currency)' },
+            x: { field: 'value', type: 'quantitative', title: `← cost | revenue → (${unit(rep)})` },
             color: { field: 'measure', type: 'nominal', title: 'measure', scale: { domain: ['revenue', 'cost'], range: ['#4c78a8', '#e45756'] } },
           },
         },
@@ -241,10 +246,10 @@ export function revenueVsBudgetSpec(rep: EvalReport): Spec | undefined {
   });
   if (!values.length) return undefined;
   const order = rep.methods.map((m) => m.label).filter((l) => values.some((v) => v.method === l));
-  const xTitle = multiples ? 'budget (x logging spend)' : 'budget (currency)';
+  const xTitle = multiples ? 'budget (x logging spend)' : `budget (${unit(rep)})`;
   return {
     ...base('Revenue against budget, every method', [
-      'revenue on all test users (currency), mean over seeds (report.md has the sd; seeds are different worlds, so compare methods there, paired by seed)',
+      `revenue on all test users (${unit(rep)}), mean over seeds (report.md has the sd; seeds are different worlds, so compare methods there, paired by seed)`,
       "budget: N times the uniform logging policy's spend on the same users",
       'dashed: the Oracle, an upper reference, not a baseline',
     ]),
@@ -256,7 +261,7 @@ export function revenueVsBudgetSpec(rep: EvalReport): Spec | undefined {
       color: { field: 'method', type: 'nominal', sort: order, title: 'method', scale: methodColors(rep, order) },
     },
     layer: [
-      { mark: { type: 'line', point: true }, encoding: { y: { field: 'revenue', type: 'quantitative', title: 'revenue (currency)', scale: { zero: false } }, strokeDash: { condition: { test: "datum.role === 'reference'", value: [6, 4] }, value: [1, 0] }, strokeWidth: { condition: { test: "datum.role === 'saco'", value: 3.5 }, value: 2 } } },
+      { mark: { type: 'line', point: true }, encoding: { y: { field: 'revenue', type: 'quantitative', title: `revenue (${unit(rep)})`, scale: { zero: false } }, strokeDash: { condition: { test: "datum.role === 'reference'", value: [6, 4] }, value: [1, 0] }, strokeWidth: { condition: { test: "datum.role === 'saco'", value: 3.5 }, value: 2 } } },
     ],
   };
 }

@@ -10,6 +10,7 @@ import type { EvalMethod, MethodRole } from '../../src/eval/methods.js';
 import { buildReport, DECIMALS, writeReport, type EvalRecord, type EvalReport, type Stat } from '../../src/eval/report.js';
 import { parseBudgets } from '../../src/eval/run.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { fig4Spec, fig5Spec, revenueVsBudgetSpec } from '../../src/eval/charts.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -154,6 +155,14 @@ describe('report writer', () => {
       expect(existsSync(path.join(tmp.dir, path.basename(c.png)))).toBe(true);
     }
   }, 30_000);
+
+  it("labels the charts' revenue and cost axes in currency on SY and in the log's own units on a log (its reward may be a count)", () => {
+    const titles = (r: EvalReport) => JSON.stringify([fig4Spec(r), fig5Spec(r), revenueVsBudgetSpec(r)]).match(/\((currency|the log's units)\)/g) ?? [];
+    expect(titles(rep).length).toBeGreaterThanOrEqual(3);
+    expect(new Set(titles(rep))).toEqual(new Set(['(currency)']));
+    const onLog = { ...rep, data: { ...rep.data, kind: 'log' as const } };
+    expect(new Set(titles(onLog))).toEqual(new Set(["(the log's units)"]));
+  });
 
   it('states the budget reference and labels the Oracle an upper reference, not a baseline', () => {
     expect(md).toContain("N times the uniform logging policy's spend on the same users");
