@@ -203,14 +203,14 @@ describe('saco solve --sim --out', () => {
     expect(bad.stderr.trim()).toMatch(/^saco: .*--out.*does not exist/);
     expect(existsSync(nowhere)).toBe(false);
 
-    // a users file without the simulator's columns x6, x7; a simulator fitted on such a log
+    // a users file without the model's (and simulator's) columns x6, x7, read against the model; a simulator fitted on such a log
     const otherLog = syLogToInteractionLog(await generateSy({ ...SY_MODEL_DATA, users: 300, features: 6 }));
     const other = tmp.file('other.parquet');
     await writeLog(otherLog, other);
     const missing = cli('--model', modelFile, '--sim', simFile, '--data', other, '--budget', '0.5x', '--out', tmp.file('p2.csv'));
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
-    expect(missing.stderr).toMatch(/^saco: .*state features missing from the data: x6, x7/);
+    expect(missing.stderr).toMatch(/^saco: .*other\.parquet: has no columns "x6", "x7": the model .* decides from the state column\(s\) x0, .*x7/);
     expect(existsSync(tmp.file('p2.csv'))).toBe(false);
     const otherSim = await fitSimulator(buildTrajectories(otherLog), { seed: 1, rounds: 10 });
     const otherSimFile = tmp.file('other-sim.bin');
