@@ -56,10 +56,10 @@ export class JobCache {
     return value;
   }
 
-  /** The trajectories of a shard file, read once (reread when the file changes). */
   /**
-   * A shard file's users; read against `meta` when a model decides (a category level the
-   * model knows but this shard's users lack is a column of zeros, not another layout).
+   * The trajectories of a shard file, read once (reread when the file changes); read against
+   * `meta` when a model decides (a category level the model knows but this shard's users lack
+   * is a column of zeros, not another layout).
    */
   async trajectories(file: string, schema: DataSchema | undefined, meta?: ModelMeta): Promise<Trajectories> {
     const stat = statOf(file, 'users.file');

@@ -233,7 +233,12 @@ function parseJoin(v: unknown, origin: string): JoinedFile[] {
     if (e.aggregate !== undefined) {
       const a = e.aggregate;
       if (typeof a !== 'object' || a === null || Array.isArray(a) || Object.keys(a).length === 0) throw new SchemaError(`${field}.aggregate`, 'must be { name: "SQL aggregate", ... }, e.g. { "redemptions": "count(*)" }');
-      out.aggregate = Object.fromEntries(Object.entries(a).map(([name, sql]) => [name, checkSql(sql, `${field}.aggregate.${name}`)]));
+      out.aggregate = Object.fromEntries(
+        Object.entries(a).map(([name, sql]) => {
+          if (name.trim() === '') throw new SchemaError(`${field}.aggregate`, 'names a column ""');
+          return [name, checkSql(sql, `${field}.aggregate.${name}`)];
+        }),
+      );
     }
     return out;
   });

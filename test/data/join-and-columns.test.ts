@@ -164,5 +164,6 @@ describe('joined files and named columns', () => {
     expect(() => parseSchema({ ...schemaJson, join: [{ file: 'x.csv', on: 'id', columns: ['a'], aggregate: { n: 'count(*)' } }] })).toThrow(/cannot both/);
     expect(() => parseSchema({ ...schemaJson, join: [{ file: 'x.csv', on: ['id', 'id'] }] })).toThrow(/twice/);
     expect(() => parseSchema({ ...schemaJson, join: [{ file: 'x.csv', on: 'id', aggregate: { n: 'count(*); DROP TABLE raw' } }] })).toThrow(/one SQL expression/);
+    expect(() => parseSchema({ ...schemaJson, join: [{ file: 'x.csv', on: 'id', aggregate: { '': 'count(*)' } }] })).toThrow(/aggregate: names a column ""/);
   });
 });
