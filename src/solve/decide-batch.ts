@@ -100,7 +100,7 @@ export async function decideBatch(options: DecideBatchOptions): Promise<BatchDec
   for (let i = 0; i < N; i++) {
     const past = h.lengths[i];
     if (past + 1 > c.context) {
-      throw new ArgumentError('history', `user ${h.userIds[i]} has ${past} logged rounds: the model decides rounds 0..${c.context - 1} (its context is ${c.context}), so round ${past} is beyond it`, 'HISTORY_BEYOND_CONTEXT');
+      throw new ArgumentError('history', `user ${h.userIds[i]} has ${past} logged rounds: the model decides rounds 0..${c.context - 1} (its context is ${c.context}), so round ${past} is beyond it (a campaign as long as the one it was trained on is over; give the rounds of the campaign being decided, from its round 0)`, 'HISTORY_BEYOND_CONTEXT');
     }
     if (past === 0 && options.states === undefined) throw new ArgumentError('states', `user ${h.userIds[i]} has no logged round: give the current states`);
   }

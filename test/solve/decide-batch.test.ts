@@ -128,7 +128,7 @@ describe('decideBatch', () => {
     far[9 * 4 + 2] = 1e9;
     await expect(decideBatch({ model, lambda: 1, history: traj, states: far })).rejects.toMatchObject({ code: 'INPUT_OUT_OF_RANGE', message: /user u9: state/ });
     const long = buildTrajectories(smallLog(6, CONFIG.context + 2));
-    await expect(decideBatch({ model, lambda: 1, history: long })).rejects.toMatchObject({ code: 'HISTORY_BEYOND_CONTEXT', message: /user u4 has 5 logged rounds/ });
+    await expect(decideBatch({ model, lambda: 1, history: long })).rejects.toMatchObject({ code: 'HISTORY_BEYOND_CONTEXT', message: /user u4 has 5 logged rounds: .*campaign .* is over; give the rounds of the campaign being decided/ });
     const other = { ...traj, stateNames: ['s0', 's1', 's2', 'x'] };
     await expect(decideBatch({ model, lambda: 1, history: other })).rejects.toMatchObject({ code: 'MODEL_DATA_MISMATCH' });
   });
