@@ -37,6 +37,16 @@ describe('bad data files: a typed error naming file, row and column', () => {
     expect(e.column).toBe('x');
     expect(e.message).toContain(file);
     expect(e.message).toContain('row 4');
+    // a state: the message shows the schema line that fills it, and that line reads the file
+    const hint = /"columns": (\{ "x": \{ "sql": "[^"]+" \} \})/.exec(e.message);
+    expect(hint, e.message).not.toBeNull();
+    const filled = await readLog(file, { schema: { ...DEFAULT_SCHEMA, columns: JSON.parse((hint as RegExpExecArray)[1]) as Record<string, { sql: string }> } });
+    expect(filled.log.rows).toBe(4);
+    expect(filled.log.states[3 * filled.log.stateNames.length]).toBe(0);
+    // a missing reward is not a state: no fill is suggested
+    const reward = await dataError(csv('missing-reward.csv', [...GOOD, '3,0,1,0,0,']));
+    expect(reward).toMatchObject({ code: 'DATA_MISSING_VALUE', column: 'reward' });
+    expect(reward.message).not.toContain('coalesce');
   });
 
   it('a wrong type (text in a number column)', async () => {

@@ -198,9 +198,12 @@ export async function readLog(input: string | readonly string[], options: Ingest
     const roles = resolveRoles(named, header, file);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const checks: Check[] = [];
-    const missing = (column: string) => checks.push({ code: 'DATA_MISSING_VALUE', detail: 'missing value', column, bad: `${q(column)} IS NULL` });
-    const numeric = (column: string, expr: string, wantNonNegative = false) => {
-      missing(column);
+    const missing = (column: string, detail = 'missing value') => checks.push({ code: 'DATA_MISSING_VALUE', detail, column, bad: `${q(column)} IS NULL` });
+    // a state may be filled where the log leaves it empty (a customer without demographics)
+    const missingState = (column: string, fill: string) =>
+      `missing value (to fill the state where it is empty, the schema's "columns": { ${JSON.stringify(column)}: { "sql": ${JSON.stringify(`coalesce(${/^[A-Za-z_][A-Za-z0-9_]*$/.test(column) ? column : q(column)}, ${fill})`)} } }; --skip-bad-rows skips such rows instead)`;
+    const numeric = (column: string, expr: string, wantNonNegative = false, missingDetail?: string) => {
+      missing(column, missingDetail);
       // text like 1e400 casts to Infinity: a number too large, not an infinite value. CASE
       // runs the regex only on the rare non-finite rows (it would double the pass otherwise).
       checks.push({ code: 'DATA_WRONG_TYPE', detail: `not a number (column type ${typeOf(column)})`, column, bad: `${q(column)} IS NOT NULL AND ${expr} IS NULL` });
@@ -221,7 +224,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       userKey = 'CAST(__row AS VARCHAR)';
       userOrder = 'CAST(__row AS DOUBLE)';
     } else {
-      roles.user.forEach(missing);
+      roles.user.forEach((c) => missing(c));
       userKey = roles.user.length === 1 ? `CAST(${q(roles.user[0])} AS VARCHAR)` : `concat_ws('|', ${roles.user.map((c) => `CAST(${q(c)} AS VARCHAR)`).join(', ')})`;
       userOrder = roles.user.length === 1 ? `TRY_CAST(${q(roles.user[0])} AS DOUBLE)` : 'CAST(NULL AS DOUBLE)';
     }
@@ -259,12 +262,12 @@ export async function readLog(input: string | readonly string[], options: Ingest
       }
       if (kind === undefined) {
         const expr = numericExpr(column, type);
-        numeric(column, expr);
+        numeric(column, expr, false, missingState(column, '0'));
         stateNames.push(column);
         stateExprs.push(expr);
         continue;
       }
-      missing(column);
+      missing(column, missingState(column, "'unknown'"));
       const levels = (await queryRows(conn, `SELECT DISTINCT CAST(${q(column)} AS VARCHAR) AS v FROM raw WHERE ${q(column)} IS NOT NULL ORDER BY v`)).map((r) => String(r.v));
       if (kind === 'onehot' && levels.length > MAX_ONEHOT_LEVELS) {
         throw new SchemaError(`categorical.${column}`, `${levels.length} levels is too many for one-hot (max ${MAX_ONEHOT_LEVELS}); use 'index'`);
