@@ -39,15 +39,18 @@ async function plainObjective(scorer: ActionScorer, traj: Trajectories, lambdas:
 
 const mean = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / v.length;
 
+const users = 3000;
+const freshUsers = 8000;
+
+/** One log of SY static seed 7: the first 3,000 users train, the rest are fresh (same world, never seen). */
+async function staticWorld(): Promise<{ train: Trajectories; fresh: Trajectories }> {
+  const all = buildTrajectories(syLogToInteractionLog(await generateSy(resolveSyConfig({ seed: 7, sequential: false, users: users + freshUsers }))));
+  return { train: selectUsers(all, Array.from({ length: users }, (_, i) => i)), fresh: selectUsers(all, Array.from({ length: freshUsers }, (_, i) => users + i)) };
+}
+
 describe('DFCL: the decision-focused fine-tune', () => {
   it('scores, reports J and keeps the fine-tune as a plain recomputation says (SY static); prints its gain on fresh users', async () => {
-    const env = { seed: 7, sequential: false };
-    const users = 3000;
-    const freshUsers = 8000;
-    // one log of the world: the first 3,000 users train, the rest are fresh (same world, never seen)
-    const all = buildTrajectories(syLogToInteractionLog(await generateSy(resolveSyConfig({ ...env, users: users + freshUsers }))));
-    const train = selectUsers(all, Array.from({ length: users }, (_, i) => i));
-    const fresh = selectUsers(all, Array.from({ length: freshUsers }, (_, i) => users + i));
+    const { train, fresh } = await staticWorld();
     const fit = await fitDfcl(train, { seed: 1, rounds: 150 });
     try {
       const base = outcomeScorer(fit.model);
@@ -93,12 +96,7 @@ describe('DFCL: the decision-focused fine-tune', () => {
   it('from a misspecified start (one-split trees, 15 per head) raises J on fresh users by many standard errors: the fine-tune is itself, not a no-op', async () => {
     // At the default start (depth 3, up to 300 trees) there is ~1.4% of J left to gain on SY and
     // the fine-tune finds none (README); a start that cannot represent the uplift leaves room.
-    const env = { seed: 7, sequential: false };
-    const users = 3000;
-    const freshUsers = 8000;
-    const all = buildTrajectories(syLogToInteractionLog(await generateSy(resolveSyConfig({ ...env, users: users + freshUsers }))));
-    const train = selectUsers(all, Array.from({ length: users }, (_, i) => i));
-    const fresh = selectUsers(all, Array.from({ length: freshUsers }, (_, i) => users + i));
+    const { train, fresh } = await staticWorld();
     const fit = await fitDfcl(train, { seed: 1, rounds: 15, depth: 1 });
     try {
       expect(fit.objective.kept).toBe('decision-focused');
