@@ -4,10 +4,8 @@
  * shard's sums are the same bits wherever it runs. A worker keeps models and shard files
  * loaded between jobs (`JobCache`): the model is read once per process, not once per probe.
  */
-import { renameSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { DuckDBType } from '@duckdb/node-api';
-import { removeQuietly, tempPathFor } from '../data/atomic.js';
 import type { DataSchema } from '../data/schema.js';
 import type { SyConfig } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
@@ -147,46 +145,20 @@ export async function runShardJob(job: ShardJob, cache: JobCache, worker = 'loca
   return { ...result, ms: performance.now() - t0 };
 }
 
-const CHUNK_ROWS = 2048;
-
 /**
  * A shard's plan as Parquet: one row per user and round, `user_id`, `round`, and the issued
  * coupon per action dimension (`action` for one dimension, `action_<name>` for several) as its
  * face value. Written to a temporary sibling and renamed, so a retried job never leaves half a file.
  */
 export async function writePlanFile(file: string, ids: ArrayLike<number> | string[], plan: Int32Array, rounds: number, env: SyConfig): Promise<string> {
-  const { DOUBLE, DuckDBDataChunk, INTEGER, VARCHAR } = await import('@duckdb/node-api'); // on first use
-  const { quoteIdent, quoteLiteral, withDuck } = await import('../data/duck.js');
+  const { INTEGER } = await import('@duckdb/node-api'); // on first use
+  const { labelColumn, userIdColumn, writeColumns } = await import('../data/write.js');
   const A = env.actionDims.length;
-  const numericIds = typeof ids[0] !== 'string' || (ids as string[]).every((id) => /^-?\d{1,9}$/.test(id));
-  const cols: Array<{ name: string; type: DuckDBType; sql: string; value: (user: number, t: number) => number | string }> = [
-    numericIds ? { name: 'user_id', type: INTEGER, sql: 'INTEGER', value: (i) => Number(ids[i]) } : { name: 'user_id', type: VARCHAR, sql: 'VARCHAR', value: (i) => String(ids[i]) },
-    { name: 'round', type: INTEGER, sql: 'INTEGER', value: (_i, t) => t },
-    ...env.actionDims.map((d, j) => ({ name: A === 1 ? 'action' : `action_${d.name}`, type: DOUBLE, sql: 'DOUBLE', value: (i: number, t: number) => d.values[plan[(i * rounds + t) * A + j]] })),
+  const cols = [
+    userIdColumn(ids, (row) => ids[Math.floor(row / rounds)]),
+    { name: 'round', type: INTEGER, sqlType: 'INTEGER', value: (row: number) => row % rounds },
+    ...env.actionDims.map((d, j) => labelColumn(A === 1 ? 'action' : `action_${d.name}`, d.values, (row) => d.values[plan[row * A + j]])),
   ];
-  const rows = ids.length * rounds;
-  const tmp = tempPathFor(file);
-  await withDuck(async (conn) => {
-    await conn.run(`CREATE TABLE plan (${cols.map((c) => `${quoteIdent(c.name)} ${c.sql}`).join(', ')})`);
-    const appender = await conn.createAppender('plan');
-    for (let start = 0; start < rows; start += CHUNK_ROWS) {
-      const n = Math.min(CHUNK_ROWS, rows - start);
-      const chunk = DuckDBDataChunk.create(cols.map((c) => c.type), n);
-      cols.forEach((c, k) => {
-        const vector = chunk.getColumnVector(k);
-        for (let r = 0; r < n; r++) vector.setItem(r, c.value(Math.floor((start + r) / rounds), (start + r) % rounds) as never);
-        vector.flush();
-      });
-      appender.appendDataChunk(chunk);
-    }
-    appender.closeSync();
-    try {
-      await conn.run(`COPY plan TO ${quoteLiteral(tmp)} (FORMAT parquet)`);
-      renameSync(tmp, file);
-    } catch (e) {
-      removeQuietly(tmp);
-      throw e;
-    }
-  }, 1);
+  await writeColumns(cols, ids.length * rounds, file, 1);
   return file;
 }

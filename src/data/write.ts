@@ -20,26 +20,32 @@ export interface OutColumn {
   value: (row: number) => number | string;
 }
 
+/**
+ * A `user_id` column: INTEGER when every id is a whole number of at most 9 digits (so a file
+ * says 17 where the log said 17), else text. `ids` are the distinct ids; `idOf(row)` a row's.
+ */
+export function userIdColumn(ids: ArrayLike<string | number>, idOf: (row: number) => string | number): OutColumn {
+  const integers = Array.prototype.every.call(ids, (id: string | number) => /^-?\d{1,9}$/.test(String(id)));
+  return integers ? { name: 'user_id', type: INTEGER, sqlType: 'INTEGER', value: (r) => Number(idOf(r)) } : { name: 'user_id', type: VARCHAR, sqlType: 'VARCHAR', value: (r) => String(idOf(r)) };
+}
+
+/**
+ * An action dimension's labels (face values or names): INTEGER when every label is a whole
+ * number (a CSV would write a DOUBLE 10 as "10.0", not as the log has it), DOUBLE for other
+ * numbers, else text. `values` are the labels the column can hold; `labelOf(row)` a row's.
+ */
+export function labelColumn(name: string, values: ReadonlyArray<number | string>, labelOf: (row: number) => number | string): OutColumn {
+  const numbers = values.every((v) => typeof v === 'number');
+  if (numbers && values.every((v) => Number.isInteger(v) && Math.abs(v as number) < 2 ** 31)) return { name, type: INTEGER, sqlType: 'INTEGER', value: (r) => Number(labelOf(r)) };
+  return numbers ? { name, type: DOUBLE, sqlType: 'DOUBLE', value: (r) => Number(labelOf(r)) } : { name, type: VARCHAR, sqlType: 'VARCHAR', value: (r) => String(labelOf(r)) };
+}
+
 function logColumns(log: InteractionLog): OutColumn[] {
-  const numericIds = log.userIds.every((id) => /^-?\d{1,9}$/.test(id));
   const d = log.stateNames.length;
   const A = log.actionEncodings.length;
-  const cols: OutColumn[] = [
-    numericIds
-      ? { name: 'user_id', type: INTEGER, sqlType: 'INTEGER', value: (r) => Number(log.userIds[log.userIndex[r]]) }
-      : { name: 'user_id', type: VARCHAR, sqlType: 'VARCHAR', value: (r) => log.userIds[log.userIndex[r]] },
-    { name: 'time', type: INTEGER, sqlType: 'INTEGER', value: (r) => log.roundIndex[r] },
-  ];
+  const cols: OutColumn[] = [userIdColumn(log.userIds, (r) => log.userIds[log.userIndex[r]]), { name: 'time', type: INTEGER, sqlType: 'INTEGER', value: (r) => log.roundIndex[r] }];
   log.stateNames.forEach((name, j) => cols.push({ name, type: DOUBLE, sqlType: 'DOUBLE', value: (r) => log.states[r * d + j] }));
-  log.actionEncodings.forEach((enc, j) => {
-    const numeric = enc.values.every((v) => typeof v === 'number');
-    cols.push({
-      name: enc.column,
-      type: numeric ? DOUBLE : VARCHAR,
-      sqlType: numeric ? 'DOUBLE' : 'VARCHAR',
-      value: (r) => (numeric ? Number(enc.values[log.actions[r * A + j]]) : String(enc.values[log.actions[r * A + j]])),
-    });
-  });
+  log.actionEncodings.forEach((enc, j) => cols.push(labelColumn(enc.column, enc.values, (r) => enc.values[log.actions[r * A + j]])));
   cols.push({ name: 'cost', type: DOUBLE, sqlType: 'DOUBLE', value: (r) => log.cost[r] });
   cols.push({ name: 'reward', type: DOUBLE, sqlType: 'DOUBLE', value: (r) => log.reward[r] });
   return cols;
@@ -53,9 +59,10 @@ export async function writeLog(log: InteractionLog, file: string): Promise<numbe
 
 /**
  * Writes `rows` rows of the given columns to `file` (CSV, CSV.gz or Parquet by extension)
- * through a temporary file and a rename: a failed write leaves nothing at `file`.
+ * through a temporary file and a rename: a failed write leaves nothing at `file`. `threads`:
+ * DuckDB's (default: every core).
  */
-export async function writeColumns(cols: OutColumn[], rows: number, file: string): Promise<void> {
+export async function writeColumns(cols: OutColumn[], rows: number, file: string, threads?: number): Promise<void> {
   const format = formatOf(file);
   const gz = file.toLowerCase().endsWith('.gz');
   const tmp = tempPathFor(file);
@@ -82,5 +89,5 @@ export async function writeColumns(cols: OutColumn[], rows: number, file: string
       removeQuietly(tmp);
       throw e;
     }
-  });
+  }, threads);
 }

@@ -14,13 +14,13 @@
  * (so an action value the model never saw is an error naming its row), categories recoded to
  * the model's levels; writeDecisions() writes the result as CSV or Parquet, atomically.
  */
-import { DOUBLE, INTEGER, VARCHAR } from '@duckdb/node-api';
+import { DOUBLE, INTEGER } from '@duckdb/node-api';
 import { ArgumentError, DataError, SacoError } from '../errors.js';
 import { readTrajectories, type IngestReport } from '../data/ingest.js';
 import { controlIndex } from '../data/log.js';
 import { DEFAULT_SCHEMA, type ActionColumn, type DataSchema } from '../data/schema.js';
 import type { Trajectories } from '../data/trajectories.js';
-import { writeColumns, type OutColumn } from '../data/write.js';
+import { labelColumn, userIdColumn, writeColumns, type OutColumn } from '../data/write.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
 import { checkDataMatchesModel } from '../model/artifact.js';
 import { actionWidth, emptyForwardInputs } from '../model/config.js';
@@ -284,20 +284,10 @@ function alignStates(t: Trajectories, meta: ModelMeta, modelName: string): Traje
  */
 export async function writeDecisions(decisions: BatchDecisions, file: string): Promise<void> {
   const A = decisions.actionColumns.length;
-  const numericIds = decisions.userIds.every((id) => /^-?\d{1,9}$/.test(id));
-  const cols: OutColumn[] = [
-    numericIds
-      ? { name: 'user_id', type: INTEGER, sqlType: 'INTEGER', value: (r) => Number(decisions.userIds[r]) }
-      : { name: 'user_id', type: VARCHAR, sqlType: 'VARCHAR', value: (r) => decisions.userIds[r] },
-    { name: 'round', type: INTEGER, sqlType: 'INTEGER', value: (r) => decisions.round[r] },
-  ];
+  const cols: OutColumn[] = [userIdColumn(decisions.userIds, (r) => decisions.userIds[r]), { name: 'round', type: INTEGER, sqlType: 'INTEGER', value: (r) => decisions.round[r] }];
   decisions.actionColumns.forEach((column, j) => {
-    const numeric = Array.from({ length: decisions.users }, (_, r) => decisions.labels[r * A + j]).every((v) => typeof v === 'number');
-    cols.push(
-      numeric
-        ? { name: column, type: DOUBLE, sqlType: 'DOUBLE', value: (r) => Number(decisions.labels[r * A + j]) }
-        : { name: column, type: VARCHAR, sqlType: 'VARCHAR', value: (r) => String(decisions.labels[r * A + j]) },
-    );
+    const labelOf = (r: number) => decisions.labels[r * A + j];
+    cols.push(labelColumn(column, Array.from({ length: decisions.users }, (_, r) => labelOf(r)), labelOf));
   });
   cols.push({ name: 'probability', type: DOUBLE, sqlType: 'DOUBLE', value: (r) => decisions.probability[r] });
   if (A > 1) decisions.actionColumns.forEach((column, j) => cols.push({ name: `probability_${column}`, type: DOUBLE, sqlType: 'DOUBLE', value: (r) => decisions.probabilities[r * A + j] }));

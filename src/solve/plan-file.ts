@@ -5,9 +5,9 @@
  * withheld the policy's coupon, and λ*. CSV, CSV.gz or Parquet by extension, written through
  * src/data/write.ts (a temporary name, then a rename: a failure leaves no file).
  */
-import { BOOLEAN, DOUBLE, INTEGER, VARCHAR } from '@duckdb/node-api';
+import { BOOLEAN, DOUBLE, INTEGER } from '@duckdb/node-api';
 import { ArgumentError } from '../errors.js';
-import { writeColumns, type OutColumn } from '../data/write.js';
+import { labelColumn, userIdColumn, writeColumns, type OutColumn } from '../data/write.js';
 import type { SolveResult } from './index.js';
 
 /**
@@ -53,20 +53,8 @@ export async function writePlan(result: Pick<SolveResult, 'plan' | 'planDetails'
     if (!(k >= 0 && k < encodings[q % A].values.length)) throw new ArgumentError('labels.actionEncodings', `action column ${encodings[q % A].column} has no label for index ${k}`);
   });
   const ids = Array.from(labels.userIds, String);
-  const integerIds = ids.every((id) => /^-?\d{1,9}$/.test(id));
-  const user = (row: number): string => ids[Math.floor(row / R)];
-  const cols: OutColumn[] = [
-    integerIds ? { name: 'user_id', type: INTEGER, sqlType: 'INTEGER', value: (row) => Number(user(row)) } : { name: 'user_id', type: VARCHAR, sqlType: 'VARCHAR', value: user },
-    { name: 'round', type: INTEGER, sqlType: 'INTEGER', value: (row) => details.startRound + (row % R) },
-  ];
-  for (const [j, enc] of encodings.entries()) {
-    const label = (row: number): number | string => enc.values[plan[row * A + j]];
-    const numbers = enc.values.every((v) => typeof v === 'number');
-    // whole labels as integers: a CSV would write a DOUBLE 10 as "10.0", not as the log has it
-    const integers = numbers && enc.values.every((v) => Number.isInteger(v) && Math.abs(v as number) < 2 ** 31);
-    if (integers) cols.push({ name: enc.column, type: INTEGER, sqlType: 'INTEGER', value: label });
-    else cols.push({ name: enc.column, type: numbers ? DOUBLE : VARCHAR, sqlType: numbers ? 'DOUBLE' : 'VARCHAR', value: numbers ? label : (row) => String(label(row)) });
-  }
+  const cols: OutColumn[] = [userIdColumn(ids, (row) => ids[Math.floor(row / R)]), { name: 'round', type: INTEGER, sqlType: 'INTEGER', value: (row) => details.startRound + (row % R) }];
+  for (const [j, enc] of encodings.entries()) cols.push(labelColumn(enc.column, enc.values, (row) => enc.values[plan[row * A + j]]));
   const perRow: Array<[string, Float64Array]> = [
     ['probability', details.probability],
     ['expected_revenue', details.expectedRevenue],
