@@ -373,7 +373,8 @@ export async function readLog(input: string | readonly string[], options: Ingest
     const skipped: Record<string, number> = {};
     if (!options.skipBadRows) {
       const first = problems.sort((a, b) => (a.first as number) - (b.first as number))[0];
-      if (first && (!dup || (first.first as number) <= Number(dup.__row))) {
+      // a duplicate is an error only without `combine`: then the earlier of the two is reported
+      if (first && (!dup || combine || (first.first as number) <= Number(dup.__row))) {
         const v = (await queryRows(conn, `SELECT CAST(${q(first.check.column)} AS VARCHAR) AS v FROM raw WHERE __row = ${first.first}`))[0]?.v;
         const total = problems.reduce((s, p) => s + p.count, 0) + (dup ? Number(dup.n) : 0);
         const more = total > 1 ? `; ${total - 1} more bad value(s) in the ${source.files.length > 1 ? 'files' : 'file'} (--skip-bad-rows skips and counts them)` : '';

@@ -138,6 +138,19 @@ describe('calendar rounds', () => {
     expect(merged.trajectories.filled).toBeUndefined();
   });
 
+  it('with combine, a bad value after a merged round is still refused, not dropped with its row', async () => {
+    // rows 9 and 10 are a round merged by `combine`; row 11 holds "NA" as its state. Before the
+    // fix the earlier duplicate hid the bad value and the row vanished from the trajectories.
+    const file = csv('calendar-combine-bad.csv', [...ROWS, '1,200,1.6,0,0,5', '1,300,1.7,1,1,2', '3,600,NA,1,0,1']);
+    const schema = parseSchema({ ...SCHEMA, combine: { reward: 'sum', cost: 'sum', action: 'first' } });
+    const err = await readLog(file, { schema }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DataError);
+    expect(err).toMatchObject({ code: 'DATA_WRONG_TYPE', file, row: 11, column: 'x', value: 'NA' });
+    const skipped = await readLog(file, { schema, skipBadRows: true });
+    expect(skipped.report.skipped).toEqual({ 'DATA_WRONG_TYPE (x)': 1 });
+    expect(skipped.report.combinedRows).toBe(2);
+  });
+
   it('timestamps: every in hours or as a duration, a stated start as a date', async () => {
     const lines = ['user,at,x,offer,paid,spent'];
     // week 0 starts 2024-01-01; user b starts in week 2; user a skips week 1
