@@ -52,6 +52,19 @@ describe('bad data files: a typed error naming file, row and column', () => {
   it('a wrong type (text in a number column)', async () => {
     const e = await dataError(csv('type.csv', [...GOOD, '3,0,abc,0,0,1']));
     expect(e).toMatchObject({ code: 'DATA_WRONG_TYPE', row: 4, column: 'x', value: 'abc' });
+    // a state: the message names both ways out, and its "columns" line reads the file ("NA" as 0)
+    const na = csv('type-na.csv', [...GOOD, '3,0,NA,0,0,1']);
+    const text = await dataError(na);
+    expect(text.message).toContain('list "x" in "categorical"');
+    const hint = /"columns", e\.g\. (\{ "x": \{ "sql": "[^"]+" \} \})/.exec(text.message);
+    expect(hint, text.message).not.toBeNull();
+    const read = await readLog(na, { schema: { ...DEFAULT_SCHEMA, columns: JSON.parse((hint as RegExpExecArray)[1]) as Record<string, { sql: string }> } });
+    expect(read.log.rows).toBe(4);
+    expect(Array.from({ length: 4 }, (_, r) => read.log.states[r * read.log.stateNames.length])).toEqual([0.5, 0.25, 1.5, 0]);
+    // not a state: no such hint
+    const reward = await dataError(csv('type-reward.csv', [...GOOD, '3,0,1,0,0,abc']));
+    expect(reward).toMatchObject({ code: 'DATA_WRONG_TYPE', column: 'reward' });
+    expect(reward.message).not.toContain('categorical');
   });
 
   it('a wrong type deep in a large file is found with its row', async () => {

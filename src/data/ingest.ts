@@ -199,14 +199,19 @@ export async function readLog(input: string | readonly string[], options: Ingest
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const checks: Check[] = [];
     const missing = (column: string, detail = 'missing value') => checks.push({ code: 'DATA_MISSING_VALUE', detail, column, bad: `${q(column)} IS NULL` });
+    // a column as the schema's SQL names it
+    const sqlName = (column: string) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(column) ? column : q(column));
     // a state may be filled where the log leaves it empty (a customer without demographics)
     const missingState = (column: string, fill: string) =>
-      `missing value (to fill the state where it is empty, the schema's "columns": { ${JSON.stringify(column)}: { "sql": ${JSON.stringify(`coalesce(${/^[A-Za-z_][A-Za-z0-9_]*$/.test(column) ? column : q(column)}, ${fill})`)} } }; --skip-bad-rows skips such rows instead)`;
-    const numeric = (column: string, expr: string, wantNonNegative = false, missingDetail?: string) => {
+      `missing value (to fill the state where it is empty, the schema's "columns": { ${JSON.stringify(column)}: { "sql": ${JSON.stringify(`coalesce(${sqlName(column)}, ${fill})`)} } }; --skip-bad-rows skips such rows instead)`;
+    // the schema lines that make a state out of text: a category, or a number computed from it
+    const textState = (column: string) =>
+      `; a state is a number or a category: list ${JSON.stringify(column)} in "categorical" if it holds categories, or compute a number from it in the schema's "columns", e.g. { ${JSON.stringify(column)}: { "sql": ${JSON.stringify(`coalesce(TRY_CAST(${sqlName(column)} AS DOUBLE), 0)`)} } }`;
+    const numeric = (column: string, expr: string, wantNonNegative = false, missingDetail?: string, wrongTypeHint = '') => {
       missing(column, missingDetail);
       // text like 1e400 casts to Infinity: a number too large, not an infinite value. CASE
       // runs the regex only on the rare non-finite rows (it would double the pass otherwise).
-      checks.push({ code: 'DATA_WRONG_TYPE', detail: `not a number (column type ${typeOf(column)})`, column, bad: `${q(column)} IS NOT NULL AND ${expr} IS NULL` });
+      checks.push({ code: 'DATA_WRONG_TYPE', detail: `not a number (column type ${typeOf(column)})${wrongTypeHint}`, column, bad: `${q(column)} IS NOT NULL AND ${expr} IS NULL` });
       checks.push({ code: 'DATA_NOT_FINITE', detail: 'NaN or infinite value', column, bad: `CASE WHEN NOT isfinite(${expr}) THEN NOT ${looksNumeric(column)} ELSE false END` });
       checks.push({
         code: 'DATA_OUT_OF_RANGE',
@@ -262,7 +267,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       }
       if (kind === undefined) {
         const expr = numericExpr(column, type);
-        numeric(column, expr, false, missingState(column, '0'));
+        numeric(column, expr, false, missingState(column, '0'), textState(column));
         stateNames.push(column);
         stateExprs.push(expr);
         continue;
@@ -376,7 +381,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       // a duplicate is an error only without `combine`: then the earlier of the two is reported
       if (first && (!dup || combine || (first.first as number) <= Number(dup.__row))) {
         const v = (await queryRows(conn, `SELECT CAST(${q(first.check.column)} AS VARCHAR) AS v FROM raw WHERE __row = ${first.first}`))[0]?.v;
-        const total = problems.reduce((s, p) => s + p.count, 0) + (dup ? Number(dup.n) : 0);
+        const total = problems.reduce((s, p) => s + p.count, 0) + (dup && !combine ? Number(dup.n) : 0);
         const more = total > 1 ? `; ${total - 1} more bad value(s) in the ${source.files.length > 1 ? 'files' : 'file'} (--skip-bad-rows skips and counts them)` : '';
         throw new DataError(first.check.code, first.check.detail + more, {
           ...(await locateRow(conn, source, first.first as number)),
