@@ -42,7 +42,8 @@ export function relabelledVariant(variant: string): boolean {
  * The advantage of each logged joint action in expected reward and cost over the log's
  * action mix (pooled frequencies of the joint actions), and λ's range: 1.2 × the 99th
  * percentile over rounds of the best revenue gained per unit of extra cost by any action over
- * the control — beyond it almost no user is worth a coupon, so spend at λmax is near zero.
+ * the control (actions of negligible extra cost left out) — beyond it almost no user is worth
+ * a coupon, so spend at λmax is near zero.
  */
 export function relabelFromOutcomes(train: Trajectories, cross: CrossFitResult): OutcomeRelabel {
   const { K, logged } = cross;
@@ -62,6 +63,17 @@ export function relabelFromOutcomes(train: Trajectories, cross: CrossFitResult):
   for (let a = 0; a < K; a++) if (control.every((k, j) => cross.actions[a * A + j] === k)) controlRow = a;
   const reward = new Float32Array(cells);
   const cost = new Float32Array(cells);
+  // An arm that costs next to nothing over the control does not bound λ: at any λ it spends
+  // ~nothing, yet its revenue per unit of cost is huge (a message without a coupon whose
+  // expected cost is 1e-6 above the control's made λmax 5e7). Such arms are those whose mean
+  // extra cost is under 1% of the costliest arm's.
+  const meanExtra = new Float64Array(K);
+  for (let c = 0; c < cells; c++) {
+    if (logged[c] < 0) continue;
+    for (let a = 0; a < K; a++) meanExtra[a] += (cross.cost[c * K + a] - cross.cost[c * K + controlRow]) / real;
+  }
+  const costliest = Math.max(...meanExtra);
+  const costly = Array.from(meanExtra, (m) => m >= 0.01 * costliest);
   const ratios: number[] = [];
   for (let c = 0; c < cells; c++) {
     if (logged[c] < 0) continue;
@@ -78,7 +90,7 @@ export function relabelFromOutcomes(train: Trajectories, cross: CrossFitResult):
     const c0 = cross.cost[c * K + controlRow];
     for (let a = 0; a < K; a++) {
       const extra = cross.cost[c * K + a] - c0;
-      if (a !== controlRow && extra > 1e-9) best = Math.max(best, (cross.reward[c * K + a] - r0) / extra);
+      if (a !== controlRow && costly[a] && extra > 1e-9) best = Math.max(best, (cross.reward[c * K + a] - r0) / extra);
     }
     ratios.push(best);
   }
