@@ -238,14 +238,8 @@ export async function readLog(input: string | readonly string[], options: Ingest
     let timeExpr = 'CAST(__row AS DOUBLE)';
     let temporal = false;
     if (roles.time !== null) {
-      const t = roles.time;
-      timeExpr = numericExpr(t, typeOf(t));
-      temporal = TEMPORAL_TYPES.test(typeOf(t));
-      if (typeOf(t) === 'VARCHAR' && !(await allCastable(conn, t, 'DOUBLE')) && (await allCastable(conn, t, 'TIMESTAMP'))) {
-        timeExpr = `CAST(epoch(TRY_CAST(${q(t)} AS TIMESTAMP)) AS DOUBLE)`;
-        temporal = true;
-      }
-      numeric(t, timeExpr);
+      ({ expr: timeExpr, temporal } = await timeExpression(conn, roles.time, typeOf(roles.time)));
+      numeric(roles.time, timeExpr);
     }
     const calendar = schema.round ? await calendarSpec(conn, schema.round, roles.time, temporal) : undefined;
     if (calendar?.start !== undefined) {
@@ -511,8 +505,19 @@ export async function readLog(input: string | readonly string[], options: Ingest
   }, options.threads);
 }
 
+/**
+ * The time column as a number: its values, or epoch seconds of a date or timestamp (a text
+ * column whose every value reads as a timestamp, as CSV files hold them, is one).
+ */
+export async function timeExpression(conn: DuckDBConnection, column: string, type: string): Promise<{ expr: string; temporal: boolean }> {
+  if (type === 'VARCHAR' && !(await allCastable(conn, column, 'DOUBLE')) && (await allCastable(conn, column, 'TIMESTAMP'))) {
+    return { expr: `CAST(epoch(TRY_CAST(${q(column)} AS TIMESTAMP)) AS DOUBLE)`, temporal: true };
+  }
+  return { expr: numericExpr(column, type), temporal: TEMPORAL_TYPES.test(type) };
+}
+
 /** The calendar spec in the time expression's units; a stated start resolved to a number. */
-async function calendarSpec(conn: DuckDBConnection, round: CalendarRounds, time: string | null, temporal: boolean): Promise<{ every: number; start?: number; startText?: string }> {
+export async function calendarSpec(conn: DuckDBConnection, round: CalendarRounds, time: string | null, temporal: boolean): Promise<{ every: number; start?: number; startText?: string }> {
   if (time === null) throw new SchemaError('round', 'calendar rounds need a time column ("time": "<column>")');
   let every: number;
   if (typeof round.every === 'string') {

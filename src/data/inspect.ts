@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
-import { looksNumeric, numericExpr } from './ingest.js';
+import { calendarSpec, looksNumeric, numericExpr, timeExpression } from './ingest.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable } from './raw.js';
 import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
@@ -49,8 +49,10 @@ export interface InspectReport {
   cost: NumberSummary | null;
   reward: NumberSummary;
   negativeCost: number;
-  /** Rows beyond the first of a user at one time. */
+  /** Rows beyond the first of a user at one time (in one calendar round, with the schema's `round`). */
   duplicateTimes: number;
+  /** The schema's calendar rounds, when it has them: rounds per user and duplicates count those. */
+  calendar?: { every: number; start: number; startText: string; rounds: number };
   /** The schema says how to combine such rows (`combine`), so ingestion merges them instead of refusing them. */
   combinesDuplicates: boolean;
   columns: ColumnStats[];
@@ -83,9 +85,11 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     if (typeof roles.cost === 'string') roleOf.set(roles.cost, 'cost');
     roleOf.set(roles.reward, 'reward');
     const mustBeNumeric = (c: string, role: string) => ['time', 'state', 'cost', 'reward'].includes(role) && !schema.categorical?.[c];
+    // the time as ingestion reads it: a number, or a date or timestamp (text ones included)
+    const time = roles.time ? await timeExpression(conn, roles.time, typeOf(roles.time)) : null;
     const cols = [...roleOf.entries()];
     const agg = cols.flatMap(([c, role], k) => {
-      const e = numericExpr(c, typeOf(c));
+      const e = role === 'time' && time ? time.expr : numericExpr(c, typeOf(c));
       return [
         `count(*) FILTER (WHERE ${q(c)} IS NULL) AS m${k}`,
         mustBeNumeric(c, role) ? `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND ${e} IS NULL) AS t${k}` : `0 AS t${k}`,
@@ -102,14 +106,25 @@ export async function inspectLog(input: string | readonly string[], schema: Data
       column,
       role,
       // CSV columns are read as text: show what they hold instead
-      type: typeOf(column) !== 'VARCHAR' ? typeOf(column) : Number(counts[`x${k}`]) === 0 ? 'number' : 'text',
+      type: typeOf(column) !== 'VARCHAR' ? typeOf(column) : Number(counts[`x${k}`]) === 0 ? 'number' : role === 'time' && time?.temporal ? 'timestamp (text)' : 'text',
       missing: Number(counts[`m${k}`]),
       nonNumeric: Number(counts[`t${k}`]),
       nonFinite: Number(counts[`f${k}`]),
       outOfRange: Number(counts[`o${k}`]),
     }));
 
-    const perUser = await queryRows(conn, `SELECT n AS rounds, count(*) AS users FROM (SELECT ${userKey} AS u, count(*) AS n FROM raw GROUP BY u) GROUP BY n ORDER BY n`);
+    // a user's rounds: their calendar rounds with a row, else their distinct times (rows at one
+    // time are one round, merged or refused), else their rows
+    let roundKey: string | null = time ? `(${time.expr})` : null;
+    let calendar: InspectReport['calendar'];
+    if (schema.round && time) {
+      const spec = await calendarSpec(conn, schema.round, roles.time, time.temporal);
+      const start = spec.start ?? Number((await queryRows(conn, `SELECT coalesce(min(${time.expr}), 0) AS t FROM raw`))[0].t);
+      roundKey = `CAST(floor((${time.expr} - (${start})) / ${spec.every} + 1e-9) AS BIGINT)`;
+      const last = Number((await queryRows(conn, `SELECT coalesce(max(${roundKey}), 0) AS r FROM raw`))[0].r);
+      calendar = { every: spec.every, start, startText: spec.startText ?? (time.temporal ? new Date(start * 1000).toISOString() : String(start)), rounds: last + 1 };
+    }
+    const perUser = await queryRows(conn, `SELECT n AS rounds, count(*) AS users FROM (SELECT ${userKey} AS u, ${roundKey ? `count(DISTINCT ${roundKey})` : 'count(*)'} AS n FROM raw GROUP BY u) GROUP BY n ORDER BY n`);
     const histogram = perUser.map((r) => ({ rounds: Number(r.rounds), users: Number(r.users) }));
     const users = histogram.reduce((s, h) => s + h.users, 0);
     let acc = 0;
@@ -128,8 +143,8 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     }
     const negativeCost = costExpr ? Number((await queryRows(conn, `SELECT count(*) FILTER (WHERE ${costExpr} < 0) AS n FROM raw`))[0].n) : 0;
     const duplicateTimes =
-      roles.user.length > 0 && roles.time
-        ? Number((await queryRows(conn, `SELECT coalesce(sum(n - 1), 0) AS d FROM (SELECT count(*) AS n FROM raw GROUP BY ${userKey}, ${q(roles.time)} HAVING count(*) > 1)`))[0].d)
+      roles.user.length > 0 && roundKey
+        ? Number((await queryRows(conn, `SELECT coalesce(sum(n - 1), 0) AS d FROM (SELECT count(*) AS n FROM raw GROUP BY ${userKey}, ${roundKey} HAVING count(*) > 1)`))[0].d)
         : 0;
     return {
       file,
@@ -143,6 +158,7 @@ export async function inspectLog(input: string | readonly string[], schema: Data
       negativeCost,
       duplicateTimes,
       combinesDuplicates: schema.combine !== undefined,
+      ...(calendar ? { calendar } : {}),
       columns,
     };
   });
@@ -161,7 +177,8 @@ export function formatInspectReport(r: InspectReport): string {
   const out: string[] = [];
   out.push(`${r.file}: ${r.rows} rows, ${r.users} users`);
   if (r.files.length > 1 || r.files[0] !== r.file) out.push(`read ${r.files.length} file(s): ${r.files.join(', ')}`);
-  out.push(`rounds per user: min ${r.roundsPerUser.min}, median ${r.roundsPerUser.median}, max ${r.roundsPerUser.max}`);
+  if (r.calendar) out.push(`calendar rounds from ${r.calendar.startText}: ${r.calendar.rounds} (a round in which a user has no row is filled as the control action)`);
+  out.push(`rounds ${r.calendar ? 'with a row ' : ''}per user: min ${r.roundsPerUser.min}, median ${r.roundsPerUser.median}, max ${r.roundsPerUser.max}`);
   const hist = r.roundsPerUser.histogram;
   if (hist.length <= 12) out.push(`  ${hist.map((h) => `${h.rounds}: ${h.users}`).join(', ')}`);
   for (const a of r.actions) {
@@ -185,8 +202,9 @@ export function formatInspectReport(r: InspectReport): string {
   const huge = r.columns.filter((c) => c.outOfRange > 0);
   if (huge.length) issues.push(`values out of range (|v| > ${MAX_ABS_VALUE.toExponential()}) in ${huge.map((c) => `${c.column} (${c.outOfRange})`).join(', ')}; statistics leave them out`);
   if (r.negativeCost) issues.push(`${r.negativeCost} negative cost(s)`);
-  if (r.duplicateTimes && !r.combinesDuplicates) issues.push(`${r.duplicateTimes} duplicate (user, time) row(s)`);
-  if (r.duplicateTimes && r.combinesDuplicates) out.push('', `${r.duplicateTimes} row(s) share a (user, time) with an earlier one: merged as the schema's "combine" says`);
+  const slot = r.calendar ? '(user, calendar round)' : '(user, time)';
+  if (r.duplicateTimes && !r.combinesDuplicates) issues.push(`${r.duplicateTimes} duplicate ${slot} row(s)`);
+  if (r.duplicateTimes && r.combinesDuplicates) out.push('', `${r.duplicateTimes} row(s) share a ${slot} with an earlier one: merged as the schema's "combine" says`);
   out.push('', issues.length ? `problems: ${issues.join('; ')} (training would stop on them; --skip-bad-rows skips and counts them)` : 'no problems found');
   return out.join('\n');
 }

@@ -5,6 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { readLog, readTrajectories } from '../../src/data/ingest.js';
+import { formatInspectReport, inspectLog } from '../../src/data/inspect.js';
 import { parseDuration, parseSchema } from '../../src/data/schema.js';
 import { DataError, SchemaError } from '../../src/errors.js';
 import { tempDir } from '../helpers/fixtures.js';
@@ -169,6 +170,20 @@ describe('calendar rounds', () => {
     }
     expect(hours.report.calendar).toMatchObject({ every: 604800, temporal: true, startText: '2024-01-01T00:00:00.000Z' });
     expect(days.report.calendar).toMatchObject({ every: 604800, startStated: true, startText: '2024-01-01' });
+    // saco data inspect reads the text timestamps and the rounds as training does: no problem,
+    // rounds with a row per user a: 2 (weeks 0, 2), b: 2 (weeks 2, 3); with a second row in
+    // a's week 2 (hours apart, so no two rows share a time) one duplicate of a calendar round
+    const twice = tmp.file('stamps-twice.csv', [...lines, 'a,2024-01-17 10:00:00,5,1,1,1'].join('\n') + '\n');
+    const inspected = await inspectLog(twice, parseSchema({ ...base, round: { every: '7 days', start: '2024-01-01' }, combine: { reward: 'sum' } }));
+    expect(inspected.columns.find((c) => c.column === 'at')).toMatchObject({ type: 'timestamp (text)', nonNumeric: 0 });
+    expect(inspected.calendar).toMatchObject({ every: 604800, rounds: 4, startText: '2024-01-01' });
+    expect(inspected.roundsPerUser.histogram).toEqual([{ rounds: 2, users: 2 }]);
+    expect(inspected.duplicateTimes).toBe(1);
+    const text = formatInspectReport(inspected);
+    expect(text).toContain('1 row(s) share a (user, calendar round) with an earlier one: merged');
+    expect(text).toContain('no problems found');
+    const merged = await readTrajectories(twice, { schema: parseSchema({ ...base, round: { every: '7 days', start: '2024-01-01' }, combine: { reward: 'sum' } }) });
+    expect(merged.report.combinedRows).toBe(inspected.duplicateTimes);
     // a duration on a numeric time column, a date start on numbers, no time column: schema errors naming the field
     const numeric = csv('calendar-num.csv', ROWS);
     await expect(readLog(numeric, { schema: parseSchema({ ...SCHEMA, round: { every: '7 days' } }) })).rejects.toMatchObject({ field: 'round.every' });
