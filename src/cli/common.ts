@@ -7,7 +7,9 @@ import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:
 import path from 'node:path';
 import { Command, Help, InvalidArgumentError, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
+import type { IngestReport } from '../data/ingest.js';
 import { applySchemaFlags, DEFAULT_SCHEMA, loadSchemaFile, type DataSchema, type SchemaFlags } from '../data/schema.js';
+import type { Ui } from './ui.js';
 
 // ---------------------------------------------------------------------------------------
 // Numbers: decimal only. Number() would read "0x10" as 16, "0b1" as 1 and "" as 0.
@@ -223,4 +225,13 @@ export const roiValue = (revenue: number, cost: number): number | null => (cost 
 export function table(head: string[], rows: string[][], indent = ''): string[] {
   const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
   return [head, widths.map((w) => '-'.repeat(w)), ...rows].map((line) => `${indent}${line.map((c, k) => c.padEnd(widths[k])).join('  ').trimEnd()}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// What reading a log reported that the user should see: skipped rows and warnings.
+
+/** Prints the rows a read skipped and the warnings it raised, as notices. */
+export function noticeReadReport(ui: Ui, report: Pick<IngestReport, 'skipped' | 'warnings'>): void {
+  if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  for (const warning of report.warnings) ui.notice(`warning: ${warning}`);
 }

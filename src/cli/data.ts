@@ -5,7 +5,7 @@ import { formatInspectReport, inspectLog } from '../data/inspect.js';
 import { readTrajectories } from '../data/ingest.js';
 import { sampleLambdas, withLambdaCopies } from '../data/lambda.js';
 import { splitByUser, type Trajectories } from '../data/trajectories.js';
-import { examples, fmt, intArg, numArg, resolveInput, withInputOptions, withOutputFlags, withPositionalAliases, type InputOpts } from './common.js';
+import { examples, fmt, intArg, noticeReadReport, numArg, resolveInput, withInputOptions, withOutputFlags, withPositionalAliases, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 export function trajectorySummary(t: Trajectories): { users: number; rounds: number; stateDim: number; actionDims: number; actions: string; paddedRounds: number; meanRTG0: number; meanCTG0: number } {
@@ -79,7 +79,7 @@ export function registerData(program: Command): void {
       const t0 = performance.now();
       ui.phase(`reading ${file}`);
       const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
-      for (const warning of report.warnings) ui.notice(`warning: ${warning}`);
+      noticeReadReport(ui, report);
       ui.phase('splitting by user');
       const { train, test } = splitByUser(trajectories, { testFraction: o.testFraction, seed: o.seed });
       const trainSet = o.lambdaCopies ? withLambdaCopies(train, o.lambdaCopies, { seed: o.seed, lambdaMax: o.lambdaMax }) : train;

@@ -11,7 +11,7 @@ import { readOnnx } from '../model/onnx.js';
 import { loadNativeModel } from '../native/index.js';
 import { checkDecisionLambda } from '../solve/index.js';
 import { decideBatch, readHistoryForModel, writeDecisions } from '../solve/decide-batch.js';
-import { checkDistinct, checkWritable, examples, fmt, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { checkDistinct, checkWritable, examples, fmt, noticeReadReport, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 interface DecideOpts extends InputOpts {
@@ -46,7 +46,7 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     checkDecisionLambda(model.meta, o.lambda);
     ui.phase(`reading ${file}`);
     const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, skipBadRows: o.skipBadRows, onProgress: (s) => ui.phase(s) });
-    if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+    noticeReadReport(ui, report);
     if (report.filledRounds > 0) ui.info(`${report.filledRounds} empty calendar round(s) filled as the control action`);
     ui.phase(`deciding for ${trajectories.users} users`);
     const handle = loadNativeModel(model);

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
 import { readTrajectories } from '../data/ingest.js';
 import { fitSimulator, writeSimulator } from '../sim/simulator.js';
-import { checkDistinct, checkWritable, examples, fmt, intArg, numArg, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 interface FitSimOpts extends InputOpts {
@@ -37,7 +37,7 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
   try {
     ui.phase(`reading ${file}`);
     const { trajectories, report } = await readTrajectories(file, { schema, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
-    if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+    noticeReadReport(ui, report);
     const sim = await fitSimulator(trajectories, {
       arms: o.arms,
       rounds: o.trees,

@@ -13,7 +13,7 @@ import { loadNativeModel } from '../native/index.js';
 import { POLICIES, POLICY_NAMES, policyByName, type PolicyDefinition, type PolicyName } from '../policy/registry.js';
 import { solve, syEnvForModel, writePlan, type EnvChoice, type PlanLabels, type SolveProgress, type SolveResult, type SolveUsers } from '../solve/index.js';
 import { readSimulator, type Simulator } from '../sim/simulator.js';
-import { budgetArg, checkDistinct, checkWritable, examples, fmt, intArg, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { budgetArg, checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 import { isShardSet, readShardManifest } from '../cluster/shard-files.js';
 import { ClusterError, solveSharded, type ShardedSolveResult } from '../cluster/index.js';
@@ -127,7 +127,8 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
       ui.phase(`reading ${file}`);
       // read against the model: a category level the model knows but these users lack (a rare
       // level missing from a held-out part) is a column of zeros, not a different layout
-      const { trajectories } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, onProgress: (stage) => ui.phase(stage) });
+      const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, onProgress: (stage) => ui.phase(stage) });
+      noticeReadReport(ui, report);
       simulator?.checkData({ ...trajectories, source: file });
       users = trajectories;
       labels = { ...labels, userIds: trajectories.userIds };

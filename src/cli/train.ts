@@ -15,7 +15,7 @@ import { LAMBDA_MARGIN, TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } fr
 import { EXPECTED_OUTCOME_MODEL, trainCodt } from '../policy/train.js';
 import { spendCurve } from '../policy/spend-curve.js';
 import type { SpendCurveRecord } from '../model/artifact.js';
-import { checkDistinct, checkWritable, examples, fmt, intArg, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { exitInterrupted, Interrupted, takeOverSigint } from './interrupt.js';
 import { bar, Ui } from './ui.js';
 
@@ -108,7 +108,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
     ui.phase(`reading ${file}`);
     const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
     ui.clear();
-    if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+    noticeReadReport(ui, report);
     if (controller.signal.aborted) {
       ui.notice('interrupted before training started: nothing written');
       throw new Interrupted(130);

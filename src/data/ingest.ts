@@ -431,6 +431,16 @@ export async function readLog(input: string | readonly string[], options: Ingest
     else await conn.run(`CREATE TABLE typed AS SELECT ${combinedColumns(combine, stateExprs.length, actionMatch.length)} FROM (${base}) ${first}`);
     const controls = await controlActions(conn, roles.actions, actionEncodings, file);
     controls.forEach((k, j) => (actionEncodings[j].control = k));
+    // A budget is kept by giving the control instead of a coupon: where the control itself
+    // costs, spend can pass the budget by that much (and the simulator learns that it costs).
+    const controlCost = (await queryRows(conn, `SELECT count(*) FILTER (WHERE __cost > 0) AS n, count(*) AS m, max(__cost) AS mx FROM typed WHERE ${controls.map((k, j) => `a${j} = ${k}`).join(' AND ')}`))[0];
+    if (Number(controlCost.n) > 0) {
+      const named = controls.map((k, j) => `${actionEncodings[j].column}=${JSON.stringify(actionEncodings[j].values[k])}`).join(', ');
+      warnings.push(
+        `the control action (${named}) costs something in ${Number(controlCost.n)} of its ${Number(controlCost.m)} rows (up to ${Number(controlCost.mx)}): a budget is kept by giving the control instead of a coupon, so planned spend can pass the budget by what the control costs` +
+          (combinedRows > 0 && combine?.action !== 'max' ? ` (rows merged by "combine" add up their costs under the round's first action; "action": "max" keeps its largest treatment instead)` : ''),
+      );
+    }
     const counts = (await queryRows(conn, 'SELECT count(*) AS n, count(DISTINCT __user) AS u FROM typed'))[0];
     const realRows = Number(counts.n);
     const users = Number(counts.u);

@@ -123,7 +123,12 @@ describe('calendar rounds', () => {
     expect([t.states[1], t.actions[1], t.costs[1], t.rewards[1], t.filled![1]]).toEqual([1.5, 1, 3, 14, 0]);
     // user 2 round 2: hours 350 (x 2, offer 0, paid 0, spent 3) and 400 (9, 1, 4, 1): first action is the control
     expect([t.states[6], t.actions[6], t.costs[6], t.rewards[6]]).toEqual([2, 0, 4, 4]);
-    const max = (await readTrajectories(file, { schema: parseSchema({ ...SCHEMA, combine: { reward: 'max', cost: 'first', action: 'max' } }) })).trajectories;
+    // so the control now costs in one of its 3 rounds (user 1 round 0, user 2 round 2, user 3
+    // round 2): a warning, since a budget kept by giving the control can then pass B
+    expect(sum.report.warnings).toEqual([expect.stringMatching(/^the control action \(offer=0\) costs something in 1 of its 3 rows \(up to 4\).*"action": "max"/)]);
+    const maxRead = await readTrajectories(file, { schema: parseSchema({ ...SCHEMA, combine: { reward: 'max', cost: 'first', action: 'max' } }) });
+    expect(maxRead.report.warnings).toEqual([]);
+    const max = maxRead.trajectories;
     expect([max.states[1], max.actions[1], max.costs[1], max.rewards[1]]).toEqual([1.5, 1, 2, 7]);
     expect([max.states[6], max.actions[6], max.costs[6], max.rewards[6]]).toEqual([2, 1, 0, 3]);
     // other cells are as without combining
