@@ -204,6 +204,30 @@ export async function treatEveryoneSpend(outcome: OutcomeModel, train: Trajector
   return { K, cost, best, control, everyone };
 }
 
+/**
+ * The held-out users for whom the outcome model predicts that `arm` earns less revenue than
+ * the control (a plan at λ = 0 leaves them out), and their inverse-propensity uplift of `arm`
+ * over the control (logging propensities: the arm shares of the held-out log) with its
+ * standard error: is the predicted harm seen in their logged outcomes?
+ */
+export async function predictedHarm(outcome: OutcomeModel, test: Trajectories, arm: number, control: number): Promise<{ users: number; uplift: number; se: number }> {
+  const pred = await predictOutcomes(outcome, test, 'all');
+  const K = pred.K;
+  const reward = pred.reward as Float32Array;
+  const share = new Float64Array(K);
+  for (let c = 0; c < test.users; c++) share[test.actions[c]] += 1 / test.users;
+  const terms: number[] = [];
+  for (let c = 0; c < test.users; c++) {
+    if (reward[c * K + arm] >= reward[c * K + control]) continue;
+    const a = test.actions[c];
+    terms.push(a === arm ? test.rewards[c] / share[arm] : a === control ? -test.rewards[c] / share[control] : 0);
+  }
+  const n = terms.length;
+  const mean = terms.reduce((s, x) => s + x, 0) / Math.max(n, 1);
+  const sd = n > 1 ? Math.sqrt(terms.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1)) : NaN;
+  return { users: n, uplift: mean, se: sd / Math.sqrt(n) };
+}
+
 export async function benchRctGates(options: { quick?: boolean } = {}): Promise<{ rows: RctRow[]; curves: CurveRow[] } | null> {
   if (!sharedDataOrSkip('RCT gates')) return null;
   const rows: RctRow[] = [];
@@ -215,6 +239,8 @@ export async function benchRctGates(options: { quick?: boolean } = {}): Promise<
     console.log(`${set.data}: trained on ${train.users} users in ${((performance.now() - t0) / 1000).toFixed(0)} s, λmax ${model.meta.normalization.lambdaMax.toFixed(2)}`);
     const outcome = await fitRctOutcomeModel(train);
     const { K, cost, best, control, everyone } = await treatEveryoneSpend(outcome, train, test);
+    const harmed = await predictedHarm(outcome, test, best, control);
+    console.log(`${set.data}: the outcome model predicts the best arm loses revenue for ${harmed.users} of ${test.users} held-out users; their inverse-propensity uplift ${harmed.uplift.toFixed(4)} ± ${harmed.se.toFixed(4)} per user`);
     outcome.dispose();
     // C(λ) on the held-out users
     const h = loadNativeModel(model);
