@@ -1,7 +1,8 @@
 // Forest: the uplift baseline. A multi-arm causal forest (forest.h) fitted on a training log
 // predicts each arm's uplift over control in reward and in cost from the observed state; each
 // round every user gets argmax_k uplift_r[k] − λ·uplift_c[k], or the control arm when no arm
-// scores above 0. Myopic: it knows nothing of later rounds.
+// scores above 0. Myopic: it knows nothing of later rounds. With several action dimensions an
+// arm is a joint action, its index the dimensions' indices with the last one fastest.
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +17,13 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
+// The arm of a joint action: its dimensions' indices, the last one fastest.
+uint32_t joint_index(const std::vector<int>& sizes, const int32_t* action) {
+  uint32_t k = 0;
+  for (size_t j = 0; j < sizes.size(); ++j) k = k * static_cast<uint32_t>(sizes[j]) + static_cast<uint32_t>(action[j]);
+  return k;
+}
+
 class ForestPolicy final : public Policy {
  public:
   explicit ForestPolicy(std::shared_ptr<const CausalForest> forest) : forest_(std::move(forest)) {
@@ -24,12 +32,13 @@ class ForestPolicy final : public Policy {
 
   void validate(const Environment& env, uint32_t, double) const override {
     const std::vector<int> sizes = env.action_sizes();
-    require(sizes.size() == 1, "the forest policy handles one action dimension, the environment has " + std::to_string(sizes.size()));
-    require(static_cast<uint32_t>(sizes[0]) == forest_->arms,
-            "the forest has " + std::to_string(forest_->arms) + " arms, the environment's action has " + std::to_string(sizes[0]) + " values");
+    size_t joint = 1;
+    for (int k : sizes) joint *= static_cast<size_t>(k);
+    require(joint == forest_->arms,
+            "the forest has " + std::to_string(forest_->arms) + " arms, the environment has " + std::to_string(joint) + " joint actions");
     require(static_cast<uint32_t>(env.state_dim()) == forest_->features,
             "the forest reads " + std::to_string(forest_->features) + " state features, the environment observes " + std::to_string(env.state_dim()));
-    require(static_cast<uint32_t>(env.control_action()[0]) == forest_->control, "the forest's control arm is not the environment's no-coupon action");
+    require(joint_index(sizes, env.control_action().data()) == forest_->control, "the forest's control arm is not the environment's no-coupon action");
   }
 
   std::unique_ptr<PolicyState> start(const Environment&, const EnvBlock& block, uint32_t, double lambda) const override {
@@ -40,8 +49,10 @@ class ForestPolicy final : public Policy {
     return s;
   }
 
-  void act(PolicyState& state, const Environment&, const EnvBlock& block, uint32_t, const float* states, int32_t* actions) const override {
+  void act(PolicyState& state, const Environment& env, const EnvBlock& block, uint32_t, const float* states, int32_t* actions) const override {
     State& s = static_cast<State&>(state);
+    const std::vector<int> sizes = env.action_sizes();
+    const size_t A = sizes.size();
     const size_t n = block.size();
     const uint32_t K = forest_->arms;
     forest_->predict(states, n, s.reward.data(), s.cost.data());
@@ -55,7 +66,10 @@ class ForestPolicy final : public Policy {
           choice = static_cast<int32_t>(k);
         }
       }
-      actions[i] = choice;
+      for (size_t j = A; j-- > 0;) {
+        actions[i * A + j] = choice % sizes[j];
+        choice /= sizes[j];
+      }
     }
   }
 

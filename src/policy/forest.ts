@@ -5,8 +5,9 @@
  * (native/policy_forest.cc) gives each user argmax uplift_r − λ·uplift_c, or no coupon when
  * nothing scores above 0, and λ is searched.
  *
- * Each logged (user, round) row is one unit; the arm is the action index of the log's single
- * action dimension (bundles are refused for now).
+ * Each logged (user, round) row is one unit; the arm is its joint action (one arm per
+ * combination of the action dimensions' values, the last dimension fastest, as the native
+ * policy decodes it).
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
@@ -92,15 +93,24 @@ function controlArm(arm: Int32Array, cost: Float64Array, arms: number): number {
   return free[0];
 }
 
+/** The most arms (joint actions) a forest takes: the native forest's limit. */
+const MAX_FOREST_ARMS = 256;
+
 /**
  * The training rows of a forest from trajectories: every real (user, round) row, its state,
- * the index of its action, reward and cost.
- * @throws {ArgumentError} for a log with more than one action dimension.
+ * the index of its joint action, reward and cost. The control arm is `control`, else the
+ * joint action of the log's control values (the schema's), else the one arm never logged
+ * with a cost.
+ * @throws {ArgumentError} for more than 256 joint actions, or no control arm to be found.
  */
 export function forestRows(traj: Trajectories, control?: number): ForestRows {
-  if (traj.actionDims !== 1) {
-    throw new ArgumentError('trajectories', `the forest handles logs with one action dimension for now; this one has ${traj.actionDims} (${traj.actionEncodings.map((e) => e.column).join(', ')})`);
+  const sizes = traj.actionEncodings.map((e) => e.values.length);
+  const arms = sizes.reduce((p, k) => p * k, 1);
+  if (arms > MAX_FOREST_ARMS) {
+    throw new ArgumentError('trajectories', `the forest takes at most ${MAX_FOREST_ARMS} joint actions; ${traj.actionEncodings.map((e) => `${e.column} (${e.values.length})`).join(' × ')} make ${arms}`);
   }
+  const A = sizes.length;
+  const jointOf = (action: ArrayLike<number>) => Array.from({ length: A }, (_, j) => action[j]).reduce((k, a, j) => k * sizes[j] + a, 0);
   const d = traj.stateDim;
   let rows = 0;
   for (let i = 0; i < traj.mask.length; i++) rows += traj.mask[i];
@@ -112,13 +122,13 @@ export function forestRows(traj: Trajectories, control?: number): ForestRows {
   for (let i = 0; i < traj.mask.length; i++) {
     if (!traj.mask[i]) continue;
     x.set(traj.states.subarray(i * d, i * d + d), r * d);
-    arm[r] = traj.actions[i];
+    arm[r] = jointOf(traj.actions.subarray(i * A, i * A + A));
     reward[r] = traj.rewards[i];
     cost[r] = traj.costs[i];
     r++;
   }
-  const arms = traj.actionEncodings[0].values.length;
-  return { x, features: d, arm, arms, control: control ?? controlArm(arm, cost, arms), reward, cost };
+  const stated = traj.actionEncodings.every((e) => e.control !== undefined) ? jointOf(traj.actionEncodings.map((e) => e.control as number)) : undefined;
+  return { x, features: d, arm, arms, control: control ?? stated ?? controlArm(arm, cost, arms), reward, cost };
 }
 
 function checkRows(data: ForestRows): void {
@@ -135,7 +145,7 @@ function checkRows(data: ForestRows): void {
 
 /**
  * Fits a causal forest on trajectories (or prepared rows) off the main thread.
- * @throws {ArgumentError} for a multi-dimension log, an unknown control arm, bad rows or options; {@link NativeError} when the core refuses them (e.g. an arm with no rows).
+ * @throws {ArgumentError} for more than 256 joint actions, an unknown control arm, bad rows or options; {@link NativeError} when the core refuses them (e.g. an arm with no rows).
  * @example
  * const forest = await fitForest(train, { trees: 200, seed: 1 });
  * const plan = await solve({ policy: 'forest', forest, users: test, budget: '0.5x' });

@@ -228,12 +228,17 @@ describe('forest plumbing', () => {
     }
   });
 
-  it('refuses a bundle log, a log without a free action, a missing forest and an arm with no rows, each saying why', async () => {
+  it('refuses more than 256 joint actions, a log without a free action, a missing forest and an arm with no rows, each saying why', async () => {
     const bundle = buildTrajectories(syLogToInteractionLog(await generateSy({ users: 20, rounds: 2, actionDims: SY_BUNDLE_DIMS })));
-    expect(() => forestRows(bundle)).toThrow(/one action dimension.*has 2 \(action_cash, action_discount\)/);
+    const wide = { ...bundle, actionEncodings: bundle.actionEncodings.map((e) => ({ ...e, values: Array.from({ length: 17 }, (_, k) => k) })) };
+    expect(() => forestRows(wide)).toThrow(/at most 256 joint actions; action_cash \(17\) × action_discount \(17\) make 289/);
     const data = fixture(200, 41);
-    const paid = { ...buildTrajectories(syLogToInteractionLog(await generateSy({ users: 20, rounds: 2 }))), costs: new Float32Array(40).fill(1) };
+    // a log whose control is not stated, where every action costs: no arm to call the control
+    const logged = buildTrajectories(syLogToInteractionLog(await generateSy({ users: 20, rounds: 2 })));
+    const paid = { ...logged, costs: new Float32Array(40).fill(1), actionEncodings: logged.actionEncodings.map(({ control: _, ...e }) => e) };
     expect(() => forestRows(paid)).toThrow(/no-coupon action/);
+    // a stated control is taken as it is
+    expect(forestRows({ ...logged, costs: paid.costs }).control).toBe(0);
     await expect(fitForest({ ...data, arm: new Int32Array(200) })).rejects.toThrow(/arm 1 has no rows/);
     await expect(solve({ policy: 'forest', users: 10, budget: 100 })).rejects.toBeInstanceOf(ArgumentError);
   });
@@ -307,6 +312,45 @@ describe('the Forest policy on SY static (no sequential effects)', () => {
       expect(f.baRate).toBeLessThanOrEqual(1);
       expect(f.baRate).toBeGreaterThanOrEqual(0.95);
       expect(share).toBeGreaterThanOrEqual(0.9);
+    } finally {
+      forest.unload();
+    }
+  });
+});
+
+describe('the Forest policy on a bundle (two action dimensions)', () => {
+  it('an arm is a joint action: each decision is the decoded argmax of the forest\'s uplifts at the user\'s state', async () => {
+    const env = { seed: 5, sequential: false, actionDims: SY_BUNDLE_DIMS };
+    const train = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, users: 1500, rounds: 4 })));
+    const rows = forestRows(train);
+    // 3 cash × 3 discount values; the control (cash 0, discount 0) is joint action 0
+    expect([rows.arms, rows.control]).toEqual([9, 0]);
+    // the joint index of a logged row: cash index × 3 + discount index
+    expect(rows.arm[0]).toBe(train.actions[0] * 3 + train.actions[1]);
+    const forest = await fitForest(rows, { trees: 20, seed: 1 });
+    try {
+      // users 0..199 of the same world: their round-0 states are those of its log
+      const fresh = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, users: 200, rounds: 4 })));
+      const d = fresh.stateDim;
+      const x = new Float32Array(200 * d);
+      for (let u = 0; u < 200; u++) x.set(fresh.states.subarray(u * 4 * d, u * 4 * d + d), u * d);
+      const lambda = 0.5;
+      const up = await forest.predict(x);
+      const r = await nativeRollout({ env: resolveSyConfig(env), rounds: 4, budget: Infinity, policy: 'forest', forest: forest.id, lambda, userIds: Uint32Array.from({ length: 200 }, (_, i) => i), recordPlan: true });
+      const plan = r.plan as Int32Array;
+      const chosen = new Set<number>();
+      for (let u = 0; u < 200; u++) {
+        let best = 0;
+        let arm = 0;
+        for (let k = 1; k < 9; k++) {
+          const score = up.reward[u * 9 + k] - lambda * up.cost[u * 9 + k];
+          if (score > best) [best, arm] = [score, k];
+        }
+        chosen.add(arm);
+        expect([plan[u * 4 * 2], plan[u * 4 * 2 + 1]], `user ${u}`).toEqual([Math.floor(arm / 3), arm % 3]);
+      }
+      // the check covers arms in both dimensions, not only the control
+      expect(chosen.size).toBeGreaterThanOrEqual(3);
     } finally {
       forest.unload();
     }
