@@ -12,7 +12,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
 import { writeOnnx } from '../model/onnx.js';
 import { LAMBDA_MARGIN, TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } from '../model/train.js';
-import { EXPECTED_OUTCOME_MODEL, trainCodt } from '../policy/train.js';
+import { trainCodt } from '../policy/train.js';
 import { spendCurve } from '../policy/spend-curve.js';
 import type { SpendCurveRecord } from '../model/artifact.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
@@ -154,8 +154,11 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       resume: o.resume,
       signal: controller.signal,
       source: file,
-      onOutcome: (stage, seconds) =>
-        stage === 'fitting' ? ui.phase(`fitting the outcome model of the ${o.variant} recipe (XGBoost, ${EXPECTED_OUTCOME_MODEL.folds}-fold cross-fit)`) : ui.info(`outcome model fitted in ${(seconds ?? 0).toFixed(1)} s`),
+      onOutcome: (stage, seconds, folds) => {
+        if (stage === 'done') ui.info(`outcome model fitted in ${(seconds ?? 0).toFixed(1)} s`);
+        else if (folds?.done === 0) ui.phase(`fitting the outcome model of the ${o.variant} recipe (XGBoost, ${folds.total}-fold cross-fit)`);
+        if (folds) ui.update(`fold ${folds.done + 1}/${folds.total} ${bar(folds.done / folds.total)}`);
+      },
       onStart: (info) => {
         trainerName = info.engine;
         ui.info(`trainer: ${info.engine}${info.skipped.length ? ` (skipped: ${info.skipped.join('; ')})` : ''}`);

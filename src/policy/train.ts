@@ -15,8 +15,8 @@ import { crossFitOutcomes, type CrossFitOptions, type CrossFitResult } from '../
 export interface SacoTrainOptions extends TrainOptions {
   /** The outcome model of the relabelled recipes (folds, trees, seed …); default EXPECTED_OUTCOME_MODEL. */
   outcome?: CrossFitOptions;
-  /** Called before the outcome model is fitted and after, for progress. */
-  onOutcome?: (stage: 'fitting' | 'done', seconds?: number) => void;
+  /** Called as the outcome model's fit starts and each of its folds begins ('fitting', with the folds done and in all), and after it ('done', with its seconds). */
+  onOutcome?: (stage: 'fitting' | 'done', seconds?: number, folds?: { done: number; total: number }) => void;
 }
 
 export interface SacoTrainResult extends TrainResult {
@@ -117,8 +117,8 @@ export async function trainCodt(train: Trajectories, options: SacoTrainOptions =
   if (!relabelledVariant(variant) || options.relabel) return trainWithEngines(train, { ...options, variant });
   checkTrainOptions(options, variant); // before the outcome model's fit, not after it
   const t0 = performance.now();
-  options.onOutcome?.('fitting');
-  const outcomes = await crossFitOutcomes(train, { ...EXPECTED_OUTCOME_MODEL, seed: options.seed ?? 1, threads: options.threads, ...options.outcome });
+  const onFold = (done: number, total: number) => options.onOutcome?.('fitting', undefined, { done, total });
+  const outcomes = await crossFitOutcomes(train, { ...EXPECTED_OUTCOME_MODEL, seed: options.seed ?? 1, threads: options.threads, ...options.outcome, onFold });
   options.onOutcome?.('done', (performance.now() - t0) / 1000);
   const relabel = relabelFromOutcomes(train, outcomes);
   const result = await trainWithEngines(train, { ...options, variant, relabel });

@@ -517,6 +517,8 @@ export async function predictOutcomes(
 export interface CrossFitOptions extends Omit<OutcomeFitOptions, 'layout' | 'heads'> {
   /** Number of folds (≥ 2). Default 2. */
   folds?: number;
+  /** Called as each fold's model starts (done: the folds finished before it), for progress. */
+  onFold?: (done: number, folds: number) => void;
 }
 
 /** What a cross-fit returns: every cell scored for every joint action by a model that never saw its user. */
@@ -559,14 +561,16 @@ export async function crossFitOutcomes(traj: Trajectories, options: CrossFitOpti
   const reward = new Float32Array(traj.users * T * K);
   const cost = new Float32Array(traj.users * T * K);
   const models: CrossFitResult['models'] = [];
+  const { onFold, ...fitOptions } = options;
   for (let f = 0; f < folds; f++) {
+    onFold?.(f, folds);
     const train: number[] = [];
     const held: number[] = [];
     for (let i = 0; i < traj.users; i++) (fold[i] === f ? held : train).push(i);
     const trainTraj = selectUsers(traj, train);
     const heldTraj = selectUsers(traj, held);
     const weights = options.weights ? pickWeights(options.weights, train, T, traj.users) : undefined;
-    const model = await fitOutcomeModel(trainTraj, { ...options, weights, layout, heads: { reward: true, cost: true, next: false } });
+    const model = await fitOutcomeModel(trainTraj, { ...fitOptions, weights, layout, heads: { reward: true, cost: true, next: false } });
     try {
       const p = await predictOutcomes(model, heldTraj, 'all', { threads: options.threads });
       for (let h = 0; h < held.length; h++) {
