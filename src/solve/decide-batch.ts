@@ -225,14 +225,20 @@ export async function readHistoryForModel(
     throw e;
   }
   const t = read.trajectories;
-  const aligned = alignStates(t, meta, modelName);
+  const aligned = alignStates(t, meta, modelName, read.report.warnings);
   aligned.actionEncodings = meta.actionEncodings.map((enc, j) => ({ ...enc, control: t.actionEncodings[j].control }));
   checkDataMatchesModel(meta, aligned);
   return { trajectories: aligned, report: read.report };
 }
 
-/** The trajectories with the model's state layout: categories recoded to the model's levels (absent levels are 0 columns). */
-function alignStates(t: Trajectories, meta: ModelMeta, modelName: string): Trajectories {
+/**
+ * The trajectories with the model's state layout: categories recoded to the model's levels
+ * (absent levels are 0 columns). A one-hot level the model never saw (a city opened after
+ * training) sets none of its columns, with a warning pushed to `warnings` naming the users it
+ * touches: one new level does not stop a batch of decisions. An unseen level of an 'index'
+ * category has no such reading and is refused.
+ */
+function alignStates(t: Trajectories, meta: ModelMeta, modelName: string, warnings: string[]): Trajectories {
   if (meta.categorical.length === 0 && t.categorical.length === 0) return { ...t };
   const file = t.source;
   const index = new Map(t.stateNames.map((n, j) => [n, j]));
@@ -242,8 +248,14 @@ function alignStates(t: Trajectories, meta: ModelMeta, modelName: string): Traje
     const known = modelCats.get(cat.column);
     if (!known) throw new DataError('MODEL_DATA_MISMATCH', `column "${cat.column}" holds categories, ${modelName} reads it as numbers`, { file, column: cat.column });
     const unseen = cat.levels.filter((l) => !known.levels.includes(l));
-    if (unseen.length) {
+    if (unseen.length && known.kind !== 'onehot') {
       throw new DataError('MODEL_DATA_MISMATCH', `value(s) ${unseen.map((l) => JSON.stringify(l)).join(', ')} of category column "${cat.column}" were not in the data ${modelName} was trained on (its levels: ${known.levels.join(', ')})`, { file, column: cat.column });
+    }
+    if (unseen.length) {
+      const users = usersWithLevels(t, cat.column, unseen);
+      warnings.push(
+        `${users} user(s) have value(s) ${unseen.map((l) => JSON.stringify(l)).join(', ')} of category column "${cat.column}", which ${modelName} was not trained on (its levels: ${known.levels.join(', ')}): in those rounds none of its "${cat.column}" columns is set (retrain on data with the new level to learn it)`,
+      );
     }
   }
   const d = meta.stateNames.length;
@@ -274,6 +286,19 @@ function alignStates(t: Trajectories, meta: ModelMeta, modelName: string): Traje
     }
   }
   return { ...t, stateDim: d, stateNames: meta.stateNames, categorical: meta.categorical, states };
+}
+
+/** How many users have, in some round, one of `levels` of the one-hot category `column`. */
+function usersWithLevels(t: Trajectories, column: string, levels: string[]): number {
+  const w = t.stateDim;
+  const columns = levels.map((l) => t.stateNames.indexOf(`${column}=${l}`)).filter((j) => j >= 0);
+  let users = 0;
+  for (let i = 0; i < t.users; i++) {
+    let has = false;
+    for (let r = 0; r < t.rounds && !has; r++) has = columns.some((j) => t.states[(i * t.rounds + r) * w + j] === 1);
+    if (has) users++;
+  }
+  return users;
 }
 
 /**

@@ -151,8 +151,16 @@ describe('decideBatch', () => {
     expect(Array.from(t.lengths)).toEqual([2, 1]);
     const next = await decideBatch({ model: m, lambda: 1, history: t });
     expect(Array.from(next.round)).toEqual([2, 1]);
-    const tv = tmp.file('cat-tv.csv', 'user_id,time,ch,s2,s3,a0,a1,cost,reward\n1,0,tv,0.5,1,2,1,1,3\n');
-    await expect(readHistoryForModel(tv, m.meta)).rejects.toMatchObject({ code: 'MODEL_DATA_MISMATCH', message: /"tv" of category column "ch" were not in the data/ });
+    // a level the model never saw ("tv", user 1's second round): none of the ch columns is set,
+    // and a warning counts the one user it touches; the others read as before
+    const tv = tmp.file('cat-tv.csv', 'user_id,time,ch,s2,s3,a0,a1,cost,reward\n1,0,web,0.5,1,2,1,1,3\n1,1,tv,0.25,2,0,0,0,1\n2,0,app,1,1,1,0,0,0\n');
+    const withTv = await readHistoryForModel(tv, m.meta);
+    expect(Array.from(withTv.trajectories.states)).toEqual([0, 1, 0.5, 1, 0, 0, 0.25, 2, 1, 0, 1, 1, 0, 0, 0, 0]); // user 2 has one round: its second is padding
+    expect(withTv.report.warnings).toEqual([expect.stringMatching(/^1 user\(s\) have value\(s\) "tv" of category column "ch", which the model was not trained on \(its levels: app, web\)/)]);
+    expect((await decideBatch({ model: m, lambda: 1, history: withTv.trajectories })).users).toBe(2);
+    // an index-coded category has no such reading: refused
+    const indexed = { ...m.meta, stateNames: ['ch', 's2', 's3', 's4'], categorical: [{ column: 'ch', kind: 'index' as const, levels: ['app', 'web'] }] };
+    await expect(readHistoryForModel(tv, indexed)).rejects.toMatchObject({ code: 'MODEL_DATA_MISMATCH', message: /"tv" of category column "ch" were not in the data/ });
     const noS3 = tmp.file('cat-nos3.csv', 'user_id,time,ch,s2,a0,a1,cost,reward\n1,0,web,0.5,2,1,1,3\n');
     await expect(readHistoryForModel(noS3, m.meta)).rejects.toMatchObject({ code: 'MODEL_DATA_MISMATCH', message: /has no column "s3"/ });
     const unseen = tmp.file('cat-a.csv', 'user_id,time,ch,s2,s3,a0,a1,cost,reward\n1,0,web,0.5,1,2,1,1,3\n1,1,app,0.5,1,3,1,1,3\n');
