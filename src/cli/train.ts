@@ -13,7 +13,7 @@ import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.
 import { writeOnnx } from '../model/onnx.js';
 import { LAMBDA_MARGIN, TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } from '../model/train.js';
 import { trainCodt } from '../policy/train.js';
-import { spendCurve } from '../policy/spend-curve.js';
+import { spendCurve, SPEND_CURVE_USERS } from '../policy/spend-curve.js';
 import type { SpendCurveRecord } from '../model/artifact.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { exitInterrupted, Interrupted, takeOverSigint } from './interrupt.js';
@@ -169,8 +169,9 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
     });
     const m = result.model.meta;
     if (!result.interrupted && o.spendCurve !== false && test.users > 0) {
-      ui.phase(`measuring the spend curve C(λ) on the ${test.users} held-out users`);
-      m.spendCurve = await spendCurve(result.model, train, test, { seed: o.seed, threads: o.threads });
+      const measured = Math.min(test.users, SPEND_CURVE_USERS.curve);
+      ui.phase(`measuring the spend curve C(λ) on ${measured < test.users ? `${measured} of the ${test.users}` : `the ${test.users}`} held-out users`);
+      m.spendCurve = await spendCurve(result.model, train, test, { seed: o.seed, threads: o.threads, onPoint: (done, points) => ui.update(`λ ${done}/${points} ${bar(done / points)}`) });
       for (const w of m.spendCurve.warnings) ui.notice(`WARNING: ${w}`);
     }
     if (!result.interrupted) {
