@@ -351,7 +351,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
         const v = (await queryRows(conn, `SELECT min(${timeExpr}) AS t FROM raw WHERE NOT (${anyBad})`))[0]?.t;
         start = v === null || v === undefined ? 0 : Number(v);
       }
-      roundExpr = `CAST(floor((${timeExpr} - (${start})) / ${calendar.every} + 1e-9) AS BIGINT)`;
+      roundExpr = calendarRoundExpr(timeExpr, start, calendar.every);
       const last = Number((await queryRows(conn, `SELECT coalesce(max(${roundExpr}), 0) AS r FROM raw WHERE NOT (${anyBad})`))[0].r);
       const startText = calendar.startText ?? (temporal ? new Date(start * 1000).toISOString() : String(start));
       if (last + 1 > MAX_CALENDAR_ROUNDS) {
@@ -524,6 +524,11 @@ export async function timeExpression(conn: DuckDBConnection, column: string, typ
     return { expr: `CAST(epoch(TRY_CAST(${q(column)} AS TIMESTAMP)) AS DOUBLE)`, temporal: true };
   }
   return { expr: numericExpr(column, type), temporal: TEMPORAL_TYPES.test(type) };
+}
+
+/** SQL: the calendar round of a time (in the units of `start` and `every`). */
+export function calendarRoundExpr(timeExpr: string, start: number, every: number): string {
+  return `CAST(floor((${timeExpr} - (${start})) / ${every} + 1e-9) AS BIGINT)`;
 }
 
 /** The calendar spec in the time expression's units; a stated start resolved to a number. */

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
-import { calendarSpec, looksNumeric, numericExpr, timeExpression } from './ingest.js';
+import { calendarRoundExpr, calendarSpec, looksNumeric, numericExpr, timeExpression } from './ingest.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable } from './raw.js';
 import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
@@ -120,7 +120,7 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     if (schema.round && time) {
       const spec = await calendarSpec(conn, schema.round, roles.time, time.temporal);
       const start = spec.start ?? Number((await queryRows(conn, `SELECT coalesce(min(${time.expr}), 0) AS t FROM raw`))[0].t);
-      roundKey = `CAST(floor((${time.expr} - (${start})) / ${spec.every} + 1e-9) AS BIGINT)`;
+      roundKey = calendarRoundExpr(time.expr, start, spec.every);
       const last = Number((await queryRows(conn, `SELECT coalesce(max(${roundKey}), 0) AS r FROM raw`))[0].r);
       calendar = { every: spec.every, start, startText: spec.startText ?? (time.temporal ? new Date(start * 1000).toISOString() : String(start)), rounds: last + 1 };
     }
