@@ -61,6 +61,11 @@ describe('bad data files: a typed error naming file, row and column', () => {
     const read = await readLog(na, { schema: { ...DEFAULT_SCHEMA, columns: JSON.parse((hint as RegExpExecArray)[1]) as Record<string, { sql: string }> } });
     expect(read.log.rows).toBe(4);
     expect(Array.from({ length: 4 }, (_, r) => read.log.states[r * read.log.stateNames.length])).toEqual([0.5, 0.25, 1.5, 0]);
+    // text booleans in a number column are numbers: true/false, t/f, yes/no, y/n read as 1/0
+    // (DuckDB's casts; under an inferred schema such a column is a category instead)
+    const flags = csv('type-bool.csv', ['1,0,true,0,0,1', '1,1,False,5,5,20', '2,0,Y,5,0,0', '3,0,n,0,0,1']);
+    const bools = await readLog(flags, { schema: { ...DEFAULT_SCHEMA, states: ['x'] } });
+    expect(Array.from({ length: 4 }, (_, r) => bools.log.states[r * bools.log.stateNames.length])).toEqual([1, 0, 1, 0]);
     // not a state: no such hint
     const reward = await dataError(csv('type-reward.csv', [...GOOD, '3,0,1,0,0,abc']));
     expect(reward).toMatchObject({ code: 'DATA_WRONG_TYPE', column: 'reward' });

@@ -91,9 +91,9 @@ interface Check {
   bad: string;
 }
 
-/** SQL that turns a raw column into a DOUBLE (NULL where it cannot). */
+/** SQL that turns a raw column into a DOUBLE (NULL where it cannot); text true/false (t/f, yes/no, y/n) is 1/0. */
 export function numericExpr(column: string, type: string): string {
-  if (type === 'VARCHAR') return `TRY_CAST(${q(column)} AS DOUBLE)`;
+  if (type === 'VARCHAR') return `coalesce(TRY_CAST(${q(column)} AS DOUBLE), CAST(TRY_CAST(${q(column)} AS BOOLEAN) AS DOUBLE))`;
   if (NUMERIC_TYPES.test(type)) return `CAST(${q(column)} AS DOUBLE)`;
   if (TEMPORAL_TYPES.test(type)) return `CAST(epoch(${q(column)}) AS DOUBLE)`;
   return `CAST(NULL AS DOUBLE)`;

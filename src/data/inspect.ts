@@ -106,7 +106,16 @@ export async function inspectLog(input: string | readonly string[], schema: Data
       column,
       role,
       // CSV columns are read as text: show what they hold instead
-      type: typeOf(column) !== 'VARCHAR' ? typeOf(column) : Number(counts[`x${k}`]) === 0 ? 'number' : role === 'time' && time?.temporal ? 'timestamp (text)' : 'text',
+      type:
+        typeOf(column) !== 'VARCHAR'
+          ? typeOf(column)
+          : Number(counts[`x${k}`]) === 0
+            ? 'number'
+            : role === 'time' && time?.temporal
+              ? 'timestamp (text)'
+              : mustBeNumeric(column, role) && Number(counts[`t${k}`]) === 0
+                ? 'true/false (text)'
+                : 'text',
       missing: Number(counts[`m${k}`]),
       nonNumeric: Number(counts[`t${k}`]),
       nonFinite: Number(counts[`f${k}`]),
