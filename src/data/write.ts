@@ -21,11 +21,13 @@ export interface OutColumn {
 }
 
 /**
- * A `user_id` column: INTEGER when every id is a whole number of at most 9 digits (so a file
+ * A `user_id` column: INTEGER when every id is a whole number of at most 9 digits written
+ * without leading zeros (so a file
  * says 17 where the log said 17), else text. `ids` are the distinct ids; `idOf(row)` a row's.
  */
 export function userIdColumn(ids: ArrayLike<string | number>, idOf: (row: number) => string | number): OutColumn {
-  const integers = Array.prototype.every.call(ids, (id: string | number) => /^-?\d{1,9}$/.test(String(id)));
+  // only ids that print back as themselves: "007" written as 7 would no longer match the user's system
+  const integers = Array.prototype.every.call(ids, (id: string | number) => /^-?(0|[1-9]\d{0,8})$/.test(String(id)));
   return integers ? { name: 'user_id', type: INTEGER, sqlType: 'INTEGER', value: (r) => Number(idOf(r)) } : { name: 'user_id', type: VARCHAR, sqlType: 'VARCHAR', value: (r) => String(idOf(r)) };
 }
 
