@@ -22,8 +22,8 @@ export interface OutColumn {
 
 /**
  * A `user_id` column: INTEGER when every id is a whole number of at most 9 digits written
- * without leading zeros (so a file
- * says 17 where the log said 17), else text. `ids` are the distinct ids; `idOf(row)` a row's.
+ * without leading zeros (so a file says 17 where the log said 17), else text. `ids` are the
+ * distinct ids; `idOf(row)` a row's.
  */
 export function userIdColumn(ids: ArrayLike<string | number>, idOf: (row: number) => string | number): OutColumn {
   // only ids that print back as themselves: "007" written as 7 would no longer match the user's system
