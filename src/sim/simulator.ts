@@ -615,7 +615,8 @@ export function simUsers(sim: Simulator, traj: Trajectories, options: { round?: 
   checkTrajectories(traj, 'users');
   const round = options.round ?? 0;
   if (!Number.isInteger(round) || round < 0 || round >= Math.min(sim.rounds, traj.rounds)) {
-    throw new ArgumentError('round', `must be an integer in [0, ${Math.min(sim.rounds, traj.rounds) - 1}], got ${String(round)}`);
+    const why = Number.isInteger(round) && round >= traj.rounds && round < sim.rounds ? `: the log has rounds 0..${traj.rounds - 1}, and a plan starts from a round whose states it holds` : '';
+    throw new ArgumentError('round', `must be an integer in [0, ${Math.min(sim.rounds, traj.rounds) - 1}], got ${String(round)}${why}`);
   }
   const { users: N, rounds: T, stateDim: d } = traj;
   const numeric = traj.userIds.every((u) => /^\d+$/.test(u) && Number(u) <= 0xffffffff);
