@@ -249,7 +249,7 @@ export async function readHistoryForModel(
  *
  * @throws {ArgumentError} for an unknown extension or an unwritable path.
  * @example
- * await writeDecisions(await decideBatch({ model, data: 'logs.parquet', lambda }), 'next.parquet');
+ * await writeDecisions(await decideBatch({ model, lambda, history: trajectories }), 'next.parquet');
  */
 export async function writeDecisions(decisions: import('./solve/decide-batch.js').BatchDecisions, file: string): Promise<void> {
   return (await decideBatchModule()).writeDecisions(decisions, file);
