@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DataError } from '../src/errors.js';
 import { sampleLambdas, withLambdaCopies } from '../src/data/lambda.js';
 import type { InteractionLog } from '../src/data/log.js';
-import { buildTrajectories, splitByUser } from '../src/data/trajectories.js';
+import { buildTrajectories, splitByUser, unloggedActionValues } from '../src/data/trajectories.js';
 
 /** Two users: "a" with 3 rounds given out of order, "b" with 1 round. */
 function smallLog(): InteractionLog {
@@ -33,6 +33,19 @@ describe('trajectories', () => {
     expect(Array.from(t.ctg)).toEqual([10, 5, 5, 0, 0, 0]);
     expect(Array.from(t.states)).toEqual([0.1, 0.2, 0.3, 1, 0, 0].map(Math.fround));
     expect(Array.from(t.actions)).toEqual([1, 0, 1, 0, 0, 0]);
+  });
+
+  it('warns of declared action values no logged round holds (padding and filled rounds do not count)', () => {
+    const t = buildTrajectories(smallLog());
+    expect(unloggedActionValues(t)).toEqual([]);
+    const declared = { ...smallLog(), actionEncodings: [{ column: 'action', values: [0, 5, 10] }] };
+    expect(unloggedActionValues(buildTrajectories(declared))).toEqual(['action column "action": value(s) 10 never occur in the log, so nothing learned from it will choose them']);
+    // user b's only round filled as the control: 0 is still logged by user a's round 1
+    const filled = { ...declared, filled: Uint8Array.from([0, 1, 0, 0]) };
+    expect(unloggedActionValues(buildTrajectories(filled))).toHaveLength(1);
+    // every control round filled: 0 was never logged either
+    const allFilled = { ...declared, filled: Uint8Array.from([0, 1, 0, 1]) };
+    expect(unloggedActionValues(buildTrajectories(allFilled))).toEqual(['action column "action": value(s) 0, 10 never occur in the log, so nothing learned from it will choose them']);
   });
 
   it('RTG and CTG discount with gamma', () => {

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
 import { readTrajectories } from '../data/ingest.js';
+import { unloggedActionValues } from '../data/trajectories.js';
 import { fitSimulator, writeSimulator } from '../sim/simulator.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
@@ -38,6 +39,7 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
     ui.phase(`reading ${file}`);
     const { trajectories, report } = await readTrajectories(file, { schema, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
     noticeReadReport(ui, report);
+    for (const w of unloggedActionValues(trajectories)) ui.notice(`warning: ${w}`);
     const sim = await fitSimulator(trajectories, {
       arms: o.arms,
       rounds: o.trees,

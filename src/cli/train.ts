@@ -7,7 +7,7 @@ import { ArgumentError } from '../errors.js';
 import { readTrajectories, writeUserRows } from '../data/ingest.js';
 import { formatOf } from '../data/duck.js';
 import { joinPlaces } from '../data/derived.js';
-import { splitByUser } from '../data/trajectories.js';
+import { splitByUser, unloggedActionValues } from '../data/trajectories.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
 import { writeOnnx } from '../model/onnx.js';
@@ -109,6 +109,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
     const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
     ui.clear();
     noticeReadReport(ui, report);
+    for (const w of unloggedActionValues(trajectories)) ui.notice(`warning: ${w}`);
     if (controller.signal.aborted) {
       ui.notice('interrupted before training started: nothing written');
       throw new Interrupted(130);

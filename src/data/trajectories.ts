@@ -194,3 +194,18 @@ export function splitByUser(traj: Trajectories, options: SplitOptions = {}): { t
   const train = order.slice(nTest).sort((a, b) => a - b);
   return { train: selectUsers(traj, train), test: selectUsers(traj, test) };
 }
+
+/**
+ * Warnings for action values the encodings list but no real (user, round) of `traj` holds:
+ * nothing learned from these trajectories will choose them (a value declared in the schema
+ * for a coupon that was never sent).
+ */
+export function unloggedActionValues(traj: Trajectories): string[] {
+  const A = traj.actionDims;
+  return traj.actionEncodings.flatMap((enc, j) => {
+    const seen = new Uint8Array(enc.values.length);
+    for (let c = 0; c < traj.mask.length; c++) if (traj.mask[c] && !traj.filled?.[c]) seen[traj.actions[c * A + j]] = 1;
+    const never = enc.values.filter((_, k) => !seen[k]);
+    return never.length ? [`action column "${enc.column}": value(s) ${never.map((v) => JSON.stringify(v)).join(', ')} never occur in the log, so nothing learned from it will choose them`] : [];
+  });
+}
