@@ -109,7 +109,8 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
     const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
     ui.clear();
     noticeReadReport(ui, report);
-    for (const w of unloggedActionValues(trajectories)) ui.notice(`warning: ${w}`);
+    const unlogged = unloggedActionValues(trajectories);
+    for (const w of unlogged) ui.notice(`warning: ${w}`);
     if (controller.signal.aborted) {
       ui.notice('interrupted before training started: nothing written');
       throw new Interrupted(130);
@@ -197,6 +198,8 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       trainUsers: train.users,
       testUsers: test.users,
       splitOut,
+      // what reading the log reported: rows skipped, merged and filled, and its warnings
+      read: { skipped: report.skipped, combinedRows: report.combinedRows, filledRounds: report.filledRounds, warnings: [...report.warnings, ...unlogged] },
       history: result.history,
       spendCurve: m.spendCurve ?? null,
     };

@@ -200,6 +200,8 @@ describe('saco train --split-out, saco decide', () => {
     const { trajectories: all } = await readTrajectories(data);
     const { test } = splitByUser(all, { testFraction: 0.2, seed: 5 });
     expect(summary.splitOut).toEqual({ file: held, users: 30, rows: 90 });
+    // what reading reported: an SY log has nothing to skip, merge, fill or warn of
+    expect(summary.read).toEqual({ skipped: {}, combinedRows: 0, filledRounds: 0, warnings: [] });
     const heldIds = [...new Set(readFileSync(held, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]))];
     expect(heldIds.sort()).toEqual([...test.userIds].sort());
     expect(readFileSync(held, 'utf8').split('\n')[0]).toBe(readFileSync(data, 'utf8').split('\n')[0]);
