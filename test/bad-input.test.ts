@@ -66,15 +66,16 @@ describe('bad data files: a typed error naming file, row and column', () => {
     const flags = csv('type-bool.csv', ['1,0,true,0,0,1', '1,1,False,5,5,20', '2,0,Y,5,0,0', '3,0,n,0,0,1']);
     const bools = await readLog(flags, { schema: { ...DEFAULT_SCHEMA, states: ['x'] } });
     expect(Array.from({ length: 4 }, (_, r) => bools.log.states[r * bools.log.stateNames.length])).toEqual([1, 0, 1, 0]);
-    // numbers with a decimal comma ("0,5"): not one-hot categories under an inferred schema but
-    // a SchemaError, and with a declared state the same hint; following it reads 0.5, 0.25, 1.5
+    // numbers with a comma ("0,5"): not one-hot categories under an inferred schema but a
+    // SchemaError naming both readings (decimal comma, thousands separator), and with a declared
+    // state the same hint; following its decimal-comma line reads 0.5, 0.25, 1.5
     const comma = csv('type-comma.csv', ['1,0,"0,5",0,0,1', '1,1,"0,25",5,5,20', '2,0,"1,5",5,0,0']);
     const inferred = await readLog(comma).catch((e: unknown) => e);
     expect(inferred).toBeInstanceOf(SchemaError);
-    expect(inferred).toMatchObject({ field: 'states', message: expect.stringContaining('decimal comma') });
+    expect(inferred).toMatchObject({ field: 'states', message: expect.stringContaining('thousands separator') });
     const declared = await dataError(comma, { schema: { ...DEFAULT_SCHEMA, states: ['x'] } });
     expect(declared).toMatchObject({ code: 'DATA_WRONG_TYPE', row: 1, column: 'x', value: '0,5' });
-    const fix = /"columns": (\{ "x": \{ "sql": "CAST[^}]+\} \})/.exec((inferred as Error).message);
+    const fix = /(\{ "x": \{ "sql": "CAST[^}]+\} \}) reads a decimal comma/.exec((inferred as Error).message);
     expect(fix, (inferred as Error).message).not.toBeNull();
     expect(declared.message).toContain((fix as RegExpExecArray)[1]);
     const fixed = await readLog(comma, { schema: { ...DEFAULT_SCHEMA, columns: JSON.parse((fix as RegExpExecArray)[1]) as Record<string, { sql: string }> } });

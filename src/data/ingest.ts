@@ -104,14 +104,20 @@ async function allCastable(conn: DuckDBConnection, column: string, target: 'DOUB
   return Number(rows[0].n) === 0;
 }
 
-/** Every value of the column is a number written with a decimal comma ("0,5", "-12,75"). */
-async function allDecimalComma(conn: DuckDBConnection, column: string): Promise<boolean> {
+/** Every value of the column is a number written with a comma ("0,5", "-12,75", "1,234"). */
+async function allCommaNumbers(conn: DuckDBConnection, column: string): Promise<boolean> {
   const rows = await queryRows(conn, `SELECT count(*) FILTER (WHERE NOT regexp_full_match(trim(CAST(${q(column)} AS VARCHAR)), '[+-]?[0-9]+,[0-9]+')) AS other, count(${q(column)}) AS n FROM raw WHERE ${q(column)} IS NOT NULL`);
   return Number(rows[0].n) > 0 && Number(rows[0].other) === 0;
 }
 
-/** SQL: a decimal-comma number column as a DOUBLE. */
-const decimalCommaSql = (column: string) => `CAST(replace(${column}, ',', '.') AS DOUBLE)`;
+/**
+ * The schema lines that read numbers written with a comma: a decimal comma ("0,5") or a
+ * thousands separator ("1,234"); which one the file means only its writer knows.
+ */
+function commaNumbersHint(column: string, name: string): string {
+  const line = (sql: string) => `{ ${JSON.stringify(column)}: { "sql": ${JSON.stringify(sql)} } }`;
+  return `in the schema's "columns", ${line(`CAST(replace(${name}, ',', '.') AS DOUBLE)`)} reads a decimal comma ("0,5" as 0.5), ${line(`CAST(replace(${name}, ',', '') AS DOUBLE)`)} a thousands separator ("1,234" as 1234)`;
+}
 
 /**
  * Whether an inferred state column holds categories: most of its values are not numbers.
@@ -265,9 +271,9 @@ export async function readLog(input: string | readonly string[], options: Ingest
       const type = typeOf(column);
       let kind = schema.categorical?.[column];
       if (kind === undefined && schema.states === undefined && !NUMERIC_TYPES.test(type) && (await mostlyText(conn, column))) {
-        // numbers written with a decimal comma are not categories: say how to read them
-        if (await allDecimalComma(conn, column)) {
-          throw new SchemaError('states', `column "${column}" holds numbers written with a decimal comma (e.g. "0,5"); read them as numbers in the schema's "columns": { ${JSON.stringify(column)}: { "sql": ${JSON.stringify(decimalCommaSql(sqlName(column)))} } }`);
+        // numbers written with a comma are not categories: say how to read them
+        if (await allCommaNumbers(conn, column)) {
+          throw new SchemaError('states', `column "${column}" holds numbers written with a comma; ${commaNumbersHint(column, sqlName(column))}`);
         }
         kind = 'onehot';
         inferredCategorical.push(column);
@@ -390,7 +396,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
         const v = (await queryRows(conn, `SELECT CAST(${q(first.check.column)} AS VARCHAR) AS v FROM raw WHERE __row = ${first.first}`))[0]?.v;
         const comma =
           first.check.code === 'DATA_WRONG_TYPE' && typeof v === 'string' && /^[+-]?\d+,\d+$/.test(v.trim())
-            ? `; "${v}" looks like a number with a decimal comma: { ${JSON.stringify(first.check.column)}: { "sql": ${JSON.stringify(decimalCommaSql(sqlName(first.check.column)))} } } in the schema's "columns" reads such a column`
+            ? `; "${v}" looks like a number written with a comma: ${commaNumbersHint(first.check.column, sqlName(first.check.column))}`
             : '';
         const total = problems.reduce((s, p) => s + p.count, 0) + (dup && !combine ? Number(dup.n) : 0);
         const more = total > 1 ? `; ${total - 1} more bad value(s) in the ${source.files.length > 1 ? 'files' : 'file'} (--skip-bad-rows skips and counts them)` : '';
