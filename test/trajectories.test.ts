@@ -35,17 +35,17 @@ describe('trajectories', () => {
     expect(Array.from(t.actions)).toEqual([1, 0, 1, 0, 0, 0]);
   });
 
-  it('warns of declared action values no logged round holds (padding and filled rounds do not count)', () => {
+  it('warns of declared action values no round it trains on holds (padding does not count; filled rounds do)', () => {
     const t = buildTrajectories(smallLog());
     expect(unloggedActionValues(t)).toEqual([]);
     const declared = { ...smallLog(), actionEncodings: [{ column: 'action', values: [0, 5, 10] }] };
     expect(unloggedActionValues(buildTrajectories(declared))).toEqual(['action column "action": value(s) 10 never occur in the log, so nothing learned from it will choose them']);
-    // user b's only round filled as the control: 0 is still logged by user a's round 1
-    const filled = { ...declared, filled: Uint8Array.from([0, 1, 0, 0]) };
-    expect(unloggedActionValues(buildTrajectories(filled))).toHaveLength(1);
-    // every control round filled: 0 was never logged either
+    // every control round filled (a log of coupons given only): the control is still learned from them
     const allFilled = { ...declared, filled: Uint8Array.from([0, 1, 0, 1]) };
-    expect(unloggedActionValues(buildTrajectories(allFilled))).toEqual(['action column "action": value(s) 0, 10 never occur in the log, so nothing learned from it will choose them']);
+    expect(unloggedActionValues(buildTrajectories(allFilled))).toHaveLength(1);
+    // user a has no round 2 in a 3-round trajectory set: its padding holds action index 0 and must not count
+    const noControl = { ...declared, actions: Int32Array.from([1, 1, 1, 1]) };
+    expect(unloggedActionValues(buildTrajectories(noControl))).toEqual(['action column "action": value(s) 0, 10 never occur in the log, so nothing learned from it will choose them']);
   });
 
   it('RTG and CTG discount with gamma', () => {

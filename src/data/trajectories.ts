@@ -204,7 +204,8 @@ export function unloggedActionValues(traj: Trajectories): string[] {
   const A = traj.actionDims;
   return traj.actionEncodings.flatMap((enc, j) => {
     const seen = new Uint8Array(enc.values.length);
-    for (let c = 0; c < traj.mask.length; c++) if (traj.mask[c] && !traj.filled?.[c]) seen[traj.actions[c * A + j]] = 1;
+    // filled rounds count: they are trained on as the control (a log of mailings only, like dunnhumby's, learns "no mailing" from them)
+    for (let c = 0; c < traj.mask.length; c++) if (traj.mask[c]) seen[traj.actions[c * A + j]] = 1;
     const never = enc.values.filter((_, k) => !seen[k]);
     return never.length ? [`action column "${enc.column}": value(s) ${never.map((v) => JSON.stringify(v)).join(', ')} never occur in the log, so nothing learned from it will choose them`] : [];
   });
