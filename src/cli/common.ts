@@ -108,9 +108,12 @@ export interface InputOpts {
   costCol?: string;
   rewardCol?: string;
   exclude?: string[];
+  /** --data is a pattern of files (monthly exports, parts) read as one log. */
+  glob?: boolean;
 }
 
 const DATA_HELP = 'log file: .csv, .csv.gz, .tsv or .parquet';
+const GLOB_HELP = 'read --data as a pattern (*, ?, [..], **) and every file it matches as one log; without it the path is one literal file';
 const SCHEMA_HELP = 'schema JSON file mapping columns to roles (default: the column names saco synth writes)';
 
 /**
@@ -131,7 +134,8 @@ export function withInputOptions(cmd: Command, dataRequired: 'mandatory' | strin
     .option('--action-cols <list>', 'action column(s), one per action dimension', listArg)
     .option('--cost-col <name>', 'cost column')
     .option('--reward-col <name>', 'reward column')
-    .option('--exclude <list>', 'columns never used as states', listArg);
+    .option('--exclude <list>', 'columns never used as states', listArg)
+    .option('--glob', GLOB_HELP);
 }
 
 /** The older positional form `FILE [SCHEMA]`, kept as aliases of --data and --schema. */

@@ -30,11 +30,7 @@ export function trajectorySummary(t: Trajectories): { users: number; rounds: num
 }
 
 type OutputOpts = { json?: boolean; quiet?: boolean };
-type GlobOpts = { glob?: boolean };
-
-const GLOB_HELP = 'read --data as a pattern (*, ?, [..], **) and every file it matches; without it the path is one literal file';
-
-interface TrajectoriesOpts extends InputOpts, OutputOpts, GlobOpts {
+interface TrajectoriesOpts extends InputOpts, OutputOpts {
   gamma: number;
   skipBadRows?: boolean;
   testFraction: number;
@@ -47,8 +43,8 @@ export function registerData(program: Command): void {
   const data = program.command('data').description('look at logs before training on them');
 
   const inspect = data.command('inspect').description('users, rounds per user, action mix, cost and reward statistics, missing values');
-  withOutputFlags(withInputOptions(withPositionalAliases(inspect), 'required, or as FILE').option('--glob', GLOB_HELP), 'print the report as one JSON document');
-  inspect.action(async (fileArg: string | undefined, schemaArg: string | undefined, o: InputOpts & OutputOpts & GlobOpts, cmd: Command) => {
+  withOutputFlags(withInputOptions(withPositionalAliases(inspect), 'required, or as FILE'), 'print the report as one JSON document');
+  inspect.action(async (fileArg: string | undefined, schemaArg: string | undefined, o: InputOpts & OutputOpts, cmd: Command) => {
     const { file, schema } = resolveInput(cmd, o, fileArg, schemaArg);
     const ui = new Ui(o);
     try {
@@ -66,7 +62,6 @@ export function registerData(program: Command): void {
   withInputOptions(withPositionalAliases(traj), 'required, or as FILE')
     .option('--gamma <x>', 'discount of RTG and CTG', numArg(1e-9, 1), 1)
     .option('--skip-bad-rows', 'skip and count bad rows instead of failing')
-    .option('--glob', GLOB_HELP)
     .option('--test-fraction <x>', 'share of users held out', numArg(0, 1), 0.2)
     .option('--seed <n>', 'split and λ seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
     .option('--lambda-max <x>', 'upper end of λ ~ U(0, λmax)', numArg(1e-9, 1e9), 1)

@@ -45,7 +45,7 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     const model = readOnnx(o.model);
     checkDecisionLambda(model.meta, o.lambda);
     ui.phase(`reading ${file}`);
-    const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, skipBadRows: o.skipBadRows, onProgress: (s) => ui.phase(s) });
+    const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (s) => ui.phase(s) });
     noticeReadReport(ui, report);
     if (report.filledRounds > 0) ui.info(`${report.filledRounds} empty calendar round(s) filled as the control action`);
     ui.phase(`deciding for ${trajectories.users} users`);

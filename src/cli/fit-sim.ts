@@ -37,7 +37,7 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
   const ui = new Ui(o);
   try {
     ui.phase(`reading ${file}`);
-    const { trajectories, report } = await readTrajectories(file, { schema, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
+    const { trajectories, report } = await readTrajectories(file, { schema, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
     noticeReadReport(ui, report);
     for (const w of unloggedActionValues(trajectories)) ui.notice(`warning: ${w}`);
     const sim = await fitSimulator(trajectories, {

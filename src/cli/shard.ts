@@ -20,7 +20,7 @@ async function runShard(o: ShardOpts, cmd: Command): Promise<void> {
   const ui = new Ui(o);
   try {
     ui.phase(`sharding ${file}`);
-    const m = await shardLog(file, o.shards, o.out, { schema, onProgress: (stage) => ui.update(stage) });
+    const m = await shardLog(file, o.shards, o.out, { schema, glob: o.glob, onProgress: (stage) => ui.update(stage) });
     ui.done();
     ui.result({ ...m, dir: path.resolve(o.out) }, () => [
       `${m.users} users (${m.rows} rows) of ${file} in ${m.shards} shards by ${m.hash}, in ${o.out}:`,

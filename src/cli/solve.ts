@@ -127,7 +127,7 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
       ui.phase(`reading ${file}`);
       // read against the model: a category level the model knows but these users lack (a rare
       // level missing from a held-out part) is a column of zeros, not a different layout
-      const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, onProgress: (stage) => ui.phase(stage) });
+      const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
       noticeReadReport(ui, report);
       simulator?.checkData({ ...trajectories, source: file });
       users = trajectories;

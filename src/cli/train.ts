@@ -106,7 +106,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
   });
   try {
     ui.phase(`reading ${file}`);
-    const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, onProgress: (stage) => ui.phase(stage) });
+    const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
     ui.clear();
     noticeReadReport(ui, report);
     const unlogged = unloggedActionValues(trajectories);
@@ -119,7 +119,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
     let splitOut: { file: string; users: number; rows: number } | null = null;
     if (o.splitOut !== undefined) {
       ui.phase(`writing the ${test.users} held-out users to ${o.splitOut}`);
-      const written = await writeUserRows(file, test.userIds, o.splitOut, { schema });
+      const written = await writeUserRows(file, test.userIds, o.splitOut, { schema, glob: o.glob });
       splitOut = { file: o.splitOut, ...written };
       ui.info(`held-out users: ${written.users} users, ${written.rows} rows written to ${o.splitOut} (the same --schema reads them)`);
       const unreachable = (schema.join ?? []).filter((j) => !joinPlaces(j, path.dirname(path.resolve(o.splitOut as string)), schema).some((f) => existsSync(f)));

@@ -43,7 +43,7 @@ export const shardFileName = (k: number, shards: number): string => `shard-${Str
  * @throws {ArgumentError} for a schema without a user column, a bad shard count, or an output folder holding other files.
  * @throws {DataError} for a missing or unreadable log.
  */
-export async function shardLog(input: string, shards: number, outDir: string, options: { schema?: DataSchema; onProgress?: (stage: string) => void; threads?: number } = {}): Promise<ShardManifest> {
+export async function shardLog(input: string, shards: number, outDir: string, options: { schema?: DataSchema; glob?: boolean; onProgress?: (stage: string) => void; threads?: number } = {}): Promise<ShardManifest> {
   if (!Number.isInteger(shards) || shards < 1 || shards > 100000) throw new ArgumentError('shards', `must be an integer in [1, 100000], got ${String(shards)}`);
   const schema = options.schema ?? DEFAULT_SCHEMA;
   const userCols = schema.user === null ? [] : Array.isArray(schema.user) ? schema.user : [schema.user];
@@ -59,7 +59,7 @@ export async function shardLog(input: string, shards: number, outDir: string, op
   try {
     return await withDuck(async (conn) => {
       progress(`reading ${input}`);
-      const source = await resolveSource(conn, input);
+      const source = await resolveSource(conn, input, options.glob);
       const cols = (await queryRows(conn, `DESCRIBE SELECT * FROM ${readerSql(source)}`)).map((r) => String(r.column_name));
       for (const c of userCols) if (!cols.includes(c)) throw new ArgumentError('schema.user', `column "${c}" is not in ${input} (columns: ${cols.slice(0, 12).join(', ')}${cols.length > 12 ? ', …' : ''})`);
       const key = userCols.length === 1 ? `CAST(${quoteIdent(userCols[0])} AS VARCHAR)` : `concat_ws('|', ${userCols.map((c) => `CAST(${quoteIdent(c)} AS VARCHAR)`).join(', ')})`;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -100,6 +100,33 @@ describe('saco CLI', () => {
     const bad = saco('train', '--data', data, '--out', tmp.file('x.onnx'), '--reward-col', 'revenue');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/column "revenue" is not in/);
+  });
+
+  it('a log in several files (--glob): train, its held-out users and fit-sim read them as one log', () => {
+    const whole = tmp.file('whole.csv');
+    expect(saco('synth', '--users', '200', '--rounds', '3', '--seed', '6', '--out', whole).code).toBe(0);
+    // two exports of the same log, users 0-99 and 100-199
+    const [header, ...rows] = readFileSync(whole, 'utf8').trim().split('\n');
+    const dir = path.join(tmp.dir, 'parts');
+    mkdirSync(dir);
+    for (const [name, keep] of [['part-a.csv', (u: number) => u < 100], ['part-b.csv', (u: number) => u >= 100]] as const) {
+      writeFileSync(path.join(dir, name), [header, ...rows.filter((r) => keep(Number(r.split(',')[0])))].join('\n') + '\n');
+    }
+    const pattern = path.join(dir, 'part-*.csv');
+    const held = tmp.file('held-parts.csv');
+    const args = ['--out', tmp.file('parts.onnx'), '--epochs', '1', '--d-model', '8', '--layers', '1', '--heads', '1', '--no-spend-curve', '--split-out', held, '--json'];
+    const r = saco('train', '--data', pattern, '--glob', ...args);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { trainUsers: number; testUsers: number; splitOut: { users: number; rows: number } };
+    expect([doc.trainUsers + doc.testUsers, doc.splitOut]).toEqual([200, { file: held, users: 40, rows: 120 }]);
+    // the held-out users' rows come from both files
+    const heldUsers = readFileSync(held, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[0]));
+    expect(heldUsers.some((u) => u < 100) && heldUsers.some((u) => u >= 100)).toBe(true);
+    const sim = saco('fit-sim', '--data', pattern, '--glob', '--out', tmp.file('parts.sim'), '--json');
+    expect(sim.code, sim.stderr).toBe(0);
+    expect((JSON.parse(sim.stdout) as { users: number }).users).toBe(200);
+    // without --glob the pattern is one literal path, and the error says so
+    expectUserError(saco('train', '--data', pattern, ...args), /file not found.*--glob/);
   });
 
   it('solve plans a campaign for the users of a file and compares with Random and the Oracle', async () => {
