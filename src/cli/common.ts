@@ -234,6 +234,11 @@ export function table(head: string[], rows: string[][], indent = ''): string[] {
 // ---------------------------------------------------------------------------------------
 // What reading a log reported that the user should see: skipped rows and warnings.
 
+/** What a read reported, for a command's --json: rows skipped, merged and filled, and the warnings (with `more` of the command's own). */
+export function readSummary(report: Pick<IngestReport, 'skipped' | 'combinedRows' | 'filledRounds' | 'warnings'>, more: string[] = []): { skipped: Record<string, number>; combinedRows: number; filledRounds: number; warnings: string[] } {
+  return { skipped: report.skipped, combinedRows: report.combinedRows, filledRounds: report.filledRounds, warnings: [...report.warnings, ...more] };
+}
+
 /** Prints the rows a read skipped and the warnings it raised, as notices. */
 export function noticeReadReport(ui: Ui, report: Pick<IngestReport, 'skipped' | 'warnings'>): void {
   if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);

@@ -11,7 +11,7 @@ import { readOnnx } from '../model/onnx.js';
 import { loadNativeModel } from '../native/index.js';
 import { checkDecisionLambda } from '../solve/index.js';
 import { decideBatch, readHistoryForModel, writeDecisions } from '../solve/decide-batch.js';
-import { checkDistinct, checkWritable, examples, fmt, noticeReadReport, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { checkDistinct, checkWritable, examples, fmt, noticeReadReport, numArg, readSummary, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 interface DecideOpts extends InputOpts {
@@ -70,7 +70,7 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     });
     const rounds = [...new Set(decisions.round)].sort((a, b) => a - b);
     const seconds = (performance.now() - t0) / 1000;
-    const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, filledRounds: report.filledRounds, seconds };
+    const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, ...readSummary(report), seconds };
     ui.result(doc, () => [
       `wrote ${o.out}: the next-round coupon of ${decisions.users} users at λ ${fmt(o.lambda)} (round${rounds.length > 1 ? 's' : ''} ${rounds.length > 6 ? `${rounds[0]}..${rounds[rounds.length - 1]}` : rounds.join(', ')})`,
       ...mix.map((m) => `  ${m.column}: ${Object.entries(m.counts).map(([v, n]) => `${v} ×${n}`).join(', ')}`),

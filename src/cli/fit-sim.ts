@@ -5,7 +5,7 @@ import { ArgumentError } from '../errors.js';
 import { readTrajectories } from '../data/ingest.js';
 import { unloggedActionValues } from '../data/trajectories.js';
 import { fitSimulator, writeSimulator } from '../sim/simulator.js';
-import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, readSummary, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 interface FitSimOpts extends InputOpts {
@@ -39,7 +39,8 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
     ui.phase(`reading ${file}`);
     const { trajectories, report } = await readTrajectories(file, { schema, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
     noticeReadReport(ui, report);
-    for (const w of unloggedActionValues(trajectories)) ui.notice(`warning: ${w}`);
+    const unlogged = unloggedActionValues(trajectories);
+    for (const w of unlogged) ui.notice(`warning: ${w}`);
     const sim = await fitSimulator(trajectories, {
       arms: o.arms,
       rounds: o.trees,
@@ -76,6 +77,7 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
         historyImportance: importance,
         fingerprint: h.fingerprint,
         fitSeconds: h.fit.seconds,
+        read: readSummary(report, unlogged),
         seconds,
       };
       ui.result(doc, () => [

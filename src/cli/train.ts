@@ -15,7 +15,7 @@ import { LAMBDA_MARGIN, TRAIN_DEFAULTS, TRAINER_CHOICES, type TrainerChoice } fr
 import { trainCodt } from '../policy/train.js';
 import { spendCurve, SPEND_CURVE_USERS } from '../policy/spend-curve.js';
 import type { SpendCurveRecord } from '../model/artifact.js';
-import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, readSummary, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { exitInterrupted, Interrupted, takeOverSigint } from './interrupt.js';
 import { bar, Ui } from './ui.js';
 
@@ -198,8 +198,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       trainUsers: train.users,
       testUsers: test.users,
       splitOut,
-      // what reading the log reported: rows skipped, merged and filled, and its warnings
-      read: { skipped: report.skipped, combinedRows: report.combinedRows, filledRounds: report.filledRounds, warnings: [...report.warnings, ...unlogged] },
+      read: readSummary(report, unlogged),
       history: result.history,
       spendCurve: m.spendCurve ?? null,
     };

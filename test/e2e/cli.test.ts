@@ -124,7 +124,8 @@ describe('saco CLI', () => {
     expect(heldUsers.some((u) => u < 100) && heldUsers.some((u) => u >= 100)).toBe(true);
     const sim = saco('fit-sim', '--data', pattern, '--glob', '--out', tmp.file('parts.sim'), '--json');
     expect(sim.code, sim.stderr).toBe(0);
-    expect((JSON.parse(sim.stdout) as { users: number }).users).toBe(200);
+    const simDoc = JSON.parse(sim.stdout) as { users: number; read: unknown };
+    expect([simDoc.users, simDoc.read]).toEqual([200, { skipped: {}, combinedRows: 0, filledRounds: 0, warnings: [] }]);
     // without --glob the pattern is one literal path, and the error says so
     expectUserError(saco('train', '--data', pattern, ...args), /file not found.*--glob/);
   });

@@ -212,7 +212,7 @@ describe('saco train --split-out, saco decide', () => {
     const out = tmp.file('next.csv');
     const r = saco('decide', '--model', modelFile, '--data', sofar, '--lambda', '0.8', '--out', out, '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ out, users: 30, rounds: [2] });
+    expect(JSON.parse(r.stdout)).toMatchObject({ out, users: 30, rounds: [2], filledRounds: 0, skipped: {}, warnings: [] });
     const meta = readOnnx(modelFile).meta;
     const { trajectories } = await readHistoryForModel(sofar, meta);
     const want = await decideBatch({ model: readOnnx(modelFile), lambda: 0.8, history: trajectories });
