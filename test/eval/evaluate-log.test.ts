@@ -40,6 +40,8 @@ describe('evaluate() on a log, in the learned simulator', () => {
     expect(rep.data).toMatchObject({ kind: 'log', users: 500, trainUsers: 400, testUsers: 100, rounds: 3 });
     expect(rep.data.unavailable?.map((u) => u.method)).toEqual(['oracle']);
     expect(notices.join('\n')).toMatch(/oracle skipped: knows the true response/);
+    // reading warnings are passed on as notices; this log gives none
+    expect(notices.filter((n) => n.startsWith('warning:'))).toEqual([]);
     const ran = new Set(rep.perBudget.map((x) => x.method));
     expect([...ran].sort()).toEqual(METHOD_NAMES.filter((m) => m !== 'oracle').sort());
     // the "1x" budget is what the uniform logging policy spends in the simulator fitted on the
