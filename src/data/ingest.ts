@@ -273,7 +273,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       if (kind === undefined && schema.states === undefined && !NUMERIC_TYPES.test(type) && (await mostlyText(conn, column))) {
         // numbers written with a comma are not categories: say how to read them
         if (await allCommaNumbers(conn, column)) {
-          throw new SchemaError('states', `column "${column}" holds numbers written with a comma; ${commaNumbersHint(column, sqlName(column))}`);
+          throw new SchemaError('states', `column "${column}" holds numbers written with a comma; ${commaNumbersHint(column, sqlName(column))} (or list it in "categorical" if its values are categories)`);
         }
         kind = 'onehot';
         inferredCategorical.push(column);
