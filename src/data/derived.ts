@@ -114,7 +114,7 @@ async function joinFile(conn: DuckDBConnection, join: JoinedFile, field: string,
 async function aggregateJoined(conn: DuckDBConnection, aggregate: Record<string, string>, keys: string[], names: string[], field: string, file: string): Promise<void> {
   const types = new Map((await queryRows(conn, 'DESCRIBE __joined')).map((r) => [String(r.column_name), String(r.column_type)]));
   const numeric = await numericTextColumns(conn, names.filter((c) => !keys.includes(c)), types, '__joined');
-  const view = names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
+  const view = numericView(names, numeric);
   for (const [name, sql] of Object.entries(aggregate)) {
     try {
       await conn.run(`SELECT ${keys.map(q).join(', ')}, (${sql}) AS __v FROM (SELECT ${view} FROM __joined) GROUP BY ${keys.map(q).join(', ')} LIMIT 0`);
@@ -136,7 +136,7 @@ async function addColumn(conn: DuckDBConnection, name: string, sql: string, fiel
   // CSV columns are read as text (so bad values can be located): the expression sees every
   // text column whose values are all numbers as a number
   const numeric = table.numeric ?? (await numericTextColumns(conn, names, table.types));
-  const view = names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
+  const view = numericView(names, numeric);
   // DuckDB's names ignore case: "campaign" would silently read a column "CAMPAIGN"
   const other = names.find((c) => c !== name && c.toLowerCase() === name.toLowerCase());
   if (other !== undefined) throw new SchemaError(field, `"${name}" differs from the column "${other}" only in case, and DuckDB's column names ignore case: choose another name`);
@@ -155,6 +155,11 @@ async function addColumn(conn: DuckDBConnection, name: string, sql: string, fiel
   const after = new Set([...numeric].filter((c) => c !== name));
   for (const c of await numericTextColumns(conn, [name], types)) after.add(c);
   return { header: names.includes(name) ? names : [...names, name], types, numeric: after };
+}
+
+/** The columns as a SELECT list in which the `numeric` text columns are DOUBLEs. */
+function numericView(names: string[], numeric: Set<string>): string {
+  return names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
 }
 
 /** Text columns every non-null value of which is a number. */
