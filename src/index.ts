@@ -10,7 +10,7 @@
  */
 import type { DataSchema } from './data/schema.js';
 import { loadSchemaFile as loadSchemaFileImpl, parseSchema as parseSchemaImpl } from './data/schema.js';
-import type { IngestOptions, IngestReport } from './data/ingest.js';
+import type { IngestOptions, IngestReport, TrajectoryReadOptions } from './data/ingest.js';
 import type { InspectOptions, InspectReport } from './data/inspect.js';
 import type { InteractionLog } from './data/log.js';
 import type { BuildOptions, SplitOptions, Trajectories } from './data/trajectories.js';
@@ -28,7 +28,7 @@ export { CheckpointError } from './model/checkpoint.js';
 export type { InteractionLog, ActionEncoding, CategoricalEncoding } from './data/log.js';
 export type { Trajectories, BuildOptions, SplitOptions } from './data/trajectories.js';
 export { DEFAULT_SCHEMA, type DataSchema, type ActionColumn, type CostPerAction } from './data/schema.js';
-export type { IngestOptions, IngestReport } from './data/ingest.js';
+export type { IngestOptions, IngestReport, TrajectoryReadOptions } from './data/ingest.js';
 export type { InspectReport, ColumnStats, NumberSummary } from './data/inspect.js';
 export type { SyConfig, SyOptions, ActionDimConfig, LoggingPolicy } from './data/synth.js';
 
@@ -90,7 +90,7 @@ export async function readLog(file: string | readonly string[], options: IngestO
  * const { trajectories } = await readTrajectories('events.csv');
  * const { train, test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
  */
-export async function readTrajectories(file: string | readonly string[], options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
+export async function readTrajectories(file: string | readonly string[], options: IngestOptions & BuildOptions & TrajectoryReadOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
   return (await ingestModule()).readTrajectories(file, options);
 }
 

@@ -234,9 +234,9 @@ export function table(head: string[], rows: string[][], indent = ''): string[] {
 // ---------------------------------------------------------------------------------------
 // What reading a log reported that the user should see: skipped rows and warnings.
 
-/** What a read reported, for a command's --json: rows skipped, merged and filled, and the warnings (with `more` of the command's own). */
-export function readSummary(report: Pick<IngestReport, 'skipped' | 'combinedRows' | 'filledRounds' | 'warnings'>, more: string[] = []): { skipped: Record<string, number>; combinedRows: number; filledRounds: number; warnings: string[] } {
-  return { skipped: report.skipped, combinedRows: report.combinedRows, filledRounds: report.filledRounds, warnings: [...report.warnings, ...more] };
+/** What a read reported, for a command's --json: rows skipped, merged and filled, and the warnings. */
+export function readSummary(report: Pick<IngestReport, 'skipped' | 'combinedRows' | 'filledRounds' | 'warnings'>): { skipped: Record<string, number>; combinedRows: number; filledRounds: number; warnings: string[] } {
+  return { skipped: report.skipped, combinedRows: report.combinedRows, filledRounds: report.filledRounds, warnings: report.warnings };
 }
 
 /** Prints the rows a read skipped and the warnings it raised, as notices. */

@@ -3,7 +3,6 @@ import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
 import { readTrajectories } from '../data/ingest.js';
-import { unloggedActionValues } from '../data/trajectories.js';
 import { fitSimulator, writeSimulator } from '../sim/simulator.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, readSummary, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
@@ -39,8 +38,6 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
     ui.phase(`reading ${file}`);
     const { trajectories, report } = await readTrajectories(file, { schema, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
     noticeReadReport(ui, report);
-    const unlogged = unloggedActionValues(trajectories);
-    for (const w of unlogged) ui.notice(`warning: ${w}`);
     const sim = await fitSimulator(trajectories, {
       arms: o.arms,
       rounds: o.trees,
@@ -77,7 +74,7 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
         historyImportance: importance,
         fingerprint: h.fingerprint,
         fitSeconds: h.fit.seconds,
-        read: readSummary(report, unlogged),
+        read: readSummary(report),
         seconds,
       };
       ui.result(doc, () => [

@@ -7,7 +7,7 @@ import { ArgumentError } from '../errors.js';
 import { readTrajectories, writeUserRows } from '../data/ingest.js';
 import { formatOf } from '../data/duck.js';
 import { joinPlaces } from '../data/derived.js';
-import { splitByUser, unloggedActionValues } from '../data/trajectories.js';
+import { splitByUser } from '../data/trajectories.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../model/backend.js';
 import { CODT_DEFAULTS, CODT_VARIANTS, type CodtVariant } from '../model/config.js';
 import { writeOnnx } from '../model/onnx.js';
@@ -109,8 +109,6 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
     const { trajectories, report } = await readTrajectories(file, { schema, gamma: o.gamma, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (stage) => ui.phase(stage) });
     ui.clear();
     noticeReadReport(ui, report);
-    const unlogged = unloggedActionValues(trajectories);
-    for (const w of unlogged) ui.notice(`warning: ${w}`);
     if (controller.signal.aborted) {
       ui.notice('interrupted before training started: nothing written');
       throw new Interrupted(130);
@@ -198,7 +196,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       trainUsers: train.users,
       testUsers: test.users,
       splitOut,
-      read: readSummary(report, unlogged),
+      read: readSummary(report),
       history: result.history,
       spendCurve: m.spendCurve ?? null,
     };

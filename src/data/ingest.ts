@@ -16,7 +16,7 @@ import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable, locateRow } from './raw.js';
 import { DEFAULT_SCHEMA, MAX_ABS_VALUE, parseDuration, resolveRoles, type ActionColumn, type CalendarRounds, type CombineRule, type DataSchema } from './schema.js';
-import { buildTrajectories, type BuildOptions, type Trajectories } from './trajectories.js';
+import { buildTrajectories, unloggedActionValues, type BuildOptions, type Trajectories } from './trajectories.js';
 
 export interface IngestOptions {
   schema?: DataSchema;
@@ -34,6 +34,16 @@ export interface IngestOptions {
    * every missing one, before anything else is checked.
    */
   needColumns?: { columns: string[]; reason: string };
+}
+
+/** What readTrajectories takes besides IngestOptions and BuildOptions. */
+export interface TrajectoryReadOptions {
+  /**
+   * Warn (report.warnings) of action values the schema declares but no round holds: nothing
+   * learned from the log will choose them. Default true; off for a log read to decide from (a
+   * part of a log may lack a rare action the model knows).
+   */
+  warnUnloggedActions?: boolean;
 }
 
 /** How calendar rounds were cut (schema `round`). */
@@ -637,10 +647,12 @@ function fillCalendarRounds(log: InteractionLog, R: number, control: number[]): 
 }
 
 /** Reads a log file and builds its trajectories (see `readLog` and `buildTrajectories`). */
-export async function readTrajectories(input: string | readonly string[], options: IngestOptions & BuildOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
+export async function readTrajectories(input: string | readonly string[], options: IngestOptions & BuildOptions & TrajectoryReadOptions = {}): Promise<{ trajectories: Trajectories; report: IngestReport }> {
   const { log, report } = await readLog(input, options);
   options.onProgress?.('building trajectories');
-  return { trajectories: buildTrajectories(log, { gamma: options.gamma }), report };
+  const trajectories = buildTrajectories(log, { gamma: options.gamma });
+  if (options.warnUnloggedActions !== false) report.warnings.push(...unloggedActionValues(trajectories));
+  return { trajectories, report };
 }
 
 /**

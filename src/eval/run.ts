@@ -18,7 +18,7 @@ import { syLogToInteractionLog } from '../data/log.js';
 import { readTrajectories } from '../data/ingest.js';
 import { loadSchemaFile, type DataSchema } from '../data/schema.js';
 import { resolveSyConfig, SY_DEFAULTS, type SyOptions } from '../data/synth.js';
-import { buildTrajectories, splitByUser, unloggedActionValues, type Trajectories } from '../data/trajectories.js';
+import { buildTrajectories, splitByUser, type Trajectories } from '../data/trajectories.js';
 import type { TrainOptions } from '../model/train.js';
 import { generateSy } from '../native/index.js';
 import { fitSimulator, readSimulator, simUsers, writeSimulator, type Simulator } from '../sim/simulator.js';
@@ -429,7 +429,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
     const read = await readTrajectories(plan.log.file, { schema: plan.log.schema });
     logged = read.trajectories;
     // what reading found (a control that costs, merged rows' actions) explains numbers in the report
-    for (const warning of [...read.report.warnings, ...unloggedActionValues(logged)]) notice(`warning: ${warning}`);
+    for (const warning of read.report.warnings) notice(`warning: ${warning}`);
     const n = plan.log.users !== undefined ? Math.min(plan.log.users, logged.users) : logged.users;
     plan.users = n;
     plan.testUsers = Math.round(plan.testFraction * n);

@@ -215,6 +215,7 @@ export async function readHistoryForModel(
       glob: options.glob,
       threads: options.threads,
       onProgress: options.onProgress,
+      warnUnloggedActions: false, // a part of a log may lack a rare action the model knows
       needColumns: { columns, reason: `${modelName} decides from the state column(s) ${columns.join(', ')}` },
     });
   } catch (e) {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readTrajectories } from '../../src/data/ingest.js';
 import type { InteractionLog } from '../../src/data/log.js';
+import { DEFAULT_SCHEMA } from '../../src/data/schema.js';
 import { buildTrajectories, splitByUser, type Trajectories } from '../../src/data/trajectories.js';
 import { dataFingerprint, type CodtModel } from '../../src/model/artifact.js';
 import type { CodtConfig } from '../../src/model/config.js';
@@ -163,6 +164,12 @@ describe('decideBatch', () => {
     await expect(readHistoryForModel(tv, indexed)).rejects.toMatchObject({ code: 'MODEL_DATA_MISMATCH', message: /"tv" of category column "ch" were not in the data/ });
     const noS3 = tmp.file('cat-nos3.csv', 'user_id,time,ch,s2,a0,a1,cost,reward\n1,0,web,0.5,2,1,1,3\n');
     await expect(readHistoryForModel(noS3, m.meta)).rejects.toMatchObject({ code: 'MODEL_DATA_MISMATCH', message: /has no column "s3"/ });
+    // a part of a log without the model's action value a0 = 2: no "never occur" warning when read
+    // to decide from; read to learn from (declared values [0, 1, 2]) it is warned of
+    const partial = tmp.file('cat-partial.csv', 'user_id,time,ch,s2,s3,a0,a1,cost,reward\n1,0,web,0.5,1,1,1,1,3\n2,0,app,1,1,0,0,0,0\n');
+    expect((await readHistoryForModel(partial, m.meta)).report.warnings).toEqual([]);
+    const learned = await readTrajectories(partial, { schema: { ...DEFAULT_SCHEMA, actions: [{ column: 'a0', values: [0, 1, 2] }, { column: 'a1', values: [0, 1] }], categorical: { ch: 'onehot' } } });
+    expect(learned.report.warnings).toEqual(['action column "a0": value(s) 2 never occur in the log, so nothing learned from it will choose them']);
     const unseen = tmp.file('cat-a.csv', 'user_id,time,ch,s2,s3,a0,a1,cost,reward\n1,0,web,0.5,1,2,1,1,3\n1,1,app,0.5,1,3,1,1,3\n');
     await expect(readHistoryForModel(unseen, m.meta)).rejects.toMatchObject({ code: 'DATA_UNKNOWN_ACTION', row: 2, column: 'a0', value: '3' });
   });
