@@ -39,6 +39,13 @@ async function plainObjective(scorer: ActionScorer, traj: Trajectories, lambdas:
 
 const mean = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / v.length;
 
+/** Per-user b − a and its standard error, recomputed plainly (not with the module's own statistics). */
+function paired(a: Float64Array, b: Float64Array): { d: Float64Array; se: number } {
+  const d = b.map((v, i) => v - a[i]);
+  const m = mean(d);
+  return { d, se: Math.sqrt(d.reduce((x, v) => x + (v - m) ** 2, 0) / (d.length - 1) / d.length) };
+}
+
 const users = 3000;
 const freshUsers = 8000;
 
@@ -80,8 +87,7 @@ describe('DFCL: the decision-focused fine-tune', () => {
       expect(Math.abs(valTuned - fit.objective.after)).toBeLessThan(0.03 * Math.abs(valTuned));
       // the gate: fresh users, paired per user
       const [j0, j1] = [await plainObjective(base, fresh, fit.lambdas), await plainObjective(fit.scorer, fresh, fit.lambdas)];
-      const d = j1.map((v, i) => v - j0[i]);
-      const se = Math.sqrt(d.reduce((a, v) => a + (v - mean(d)) ** 2, 0) / (d.length - 1) / d.length);
+      const { d, se } = paired(j0, j1);
       console.log(
         `DFCL fine-tune, SY static seed 7, ${users} training users (${fit.objective.epochs} epochs, kept ${fit.objective.kept}): J on its validation users ${valStart.toFixed(3)} → ${valTuned.toFixed(3)}; ` +
           `on ${freshUsers} fresh users ${mean(j0).toFixed(3)} → ${mean(j1).toFixed(3)} (paired difference ${mean(d).toFixed(3)} ± ${se.toFixed(3)} SE)`,
@@ -101,8 +107,7 @@ describe('DFCL: the decision-focused fine-tune', () => {
     try {
       expect(fit.objective.kept).toBe('decision-focused');
       const [j0, j1] = [await plainObjective(outcomeScorer(fit.model), fresh, fit.lambdas), await plainObjective(fit.scorer, fresh, fit.lambdas)];
-      const d = j1.map((v, i) => v - j0[i]);
-      const se = Math.sqrt(d.reduce((a, v) => a + (v - mean(d)) ** 2, 0) / (d.length - 1) / d.length);
+      const { d, se } = paired(j0, j1);
       console.log(`DFCL fine-tune from a depth-1 start, SY static seed 7: J on ${freshUsers} fresh users ${mean(j0).toFixed(3)} → ${mean(j1).toFixed(3)} (paired difference ${mean(d).toFixed(3)} ± ${se.toFixed(3)} SE)`);
       expect(mean(d)).toBeGreaterThan(5 * se);
     } finally {
