@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: latency and throughput of each stage. Prints markdown tables and writes
  * bench/results/<date>-<host>.json. Flags: `--quick` (smoke run; skips training to early stop),
- * `--only=import|data|train|solve|quality|lambda|sim|sim-real|dfcl|cluster` (lambda: issue 12's gates, ~30 min: SY 3 seeds x 9 budgets, C(λ) on five data sets, IPS on the RCTs) (import: fresh-process time of `import 'saco'`, needs a build;
+ * `--only=import|data|train|solve|precision|quality|lambda|sim|sim-real|dfcl|cluster` (precision: fp32 against bf16 on the same model, alternated, bench/precision.ts) (lambda: issue 12's gates, ~30 min: SY 3 seeds x 9 budgets, C(λ) on five data sets, IPS on the RCTs) (import: fresh-process time of `import 'saco'`, needs a build;
  * cluster: the sharded solve through a local redis-server, `--cluster-users=N` users, default 100k),
  * `--model=FILE` (a trained SY model: adds SACO vs Random vs Oracle at three budgets).
  * dfcl: issue 14's DFCL checks (bench/dfcl.ts): its fine-tune's decision objective on fresh users against its two-stage start, and DFCL's and the Forest's share of the Oracle on SY static at 0.5x, 3 seeds.
@@ -16,6 +16,7 @@ import { benchData } from './data.js';
 import { benchImport } from './import.js';
 import { benchTrainToStop, benchTraining } from './train.js';
 import { benchQuality, benchSolve, PAPER_TABLE_2 } from './solve.js';
+import { benchPrecision, type PrecisionRow } from './precision.js';
 import { benchSim } from './sim.js';
 import { benchCluster, reportCluster } from './cluster.js';
 import { benchRctGates, benchSyGates, type CurveRow } from './lambda-gates.js';
@@ -52,6 +53,12 @@ if (!only || only === 'solve') {
   results.push(...(await benchSolve({ quick, modelFile })));
   console.log('paper Table 2, for comparison (their hardware, not this machine):');
   for (const p of PAPER_TABLE_2) console.log(`  ${p.scenario}: ${p.ms} ms on ${p.hardware}`);
+}
+let precision: PrecisionRow[] | undefined;
+if (!only || only === 'precision') {
+  const r = await benchPrecision({ quick, modelFile });
+  precision = r.rows;
+  results.push(...r.timings);
 }
 let sim;
 if (!only || only === 'sim') {
@@ -111,7 +118,7 @@ console.log(formatTable(results));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname()}.json`);
-writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, quality, lambdaGates, sim, simReal, dfcl, cluster: cluster && { overheadMs: cluster.overheadMs, solve: cluster.solve } }, null, 2));
+writeFileSync(file, JSON.stringify({ machine: machine(), native: info, threads, quick, results, precision, quality, lambdaGates, sim, simReal, dfcl, cluster: cluster && { overheadMs: cluster.overheadMs, solve: cluster.solve } }, null, 2));
 const md = file.replace(/\.json$/, '.md');
 writeFileSync(md, `# saco bench, ${new Date().toISOString()}\n\nmachine: ${machine()}; CUDA ${info.cudaBuilt ? 'built' : 'not built'}, ${info.cudaDevices} GPU(s); native threads ${threads}\n\n${formatTable(results)}\n${simReal ? `\n## Issue 13 on the RCTs (sim-real)\n\n${simReal.map(simRealTables).join('\n\n')}\n` : ''}`);
 console.log(`wrote ${file} and ${md}`);

@@ -19,6 +19,14 @@ void require(bool ok, const char* message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
+// out[rows, n] = inp[rows, k] @ W + b for one of layer l's matrices (named in both layouts), in
+// the model's precision.
+void layer_product(const CodtModel& m, int l, const float* const LayerWeights::*fp32, Bf16Weight Bf16Layer::*bf16, float* out, const float* inp, const float* b, int rows,
+                   int k, int n) {
+  if (m.precision == Precision::kBf16) return matmul_forward_bf16(out, inp, m.bf16[l].*bf16, b, rows);
+  matmul_forward(out, inp, m.w.layers[l].*fp32, b, rows, k, n);
+}
+
 // h[rows, D] += MLP(LN2(h)) with the scratch buffers given.
 void mlp_residual(const CodtModel& m, int l, float* h, int rows, Floats& a, Floats& hidden, Floats& proj) {
   const int D = m.config.d_model;
@@ -27,9 +35,9 @@ void mlp_residual(const CodtModel& m, int l, float* h, int rows, Floats& a, Floa
   hidden.resize(static_cast<size_t>(rows) * 4 * D);
   proj.resize(static_cast<size_t>(rows) * D);
   layernorm_forward(a.data(), h, L.ln2_g, L.ln2_b, rows, D);
-  matmul_forward(hidden.data(), a.data(), L.w1, L.b1, rows, D, 4 * D);
+  layer_product(m, l, &LayerWeights::w1, &Bf16Layer::w1, hidden.data(), a.data(), L.b1, rows, D, 4 * D);
   gelu_forward(hidden.data(), static_cast<size_t>(rows) * 4 * D);
-  matmul_forward(proj.data(), hidden.data(), L.w2, L.b2, rows, 4 * D, D);
+  layer_product(m, l, &LayerWeights::w2, &Bf16Layer::w2, proj.data(), hidden.data(), L.b2, rows, 4 * D, D);
   for (size_t i = 0; i < proj.size(); ++i) h[i] += proj[i];
 }
 
@@ -153,6 +161,12 @@ void validate_model(CodtModel& m) {
   }
   require(m.params.size() == expected.size(), "model has unexpected extra parameters");
   m.w = resolve_params<const float>(c, [&](const std::string& name) { return m.p(name); });
+  m.bf16.clear();
+  if (m.precision != Precision::kBf16) return;
+  const int D = c.d_model;
+  for (const LayerWeights& L : m.w.layers) {
+    m.bf16.push_back({pack_bf16(L.wq, D, D), pack_bf16(L.wk, D, D), pack_bf16(L.wv, D, D), pack_bf16(L.wo, D, D), pack_bf16(L.w1, D, 4 * D), pack_bf16(L.w2, 4 * D, D)});
+  }
 }
 
 std::vector<ParamShape> param_shapes(const CodtConfig& c) {
@@ -384,8 +398,8 @@ void CodtDecoder::flush() {
   for (int l = 0; l < c.layers; ++l) {
     const LayerWeights& L = m.w.layers[l];
     layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, R, D);
-    matmul_forward(k_.data(), a_.data(), L.wk, L.bk, R, D, D);
-    matmul_forward(v_.data(), a_.data(), L.wv, L.bv, R, D, D);
+    layer_product(m, l, &LayerWeights::wk, &Bf16Layer::wk, k_.data(), a_.data(), L.bk, R, D, D);
+    layer_product(m, l, &LayerWeights::wv, &Bf16Layer::wv, v_.data(), a_.data(), L.bv, R, D, D);
     float* kc = k_cache_.data() + key_user * capacity_ * l;
     float* vc = v_cache_.data() + value_user * capacity_ * l;
     // every row's key (a column of the transposed cache) and value, before any attention
@@ -403,13 +417,13 @@ void CodtDecoder::flush() {
     const int r0 = last ? state_begin : 0, r1 = last ? state_end : R, n = r1 - r0;
     if (n == 0) continue;
     const size_t off = static_cast<size_t>(r0) * D;
-    matmul_forward(q_.data() + off, a_.data() + off, L.wq, L.bq, n, D, D);
+    layer_product(m, l, &LayerWeights::wq, &Bf16Layer::wq, q_.data() + off, a_.data() + off, L.bq, n, D, D);
     for (int r = r0; r < r1; ++r) {
       const Row& row = rows_[r];
       attend_cached(q_.data() + static_cast<size_t>(r) * D, kc + key_user * row.user, vc + value_user * row.user, row.position + 1, key_stride_, D, c.heads,
                     att_.data(), o_.data() + static_cast<size_t>(r) * D);
     }
-    matmul_forward(proj_.data() + off, o_.data() + off, L.wo, L.bo, n, D, D);
+    layer_product(m, l, &LayerWeights::wo, &Bf16Layer::wo, proj_.data() + off, o_.data() + off, L.bo, n, D, D);
     for (size_t i = off; i < static_cast<size_t>(r1) * D; ++i) h_[i] += proj_[i];
     mlp_residual(m, l, h_.data() + off, n, a_, m_, proj_);
   }

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "bf16.h"
 #include "decision_cache.h"
 #include "floats.h"
 #include "layers.h"
@@ -128,6 +129,15 @@ class PrefixCache {
   std::deque<std::shared_ptr<const Entry>> entries_;
 };
 
+// The decoder's arithmetic: fp32 (the default: what the tests hold against ONNX Runtime), or
+// bf16 products (bf16.h: the layers' six matrices; embeddings, head, LayerNorms, attention and
+// the KV caches stay fp32).
+enum class Precision { kFp32, kBf16 };
+// One layer's matrices rounded to bf16 (precision bf16).
+struct Bf16Layer {
+  Bf16Weight wq, wk, wv, wo, w1, w2;
+};
+
 // Read-only after validate_model: shared by every thread and worker_thread of the process.
 struct CodtModel {
   CodtConfig config;
@@ -135,6 +145,8 @@ struct CodtModel {
   TargetTable targets;
   std::map<std::string, std::vector<float>> params;
   ResolvedWeights w;  // filled by validate_model
+  Precision precision = Precision::kFp32;  // set before validate_model
+  std::vector<Bf16Layer> bf16;             // filled by validate_model for precision bf16
   mutable PrefixCache prefix;
   mutable DecisionCache decisions;  // decision calls' sequences (codt_forward_incremental, keep_decisions)
   const float* p(const std::string& name) const;

@@ -46,6 +46,9 @@ std::unique_ptr<CodtModel> read_model(Napi::Env env, const Napi::Value& meta_val
   } else {
     model->targets.lambdas = {0}, model->targets.rtg = {0}, model->targets.ctg = {0};
   }
+  const std::string precision = read_string(meta, "precision", "fp32", "meta");
+  if (precision != "fp32" && precision != "bf16") throw error(env, "meta.precision must be fp32 or bf16, got " + precision);
+  model->precision = precision == "bf16" ? Precision::kBf16 : Precision::kFp32;
   Napi::Object params = read_object(params_value, "params");
   Napi::Array names = params.GetPropertyNames();
   for (uint32_t i = 0; i < names.Length(); ++i) {
@@ -64,7 +67,7 @@ std::shared_ptr<const CodtModel> model_from(const Napi::Value& v) {
 
 namespace {
 
-// loadModel(meta: { config, normalization, targets }, params: { [name]: Float32Array }) -> id
+// loadModel(meta: { config, normalization, targets, precision? }, params: { [name]: Float32Array }) -> id
 Napi::Value JS_loadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 2) throw error(env, "loadModel(meta, params) expects two objects");
@@ -75,6 +78,9 @@ Napi::Value JS_loadModel(const Napi::CallbackInfo& info) {
     throw error_from(env, e);
   }
 }
+
+// bf16Hardware() -> whether precision bf16 runs on AMX's tiles in this process
+Napi::Value JS_bf16Hardware(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), amx_available()); }
 
 Napi::Value JS_unloadModel(const Napi::CallbackInfo& info) {
   if (info.Length() != 1) throw error(info.Env(), "unloadModel(id) expects a number");
@@ -255,6 +261,7 @@ Napi::Value JS_decisionCache(const Napi::CallbackInfo& info) {
 void init_model(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, JS_loadModel));
   exports.Set("unloadModel", Napi::Function::New(env, JS_unloadModel));
+  exports.Set("bf16Hardware", Napi::Function::New(env, JS_bf16Hardware));
   exports.Set("modelCount", Napi::Function::New(env, JS_modelCount));
   exports.Set("codtForward", Napi::Function::New(env, JS_codtForward));
   exports.Set("codtForwardSync", Napi::Function::New(env, JS_codtForwardSync));

@@ -1,6 +1,6 @@
 // The test-only addon (build/Release/saco_test.node, not loaded by the library): known-answer
 // and cross-language hooks — Philox, our exp/log — the finite-difference gradient checks,
-// and the bench's GEMM yardstick.
+// the bf16 product against its reference, and the bench's GEMM yardstick.
 #include <napi.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "args.h"
+#include "bf16.h"
 #include "floats.h"
 #include "gradcheck.h"
 #include "layers.h"
@@ -64,9 +65,34 @@ Napi::Value JS_gradCheck(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// gemmBench(rows, k, n, seconds) -> { ours, eigen, maxAbsDiff }: GFLOP/s of one thread for
-// out[rows, n] = inp[rows, k] @ w[k, n] + b with the engine's row kernel and with Eigen's
-// GEMM (the same compiler flags), best of five timed batches each, alternating.
+// bf16Matmul(inp [rows*k], w [k*n], b [n] | null, rows, k, n) -> { kernel, reference, amx }:
+// the engine's bf16 product (AMX where this process has it) and the plain-loop reference.
+Napi::Value JS_bf16Matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6) throw error(env, "bf16Matmul(inp, w, b, rows, k, n) expects six arguments");
+  const int rows = info[3].As<Napi::Number>().Int32Value(), k = info[4].As<Napi::Number>().Int32Value(), n = info[5].As<Napi::Number>().Int32Value();
+  if (rows < 1 || k < 1 || n < 1 || rows > 65536 || k > 65536 || n > 65536) throw error(env, "bf16Matmul: sizes in [1, 65536]");
+  const std::vector<float> inp = copy_typed<float, napi_float32_array>(info[0], "inp"), w = copy_typed<float, napi_float32_array>(info[1], "w");
+  const bool has_bias = !info[2].IsNull() && !info[2].IsUndefined();
+  const std::vector<float> b = has_bias ? copy_typed<float, napi_float32_array>(info[2], "b") : std::vector<float>{};
+  if (inp.size() != static_cast<size_t>(rows) * k || w.size() != static_cast<size_t>(k) * n || (has_bias && b.size() != static_cast<size_t>(n))) {
+    throw error(env, "bf16Matmul: inp must hold rows*k, w k*n and b n values");
+  }
+  const Bf16Weight packed = pack_bf16(w.data(), k, n);
+  Napi::Float32Array kernel = Napi::Float32Array::New(env, static_cast<size_t>(rows) * n), reference = Napi::Float32Array::New(env, static_cast<size_t>(rows) * n);
+  matmul_forward_bf16(kernel.Data(), inp.data(), packed, has_bias ? b.data() : nullptr, rows);
+  matmul_forward_bf16_ref(reference.Data(), inp.data(), packed, has_bias ? b.data() : nullptr, rows);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("kernel", kernel);
+  out.Set("reference", reference);
+  out.Set("amx", amx_available());
+  return out;
+}
+
+// gemmBench(rows, k, n, seconds) -> { ours, eigen, bf16, maxAbsDiff }: GFLOP/s of one thread for
+// out[rows, n] = inp[rows, k] @ w[k, n] + b with the engine's row kernel, with Eigen's GEMM
+// (the same compiler flags) and with the engine's bf16 product, best of five timed batches
+// each, alternating.
 Napi::Value JS_gemmBench(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 4) throw error(env, "gemmBench(rows, k, n, seconds) expects four numbers");
@@ -80,24 +106,28 @@ Napi::Value JS_gemmBench(const Napi::CallbackInfo& info) {
   for (float& v : b) v = static_cast<float>(rng.uniform() - 0.5);
   const double flop = 2.0 * rows * k * n;
   const auto per_batch = static_cast<int>(std::max(1.0, seconds / 10 * 1e9 / std::max(flop, 1.0) * 20));  // ~seconds/10 at 20 GFLOP/s
-  double best_ours = 0, best_eigen = 0;
+  const Bf16Weight packed = pack_bf16(w.data(), k, n);
+  double best_ours = 0, best_eigen = 0, best_bf16 = 0;
   for (int rep = 0; rep < 5; ++rep) {
-    for (int which = 0; which < 2; ++which) {
+    for (int which = 0; which < 3; ++which) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < per_batch; ++i) {
         if (which == 0) matmul_forward(o1.data(), a.data(), w.data(), b.data(), rows, k, n);
-        else matmul_forward_eigen(o2.data(), a.data(), w.data(), b.data(), rows, k, n);
+        else if (which == 1) matmul_forward_eigen(o2.data(), a.data(), w.data(), b.data(), rows, k, n);
+        else matmul_forward_bf16(o2.data(), a.data(), packed, b.data(), rows);
       }
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      double& best = which == 0 ? best_ours : best_eigen;
+      double& best = which == 0 ? best_ours : which == 1 ? best_eigen : best_bf16;
       best = std::max(best, flop * per_batch / dt / 1e9);
     }
   }
+  matmul_forward_eigen(o2.data(), a.data(), w.data(), b.data(), rows, k, n);
   float diff = 0;
   for (size_t i = 0; i < o1.size(); ++i) diff = std::max(diff, std::abs(o1[i] - o2[i]));
   Napi::Object out = Napi::Object::New(env);
   out.Set("ours", best_ours);
   out.Set("eigen", best_eigen);
+  out.Set("bf16", best_bf16);
   out.Set("maxAbsDiff", diff);
   return out;
 }
@@ -109,6 +139,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pmath", Napi::Function::New(env, JS_pmath));
   exports.Set("gradCheck", Napi::Function::New(env, JS_gradCheck));
   exports.Set("gemmBench", Napi::Function::New(env, JS_gemmBench));
+  exports.Set("bf16Matmul", Napi::Function::New(env, JS_bf16Matmul));
   Napi::Array names = Napi::Array::New(env);
   for (const std::string& name : grad_check_names()) names.Set(names.Length(), name);
   exports.Set("gradCheckNames", names);

@@ -277,7 +277,8 @@ type NativeBuffer = 'params' | 'm' | 'v';
 
 /** The raw binding, as exported by native/addon.cc. */
 interface NativeBinding {
-  loadModel(meta: Pick<ModelMeta, 'config' | 'normalization' | 'targets'>, params: Record<string, Float32Array>): number;
+  loadModel(meta: Pick<ModelMeta, 'config' | 'normalization' | 'targets'> & { precision?: NativePrecision }, params: Record<string, Float32Array>): number;
+  bf16Hardware(): boolean;
   unloadModel(id: number): boolean;
   modelCount(): number;
   codtForward(id: number, inputs: NativeForwardInputs, mode: NativeForwardMode): Promise<NativeForwardResult>;
@@ -401,6 +402,8 @@ export function syWeightsNative(options: SyOptions = {}): SyWeights {
 export interface NativeModel {
   readonly id: number;
   readonly meta: ModelMeta;
+  /** The decoder's arithmetic (loadNativeModel's option). */
+  readonly precision: NativePrecision;
   /** Frees the pool's copy; later calls with this model fail with a typed error. */
   unload(): void;
 }
@@ -409,16 +412,35 @@ const unloadOnGc = new FinalizationRegistry<number>((id) => {
   binding?.unloadModel(id);
 });
 
+/**
+ * The decoder's arithmetic (decisions, rollouts, solves): 'fp32' (the default, what the
+ * tests hold against ONNX Runtime) or 'bf16': the transformer layers' products take their
+ * weights and inputs rounded to bfloat16 and accumulate in fp32 — on a CPU with AMX (Intel
+ * Sapphire Rapids and later) 2-3x the fp32 rate; elsewhere the same values, computed in fp32
+ * at fp32 speed. Logits move by ~1e-2, so decisions near a tie can differ from fp32's.
+ * The 'full' forward mode stays fp32.
+ */
+export type NativePrecision = 'fp32' | 'bf16';
+
+/** Options of loadNativeModel. */
+export interface NativeModelOptions {
+  /** Default 'fp32'. */
+  precision?: NativePrecision;
+}
+
 /** Loads a model's weights once into the native pool (shared by every thread and worker_thread). */
-export function loadNativeModel(model: CodtModel): NativeModel {
+export function loadNativeModel(model: CodtModel, options: NativeModelOptions = {}): NativeModel {
   validateModel(model);
+  const precision = options.precision ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16') throw new NativeError('NATIVE_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(precision)}`);
   const params: Record<string, Float32Array> = {};
   for (const [name, data] of model.params) params[name] = data;
   const meta = model.meta;
-  const id = native().loadModel({ config: meta.config, normalization: meta.normalization, targets: meta.targets }, params);
+  const id = native().loadModel({ config: meta.config, normalization: meta.normalization, targets: meta.targets, precision }, params);
   const handle = {
     id,
     meta,
+    precision,
     unload: () => {
       unloadOnGc.unregister(handle);
       native().unloadModel(id);
@@ -426,6 +448,11 @@ export function loadNativeModel(model: CodtModel): NativeModel {
   };
   unloadOnGc.register(handle, id, handle);
   return handle;
+}
+
+/** True when this process computes precision 'bf16' on AMX's tiles (else bf16 runs at fp32 speed). */
+export function nativeBf16Hardware(): boolean {
+  return native().bf16Hardware();
 }
 
 /** Number of models in the native pool (for tests and diagnostics). */

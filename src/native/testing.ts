@@ -19,12 +19,21 @@ interface TestBinding {
   gradCheck(what: string, seed: number): GradCheckRow[];
   gradCheckNames: string[];
   gemmBench(rows: number, k: number, n: number, seconds: number): GemmBench;
+  bf16Matmul(inp: Float32Array, w: Float32Array, b: Float32Array | null, rows: number, k: number, n: number): Bf16Matmul;
 }
 
-/** One thread's GFLOP/s on one GEMM shape: the engine's row kernel and Eigen's GEMM, measured side by side. */
+/** The engine's bf16 product (AMX where this process has it) and its plain-loop reference, of the same rounded operands. */
+export interface Bf16Matmul {
+  kernel: Float32Array;
+  reference: Float32Array;
+  amx: boolean;
+}
+
+/** One thread's GFLOP/s on one GEMM shape: the engine's row kernel, Eigen's GEMM and the engine's bf16 product, measured side by side. */
 export interface GemmBench {
   ours: number;
   eigen: number;
+  bf16: number;
   maxAbsDiff: number;
 }
 
@@ -53,4 +62,9 @@ export function nativeGradCheckNames(): string[] {
 /** GFLOP/s of out[rows, n] = inp[rows, k] @ w[k, n] + b on one thread: the engine's kernel (native/layers.h) against Eigen's GEMM, alternated, best of five. */
 export function nativeGemmBench(rows: number, k: number, n: number, seconds = 0.5): GemmBench {
   return testing().gemmBench(rows, k, n, seconds);
+}
+
+/** out[rows, n] = bf16(inp) @ bf16(w) + b through the engine's bf16 product and its reference (native/bf16.h). */
+export function nativeBf16Matmul(inp: Float32Array, w: Float32Array, b: Float32Array | null, rows: number, k: number, n: number): Bf16Matmul {
+  return testing().bf16Matmul(inp, w, b, rows, k, n);
 }

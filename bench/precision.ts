@@ -1,0 +1,131 @@
+/**
+ * fp32 against bf16 (`loadNativeModel(model, { precision: 'bf16' })`, native/bf16.h) on the same
+ * model, each scenario alternated between the two in one run (this host's speed drifts by
+ * tens of percent within minutes): issue 15's decision scenarios, the layer GEMMs, and the
+ * full solve of 10,000 SY users x 10 rounds at 0.5x with what bf16 changes in its plan.
+ * `npm run bench -- --only=precision [--model=FILE] [--quick]`.
+ */
+import { readOnnx } from '../src/model/onnx.js';
+import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
+import { nativeGemmBench } from '../src/native/testing.js';
+import { decideSync, solve, type SolveResult } from '../src/solve/index.js';
+import { time, type Timing } from './harness.js';
+import { defaultSizedModel } from './solve.js';
+
+export interface PrecisionRow {
+  scenario: string;
+  fp32Ms: number;
+  bf16Ms: number;
+}
+
+/** Medians of `body` on each handle, alternated in bursts of `perBurst` calls. */
+async function alternated(handles: Record<'fp32' | 'bf16', NativeModel>, seconds: number, body: (h: NativeModel) => unknown): Promise<Record<'fp32' | 'bf16', number>> {
+  const samples: Record<'fp32' | 'bf16', number[]> = { fp32: [], bf16: [] };
+  const end = performance.now() + 1000 * seconds;
+  for (const p of ['fp32', 'bf16'] as const) for (let i = 0; i < 20; i++) await body(handles[p]); // warm each
+  while (performance.now() < end) {
+    for (const p of ['fp32', 'bf16'] as const) {
+      for (let i = 0; i < 50; i++) {
+        const t0 = performance.now();
+        await body(handles[p]);
+        samples[p].push(performance.now() - t0);
+      }
+    }
+  }
+  const median = (a: number[]) => a.sort((x, y) => x - y)[a.length >> 1];
+  return { fp32: median(samples.fp32), bf16: median(samples.bf16) };
+}
+
+export async function benchPrecision(options: { quick?: boolean; modelFile?: string } = {}): Promise<{ rows: PrecisionRow[]; timings: Timing[] }> {
+  const model = options.modelFile ? readOnnx(options.modelFile) : defaultSizedModel();
+  const handles = { fp32: loadNativeModel(model), bf16: loadNativeModel(model, { precision: 'bf16' }) };
+  const c = model.meta.config;
+  const d = c.stateDim;
+  const K = c.actionSizes.reduce((a, b) => a + b, 0);
+  const lambda = 0.25 * model.meta.normalization.lambdaMax;
+  const seconds = options.quick ? 1 : 4;
+  const rows: PrecisionRow[] = [];
+  const timings: Timing[] = [];
+  const row = (scenario: string, r: Record<'fp32' | 'bf16', number>) => {
+    rows.push({ scenario, fp32Ms: r.fp32, bf16Ms: r.bf16 });
+    console.log(`${scenario}: fp32 ${fmt(r.fp32)}, bf16 ${fmt(r.bf16)} (bf16 ${(r.fp32 / r.bf16).toFixed(2)}x)`);
+  };
+  console.log(`bf16 on ${nativeBf16Hardware() ? "AMX's tiles" : 'fp32 arithmetic (no AMX in this process: bf16 gives its values at fp32 speed)'}`);
+  try {
+    // one user, decideSync: round 0; round 5 served (round 4 decided before); round 5 cold
+    const state = Float32Array.from({ length: d }, (_, j) => 0.1 * j);
+    const histories = Array.from({ length: 256 }, (_, u) => {
+      const states = Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + 0.05 * t * (j % 3) + 0.01 * ((u * 7 + j) % 13)));
+      return { states, actions: Array.from({ length: 5 }, (_, t) => c.actionSizes.map((k) => (t + 1) % k)), rewards: [12, 0, 30, 0, 18].map((r) => r + (u % 5)), costs: [2, 0, 5, 0, 0] };
+    });
+    for (const h of Object.values(handles)) {
+      for (const hist of histories) decideSync({ model: h, lambda, state: hist.states[4], history: { states: hist.states.slice(0, 4), actions: hist.actions.slice(0, 4), rewards: hist.rewards.slice(0, 4), costs: hist.costs.slice(0, 4) } });
+    }
+    row('one user, decideSync, round 0', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state })));
+    let next = 0;
+    row('one user, decideSync, round 5, served (round 4 decided before)', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state, history: histories[next++ % histories.length] })));
+    const cold = histories[0];
+    const capacities = Object.values(handles).map((h) => nativeDecisionCache(h).capacity);
+    for (const h of Object.values(handles)) nativeDecisionCache(h, 0);
+    row('one user, decideSync, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state, history: cold })));
+    // 128 users in one call
+    const B = 128;
+    const batchAt = (T: number): NativeForwardInputs => ({
+      batch: B, rounds: T,
+      states: Float32Array.from({ length: B * T * d }, (_, i) => 0.5 * Math.sin(0.7 * i)),
+      rtg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -10 * ((i * 7) % 5))),
+      ctg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -2 * ((i * 3) % 4))),
+      actionsOneHot: Float32Array.from({ length: B * T * K }, (_, i) => ((i * 5) % K === 0 ? 1 : 0)),
+      lambda: new Float32Array(B).fill(lambda),
+    });
+    const b0 = batchAt(1);
+    const b5 = batchAt(6);
+    row('128 users, one call, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => nativeForward(h, b5, 'incremental')));
+    Object.values(handles).forEach((h, i) => nativeDecisionCache(h, capacities[i]));
+    row('128 users, one call, round 0', await alternated(handles, seconds, (h) => nativeForward(h, b0, 'incremental')));
+    const b4 = batchAt(5);
+    for (const [key, width] of [['states', d], ['rtg', 1], ['ctg', 1], ['actionsOneHot', K]] as const) {
+      for (let u = 0; u < B; u++) b4[key].set(b5[key].subarray(u * 6 * width, (u * 6 + 5) * width), u * 5 * width);
+    }
+    for (const h of Object.values(handles)) await nativeForward(h, b4, 'incremental');
+    row('128 users, one call, round 5, served (round 4 decided before)', await alternated(handles, seconds, (h) => nativeForward(h, b5, 'incremental')));
+    // the layers' GEMMs, one core
+    const D = c.dModel;
+    for (const [m, k, n] of [[1, D, D], [4, D, 4 * D], [16, D, D], [128, D, 4 * D], [128, 4 * D, D], [512, D, 4 * D]]) {
+      const g = nativeGemmBench(m, k, n, options.quick ? 0.2 : 0.5);
+      console.log(`GEMM ${m}x${k} @ ${k}x${n}, one core: fp32 engine ${g.ours.toFixed(0)} GFLOP/s, bf16 ${g.bf16.toFixed(0)} GFLOP/s (${(g.bf16 / g.ours).toFixed(2)}x), Eigen ${g.eigen.toFixed(0)}`);
+      const ms = (2 * m * k * n) / 1e6;
+      rows.push({ scenario: `GEMM ${m}x${k} @ ${k}x${n}, one core`, fp32Ms: ms / g.ours, bf16Ms: ms / g.bf16 });
+    }
+    // the full solve, alternated
+    const users = options.quick ? 2000 : 10000;
+    const env = { seed: 1, rounds: c.context };
+    const results: Partial<Record<'fp32' | 'bf16', SolveResult>> = {};
+    const runs = options.quick ? 1 : 3;
+    const solveMs: Record<'fp32' | 'bf16', number[]> = { fp32: [], bf16: [] };
+    for (let i = 0; i < runs; i++) {
+      for (const p of ['fp32', 'bf16'] as const) {
+        const t = await time(`full solve ${users} x ${env.rounds} at 0.5x, ${p}`, 1, async () => {
+          results[p] = await solve({ users, budget: '0.5x', env, model: handles[p] });
+        }, i === 0 ? 1 : 0);
+        solveMs[p].push(t.medianMs);
+        timings.push(t);
+      }
+    }
+    const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
+    row(`full solve ${users} x ${env.rounds} at 0.5x (default search, median of ${runs})`, { fp32: median(solveMs.fp32), bf16: median(solveMs.bf16) });
+    const a = results.fp32 as SolveResult;
+    const b = results.bf16 as SolveResult;
+    let same = 0;
+    for (let i = 0; i < a.plan.length; i++) same += a.plan[i] === b.plan[i] ? 1 : 0;
+    console.log(`  bf16 against fp32: λ* ${b.lambda.toFixed(4)} vs ${a.lambda.toFixed(4)}, revenue ${b.revenue.toFixed(0)} vs ${a.revenue.toFixed(0)} (${(100 * (b.revenue / a.revenue - 1)).toFixed(2)}%), ` +
+      `cost ${b.cost.toFixed(0)} vs ${a.cost.toFixed(0)} (budget ${a.budget.toFixed(0)}), ${(100 * same / a.plan.length).toFixed(2)}% of decisions the same, rollouts ${b.rollouts} vs ${a.rollouts}`);
+  } finally {
+    for (const h of Object.values(handles)) h.unload();
+  }
+  return { rows, timings };
+}
+
+function fmt(ms: number): string {
+  return ms < 0.1 ? `${(1000 * ms).toFixed(1)} µs` : `${ms.toFixed(3)} ms`;
+}
