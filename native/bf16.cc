@@ -73,22 +73,57 @@ void convert_rows(uint16_t* a16, const float* inp, int r0, int m, int k, int kp)
   }
 }
 
+// The tile intrinsics paste their register number into assembly text, so the tile is a literal
+// (a macro argument), not a template parameter. C tile J (columns [c0, c0 + 16) of the block's
+// rows) starts at the bias (a stride-0 load repeats its row) or zero; it is stored straight
+// into out where all 16 columns exist, else through `scratch`.
+#define SACO_START_TILE(J, bias) \
+  do {                              \
+    if (bias) {                     \
+      _tile_loadd(J, bias, 0);      \
+    } else {                        \
+      _tile_zero(J);                \
+    }                               \
+  } while (0)
+#define SACO_FINISH_TILE(J, out, n, m, width, scratch)                  \
+  do {                                                                  \
+    if ((width) == kTileN) {                                            \
+      _tile_stored(J, out, static_cast<int>((n) * sizeof(float)));      \
+    } else {                                                            \
+      _tile_stored(J, scratch, kTileN * sizeof(float));                 \
+      store_partial(out, n, m, width, scratch);                         \
+    }                                                                   \
+  } while (0)
+
+void store_partial(float* out, size_t n, int m, int width, const float* scratch) {
+  const auto mask = static_cast<__mmask16>((1u << width) - 1);
+  for (int r = 0; r < m; ++r) _mm512_mask_storeu_ps(out + r * n, mask, _mm512_load_ps(scratch + r * kTileN));
+}
+
 void matmul_amx(float* out, const float* inp, const Bf16Weight& w, const float* b, int rows) {
   const int k = w.k, n = w.n, kp = round_up(k, kTileK), blocks_k = kp / kTileK, blocks_n = round_up(n, kTileN) / kTileN;
   thread_local std::vector<uint16_t, AlignedUninitAllocator<uint16_t>> a16;
-  alignas(64) float c[kTileRows * 4 * kTileN];  // [16, 64]: up to four C tiles side by side
+  thread_local Floats bias;  // b padded to whole tiles (a partial last tile reads 16 columns)
+  alignas(64) float scratch[kTileRows * kTileN];
   a16.resize(static_cast<size_t>(kTileRows) * kp);
-  const int a_stride = kp * 2, c_stride = 4 * kTileN * 4;
+  const float* b16 = nullptr;
+  if (b) {
+    bias.assign(static_cast<size_t>(blocks_n) * kTileN, 0.0f);
+    std::copy_n(b, n, bias.data());
+    b16 = bias.data();
+  }
+  const int a_stride = kp * 2;
   for (int r0 = 0; r0 < rows; r0 += kTileRows) {
     const int m = std::min(kTileRows, rows - r0);
     configure_tiles(m);
     convert_rows(a16.data(), inp, r0, m, k, kp);
     for (int cb0 = 0; cb0 < blocks_n; cb0 += 4) {
       const int nc = std::min(4, blocks_n - cb0);
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
+      auto bias_of = [&](int j) { return b16 ? b16 + (cb0 + j) * kTileN : nullptr; };
+      SACO_START_TILE(0, bias_of(0));
+      if (nc > 1) SACO_START_TILE(1, bias_of(1));
+      if (nc > 2) SACO_START_TILE(2, bias_of(2));
+      if (nc > 3) SACO_START_TILE(3, bias_of(3));
       for (int kb = 0; kb < blocks_k; ++kb) {
         _tile_loadd(4, a16.data() + static_cast<size_t>(kb) * kTileK, a_stride);
         const uint16_t* bt = w.tiles.data() + (static_cast<size_t>(kb) * blocks_n + cb0) * kTileValues;
@@ -107,22 +142,17 @@ void matmul_amx(float* out, const float* inp, const Bf16Weight& w, const float* 
           _tile_dpbf16ps(3, 4, 7);
         }
       }
-      _tile_stored(0, c, c_stride);
-      if (nc > 1) _tile_stored(1, c + kTileN, c_stride);
-      if (nc > 2) _tile_stored(2, c + 2 * kTileN, c_stride);
-      if (nc > 3) _tile_stored(3, c + 3 * kTileN, c_stride);
-      for (int j = 0; j < nc; ++j) {
-        const int c0 = (cb0 + j) * kTileN, width = std::min(kTileN, n - c0);
-        const auto mask = static_cast<__mmask16>(width == 16 ? 0xFFFF : (1u << width) - 1);
-        const __m512 bias = b ? _mm512_maskz_loadu_ps(mask, b + c0) : _mm512_setzero_ps();
-        for (int r = 0; r < m; ++r) {
-          const __m512 acc = _mm512_load_ps(c + r * 4 * kTileN + j * kTileN);
-          _mm512_mask_storeu_ps(out + static_cast<size_t>(r0 + r) * n + c0, mask, b ? _mm512_add_ps(acc, bias) : acc);
-        }
-      }
+      float* o = out + static_cast<size_t>(r0) * n + static_cast<size_t>(cb0) * kTileN;
+      auto width = [&](int j) { return std::min(kTileN, n - (cb0 + j) * kTileN); };
+      SACO_FINISH_TILE(0, o, n, m, width(0), scratch);
+      if (nc > 1) SACO_FINISH_TILE(1, o + kTileN, n, m, width(1), scratch);
+      if (nc > 2) SACO_FINISH_TILE(2, o + 2 * kTileN, n, m, width(2), scratch);
+      if (nc > 3) SACO_FINISH_TILE(3, o + 3 * kTileN, n, m, width(3), scratch);
     }
   }
 }
+#undef SACO_START_TILE
+#undef SACO_FINISH_TILE
 #endif
 
 }  // namespace

@@ -8,14 +8,15 @@ import { Command } from 'commander';
 import { ArgumentError } from '../errors.js';
 import { formatOf } from '../data/duck.js';
 import { readOnnx } from '../model/onnx.js';
-import { loadNativeModel } from '../native/index.js';
+import { loadNativeModel, type NativePrecision } from '../native/index.js';
 import { checkDecisionLambda } from '../solve/index.js';
 import { decideBatch, readHistoryForModel, writeDecisions } from '../solve/decide-batch.js';
-import { checkDistinct, checkWritable, examples, fmt, noticeReadReport, numArg, readSummary, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { checkDistinct, checkWritable, examples, fmt, noticeReadReport, numArg, precisionOption, readSummary, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 interface DecideOpts extends InputOpts {
   model: string;
+  precision: NativePrecision;
   users?: string;
   lambda: number;
   out: string;
@@ -49,7 +50,7 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     noticeReadReport(ui, report);
     if (report.filledRounds > 0) ui.info(`${report.filledRounds} empty calendar round(s) filled as the control action`);
     ui.phase(`deciding for ${trajectories.users} users`);
-    const handle = loadNativeModel(model);
+    const handle = loadNativeModel(model, { precision: o.precision });
     let decisions;
     try {
       decisions = await decideBatch({ model: handle, lambda: o.lambda, history: trajectories });
@@ -90,7 +91,8 @@ export function registerDecide(program: Command): void {
     .option('--users <file>', 'same as --data')
     .requiredOption('--lambda <x>', "the plan's λ* (saco solve prints it): the price of one unit of cost in revenue", numArg(0, 1e12))
     .requiredOption('--out <file>', 'decisions to write: .csv, .csv.gz or .parquet (columns user_id, round, one per action dimension, probability)')
-    .option('--skip-bad-rows', 'skip and count bad rows instead of failing');
+    .option('--skip-bad-rows', 'skip and count bad rows instead of failing')
+    .addOption(precisionOption());
   withOutputFlags(cmd, 'print a JSON summary (file, users, rounds decided, the action mix)');
   cmd.action(async (o: DecideOpts, c: Command) => runDecide(o, c));
   examples(cmd, [

@@ -9,11 +9,11 @@ import { formatOf } from '../data/duck.js';
 import { ArgumentError } from '../errors.js';
 import { checkDataMatchesModel } from '../model/artifact.js';
 import { readOnnx } from '../model/onnx.js';
-import { loadNativeModel } from '../native/index.js';
+import { loadNativeModel, type NativePrecision } from '../native/index.js';
 import { POLICIES, POLICY_NAMES, policyByName, type PolicyDefinition, type PolicyName } from '../policy/registry.js';
 import { solve, syEnvForModel, writePlan, type EnvChoice, type PlanLabels, type SolveProgress, type SolveResult, type SolveUsers } from '../solve/index.js';
 import { readSimulator, type Simulator } from '../sim/simulator.js';
-import { budgetArg, checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, parseDecimal, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
+import { budgetArg, checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, parseDecimal, precisionOption, resolveInput, roiText, roiValue, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 import { isShardSet, readShardManifest } from '../cluster/shard-files.js';
 import { ClusterError, solveSharded, type ShardedSolveResult } from '../cluster/index.js';
@@ -23,6 +23,7 @@ import { takeOverTermination } from './worker.js';
 
 interface SolveOpts extends InputOpts {
   model: string;
+  precision: NativePrecision;
   users?: number | string;
   budget: number | `${number}x`;
   method: 'bisection' | 'slsqp';
@@ -75,6 +76,7 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
   if (o.data !== undefined && typeof o.users === 'number') cmd.error("error: give '--data <file>' or '--users <n>', not both", { code: 'commander.conflictingOption', exitCode: 2 });
   const shardSet = o.data !== undefined && isShardSet(o.data) ? readShardManifest(o.data) : undefined;
   const sharded = o.redis !== undefined || o.shards !== undefined || shardSet !== undefined;
+  if (o.precision === 'bf16' && (sharded || o.engine === 'ort')) cmd.error(`error: '--precision bf16' is the native engine's on one machine, not ${sharded ? 'the sharded solve' : "'--engine ort'"}`, { code: 'commander.conflictingOption', exitCode: 2 });
   if (sharded && o.engine === 'ort') cmd.error("error: '--engine ort' runs on one machine; the sharded solve (--redis, --shards, a shard folder) runs natively", { code: 'commander.conflictingOption', exitCode: 2 });
   if (o.sim !== undefined && typeof o.users === 'number') cmd.error("error: '--sim' plans the users of a log: give '--data <file>' (their logged states), not a number of users", { code: 'commander.conflictingOption', exitCode: 2 });
   if (o.sim !== undefined && sharded) cmd.error("error: '--sim' runs on one machine; the sharded solve (--redis, --shards, a shard folder) runs in SY", { code: 'commander.conflictingOption', exitCode: 2 });
@@ -133,8 +135,8 @@ async function runSolve(o: SolveOpts, cmd: Command): Promise<void> {
       users = trajectories;
       labels = { ...labels, userIds: trajectories.userIds };
     }
-    ui.phase('loading the model');
-    const handle = loadNativeModel(model);
+    ui.phase(`loading the model${o.precision === 'bf16' ? ' (bf16)' : ''}`);
+    const handle = loadNativeModel(model, { precision: o.precision });
     try {
       const env: EnvChoice = simulator ? { kind: 'sim', simulator, startRound: o.startRound, seed: o.simSeed } : syEnvForModel(model.meta, o.sySeed);
       const run = (policy: PolicyName): Promise<SolveResult> => {
@@ -226,6 +228,7 @@ export function registerSolve(program: Command): void {
     .addOption(new Option('--method <m>', 'λ search').choices(['bisection', 'slsqp']).default('bisection'))
     .addOption(new Option('--policy <p>', `who decides: ${POLICIES.map((p) => `${p.name}, ${p.description}`).join('; ')}`).choices([...POLICY_NAMES]).default('codt'))
     .addOption(new Option('--engine <e>', 'what computes the CODT decisions (ort: onnxruntime in a Piscina pool)').choices(['native', 'ort']).default('native'))
+    .addOption(precisionOption())
     .option('--compare', 'also solve Random and the Oracle at the same budget (the fitted baselines: saco eval)')
     .option('--rounds <n>', "rounds to plan (default: the model's context)", intArg(1, 100000))
     .option('--sy-seed <n>', 'seed of the SY ground truth (must be the one the users came from)', intArg(0, Number.MAX_SAFE_INTEGER), 1)

@@ -148,6 +148,14 @@ describe('saco CLI', () => {
     const older = saco('solve', '--model', modelPath, '--users', users, '--budget', '0.5x', '--json');
     expect(older.code).toBe(0);
     expect(JSON.parse(older.stdout)[0].lambda).toBe(out[0].lambda);
+    // bf16 products: the same campaign to bf16's rounding, within the budget; native only
+    const bf16 = saco('solve', '--model', modelPath, '--data', users, '--budget', '0.5x', '--precision', 'bf16', '--json');
+    expect(bf16.code, bf16.stderr).toBe(0);
+    const [b] = JSON.parse(bf16.stdout) as Array<{ lambda: number; revenue: number; cost: number; budget: number }>;
+    expect(b.cost).toBeLessThanOrEqual(b.budget);
+    expect(Math.abs(b.lambda / out[0].lambda - 1)).toBeLessThan(0.05);
+    expectUserError(saco('solve', '--model', modelPath, '--data', users, '--budget', '0.5x', '--precision', 'bf16', '--engine', 'ort'), /--precision bf16.*--engine ort/);
+    expectUserError(saco('solve', '--model', modelPath, '--data', users, '--budget', '0.5x', '--precision', 'fp16'), /--precision.*fp32, bf16/);
   }, SHARED_MODEL_TIMEOUT);
 
   it('ROI of a campaign that spends nothing prints "–" in the table and null in JSON', async () => {
