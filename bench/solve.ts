@@ -8,7 +8,7 @@
  * not change the cost, so a freshly initialised model is timed unless --model gives a trained
  * one (a trained model's λ search is the realistic one).
  *
- * Run alone, `node --import tsx bench/solve.ts --scale=USERS [--model=FILE] [--rounds=10]`
+ * Run alone, `node --import tsx bench/solve.ts --scale=USERS [--model=FILE] [--rounds=10] [--precision=bf16]`
  * solves USERS fresh SY users once at 0.5x and prints one JSON line with the wall time and
  * the peak RSS (issue 15's 1M x 10 scale run; wrap it in /usr/bin/time -v for the kernel's
  * own peak RSS).
@@ -21,7 +21,7 @@ import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
 import { readOnnx } from '../src/model/onnx.js';
 import { initParams } from '../src/model/params.js';
 import { OrtPool, OrtSession } from '../src/infer/ort.js';
-import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout } from '../src/native/index.js';
+import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout, type NativePrecision } from '../src/native/index.js';
 import { nativeGemmBench } from '../src/native/testing.js';
 import { decide, decideSync, solve, type SolveResult } from '../src/solve/index.js';
 import { searchWork } from '../src/solve/search-work.js';
@@ -243,15 +243,15 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
 }
 
 /** One solve of `users` fresh SY users at 0.5x: wall time, peak RSS, the search's work (the 10k/100k/1M scale runs). */
-export async function benchScale(users: number, modelFile?: string, rounds = 10): Promise<Record<string, number | string | boolean>> {
+export async function benchScale(users: number, modelFile?: string, rounds = 10, precision: NativePrecision = 'fp32'): Promise<Record<string, number | string | boolean>> {
   const model = modelFile ? readOnnx(modelFile) : defaultSizedModel();
-  const h = loadNativeModel(model);
+  const h = loadNativeModel(model, { precision });
   try {
     const t0 = performance.now();
     const r = await solve({ users, budget: '0.5x', env: { seed: 1, rounds }, model: h, onProgress: (p) => console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${p.phase} rollouts ${p.rollouts}${p.lambda !== undefined ? ` λ ${p.lambda.toFixed(4)} cost ${p.cost?.toFixed(0)}` : ''}`) });
     const wallMs = performance.now() - t0;
     return {
-      users, rounds, model: modelFile ?? 'defaultSizedModel()', wallMs, peakRssMiB: process.resourceUsage().maxRSS / 1024, lambda: r.lambda, revenue: r.revenue, cost: r.cost, budget: r.budget,
+      users, rounds, model: modelFile ?? 'defaultSizedModel()', precision, wallMs, peakRssMiB: process.resourceUsage().maxRSS / 1024, lambda: r.lambda, revenue: r.revenue, cost: r.cost, budget: r.budget,
       baRate: r.baRate, rollouts: r.rollouts, sampleRollouts: r.sampleRollouts ?? 0, sampleUsers: r.sampleUsers ?? 0, blocked: r.blocked, feasible: r.feasible,
     };
   } finally {
@@ -263,10 +263,15 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const scale = Number(arg('scale'));
   if (!Number.isInteger(scale) || scale < 1) {
-    console.error('usage: node --import tsx bench/solve.ts --scale=USERS [--model=FILE] [--rounds=10]');
+    console.error('usage: node --import tsx bench/solve.ts --scale=USERS [--model=FILE] [--rounds=10] [--precision=fp32|bf16]');
     process.exit(2);
   }
-  console.log(JSON.stringify(await benchScale(scale, arg('model'), Number(arg('rounds') ?? 10))));
+  const precision = arg('precision') ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16') {
+    console.error('--precision is fp32 or bf16');
+    process.exit(2);
+  }
+  console.log(JSON.stringify(await benchScale(scale, arg('model'), Number(arg('rounds') ?? 10), precision)));
 }
 
 /** Paper Table 2 (their hardware: CPU-only, and an NVIDIA RTX 4090). */

@@ -29,8 +29,8 @@ const float* rounded_input(const float* inp, size_t count, Floats& scratch) {
 }
 
 #if defined(SACO_AMX)
-// The tile registers' shapes (palette 1), the same for every product: C 0-3 [16 x 16 fp32],
-// A 4 [16 x 32 bf16], B 6-7 [16 pairs x 16 columns x 2].
+// The tile registers' shapes (palette 1) for a block of m rows: C 0-3 [m x 16 fp32], A 4
+// [m x 32 bf16], B 6-7 [16 pairs of k-rows x 16 columns x 2].
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0;
   uint8_t reserved[14] = {};
