@@ -6,11 +6,11 @@
  * `npm run bench -- --only=precision [--model=FILE] [--quick]`.
  */
 import { readOnnx } from '../src/model/onnx.js';
-import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
+import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, type NativeModel } from '../src/native/index.js';
 import { nativeGemmBench } from '../src/native/testing.js';
 import { decideSync, solve, type SolveResult } from '../src/solve/index.js';
 import { time, type Timing } from './harness.js';
-import { defaultSizedModel } from './solve.js';
+import { decideRound4, decisionBatch, defaultSizedModel, firstRounds, servingHistories } from './solve.js';
 
 export interface PrecisionRow {
   scenario: string;
@@ -41,7 +41,6 @@ export async function benchPrecision(options: { quick?: boolean; modelFile?: str
   const handles = { fp32: loadNativeModel(model), bf16: loadNativeModel(model, { precision: 'bf16' }) };
   const c = model.meta.config;
   const d = c.stateDim;
-  const K = c.actionSizes.reduce((a, b) => a + b, 0);
   const lambda = 0.25 * model.meta.normalization.lambdaMax;
   const seconds = options.quick ? 1 : 4;
   const rows: PrecisionRow[] = [];
@@ -54,13 +53,8 @@ export async function benchPrecision(options: { quick?: boolean; modelFile?: str
   try {
     // one user, decideSync: round 0; round 5 served (round 4 decided before); round 5 cold
     const state = Float32Array.from({ length: d }, (_, j) => 0.1 * j);
-    const histories = Array.from({ length: 256 }, (_, u) => {
-      const states = Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + 0.05 * t * (j % 3) + 0.01 * ((u * 7 + j) % 13)));
-      return { states, actions: Array.from({ length: 5 }, (_, t) => c.actionSizes.map((k) => (t + 1) % k)), rewards: [12, 0, 30, 0, 18].map((r) => r + (u % 5)), costs: [2, 0, 5, 0, 0] };
-    });
-    for (const h of Object.values(handles)) {
-      for (const hist of histories) decideSync({ model: h, lambda, state: hist.states[4], history: { states: hist.states.slice(0, 4), actions: hist.actions.slice(0, 4), rewards: hist.rewards.slice(0, 4), costs: hist.costs.slice(0, 4) } });
-    }
+    const histories = servingHistories(c, state, 256);
+    for (const h of Object.values(handles)) decideRound4(h, lambda, histories);
     row('one user, decideSync, round 0', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state })));
     let next = 0;
     row('one user, decideSync, round 5, served (round 4 decided before)', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state, history: histories[next++ % histories.length] })));
@@ -70,23 +64,12 @@ export async function benchPrecision(options: { quick?: boolean; modelFile?: str
     row('one user, decideSync, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state, history: cold })));
     // 128 users in one call
     const B = 128;
-    const batchAt = (T: number): NativeForwardInputs => ({
-      batch: B, rounds: T,
-      states: Float32Array.from({ length: B * T * d }, (_, i) => 0.5 * Math.sin(0.7 * i)),
-      rtg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -10 * ((i * 7) % 5))),
-      ctg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -2 * ((i * 3) % 4))),
-      actionsOneHot: Float32Array.from({ length: B * T * K }, (_, i) => ((i * 5) % K === 0 ? 1 : 0)),
-      lambda: new Float32Array(B).fill(lambda),
-    });
-    const b0 = batchAt(1);
-    const b5 = batchAt(6);
+    const b0 = decisionBatch(c, B, 1, lambda);
+    const b5 = decisionBatch(c, B, 6, lambda);
     row('128 users, one call, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => nativeForward(h, b5, 'incremental')));
     Object.values(handles).forEach((h, i) => nativeDecisionCache(h, capacities[i]));
     row('128 users, one call, round 0', await alternated(handles, seconds, (h) => nativeForward(h, b0, 'incremental')));
-    const b4 = batchAt(5);
-    for (const [key, width] of [['states', d], ['rtg', 1], ['ctg', 1], ['actionsOneHot', K]] as const) {
-      for (let u = 0; u < B; u++) b4[key].set(b5[key].subarray(u * 6 * width, (u * 6 + 5) * width), u * 5 * width);
-    }
+    const b4 = firstRounds(c, b5, 5);
     for (const h of Object.values(handles)) await nativeForward(h, b4, 'incremental');
     row('128 users, one call, round 5, served (round 4 decided before)', await alternated(handles, seconds, (h) => nativeForward(h, b5, 'incremental')));
     // the layers' GEMMs, one core

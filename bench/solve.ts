@@ -21,7 +21,7 @@ import { CODT_DEFAULTS, type CodtConfig } from '../src/model/config.js';
 import { readOnnx } from '../src/model/onnx.js';
 import { initParams } from '../src/model/params.js';
 import { OrtPool, OrtSession } from '../src/infer/ort.js';
-import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout, type NativePrecision } from '../src/native/index.js';
+import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout, type NativeForwardInputs, type NativeModel, type NativePrecision } from '../src/native/index.js';
 import { nativeGemmBench } from '../src/native/testing.js';
 import { decide, decideSync, solve, type SolveResult } from '../src/solve/index.js';
 import { searchWork } from '../src/solve/search-work.js';
@@ -59,6 +59,55 @@ export function decisionFlops(c: CodtConfig, T: number): number {
 }
 
 const actionWidth = (c: CodtConfig) => c.actionSizes.reduce((a, b) => a + b, 0);
+
+/** The 128-user scenarios' inputs: B users' first T rounds, every user starting at targets 0 and λ. */
+export function decisionBatch(c: CodtConfig, B: number, T: number, lambda: number): NativeForwardInputs {
+  const d = c.stateDim;
+  const K = actionWidth(c);
+  return {
+    batch: B, rounds: T,
+    states: Float32Array.from({ length: B * T * d }, (_, i) => 0.5 * Math.sin(0.7 * i)),
+    rtg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -10 * ((i * 7) % 5))),
+    ctg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -2 * ((i * 3) % 4))),
+    actionsOneHot: Float32Array.from({ length: B * T * K }, (_, i) => ((i * 5) % K === 0 ? 1 : 0)),
+    lambda: new Float32Array(B).fill(lambda),
+  };
+}
+
+/** The same users' first T rounds of x (what per-round serving decided the round before). */
+export function firstRounds(c: CodtConfig, x: NativeForwardInputs, T: number): NativeForwardInputs {
+  const out = decisionBatch(c, x.batch, T, 0);
+  out.lambda.set(x.lambda);
+  for (const [key, width] of [['states', c.stateDim], ['rtg', 1], ['ctg', 1], ['actionsOneHot', actionWidth(c)]] as const) {
+    for (let u = 0; u < x.batch; u++) out[key].set(x[key].subarray(u * x.rounds * width, (u * x.rounds + T) * width), u * T * width);
+  }
+  return out;
+}
+
+/** Five rounds of one user's history (decide()'s `history`, as plain arrays). */
+export interface ServingHistory {
+  states: number[][];
+  actions: number[][];
+  rewards: number[];
+  costs: number[];
+}
+
+/** Five rounds of history for each of `users` served users (distinct states), around `state`. */
+export function servingHistories(c: CodtConfig, state: Float32Array, users: number): ServingHistory[] {
+  return Array.from({ length: users }, (_, u) => ({
+    states: Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + 0.05 * t * (j % 3) + 0.01 * ((u * 7 + j) % 13))),
+    actions: Array.from({ length: 5 }, (_, t) => c.actionSizes.map((k) => (t + 1) % k)),
+    rewards: [12, 0, 30, 0, 18].map((r) => r + (u % 5)),
+    costs: [2, 0, 5, 0, 0],
+  }));
+}
+
+/** Decides each history's round 4 (its first four rounds), so its round 5 is served from the decision cache. */
+export function decideRound4(model: NativeModel, lambda: number, histories: ServingHistory[]): void {
+  for (const x of histories) {
+    decideSync({ model, lambda, state: x.states[4], history: { states: x.states.slice(0, 4), actions: x.actions.slice(0, 4), rewards: x.rewards.slice(0, 4), costs: x.costs.slice(0, 4) } });
+  }
+}
 
 /** One of issue 15's gates as this run measured it. */
 export interface Gate {
@@ -99,14 +148,8 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const r5 = await latency('single-user decision: decideSync(), round 5 (five rounds of history), cold: round 4 not decided before', () => decideSync({ model: h, lambda, state, history }), seconds);
     // per-round serving: 256 users' round 4 decided first, then their round 5 (each call finds
     // the user's round 4 in the decision cache and computes the 4 new tokens)
-    const served = Array.from({ length: 256 }, (_, u) => {
-      const shift = (t: number, j: number) => 0.05 * t * (j % 3) + 0.01 * ((u * 7 + j) % 13);
-      const states = Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + shift(t, j)));
-      const h5 = { states, actions: history.actions, rewards: history.rewards.map((r) => r + (u % 5)), costs: history.costs };
-      const h4 = { states: states.slice(0, 4), actions: h5.actions.slice(0, 4), rewards: h5.rewards.slice(0, 4), costs: h5.costs.slice(0, 4) };
-      decideSync({ model: h, lambda, state: states[4], history: h4 });
-      return h5;
-    });
+    const served = servingHistories(c, state, 256);
+    decideRound4(h, lambda, served);
     let next = 0;
     const r5served = await latency('single-user decision: decideSync(), round 5, per-round serving: the user\'s round 4 decided before (decision cache)', () => decideSync({ model: h, lambda, state, history: served[next++ % served.length] }), seconds);
     out.push(r0, r5, r5served);
@@ -115,26 +158,15 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     gate('one user, decideSync p50, round 5: per-round serving (round 4 decided before) / cold', `${(1000 * r5served.medianMs).toFixed(1)} µs / ${(1000 * r5.medianMs).toFixed(1)} µs`, '≤ 20 µs', 1000 * r5served.medianMs <= 20 && 1000 * r5.medianMs <= 20);
     // 128 users in one call: round 0 (no history), and round 5 (five rounds of history each)
     const B = 128;
-    const batchAt = (T: number) => ({
-      batch: B, rounds: T,
-      states: Float32Array.from({ length: B * T * d }, (_, i) => 0.5 * Math.sin(0.7 * i)),
-      rtg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -10 * ((i * 7) % 5))),
-      ctg: Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : -2 * ((i * 3) % 4))),
-      actionsOneHot: Float32Array.from({ length: B * T * K }, (_, i) => ((i * 5) % K === 0 ? 1 : 0)),
-      lambda: new Float32Array(B).fill(lambda),
-    });
-    const b0 = batchAt(1);
-    const b5 = batchAt(6);
+    const b0 = decisionBatch(c, B, 1, lambda);
+    const b5 = decisionBatch(c, B, 6, lambda);
     const one = { ...b0, batch: 1, states: state, rtg: b0.rtg.subarray(0, 1), ctg: b0.ctg.subarray(0, 1), actionsOneHot: b0.actionsOneHot.subarray(0, K), lambda: b0.lambda.subarray(0, 1) };
     const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
     out.push(nativeOne);
     const n0 = await latency('128 users, one decision each (one call), round 0', () => nativeForward(h, b0, 'incremental'), seconds);
     const n5 = await latency('128 users, one decision each (one call), round 5, cold: round 4 not decided before', () => nativeForward(h, b5, 'incremental'), seconds);
     // per-round serving: the same 128 users' round 4 (their first 5 rounds) decided first
-    const b4 = batchAt(5);
-    for (const [key, width] of [['states', d], ['rtg', 1], ['ctg', 1], ['actionsOneHot', K]] as const) {
-      for (let u = 0; u < B; u++) b4[key].set(b5[key].subarray(u * 6 * width, (u * 6 + 5) * width), u * 5 * width);
-    }
+    const b4 = firstRounds(c, b5, 5);
     await nativeForward(h, b4, 'incremental');
     const n5served = await latency('128 users, one decision each (one call), round 5, per-round serving: their round 4 decided before (decision cache)', () => nativeForward(h, b5, 'incremental'), seconds);
     // per-round serving where one user of every 16 is new this round (their earlier rounds never
