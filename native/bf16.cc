@@ -1,6 +1,8 @@
 #include "bf16.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "layers.h"
 
@@ -177,7 +179,11 @@ Bf16Weight pack_bf16(const float* w, int k, int n) {
 
 bool amx_available() {
 #if defined(SACO_AMX)
-  static const bool granted = request_tile_state();
+  // SACO_AMX=0 keeps the tiles off (the fallback, for comparing the two on one machine)
+  static const bool granted = [] {
+    const char* off = std::getenv("SACO_AMX");
+    return !(off && std::string(off) == "0") && request_tile_state();
+  }();
   return granted;
 #else
   return false;

@@ -41,7 +41,7 @@ struct Bf16Weight {
 Bf16Weight pack_bf16(const float* w, int k, int n);
 
 // True when this process can use AMX's bf16 tiles (the CPU has them, the addon was built with
-// them and the kernel granted the tile state). Decided once per process.
+// them, the kernel granted the tile state, and SACO_AMX is not "0"). Decided once per process.
 bool amx_available();
 
 // out[rows, n] = bf16(inp)[rows, k] @ w + b (b may be null), accumulated in fp32. Each output

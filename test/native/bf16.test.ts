@@ -6,7 +6,10 @@
  * promise: a user's logits do not depend on who else is in the call, and a served round
  * gives the bits of a cold one. A solve in SY with a bf16 model is held against the fp32 one.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSyConfig } from '../../src/data/synth.js';
 import type { CodtConfig } from '../../src/model/config.js';
@@ -15,6 +18,7 @@ import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward
 import { nativeBf16Matmul } from '../../src/native/testing.js';
 import { solve } from '../../src/solve/index.js';
 import { maxAbsDiff, randomBatch, randomModel } from '../helpers/model.js';
+import { bf16Fixture, BF16_CONFIG } from './bf16-fixture.js';
 import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, sharedModel } from '../helpers/shared-model.js';
 
 // AMX, or the AVX-512 row kernel over the rounded operands: each row alone decides its bits.
@@ -92,7 +96,7 @@ describe('the bf16 product', () => {
   });
 });
 
-const config: CodtConfig = { stateDim: 7, actionSizes: [4, 2], context: 6, dModel: 64, layers: 2, heads: 2, dropout: 0, variant: 'expected' };
+const config: CodtConfig = BF16_CONFIG;
 
 function sharedStart(B: number, T: number, seed: number): NativeForwardInputs {
   const x = randomBatch(config, B, T, seed);
@@ -153,6 +157,38 @@ describe('a model loaded with precision bf16', () => {
       h32.unload();
     }
   });
+});
+
+describe('bf16 with and without AMX', () => {
+  it('gives the same values from the tiles and from the fp32 kernel over the rounded operands (SACO_AMX=0, in a child process)', async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const child = spawnSync(process.execPath, ['--import', 'tsx', path.join(here, 'bf16-fallback.child.ts')], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SACO_AMX: '0' } });
+    expect(child.status, child.stderr).toBe(0);
+    const other = JSON.parse(child.stdout) as { amx: boolean; product: number[]; logits: number[] };
+    expect(other.amx).toBe(false);
+    console.log(`bf16 here on ${nativeBf16Hardware() ? 'AMX' : 'the fp32 kernel (no AMX here: both sides take the same path)'}; the child with SACO_AMX=0 on the fp32 kernel`);
+    const f = bf16Fixture();
+    const product = nativeBf16Matmul(f.inp, f.w, f.b, f.rows, f.k, f.n).kernel;
+    // the same rounded operands summed in another order: fp32 accumulation error of k terms
+    let worst = 0;
+    for (let i = 0; i < f.rows; i++) {
+      for (let c = 0; c < f.n; c++) {
+        let scale = Math.abs(f.b[c]);
+        for (let j = 0; j < f.k; j++) scale += Math.abs(f.inp[i * f.k + j] * f.w[j * f.n + c]);
+        worst = Math.max(worst, Math.abs(product[i * f.n + c] - other.product[i * f.n + c]) / (f.k * 2 ** -23 * scale));
+      }
+    }
+    expect(worst).toBeLessThanOrEqual(1);
+    const h = loadNativeModel(f.model, { precision: 'bf16' });
+    try {
+      // through the layers a last-bit difference can round the next product's input to the
+      // neighbouring bf16 value, so whole models agree to bf16's precision, as with fp32
+      const logits = await nativeForward(h, f.batch, 'incremental');
+      expect(maxAbsDiff(logits, other.logits)).toBeLessThan(0.05);
+    } finally {
+      h.unload();
+    }
+  }, 180_000);
 });
 
 describe('a solve in SY with a bf16 model', () => {
