@@ -8,11 +8,13 @@
  *    solve (--1m adds 1M x 10, minutes). The CPU decodes with the KV cache; the GPU runs the
  *    full-sequence forward ('cuda' mode: there is no KV-cached CUDA decode and no GPU rollout
  *    yet, issue 15 item 3), so the solves are the CPU engine's and say so.
+ *    Each CPU row also in bf16 (precision 'bf16': AMX's tiles where the host has them, as
+ *    Sapphire Rapids hosts of H100/H200 do; the column says so).
  * Without a GPU it says so and exits 0 after the CPU rows.
  */
 import { CounterStream } from '../src/data/rng.js';
 import { readOnnx } from '../src/model/onnx.js';
-import { loadNativeModel, nativeForward, nativeForwardOn, nativeInfo, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
+import { loadNativeModel, nativeBf16Hardware, nativeForward, nativeForwardOn, nativeInfo, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
 import { solve } from '../src/solve/index.js';
 import { defaultSizedModel } from './solve.js';
 
@@ -35,6 +37,7 @@ const c = model.meta.config;
 const d = c.stateDim;
 const K = c.actionSizes.reduce((a, b) => a + b, 0);
 const h = loadNativeModel(model);
+const h16 = loadNativeModel(model, { precision: 'bf16' });
 
 function inputs(B: number, T: number, seed: number): NativeForwardInputs {
   const s = new CounterStream(seed, 0, 0, 41);
@@ -71,30 +74,41 @@ if (gpu) {
   console.log(`parity: max |cpu - gpu| = ${diff.toExponential(3)} on 1024 x ${parity.rounds} (${failed ? 'FAIL' : 'PASS'} at 1e-4; computed on ${onGpu.device})`);
 }
 
-const rows: Array<{ scenario: string; cpu: number; gpu?: number }> = [];
+const rows: Array<{ scenario: string; cpu: number; bf16: number; gpu?: number }> = [];
 const T5 = Math.min(6, c.context);
 for (const [scenario, B, T] of [['one user, round 0', 1, 1], ['128 users, round 0', 128, 1], [`128 users, round ${T5 - 1}`, 128, T5]] as const) {
   const x = inputs(B, T, 7);
   const runs = B === 1 ? 2000 : 200;
-  rows.push({ scenario, cpu: await median(() => nativeForward(h, x, 'incremental'), runs), gpu: gpu ? await median(() => nativeForward(h, x, 'cuda'), runs) : undefined });
+  rows.push({
+    scenario,
+    cpu: await median(() => nativeForward(h, x, 'incremental'), runs),
+    bf16: await median(() => nativeForward(h16, x, 'incremental'), runs),
+    gpu: gpu ? await median(() => nativeForward(h, x, 'cuda'), runs) : undefined,
+  });
 }
 // the paper's 16 parallel models: 16 loaded copies, 128 users each, all at once
 const models: NativeModel[] = Array.from({ length: 16 }, () => loadNativeModel(model));
+const models16: NativeModel[] = Array.from({ length: 16 }, () => loadNativeModel(model, { precision: 'bf16' }));
 const x16 = inputs(128, 1, 8);
 rows.push({
   scenario: '16 models x 128 users, round 0 (concurrent calls)',
   cpu: await median(() => Promise.all(models.map((m) => nativeForward(m, x16, 'incremental'))), 20),
+  bf16: await median(() => Promise.all(models16.map((m) => nativeForward(m, x16, 'incremental'))), 20),
   gpu: gpu ? await median(() => Promise.all(models.map((m) => nativeForward(m, x16, 'cuda'))), 20) : undefined,
 });
-for (const m of models) m.unload();
+for (const m of [...models, ...models16]) m.unload();
 const env = { seed: 1, rounds: c.context };
 for (const users of withMillion ? [10_000, 1_000_000] : [10_000]) {
   const t0 = performance.now();
   const r = await solve({ users, budget: '0.5x', env, model: h });
-  rows.push({ scenario: `solve ${users.toLocaleString('en-US')} x ${env.rounds} at 0.5x (CPU engine: ${r.rollouts - 1} rollouts on every user + ${r.sampleRollouts ?? 0} on ${r.sampleUsers ?? 0}; no GPU rollout yet)`, cpu: performance.now() - t0 });
+  const cpu = performance.now() - t0;
+  const t1 = performance.now();
+  await solve({ users, budget: '0.5x', env, model: h16 });
+  rows.push({ scenario: `solve ${users.toLocaleString('en-US')} x ${env.rounds} at 0.5x (CPU engine: ${r.rollouts - 1} rollouts on every user + ${r.sampleRollouts ?? 0} on ${r.sampleUsers ?? 0}; no GPU rollout yet)`, cpu, bf16: performance.now() - t1 });
 }
 h.unload();
+h16.unload();
 
-console.log('\n| scenario | CPU ms | GPU ms |\n| --- | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.scenario} | ${r.cpu.toFixed(3)} | ${r.gpu === undefined ? '—' : r.gpu.toFixed(3)} |`);
+console.log(`\n| scenario | CPU ms | CPU bf16 ms (${nativeBf16Hardware() ? 'AMX' : 'no AMX: fp32 arithmetic'}) | GPU ms |\n| --- | ---: | ---: | ---: |`);
+for (const r of rows) console.log(`| ${r.scenario} | ${r.cpu.toFixed(3)} | ${r.bf16.toFixed(3)} | ${r.gpu === undefined ? '—' : r.gpu.toFixed(3)} |`);
 process.exit(failed ? 1 : 0);
