@@ -81,6 +81,11 @@ export interface IngestReport {
   filledRounds: number;
   /** Rows merged into another row of the same user and round (schema `combine`). */
   combinedRows: number;
+  /**
+   * Per action dimension: whether the schema named its control (no-treatment) value; else it
+   * was taken from the log (the one value that never costs; for bundles the cheapest).
+   */
+  controlStated: boolean[];
 }
 
 /** At most this many calendar rounds (a model's context is far shorter). */
@@ -542,7 +547,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       log: filled,
       report: {
         file, files: source.files, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical, warnings,
-        ...(calendarReport ? { calendar: calendarReport } : {}), filledRounds, combinedRows,
+        ...(calendarReport ? { calendar: calendarReport } : {}), filledRounds, combinedRows, controlStated: roles.actions.map((a) => a.control !== undefined),
       },
     };
   }, options.threads);

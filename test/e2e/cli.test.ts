@@ -124,8 +124,10 @@ describe('saco CLI', () => {
     expect(heldUsers.some((u) => u < 100) && heldUsers.some((u) => u >= 100)).toBe(true);
     const sim = saco('fit-sim', '--data', pattern, '--glob', '--out', tmp.file('parts.sim'), '--json');
     expect(sim.code, sim.stderr).toBe(0);
-    const simDoc = JSON.parse(sim.stdout) as { users: number; read: unknown };
+    const simDoc = JSON.parse(sim.stdout) as { users: number; read: unknown; control: string[] };
     expect([simDoc.users, simDoc.read]).toEqual([200, { skipped: {}, combinedRows: 0, filledRounds: 0, warnings: [] }]);
+    // the default schema names no control: it was read off the log, and the run says so
+    expect(simDoc.control).toEqual(['action=0 (never costs in the log)']);
     // without --glob the pattern is one literal path, and the error says so
     expectUserError(saco('train', '--data', pattern, ...args), /file not found.*--glob/);
   });
