@@ -214,7 +214,7 @@ export { offPolicyEstimates, uniformPropensities, deterministicTargetProbabiliti
 export { doublyRobustEstimates, predictionsFromActions, outcomeTable, predictionsFor, type DrLog, type DrResult, type DrEstimates, type OutcomePredictions, type OutcomeTable, type TargetSpec } from './eval/dr.js';
 
 // batch decisions for every user of a log (DuckDB loads on the first call)
-export type { DecideBatchOptions, BatchDecisions } from './solve/decide-batch.js';
+export type { DecideBatchOptions, BatchDecisions, CurrentStates } from './solve/decide-batch.js';
 const decideBatchModule = once(() => import('./solve/decide-batch.js'));
 
 /**
@@ -244,6 +244,25 @@ export async function readHistoryForModel(
   options?: Parameters<typeof import('./solve/decide-batch.js').readHistoryForModel>[2],
 ): ReturnType<typeof import('./solve/decide-batch.js').readHistoryForModel> {
   return (await decideBatchModule()).readHistoryForModel(file, meta, options);
+}
+
+/**
+ * Each history user's state for the round to decide, from a file of current states (the user
+ * column and the model's state columns, one row per user), read as the log is read; users
+ * without a row keep their last logged state. Pass `.states` to decideBatch.
+ *
+ * @throws {DataError} / {SchemaError} when the file does not fit the model.
+ * @example
+ * const now = await readCurrentStates('this-week.csv', model.meta, trajectories, { schema });
+ * const next = await decideBatch({ model, lambda, history: trajectories, states: now.states });
+ */
+export async function readCurrentStates(
+  file: string | readonly string[],
+  meta: import('./model/artifact.js').ModelMeta,
+  history: import('./data/trajectories.js').Trajectories,
+  options?: Parameters<typeof import('./solve/decide-batch.js').readCurrentStates>[3],
+): ReturnType<typeof import('./solve/decide-batch.js').readCurrentStates> {
+  return (await decideBatchModule()).readCurrentStates(file, meta, history, options);
 }
 
 /**

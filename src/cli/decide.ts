@@ -10,12 +10,13 @@ import { formatOf } from '../data/duck.js';
 import { readOnnx } from '../model/onnx.js';
 import { loadNativeModel, type NativePrecision } from '../native/index.js';
 import { checkDecisionLambda } from '../solve/index.js';
-import { decideBatch, readHistoryForModel, writeDecisions } from '../solve/decide-batch.js';
+import { decideBatch, readCurrentStates, readHistoryForModel, writeDecisions, type CurrentStates } from '../solve/decide-batch.js';
 import { checkDistinct, checkWritable, examples, fmt, noticeReadReport, numArg, precisionOption, readSummary, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
 
 interface DecideOpts extends InputOpts {
   model: string;
+  states?: string;
   precision: NativePrecision;
   users?: string;
   lambda: number;
@@ -39,6 +40,10 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     ['--schema', schemaFile],
     ['--out', o.out],
   ]);
+  checkDistinct([
+    ['--states', o.states],
+    ['--out', o.out],
+  ]);
   checkWritable('--out', o.out);
   const ui = new Ui(o);
   try {
@@ -49,11 +54,19 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     const { trajectories, report } = await readHistoryForModel(file, model.meta, { schema, modelName: `the model ${o.model}`, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (s) => ui.phase(s) });
     noticeReadReport(ui, report);
     if (report.filledRounds > 0) ui.info(`${report.filledRounds} empty calendar round(s) filled as the control action`);
+    let current: CurrentStates | undefined;
+    if (o.states !== undefined) {
+      ui.phase(`reading ${o.states}`);
+      current = await readCurrentStates(o.states, model.meta, trajectories, { schema, modelName: `the model ${o.model}`, glob: o.glob, onProgress: (s) => ui.phase(s) });
+      noticeReadReport(ui, current.report);
+      if (current.carried > 0) ui.notice(`${current.carried} of ${trajectories.users} users have no row in ${o.states}: their last logged state is carried forward`);
+      if (current.unknown > 0) ui.notice(`${current.unknown} user(s) in ${o.states} have no logged history in ${file}: not decided`);
+    }
     ui.phase(`deciding for ${trajectories.users} users`);
     const handle = loadNativeModel(model, { precision: o.precision });
     let decisions;
     try {
-      decisions = await decideBatch({ model: handle, lambda: o.lambda, history: trajectories });
+      decisions = await decideBatch({ model: handle, lambda: o.lambda, history: trajectories, states: current?.states });
     } finally {
       handle.unload();
     }
@@ -71,7 +84,8 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     });
     const rounds = [...new Set(decisions.round)].sort((a, b) => a - b);
     const seconds = (performance.now() - t0) / 1000;
-    const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, ...readSummary(report), seconds };
+    const states = current ? { file: o.states, matched: current.matched, carriedForward: current.carried, notInHistory: current.unknown } : null;
+    const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, states, ...readSummary(report), seconds };
     ui.result(doc, () => [
       `wrote ${o.out}: the next-round coupon of ${decisions.users} users at λ ${fmt(o.lambda)} (round${rounds.length > 1 ? 's' : ''} ${rounds.length > 6 ? `${rounds[0]}..${rounds[rounds.length - 1]}` : rounds.join(', ')})`,
       ...mix.map((m) => `  ${m.column}: ${Object.entries(m.counts).map(([v, n]) => `${v} ×${n}`).join(', ')}`),
@@ -91,6 +105,7 @@ export function registerDecide(program: Command): void {
     .option('--users <file>', 'same as --data')
     .requiredOption('--lambda <x>', "the plan's λ* (saco solve prints it): the price of one unit of cost in revenue", numArg(0, 1e12))
     .requiredOption('--out <file>', 'decisions to write: .csv, .csv.gz or .parquet (columns user_id, round, one per action dimension, probability)')
+    .option('--states <file>', "each user's state for the round to decide: the user column and the model's state columns, one row per user (default: the last logged state carried forward)")
     .option('--skip-bad-rows', 'skip and count bad rows instead of failing')
     .addOption(precisionOption());
   withOutputFlags(cmd, 'print a JSON summary (file, users, rounds decided, the action mix)');
@@ -98,5 +113,6 @@ export function registerDecide(program: Command): void {
   examples(cmd, [
     'saco decide --model model.onnx --data logs.parquet --lambda 1.8 --out next.csv',
     'saco decide --model m.onnx --data held.csv --schema schema.json --lambda 0.7 --out next.parquet --json',
+    'saco decide --model m.onnx --data logs.parquet --states this-week.csv --lambda 1.8 --out next.csv',
   ]);
 }

@@ -16,6 +16,7 @@
  */
 import { DOUBLE, INTEGER } from '@duckdb/node-api';
 import { ArgumentError, DataError, SacoError } from '../errors.js';
+import { quoteLiteral } from '../data/duck.js';
 import { readTrajectories, type IngestReport } from '../data/ingest.js';
 import { controlIndex } from '../data/log.js';
 import { DEFAULT_SCHEMA, type ActionColumn, type DataSchema } from '../data/schema.js';
@@ -230,6 +231,75 @@ export async function readHistoryForModel(
   aligned.actionEncodings = meta.actionEncodings.map((enc, j) => ({ ...enc, control: t.actionEncodings[j].control }));
   checkDataMatchesModel(meta, aligned);
   return { trajectories: aligned, report: read.report };
+}
+
+/** Where each history user's current state came from (readCurrentStates). */
+export interface CurrentStates {
+  /** [history users × stateDim] raw current states, in the model's layout: decideBatch's `states`. */
+  states: Float32Array;
+  /** History users with a row in the file. */
+  matched: number;
+  /** History users without one: their last logged state is carried forward. */
+  carried: number;
+  /** Users in the file that the history does not hold (left out: a user is decided from a history). */
+  unknown: number;
+  report: IngestReport;
+}
+
+/**
+ * Every history user's state for the round to decide, from a file of current states: the
+ * schema's user column and the model's state columns (the schema's joins and computed
+ * columns apply; no action, reward, cost or time column is needed), one row per user — where
+ * a user has several, the last in file order counts. The file is read through the same
+ * reading as the log (readHistoryForModel: categories recoded to the model's levels, bad
+ * values refused with their row), as a log of control actions with no outcome.
+ *
+ * @throws {ArgumentError} when the schema has no user column (rows could not be matched to users).
+ * @throws {DataError} as readHistoryForModel.
+ */
+export async function readCurrentStates(
+  input: string | readonly string[],
+  meta: ModelMeta,
+  history: Trajectories,
+  options: { schema?: DataSchema; modelName?: string; glob?: boolean; threads?: number; onProgress?: (stage: string) => void } = {},
+): Promise<CurrentStates> {
+  const base = options.schema ?? DEFAULT_SCHEMA;
+  if (base.user === null) throw new ArgumentError('schema user', 'current states are matched to users by the user column; this schema has none (every row its own user)');
+  const literal = (v: number | string) => (typeof v === 'number' ? String(v) : quoteLiteral(v));
+  const controls = meta.actionEncodings.map((enc) => enc.values[controlIndex(enc)]);
+  const columns = { ...(base.columns ?? {}) };
+  controls.forEach((v, j) => (columns[`__saco_control_${j}`] = { sql: literal(v) }));
+  const schema: DataSchema = {
+    ...base,
+    columns,
+    actions: meta.actionEncodings.map((enc, j) => ({ column: `__saco_control_${j}`, values: [...enc.values], control: controls[j] })),
+    reward: { sql: '0' },
+    cost: { sql: '0' },
+    time: null,
+    round: undefined,
+    combine: undefined,
+  };
+  const { trajectories: t, report } = await readHistoryForModel(input, meta, { ...options, schema, modelName: options.modelName });
+  const d = meta.stateNames.length;
+  const row = new Map<string, number>();
+  for (let i = 0; i < t.users; i++) row.set(String(t.userIds[i]), (i * t.rounds + t.lengths[i] - 1) * d);
+  const N = history.users;
+  const states = new Float32Array(N * d);
+  let matched = 0;
+  for (let i = 0; i < N; i++) {
+    const at = row.get(String(history.userIds[i]));
+    if (at !== undefined) {
+      states.set(t.states.subarray(at, at + d), i * d);
+      matched++;
+      continue;
+    }
+    const last = history.lengths[i] - 1;
+    if (last >= 0) states.set(history.states.subarray((i * history.rounds + last) * d, (i * history.rounds + last + 1) * d), i * d);
+  }
+  const known = new Set(Array.from(history.userIds, String));
+  let unknown = 0;
+  for (const id of row.keys()) if (!known.has(id)) unknown++;
+  return { states, matched, carried: N - matched, unknown, report };
 }
 
 /**

@@ -233,6 +233,40 @@ describe('saco train --split-out, saco decide', () => {
       expect(label).toBe(String(want.labels[i])); // as the log writes it: "10", not "10.0"
       expect(Number(p)).toBeCloseTo(want.probability[i], 12);
     });
+    // this round's states from a file of their own (no time, action or outcome columns): all
+    // but three users, plus one the history does not hold; the three keep their last state
+    const heads = lines[0].split(',');
+    const keep = heads.map((h, k) => (['time', 'action', 'cost', 'reward'].includes(h) ? -1 : k)).filter((k) => k >= 0);
+    const round2 = lines.slice(1).filter((l) => Number(l.split(',')[1]) === 2);
+    const left = new Set(heldIds.sort().slice(0, 3));
+    const stateRows = round2.filter((l) => !left.has(l.split(',')[0])).map((l) => keep.map((k) => l.split(',')[k]).join(','));
+    const stranger = [...stateRows[0].split(',')];
+    stranger[0] = '999999';
+    const statesFile = tmp.file('this-round.csv', [keep.map((k) => heads[k]).join(','), ...stateRows, stranger.join(',')].join('\n') + '\n');
+    const withStates = tmp.file('next-states.csv');
+    const rs = saco('decide', '--model', modelFile, '--data', sofar, '--states', statesFile, '--lambda', '0.8', '--out', withStates, '--json');
+    expect(rs.code, rs.stderr).toBe(0);
+    expect(JSON.parse(rs.stdout).states).toEqual({ file: statesFile, matched: 27, carriedForward: 3, notInHistory: 1 });
+    expect(rs.stderr).toMatch(/3 of 30 users have no row in .*this-round\.csv: their last logged state is carried forward/);
+    // the states as the full log holds them (round 2), or round 1's for the three
+    const { trajectories: full } = await readHistoryForModel(held, meta);
+    const d = meta.stateNames.length;
+    const expected = new Float32Array(30 * d);
+    for (let i = 0; i < 30; i++) {
+      expect(full.userIds[i]).toBe(trajectories.userIds[i]);
+      const t = left.has(full.userIds[i]) ? 1 : 2;
+      expected.set(full.states.subarray((i * full.rounds + t) * d, (i * full.rounds + t + 1) * d), i * d);
+    }
+    const wantNow = await decideBatch({ model: readOnnx(modelFile), lambda: 0.8, history: trajectories, states: expected });
+    const nowRows = readFileSync(withStates, 'utf8').trim().split('\n').slice(1);
+    nowRows.forEach((row, i) => {
+      const [id, , label, p] = row.split(',');
+      expect(id).toBe(wantNow.userIds[i]);
+      expect(label).toBe(String(wantNow.labels[i]));
+      expect(Number(p)).toBeCloseTo(wantNow.probability[i], 12);
+    });
+    // the current states matter: some decision differs from carrying the last state forward
+    expect(nowRows.some((row, i) => Number(row.split(',')[3]) !== Number(rows[i + 1].split(',')[3]))).toBe(true);
     // Parquet by extension
     const parquet = tmp.file('next.parquet');
     expect(saco('decide', '--model', modelFile, '--users', sofar, '--lambda', '0.8', '--out', parquet).code).toBe(0);
