@@ -247,14 +247,15 @@ export async function readHistoryForModel(
 }
 
 /**
- * Each history user's state for the round to decide, from a file of current states (the user
- * column and the model's state columns, one row per user), read as the log is read; users
- * without a row keep their last logged state. Pass `.states` to decideBatch.
+ * Every user's state for the round to decide, from a file of current states (the user column
+ * and the model's state columns, one row per user), read as the log is read; history users
+ * without a row keep their last logged state, users of the file without a history are added
+ * at their round 0. Pass `.history` and `.states` to decideBatch.
  *
  * @throws {DataError} / {SchemaError} when the file does not fit the model.
  * @example
  * const now = await readCurrentStates('this-week.csv', model.meta, trajectories, { schema });
- * const next = await decideBatch({ model, lambda, history: trajectories, states: now.states });
+ * const next = await decideBatch({ model, lambda, history: now.history, states: now.states });
  */
 export async function readCurrentStates(
   file: string | readonly string[],

@@ -60,13 +60,14 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
       current = await readCurrentStates(o.states, model.meta, trajectories, { schema, modelName: `the model ${o.model}`, glob: o.glob, onProgress: (s) => ui.phase(s) });
       noticeReadReport(ui, current.report);
       if (current.carried > 0) ui.notice(`${current.carried} of ${trajectories.users} users have no row in ${o.states}: their last logged state is carried forward`);
-      if (current.unknown > 0) ui.notice(`${current.unknown} user(s) in ${o.states} have no logged history in ${file}: not decided`);
+      if (current.newUsers > 0) ui.notice(`${current.newUsers} user(s) in ${o.states} have no logged history in ${file}: decided at their round 0`);
     }
-    ui.phase(`deciding for ${trajectories.users} users`);
+    const history = current?.history ?? trajectories;
+    ui.phase(`deciding for ${history.users} users`);
     const handle = loadNativeModel(model, { precision: o.precision });
     let decisions;
     try {
-      decisions = await decideBatch({ model: handle, lambda: o.lambda, history: trajectories, states: current?.states });
+      decisions = await decideBatch({ model: handle, lambda: o.lambda, history, states: current?.states });
     } finally {
       handle.unload();
     }
@@ -84,7 +85,7 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     });
     const rounds = [...new Set(decisions.round)].sort((a, b) => a - b);
     const seconds = (performance.now() - t0) / 1000;
-    const states = current ? { file: o.states, matched: current.matched, carriedForward: current.carried, notInHistory: current.unknown } : null;
+    const states = current ? { file: o.states, matched: current.matched, carriedForward: current.carried, newUsers: current.newUsers } : null;
     const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, states, ...readSummary(report), seconds };
     ui.result(doc, () => [
       `wrote ${o.out}: the next-round coupon of ${decisions.users} users at λ ${fmt(o.lambda)} (round${rounds.length > 1 ? 's' : ''} ${rounds.length > 6 ? `${rounds[0]}..${rounds[rounds.length - 1]}` : rounds.join(', ')})`,

@@ -172,6 +172,33 @@ export function selectUsers(traj: Trajectories, indices: ArrayLike<number>): Tra
   };
 }
 
+/** The trajectories with users appended who have no round yet (length 0, every cell empty): users to decide at their round 0. */
+export function withNewUsers(traj: Trajectories, userIds: readonly string[]): Trajectories {
+  const n = traj.users + userIds.length;
+  const T = traj.rounds;
+  const grow = <Arr extends Float32Array | Int32Array | Uint8Array>(src: Arr, width: number, make: (len: number) => Arr): Arr => {
+    const out = make(n * width);
+    out.set(src);
+    return out;
+  };
+  const f32 = (len: number) => new Float32Array(len);
+  return {
+    ...traj,
+    users: n,
+    userIds: [...traj.userIds, ...userIds],
+    lengths: grow(traj.lengths, 1, (len) => new Int32Array(len)),
+    mask: grow(traj.mask, T, (len) => new Uint8Array(len)),
+    states: grow(traj.states, T * traj.stateDim, f32),
+    actions: grow(traj.actions, T * traj.actionDims, (len) => new Int32Array(len)),
+    rewards: grow(traj.rewards, T, f32),
+    costs: grow(traj.costs, T, f32),
+    rtg: grow(traj.rtg, T, f32),
+    ctg: grow(traj.ctg, T, f32),
+    lambda: traj.lambda ? grow(traj.lambda, 1, f32) : undefined,
+    filled: traj.filled ? grow(traj.filled, T, (len) => new Uint8Array(len)) : undefined,
+  };
+}
+
 export interface SplitOptions {
   /** Share of users in the test part (default 0.2). */
   testFraction?: number;

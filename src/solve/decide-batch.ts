@@ -20,7 +20,7 @@ import { quoteLiteral } from '../data/duck.js';
 import { readTrajectories, type IngestReport } from '../data/ingest.js';
 import { controlIndex } from '../data/log.js';
 import { DEFAULT_SCHEMA, type ActionColumn, type DataSchema } from '../data/schema.js';
-import type { Trajectories } from '../data/trajectories.js';
+import { withNewUsers, type Trajectories } from '../data/trajectories.js';
 import { labelColumn, userIdColumn, writeColumns, type OutColumn } from '../data/write.js';
 import type { CodtModel, ModelMeta } from '../model/artifact.js';
 import { checkDataMatchesModel } from '../model/artifact.js';
@@ -233,26 +233,30 @@ export async function readHistoryForModel(
   return { trajectories: aligned, report: read.report };
 }
 
-/** Where each history user's current state came from (readCurrentStates). */
+/** The users to decide and their current states (readCurrentStates). */
 export interface CurrentStates {
+  /** The history, with the file's users who have none appended at length 0 (decided at their round 0). */
+  history: Trajectories;
   /** [history users × stateDim] raw current states, in the model's layout: decideBatch's `states`. */
   states: Float32Array;
   /** History users with a row in the file. */
   matched: number;
   /** History users without one: their last logged state is carried forward. */
   carried: number;
-  /** Users in the file that the history does not hold (left out: a user is decided from a history). */
-  unknown: number;
+  /** Users of the file without a logged round: appended to the history, decided at round 0. */
+  newUsers: number;
   report: IngestReport;
 }
 
 /**
- * Every history user's state for the round to decide, from a file of current states: the
- * schema's user column and the model's state columns (the schema's joins and computed
- * columns apply; no action, reward, cost or time column is needed), one row per user — where
- * a user has several, the last in file order counts. The file is read through the same
- * reading as the log (readHistoryForModel: categories recoded to the model's levels, bad
- * values refused with their row), as a log of control actions with no outcome.
+ * Every user's state for the round to decide, from a file of current states: the schema's
+ * user column and the model's state columns (the schema's joins and computed columns apply;
+ * no action, reward, cost or time column is needed), one row per user — where a user has
+ * several, the last in file order counts. The file is read through the same reading as the
+ * log (readHistoryForModel: categories recoded to the model's levels, bad values refused with
+ * their row), as a log of control actions with no outcome. History users without a row keep
+ * their last logged state; users of the file without a history are appended to it and decided
+ * at their round 0. Pass `history` and `states` to decideBatch.
  *
  * @throws {ArgumentError} when the schema has no user column (rows could not be matched to users).
  * @throws {DataError} as readHistoryForModel.
@@ -283,23 +287,22 @@ export async function readCurrentStates(
   const d = meta.stateNames.length;
   const row = new Map<string, number>();
   for (let i = 0; i < t.users; i++) row.set(String(t.userIds[i]), (i * t.rounds + t.lengths[i] - 1) * d);
-  const N = history.users;
-  const states = new Float32Array(N * d);
+  const known = new Set(Array.from(history.userIds, String));
+  const newIds = [...row.keys()].filter((id) => !known.has(id));
+  const all = newIds.length > 0 ? withNewUsers(history, newIds) : history;
+  const states = new Float32Array(all.users * d);
   let matched = 0;
-  for (let i = 0; i < N; i++) {
-    const at = row.get(String(history.userIds[i]));
+  for (let i = 0; i < all.users; i++) {
+    const at = row.get(String(all.userIds[i]));
     if (at !== undefined) {
       states.set(t.states.subarray(at, at + d), i * d);
-      matched++;
+      if (i < history.users) matched++;
       continue;
     }
     const last = history.lengths[i] - 1;
-    if (last >= 0) states.set(history.states.subarray((i * history.rounds + last) * d, (i * history.rounds + last + 1) * d), i * d);
+    states.set(history.states.subarray((i * history.rounds + last) * d, (i * history.rounds + last + 1) * d), i * d);
   }
-  const known = new Set(Array.from(history.userIds, String));
-  let unknown = 0;
-  for (const id of row.keys()) if (!known.has(id)) unknown++;
-  return { states, matched, carried: N - matched, unknown, report };
+  return { history: all, states, matched, carried: history.users - matched, newUsers: newIds.length, report };
 }
 
 /**

@@ -234,7 +234,8 @@ describe('saco train --split-out, saco decide', () => {
       expect(Number(p)).toBeCloseTo(want.probability[i], 12);
     });
     // this round's states from a file of their own (no time, action or outcome columns): all
-    // but three users, plus one the history does not hold; the three keep their last state
+    // but three users, plus one the history does not hold (decided at its round 0); the three
+    // keep their last state
     const heads = lines[0].split(',');
     const keep = heads.map((h, k) => (['time', 'action', 'cost', 'reward'].includes(h) ? -1 : k)).filter((k) => k >= 0);
     const round2 = lines.slice(1).filter((l) => Number(l.split(',')[1]) === 2);
@@ -246,10 +247,12 @@ describe('saco train --split-out, saco decide', () => {
     const withStates = tmp.file('next-states.csv');
     const rs = saco('decide', '--model', modelFile, '--data', sofar, '--states', statesFile, '--lambda', '0.8', '--out', withStates, '--json');
     expect(rs.code, rs.stderr).toBe(0);
-    expect(JSON.parse(rs.stdout).states).toEqual({ file: statesFile, matched: 27, carriedForward: 3, notInHistory: 1 });
+    expect(JSON.parse(rs.stdout).states).toEqual({ file: statesFile, matched: 27, carriedForward: 3, newUsers: 1 });
     expect(rs.stderr).toMatch(/3 of 30 users have no row in .*this-round\.csv: their last logged state is carried forward/);
+    expect(rs.stderr).toMatch(/1 user\(s\) in .*this-round\.csv have no logged history .*: decided at their round 0/);
     // the states as the full log holds them (round 2), or round 1's for the three
     const { trajectories: full } = await readHistoryForModel(held, meta);
+    const heldIdsIndex = (id: string) => full.userIds.indexOf(id);
     const d = meta.stateNames.length;
     const expected = new Float32Array(30 * d);
     for (let i = 0; i < 30; i++) {
@@ -259,6 +262,13 @@ describe('saco train --split-out, saco decide', () => {
     }
     const wantNow = await decideBatch({ model: readOnnx(modelFile), lambda: 0.8, history: trajectories, states: expected });
     const nowRows = readFileSync(withStates, 'utf8').trim().split('\n').slice(1);
+    expect(nowRows).toHaveLength(31);
+    // the newcomer: decide() for a user with no history, from the state its row holds
+    const [newId, newRound, newLabel, newP] = (nowRows.pop() as string).split(',');
+    const strangerState = expected.slice(heldIdsIndex(stateRows[0].split(',')[0]) * d, (heldIdsIndex(stateRows[0].split(',')[0]) + 1) * d);
+    const alone = await decide({ model: readOnnx(modelFile), lambda: 0.8, state: strangerState });
+    expect([newId, Number(newRound), newLabel]).toEqual(['999999', 0, String(alone.labels[0])]);
+    expect(Number(newP)).toBeCloseTo(alone.probabilities[0][alone.action[0]], 6);
     nowRows.forEach((row, i) => {
       const [id, , label, p] = row.split(',');
       expect(id).toBe(wantNow.userIds[i]);
