@@ -143,59 +143,48 @@ export function buildTrajectories(log: InteractionLog, options: BuildOptions = {
 /** The trajectories of the given users (by index), in that order. */
 export function selectUsers(traj: Trajectories, indices: ArrayLike<number>): Trajectories {
   const n = indices.length;
-  const T = traj.rounds;
-  const d = traj.stateDim;
-  const A = traj.actionDims;
-  const pick = <Arr extends Float32Array | Int32Array | Uint8Array>(src: Arr, width: number, make: (len: number) => Arr): Arr => {
+  return rearranged(traj, Array.from({ length: n }, (_, k) => traj.userIds[indices[k]]), (src, width, make) => {
     const out = make(n * width);
     for (let k = 0; k < n; k++) {
       const i = indices[k];
       out.set(src.subarray(i * width, (i + 1) * width), k * width);
     }
     return out;
-  };
-  const f32 = (len: number) => new Float32Array(len);
-  return {
-    ...traj,
-    users: n,
-    userIds: Array.from({ length: n }, (_, k) => traj.userIds[indices[k]]),
-    lengths: pick(traj.lengths, 1, (len) => new Int32Array(len)),
-    mask: pick(traj.mask, T, (len) => new Uint8Array(len)),
-    states: pick(traj.states, T * d, f32),
-    actions: pick(traj.actions, T * A, (len) => new Int32Array(len)),
-    rewards: pick(traj.rewards, T, f32),
-    costs: pick(traj.costs, T, f32),
-    rtg: pick(traj.rtg, T, f32),
-    ctg: pick(traj.ctg, T, f32),
-    lambda: traj.lambda ? pick(traj.lambda, 1, f32) : undefined,
-    filled: traj.filled ? pick(traj.filled, T, (len) => new Uint8Array(len)) : undefined,
-  };
+  });
 }
 
 /** The trajectories with users appended who have no round yet (length 0, every cell empty): users to decide at their round 0. */
 export function withNewUsers(traj: Trajectories, userIds: readonly string[]): Trajectories {
   const n = traj.users + userIds.length;
-  const T = traj.rounds;
-  const grow = <Arr extends Float32Array | Int32Array | Uint8Array>(src: Arr, width: number, make: (len: number) => Arr): Arr => {
+  return rearranged(traj, [...traj.userIds, ...userIds], (src, width, make) => {
     const out = make(n * width);
     out.set(src);
     return out;
-  };
+  });
+}
+
+type Arrange = <Arr extends Float32Array | Int32Array | Uint8Array>(src: Arr, width: number, make: (len: number) => Arr) => Arr;
+
+/** Trajectories of `userIds`, every per-user array made from traj's by `arrange` (given its width per user). */
+function rearranged(traj: Trajectories, userIds: string[], arrange: Arrange): Trajectories {
+  const T = traj.rounds;
   const f32 = (len: number) => new Float32Array(len);
+  const i32 = (len: number) => new Int32Array(len);
+  const u8 = (len: number) => new Uint8Array(len);
   return {
     ...traj,
-    users: n,
-    userIds: [...traj.userIds, ...userIds],
-    lengths: grow(traj.lengths, 1, (len) => new Int32Array(len)),
-    mask: grow(traj.mask, T, (len) => new Uint8Array(len)),
-    states: grow(traj.states, T * traj.stateDim, f32),
-    actions: grow(traj.actions, T * traj.actionDims, (len) => new Int32Array(len)),
-    rewards: grow(traj.rewards, T, f32),
-    costs: grow(traj.costs, T, f32),
-    rtg: grow(traj.rtg, T, f32),
-    ctg: grow(traj.ctg, T, f32),
-    lambda: traj.lambda ? grow(traj.lambda, 1, f32) : undefined,
-    filled: traj.filled ? grow(traj.filled, T, (len) => new Uint8Array(len)) : undefined,
+    users: userIds.length,
+    userIds,
+    lengths: arrange(traj.lengths, 1, i32),
+    mask: arrange(traj.mask, T, u8),
+    states: arrange(traj.states, T * traj.stateDim, f32),
+    actions: arrange(traj.actions, T * traj.actionDims, i32),
+    rewards: arrange(traj.rewards, T, f32),
+    costs: arrange(traj.costs, T, f32),
+    rtg: arrange(traj.rtg, T, f32),
+    ctg: arrange(traj.ctg, T, f32),
+    lambda: traj.lambda ? arrange(traj.lambda, 1, f32) : undefined,
+    filled: traj.filled ? arrange(traj.filled, T, u8) : undefined,
   };
 }
 
