@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "joint_action.h"
 #include "pool.h"
 #include "registry.h"
 #include "rng.h"
@@ -69,17 +70,9 @@ void SimLayout::finish() {
   cols = history_offset + history_width();
 }
 
-size_t SimLayout::joint_count() const {
-  size_t k = 1;
-  for (int s : action_sizes) k *= static_cast<size_t>(s);
-  return k;
-}
+size_t SimLayout::joint_count() const { return saco::joint_count(action_sizes); }
 
-int32_t SimLayout::joint(const int32_t* action) const {
-  int32_t k = 0;
-  for (size_t j = 0; j < action_sizes.size(); ++j) k = k * action_sizes[j] + action[j];
-  return k;
-}
+int32_t SimLayout::joint(const int32_t* action) const { return joint_index(action_sizes, action); }
 
 void sim_history_columns(const SimLayout& layout, const SimHistory& h, uint32_t t, float* out) {
   const size_t A = layout.action_sizes.size();
@@ -548,11 +541,7 @@ bool SimEnvironment::expected(const EnvBlock& block, size_t i, uint32_t t, const
     b.all_reward.resize(n * K);
     b.all_cost.resize(n * K);
     for (size_t k = 0; k < K; ++k) {
-      size_t rest = k;
-      for (size_t j = A; j-- > 0;) {
-        joint[j] = static_cast<int32_t>(rest % static_cast<size_t>(L.action_sizes[j]));
-        rest /= static_cast<size_t>(L.action_sizes[j]);
-      }
+      joint_decode(L.action_sizes, k, joint.data());
       for (size_t u = 0; u < n; ++u) sim_design_row(L, b.state.data() + u * d, joint.data(), round, b.history[u], b.rows.data() + u * p);
       sim_->predict(sim_->model_of(static_cast<int32_t>(k)), b.rows.data(), n, pr.data(), er.data(), pc.data(), ec.data());
       for (size_t u = 0; u < n; ++u) {

@@ -3,11 +3,13 @@
 // round every user gets argmax_k uplift_r[k] − λ·uplift_c[k], or the control arm when no arm
 // scores above 0. Myopic: it knows nothing of later rounds. With several action dimensions an
 // arm is a joint action, its index the dimensions' indices with the last one fastest.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "forest.h"
+#include "joint_action.h"
 #include "policy_registry.h"
 
 namespace saco {
@@ -15,13 +17,6 @@ namespace {
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
-}
-
-// The arm of a joint action: its dimensions' indices, the last one fastest.
-uint32_t joint_index(const std::vector<int>& sizes, const int32_t* action) {
-  uint32_t k = 0;
-  for (size_t j = 0; j < sizes.size(); ++j) k = k * static_cast<uint32_t>(sizes[j]) + static_cast<uint32_t>(action[j]);
-  return k;
 }
 
 class ForestPolicy final : public Policy {
@@ -32,44 +27,41 @@ class ForestPolicy final : public Policy {
 
   void validate(const Environment& env, uint32_t, double) const override {
     const std::vector<int> sizes = env.action_sizes();
-    size_t joint = 1;
-    for (int k : sizes) joint *= static_cast<size_t>(k);
+    const size_t joint = joint_count(sizes);
     require(joint == forest_->arms,
             "the forest has " + std::to_string(forest_->arms) + " arms, the environment has " + std::to_string(joint) + " joint actions");
     require(static_cast<uint32_t>(env.state_dim()) == forest_->features,
             "the forest reads " + std::to_string(forest_->features) + " state features, the environment observes " + std::to_string(env.state_dim()));
-    require(joint_index(sizes, env.control_action().data()) == forest_->control, "the forest's control arm is not the environment's no-coupon action");
+    require(static_cast<uint32_t>(joint_index(sizes, env.control_action().data())) == forest_->control, "the forest's control arm is not the environment's no-coupon action");
   }
 
-  std::unique_ptr<PolicyState> start(const Environment&, const EnvBlock& block, uint32_t, double lambda) const override {
+  std::unique_ptr<PolicyState> start(const Environment& env, const EnvBlock& block, uint32_t, double lambda) const override {
     auto s = std::make_unique<State>();
     s->lambda = lambda;
+    s->dims = env.action_sizes().size();
+    s->arms = joint_table(env.action_sizes());
     s->reward.resize(block.size() * forest_->arms);
     s->cost.resize(block.size() * forest_->arms);
     return s;
   }
 
-  void act(PolicyState& state, const Environment& env, const EnvBlock& block, uint32_t, const float* states, int32_t* actions) const override {
+  void act(PolicyState& state, const Environment&, const EnvBlock& block, uint32_t, const float* states, int32_t* actions) const override {
     State& s = static_cast<State&>(state);
-    const std::vector<int> sizes = env.action_sizes();
-    const size_t A = sizes.size();
+    const size_t A = s.dims;
     const size_t n = block.size();
     const uint32_t K = forest_->arms;
     forest_->predict(states, n, s.reward.data(), s.cost.data());
     for (size_t i = 0; i < n; ++i) {
       double best = 0;
-      auto choice = static_cast<int32_t>(forest_->control);
+      uint32_t choice = forest_->control;
       for (uint32_t k = 0; k < K; ++k) {
         const double score = s.reward[i * K + k] - s.lambda * s.cost[i * K + k];
         if (k != forest_->control && score > best) {
           best = score;
-          choice = static_cast<int32_t>(k);
+          choice = k;
         }
       }
-      for (size_t j = A; j-- > 0;) {
-        actions[i * A + j] = choice % sizes[j];
-        choice /= sizes[j];
-      }
+      std::copy_n(s.arms.data() + static_cast<size_t>(choice) * A, A, actions + i * A);
     }
   }
 
@@ -83,6 +75,8 @@ class ForestPolicy final : public Policy {
  private:
   struct State final : PolicyState {
     double lambda = 0;
+    size_t dims = 0;
+    std::vector<int32_t> arms;         // [arms, dims] each arm's action
     std::vector<double> reward, cost;  // [users, arms] uplift of the current round
   };
   std::shared_ptr<const CausalForest> forest_;

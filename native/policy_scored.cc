@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "env_sim_trees.h"
+#include "joint_action.h"
 #include "policy_registry.h"
 #include "policy_scored.h"
 
@@ -55,14 +56,7 @@ class ScoredPolicy final : public Policy {
               "spec.scored.correction must hold " + std::to_string(K_) + " joint actions (the model's)");
       for (int32_t j : c->columns) require(j >= 0 && j < L.cols && (j < L.action_offset || j >= L.round_offset), "spec.scored.correction.columns must be design columns outside the action one-hot");
     }
-    joint_.resize(K_ * A);  // [K, A] model indices, the last dimension fastest (jointActions)
-    for (size_t k = 0; k < K_; ++k) {
-      size_t rest = k;
-      for (size_t j = A; j-- > 0;) {
-        joint_[k * A + j] = static_cast<int32_t>(rest % static_cast<size_t>(L.action_sizes[j]));
-        rest /= static_cast<size_t>(L.action_sizes[j]);
-      }
-    }
+    joint_ = joint_table(L.action_sizes);  // [K, A] model indices
     // model index → environment index, and back
     to_env_.resize(A);
     to_model_.resize(A);

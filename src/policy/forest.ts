@@ -11,6 +11,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
+import { jointIndex, loggedJointActions } from '../sim/features.js';
 import {
   nativeForestFit,
   nativeForestInfo,
@@ -80,7 +81,7 @@ export class CausalForest {
 }
 
 /**
- * The control arm of a single-dimension log: the one action whose logged cost is always 0.
+ * The control arm of trajectories built without control values: the one arm (joint action) whose logged cost is always 0.
  * @throws {ArgumentError} when no action, or more than one, never costs anything.
  */
 function controlArm(arm: Int32Array, cost: Float64Array, arms: number): number {
@@ -99,7 +100,8 @@ const MAX_FOREST_ARMS = 256;
 /**
  * The training rows of a forest from trajectories: every real (user, round) row, its state,
  * the index of its joint action, reward and cost. The control arm is `control`, else the
- * joint action of the log's control values (the schema's), else the one arm never logged
+ * joint action of the log's control values (as reading recorded them: stated in the schema or
+ * implied by the log), else, for trajectories built without them, the one arm never logged
  * with a cost.
  * @throws {ArgumentError} for more than 256 joint actions, or no control arm to be found.
  */
@@ -109,8 +111,7 @@ export function forestRows(traj: Trajectories, control?: number): ForestRows {
   if (arms > MAX_FOREST_ARMS) {
     throw new ArgumentError('trajectories', `the forest takes at most ${MAX_FOREST_ARMS} joint actions; ${traj.actionEncodings.map((e) => `${e.column} (${e.values.length})`).join(' × ')} make ${arms}`);
   }
-  const A = sizes.length;
-  const jointOf = (action: ArrayLike<number>) => Array.from({ length: A }, (_, j) => action[j]).reduce((k, a, j) => k * sizes[j] + a, 0);
+  const joint = loggedJointActions(traj);
   const d = traj.stateDim;
   let rows = 0;
   for (let i = 0; i < traj.mask.length; i++) rows += traj.mask[i];
@@ -122,12 +123,12 @@ export function forestRows(traj: Trajectories, control?: number): ForestRows {
   for (let i = 0; i < traj.mask.length; i++) {
     if (!traj.mask[i]) continue;
     x.set(traj.states.subarray(i * d, i * d + d), r * d);
-    arm[r] = jointOf(traj.actions.subarray(i * A, i * A + A));
+    arm[r] = joint[i];
     reward[r] = traj.rewards[i];
     cost[r] = traj.costs[i];
     r++;
   }
-  const stated = traj.actionEncodings.every((e) => e.control !== undefined) ? jointOf(traj.actionEncodings.map((e) => e.control as number)) : undefined;
+  const stated = traj.actionEncodings.every((e) => e.control !== undefined) ? jointIndex(sizes, traj.actionEncodings.map((e) => e.control as number)) : undefined;
   return { x, features: d, arm, arms, control: control ?? stated ?? controlArm(arm, cost, arms), reward, cost };
 }
 

@@ -231,13 +231,15 @@ export function loggedJointActions(traj: Trajectories): Int32Array {
   const A = traj.actionDims;
   const sizes = traj.actionEncodings.map((e) => e.values.length);
   const out = new Int32Array(traj.users * traj.rounds).fill(-1);
-  for (let c = 0; c < out.length; c++) {
-    if (!traj.mask[c]) continue;
-    let k = 0;
-    for (let j = 0; j < A; j++) k = k * sizes[j] + traj.actions[c * A + j];
-    out[c] = k;
-  }
+  for (let c = 0; c < out.length; c++) if (traj.mask[c]) out[c] = jointIndex(sizes, traj.actions.subarray(c * A, c * A + A));
   return out;
+}
+
+/** The joint index (row of `jointActions`) of one action [sizes.length]: the last dimension fastest. */
+export function jointIndex(sizes: readonly number[], action: ArrayLike<number>): number {
+  let k = 0;
+  for (let j = 0; j < sizes.length; j++) k = k * sizes[j] + action[j];
+  return k;
 }
 
 /** A design matrix and the cell (i*T + t) each of its rows belongs to. */
