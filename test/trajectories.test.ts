@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DataError } from '../src/errors.js';
 import { sampleLambdas, withLambdaCopies } from '../src/data/lambda.js';
 import type { InteractionLog } from '../src/data/log.js';
-import { buildTrajectories, splitByUser, unloggedActionValues } from '../src/data/trajectories.js';
+import { buildTrajectories, sampleUsers, splitByUser, unloggedActionValues } from '../src/data/trajectories.js';
 
 /** Two users: "a" with 3 rounds given out of order, "b" with 1 round. */
 function smallLog(): InteractionLog {
@@ -101,6 +101,11 @@ describe('trajectories', () => {
     expect(all.size).toBe(n);
     // rows travel with their user
     for (let k = 0; k < a.test.users; k++) expect(a.test.rewards[k]).toBe(Number(a.test.userIds[k].slice(1)));
+    // a seeded sample of at most 200 users is that split's test part; fewer users: all of them
+    const sample = sampleUsers(t, 200, 7);
+    expect(sample.userIds).toEqual(a.test.userIds);
+    for (let k = 0; k < sample.users; k++) expect(sample.rewards[k]).toBe(Number(sample.userIds[k].slice(1)));
+    expect(sampleUsers(t, 5000, 7)).toBe(t);
   });
 });
 

@@ -199,16 +199,27 @@ export interface SplitOptions {
  * index) and the first round(testFraction * users) go to test. Same seed, same split.
  */
 export function splitByUser(traj: Trajectories, options: SplitOptions = {}): { train: Trajectories; test: Trajectories } {
-  const testFraction = options.testFraction ?? 0.2;
-  const seed = options.seed ?? 0;
-  if (!(testFraction >= 0 && testFraction <= 1)) throw new ArgumentError('testFraction', `must be in [0, 1], got ${testFraction}`);
-  const keys = new Float64Array(traj.users);
-  for (let i = 0; i < traj.users; i++) keys[i] = new CounterStream(seed, i, 0, Streams.split).uniform();
-  const order = Array.from({ length: traj.users }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b);
-  const nTest = Math.round(testFraction * traj.users);
-  const test = order.slice(0, nTest).sort((a, b) => a - b);
-  const train = order.slice(nTest).sort((a, b) => a - b);
+  const { train, test } = splitIndices(traj.users, options.testFraction ?? 0.2, options.seed ?? 0);
   return { train: selectUsers(traj, train), test: selectUsers(traj, test) };
+}
+
+/**
+ * At most `max` users, seeded: splitByUser's test part at the fraction max / users (all of
+ * them when they are fewer), without copying the users left out.
+ */
+export function sampleUsers(traj: Trajectories, max: number, seed: number): Trajectories {
+  return traj.users > max ? selectUsers(traj, splitIndices(traj.users, max / traj.users, seed).test) : traj;
+}
+
+// The users of each part, in order: ranked by a Philox draw keyed by (seed, index), the first
+// round(testFraction * users) are the test part.
+function splitIndices(users: number, testFraction: number, seed: number): { train: number[]; test: number[] } {
+  if (!(testFraction >= 0 && testFraction <= 1)) throw new ArgumentError('testFraction', `must be in [0, 1], got ${testFraction}`);
+  const keys = new Float64Array(users);
+  for (let i = 0; i < users; i++) keys[i] = new CounterStream(seed, i, 0, Streams.split).uniform();
+  const order = Array.from({ length: users }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b);
+  const nTest = Math.round(testFraction * users);
+  return { test: order.slice(0, nTest).sort((a, b) => a - b), train: order.slice(nTest).sort((a, b) => a - b) };
 }
 
 /**

@@ -18,7 +18,7 @@ import { syLogToInteractionLog } from '../data/log.js';
 import { readTrajectories } from '../data/ingest.js';
 import { loadSchemaFile, type DataSchema } from '../data/schema.js';
 import { resolveSyConfig, SY_DEFAULTS, type SyOptions } from '../data/synth.js';
-import { buildTrajectories, splitByUser, type Trajectories } from '../data/trajectories.js';
+import { buildTrajectories, sampleUsers, splitByUser, type Trajectories } from '../data/trajectories.js';
 import type { TrainOptions } from '../model/train.js';
 import { generateSy } from '../native/index.js';
 import { fitSimulator, readSimulator, simUsers, writeSimulator, type Simulator } from '../sim/simulator.js';
@@ -309,7 +309,7 @@ const simulatorConfig = (plan: Plan) => ({ simulator: 'fitSimulator defaults', .
  */
 async function buildLogDataset(plan: Plan, all: Trajectories, seed: number, notice: (line: string) => void): Promise<Dataset> {
   const source = plan.log as LogSource;
-  const users = source.users !== undefined && source.users < all.users ? splitByUser(all, { testFraction: source.users / all.users, seed: seed + 0x5eed }).test : all;
+  const users = source.users !== undefined ? sampleUsers(all, source.users, seed + 0x5eed) : all;
   const { train, test } = splitByUser(users, { testFraction: plan.testFraction, seed });
   if (train.users < 10 || test.users < 1) throw new ArgumentError('data', `${users.users} users of ${source.file} leave ${train.users} to train on and ${test.users} to test on: at least 10 and 1 are needed`);
   train.source = `${path.basename(source.file)} seed ${seed} (training users)`;

@@ -10,7 +10,7 @@
  * spend exactly; over several rounds it ignores how the plan changes later states (the
  * learned simulator measures that).
  */
-import { splitByUser, type Trajectories } from '../data/trajectories.js';
+import { sampleUsers, type Trajectories } from '../data/trajectories.js';
 import type { CodtModel, SpendCurveRecord } from '../model/artifact.js';
 import { actionWidth } from '../model/config.js';
 import { greedyRow } from '../model/greedy.js';
@@ -81,11 +81,6 @@ export async function spendCurveFrom(model: CodtModel, users: Trajectories, outc
   return curve;
 }
 
-/** At most `max` of the users, a seeded subsample (all of them when they are fewer). */
-function atMost(t: Trajectories, max: number, seed: number): Trajectories {
-  return t.users > max ? splitByUser(t, { testFraction: max / t.users, seed }).test : t;
-}
-
 /**
  * Fits an outcome model on `train`, then measures the curve on `users` (each at most
  * SPEND_CURVE_USERS or `limits`, seeded subsamples beyond).
@@ -98,9 +93,9 @@ export async function spendCurve(
 ): Promise<SpendCurveRecord> {
   const seed = options.seed ?? 1;
   const limits = { ...SPEND_CURVE_USERS, ...options.limits };
-  const outcome = await fitOutcomeModel(atMost(train, limits.outcomeModel, seed), { seed, threads: options.threads, heads: { reward: true, cost: true, next: false } });
+  const outcome = await fitOutcomeModel(sampleUsers(train, limits.outcomeModel, seed), { seed, threads: options.threads, heads: { reward: true, cost: true, next: false } });
   try {
-    const measured = atMost(users, limits.curve, seed);
+    const measured = sampleUsers(users, limits.curve, seed);
     return await spendCurveFrom(model, measured, await predictOutcomes(outcome, measured, 'all', { threads: options.threads }), options.points, options.onPoint);
   } finally {
     outcome.dispose();
