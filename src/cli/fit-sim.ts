@@ -3,7 +3,6 @@ import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
 import { readTrajectories } from '../data/ingest.js';
-import type { ControlSource } from '../sim/features.js';
 import { fitSimulator, writeSimulator } from '../sim/simulator.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, readSummary, resolveInput, table, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { Ui } from './ui.js';
@@ -23,12 +22,6 @@ interface FitSimOpts extends InputOpts {
 }
 
 const NOT_A_SIMULATOR = /\.(onnx|csv|tsv|csv\.gz|tsv\.gz|parquet|pq|json)$/i;
-
-/** Where a control value came from: the schema, the log at reading (the value that never costs), or the simulator's own rule. */
-function controlOrigin(source: ControlSource, stated: boolean | undefined): string {
-  if (source !== 'schema') return source;
-  return stated === false ? 'never costs in the log' : 'schema';
-}
 
 async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Command): Promise<void> {
   const t0 = performance.now();
@@ -74,7 +67,7 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
         dynamic: h.dynamic.map((s) => names[s]),
         clock: h.clock.map((s) => names[s]),
         static: names.filter((_, s) => !h.dynamic.includes(s) && !h.clock.includes(s)),
-        control: h.layout.control.map((k, j) => `${h.layout.actionColumns[j]}=${String(trajectories.actionEncodings[j].values[k])} (${controlOrigin(h.layout.controlSource[j], report.controlStated[j])})`),
+        control: h.layout.control.map((k, j) => `${h.layout.actionColumns[j]}=${String(trajectories.actionEncodings[j].values[k])} (${h.layout.controlSource[j]})`),
         rewardNoise: h.rewardNoise.length ? { p5: h.rewardNoise[5], p50: h.rewardNoise[50], p95: h.rewardNoise[95] } : null,
         costNoise: h.costNoise.length ? { p5: h.costNoise[5], p50: h.costNoise[50], p95: h.costNoise[95] } : null,
         maxCost: h.maxCost,

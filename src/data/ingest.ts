@@ -81,11 +81,6 @@ export interface IngestReport {
   filledRounds: number;
   /** Rows merged into another row of the same user and round (schema `combine`). */
   combinedRows: number;
-  /**
-   * Per action dimension: whether the schema named its control (no-treatment) value; else it
-   * was taken from the log (the one value that never costs; for bundles the cheapest).
-   */
-  controlStated: boolean[];
 }
 
 /** At most this many calendar rounds (a model's context is far shorter). */
@@ -468,7 +463,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
     else if (!combine || !dup) await conn.run(`CREATE TABLE typed AS SELECT * FROM (${base}) ${calendar ? first : 'QUALIFY row_number() OVER (PARTITION BY __user, __round ORDER BY __row) = 1'}`);
     else await conn.run(`CREATE TABLE typed AS SELECT ${combinedColumns(combine, stateExprs.length, actionMatch.length)} FROM (${base}) ${first}`);
     const controls = await controlActions(conn, roles.actions, actionEncodings, file);
-    controls.forEach((k, j) => (actionEncodings[j].control = k));
+    controls.forEach((k, j) => Object.assign(actionEncodings[j], { control: k, controlStated: roles.actions[j].control !== undefined }));
     // A budget is kept by giving the control instead of a coupon: where the control itself
     // costs, spend can pass the budget by that much (and the simulator learns that it costs).
     const controlCost = (await queryRows(conn, `SELECT count(*) FILTER (WHERE __cost > 0) AS n, count(*) AS m, max(__cost) AS mx FROM typed WHERE ${controls.map((k, j) => `a${j} = ${k}`).join(' AND ')}`))[0];
@@ -547,7 +542,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       log: filled,
       report: {
         file, files: source.files, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical, warnings,
-        ...(calendarReport ? { calendar: calendarReport } : {}), filledRounds, combinedRows, controlStated: roles.actions.map((a) => a.control !== undefined),
+        ...(calendarReport ? { calendar: calendarReport } : {}), filledRounds, combinedRows,
       },
     };
   }, options.threads);

@@ -12,6 +12,8 @@ export interface ActionEncoding {
   values: Array<number | string>;
   /** Index of the no-treatment value (no coupon); see `controlIndex` for models without it. */
   control?: number;
+  /** Whether the schema named `control`; false: reading took it from the log (the value that never costs, a bundle's cheapest). */
+  controlStated?: boolean;
 }
 
 /**

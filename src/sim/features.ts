@@ -102,7 +102,7 @@ export function controlActions(traj: Trajectories): { control: number[]; source:
     const explicit = (enc as { control?: unknown }).control;
     if (typeof explicit === 'number' && Number.isInteger(explicit) && explicit >= 0 && explicit < enc.values.length) {
       control.push(explicit);
-      source.push('schema');
+      source.push(enc.controlStated === false ? 'zero-cost' : 'schema');
       continue;
     }
     const K = enc.values.length;

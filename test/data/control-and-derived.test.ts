@@ -64,10 +64,10 @@ describe('the control action', () => {
     const file = offerLog('control.csv');
     for (const values of [[0, 1, 2], [2, 0, 1], [1, 2, 0]]) {
       const schema = parseSchema({ ...base, actions: [{ column: 'offer', values }], reward: { sql: '10 * purchase' }, cost: { sql: 'reward * completed * 0.2' } });
-      const { trajectories, report } = await readTrajectories(file, { schema });
+      const { trajectories } = await readTrajectories(file, { schema });
       const enc = trajectories.actionEncodings[0];
       expect(enc.values[enc.control as number]).toBe(0);
-      expect(report.controlStated).toEqual([false]);
+      expect(enc.controlStated).toBe(false);
     }
   });
 
@@ -85,9 +85,9 @@ describe('the control action', () => {
   it('can be named; two free values or none are an error that asks for it', async () => {
     const file = offerLog('named.csv');
     const named = parseSchema({ ...base, actions: [{ column: 'offer', control: 1 }], reward: 'purchase', cost: { perAction: { '0': 0, '1': 0, '2': 0.5 } } });
-    const { trajectories, report } = await readTrajectories(file, { schema: named });
+    const { trajectories } = await readTrajectories(file, { schema: named });
     expect(trajectories.actionEncodings[0].control).toBe(1);
-    expect(report.controlStated).toEqual([true]);
+    expect(trajectories.actionEncodings[0].controlStated).toBe(true);
     const twoFree = parseSchema({ ...base, reward: 'purchase', cost: { perAction: { '0': 0, '1': 0, '2': 0.5 } } });
     await expect(readLog(file, { schema: twoFree })).rejects.toThrow(/values 0, 1 never cost anything.*"control"/);
     const noneFree = parseSchema({ ...base, reward: 'purchase', cost: { perAction: { '0': 0.1, '1': 0.2, '2': 0.5 } } });

@@ -127,7 +127,7 @@ describe('saco CLI', () => {
     const simDoc = JSON.parse(sim.stdout) as { users: number; read: unknown; control: string[] };
     expect([simDoc.users, simDoc.read]).toEqual([200, { skipped: {}, combinedRows: 0, filledRounds: 0, warnings: [] }]);
     // the default schema names no control: it was read off the log, and the run says so
-    expect(simDoc.control).toEqual(['action=0 (never costs in the log)']);
+    expect(simDoc.control).toEqual(['action=0 (zero-cost)']);
     // without --glob the pattern is one literal path, and the error says so
     expectUserError(saco('train', '--data', pattern, ...args), /file not found.*--glob/);
   });

@@ -22,7 +22,7 @@ describe.skipIf(!present)('Hillstrom e-mail RCT (shared data)', () => {
     expect(t.users).toBe(64000);
     expect(t.rounds).toBe(1);
     // the control is found as the one value that costs nothing ($0 per non-e-mail)
-    expect(t.actionEncodings).toEqual([{ column: 'segment', values: ['No E-Mail', 'Mens E-Mail', 'Womens E-Mail'], control: 0 }]);
+    expect(t.actionEncodings).toEqual([{ column: 'segment', values: ['No E-Mail', 'Mens E-Mail', 'Womens E-Mail'], control: 0, controlStated: false }]);
     expect(t.stateNames).toEqual([
       'recency', 'history', 'mens', 'womens',
       'zip_code=Rural', 'zip_code=Surburban', 'zip_code=Urban',
