@@ -57,7 +57,7 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     let current: CurrentStates | undefined;
     if (o.states !== undefined) {
       ui.phase(`reading ${o.states}`);
-      current = await readCurrentStates(o.states, model.meta, trajectories, { schema, modelName: `the model ${o.model}`, glob: o.glob, onProgress: (s) => ui.phase(s) });
+      current = await readCurrentStates(o.states, model.meta, trajectories, { schema, modelName: `the model ${o.model}`, skipBadRows: o.skipBadRows, glob: o.glob, onProgress: (s) => ui.phase(s) });
       noticeReadReport(ui, current.report);
       if (current.carried > 0) ui.notice(`${current.carried} of ${trajectories.users} users have no row in ${o.states}: their last logged state is carried forward`);
       if (current.newUsers > 0) ui.notice(`${current.newUsers} user(s) in ${o.states} have no logged history in ${file}: decided at their round 0`);
@@ -85,8 +85,8 @@ async function runDecide(o: DecideOpts, cmd: Command): Promise<void> {
     });
     const rounds = [...new Set(decisions.round)].sort((a, b) => a - b);
     const seconds = (performance.now() - t0) / 1000;
-    const states = current ? { file: o.states, matched: current.matched, carriedForward: current.carried, newUsers: current.newUsers } : null;
-    const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, states, ...readSummary(report), seconds };
+    const states = current ? { file: o.states, matched: current.matched, carriedForward: current.carried, newUsers: current.newUsers, read: readSummary(current.report) } : null;
+    const doc = { out: o.out, users: decisions.users, lambda: o.lambda, rounds, mix, states, read: readSummary(report), seconds };
     ui.result(doc, () => [
       `wrote ${o.out}: the next-round coupon of ${decisions.users} users at λ ${fmt(o.lambda)} (round${rounds.length > 1 ? 's' : ''} ${rounds.length > 6 ? `${rounds[0]}..${rounds[rounds.length - 1]}` : rounds.join(', ')})`,
       ...mix.map((m) => `  ${m.column}: ${Object.entries(m.counts).map(([v, n]) => `${v} ×${n}`).join(', ')}`),
@@ -107,7 +107,7 @@ export function registerDecide(program: Command): void {
     .requiredOption('--lambda <x>', "the plan's λ* (saco solve prints it): the price of one unit of cost in revenue", numArg(0, 1e12))
     .requiredOption('--out <file>', 'decisions to write: .csv, .csv.gz or .parquet (columns user_id, round, one per action dimension, probability)')
     .option('--states <file>', "each user's state for the round to decide: the user column and the model's state columns, one row per user (default: the last logged state carried forward)")
-    .option('--skip-bad-rows', 'skip and count bad rows instead of failing')
+    .option('--skip-bad-rows', 'skip and count bad rows (of the log and of --states) instead of failing')
     .addOption(precisionOption());
   withOutputFlags(cmd, 'print a JSON summary (file, users, rounds decided, the action mix)');
   cmd.action(async (o: DecideOpts, c: Command) => runDecide(o, c));

@@ -50,8 +50,9 @@ export interface BatchDecisions {
   userIds: string[];
   /** [users] the round decided: the number of rounds logged for the user. */
   round: Int32Array;
-  /** The action dimensions' columns and values (the model's encodings). */
+  /** The action dimensions' columns and their values (the model's encodings). */
   actionColumns: string[];
+  actionValues: Array<Array<number | string>>;
   /** [users × dims] index per action dimension. */
   actions: Int32Array;
   /** [users × dims] the labels of those indices (e.g. face values). */
@@ -111,6 +112,7 @@ export async function decideBatch(options: DecideBatchOptions): Promise<BatchDec
     userIds: h.userIds.slice(),
     round: Int32Array.from(h.lengths),
     actionColumns: meta.actionEncodings.map((e) => e.column),
+    actionValues: meta.actionEncodings.map((e) => [...e.values]),
     actions: new Int32Array(N * A),
     labels: new Array<number | string>(N * A),
     probabilities: new Float64Array(N * A),
@@ -119,8 +121,7 @@ export async function decideBatch(options: DecideBatchOptions): Promise<BatchDec
   };
   const current = (i: number): ArrayLike<number> => {
     if (options.states !== undefined) return Array.from({ length: d }, (_, j) => (options.states as ArrayLike<number>)[i * d + j]);
-    const last = h.lengths[i] - 1;
-    return h.states.subarray((i * T + last) * d, (i * T + last + 1) * d);
+    return lastLoggedState(h, i);
   };
   const chosen = new Int32Array(A);
   for (let u0 = 0; u0 < N; u0 += chunk) {
@@ -185,13 +186,14 @@ export function modelStateColumns(meta: Pick<ModelMeta, 'stateNames' | 'categori
  * Reads a log against a model: the model's state columns (a file without some of them is a
  * DataError listing them), the model's action values and control (an action value the model was
  * not trained on is a DataError naming the file, row, column and value), categories recoded to
- * the model's levels (a level it never saw is a DataError). The schema maps the file's columns
- * (user, time, actions, cost, reward, calendar rounds) as for training; its states default to
- * the model's.
+ * the model's levels (a one-hot level it never saw sets none of its columns, with a warning in
+ * the report; an unseen level of an 'index' category is a DataError). The schema maps the file's
+ * columns (user, time, actions, cost, reward, calendar rounds) as for training; its states
+ * default to the model's.
  *
- * @throws {DataError} `MODEL_DATA_MISMATCH` (missing state columns, unseen category levels,
- *   states that are not the model's), `DATA_UNKNOWN_ACTION` (unseen action values), or any
- *   error of readTrajectories.
+ * @throws {DataError} `MODEL_DATA_MISMATCH` (missing state columns, unseen levels of an index
+ *   category, states that are not the model's), `DATA_UNKNOWN_ACTION` (unseen action values), or
+ *   any error of readTrajectories.
  */
 export async function readHistoryForModel(
   input: string | readonly string[],
@@ -233,11 +235,18 @@ export async function readHistoryForModel(
   return { trajectories: aligned, report: read.report };
 }
 
+/** User i's last logged state [stateDim] (a view): what is carried into the round to decide when no current state is given. */
+function lastLoggedState(h: Trajectories, i: number): Float32Array {
+  const d = h.stateDim;
+  const at = (i * h.rounds + h.lengths[i] - 1) * d;
+  return h.states.subarray(at, at + d);
+}
+
 /** The users to decide and their current states (readCurrentStates). */
 export interface CurrentStates {
   /** The history, with the file's users who have none appended at length 0 (decided at their round 0). */
   history: Trajectories;
-  /** [history users × stateDim] raw current states, in the model's layout: decideBatch's `states`. */
+  /** [users of `history` × stateDim] raw current states, in the model's layout: decideBatch's `states`. */
   states: Float32Array;
   /** History users with a row in the file. */
   matched: number;
@@ -265,7 +274,7 @@ export async function readCurrentStates(
   input: string | readonly string[],
   meta: ModelMeta,
   history: Trajectories,
-  options: { schema?: DataSchema; modelName?: string; glob?: boolean; threads?: number; onProgress?: (stage: string) => void } = {},
+  options: { schema?: DataSchema; modelName?: string; skipBadRows?: boolean; glob?: boolean; threads?: number; onProgress?: (stage: string) => void } = {},
 ): Promise<CurrentStates> {
   const base = options.schema ?? DEFAULT_SCHEMA;
   if (base.user === null) throw new ArgumentError('schema user', 'current states are matched to users by the user column; this schema has none (every row its own user)');
@@ -286,21 +295,20 @@ export async function readCurrentStates(
   const { trajectories: t, report } = await readHistoryForModel(input, meta, { ...options, schema, modelName: options.modelName });
   const d = meta.stateNames.length;
   const row = new Map<string, number>();
-  for (let i = 0; i < t.users; i++) row.set(String(t.userIds[i]), (i * t.rounds + t.lengths[i] - 1) * d);
-  const known = new Set(Array.from(history.userIds, String));
+  for (let i = 0; i < t.users; i++) row.set(t.userIds[i], (i * t.rounds + t.lengths[i] - 1) * d);
+  const known = new Set(history.userIds);
   const newIds = [...row.keys()].filter((id) => !known.has(id));
   const all = newIds.length > 0 ? withNewUsers(history, newIds) : history;
   const states = new Float32Array(all.users * d);
   let matched = 0;
   for (let i = 0; i < all.users; i++) {
-    const at = row.get(String(all.userIds[i]));
+    const at = row.get(all.userIds[i]);
     if (at !== undefined) {
       states.set(t.states.subarray(at, at + d), i * d);
       if (i < history.users) matched++;
       continue;
     }
-    const last = history.lengths[i] - 1;
-    states.set(history.states.subarray((i * history.rounds + last) * d, (i * history.rounds + last + 1) * d), i * d);
+    states.set(lastLoggedState(history, i), i * d);
   }
   return { history: all, states, matched, carried: history.users - matched, newUsers: newIds.length, report };
 }
@@ -386,7 +394,7 @@ export async function writeDecisions(decisions: BatchDecisions, file: string): P
   const cols: OutColumn[] = [userIdColumn(decisions.userIds, (r) => decisions.userIds[r]), { name: 'round', type: INTEGER, sqlType: 'INTEGER', value: (r) => decisions.round[r] }];
   decisions.actionColumns.forEach((column, j) => {
     const labelOf = (r: number) => decisions.labels[r * A + j];
-    cols.push(labelColumn(column, Array.from({ length: decisions.users }, (_, r) => labelOf(r)), labelOf));
+    cols.push(labelColumn(column, decisions.actionValues[j], labelOf));
   });
   cols.push({ name: 'probability', type: DOUBLE, sqlType: 'DOUBLE', value: (r) => decisions.probability[r] });
   if (A > 1) decisions.actionColumns.forEach((column, j) => cols.push({ name: `probability_${column}`, type: DOUBLE, sqlType: 'DOUBLE', value: (r) => decisions.probabilities[r * A + j] }));

@@ -17,7 +17,8 @@ import { dataFingerprint, type CodtModel } from '../../src/model/artifact.js';
 import type { CodtConfig } from '../../src/model/config.js';
 import { readOnnx } from '../../src/model/onnx.js';
 import { loadNativeModel } from '../../src/native/index.js';
-import { decideBatch, readHistoryForModel } from '../../src/solve/decide-batch.js';
+import { decideBatch, readHistoryForModel, writeDecisions } from '../../src/solve/decide-batch.js';
+import { quoteLiteral, withDuck } from '../../src/data/duck.js';
 import { decide } from '../../src/solve/index.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { randomModel } from '../helpers/model.js';
@@ -134,6 +135,16 @@ describe('decideBatch', () => {
     await expect(decideBatch({ model, lambda: 1, history: other })).rejects.toMatchObject({ code: 'MODEL_DATA_MISMATCH' });
   });
 
+  it('writes each action column with the type of the model’s values, whichever of them were chosen', async () => {
+    const batch = await decideBatch({ model, lambda: 2, history: traj });
+    // a dimension whose values include 2.5 is DOUBLE even in a round where every user got 0
+    const decided = { ...batch, actionValues: [[0, 2.5, 5], ['none', 'sms']], labels: Array.from({ length: batch.users * 2 }, (_, k) => (k % 2 === 0 ? 0 : 'sms')) };
+    const file = tmp.file('typed.parquet');
+    await writeDecisions(decided, file);
+    const types = await withDuck(async (conn) => (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${quoteLiteral(file)}`)).getRowObjectsJS() as Array<{ column_name: string; column_type: string }>);
+    expect(types.filter((t) => t.column_name === 'a0' || t.column_name === 'a1').map((t) => t.column_type)).toEqual(['DOUBLE', 'VARCHAR']);
+  });
+
   it('readHistoryForModel recodes categories to the model’s levels and names what does not fit', async () => {
     // a model whose first two states are a one-hot category ch ∈ {app, web}
     const m: CodtModel = randomModel(CONFIG, 11);
@@ -219,7 +230,7 @@ describe('saco train --split-out, saco decide', () => {
     const out = tmp.file('next.csv');
     const r = saco('decide', '--model', modelFile, '--data', sofar, '--lambda', '0.8', '--out', out, '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ out, users: 30, rounds: [2], filledRounds: 0, skipped: {}, warnings: [] });
+    expect(JSON.parse(r.stdout)).toMatchObject({ out, users: 30, rounds: [2], states: null, read: { filledRounds: 0, combinedRows: 0, skipped: {}, warnings: [] } });
     const meta = readOnnx(modelFile).meta;
     const { trajectories } = await readHistoryForModel(sofar, meta);
     const want = await decideBatch({ model: readOnnx(modelFile), lambda: 0.8, history: trajectories });
@@ -247,7 +258,7 @@ describe('saco train --split-out, saco decide', () => {
     const withStates = tmp.file('next-states.csv');
     const rs = saco('decide', '--model', modelFile, '--data', sofar, '--states', statesFile, '--lambda', '0.8', '--out', withStates, '--json');
     expect(rs.code, rs.stderr).toBe(0);
-    expect(JSON.parse(rs.stdout).states).toEqual({ file: statesFile, matched: 27, carriedForward: 3, newUsers: 1 });
+    expect(JSON.parse(rs.stdout).states).toEqual({ file: statesFile, matched: 27, carriedForward: 3, newUsers: 1, read: { skipped: {}, combinedRows: 0, filledRounds: 0, warnings: [] } });
     expect(rs.stderr).toMatch(/3 of 30 users have no row in .*this-round\.csv: their last logged state is carried forward/);
     expect(rs.stderr).toMatch(/1 user\(s\) in .*this-round\.csv have no logged history .*: decided at their round 0/);
     // the states as the full log holds them (round 2), or round 1's for the three
@@ -275,7 +286,7 @@ describe('saco train --split-out, saco decide', () => {
       expect(label).toBe(String(wantNow.labels[i]));
       expect(Number(p)).toBeCloseTo(wantNow.probability[i], 12);
     });
-    // the current states matter: some decision differs from carrying the last state forward
+    // the current states reach the model: some user's probabilities differ from carrying the last state forward
     expect(nowRows.some((row, i) => Number(row.split(',')[3]) !== Number(rows[i + 1].split(',')[3]))).toBe(true);
     // Parquet by extension
     const parquet = tmp.file('next.parquet');
