@@ -375,18 +375,12 @@ export async function readLog(input: string | readonly string[], options: Ingest
     let roundExpr = timeExpr;
     let calendarReport: CalendarReport | undefined;
     if (calendar) {
-      let start = calendar.start;
-      if (start === undefined) {
-        const v = (await queryRows(conn, `SELECT min(${timeExpr}) AS t FROM raw WHERE NOT (${anyBad})`))[0]?.t;
-        start = v === null || v === undefined ? 0 : Number(v);
+      const cut = await calendarRounds(conn, calendar, timeExpr, temporal, `NOT (${anyBad})`);
+      roundExpr = cut.roundExpr;
+      if (cut.rounds > MAX_CALENDAR_ROUNDS) {
+        throw new SchemaError('round.every', `rounds of ${schema.round?.every} from ${cut.startText} make ${cut.rounds} rounds in ${file}; at most ${MAX_CALENDAR_ROUNDS}: make the rounds longer`);
       }
-      roundExpr = calendarRoundExpr(timeExpr, start, calendar.every);
-      const last = Number((await queryRows(conn, `SELECT coalesce(max(${roundExpr}), 0) AS r FROM raw WHERE NOT (${anyBad})`))[0].r);
-      const startText = calendar.startText ?? (temporal ? new Date(start * 1000).toISOString() : String(start));
-      if (last + 1 > MAX_CALENDAR_ROUNDS) {
-        throw new SchemaError('round.every', `rounds of ${schema.round?.every} from ${startText} make ${last + 1} rounds in ${file}; at most ${MAX_CALENDAR_ROUNDS}: make the rounds longer`);
-      }
-      calendarReport = { every: calendar.every, start, startText, startStated: calendar.start !== undefined, temporal, rounds: last + 1 };
+      calendarReport = { every: calendar.every, start: cut.start, startText: cut.startText, startStated: calendar.start !== undefined, temporal, rounds: cut.rounds };
     }
     const combine = schema.combine;
     // several rows of one user in one round (at one time, without calendar rounds): refused, skipped or combined
@@ -560,8 +554,29 @@ export async function timeExpression(conn: DuckDBConnection, column: string, typ
 }
 
 /** SQL: the calendar round of a time (in the units of `start` and `every`). */
-export function calendarRoundExpr(timeExpr: string, start: number, every: number): string {
+function calendarRoundExpr(timeExpr: string, start: number, every: number): string {
   return `CAST(floor((${timeExpr} - (${start})) / ${every} + 1e-9) AS BIGINT)`;
+}
+
+/**
+ * Calendar rounds over the rows of `raw` where `where` holds: the start (stated, else the
+ * earliest time), its text, each row's round as SQL, and how many rounds the rows span.
+ */
+export async function calendarRounds(
+  conn: DuckDBConnection,
+  spec: { every: number; start?: number; startText?: string },
+  timeExpr: string,
+  temporal: boolean,
+  where: string,
+): Promise<{ start: number; startText: string; roundExpr: string; rounds: number }> {
+  let start = spec.start;
+  if (start === undefined) {
+    const v = (await queryRows(conn, `SELECT min(${timeExpr}) AS t FROM raw WHERE ${where}`))[0]?.t;
+    start = v === null || v === undefined ? 0 : Number(v);
+  }
+  const roundExpr = calendarRoundExpr(timeExpr, start, spec.every);
+  const last = Number((await queryRows(conn, `SELECT coalesce(max(${roundExpr}), 0) AS r FROM raw WHERE ${where}`))[0].r);
+  return { start, startText: spec.startText ?? (temporal ? new Date(start * 1000).toISOString() : String(start)), roundExpr, rounds: last + 1 };
 }
 
 /** The calendar spec in the time expression's units; a stated start resolved to a number. */

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
-import { calendarRoundExpr, calendarSpec, looksNumeric, numericExpr, timeExpression } from './ingest.js';
+import { calendarRounds, calendarSpec, looksNumeric, numericExpr, timeExpression } from './ingest.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable } from './raw.js';
 import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
@@ -128,10 +128,10 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     let calendar: InspectReport['calendar'];
     if (schema.round && time) {
       const spec = await calendarSpec(conn, schema.round, roles.time, time.temporal);
-      const start = spec.start ?? Number((await queryRows(conn, `SELECT coalesce(min(${time.expr}), 0) AS t FROM raw`))[0].t);
-      roundKey = calendarRoundExpr(time.expr, start, spec.every);
-      const last = Number((await queryRows(conn, `SELECT coalesce(max(${roundKey}), 0) AS r FROM raw`))[0].r);
-      calendar = { every: spec.every, start, startText: spec.startText ?? (time.temporal ? new Date(start * 1000).toISOString() : String(start)), rounds: last + 1 };
+      // over the rows whose time reads (reading also leaves out rows with other bad values)
+      const cut = await calendarRounds(conn, spec, time.expr, time.temporal, `isfinite(${time.expr})`);
+      roundKey = cut.roundExpr;
+      calendar = { every: spec.every, start: cut.start, startText: cut.startText, rounds: cut.rounds };
     }
     const perUser = await queryRows(conn, `SELECT n AS rounds, count(*) AS users FROM (SELECT ${userKey} AS u, ${roundKey ? `count(DISTINCT ${roundKey})` : 'count(*)'} AS n FROM raw GROUP BY u) GROUP BY n ORDER BY n`);
     const histogram = perUser.map((r) => ({ rounds: Number(r.rounds), users: Number(r.users) }));
