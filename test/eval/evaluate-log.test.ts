@@ -106,6 +106,23 @@ describe('evaluate() on a log refuses bad input before anything is fitted', () =
     expect(nothingFitted()).toBe(true);
   });
 
+  it('passes on what reading the log found as notices (a control that costs), before refusing too few users', async () => {
+    // the first no-coupon row of the log made to cost something (the schema names the control)
+    const lines = readFileSync(LOG, 'utf8').trim().split('\n');
+    const head = lines[0].split(',');
+    const at = lines.findIndex((l, k) => k > 0 && Number(l.split(',')[head.indexOf('action')]) === 0);
+    lines[at] = lines[at].split(',').map((v, c) => (c === head.indexOf('cost') ? '1.5' : v)).join(',');
+    const costly = path.join(tmp.dir, 'costly-control.csv');
+    writeFileSync(costly, lines.join('\n') + '\n');
+    const named = path.join(tmp.dir, 'named-control.json');
+    writeFileSync(named, JSON.stringify({ user: 'user_id', time: 'time', cost: 'cost', reward: 'reward', actions: [{ column: 'action', control: 0 }] }));
+    const notices: string[] = [];
+    const e = await evaluate({ ...QUICK, data: costly, schema: named, users: 20, testFraction: 0.9, out, onNotice: (l) => notices.push(l) }).catch((x: unknown) => x);
+    expect(String((e as Error).message)).toMatch(/leave 2 to train on and 18 to test on/);
+    expect(notices.filter((n) => n.startsWith('warning:'))).toEqual([expect.stringMatching(/control action \(action=0\) costs something in 1 of its/)]);
+    expect(nothingFitted()).toBe(true);
+  });
+
   it('an unwritable out, before the log is read', async () => {
     const file = path.join(tmp.dir, 'a-file');
     writeFileSync(file, 'x');

@@ -232,6 +232,9 @@ describe('bad input is a typed error', () => {
     await expect(fitSimulator(train, { depth: 0, arms: 'per-arm' })).rejects.toThrow(ArgumentError);
     expect(() => sim.nativeEnv({ startRound: ROUNDS })).toThrow(ArgumentError);
     expect(() => simUsers(sim, test, { round: 99 })).toThrow(ArgumentError);
+    // a log of the campaign's first 3 rounds cannot start a plan at round 5 of the simulator's 8: said so
+    const early = buildTrajectories(syLogToInteractionLog(await generateSy({ users: 20, rounds: 3, seed: SEED })));
+    expect(() => simUsers(sim, early, { round: 5 })).toThrow(/the log has rounds 0\.\.2, and a plan starts from a round whose states it holds/);
     await expect(solve({ policy: 'random', users: 100, budget: 10, env: { kind: 'sim', simulator: sim } })).rejects.toThrow(/starting states/);
     await expect(solve({ policy: 'random', users: { ids: Uint32Array.of(1, 2), features: new Float64Array(5) }, budget: 10, env: { kind: 'sim', simulator: sim } })).rejects.toThrow(ArgumentError);
     // the native side refuses what TS would not send
