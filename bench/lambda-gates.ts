@@ -186,10 +186,11 @@ export function fitRctOutcomeModel(train: Trajectories): Promise<OutcomeModel> {
  * mean logged revenue in the training data, the control excluded), at the outcome model's
  * expected cost; with that cost of every arm per held-out user ([users × K]).
  */
-export async function treatEveryoneSpend(outcome: OutcomeModel, train: Trajectories, test: Trajectories): Promise<{ K: number; cost: Float32Array; best: number; control: number; everyone: number }> {
+export async function treatEveryoneSpend(outcome: OutcomeModel, train: Trajectories, test: Trajectories): Promise<{ K: number; cost: Float32Array; reward: Float32Array; best: number; control: number; everyone: number }> {
   const pred = await predictOutcomes(outcome, test, 'all');
   const K = pred.K;
   const cost = pred.cost as Float32Array;
+  const reward = pred.reward as Float32Array;
   const meanR = new Float64Array(K);
   const count = new Float64Array(K);
   for (let c = 0; c < train.users; c++) {
@@ -201,19 +202,18 @@ export async function treatEveryoneSpend(outcome: OutcomeModel, train: Trajector
   const best = meanR.indexOf(Math.max(...Array.from(meanR).map((v, k) => (k === control ? -Infinity : v))));
   let everyone = 0;
   for (let c = 0; c < test.users; c++) everyone += cost[c * K + best];
-  return { K, cost, best, control, everyone };
+  return { K, cost, reward, best, control, everyone };
 }
 
 /**
- * The held-out users for whom the outcome model predicts that `arm` earns less revenue than
- * the control (a plan at λ = 0 leaves them out), and their inverse-propensity uplift of `arm`
- * over the control (logging propensities: the arm shares of the held-out log) with its
- * standard error: is the predicted harm seen in their logged outcomes?
+ * The held-out users (one round, one action dimension) for whom the outcome model's expected
+ * revenue `reward` [users × K] says `arm` earns less than the control (a plan at λ = 0 leaves
+ * them out), and their inverse-propensity uplift of `arm` over the control (logging
+ * propensities: the arm shares of the held-out log) with its standard error: is the predicted
+ * harm seen in their logged outcomes?
  */
-export async function predictedHarm(outcome: OutcomeModel, test: Trajectories, arm: number, control: number): Promise<{ users: number; uplift: number; se: number }> {
-  const pred = await predictOutcomes(outcome, test, 'all');
-  const K = pred.K;
-  const reward = pred.reward as Float32Array;
+export function predictedHarm(reward: Float32Array, K: number, test: Trajectories, arm: number, control: number): { users: number; uplift: number; se: number } {
+  if (test.rounds !== 1 || test.actionDims !== 1) throw new Error('predictedHarm reads a single-round log of one action dimension (an RCT)');
   const share = new Float64Array(K);
   for (let c = 0; c < test.users; c++) share[test.actions[c]] += 1 / test.users;
   const terms: number[] = [];
@@ -238,8 +238,8 @@ export async function benchRctGates(options: { quick?: boolean } = {}): Promise<
     const { model } = await trainCodt(train, { seed: 1, epochs: options.quick ? 2 : 30 });
     console.log(`${set.data}: trained on ${train.users} users in ${((performance.now() - t0) / 1000).toFixed(0)} s, λmax ${model.meta.normalization.lambdaMax.toFixed(2)}`);
     const outcome = await fitRctOutcomeModel(train);
-    const { K, cost, best, control, everyone } = await treatEveryoneSpend(outcome, train, test);
-    const harmed = await predictedHarm(outcome, test, best, control);
+    const { K, cost, reward, best, control, everyone } = await treatEveryoneSpend(outcome, train, test);
+    const harmed = predictedHarm(reward, K, test, best, control);
     console.log(`${set.data}: the outcome model predicts the best arm loses revenue for ${harmed.users} of ${test.users} held-out users; their inverse-propensity uplift ${harmed.uplift.toFixed(4)} ± ${harmed.se.toFixed(4)} per user`);
     outcome.dispose();
     // C(λ) on the held-out users
