@@ -18,7 +18,9 @@ export interface PrecisionRow {
   bf16Ms: number;
 }
 
-/** Medians of `body` on each handle, alternated in bursts of `perBurst` calls. */
+const median = (a: readonly number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+/** Medians of `body` on each handle, after 20 warm-up calls each, alternated in bursts of 50 calls for `seconds`. */
 async function alternated(handles: Record<'fp32' | 'bf16', NativeModel>, seconds: number, body: (h: NativeModel) => unknown): Promise<Record<'fp32' | 'bf16', number>> {
   const samples: Record<'fp32' | 'bf16', number[]> = { fp32: [], bf16: [] };
   const end = performance.now() + 1000 * seconds;
@@ -32,7 +34,6 @@ async function alternated(handles: Record<'fp32' | 'bf16', NativeModel>, seconds
       }
     }
   }
-  const median = (a: number[]) => a.sort((x, y) => x - y)[a.length >> 1];
   return { fp32: median(samples.fp32), bf16: median(samples.bf16) };
 }
 
@@ -95,7 +96,6 @@ export async function benchPrecision(options: { quick?: boolean; modelFile?: str
         timings.push(t);
       }
     }
-    const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
     row(`full solve ${users} x ${env.rounds} at 0.5x (default search, median of ${runs})`, { fp32: median(solveMs.fp32), bf16: median(solveMs.bf16) });
     const a = results.fp32 as SolveResult;
     const b = results.bf16 as SolveResult;

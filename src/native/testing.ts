@@ -22,11 +22,10 @@ interface TestBinding {
   bf16Matmul(inp: Float32Array, w: Float32Array, b: Float32Array | null, rows: number, k: number, n: number): Bf16Matmul;
 }
 
-/** The engine's bf16 product (AMX where this process has it) and its plain-loop reference, of the same rounded operands. */
+/** The engine's bf16 product (AMX where this process has it: nativeBf16Hardware) and its plain-loop reference, of the same rounded operands. */
 export interface Bf16Matmul {
   kernel: Float32Array;
   reference: Float32Array;
-  amx: boolean;
 }
 
 /** One thread's GFLOP/s on one GEMM shape: the engine's row kernel, Eigen's GEMM and the engine's bf16 product, measured side by side. */

@@ -5,6 +5,7 @@ import type { CodtBatch } from '../../src/model/types.js';
 import { onnxInputNames } from '../../src/model/onnx.js';
 import { actionWidth, type CodtConfig } from '../../src/model/config.js';
 import { initParams } from '../../src/model/params.js';
+import type { NativeForwardInputs } from '../../src/native/index.js';
 
 /** Runs an exported model in onnxruntime-node on a batch; returns the logits. */
 export async function ortLogits(bytes: Uint8Array, meta: ModelMeta, batch: CodtBatch): Promise<Float32Array> {
@@ -86,3 +87,37 @@ export function randomBatch(config: CodtConfig, B: number, T: number, seed: numb
   };
 }
 
+/**
+ * The native forward's inputs of a random batch (randomBatch); with `sharedStart` every user
+ * starts at the same round-0 targets (9.5, 1.25) and λ 0.75, as round 0's shared prefix needs.
+ */
+export function forwardInputs(config: CodtConfig, B: number, T: number, seed: number, sharedStart = false): NativeForwardInputs {
+  const b = randomBatch(config, B, T, seed);
+  const rtg = b.rtg.slice();
+  const ctg = b.ctg.slice();
+  const lambda = b.lambda.slice();
+  if (sharedStart) {
+    for (let u = 0; u < B; u++) {
+      rtg[u * T] = 9.5;
+      ctg[u * T] = 1.25;
+      lambda[u] = 0.75;
+    }
+  }
+  return { batch: B, rounds: T, states: b.states, rtg, ctg, actionsOneHot: b.actionsOneHot, lambda };
+}
+
+/** The first T rounds of some users of x (in that order): one user alone, or a round decided before. */
+export function usersRounds(config: CodtConfig, x: NativeForwardInputs, users: readonly number[], T = x.rounds): NativeForwardInputs {
+  const R = x.rounds;
+  const rows = (a: Float32Array, w: number) => {
+    const out = new Float32Array(users.length * T * w);
+    users.forEach((u, i) => {
+      for (let t = 0; t < T; t++) out.set(a.subarray((u * R + t) * w, (u * R + t + 1) * w), (i * T + t) * w);
+    });
+    return out;
+  };
+  return {
+    batch: users.length, rounds: T, states: rows(x.states, config.stateDim), rtg: rows(x.rtg, 1), ctg: rows(x.ctg, 1), actionsOneHot: rows(x.actionsOneHot, actionWidth(config)),
+    lambda: Float32Array.from(users, (u) => x.lambda[u]),
+  };
+}

@@ -17,7 +17,7 @@ import { readOnnx } from '../../src/model/onnx.js';
 import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, nativeForwardSync, nativeRollout, type NativeForwardInputs, type NativeModel } from '../../src/native/index.js';
 import { nativeBf16Matmul } from '../../src/native/testing.js';
 import { solve } from '../../src/solve/index.js';
-import { maxAbsDiff, randomBatch, randomModel } from '../helpers/model.js';
+import { forwardInputs, maxAbsDiff, randomModel, usersRounds } from '../helpers/model.js';
 import { bf16Fixture, BF16_CONFIG } from './bf16-fixture.js';
 import { SHARED_MODEL_TIMEOUT, SY_MODEL_DATA, sharedModel } from '../helpers/shared-model.js';
 
@@ -98,23 +98,7 @@ describe('the bf16 product', () => {
 
 const config: CodtConfig = BF16_CONFIG;
 
-function sharedStart(B: number, T: number, seed: number): NativeForwardInputs {
-  const x = randomBatch(config, B, T, seed);
-  const rtg = x.rtg.slice();
-  const ctg = x.ctg.slice();
-  for (let u = 0; u < B; u++) rtg[u * T] = 9.5, ctg[u * T] = 1.25;
-  return { batch: B, rounds: T, states: x.states, rtg, ctg, actionsOneHot: x.actionsOneHot, lambda: new Float32Array(B).fill(0.75) };
-}
-
-function userOf(x: NativeForwardInputs, u: number, T = x.rounds): NativeForwardInputs {
-  const K = 6;
-  const rows = (a: Float32Array, w: number) => {
-    const out = new Float32Array(T * w);
-    for (let t = 0; t < T; t++) out.set(a.subarray((u * x.rounds + t) * w, (u * x.rounds + t + 1) * w), t * w);
-    return out;
-  };
-  return { batch: 1, rounds: T, states: rows(x.states, config.stateDim), rtg: rows(x.rtg, 1), ctg: rows(x.ctg, 1), actionsOneHot: rows(x.actionsOneHot, K), lambda: x.lambda.subarray(u, u + 1) };
-}
+const sharedStart = (B: number, T: number, seed: number): NativeForwardInputs => forwardInputs(config, B, T, seed, true);
 
 describe('a model loaded with precision bf16', () => {
   it('is refused with any other precision name', () => {
@@ -135,7 +119,7 @@ describe('a model loaded with precision bf16', () => {
       expect(moved).toBeGreaterThan(0);
       expect(moved).toBeLessThan(0.05);
       for (const u of [0, 16, 36]) {
-        const alone = nativeForwardSync(h16, userOf(x, u));
+        const alone = nativeForwardSync(h16, usersRounds(config, x, [u]));
         expect(maxAbsDiff(alone, all.subarray(u * 6 * 6, (u + 1) * 6 * 6))).toBeLessThanOrEqual(rowsIndependent ? 0 : 1e-5);
       }
       // served: round 4 decided first, so round 5 continues from the decision cache
@@ -143,10 +127,7 @@ describe('a model loaded with precision bf16', () => {
       nativeDecisionCache(h16, 0);
       nativeDecisionCache(h16, 32 << 20);
       const y = sharedStart(16, 6, 12);
-      const y5: NativeForwardInputs = { ...y, rounds: 5, states: new Float32Array(16 * 5 * 7), rtg: new Float32Array(16 * 5), ctg: new Float32Array(16 * 5), actionsOneHot: new Float32Array(16 * 5 * 6) };
-      for (const [key, width] of [['states', 7], ['rtg', 1], ['ctg', 1], ['actionsOneHot', 6]] as const) {
-        for (let u = 0; u < 16; u++) y5[key].set(y[key].subarray(u * 6 * width, (u * 6 + 5) * width), u * 5 * width);
-      }
+      const y5 = usersRounds(config, y, Array.from({ length: 16 }, (_, u) => u), 5);
       await nativeForward(h16, y5, 'incremental');
       const before = nativeDecisionCache(h16).hits;
       const served = await nativeForward(h16, y, 'incremental');

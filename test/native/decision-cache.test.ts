@@ -10,31 +10,17 @@ import { describe, expect, it } from 'vitest';
 import type { CodtConfig } from '../../src/model/config.js';
 import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, type NativeForwardInputs, type NativeModel } from '../../src/native/index.js';
 import { decideSync } from '../../src/solve/index.js';
-import { randomBatch, randomModel } from '../helpers/model.js';
+import { randomBatch, randomModel, usersRounds } from '../helpers/model.js';
 
 const rowsIndependent = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 const config: CodtConfig = { stateDim: 5, actionSizes: [3, 2], context: 6, dModel: 64, layers: 2, heads: 2, dropout: 0, variant: 'expected' };
-const K = 5;
 const model = randomModel(config, 11);
 
 // every user's whole campaign (6 rounds); a round-T decision reads its first T rounds
 const b = randomBatch(config, 37, 6, 5);
 const campaign: NativeForwardInputs = { batch: b.size, rounds: b.rounds, states: b.states, rtg: b.rtg, ctg: b.ctg, actionsOneHot: b.actionsOneHot, lambda: b.lambda };
 
-function firstRounds(x: NativeForwardInputs, users: number[], T: number): NativeForwardInputs {
-  const R = x.rounds;
-  const rows = (a: Float32Array, w: number) => {
-    const out = new Float32Array(users.length * T * w);
-    users.forEach((u, i) => {
-      for (let t = 0; t < T; t++) out.set(a.subarray((u * R + t) * w, (u * R + t + 1) * w), (i * T + t) * w);
-    });
-    return out;
-  };
-  return {
-    batch: users.length, rounds: T, states: rows(x.states, config.stateDim), rtg: rows(x.rtg, 1), ctg: rows(x.ctg, 1), actionsOneHot: rows(x.actionsOneHot, K),
-    lambda: Float32Array.from(users, (u) => x.lambda[u]),
-  };
-}
+const firstRounds = (x: NativeForwardInputs, users: number[], T: number): NativeForwardInputs => usersRounds(config, x, users, T);
 
 function withCache(capacity: number, run: (h: NativeModel, reference: NativeModel) => Promise<void> | void) {
   return async () => {

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { CodtConfig } from '../../src/model/config.js';
 import { loadNativeModel, nativeForward, nativeForwardSync, type NativeForwardInputs } from '../../src/native/index.js';
-import { maxAbsDiff, randomBatch, randomModel } from '../helpers/model.js';
+import { forwardInputs, maxAbsDiff, randomModel, usersRounds } from '../helpers/model.js';
 
 // The AVX-512 row kernel: the same bits whatever the rows around (native/layers.h); elsewhere
 // Eigen's GEMM, to float rounding.
@@ -21,31 +21,9 @@ const tol = rowsIndependent ? 0 : 1e-5;
 const config: CodtConfig = { stateDim: 7, actionSizes: [4, 2], context: 6, dModel: 64, layers: 2, heads: 2, dropout: 0, variant: 'expected' };
 const K = 6;
 
-function inputsOf(B: number, T: number, seed: number, sharedStart: boolean): NativeForwardInputs {
-  const b = randomBatch(config, B, T, seed);
-  const rtg = b.rtg.slice();
-  const ctg = b.ctg.slice();
-  const lambda = b.lambda.slice();
-  if (sharedStart) {
-    for (let u = 0; u < B; u++) {
-      rtg[u * T] = 9.5;
-      ctg[u * T] = 1.25;
-      lambda[u] = 0.75;
-    }
-  }
-  return { batch: B, rounds: T, states: b.states, rtg, ctg, actionsOneHot: b.actionsOneHot, lambda };
-}
-
+const inputsOf = (B: number, T: number, seed: number, sharedStart: boolean): NativeForwardInputs => forwardInputs(config, B, T, seed, sharedStart);
 // user u's inputs alone, over its first T rounds
-function userOf(x: NativeForwardInputs, u: number, T = x.rounds): NativeForwardInputs {
-  const R = x.rounds;
-  const rows = (a: Float32Array, w: number) => {
-    const out = new Float32Array(T * w);
-    for (let t = 0; t < T; t++) out.set(a.subarray((u * R + t) * w, (u * R + t + 1) * w), t * w);
-    return out;
-  };
-  return { batch: 1, rounds: T, states: rows(x.states, config.stateDim), rtg: rows(x.rtg, 1), ctg: rows(x.ctg, 1), actionsOneHot: rows(x.actionsOneHot, K), lambda: x.lambda.subarray(u, u + 1) };
-}
+const userOf = (x: NativeForwardInputs, u: number, T = x.rounds): NativeForwardInputs => usersRounds(config, x, [u], T);
 
 describe('the decision path', () => {
   it(`gives each user the logits it gets alone, synchronously or not, at every round count (${rowsIndependent ? 'bit for bit' : 'to 1e-5'})`, async () => {
