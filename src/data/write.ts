@@ -27,7 +27,7 @@ export interface OutColumn {
  */
 export function userIdColumn(ids: ArrayLike<string | number>, idOf: (row: number) => string | number): OutColumn {
   // only ids that print back as themselves: "007" written as 7 would no longer match the user's system
-  const integers = Array.prototype.every.call(ids, (id: string | number) => /^-?(0|[1-9]\d{0,8})$/.test(String(id)));
+  const integers = Array.prototype.every.call(ids, (id: string | number) => /^(0|-?[1-9]\d{0,8})$/.test(String(id)));
   return integers ? { name: 'user_id', type: INTEGER, sqlType: 'INTEGER', value: (r) => Number(idOf(r)) } : { name: 'user_id', type: VARCHAR, sqlType: 'VARCHAR', value: (r) => String(idOf(r)) };
 }
 

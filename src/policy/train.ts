@@ -66,7 +66,9 @@ export function relabelFromOutcomes(train: Trajectories, cross: CrossFitResult):
   // An arm that costs next to nothing over the control does not bound λ: at any λ it spends
   // ~nothing, yet its revenue per unit of cost is huge (a message without a coupon whose
   // expected cost is 1e-6 above the control's made λmax 5e7). Such arms are those whose mean
-  // extra cost is under 1% of the costliest arm's.
+  // extra cost is under 1% of the costliest arm's. A real coupon that cheap beside a costly one
+  // leaves λmax too: from λmax on it is still given wherever it earns more than λ times its cost,
+  // which is < 1% of what the costly arm would spend, so spend at λmax stays near 0 either way.
   const meanExtra = new Float64Array(K);
   for (let c = 0; c < cells; c++) {
     if (logged[c] < 0) continue;
@@ -117,7 +119,11 @@ export async function trainCodt(train: Trajectories, options: SacoTrainOptions =
   if (!relabelledVariant(variant) || options.relabel) return trainWithEngines(train, { ...options, variant });
   checkTrainOptions(options, variant); // before the outcome model's fit, not after it
   const t0 = performance.now();
-  const onFold = (done: number, total: number) => options.onOutcome?.('fitting', undefined, { done, total });
+  // progress by fold to onOutcome, and to the caller's own outcome.onFold as well
+  const onFold = (done: number, total: number) => {
+    options.outcome?.onFold?.(done, total);
+    options.onOutcome?.('fitting', undefined, { done, total });
+  };
   const outcomes = await crossFitOutcomes(train, { ...EXPECTED_OUTCOME_MODEL, seed: options.seed ?? 1, threads: options.threads, ...options.outcome, onFold });
   options.onOutcome?.('done', (performance.now() - t0) / 1000);
   const relabel = relabelFromOutcomes(train, outcomes);

@@ -9,7 +9,7 @@ describe('userIdColumn', () => {
   it('INTEGER only for ids that print back as themselves; leading zeros, 10+ digits and text stay text', () => {
     const column = (ids: string[]) => userIdColumn(ids, (r) => ids[r]);
     expect(column(['7', '12', '0', '-3']).sqlType).toBe('INTEGER');
-    for (const ids of [['007', '12'], ['1234567890'], ['u7'], ['+5']]) {
+    for (const ids of [['007', '12'], ['1234567890'], ['u7'], ['+5'], ['-0', '3']]) {
       const c = column(ids);
       expect(c.sqlType, ids.join(',')).toBe('VARCHAR');
       expect(c.value(0)).toBe(ids[0]);

@@ -114,6 +114,13 @@ describe('impossible configs', () => {
     await expect(trainWithOutcomes(traj, { epochs: 0, onOutcome: (stage) => stages.push(stage) })).rejects.toThrow(/epochs/);
     expect(stages).toEqual([]);
   });
+  it('the default recipe reports its outcome model fold by fold, to onOutcome and to the caller\'s own outcome.onFold', async () => {
+    const own: Array<[number, number]> = [];
+    const stages: Array<[string, number | undefined]> = [];
+    await trainWithOutcomes(traj, { epochs: 1, dModel: 8, layers: 1, heads: 1, seed: 2, outcome: { folds: 2, onFold: (done, total) => own.push([done, total]) }, onOutcome: (stage, _s, folds) => stages.push([stage, folds?.done]) });
+    expect(own).toEqual([[0, 2], [1, 2]]);
+    expect(stages).toEqual([['fitting', 0], ['fitting', 1], ['done', undefined]]);
+  });
   it('the orchestration without a native engine refuses the native trainer with a typed error', async () => {
     // model/ does not load the binary: only the wired trainCodt (native/train-engine.ts) hands it the engine
     const refused = trainCodtWith({}, traj, { trainer: 'native', epochs: 1 });
