@@ -157,7 +157,10 @@ async function addColumn(conn: DuckDBConnection, name: string, sql: string, fiel
   return { header: names.includes(name) ? names : [...names, name], types, numeric: after };
 }
 
-/** The columns as a SELECT list in which the `numeric` text columns are DOUBLEs. */
+/**
+ * The columns as a SELECT list in which the `numeric` text columns are DOUBLEs. True/false text
+ * stays text here, unlike numericExpr's reading of a state: an expression compares it as written.
+ */
 function numericView(names: string[], numeric: Set<string>): string {
   return names.map((c) => (numeric.has(c) ? `TRY_CAST(${q(c)} AS DOUBLE) AS ${q(c)}` : q(c))).join(', ');
 }

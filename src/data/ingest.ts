@@ -114,9 +114,13 @@ async function allCastable(conn: DuckDBConnection, column: string, target: 'DOUB
   return Number(rows[0].n) === 0;
 }
 
-/** Every value of the column is a number written with a comma ("0,5", "-12,75", "1,234"). */
+/** A number written with a comma ("0,5", "-12,75", "1,234"): one pattern for DuckDB's regexp_full_match and for a value in hand. */
+const COMMA_NUMBER = '[+-]?[0-9]+,[0-9]+';
+const isCommaNumber = (v: string) => new RegExp(`^${COMMA_NUMBER}$`).test(v.trim());
+
+/** Every value of the column is a number written with a comma. */
 async function allCommaNumbers(conn: DuckDBConnection, column: string): Promise<boolean> {
-  const rows = await queryRows(conn, `SELECT count(*) FILTER (WHERE NOT regexp_full_match(trim(CAST(${q(column)} AS VARCHAR)), '[+-]?[0-9]+,[0-9]+')) AS other, count(${q(column)}) AS n FROM raw WHERE ${q(column)} IS NOT NULL`);
+  const rows = await queryRows(conn, `SELECT count(*) FILTER (WHERE NOT regexp_full_match(trim(CAST(${q(column)} AS VARCHAR)), '${COMMA_NUMBER}')) AS other, count(${q(column)}) AS n FROM raw WHERE ${q(column)} IS NOT NULL`);
   return Number(rows[0].n) > 0 && Number(rows[0].other) === 0;
 }
 
@@ -399,7 +403,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       if (first && (!dup || combine || (first.first as number) <= Number(dup.__row))) {
         const v = (await queryRows(conn, `SELECT CAST(${q(first.check.column)} AS VARCHAR) AS v FROM raw WHERE __row = ${first.first}`))[0]?.v;
         const comma =
-          first.check.code === 'DATA_WRONG_TYPE' && typeof v === 'string' && /^[+-]?\d+,\d+$/.test(v.trim())
+          first.check.code === 'DATA_WRONG_TYPE' && typeof v === 'string' && isCommaNumber(v)
             ? `; "${v}" looks like a number written with a comma: ${commaNumbersHint(first.check.column, sqlName(first.check.column))}`
             : '';
         const total = problems.reduce((s, p) => s + p.count, 0) + (dup && !combine ? Number(dup.n) : 0);
