@@ -23,8 +23,9 @@ export const SPEND_CURVE_LIMITS = { maxRise: 0.02, lowShare: 0.1, highShare: 0.9
 
 /**
  * The most held-out users the curve is measured on, and training users its outcome model is
- * fitted on (seeded subsamples beyond them): the curve is a share of spend, within ~1% on
- * 10,000 users, and on a log of 250,000 users the whole of both took minutes.
+ * fitted on (seeded subsamples beyond them): the curve is a share of spend, a mean over users
+ * whose sampling error shrinks as 1/√users, and on a log of 250,000 users the whole of both took
+ * minutes.
  */
 export const SPEND_CURVE_USERS = { curve: 10_000, outcomeModel: 50_000 };
 
