@@ -226,6 +226,7 @@ void CodtDecoder::bind(const CodtModel& model, int capacity, int max_rounds) {
   groups_.clear();
   gathered_.clear();
   resumed_.assign(static_cast<size_t>(capacity), 0);
+  own_slots();
   kinds_ = model.config.token_kinds();
   prefix_kinds_.assign(kinds_.begin(), std::find(kinds_.begin(), kinds_.end(), TokenKind::kState));
 }
@@ -239,6 +240,22 @@ void CodtDecoder::reset(int batch) {
   groups_.clear();
   gathered_.clear();
   std::fill(resumed_.begin(), resumed_.end(), 0);
+  own_slots();
+}
+
+void CodtDecoder::own_slots() {
+  const size_t D = static_cast<size_t>(model_->config.d_model), key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
+  slots_.resize(static_cast<size_t>(capacity_));
+  for (int b = 0; b < capacity_; ++b) {
+    slots_[b] = {k_cache_.data() + key_user * b, v_cache_.data() + value_user * b, key_user * capacity_, value_user * capacity_, key_stride_};
+  }
+}
+
+void CodtDecoder::adopt_user(int user, float* k, float* v, int stride) {
+  require(rows_.empty() && user >= 0 && user < batch_, "adopt_user: a user of the batch, before any token is queued");
+  require(stride % 16 == 0 && stride >= max_pos_, "adopt_user: storage for every position of the decoder, a multiple of 16");
+  const size_t D = static_cast<size_t>(model_->config.d_model), S = static_cast<size_t>(stride);
+  slots_[user] = {k, v, D * S, S * D, stride};
 }
 
 std::shared_ptr<const PrefixCache::Entry> PrefixCache::find(const float* key, size_t n) const {
@@ -280,11 +297,11 @@ inline void copy_run(float* dst, const float* src, size_t n) {
 void CodtDecoder::save_user(int user, int from, int to, float* k, float* v) const {
   require(user >= 0 && user < batch_ && from >= 0 && from <= to && to <= pos_, "save_user: beyond the decoded tokens");
   const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(to - from), at = static_cast<size_t>(from);
-  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
-  for (size_t l = 0; l < static_cast<size_t>(model_->config.layers); ++l) {
-    const float* kc = k_cache_.data() + key_user * (capacity_ * l + user) + at;
-    for (size_t i = 0; i < D; ++i) copy_run(k + (l * D + i) * P, kc + i * key_stride_, P);
-    std::copy_n(v_cache_.data() + value_user * (capacity_ * l + user) + at * D, P * D, v + l * P * D);
+  const size_t stride = static_cast<size_t>(slots_[user].stride);
+  for (int l = 0; l < model_->config.layers; ++l) {
+    const float* kc = user_keys(l, user) + at;
+    for (size_t i = 0; i < D; ++i) copy_run(k + (l * D + i) * P, kc + i * stride, P);
+    std::copy_n(user_values(l, user) + at * D, P * D, v + l * P * D);
   }
 }
 
@@ -294,11 +311,11 @@ void CodtDecoder::load_user(int user, int from, int to, const float* k, const fl
   const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(to - from), at = static_cast<size_t>(from);
   const size_t S = held < 0 ? P : static_cast<size_t>(held);
   require(S >= P, "load_user: fewer positions held than loaded");
-  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
-  for (size_t l = 0; l < static_cast<size_t>(model_->config.layers); ++l) {
-    float* kc = k_cache_.data() + key_user * (capacity_ * l + user) + at;
-    for (size_t i = 0; i < D; ++i) copy_run(kc + i * key_stride_, k + (l * D + i) * S, P);
-    std::copy_n(v + l * S * D, P * D, v_cache_.data() + value_user * (capacity_ * l + user) + at * D);
+  const size_t stride = static_cast<size_t>(slots_[user].stride);
+  for (int l = 0; l < model_->config.layers; ++l) {
+    float* kc = user_keys(l, user) + at;
+    for (size_t i = 0; i < D; ++i) copy_run(kc + i * stride, k + (l * D + i) * S, P);
+    std::copy_n(v + l * S * D, P * D, user_values(l, user) + at * D);
   }
 }
 
@@ -344,13 +361,15 @@ void CodtDecoder::append_shared(TokenKind kind, int round, const float* values, 
   }
   batch_ = B;
   const size_t D = static_cast<size_t>(model_->config.d_model), at = static_cast<size_t>(pos_ - 1);
-  const size_t key_user = D * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (int l = 0; l < model_->config.layers; ++l) {
-    float* kc = k_cache_.data() + key_user * capacity_ * l;
-    float* vc = v_cache_.data() + value_user * capacity_ * l;
+    const float* k0 = user_keys(l, 0) + at;
+    const float* v0 = user_values(l, 0) + at * D;
+    const size_t s0 = static_cast<size_t>(slots_[0].stride);
     for (int b = 1; b < B; ++b) {
-      for (size_t i = 0; i < D; ++i) kc[key_user * b + i * key_stride_ + at] = kc[i * key_stride_ + at];
-      std::copy_n(vc + at * D, D, vc + value_user * b + at * D);
+      float* kb = user_keys(l, b) + at;
+      const size_t sb = static_cast<size_t>(slots_[b].stride);
+      for (size_t i = 0; i < D; ++i) kb[i * sb] = k0[i * s0];
+      std::copy_n(v0, D, user_values(l, b) + at * D);
     }
   }
   ++shared_;
@@ -394,22 +413,20 @@ void CodtDecoder::flush() {
     state_begin = g.begin, state_end = g.end;
   }
   layernorm_forward(h_.data(), x_.data(), m.w.embed_ln_g, m.w.embed_ln_b, R, D);
-  const size_t key_user = static_cast<size_t>(D) * key_stride_, value_user = static_cast<size_t>(max_pos_) * D;
   for (int l = 0; l < c.layers; ++l) {
     const LayerWeights& L = m.w.layers[l];
     layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, R, D);
     layer_product(m, l, &LayerWeights::wk, &Bf16Layer::wk, k_.data(), a_.data(), L.bk, R, D, D);
     layer_product(m, l, &LayerWeights::wv, &Bf16Layer::wv, v_.data(), a_.data(), L.bv, R, D, D);
-    float* kc = k_cache_.data() + key_user * capacity_ * l;
-    float* vc = v_cache_.data() + value_user * capacity_ * l;
     // every row's key (a column of the transposed cache) and value, before any attention
     // reads them: causal, as each row reads its user's cache up to its own position
     for (int r = 0; r < R; ++r) {
       const Row& row = rows_[r];
       const float* key = k_.data() + static_cast<size_t>(r) * D;
-      float* kt = kc + key_user * row.user + row.position;
-      for (int i = 0; i < D; ++i) kt[static_cast<size_t>(i) * key_stride_] = key[i];
-      std::copy_n(v_.data() + static_cast<size_t>(r) * D, D, vc + value_user * row.user + static_cast<size_t>(row.position) * D);
+      float* kt = user_keys(l, row.user) + row.position;
+      const size_t stride = static_cast<size_t>(slots_[row.user].stride);
+      for (int i = 0; i < D; ++i) kt[static_cast<size_t>(i) * stride] = key[i];
+      std::copy_n(v_.data() + static_cast<size_t>(r) * D, D, user_values(l, row.user) + static_cast<size_t>(row.position) * D);
     }
     // Only the state tokens' last-layer output is ever read (by the head); other tokens
     // matter to later tokens through their keys and values alone.
@@ -420,7 +437,7 @@ void CodtDecoder::flush() {
     layer_product(m, l, &LayerWeights::wq, &Bf16Layer::wq, q_.data() + off, a_.data() + off, L.bq, n, D, D);
     for (int r = r0; r < r1; ++r) {
       const Row& row = rows_[r];
-      attend_cached(q_.data() + static_cast<size_t>(r) * D, kc + key_user * row.user, vc + value_user * row.user, row.position + 1, key_stride_, D, c.heads,
+      attend_cached(q_.data() + static_cast<size_t>(r) * D, user_keys(l, row.user), user_values(l, row.user), row.position + 1, slots_[row.user].stride, D, c.heads,
                     att_.data(), o_.data() + static_cast<size_t>(r) * D);
     }
     layer_product(m, l, &LayerWeights::wo, &Bf16Layer::wo, proj_.data() + off, o_.data() + off, L.bo, n, D, D);
@@ -544,7 +561,7 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
   // whose sequence is the prefix cache's targets and one state token: keeping it would spare
   // round 1 one token of five for a copy on every round-0 decision (+40% for 128 users)
   const bool keep = keep_decisions && T >= 2 && rows_independent(c) && model.decisions.capacity() > 0;
-  const size_t D = static_cast<size_t>(c.d_model), L = static_cast<size_t>(c.layers), K = static_cast<size_t>(c.action_width());
+  const size_t K = static_cast<size_t>(c.action_width());
   // Fixed blocks (the rollouts' size: their KV caches stay in a core's L2 over the rounds),
   // claimed by the threads, so the result does not depend on the thread count.
   constexpr int block = 16;
@@ -567,15 +584,24 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       // come from the model's prefix cache (or are computed once)
       const bool share = shared_prefix && same_at_round0(in.lambda, 1) && (!c.uses_rtg || same_at_round0(in.rtg, static_cast<size_t>(T))) &&
                          (!c.uses_ctg || same_at_round0(in.ctg, static_cast<size_t>(T)));
-      // each user's previous decision, where kept: that user continues from it
-      std::vector<std::vector<float>> tokens(keep ? B : 0);
-      std::vector<std::shared_ptr<const DecisionCache::Entry>> found(keep ? B : 0);
+      // each user's sequence as kept by their previous decision, taken out of the cache (that
+      // user continues from it), or a new one; the decoder computes into them in place
+      thread_local std::vector<std::vector<float>> tokens;  // their keys: buffers reused call to call
+      std::vector<std::unique_ptr<DecisionCache::Entry>> entries(keep ? B : 0);
+      std::vector<bool> continued(keep ? B : 0);
       size_t key_tokens = 0;  // the previous round's key: tokens[b][0, key_tokens)
       int hits = 0;
       if (keep) {
+        if (tokens.size() < static_cast<size_t>(B)) tokens.resize(static_cast<size_t>(B));
+        // room for this round and the next (within the context): an entry grows, by a copy, only past that
+        const int stride = (std::min(T + 1, c.context) * per_round + 15) / 16 * 16;
         for (int b = 0; b < B; ++b) {
           key_tokens = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
-          if ((found[b] = model.decisions.find(tokens[b].data(), key_tokens))) ++hits;  // (keep: T >= 2, so previous > 0)
+          entries[b] = model.decisions.take(tokens[b].data(), key_tokens);  // (keep: T >= 2, so previous > 0)
+          if (entries[b]) continued[b] = true, ++hits;
+          else entries[b] = std::make_unique<DecisionCache::Entry>();
+          if (entries[b]->stride < T * per_round) entries[b]->reserve(stride, c.layers, c.d_model);
+          dec.adopt_user(b, entries[b]->k.data(), entries[b]->v.data(), entries[b]->stride);
         }
       }
       // the users computed from the start begin with round 0's targets from the prefix cache
@@ -584,37 +610,23 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
         int n = 0;
         if (c.uses_rtg) targets[n++] = in.rtg[static_cast<size_t>(u0) * T];
         if (c.uses_ctg) targets[n++] = in.ctg[static_cast<size_t>(u0) * T];
-        dec.append_prefix(targets, in.lambda[u0]);
+        dec.append_prefix(targets, in.lambda[u0]);  // (also over a continued user's first tokens: the same bits, as rows_independent)
       }
       for (int b = 0; b < B && hits > 0; ++b) {
-        if (!found[b]) continue;
-        // the chain's positions below `previous` (an entry found by its parent's key holds more)
-        int below = previous;
-        for (const DecisionCache::Entry* e = found[b].get(); e && below > 0; below = std::min(below, e->from), e = e->parent.get()) {
-          if (e->from < below) dec.load_user(b, e->from, below, e->k.data(), e->v.data(), e->positions - e->from);
-        }
-        std::copy_n(found[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
+        if (!continued[b]) continue;
+        std::copy_n(entries[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
         dec.resume_user(b, previous);
       }
       dec.append_rounds(in, u0, logits);
-      if (keep && T < c.context) {  // a sequence at the full context has no next round
-        for (int b = 0; b < B; ++b) {
-          auto e = std::make_shared<DecisionCache::Entry>();
-          e->tokens = std::move(tokens[b]);
-          e->positions = decided;
-          if (found[b]) {  // only the new positions are copied; the parent is the deepest link holding some below `previous`
-            std::shared_ptr<const DecisionCache::Entry> parent = found[b];
-            while (parent->from >= previous) parent = parent->parent;
-            e->parent = std::move(parent), e->from = previous, e->parent_tokens = key_tokens;
-          }
-          const size_t P = static_cast<size_t>(decided - e->from);
-          e->k.resize(L * P * D);
-          e->v.resize(L * P * D);
-          dec.save_user(b, e->from, decided, e->k.data(), e->v.data());
-          const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
-          e->logits.assign(row, row + static_cast<size_t>(T) * K);
-          model.decisions.put(std::move(e), found[b].get());
-        }
+      dec.reset();  // its users' storage goes back to the cache
+      for (int b = 0; b < B && keep; ++b) {
+        DecisionCache::Entry& e = *entries[b];
+        e.tokens.swap(tokens[b]);  // this call's key; the old buffer builds the next call's
+        e.positions = decided;
+        e.parent_tokens = key_tokens;
+        const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
+        e.logits.assign(row, row + static_cast<size_t>(T) * K);
+        model.decisions.put(std::move(entries[b]));
       }
     }
   });

@@ -242,6 +242,12 @@ class CodtDecoder {
   // continue from position(): e.g. a block mixing users whose previous decision was kept with users
   // computed from the start (or from round 0's prefix). Before append_rounds.
   void resume_user(int user, int positions);
+  // Points user `user`'s keys and values at storage outside the decoder, laid out as a user's
+  // own: keys [layers, d, stride] (transposed, positions in lanes) and values [layers, stride,
+  // d], stride a multiple of 16 holding every position this decoder appends. The user's tokens
+  // are computed into it and attention reads it in place (a decision cache entry continues
+  // without a copy). Until reset() or bind(); before any token is queued.
+  void adopt_user(int user, float* k, float* v, int stride);
 
  private:
   const CodtModel* model_;
@@ -278,6 +284,17 @@ class CodtDecoder {
   void flush();
   Floats k_cache_;            // [layers, capacity, d, key_stride]: keys transposed, positions in lanes
   Floats v_cache_;            // [layers, capacity, max_pos, d]
+  // Where a user's keys and values live: its part of the caches above, or adopted storage.
+  struct Slot {
+    float* k;
+    float* v;
+    size_t k_layer, v_layer;  // floats from one layer's to the next's
+    int stride;               // of the transposed keys
+  };
+  std::vector<Slot> slots_;  // [capacity]
+  void own_slots();          // every user back in the caches above
+  float* user_keys(int layer, int user) const { return slots_[user].k + slots_[user].k_layer * layer; }
+  float* user_values(int layer, int user) const { return slots_[user].v + slots_[user].v_layer * layer; }
   Floats x_, h_, a_, q_, k_, v_, att_, o_, m_, proj_, in_;  // scratch
 };
 
@@ -295,9 +312,10 @@ void greedy_actions(const CodtConfig& c, const float* logits, int batch, int32_t
 //
 // keep_decisions (decisions: decide(), decideBatch(), not rollouts): from round 1 on, each
 // user's keys and values go into the model's DecisionCache, and a user who finds their
-// sequence up to the previous round's state token there (the previous round's decision) loads
-// it and computes only the newer tokens, in the same products as the block's users computed
-// from the start. Same bits either way (used only where rows_independent).
+// sequence up to the previous round's state token there (the previous round's decision)
+// continues it in place and computes only the newer tokens, in the same products as the
+// block's users computed from the start. Same bits either way (used only where
+// rows_independent).
 void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, float* logits, unsigned threads, bool shared_prefix = true,
                               bool keep_decisions = false);
 

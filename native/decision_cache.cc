@@ -30,31 +30,35 @@ uint64_t hash_floats(const float* values, size_t n) {
   return h;
 }
 
-namespace {
+void DecisionCache::Entry::reserve(int new_stride, int layers, int d) {
+  if (new_stride <= stride) return;
+  const size_t D = static_cast<size_t>(d), L = static_cast<size_t>(layers), S = static_cast<size_t>(new_stride), P = static_cast<size_t>(positions);
+  Floats nk(L * D * S), nv(L * S * D);
+  for (size_t l = 0; l < L && P > 0; ++l) {
+    for (size_t i = 0; i < D; ++i) std::copy_n(k.data() + (l * D + i) * stride, P, nk.data() + (l * D + i) * S);
+    std::copy_n(v.data() + l * stride * D, P * D, nv.data() + l * S * D);
+  }
+  k.swap(nk), v.swap(nv);
+  stride = new_stride;
+}
 
-uint64_t own_key(const DecisionCache::Entry& e) { return e.key; }
-uint64_t parent_key(const DecisionCache::Entry& e) { return e.parent_key; }
-
-}  // namespace
-
-std::shared_ptr<const DecisionCache::Entry> DecisionCache::find(const float* tokens, size_t n) {
+std::unique_ptr<DecisionCache::Entry> DecisionCache::take(const float* tokens, size_t n) {
   const uint64_t h = hash_floats(tokens, n);
   std::lock_guard<std::mutex> lock(mutex_);
   auto [first, last] = index_.equal_range(h);
   for (auto it = first; it != last; ++it) {
     const Entry& e = **it->second;
     if ((n != e.tokens.size() && n != e.parent_tokens) || !std::equal(tokens, tokens + n, e.tokens.begin())) continue;
-    lru_.splice(lru_.begin(), lru_, it->second);
     ++hits_;
-    return *it->second;
+    return erase(it->second);
   }
   ++misses_;
   return nullptr;
 }
 
-void DecisionCache::erase(Lru::iterator at) {
+std::unique_ptr<DecisionCache::Entry> DecisionCache::erase(Lru::iterator at) {
   const Entry& e = **at;
-  for (uint64_t key : {own_key(e), parent_key(e)}) {
+  for (uint64_t key : {e.key, e.parent_key}) {
     auto [first, last] = index_.equal_range(key);
     for (auto it = first; it != last; ++it) {
       if (it->second != at) continue;
@@ -63,31 +67,30 @@ void DecisionCache::erase(Lru::iterator at) {
     }
   }
   bytes_ -= e.bytes();
+  std::unique_ptr<Entry> out = std::move(*at);
   lru_.erase(at);
+  return out;
 }
 
-void DecisionCache::put(std::shared_ptr<Entry> entry, const Entry* supersedes) {
+void DecisionCache::put(std::unique_ptr<Entry> entry) {
   entry->key = hash_floats(entry->tokens.data(), entry->tokens.size());
-  if (entry->parent_tokens) entry->parent_key = hash_floats(entry->tokens.data(), entry->parent_tokens);
+  entry->parent_key = entry->parent_tokens ? hash_floats(entry->tokens.data(), entry->parent_tokens) : 0;
   const size_t size = entry->bytes();
   const uint64_t key = entry->key;
   std::lock_guard<std::mutex> lock(mutex_);
-  // what this entry replaces: one with the same tokens, and the entry it continues from
-  auto drop = [&](uint64_t h, auto&& match) {
-    auto [first, last] = index_.equal_range(h);
-    for (auto it = first; it != last; ++it) {
-      if (!match(**it->second)) continue;
-      erase(it->second);
-      return;
-    }
-  };
-  drop(key, [&](const Entry& e) { return e.tokens == entry->tokens; });
-  if (supersedes) drop(own_key(*supersedes), [&](const Entry& e) { return &e == supersedes; });
+  // one with the same tokens (the same user computed again from the start) is replaced
+  auto [first, last] = index_.equal_range(key);
+  for (auto it = first; it != last; ++it) {
+    if ((*it->second)->tokens != entry->tokens) continue;
+    erase(it->second);
+    break;
+  }
   if (size > capacity_) return;
   evict_to(capacity_ - size);
   lru_.push_front(std::move(entry));
+  const Entry& e = *lru_.front();
   index_.emplace(key, lru_.begin());
-  if (lru_.front()->parent_tokens) index_.emplace(parent_key(*lru_.front()), lru_.begin());
+  if (e.parent_tokens) index_.emplace(e.parent_key, lru_.begin());
   bytes_ += size;
 }
 

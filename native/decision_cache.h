@@ -7,11 +7,13 @@
 // hit can never be another user's or a stale history; with rows_independent (codt.h) it gives
 // the same bits as recomputing.
 //
-// A round's entry holds only its own new tokens and continues its parent (the previous
-// round's entry), which it supersedes: the parent leaves the index, and the entry is found by
-// the parent's key too (a repeated request of the same round finds its previous round there).
-// An entry counts the bytes of its whole chain, so the total never falls below the memory
-// held. The least recently used entries go beyond the byte capacity. Thread-safe.
+// An entry is one user's whole sequence, laid out as the decoder's own caches are: a call
+// takes it out of the cache, the decoder computes the new tokens into it and attends to it in
+// place (CodtDecoder::adopt_user), and the call puts it back under its longer key. Nothing is
+// copied, and an entry's arrays are reused round after round (they grow, by a copy, only when
+// a round passes their capacity). It is found by the previous round's key too, so a repeated
+// request of the same round finds the entry it made. The least recently used entries go
+// beyond the byte capacity. Thread-safe; an entry taken out is the taker's alone.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,20 +31,19 @@ class DecisionCache {
  public:
   static constexpr size_t kDefaultBytes = size_t{32} << 20;
 
-  // A user's sequence of `positions` tokens: the keys and values of positions [from,
-  // positions) here, those below `from` in the parent's chain.
+  // A user's sequence of `positions` tokens.
   struct Entry {
     std::vector<float> tokens;  // λ, then the inputs of `positions` tokens in sequence order
     int positions = 0;
-    int from = 0;
-    std::shared_ptr<const Entry> parent;  // holds positions [0, from); null when from is 0
-    size_t parent_tokens = 0;   // the parent's key: tokens[0, parent_tokens) (0: none)
+    size_t parent_tokens = 0;   // the previous round's key: tokens[0, parent_tokens) (0: none)
     uint64_t key = 0, parent_key = 0;  // hashes of the two keys (set by put)
-    Floats k, v;                // positions [from, positions): [layers, d, ·] and [layers, ·, d] (CodtDecoder::save_user)
+    int stride = 0;             // positions the arrays hold: a multiple of 16
+    Floats k, v;                // [layers, d, stride] (keys transposed) and [layers, stride, d]
     std::vector<float> logits;  // [rounds, K]: the logits of each round's state token
-    size_t bytes() const {
-      return sizeof(float) * (tokens.size() + k.size() + v.size() + logits.size()) + sizeof(Entry) + (parent ? parent->bytes() : 0);
-    }
+    size_t bytes() const { return sizeof(float) * (tokens.size() + k.size() + v.size() + logits.size()) + sizeof(Entry); }
+    // Arrays for `stride` positions of a model of `layers` x `d`, keeping the `positions`
+    // held (a copy where they grow).
+    void reserve(int stride, int layers, int d);
   };
   struct Stats {
     size_t capacity = 0, bytes = 0, entries = 0;
@@ -54,13 +55,13 @@ class DecisionCache {
   DecisionCache(const DecisionCache& other) : capacity_(other.capacity()) {}
   DecisionCache& operator=(const DecisionCache&) = delete;
 
-  // An entry whose key is exactly tokens[0, n) (its own or its parent's; it holds at least
-  // those tokens), or null (counted as a hit or a miss).
-  std::shared_ptr<const Entry> find(const float* tokens, size_t n);
-  // Keeps `entry`, replacing one with the same tokens and `supersedes` (the entry it was
-  // found to continue), then drops the least recently used entries until the cache fits its
+  // Takes out the entry whose key is exactly tokens[0, n) (its own or its previous round's;
+  // it holds at least those tokens), or null (counted as a hit or a miss).
+  std::unique_ptr<Entry> take(const float* tokens, size_t n);
+  // Keeps `entry` under its tokens (and its previous round's key), replacing one with the
+  // same tokens, then drops the least recently used entries until the cache fits its
   // capacity. An entry bigger than the capacity is not kept.
-  void put(std::shared_ptr<Entry> entry, const Entry* supersedes = nullptr);
+  void put(std::unique_ptr<Entry> entry);
   // 0 turns the cache off (and empties it).
   void set_capacity(size_t bytes);
   size_t capacity() const;
@@ -71,11 +72,11 @@ class DecisionCache {
   size_t capacity_;
   size_t bytes_ = 0;
   uint64_t hits_ = 0, misses_ = 0;
-  using Lru = std::list<std::shared_ptr<const Entry>>;
+  using Lru = std::list<std::unique_ptr<Entry>>;
   Lru lru_;  // most recently used first
   std::unordered_multimap<uint64_t, Lru::iterator> index_;  // by each entry's key(s)
   // with the mutex held:
-  void erase(Lru::iterator it);
+  std::unique_ptr<Entry> erase(Lru::iterator it);  // out of the cache, to its caller
   void evict_to(size_t bytes);
 };
 

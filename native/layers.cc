@@ -122,9 +122,10 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
   const int hd = D / H;
   const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(static_cast<float>(hd)));
   const int chunks = (len + 15) / 16;
+  const size_t score_stride = 16 * static_cast<size_t>(chunks);
   const auto last = static_cast<__mmask16>(len % 16 == 0 ? 0xFFFF : (1u << (len % 16)) - 1);
   for (int h = 0; h < H; ++h) {
-    float* scores = all_scores + static_cast<size_t>(h) * stride;
+    float* scores = all_scores + static_cast<size_t>(h) * score_stride;
     // scores[j] = sum_i q[i] k[j, i] over the head's features i, positions j in lanes; four
     // partial sums (features i = 4m + r into sum r) so the fused multiply-adds overlap. Lanes
     // past len load as zeros: the cache there holds whatever the memory held, often
@@ -160,7 +161,7 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
   // the softmax over each head's len scores (lanes past len are ignored, then zero); the
   // heads phase by phase, so the out-of-order core overlaps their dependency chains
   for (int h = 0; h < H; ++h) {
-    float* scores = all_scores + static_cast<size_t>(h) * stride;
+    float* scores = all_scores + static_cast<size_t>(h) * score_stride;
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int c = 0; c < chunks; ++c) mx = _mm512_mask_max_ps(mx, c == chunks - 1 ? last : 0xFFFF, mx, _mm512_load_ps(scores + 16 * c));
     const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
@@ -175,7 +176,7 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
     for (int c = 0; c < chunks; ++c) _mm512_store_ps(scores + 16 * c, _mm512_div_ps(_mm512_load_ps(scores + 16 * c), sum));
   }
   for (int h = 0; h < H; ++h) {
-    const float* scores = all_scores + static_cast<size_t>(h) * stride;
+    const float* scores = all_scores + static_cast<size_t>(h) * score_stride;
     // out = sum_j p[j] v[j] over the head's features, in vectors of 16 (the last one masked);
     // four partial sums over the positions (j = 4m + r into sum r)
     for (int f0 = h * hd; f0 < (h + 1) * hd; f0 += 32) {

@@ -47,8 +47,9 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
 // One query of the KV-cached decoder against its `len` cached tokens: q [D] (heads split D
 // into H parts of D / H), keys stored transposed keys_t [D, stride] (feature i of token j at
 // i * stride + j, stride >= len a multiple of 16), values [len, D]; out [D] =
-// softmax(q k^T / sqrt(D / H)) v per head. `scores` holds H * stride floats. Lane-wise
-// (AVX-512 where the CPU has it), so the result is a function of this query and cache alone.
+// softmax(q k^T / sqrt(D / H)) v per head. `scores` holds H * (len rounded up to 16) floats.
+// Lane-wise (AVX-512 where the CPU has it), so the result is a function of this query and
+// cache alone, whatever the stride.
 void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* scores, float* out);
 
 // Causal self-attention over B sequences of S tokens; heads split D into H parts of D / H.
