@@ -413,33 +413,52 @@ void CodtDecoder::flush() {
     state_begin = g.begin, state_end = g.end;
   }
   layernorm_forward(h_.data(), x_.data(), m.w.embed_ln_g, m.w.embed_ln_b, R, D);
+  // the rows user by user, in position order: a user's keys and values are stored, then read
+  // by its rows' attention while they are in L1, and its consecutive positions stored at once
+  by_user_.resize(static_cast<size_t>(R));
+  for (int r = 0; r < R; ++r) by_user_[r] = r;
+  std::sort(by_user_.begin(), by_user_.end(), [&](int a, int b) {
+    return rows_[a].user != rows_[b].user ? rows_[a].user < rows_[b].user : rows_[a].position < rows_[b].position;
+  });
   for (int l = 0; l < c.layers; ++l) {
     const LayerWeights& L = m.w.layers[l];
     layernorm_forward(a_.data(), h_.data(), L.ln1_g, L.ln1_b, R, D);
     layer_product(m, l, &LayerWeights::wk, &Bf16Layer::wk, k_.data(), a_.data(), L.bk, R, D, D);
     layer_product(m, l, &LayerWeights::wv, &Bf16Layer::wv, v_.data(), a_.data(), L.bv, R, D, D);
-    // every row's key (a column of the transposed cache) and value, before any attention
-    // reads them: causal, as each row reads its user's cache up to its own position
-    for (int r = 0; r < R; ++r) {
-      const Row& row = rows_[r];
-      const float* key = k_.data() + static_cast<size_t>(r) * D;
-      float* kt = user_keys(l, row.user) + row.position;
-      const size_t stride = static_cast<size_t>(slots_[row.user].stride);
-      for (int i = 0; i < D; ++i) kt[static_cast<size_t>(i) * stride] = key[i];
-      std::copy_n(v_.data() + static_cast<size_t>(r) * D, D, user_values(l, row.user) + static_cast<size_t>(row.position) * D);
-    }
     // Only the state tokens' last-layer output is ever read (by the head); other tokens
     // matter to later tokens through their keys and values alone.
     const bool last = l == c.layers - 1;
     const int r0 = last ? state_begin : 0, r1 = last ? state_end : R, n = r1 - r0;
-    if (n == 0) continue;
     const size_t off = static_cast<size_t>(r0) * D;
-    layer_product(m, l, &LayerWeights::wq, &Bf16Layer::wq, q_.data() + off, a_.data() + off, L.bq, n, D, D);
-    for (int r = r0; r < r1; ++r) {
-      const Row& row = rows_[r];
-      attend_cached(q_.data() + static_cast<size_t>(r) * D, user_keys(l, row.user), user_values(l, row.user), row.position + 1, slots_[row.user].stride, D, c.heads,
-                    att_.data(), o_.data() + static_cast<size_t>(r) * D);
+    if (n > 0) layer_product(m, l, &LayerWeights::wq, &Bf16Layer::wq, q_.data() + off, a_.data() + off, L.bq, n, D, D);
+    // user by user: the keys (columns of the transposed cache) and values of a run of
+    // consecutive positions, then the attention of those rows: causal, as each row reads its
+    // user's cache up to its own position, and a user's rows come after all its keys
+    for (int begin = 0; begin < R;) {
+      const int user = rows_[by_user_[begin]].user;
+      int end = begin + 1;
+      while (end < R && rows_[by_user_[end]].user == user) ++end;
+      const size_t stride = static_cast<size_t>(slots_[user].stride);
+      for (int run = begin; run < end;) {
+        const int p0 = rows_[by_user_[run]].position;
+        int run_end = run + 1;
+        while (run_end < end && rows_[by_user_[run_end]].position == p0 + (run_end - run)) ++run_end;
+        store_keys_transposed(user_keys(l, user) + p0, stride, k_.data(), by_user_.data() + run, run_end - run, D);
+        run = run_end;
+      }
+      for (int i = begin; i < end; ++i) {
+        const int r = by_user_[i];
+        std::copy_n(v_.data() + static_cast<size_t>(r) * D, D, user_values(l, user) + static_cast<size_t>(rows_[r].position) * D);
+      }
+      for (int i = begin; i < end; ++i) {
+        const int r = by_user_[i];
+        if (r < r0 || r >= r1) continue;
+        attend_cached(q_.data() + static_cast<size_t>(r) * D, user_keys(l, user), user_values(l, user), rows_[r].position + 1, slots_[user].stride, D, c.heads,
+                      att_.data(), o_.data() + static_cast<size_t>(r) * D);
+      }
+      begin = end;
     }
+    if (n == 0) continue;
     layer_product(m, l, &LayerWeights::wo, &Bf16Layer::wo, proj_.data() + off, o_.data() + off, L.bo, n, D, D);
     for (size_t i = off; i < static_cast<size_t>(r1) * D; ++i) h_[i] += proj_[i];
     mlp_residual(m, l, h_.data() + off, n, a_, m_, proj_);

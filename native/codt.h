@@ -273,6 +273,7 @@ class CodtDecoder {
   };
   std::vector<Row> rows_;
   std::vector<Row> state_rows_;  // append_rounds' state rows, in head_'s order
+  std::vector<int> by_user_;     // flush's rows ordered by (user, position)
   std::vector<Group> groups_;
   Floats gathered_;
   Floats head_;  // logits of the state rows

@@ -133,29 +133,25 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
     for (int c0 = 0; c0 < chunks; c0 += 2) {
       const int nv = std::min(2, chunks - c0);
       const __mmask16 m0 = c0 == chunks - 1 ? last : 0xFFFF, m1 = c0 + 1 == chunks - 1 ? last : 0xFFFF;
+      // every index into acc is a constant, so the eight sums stay in registers (a loop
+      // index into it spilled them to the stack: each multiply-add waited on a reload)
       __m512 acc[4][2];
       for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
-      const int i0 = h * hd, i1 = (h + 1) * hd;
-      int i = i0;
-      for (; i + 4 <= i1; i += 4) {
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; ++r) {
-          const __m512 x = _mm512_set1_ps(q[i + r]);
-          const float* row = keys_t + static_cast<size_t>(i + r) * stride + 16 * c0;
-          acc[r][0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
-          if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
-        }
-      }
-      for (int r = 0; i < i1; ++i, ++r) {
+      auto feature = [&](int r, int i) {
         const __m512 x = _mm512_set1_ps(q[i]);
         const float* row = keys_t + static_cast<size_t>(i) * stride + 16 * c0;
         acc[r][0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
         if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
-      }
-      for (int v = 0; v < nv; ++v) {
-        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));
-        _mm512_store_ps(scores + 16 * (c0 + v), _mm512_mul_ps(sum, inv));
-      }
+      };
+      const int i1 = (h + 1) * hd;
+      int i = h * hd;
+      for (; i + 4 <= i1; i += 4) feature(0, i), feature(1, i + 1), feature(2, i + 2), feature(3, i + 3);
+      if (i < i1) feature(0, i);
+      if (i + 1 < i1) feature(1, i + 1);
+      if (i + 2 < i1) feature(2, i + 2);
+      auto sum = [&](int v) { return _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v])); };
+      _mm512_store_ps(scores + 16 * c0, _mm512_mul_ps(sum(0), inv));
+      if (nv == 2) _mm512_store_ps(scores + 16 * (c0 + 1), _mm512_mul_ps(sum(1), inv));
     }
   }
   // the softmax over each head's len scores (lanes past len are ignored, then zero); the
@@ -184,28 +180,41 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
       const int nv = (width + 15) / 16;
       const auto tail = static_cast<__mmask16>(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1);
       const __mmask16 m0 = nv == 1 ? tail : 0xFFFF, m1 = tail;
-      __m512 acc[4][2];
+      __m512 acc[4][2];  // constant indices only: in registers
       for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
-      int j = 0;
-      for (; j + 4 <= len; j += 4) {
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; ++r) {
-          const __m512 p = _mm512_set1_ps(scores[j + r]);
-          const float* row = values + static_cast<size_t>(j + r) * D + f0;
-          acc[r][0] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
-          if (nv == 2) acc[r][1] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
-        }
-      }
-      for (int r = 0; j < len; ++j, ++r) {
+      auto position = [&](int r, int j) {
         const __m512 p = _mm512_set1_ps(scores[j]);
         const float* row = values + static_cast<size_t>(j) * D + f0;
         acc[r][0] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
         if (nv == 2) acc[r][1] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
-      }
-      for (int v = 0; v < nv; ++v) {
-        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));
-        _mm512_mask_storeu_ps(out + f0 + 16 * v, v == nv - 1 ? tail : 0xFFFF, sum);
-      }
+      };
+      int j = 0;
+      for (; j + 4 <= len; j += 4) position(0, j), position(1, j + 1), position(2, j + 2), position(3, j + 3);
+      if (j < len) position(0, j);
+      if (j + 1 < len) position(1, j + 1);
+      if (j + 2 < len) position(2, j + 2);
+      auto sum = [&](int v) { return _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v])); };
+      _mm512_mask_storeu_ps(out + f0, nv == 1 ? tail : 0xFFFF, sum(0));
+      if (nv == 2) _mm512_mask_storeu_ps(out + f0 + 16, tail, sum(1));
+    }
+  }
+}
+
+void store_keys_transposed(float* keys_t, size_t stride, const float* keys, const int* rows, int n, int D) {
+  if (n < 4) {  // a gather per feature costs more than a few stores
+    for (int t = 0; t < n; ++t) {
+      const float* key = keys + static_cast<size_t>(rows[t]) * D;
+      for (int i = 0; i < D; ++i) keys_t[static_cast<size_t>(i) * stride + t] = key[i];
+    }
+    return;
+  }
+  for (int t0 = 0; t0 < n; t0 += 16) {
+    const int m = std::min(16, n - t0);
+    const auto mask = static_cast<__mmask16>(m == 16 ? 0xFFFF : (1u << m) - 1);
+    const __m512i at = _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(mask, rows + t0), _mm512_set1_epi32(D));
+    for (int i = 0; i < D; ++i) {
+      const __m512 column = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, at, keys + i, 4);
+      _mm512_mask_storeu_ps(keys_t + static_cast<size_t>(i) * stride + t0, mask, column);
     }
   }
 }
@@ -235,6 +244,13 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
       for (int j = 0; j < len; ++j) acc += scores[j] * values[static_cast<size_t>(j) * D + i];
       out[i] = acc;
     }
+  }
+}
+
+void store_keys_transposed(float* keys_t, size_t stride, const float* keys, const int* rows, int n, int D) {
+  for (int t = 0; t < n; ++t) {
+    const float* key = keys + static_cast<size_t>(rows[t]) * D;
+    for (int i = 0; i < D; ++i) keys_t[static_cast<size_t>(i) * stride + t] = key[i];
   }
 }
 #endif

@@ -52,6 +52,11 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
 // cache alone, whatever the stride.
 void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* scores, float* out);
 
+// The keys of n tokens at consecutive positions, rows keys[rows[t] * D, +D), into positions
+// [0, n) of a transposed cache keys_t [D, stride]: 16 positions of one feature per store (a
+// store per float left most of a row's 64 stores waiting for their cache lines).
+void store_keys_transposed(float* keys_t, size_t stride, const float* keys, const int* rows, int n, int D);
+
 // Causal self-attention over B sequences of S tokens; heads split D into H parts of D / H.
 //   q, k, v [B, S, D]; probs [B, H, S, S] = softmax(q k^T / sqrt(D / H)) with the causal mask
 //   (exact zeros above the diagonal); out [B, S, D] = (probs * keep) v where keep [B, H, S, S]
