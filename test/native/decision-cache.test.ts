@@ -122,6 +122,21 @@ describe.runIf(rowsIndependent)('the decision cache (AVX-512: same bits with it 
     }));
   }
 
+  it('gives every concurrent call on the same users the same bits, and keeps one entry per user', withCache(32 << 20, async (h, reference) => {
+    // an entry is taken out while a call computes into it: a call racing for the same user
+    // finds nothing and computes that user from the start
+    await nativeForward(h, firstRounds(campaign, users, 3), 'incremental');
+    const x = firstRounds(campaign, users, 4);
+    const want = Array.from(await nativeForward(reference, x, 'incremental'));
+    const got = await Promise.all(Array.from({ length: 4 }, () => nativeForward(h, x, 'incremental')));
+    for (const g of got) expect(Array.from(g)).toEqual(want);
+    expect(nativeDecisionCache(h).entries).toBe(37);
+    const hits = nativeDecisionCache(h).hits;
+    const y = firstRounds(campaign, users, 5);
+    expect(Array.from(await nativeForward(h, y, 'incremental'))).toEqual(Array.from(await nativeForward(reference, y, 'incremental')));
+    expect(nativeDecisionCache(h).hits - hits).toBe(37);
+  }));
+
   it('holds to its capacity, drops the least recently used, and is off at 0', withCache(40_000, async (h) => {
     for (let T = 1; T <= 5; T++) await nativeForward(h, firstRounds(campaign, users, T), 'incremental');
     const s = nativeDecisionCache(h);
