@@ -14,7 +14,7 @@
  */
 import { CounterStream } from '../src/data/rng.js';
 import { readOnnx } from '../src/model/onnx.js';
-import { loadNativeModel, nativeBf16Hardware, nativeForward, nativeForwardOn, nativeInfo, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
+import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, nativeForwardOn, nativeInfo, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
 import { solve } from '../src/solve/index.js';
 import { defaultSizedModel } from './solve.js';
 
@@ -38,6 +38,9 @@ const d = c.stateDim;
 const K = c.actionSizes.reduce((a, b) => a + b, 0);
 const h = loadNativeModel(model);
 const h16 = loadNativeModel(model, { precision: 'bf16' });
+// every call computes its whole sequence, as the GPU does (the decision cache would serve a
+// repeated round-5 call from the entry its first call made)
+for (const m of [h, h16]) nativeDecisionCache(m, 0);
 
 function inputs(B: number, T: number, seed: number): NativeForwardInputs {
   const s = new CounterStream(seed, 0, 0, 41);

@@ -143,9 +143,12 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
   try {
     const seconds = options.quick ? 0.5 : 3;
     const r0 = await latency('single-user decision: decideSync(), round 0', () => decideSync({ model: h, lambda, state }), seconds);
-    // cold: the user's earlier rounds are not in the decision cache (the same history each call,
-    // whose round 4 was never decided), so all 21 tokens are computed
+    // cold: the user's earlier rounds are not in the decision cache, so all 21 tokens are
+    // computed (the cache off: a repeated request would find the entry its first call made)
+    const capacity = nativeDecisionCache(h).capacity;
+    nativeDecisionCache(h, 0);
     const r5 = await latency('single-user decision: decideSync(), round 5 (five rounds of history), cold: round 4 not decided before', () => decideSync({ model: h, lambda, state, history }), seconds);
+    nativeDecisionCache(h, capacity);
     // per-round serving: 256 users' round 4 decided first, then their round 5 (each call finds
     // the user's round 4 in the decision cache and computes the 4 new tokens)
     const served = servingHistories(c, state, 256);
@@ -164,7 +167,9 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
     out.push(nativeOne);
     const n0 = await latency('128 users, one decision each (one call), round 0', () => nativeForward(h, b0, 'incremental'), seconds);
+    nativeDecisionCache(h, 0);
     const n5 = await latency('128 users, one decision each (one call), round 5, cold: round 4 not decided before', () => nativeForward(h, b5, 'incremental'), seconds);
+    nativeDecisionCache(h, capacity);
     // per-round serving: the same 128 users' round 4 (their first 5 rounds) decided first
     const b4 = firstRounds(c, b5, 5);
     await nativeForward(h, b4, 'incremental');
@@ -183,7 +188,6 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     // its shape (one core, same run), i.e. the fastest the call can be on this machine's cores
     const oneR5 = { ...b5, batch: 1, states: b5.states.subarray(0, 6 * d), rtg: b5.rtg.subarray(0, 6), ctg: b5.ctg.subarray(0, 6), actionsOneHot: b5.actionsOneHot.subarray(0, 6 * K), lambda: b5.lambda.subarray(0, 1) };
     // the arithmetic is the cold decision's (every token computed): the cache is off for it
-    const capacity = nativeDecisionCache(h).capacity;
     nativeDecisionCache(h, 0);
     const nativeOneR5 = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 5, cold', async () => nativeForwardSync(h, oneR5), seconds);
     nativeDecisionCache(h, capacity);
