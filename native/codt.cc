@@ -401,7 +401,7 @@ void CodtDecoder::flush() {
   if (R == 0) return;
   const size_t RD = static_cast<size_t>(R) * D;
   x_.resize(RD), h_.resize(RD), a_.resize(RD), q_.resize(RD), k_.resize(RD), v_.resize(RD), o_.resize(RD), proj_.resize(RD);
-  att_.resize(static_cast<size_t>(c.heads) * key_stride_);
+  att_.resize(4 * static_cast<size_t>(c.heads) * key_stride_);  // four queries' scores (attend_cached)
   // x [R, D] = Linear_kind(token) + time + Linear_λ(λ), a group at a time; h = LN(x)
   int state_begin = 0, state_end = 0;  // the state rows
   for (const Group& g : groups_) {
@@ -450,12 +450,21 @@ void CodtDecoder::flush() {
         const int r = by_user_[i];
         std::copy_n(v_.data() + static_cast<size_t>(r) * D, D, user_values(l, user) + static_cast<size_t>(rows_[r].position) * D);
       }
+      // its attending rows, up to four at a time: the cache's loads are shared
+      const float* queries[4];
+      float* outs[4];
+      int lens[4], group = 0;
+      auto attend = [&] {
+        attend_cached(queries, outs, lens, group, user_keys(l, user), user_values(l, user), slots_[user].stride, D, c.heads, att_.data());
+        group = 0;
+      };
       for (int i = begin; i < end; ++i) {
         const int r = by_user_[i];
         if (r < r0 || r >= r1) continue;
-        attend_cached(q_.data() + static_cast<size_t>(r) * D, user_keys(l, user), user_values(l, user), rows_[r].position + 1, slots_[user].stride, D, c.heads,
-                      att_.data(), o_.data() + static_cast<size_t>(r) * D);
+        queries[group] = q_.data() + static_cast<size_t>(r) * D, outs[group] = o_.data() + static_cast<size_t>(r) * D, lens[group] = rows_[r].position + 1;
+        if (++group == 4) attend();
       }
+      if (group > 0) attend();
       begin = end;
     }
     if (n == 0) continue;

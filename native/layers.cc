@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -116,32 +117,37 @@ void matmul_forward(float* out, const float* inp, const float* w, const float* b
 
 bool matmul_rows_independent() { return true; }
 
-void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* all_scores, float* out) {
+namespace {
+
+// attend_cached for N queries of one user (N <= 4). Each query's lanes get exactly the
+// operations a query alone gets (the same partial sums in the same order), so a query's
+// result does not depend on the queries beside it; the keys and values are loaded once for all N.
+template <int N>
+void attend_group(const float* const* q, float* const* out, const int* len, const float* keys_t, const float* values, int stride, int D, int H, float* all_scores) {
   using Eigen::internal::pexp;
   using Eigen::internal::Packet16f;
   const int hd = D / H;
   const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(static_cast<float>(hd)));
-  const int chunks = (len + 15) / 16;
-  const size_t score_stride = 16 * static_cast<size_t>(chunks);
-  const auto last = static_cast<__mmask16>(len % 16 == 0 ? 0xFFFF : (1u << (len % 16)) - 1);
+  auto lanes = [](int n) { return static_cast<__mmask16>(n % 16 == 0 ? 0xFFFF : (1u << (n % 16)) - 1); };
+  int longest = len[0];
+  for (int t = 1; t < N; ++t) longest = std::max(longest, len[t]);
+  const int chunks = (longest + 15) / 16;
+  const size_t S = 16 * static_cast<size_t>(chunks);  // one head's scores of one query
+  auto scores_of = [&](int t, int h) { return all_scores + (static_cast<size_t>(t) * H + h) * S; };
   for (int h = 0; h < H; ++h) {
-    float* scores = all_scores + static_cast<size_t>(h) * score_stride;
     // scores[j] = sum_i q[i] k[j, i] over the head's features i, positions j in lanes; four
     // partial sums (features i = 4m + r into sum r) so the fused multiply-adds overlap. Lanes
-    // past len load as zeros: the cache there holds whatever the memory held, often
-    // denormals (old pointers), and a multiply-add of one costs a microcode assist
-    for (int c0 = 0; c0 < chunks; c0 += 2) {
-      const int nv = std::min(2, chunks - c0);
-      const __mmask16 m0 = c0 == chunks - 1 ? last : 0xFFFF, m1 = c0 + 1 == chunks - 1 ? last : 0xFFFF;
-      // every index into acc is a constant, so the eight sums stay in registers (a loop
-      // index into it spilled them to the stack: each multiply-add waited on a reload)
-      __m512 acc[4][2];
-      for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+    // past the longest query load as zeros: the cache there holds whatever the memory held,
+    // often denormals (old pointers), and a multiply-add of one costs a microcode assist;
+    // lanes past a shorter query's length hold keys and are never read by its softmax
+    for (int c = 0; c < chunks; ++c) {
+      const __mmask16 m = c == chunks - 1 ? lanes(longest) : 0xFFFF;
+      // every index into acc is a constant, so the sums stay in registers
+      __m512 acc[N][4];
+      for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = _mm512_setzero_ps();
       auto feature = [&](int r, int i) {
-        const __m512 x = _mm512_set1_ps(q[i]);
-        const float* row = keys_t + static_cast<size_t>(i) * stride + 16 * c0;
-        acc[r][0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
-        if (nv == 2) acc[r][1] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
+        const __m512 row = _mm512_maskz_loadu_ps(m, keys_t + static_cast<size_t>(i) * stride + 16 * c);
+        for (int t = 0; t < N; ++t) acc[t][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[t][i]), row, acc[t][r]);
       };
       const int i1 = (h + 1) * hd;
       int i = h * hd;
@@ -149,54 +155,69 @@ void attend_cached(const float* q, const float* keys_t, const float* values, int
       if (i < i1) feature(0, i);
       if (i + 1 < i1) feature(1, i + 1);
       if (i + 2 < i1) feature(2, i + 2);
-      auto sum = [&](int v) { return _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v])); };
-      _mm512_store_ps(scores + 16 * c0, _mm512_mul_ps(sum(0), inv));
-      if (nv == 2) _mm512_store_ps(scores + 16 * (c0 + 1), _mm512_mul_ps(sum(1), inv));
+      for (int t = 0; t < N; ++t) {
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
+        _mm512_store_ps(scores_of(t, h) + 16 * c, _mm512_mul_ps(sum, inv));
+      }
     }
   }
-  // the softmax over each head's len scores (lanes past len are ignored, then zero); the
+  // each query's softmax over its own len scores (lanes past it are ignored, then zero); the
   // heads phase by phase, so the out-of-order core overlaps their dependency chains
-  for (int h = 0; h < H; ++h) {
-    float* scores = all_scores + static_cast<size_t>(h) * score_stride;
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int c = 0; c < chunks; ++c) mx = _mm512_mask_max_ps(mx, c == chunks - 1 ? last : 0xFFFF, mx, _mm512_load_ps(scores + 16 * c));
-    const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    __m512 total = _mm512_setzero_ps();
-    for (int c = 0; c < chunks; ++c) {
-      const __mmask16 m = c == chunks - 1 ? last : 0xFFFF;
-      const __m512 e = _mm512_maskz_mov_ps(m, pexp<Packet16f>(_mm512_sub_ps(_mm512_load_ps(scores + 16 * c), top)));
-      _mm512_store_ps(scores + 16 * c, e);
-      total = _mm512_add_ps(total, e);
+  for (int t = 0; t < N; ++t) {
+    const int own = (len[t] + 15) / 16;
+    const __mmask16 last = lanes(len[t]);
+    for (int h = 0; h < H; ++h) {
+      float* scores = scores_of(t, h);
+      __m512 mx = _mm512_set1_ps(-INFINITY);
+      for (int c = 0; c < own; ++c) mx = _mm512_mask_max_ps(mx, c == own - 1 ? last : 0xFFFF, mx, _mm512_load_ps(scores + 16 * c));
+      const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+      __m512 total = _mm512_setzero_ps();
+      for (int c = 0; c < own; ++c) {
+        const __mmask16 m = c == own - 1 ? last : 0xFFFF;
+        const __m512 e = _mm512_maskz_mov_ps(m, pexp<Packet16f>(_mm512_sub_ps(_mm512_load_ps(scores + 16 * c), top)));
+        _mm512_store_ps(scores + 16 * c, e);
+        total = _mm512_add_ps(total, e);
+      }
+      const __m512 sum = _mm512_set1_ps(_mm512_reduce_add_ps(total));
+      for (int c = 0; c < own; ++c) _mm512_store_ps(scores + 16 * c, _mm512_div_ps(_mm512_load_ps(scores + 16 * c), sum));
     }
-    const __m512 sum = _mm512_set1_ps(_mm512_reduce_add_ps(total));
-    for (int c = 0; c < chunks; ++c) _mm512_store_ps(scores + 16 * c, _mm512_div_ps(_mm512_load_ps(scores + 16 * c), sum));
   }
   for (int h = 0; h < H; ++h) {
-    const float* scores = all_scores + static_cast<size_t>(h) * score_stride;
-    // out = sum_j p[j] v[j] over the head's features, in vectors of 16 (the last one masked);
-    // four partial sums over the positions (j = 4m + r into sum r)
-    for (int f0 = h * hd; f0 < (h + 1) * hd; f0 += 32) {
-      const int width = std::min(32, (h + 1) * hd - f0);
-      const int nv = (width + 15) / 16;
-      const auto tail = static_cast<__mmask16>(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1);
-      const __mmask16 m0 = nv == 1 ? tail : 0xFFFF, m1 = tail;
-      __m512 acc[4][2];  // constant indices only: in registers
-      for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+    // out = sum_j p[j] v[j] over the head's features, a vector of 16 at a time (the last one
+    // masked); four partial sums over the positions (j = 4m + r into sum r), each query's up
+    // to its own length
+    for (int f0 = h * hd; f0 < (h + 1) * hd; f0 += 16) {
+      const __mmask16 m = lanes(std::min(16, (h + 1) * hd - f0));
+      __m512 acc[N][4];
+      for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = _mm512_setzero_ps();
       auto position = [&](int r, int j) {
-        const __m512 p = _mm512_set1_ps(scores[j]);
-        const float* row = values + static_cast<size_t>(j) * D + f0;
-        acc[r][0] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m0, row), acc[r][0]);
-        if (nv == 2) acc[r][1] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m1, row + 16), acc[r][1]);
+        const __m512 row = _mm512_maskz_loadu_ps(m, values + static_cast<size_t>(j) * D + f0);
+        for (int t = 0; t < N; ++t) {
+          if (j < len[t]) acc[t][r] = _mm512_fmadd_ps(_mm512_set1_ps(scores_of(t, h)[j]), row, acc[t][r]);
+        }
       };
       int j = 0;
-      for (; j + 4 <= len; j += 4) position(0, j), position(1, j + 1), position(2, j + 2), position(3, j + 3);
-      if (j < len) position(0, j);
-      if (j + 1 < len) position(1, j + 1);
-      if (j + 2 < len) position(2, j + 2);
-      auto sum = [&](int v) { return _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v])); };
-      _mm512_mask_storeu_ps(out + f0, nv == 1 ? tail : 0xFFFF, sum(0));
-      if (nv == 2) _mm512_mask_storeu_ps(out + f0 + 16, tail, sum(1));
+      for (; j + 4 <= longest; j += 4) position(0, j), position(1, j + 1), position(2, j + 2), position(3, j + 3);
+      if (j < longest) position(0, j);
+      if (j + 1 < longest) position(1, j + 1);
+      if (j + 2 < longest) position(2, j + 2);
+      for (int t = 0; t < N; ++t) {
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
+        _mm512_mask_storeu_ps(out[t] + f0, m, sum);
+      }
     }
+  }
+}
+
+}  // namespace
+
+void attend_cached(const float* const* q, float* const* out, const int* len, int n, const float* keys_t, const float* values, int stride, int D, int H, float* scores) {
+  switch (n) {
+    case 1: return attend_group<1>(q, out, len, keys_t, values, stride, D, H, scores);
+    case 2: return attend_group<2>(q, out, len, keys_t, values, stride, D, H, scores);
+    case 3: return attend_group<3>(q, out, len, keys_t, values, stride, D, H, scores);
+    case 4: return attend_group<4>(q, out, len, keys_t, values, stride, D, H, scores);
+    default: throw std::invalid_argument("attend_cached: 1 to 4 queries at a time");
   }
 }
 
@@ -225,24 +246,29 @@ void matmul_forward(float* out, const float* inp, const float* w, const float* b
 
 bool matmul_rows_independent() { return false; }
 
-void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* scores, float* out) {
+void attend_cached(const float* const* queries, float* const* outs, const int* lens, int n, const float* keys_t, const float* values, int stride, int D, int H, float* scores) {
   const int hd = D / H;
   const float inv = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (int h = 0; h < H; ++h) {
-    float top = -INFINITY;
-    for (int j = 0; j < len; ++j) {
-      float acc = 0;
-      for (int i = h * hd; i < (h + 1) * hd; ++i) acc += q[i] * keys_t[static_cast<size_t>(i) * stride + j];
-      scores[j] = acc * inv;
-      top = std::max(top, scores[j]);
-    }
-    float sum = 0;
-    for (int j = 0; j < len; ++j) sum += scores[j] = std::exp(scores[j] - top);
-    for (int j = 0; j < len; ++j) scores[j] /= sum;
-    for (int i = h * hd; i < (h + 1) * hd; ++i) {
-      float acc = 0;
-      for (int j = 0; j < len; ++j) acc += scores[j] * values[static_cast<size_t>(j) * D + i];
-      out[i] = acc;
+  for (int t = 0; t < n; ++t) {
+    const float* q = queries[t];
+    float* out = outs[t];
+    const int len = lens[t];
+    for (int h = 0; h < H; ++h) {
+      float top = -INFINITY;
+      for (int j = 0; j < len; ++j) {
+        float acc = 0;
+        for (int i = h * hd; i < (h + 1) * hd; ++i) acc += q[i] * keys_t[static_cast<size_t>(i) * stride + j];
+        scores[j] = acc * inv;
+        top = std::max(top, scores[j]);
+      }
+      float sum = 0;
+      for (int j = 0; j < len; ++j) sum += scores[j] = std::exp(scores[j] - top);
+      for (int j = 0; j < len; ++j) scores[j] /= sum;
+      for (int i = h * hd; i < (h + 1) * hd; ++i) {
+        float acc = 0;
+        for (int j = 0; j < len; ++j) acc += scores[j] * values[static_cast<size_t>(j) * D + i];
+        out[i] = acc;
+      }
     }
   }
 }

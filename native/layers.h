@@ -44,13 +44,14 @@ void gelu_forward(float* out, const float* inp, size_t n);
 // dinp[n] += gelu'(inp) * dout
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
 
-// One query of the KV-cached decoder against its `len` cached tokens: q [D] (heads split D
-// into H parts of D / H), keys stored transposed keys_t [D, stride] (feature i of token j at
-// i * stride + j, stride >= len a multiple of 16), values [len, D]; out [D] =
-// softmax(q k^T / sqrt(D / H)) v per head. `scores` holds H * (len rounded up to 16) floats.
-// Lane-wise (AVX-512 where the CPU has it), so the result is a function of this query and
-// cache alone, whatever the stride.
-void attend_cached(const float* q, const float* keys_t, const float* values, int len, int stride, int D, int H, float* scores, float* out);
+// Queries of the KV-cached decoder against one user's cached tokens, n of them at once (1 to
+// 4): query t, q[t] [D] (heads split D into H parts of D / H), reads its first len[t] tokens,
+// keys stored transposed keys_t [D, stride] (feature i of token j at i * stride + j, stride >=
+// every len), values [len, D]; out[t] [D] = softmax(q k^T / sqrt(D / H)) v per head. `scores`
+// holds n * H * (the longest len rounded up to 16) floats. Lane-wise (AVX-512 where the CPU has
+// it) and the same operations for a query whatever the others, so a result is a function of its
+// query and the cache alone; together, the cache is loaded once for all of them.
+void attend_cached(const float* const* q, float* const* out, const int* len, int n, const float* keys_t, const float* values, int stride, int D, int H, float* scores);
 
 // The keys of n tokens at consecutive positions, rows keys[rows[t] * D, +D), into positions
 // [0, n) of a transposed cache keys_t [D, stride]: 16 positions of one feature per store (a
