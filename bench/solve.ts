@@ -184,6 +184,20 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     out.push(n0, n5, n5served, n5mixed);
     gate('128 users in one call, round 0', `${n0.medianMs.toFixed(3)} ms`, '≤ 0.5 ms', n0.medianMs <= 0.5);
     gate('128 users in one call, round 5: per-round serving / cold', `${n5served.medianMs.toFixed(3)} ms / ${n5.medianMs.toFixed(3)} ms`, '≤ 1 ms', n5served.medianMs <= 1 && n5.medianMs <= 1);
+    // the per-round serving gates again with bf16 products (opt-in: precision 'bf16'), same run
+    const h16 = loadNativeModel(model, { precision: 'bf16' });
+    try {
+      decideRound4(h16, lambda, served);
+      const r5served16 = await latency('single-user decision: decideSync(), round 5, per-round serving, bf16 products', () => decideSync({ model: h16, lambda, state, history: served[next++ % served.length] }), seconds);
+      const fresh5 = decisionBatch(c, B, 6, lambda); // (b5 now holds the mixed scenario's new users)
+      await nativeForward(h16, firstRounds(c, fresh5, 5), 'incremental');
+      const n5served16 = await latency('128 users, one decision each (one call), round 5, per-round serving, bf16 products', () => nativeForward(h16, fresh5, 'incremental'), seconds);
+      out.push(r5served16, n5served16);
+      gate('bf16 (opt-in): one user, decideSync p50, round 5, per-round serving', `${(1000 * r5served16.medianMs).toFixed(1)} µs`, '≤ 20 µs', 1000 * r5served16.medianMs <= 20);
+      gate('bf16 (opt-in): 128 users in one call, round 5, per-round serving', `${n5served16.medianMs.toFixed(3)} ms`, '≤ 1 ms', n5served16.medianMs <= 1);
+    } finally {
+      h16.unload();
+    }
     // the arithmetic of the decision gates: the work of each call against Eigen's sgemm rate on
     // its shape (one core, same run), i.e. the fastest the call can be on this machine's cores
     const oneR5 = { ...b5, batch: 1, states: b5.states.subarray(0, 6 * d), rtg: b5.rtg.subarray(0, 6), ctg: b5.ctg.subarray(0, 6), actionsOneHot: b5.actionsOneHot.subarray(0, 6 * K), lambda: b5.lambda.subarray(0, 1) };
