@@ -305,17 +305,15 @@ void CodtDecoder::save_user(int user, int from, int to, float* k, float* v) cons
   }
 }
 
-void CodtDecoder::load_user(int user, int from, int to, const float* k, const float* v, int held) {
+void CodtDecoder::load_user(int user, int from, int to, const float* k, const float* v) {
   require(rows_.empty(), "load_user: not while tokens are queued");
   require(user >= 0 && user < batch_ && from >= 0 && from <= to && to <= max_pos_, "load_user: beyond the decoder's users or context");
   const size_t D = static_cast<size_t>(model_->config.d_model), P = static_cast<size_t>(to - from), at = static_cast<size_t>(from);
-  const size_t S = held < 0 ? P : static_cast<size_t>(held);
-  require(S >= P, "load_user: fewer positions held than loaded");
   const size_t stride = static_cast<size_t>(slots_[user].stride);
   for (int l = 0; l < model_->config.layers; ++l) {
     float* kc = user_keys(l, user) + at;
-    for (size_t i = 0; i < D; ++i) copy_run(kc + i * stride, k + (l * D + i) * S, P);
-    std::copy_n(v + l * S * D, P * D, user_values(l, user) + at * D);
+    for (size_t i = 0; i < D; ++i) copy_run(kc + i * stride, k + (l * D + i) * P, P);
+    std::copy_n(v + l * P * D, P * D, user_values(l, user) + at * D);
   }
 }
 

@@ -233,14 +233,13 @@ class CodtDecoder {
   void append_rounds(const SequenceBatch& in, int first_user, float* logits);
   // User `user`'s keys [layers, d, to - from] (transposed, as the caches hold them) and values
   // [layers, to - from, d] of positions [from, to): out of the caches (save_user), or into them
-  // (load_user; then resume_user). What the prefix and decision caches keep between calls.
+  // (load_user, before any token is queued). What the prefix cache keeps between calls.
   void save_user(int user, int from, int to, float* k, float* v) const;
-  // (load_user: the arrays may hold more positions than are loaded, `held` of them, from `from`
-  // on; before any token is queued.)
-  void load_user(int user, int from, int to, const float* k, const float* v, int held = -1);
-  // Continues user `user` after `positions` of its tokens loaded (load_user), while the others
-  // continue from position(): e.g. a block mixing users whose previous decision was kept with users
-  // computed from the start (or from round 0's prefix). Before append_rounds.
+  void load_user(int user, int from, int to, const float* k, const float* v);
+  // Continues user `user` after `positions` of its tokens, loaded (load_user) or held by its
+  // adopted storage (adopt_user), while the others continue from position(): e.g. a block
+  // mixing users whose previous decision was kept with users computed from the start (or from
+  // round 0's prefix). Before append_rounds.
   void resume_user(int user, int positions);
   // Points user `user`'s keys and values at storage outside the decoder, laid out as a user's
   // own: keys [layers, d, stride] (transposed, positions in lanes) and values [layers, stride,
