@@ -96,7 +96,10 @@ inline void parallel_for_workers(size_t n, unsigned threads,
     body(0, 0, n);
     return;
   }
-  const size_t chunk = (n + workers - 1) / workers;
+  // about four ranges per worker, claimed as they come: a helper that wakes late (tens of µs
+  // on a busy host) still gets its share of a short call, where one range per worker left the
+  // caller doing most of the work
+  const size_t chunk = std::max<size_t>(1, n / (4 * workers));
   const size_t ranges = (n + chunk - 1) / chunk;
   // Shared with the helpers, which may start after this call has returned: they then find
   // no range left and never touch `body`.
