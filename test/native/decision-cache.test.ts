@@ -1,9 +1,9 @@
 /**
  * The decision cache (native/decision_cache.h): a decision keeps each user's keys and values,
- * and the user's next round loads them and computes only its new tokens. Held against the same
+ * and the user's next round continues them in place and computes only its new tokens. Held against the same
  * model with the cache off: every logit of every round is the same bits (the row kernel is
  * row-independent on AVX-512; elsewhere the cache stays off), a history that differs in any
- * value finds nothing, and the cache holds to its capacity.
+ * value finds nothing, concurrent calls agree, and the cache holds to its capacity.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -48,12 +48,12 @@ describe.runIf(rowsIndependent)('the decision cache (AVX-512: same bits with it 
       const s = nativeDecisionCache(h);
       expect(s.hits).toBe(37 * Math.max(0, T - 2)); // from round 2 on every user found its previous round (round 0's is not kept)
     }
-    // each round's entry superseded the previous one; round 6 is the whole context: nothing is kept for a round 7
+    // one entry per user: each round continued the previous round's (round 6 fills the context and is kept for a repeated request)
     expect(nativeDecisionCache(h).entries).toBe(37);
     expect(nativeDecisionCache(reference).entries).toBe(0);
   }));
 
-  it('finds the previous round again for a repeated request (through the entry that superseded it), without growing', withCache(32 << 20, async (h, reference) => {
+  it('finds the previous round again for a repeated request (in the entry the first request continued), without growing', withCache(32 << 20, async (h, reference) => {
     await nativeForward(h, firstRounds(campaign, users, 3), 'incremental');
     const x = firstRounds(campaign, users, 4);
     const want = Array.from(await nativeForward(reference, x, 'incremental'));
