@@ -221,23 +221,59 @@ void attend_cached(const float* const* q, float* const* out, const int* len, int
   }
 }
 
+namespace {
+
+// Keys of rows[t] for t in [t0, t1) into positions [t0, t1), one float at a time.
+void store_keys_scalar(float* keys_t, size_t stride, const float* keys, const int* rows, int t0, int t1, int D) {
+  for (int t = t0; t < t1; ++t) {
+    const float* key = keys + static_cast<size_t>(rows[t]) * D;
+    for (int i = 0; i < D; ++i) keys_t[static_cast<size_t>(i) * stride + t] = key[i];
+  }
+}
+
+// Four rows' keys into positions [t0, t0 + 4): 16 features of the four rows transposed in
+// registers, then one 4-float store per feature (a served round's four new tokens).
+void store_keys_quad(float* keys_t, size_t stride, const float* keys, const int* rows, int t0, int D) {
+  const float* a = keys + static_cast<size_t>(rows[t0]) * D;
+  const float* b = keys + static_cast<size_t>(rows[t0 + 1]) * D;
+  const float* c = keys + static_cast<size_t>(rows[t0 + 2]) * D;
+  const float* d = keys + static_cast<size_t>(rows[t0 + 3]) * D;
+  int f = 0;
+  for (; f + 16 <= D; f += 16) {
+    const __m512 ab_lo = _mm512_unpacklo_ps(_mm512_loadu_ps(a + f), _mm512_loadu_ps(b + f));  // per 128-bit lane: a0 b0 a1 b1
+    const __m512 ab_hi = _mm512_unpackhi_ps(_mm512_loadu_ps(a + f), _mm512_loadu_ps(b + f));  // a2 b2 a3 b3
+    const __m512 cd_lo = _mm512_unpacklo_ps(_mm512_loadu_ps(c + f), _mm512_loadu_ps(d + f));
+    const __m512 cd_hi = _mm512_unpackhi_ps(_mm512_loadu_ps(c + f), _mm512_loadu_ps(d + f));
+    auto pairs = [](__m512 x, __m512 y, bool high) {
+      const __m512d u = _mm512_castps_pd(x), v = _mm512_castps_pd(y);
+      return _mm512_castpd_ps(high ? _mm512_unpackhi_pd(u, v) : _mm512_unpacklo_pd(u, v));
+    };
+    // q[j], 128-bit lane L: the four rows' feature f + 4L + j
+    const __m512 q[4] = {pairs(ab_lo, cd_lo, false), pairs(ab_lo, cd_lo, true), pairs(ab_hi, cd_hi, false), pairs(ab_hi, cd_hi, true)};
+    float* out = keys_t + static_cast<size_t>(f) * stride + t0;
+    for (int j = 0; j < 4; ++j) {
+      _mm_storeu_ps(out + static_cast<size_t>(j) * stride, _mm512_castps512_ps128(q[j]));
+      _mm_storeu_ps(out + static_cast<size_t>(4 + j) * stride, _mm512_extractf32x4_ps(q[j], 1));
+      _mm_storeu_ps(out + static_cast<size_t>(8 + j) * stride, _mm512_extractf32x4_ps(q[j], 2));
+      _mm_storeu_ps(out + static_cast<size_t>(12 + j) * stride, _mm512_extractf32x4_ps(q[j], 3));
+    }
+  }
+  for (; f < D; ++f) {
+    float* out = keys_t + static_cast<size_t>(f) * stride + t0;
+    out[0] = a[f], out[1] = b[f], out[2] = c[f], out[3] = d[f];
+  }
+}
+
+}  // namespace
+
 void store_keys_transposed(float* keys_t, size_t stride, const float* keys, const int* rows, int n, int D) {
-  if (n < 4) {  // a gather per feature costs more than a few stores
-    for (int t = 0; t < n; ++t) {
-      const float* key = keys + static_cast<size_t>(rows[t]) * D;
-      for (int i = 0; i < D; ++i) keys_t[static_cast<size_t>(i) * stride + t] = key[i];
-    }
-    return;
+  int t0 = 0;
+  for (; t0 + 16 <= n; t0 += 16) {  // 16 positions of a feature per gather
+    const __m512i at = _mm512_mullo_epi32(_mm512_loadu_si512(rows + t0), _mm512_set1_epi32(D));
+    for (int i = 0; i < D; ++i) _mm512_storeu_ps(keys_t + static_cast<size_t>(i) * stride + t0, _mm512_i32gather_ps(at, keys + i, 4));
   }
-  for (int t0 = 0; t0 < n; t0 += 16) {
-    const int m = std::min(16, n - t0);
-    const auto mask = static_cast<__mmask16>(m == 16 ? 0xFFFF : (1u << m) - 1);
-    const __m512i at = _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(mask, rows + t0), _mm512_set1_epi32(D));
-    for (int i = 0; i < D; ++i) {
-      const __m512 column = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, at, keys + i, 4);
-      _mm512_mask_storeu_ps(keys_t + static_cast<size_t>(i) * stride + t0, mask, column);
-    }
-  }
+  for (; t0 + 4 <= n; t0 += 4) store_keys_quad(keys_t, stride, keys, rows, t0, D);
+  store_keys_scalar(keys_t, stride, keys, rows, t0, n, D);
 }
 #else
 void matmul_forward(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
