@@ -54,8 +54,9 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
 void attend_cached(const float* const* q, float* const* out, const int* len, int n, const float* keys_t, const float* values, int stride, int D, int H, float* scores);
 
 // The keys of n tokens at consecutive positions, rows keys[rows[t] * D, +D), into positions
-// [0, n) of a transposed cache keys_t [D, stride]: 16 positions of one feature per store (a
-// store per float left most of a row's 64 stores waiting for their cache lines).
+// [0, n) of a transposed cache keys_t [D, stride]: 16 positions of a feature per store (a
+// gather), then 4 (a register transpose), the rest a float at a time (a store per float left
+// most of a row's 64 stores waiting for their cache lines).
 void store_keys_transposed(float* keys_t, size_t stride, const float* keys, const int* rows, int n, int D);
 
 // Causal self-attention over B sequences of S tokens; heads split D into H parts of D / H.
