@@ -537,7 +537,8 @@ namespace {
 
 // This thread's decoder, bound to (model, capacity, max_rounds): kept from call to call when
 // its caches are small (a block of the default CODT over 10 rounds: ~1 MB), so a decision
-// allocates no caches or scratch; a bigger one lives in `own` for this call only.
+// allocates no decoder caches or scratch (a user new to the decision cache gets an entry); a
+// bigger one lives in `own` for this call only.
 CodtDecoder& thread_decoder(const CodtModel& model, int capacity, int max_rounds, std::unique_ptr<CodtDecoder>& own) {
   constexpr size_t kKeepBytes = size_t{4} << 20;
   thread_local std::unique_ptr<CodtDecoder> kept;
@@ -599,6 +600,11 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       const int B = std::min(block, in.batch - u0);
       std::unique_ptr<CodtDecoder> own;
       CodtDecoder& dec = thread_decoder(model, B, T, own);
+      // whatever happens, the decoder lets go of the cache entries it computes into
+      struct Release {
+        CodtDecoder& dec;
+        ~Release() { dec.reset(); }
+      } release{dec};
       // Round 0's targets and λ, when every user of the block has the same.
       auto same_at_round0 = [&](const float* per_user, size_t stride) {
         for (int b = 1; b < B; ++b) {
@@ -644,7 +650,7 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
         dec.resume_user(b, previous);
       }
       dec.append_rounds(in, u0, logits);
-      dec.reset();  // its users' storage goes back to the cache
+      dec.reset();  // its users' storage goes back to the cache (and `release` finds nothing to let go)
       for (int b = 0; b < B && keep; ++b) {
         DecisionCache::Entry& e = *entries[b];
         e.tokens.swap(tokens[b]);  // this call's key; the old buffer builds the next call's
@@ -655,7 +661,7 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
         model.decisions.put(std::move(entries[b]));
       }
     }
-  });
+  }, 4);  // about four ranges of blocks per thread, claimed as they come
 }
 
 }  // namespace saco

@@ -40,6 +40,8 @@ class DecisionCache {
     int stride = 0;             // positions the arrays hold: a multiple of 16
     Floats k, v;                // [layers, d, stride] (keys transposed) and [layers, stride, d]
     std::vector<float> logits;  // [rounds, K]: the logits of each round's state token
+    // what the cache counts: the floats held (a reused token buffer's spare room, a few
+    // percent of an entry, is not counted, so that an entry's size is a function of its round)
     size_t bytes() const { return sizeof(float) * (tokens.size() + k.size() + v.size() + logits.size()) + sizeof(Entry); }
     // Arrays for `stride` positions of a model of `layers` x `d`, keeping the `positions`
     // held (a copy where they grow).
