@@ -42,30 +42,52 @@ void DecisionCache::Entry::reserve(int new_stride, int layers, int d) {
   stride = new_stride;
 }
 
+void DecisionCache::Index::rebuild(size_t slots) {
+  std::vector<Slot> old(slots);
+  old.swap(slots_);
+  full_ = used_ = 0;
+  for (const Slot& s : old) {
+    if (s.state == kFull) insert(s.hash, s.at);
+  }
+}
+
+void DecisionCache::Index::insert(uint64_t hash, Lru::iterator at) {
+  if (2 * (used_ + 1) > slots_.size()) rebuild(std::max<size_t>(16, 4 * (full_ + 1) > slots_.size() ? 2 * slots_.size() : slots_.size()));
+  size_t i = hash & mask();
+  while (slots_[i].state == kFull) i = (i + 1) & mask();
+  if (slots_[i].state == kEmpty) ++used_;
+  slots_[i] = {hash, at, kFull};
+  ++full_;
+}
+
+void DecisionCache::Index::erase(uint64_t hash, Lru::iterator at) {
+  if (slots_.empty()) return;
+  for (size_t i = hash & mask(); slots_[i].state != kEmpty; i = (i + 1) & mask()) {
+    if (slots_[i].state != kFull || slots_[i].hash != hash || slots_[i].at != at) continue;
+    slots_[i].state = kErased;
+    --full_;
+    return;
+  }
+}
+
 std::unique_ptr<DecisionCache::Entry> DecisionCache::take(const float* tokens, size_t n) {
   const uint64_t h = hash_floats(tokens, n);
   std::lock_guard<std::mutex> lock(mutex_);
-  auto [first, last] = index_.equal_range(h);
-  for (auto it = first; it != last; ++it) {
-    const Entry& e = **it->second;
-    if ((n != e.tokens.size() && n != e.parent_tokens) || !std::equal(tokens, tokens + n, e.tokens.begin())) continue;
-    ++hits_;
-    return erase(it->second);
+  const Lru::iterator at = index_.find(
+      h, [&](const std::unique_ptr<Entry>& e) { return (n == e->tokens.size() || n == e->parent_tokens) && std::equal(tokens, tokens + n, e->tokens.begin()); },
+      lru_.end());
+  if (at == lru_.end()) {
+    ++misses_;
+    return nullptr;
   }
-  ++misses_;
-  return nullptr;
+  ++hits_;
+  return erase(at);
 }
 
 std::unique_ptr<DecisionCache::Entry> DecisionCache::erase(Lru::iterator at) {
   const Entry& e = **at;
-  for (uint64_t key : {e.key, e.parent_key}) {
-    auto [first, last] = index_.equal_range(key);
-    for (auto it = first; it != last; ++it) {
-      if (it->second != at) continue;
-      index_.erase(it);
-      break;
-    }
-  }
+  index_.erase(e.key, at);
+  if (e.parent_tokens) index_.erase(e.parent_key, at);
   bytes_ -= e.bytes();
   std::unique_ptr<Entry> out = std::move(*at);
   lru_.erase(at);
@@ -79,18 +101,14 @@ void DecisionCache::put(std::unique_ptr<Entry> entry) {
   const uint64_t key = entry->key;
   std::lock_guard<std::mutex> lock(mutex_);
   // one with the same tokens (the same user computed again from the start) is replaced
-  auto [first, last] = index_.equal_range(key);
-  for (auto it = first; it != last; ++it) {
-    if ((*it->second)->tokens != entry->tokens) continue;
-    erase(it->second);
-    break;
-  }
+  const Lru::iterator same = index_.find(key, [&](const std::unique_ptr<Entry>& e) { return e->tokens == entry->tokens; }, lru_.end());
+  if (same != lru_.end()) erase(same);
   if (size > capacity_) return;
   evict_to(capacity_ - size);
   lru_.push_front(std::move(entry));
   const Entry& e = *lru_.front();
-  index_.emplace(key, lru_.begin());
-  if (e.parent_tokens) index_.emplace(e.parent_key, lru_.begin());
+  index_.insert(key, lru_.begin());
+  if (e.parent_tokens) index_.insert(e.parent_key, lru_.begin());
   bytes_ += size;
 }
 
