@@ -42,6 +42,13 @@ void DecisionCache::Entry::reserve(int new_stride, int layers, int d) {
   stride = new_stride;
 }
 
+namespace {
+
+// Tokens compared as the hash reads them, bit for bit (a NaN matches itself, -0 is not 0).
+bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+
+}  // namespace
+
 void DecisionCache::Index::rebuild(size_t slots) {
   std::vector<Slot> old(slots);
   old.swap(slots_);
@@ -51,8 +58,15 @@ void DecisionCache::Index::rebuild(size_t slots) {
   }
 }
 
+void DecisionCache::Index::reserve(size_t more) {
+  if (2 * (used_ + more) <= slots_.size()) return;
+  size_t slots = std::max<size_t>(16, slots_.size());
+  while (2 * (full_ + more) > slots / 2) slots *= 2;  // at most a quarter full after: rebuilds stay rare
+  rebuild(slots);
+}
+
 void DecisionCache::Index::insert(uint64_t hash, Lru::iterator at) {
-  if (2 * (used_ + 1) > slots_.size()) rebuild(std::max<size_t>(16, 4 * (full_ + 1) > slots_.size() ? 2 * slots_.size() : slots_.size()));
+  reserve(1);
   size_t i = hash & mask();
   while (slots_[i].state == kFull) i = (i + 1) & mask();
   if (slots_[i].state == kEmpty) ++used_;
@@ -74,7 +88,7 @@ std::unique_ptr<DecisionCache::Entry> DecisionCache::take(const float* tokens, s
   const uint64_t h = hash_floats(tokens, n);
   std::lock_guard<std::mutex> lock(mutex_);
   const Lru::iterator at = index_.find(
-      h, [&](const std::unique_ptr<Entry>& e) { return (n == e->tokens.size() || n == e->parent_tokens) && std::equal(tokens, tokens + n, e->tokens.begin()); },
+      h, [&](const std::unique_ptr<Entry>& e) { return (n == e->tokens.size() || n == e->parent_tokens) && same_bits(tokens, e->tokens.data(), n); },
       lru_.end());
   if (at == lru_.end()) {
     ++misses_;
@@ -101,9 +115,12 @@ void DecisionCache::put(std::unique_ptr<Entry> entry) {
   const uint64_t key = entry->key;
   std::lock_guard<std::mutex> lock(mutex_);
   // one with the same tokens (the same user computed again from the start) is replaced
-  const Lru::iterator same = index_.find(key, [&](const std::unique_ptr<Entry>& e) { return e->tokens == entry->tokens; }, lru_.end());
+  const Lru::iterator same = index_.find(
+      key, [&](const std::unique_ptr<Entry>& e) { return e->tokens.size() == entry->tokens.size() && same_bits(e->tokens.data(), entry->tokens.data(), e->tokens.size()); },
+      lru_.end());
   if (same != lru_.end()) erase(same);
   if (size > capacity_) return;
+  index_.reserve(2);  // before the entry joins the list: the inserts below cannot throw
   evict_to(capacity_ - size);
   lru_.push_front(std::move(entry));
   const Entry& e = *lru_.front();

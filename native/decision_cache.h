@@ -79,6 +79,8 @@ class DecisionCache {
   // allocated node (a node-based multimap was ~4% of a 128-user served call).
   class Index {
    public:
+    // Room for `more` inserts without a rebuild (so an insert that follows cannot throw).
+    void reserve(size_t more);
     void insert(uint64_t hash, Lru::iterator at);
     void erase(uint64_t hash, Lru::iterator at);
     // The first entry under `hash` that `match` accepts, or `none`.
