@@ -590,78 +590,76 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
   const bool keep = keep_decisions && T >= 2 && rows_independent(c) && model.decisions.capacity() > 0;
   const size_t K = static_cast<size_t>(c.action_width());
   // Fixed blocks (the rollouts' size: their KV caches stay in a core's L2 over the rounds),
-  // claimed by the threads, so the result does not depend on the thread count.
+  // claimed one at a time by the threads, so the result does not depend on the thread count
+  // and a pool thread that wakes late still takes its share of a short call.
   constexpr int block = 16;
   const unsigned workers = resolve_threads(threads);
   const int blocks = (in.batch + block - 1) / block;
-  parallel_for(static_cast<size_t>(blocks), workers, [&](size_t first, size_t last) {
-    for (size_t blk = first; blk < last; ++blk) {
-      const int u0 = static_cast<int>(blk) * block;
-      const int B = std::min(block, in.batch - u0);
-      std::unique_ptr<CodtDecoder> own;
-      CodtDecoder& dec = thread_decoder(model, B, T, own);
-      // whatever happens, the decoder lets go of the cache entries it computes into
-      struct Release {
-        CodtDecoder& dec;
-        ~Release() { dec.reset(); }
-      } release{dec};
-      // Round 0's targets and λ, when every user of the block has the same.
-      auto same_at_round0 = [&](const float* per_user, size_t stride) {
-        for (int b = 1; b < B; ++b) {
-          if (per_user[static_cast<size_t>(u0 + b) * stride] != per_user[static_cast<size_t>(u0) * stride]) return false;
-        }
-        return true;
-      };
-      // every user of the block starts at the same targets and λ: round 0's target tokens
-      // come from the model's prefix cache (or are computed once)
-      const bool share = shared_prefix && same_at_round0(in.lambda, 1) && (!c.uses_rtg || same_at_round0(in.rtg, static_cast<size_t>(T))) &&
-                         (!c.uses_ctg || same_at_round0(in.ctg, static_cast<size_t>(T)));
-      // each user's sequence as kept by their previous decision, taken out of the cache (that
-      // user continues from it), or a new one; the decoder computes into them in place
-      thread_local std::vector<std::vector<float>> tokens;  // their keys: buffers reused call to call
-      std::vector<std::unique_ptr<DecisionCache::Entry>> entries(keep ? B : 0);
-      std::vector<bool> continued(keep ? B : 0);
-      size_t key_tokens = 0;  // the previous round's key: tokens[b][0, key_tokens)
-      int hits = 0;
-      if (keep) {
-        if (tokens.size() < static_cast<size_t>(B)) tokens.resize(static_cast<size_t>(B));
-        // room for this round and the next (within the context): an entry grows, by a copy, only past that
-        const int stride = (std::min(T + 1, c.context) * per_round + 15) / 16 * 16;
-        for (int b = 0; b < B; ++b) {
-          key_tokens = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
-          entries[b] = model.decisions.take(tokens[b].data(), key_tokens);  // (keep: T >= 2, so previous > 0)
-          if (entries[b]) continued[b] = true, ++hits;
-          else entries[b] = std::make_unique<DecisionCache::Entry>();
-          if (entries[b]->stride < T * per_round) entries[b]->reserve(stride, c.layers, c.d_model);
-          dec.adopt_user(b, entries[b]->k.data(), entries[b]->v.data(), entries[b]->stride);
-        }
+  for_blocks(static_cast<size_t>(blocks), workers, [&](size_t blk) {
+    const int u0 = static_cast<int>(blk) * block;
+    const int B = std::min(block, in.batch - u0);
+    std::unique_ptr<CodtDecoder> own;
+    CodtDecoder& dec = thread_decoder(model, B, T, own);
+    // whatever happens, the decoder lets go of the cache entries it computes into
+    struct Release {
+      CodtDecoder& dec;
+      ~Release() { dec.reset(); }
+    } release{dec};
+    // Round 0's targets and λ, when every user of the block has the same.
+    auto same_at_round0 = [&](const float* per_user, size_t stride) {
+      for (int b = 1; b < B; ++b) {
+        if (per_user[static_cast<size_t>(u0 + b) * stride] != per_user[static_cast<size_t>(u0) * stride]) return false;
       }
-      // the users computed from the start begin with round 0's targets from the prefix cache
-      if (hits < B && share) {
-        float targets[2];
-        int n = 0;
-        if (c.uses_rtg) targets[n++] = in.rtg[static_cast<size_t>(u0) * T];
-        if (c.uses_ctg) targets[n++] = in.ctg[static_cast<size_t>(u0) * T];
-        dec.append_prefix(targets, in.lambda[u0]);  // (also over a continued user's first tokens: the same bits, as rows_independent)
-      }
-      for (int b = 0; b < B && hits > 0; ++b) {
-        if (!continued[b]) continue;
-        std::copy_n(entries[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
-        dec.resume_user(b, previous);
-      }
-      dec.append_rounds(in, u0, logits);
-      dec.reset();  // its users' storage goes back to the cache (and `release` finds nothing to let go)
-      for (int b = 0; b < B && keep; ++b) {
-        DecisionCache::Entry& e = *entries[b];
-        e.tokens.swap(tokens[b]);  // this call's key; the old buffer builds the next call's
-        e.positions = decided;
-        e.parent_tokens = key_tokens;
-        const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
-        e.logits.assign(row, row + static_cast<size_t>(T) * K);
-        model.decisions.put(std::move(entries[b]));
+      return true;
+    };
+    // every user of the block starts at the same targets and λ: round 0's target tokens
+    // come from the model's prefix cache (or are computed once)
+    const bool share = shared_prefix && same_at_round0(in.lambda, 1) && (!c.uses_rtg || same_at_round0(in.rtg, static_cast<size_t>(T))) &&
+                       (!c.uses_ctg || same_at_round0(in.ctg, static_cast<size_t>(T)));
+    // each user's sequence as kept by their previous decision, taken out of the cache (that
+    // user continues from it), or a new one; the decoder computes into them in place
+    thread_local std::vector<std::vector<float>> tokens;  // their keys: buffers reused call to call
+    std::vector<std::unique_ptr<DecisionCache::Entry>> entries(keep ? B : 0);  // a new one holds no positions
+    size_t key_tokens = 0;  // the previous round's key: tokens[b][0, key_tokens)
+    int hits = 0;
+    if (keep) {
+      if (tokens.size() < static_cast<size_t>(B)) tokens.resize(static_cast<size_t>(B));
+      // room for this round and the next (within the context): an entry grows, by a copy, only past that
+      const int stride = (std::min(T + 1, c.context) * per_round + 15) / 16 * 16;
+      for (int b = 0; b < B; ++b) {
+        key_tokens = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
+        entries[b] = model.decisions.take(tokens[b].data(), key_tokens);  // (keep: T >= 2, so previous > 0)
+        if (entries[b]) ++hits;
+        else entries[b] = std::make_unique<DecisionCache::Entry>();
+        if (entries[b]->stride < T * per_round) entries[b]->reserve(stride, c.layers, c.d_model);
+        dec.adopt_user(b, entries[b]->k.data(), entries[b]->v.data(), entries[b]->stride);
       }
     }
-  }, 4);  // about four ranges of blocks per thread, claimed as they come
+    // the users computed from the start begin with round 0's targets from the prefix cache
+    if (hits < B && share) {
+      float targets[2];
+      int n = 0;
+      if (c.uses_rtg) targets[n++] = in.rtg[static_cast<size_t>(u0) * T];
+      if (c.uses_ctg) targets[n++] = in.ctg[static_cast<size_t>(u0) * T];
+      dec.append_prefix(targets, in.lambda[u0]);  // (also over a continued user's first tokens: the same bits, as rows_independent)
+    }
+    for (int b = 0; b < B && hits > 0; ++b) {
+      if (entries[b]->positions == 0) continue;  // computed from the start
+      std::copy_n(entries[b]->logits.data(), (T - 1) * K, logits + static_cast<size_t>(u0 + b) * T * K);  // the earlier rounds'
+      dec.resume_user(b, previous);
+    }
+    dec.append_rounds(in, u0, logits);
+    dec.reset();  // its users' storage goes back to the cache (and `release` finds nothing to let go)
+    for (int b = 0; b < B && keep; ++b) {
+      DecisionCache::Entry& e = *entries[b];
+      e.tokens.swap(tokens[b]);  // this call's key; the old buffer builds the next call's
+      e.positions = decided;
+      e.parent_tokens = key_tokens;
+      const float* row = logits + static_cast<size_t>(u0 + b) * T * K;
+      e.logits.assign(row, row + static_cast<size_t>(T) * K);
+      model.decisions.put(std::move(entries[b]));
+    }
+  });
 }
 
 }  // namespace saco

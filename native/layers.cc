@@ -25,6 +25,15 @@ constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluA = 0.044715f;
 constexpr uint32_t kStreamDropout = 48;
 
+// Keys of rows[t] for t in [t0, t1) into positions [t0, t1) of keys_t [D, stride], one float
+// at a time (store_keys_transposed's remainder, and all of it without AVX-512).
+void store_keys_scalar(float* keys_t, size_t stride, const float* keys, const int* rows, int t0, int t1, int D) {
+  for (int t = t0; t < t1; ++t) {
+    const float* key = keys + static_cast<size_t>(rows[t]) * D;
+    for (int i = 0; i < D; ++i) keys_t[static_cast<size_t>(i) * stride + t] = key[i];
+  }
+}
+
 }  // namespace
 
 void matmul_forward_eigen(float* out, const float* inp, const float* w, const float* b, int rows, int k, int n) {
@@ -223,14 +232,6 @@ void attend_cached(const float* const* q, float* const* out, const int* len, int
 
 namespace {
 
-// Keys of rows[t] for t in [t0, t1) into positions [t0, t1), one float at a time.
-void store_keys_scalar(float* keys_t, size_t stride, const float* keys, const int* rows, int t0, int t1, int D) {
-  for (int t = t0; t < t1; ++t) {
-    const float* key = keys + static_cast<size_t>(rows[t]) * D;
-    for (int i = 0; i < D; ++i) keys_t[static_cast<size_t>(i) * stride + t] = key[i];
-  }
-}
-
 // Four rows' keys into positions [t0, t0 + 4): 16 features of the four rows transposed in
 // registers, then one 4-float store per feature (a served round's four new tokens).
 void store_keys_quad(float* keys_t, size_t stride, const float* keys, const int* rows, int t0, int D) {
@@ -309,12 +310,7 @@ void attend_cached(const float* const* queries, float* const* outs, const int* l
   }
 }
 
-void store_keys_transposed(float* keys_t, size_t stride, const float* keys, const int* rows, int n, int D) {
-  for (int t = 0; t < n; ++t) {
-    const float* key = keys + static_cast<size_t>(rows[t]) * D;
-    for (int i = 0; i < D; ++i) keys_t[static_cast<size_t>(i) * stride + t] = key[i];
-  }
-}
+void store_keys_transposed(float* keys_t, size_t stride, const float* keys, const int* rows, int n, int D) { store_keys_scalar(keys_t, stride, keys, rows, 0, n, D); }
 #endif
 
 void matmul_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int rows, int k, int n) {

@@ -89,17 +89,14 @@ class WorkerPool {
 // Calls body(worker, begin, end) on disjoint ranges covering [0, n), worker < threads (for
 // per-thread scratch that outlives the call: no two ranges run at once under the same
 // worker); rethrows the first exception once every range has run.
-// ranges_per_worker > 1 splits finer, the ranges claimed as they come: for short calls of a few
-// equal indices (a decision's blocks of users), where a helper that wakes late (tens of µs on a
-// busy host) would otherwise leave the caller doing most of the work.
 inline void parallel_for_workers(size_t n, unsigned threads,
-                                 const std::function<void(size_t, size_t, size_t)>& body, size_t ranges_per_worker = 1) {
+                                 const std::function<void(size_t, size_t, size_t)>& body) {
   const size_t workers = std::min<size_t>(std::max<unsigned>(threads, 1u), std::max<size_t>(n, 1));
   if (workers <= 1) {
     body(0, 0, n);
     return;
   }
-  const size_t chunk = ranges_per_worker <= 1 ? (n + workers - 1) / workers : std::max<size_t>(1, n / (ranges_per_worker * workers));
+  const size_t chunk = (n + workers - 1) / workers;
   const size_t ranges = (n + chunk - 1) / chunk;
   // Shared with the helpers, which may start after this call has returned: they then find
   // no range left and never touch `body`.
@@ -134,8 +131,18 @@ inline void parallel_for_workers(size_t n, unsigned threads,
 }
 
 // Calls body(begin, end) on disjoint ranges covering [0, n); rethrows the first exception.
-inline void parallel_for(size_t n, unsigned threads, const std::function<void(size_t, size_t)>& body, size_t ranges_per_worker = 1) {
-  parallel_for_workers(n, threads, [&](size_t, size_t begin, size_t end) { body(begin, end); }, ranges_per_worker);
+inline void parallel_for(size_t n, unsigned threads, const std::function<void(size_t, size_t)>& body) {
+  parallel_for_workers(n, threads, [&](size_t, size_t begin, size_t end) { body(begin, end); });
+}
+
+// Calls body(k) for every block k in [0, count), the blocks claimed one at a time as the
+// threads come: a thread that starts late (a pool thread waking on a busy host) takes what is
+// left instead of a fixed share; rethrows the first exception.
+inline void for_blocks(size_t count, unsigned threads, const std::function<void(size_t)>& body) {
+  std::atomic<size_t> next{0};
+  parallel_for(std::min<size_t>(threads, count), threads, [&](size_t, size_t) {
+    for (size_t k = next++; k < count; k = next++) body(k);
+  });
 }
 
 }  // namespace saco

@@ -26,14 +26,6 @@ struct Block {
   std::vector<float> states;
 };
 
-// Runs body(k) for every block k over the threads; blocks are claimed dynamically.
-void for_blocks(size_t count, unsigned threads, const std::function<void(size_t)>& body) {
-  std::atomic<size_t> next{0};
-  parallel_for(std::min<size_t>(threads, count), threads, [&](size_t, size_t) {
-    for (size_t k = next++; k < count; k = next++) body(k);
-  });
-}
-
 class Simulation {
  public:
   Simulation(const RolloutSpec& spec, const RolloutUsers& users)
