@@ -252,6 +252,7 @@ export async function readHistoryForModel(
  * without a row keep their last logged state, users of the file without a history are added
  * at their round 0. Pass `.history` and `.states` to decideBatch.
  *
+ * @throws {ArgumentError} when the schema has no user column (rows could not be matched to users).
  * @throws {DataError} / {SchemaError} when the file does not fit the model.
  * @example
  * const now = await readCurrentStates('this-week.csv', model.meta, trajectories, { schema });

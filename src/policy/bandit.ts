@@ -7,6 +7,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
+import { loggedJointActions } from '../sim/features.js';
 import type { NativeBanditArm, NativeBanditPrior } from '../native/index.js';
 import type { PolicyDefinition } from './types.js';
 
@@ -43,13 +44,12 @@ export function fitBanditPrior(traj: Trajectories, options: BanditPriorOptions =
   const sizes = traj.actionEncodings.map((e) => e.values.length);
   const K = sizes.reduce((a, b) => a * b, 1);
   if (K > 65536) throw new ArgumentError('trajectories', `${K} action combinations are too many arms for a bandit`);
-  const A = traj.actionDims;
   const n = new Float64Array(K), sr = new Float64Array(K), sc = new Float64Array(K);
   const arms: number[] = [];
+  const logged = loggedJointActions(traj);
   for (let i = 0; i < traj.mask.length; i++) {
     if (!traj.mask[i]) continue;
-    let arm = 0;
-    for (let j = 0; j < A; j++) arm = arm * sizes[j] + traj.actions[i * A + j];
+    const arm = logged[i];
     arms.push(arm, i);
     n[arm]++;
     sr[arm] += traj.rewards[i];

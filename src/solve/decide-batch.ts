@@ -119,10 +119,8 @@ export async function decideBatch(options: DecideBatchOptions): Promise<BatchDec
     probability: new Float64Array(N),
     lambda,
   };
-  const current = (i: number): ArrayLike<number> => {
-    if (options.states !== undefined) return Array.from({ length: d }, (_, j) => (options.states as ArrayLike<number>)[i * d + j]);
-    return lastLoggedState(h, i);
-  };
+  const given = options.states === undefined ? undefined : Float32Array.from(options.states); // once, not an array per user
+  const current = (i: number): ArrayLike<number> => (given ? given.subarray(i * d, i * d + d) : lastLoggedState(h, i));
   const chosen = new Int32Array(A);
   for (let u0 = 0; u0 < N; u0 += chunk) {
     const B = Math.min(chunk, N - u0);
@@ -279,23 +277,23 @@ export async function readCurrentStates(
   const base = options.schema ?? DEFAULT_SCHEMA;
   if (base.user === null) throw new ArgumentError('schema user', 'current states are matched to users by the user column; this schema has none (every row its own user)');
   const literal = (v: number | string) => (typeof v === 'number' ? String(v) : quoteLiteral(v));
-  const controls = meta.actionEncodings.map((enc) => enc.values[controlIndex(enc)]);
   const columns = { ...(base.columns ?? {}) };
-  controls.forEach((v, j) => (columns[`__saco_control_${j}`] = { sql: literal(v) }));
+  meta.actionEncodings.forEach((enc, j) => (columns[`__saco_control_${j}`] = { sql: literal(enc.values[controlIndex(enc)]) }));
   const schema: DataSchema = {
     ...base,
     columns,
-    actions: meta.actionEncodings.map((enc, j) => ({ column: `__saco_control_${j}`, values: [...enc.values], control: controls[j] })),
+    // their values and control are the model's (readHistoryForModel takes only the columns)
+    actions: meta.actionEncodings.map((_, j) => ({ column: `__saco_control_${j}` })),
     reward: { sql: '0' },
     cost: { sql: '0' },
     time: null,
     round: undefined,
     combine: undefined,
   };
-  const { trajectories: t, report } = await readHistoryForModel(input, meta, { ...options, schema, modelName: options.modelName });
+  const { trajectories: t, report } = await readHistoryForModel(input, meta, { ...options, schema });
   const d = meta.stateNames.length;
-  const row = new Map<string, number>();
-  for (let i = 0; i < t.users; i++) row.set(t.userIds[i], (i * t.rounds + t.lengths[i] - 1) * d);
+  const row = new Map<string, number>(); // a user's row of t: its last (the file's last) holds the state
+  for (let i = 0; i < t.users; i++) row.set(t.userIds[i], i);
   const known = new Set(history.userIds);
   const newIds = [...row.keys()].filter((id) => !known.has(id));
   const all = newIds.length > 0 ? withNewUsers(history, newIds) : history;
@@ -304,7 +302,7 @@ export async function readCurrentStates(
   for (let i = 0; i < all.users; i++) {
     const at = row.get(all.userIds[i]);
     if (at !== undefined) {
-      states.set(t.states.subarray(at, at + d), i * d);
+      states.set(lastLoggedState(t, at), i * d);
       if (i < history.users) matched++;
       continue;
     }
