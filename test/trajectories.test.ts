@@ -103,7 +103,12 @@ describe('trajectories', () => {
     for (let k = 0; k < a.test.users; k++) expect(a.test.rewards[k]).toBe(Number(a.test.userIds[k].slice(1)));
     // a seeded sample of at most 200 users is that split's test part; fewer users: all of them
     const sample = sampleUsers(t, 200, 7);
-    expect(sample.userIds).toEqual(a.test.userIds);
+    expect(sample.users).toBe(200);
+    const ids = new Set(t.userIds);
+    expect(new Set(sample.userIds).size).toBe(200);
+    expect(sample.userIds.every((id) => ids.has(id))).toBe(true);
+    expect(sampleUsers(t, 200, 8).userIds).not.toEqual(sample.userIds);
+    expect(sample.userIds).toEqual(a.test.userIds); // the contract: the split's test part
     for (let k = 0; k < sample.users; k++) expect(sample.rewards[k]).toBe(Number(sample.userIds[k].slice(1)));
     expect(sampleUsers(t, 5000, 7)).toBe(t);
   });

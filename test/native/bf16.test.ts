@@ -81,7 +81,7 @@ describe('the bf16 product', () => {
     });
   }
 
-  it(`computes each row from its own input alone (${rowsIndependent ? 'bit for bit' : 'to 1e-6'})`, () => {
+  it(`computes each row from its own input alone (${rowsIndependent ? 'bit for bit' : 'to the summation order'})`, () => {
     const rows = 37;
     const k = 64;
     const n = 256;
@@ -91,7 +91,8 @@ describe('the bf16 product', () => {
     const all = nativeBf16Matmul(inp, w, null, rows, k, n).kernel;
     for (const i of [0, 15, 16, 36]) {
       const alone = nativeBf16Matmul(inp.subarray(i * k, (i + 1) * k), w, null, 1, k, n).kernel;
-      expect(maxAbsDiff(alone, all.subarray(i * n, (i + 1) * n))).toBeLessThanOrEqual(rowsIndependent ? 0 : 1e-6);
+      // without row independence only the summation order may differ: k products of at most 2 x 0.3, k ulps of their sum
+      expect(maxAbsDiff(alone, all.subarray(i * n, (i + 1) * n))).toBeLessThanOrEqual(rowsIndependent ? 0 : k * 2 ** -23 * (k * 2 * 0.3));
     }
   });
 });
@@ -131,7 +132,7 @@ describe('a model loaded with precision bf16', () => {
       await nativeForward(h16, y5, 'incremental');
       const before = nativeDecisionCache(h16).hits;
       const served = await nativeForward(h16, y, 'incremental');
-      expect(nativeDecisionCache(h16).hits - before).toBe(16);
+      expect(nativeDecisionCache(h16).hits - before).toBe(rowsIndependent ? 16 : 0); // (the cache is off where rows are not independent)
       expect(maxAbsDiff(served, cold)).toBeLessThanOrEqual(rowsIndependent ? 0 : 1e-5);
     } finally {
       h16.unload();

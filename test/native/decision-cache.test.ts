@@ -10,15 +10,14 @@ import { describe, expect, it } from 'vitest';
 import type { CodtConfig } from '../../src/model/config.js';
 import { loadNativeModel, nativeDecisionCache, nativeForward, nativeForwardSync, type NativeForwardInputs, type NativeModel } from '../../src/native/index.js';
 import { decideSync } from '../../src/solve/index.js';
-import { randomBatch, randomModel, usersRounds } from '../helpers/model.js';
+import { forwardInputs, randomModel, usersRounds } from '../helpers/model.js';
 
 const rowsIndependent = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 const config: CodtConfig = { stateDim: 5, actionSizes: [3, 2], context: 6, dModel: 64, layers: 2, heads: 2, dropout: 0, variant: 'expected' };
 const model = randomModel(config, 11);
 
 // every user's whole campaign (6 rounds); a round-T decision reads its first T rounds
-const b = randomBatch(config, 37, 6, 5);
-const campaign: NativeForwardInputs = { batch: b.size, rounds: b.rounds, states: b.states, rtg: b.rtg, ctg: b.ctg, actionsOneHot: b.actionsOneHot, lambda: b.lambda };
+const campaign: NativeForwardInputs = forwardInputs(config, 37, 6, 5);
 
 const firstRounds = (x: NativeForwardInputs, users: number[], T: number): NativeForwardInputs => usersRounds(config, x, users, T);
 

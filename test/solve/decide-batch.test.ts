@@ -250,7 +250,7 @@ describe('saco train --split-out, saco decide', () => {
     const heads = lines[0].split(',');
     const keep = heads.map((h, k) => (['time', 'action', 'cost', 'reward'].includes(h) ? -1 : k)).filter((k) => k >= 0);
     const round2 = lines.slice(1).filter((l) => Number(l.split(',')[1]) === 2);
-    const left = new Set(heldIds.sort().slice(0, 3));
+    const left = new Set(heldIds.slice(0, 3)) // (sorted above);
     const stateRows = round2.filter((l) => !left.has(l.split(',')[0])).map((l) => keep.map((k) => l.split(',')[k]).join(','));
     const stranger = [...stateRows[0].split(',')];
     stranger[0] = '999999';
@@ -263,7 +263,7 @@ describe('saco train --split-out, saco decide', () => {
     expect(rs.stderr).toMatch(/1 user\(s\) in .*this-round\.csv have no logged history .*: decided at their round 0/);
     // the states as the full log holds them (round 2), or round 1's for the three
     const { trajectories: full } = await readHistoryForModel(held, meta);
-    const heldIdsIndex = (id: string) => full.userIds.indexOf(id);
+    const fullIndex = (id: string) => full.userIds.indexOf(id);
     const d = meta.stateNames.length;
     const expected = new Float32Array(30 * d);
     for (let i = 0; i < 30; i++) {
@@ -276,7 +276,7 @@ describe('saco train --split-out, saco decide', () => {
     expect(nowRows).toHaveLength(31);
     // the newcomer: decide() for a user with no history, from the state its row holds
     const [newId, newRound, newLabel, newP] = (nowRows.pop() as string).split(',');
-    const strangerState = expected.slice(heldIdsIndex(stateRows[0].split(',')[0]) * d, (heldIdsIndex(stateRows[0].split(',')[0]) + 1) * d);
+    const strangerState = expected.slice(fullIndex(stateRows[0].split(',')[0]) * d, (fullIndex(stateRows[0].split(',')[0]) + 1) * d);
     const alone = await decide({ model: readOnnx(modelFile), lambda: 0.8, state: strangerState });
     expect([newId, Number(newRound), newLabel]).toEqual(['999999', 0, String(alone.labels[0])]);
     expect(Number(newP)).toBeCloseTo(alone.probabilities[0][alone.action[0]], 6);
