@@ -250,7 +250,7 @@ describe('saco train --split-out, saco decide', () => {
     const heads = lines[0].split(',');
     const keep = heads.map((h, k) => (['time', 'action', 'cost', 'reward'].includes(h) ? -1 : k)).filter((k) => k >= 0);
     const round2 = lines.slice(1).filter((l) => Number(l.split(',')[1]) === 2);
-    const left = new Set(heldIds.slice(0, 3)) // (sorted above);
+    const left = new Set(heldIds.slice(0, 3)); // (sorted above)
     const stateRows = round2.filter((l) => !left.has(l.split(',')[0])).map((l) => keep.map((k) => l.split(',')[k]).join(','));
     const stranger = [...stateRows[0].split(',')];
     stranger[0] = '999999';
