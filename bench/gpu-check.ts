@@ -16,6 +16,7 @@ import { CounterStream } from '../src/data/rng.js';
 import { readOnnx } from '../src/model/onnx.js';
 import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, nativeForwardOn, nativeInfo, type NativeForwardInputs, type NativeModel } from '../src/native/index.js';
 import { solve } from '../src/solve/index.js';
+import { time } from './harness.js';
 import { defaultSizedModel } from './solve.js';
 
 const modelFile = process.argv.find((a) => a.startsWith('--model='))?.slice(8);
@@ -54,17 +55,8 @@ function inputs(B: number, T: number, seed: number): NativeForwardInputs {
   };
 }
 
-async function median(f: () => Promise<unknown>, runs: number): Promise<number> {
-  await f();
-  const xs: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await f();
-    xs.push(performance.now() - t0);
-  }
-  xs.sort((a, b) => a - b);
-  return xs[Math.floor(xs.length / 2)];
-}
+/** Median ms of `runs` calls after one warm-up (harness.time). */
+const median = async (f: () => Promise<unknown>, runs: number): Promise<number> => (await time('', runs, f)).medianMs;
 
 let failed = false;
 if (gpu) {

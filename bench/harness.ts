@@ -14,6 +14,13 @@ export interface Timing {
   minMs: number;
 }
 
+/** The median / p95 / min of per-call samples in ms (any order). */
+export function timingOf(name: string, samples: readonly number[]): Timing {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { name, runs: sorted.length, medianMs: at(0.5), p95Ms: at(0.95), minMs: sorted[0] };
+}
+
 export async function time(name: string, runs: number, body: () => unknown | Promise<unknown>, warmup = 1): Promise<Timing> {
   for (let i = 0; i < warmup; i++) await body();
   const samples: number[] = [];
@@ -22,9 +29,7 @@ export async function time(name: string, runs: number, body: () => unknown | Pro
     await body();
     samples.push(performance.now() - t0);
   }
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
-  return { name, runs, medianMs: at(0.5), p95Ms: at(0.95), minMs: samples[0] };
+  return timingOf(name, samples);
 }
 
 /**
@@ -50,9 +55,7 @@ export async function latency(name: string, body: () => unknown | Promise<unknow
     });
     b.run({ async: true });
   });
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
-  return { name, runs: samples.length, medianMs: at(0.5), p95Ms: at(0.95), minMs: samples[0], hz: bench.hz, rme: bench.stats.rme };
+  return { ...timingOf(name, samples), hz: bench.hz, rme: bench.stats.rme };
 }
 
 export function machine(): string {

@@ -9,7 +9,7 @@ import { readOnnx } from '../src/model/onnx.js';
 import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, type NativeModel } from '../src/native/index.js';
 import { nativeGemmBench } from '../src/native/testing.js';
 import { decideSync, solve, type SolveResult } from '../src/solve/index.js';
-import { time, type Timing } from './harness.js';
+import { timingOf, type Timing } from './harness.js';
 import { decideRound4, decisionBatch, defaultSizedModel, firstRounds, servingHistories } from './solve.js';
 
 export interface PrecisionRow {
@@ -18,7 +18,6 @@ export interface PrecisionRow {
   bf16Ms: number;
 }
 
-const median = (a: readonly number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
 /** Medians of `body` on each handle, after 20 warm-up calls each, alternated in bursts of 50 calls for `seconds`. */
 async function alternated(handles: Record<'fp32' | 'bf16', NativeModel>, seconds: number, body: (h: NativeModel) => unknown): Promise<Record<'fp32' | 'bf16', number>> {
@@ -34,7 +33,7 @@ async function alternated(handles: Record<'fp32' | 'bf16', NativeModel>, seconds
       }
     }
   }
-  return { fp32: median(samples.fp32), bf16: median(samples.bf16) };
+  return { fp32: timingOf('fp32', samples.fp32).medianMs, bf16: timingOf('bf16', samples.bf16).medianMs };
 }
 
 export async function benchPrecision(options: { quick?: boolean; modelFile?: string } = {}): Promise<{ rows: PrecisionRow[]; timings: Timing[] }> {
@@ -78,8 +77,8 @@ export async function benchPrecision(options: { quick?: boolean; modelFile?: str
     for (const [m, k, n] of [[1, D, D], [4, D, 4 * D], [16, D, D], [128, D, 4 * D], [128, 4 * D, D], [512, D, 4 * D]]) {
       const g = nativeGemmBench(m, k, n, options.quick ? 0.2 : 0.5);
       console.log(`GEMM ${m}x${k} @ ${k}x${n}, one core: fp32 engine ${g.ours.toFixed(0)} GFLOP/s, bf16 ${g.bf16.toFixed(0)} GFLOP/s (${(g.bf16 / g.ours).toFixed(2)}x), Eigen ${g.eigen.toFixed(0)}`);
-      const ms = (2 * m * k * n) / 1e6;
-      rows.push({ scenario: `GEMM ${m}x${k} @ ${k}x${n}, one core`, fp32Ms: ms / g.ours, bf16Ms: ms / g.bf16 });
+      const mflop = (2 * m * k * n) / 1e6;
+      rows.push({ scenario: `GEMM ${m}x${k} @ ${k}x${n}, one core`, fp32Ms: mflop / g.ours, bf16Ms: mflop / g.bf16 });
     }
     // the full solve, alternated
     const users = options.quick ? 2000 : 10000;
@@ -87,16 +86,17 @@ export async function benchPrecision(options: { quick?: boolean; modelFile?: str
     const results: Partial<Record<'fp32' | 'bf16', SolveResult>> = {};
     const runs = options.quick ? 1 : 3;
     const solveMs: Record<'fp32' | 'bf16', number[]> = { fp32: [], bf16: [] };
+    for (const p of ['fp32', 'bf16'] as const) await solve({ users, budget: '0.5x', env, model: handles[p] }); // a warm-up each, not timed
     for (let i = 0; i < runs; i++) {
       for (const p of ['fp32', 'bf16'] as const) {
-        const t = await time(`full solve ${users} x ${env.rounds} at 0.5x, ${p}`, 1, async () => {
-          results[p] = await solve({ users, budget: '0.5x', env, model: handles[p] });
-        }, i === 0 ? 1 : 0);
-        solveMs[p].push(t.medianMs);
-        timings.push(t);
+        const t0 = performance.now();
+        results[p] = await solve({ users, budget: '0.5x', env, model: handles[p] });
+        solveMs[p].push(performance.now() - t0);
       }
     }
-    row(`full solve ${users} x ${env.rounds} at 0.5x (default search, median of ${runs})`, { fp32: median(solveMs.fp32), bf16: median(solveMs.bf16) });
+    const solves = { fp32: timingOf(`full solve ${users} x ${env.rounds} at 0.5x, fp32`, solveMs.fp32), bf16: timingOf(`full solve ${users} x ${env.rounds} at 0.5x, bf16`, solveMs.bf16) };
+    timings.push(solves.fp32, solves.bf16);
+    row(`full solve ${users} x ${env.rounds} at 0.5x (default search, median of ${runs})`, { fp32: solves.fp32.medianMs, bf16: solves.bf16.medianMs });
     const a = results.fp32 as SolveResult;
     const b = results.bf16 as SolveResult;
     let same = 0;
