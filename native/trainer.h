@@ -75,7 +75,8 @@ class CodtTrainer {
   // Forward only, no dropout: sum of weights * mask * CE, and of weights * mask.
   EvalResult evaluate(const TrainBatch& batch);
 
-  // Marks the trainer busy for the guard's lifetime; a second user gets an exception
+  // Marks the trainer busy for the guard's lifetime (an async call holds it from the call to its
+  // settling); a second user gets an exception
   // instead of racing the first.
   class Use {
    public:

@@ -1,6 +1,7 @@
 #include "js_trainer.h"
 
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "args.h"
@@ -51,6 +52,9 @@ TrainBatch read_train_batch(const CodtModel& m, const Napi::Value& v) {
 
 struct TrainerBaton {
   std::shared_ptr<CodtTrainer> trainer;
+  // Claimed on the main thread when the call is made and released with the baton, so a
+  // second call while one is pending is refused whichever libuv thread would run it.
+  std::optional<CodtTrainer::Use> use;
   TrainBatch batch;
   float lr = 0;
   int step = 0;
@@ -65,6 +69,11 @@ struct TrainerBaton {
 std::unique_ptr<TrainerBaton> baton_for(const Napi::CallbackInfo& info) {
   auto b = std::make_unique<TrainerBaton>();
   b->trainer = trainer_from(info[0]);
+  try {
+    b->use.emplace(*b->trainer);
+  } catch (const std::runtime_error& e) {
+    throw error(info.Env(), e.what(), kStateCode);
+  }
   b->batch = read_train_batch(b->trainer->model(), info[1]);
   return b;
 }
@@ -105,7 +114,6 @@ Napi::Value JS_trainerStep(const Napi::CallbackInfo& info) {
   return Task<TrainerBaton>::Queue(
       env, std::move(b),
       [](TrainerBaton& t) {
-        CodtTrainer::Use use(*t.trainer);
         t.stepped = t.trainer->step(t.batch, t.lr, t.step, t.seed);
       },
       [](Napi::Env e, TrainerBaton& t) -> Napi::Value {
@@ -122,7 +130,6 @@ Napi::Value JS_trainerEvaluate(const Napi::CallbackInfo& info) {
   return Task<TrainerBaton>::Queue(
       info.Env(), baton_for(info),
       [](TrainerBaton& t) {
-        CodtTrainer::Use use(*t.trainer);
         t.evaluated = t.trainer->evaluate(t.batch);
       },
       [](Napi::Env e, TrainerBaton& t) -> Napi::Value {
@@ -153,7 +160,6 @@ Napi::Value JS_trainerGradients(const Napi::CallbackInfo& info) {
   return Task<TrainerBaton>::Queue(
       env, std::move(b),
       [](TrainerBaton& t) {
-        CodtTrainer::Use use(*t.trainer);
         t.loss = t.trainer->compute_gradients(t.batch, t.seed, t.training);
         t.grads.assign(t.trainer->gradient().begin(), t.trainer->gradient().end());
       },
