@@ -76,8 +76,7 @@ class CodtTrainer {
   EvalResult evaluate(const TrainBatch& batch);
 
   // Marks the trainer busy for the guard's lifetime (an async call holds it from the call to its
-  // settling); a second user gets an exception
-  // instead of racing the first.
+  // settling); a second user gets an exception instead of racing the first.
   class Use {
    public:
     explicit Use(CodtTrainer& t);
