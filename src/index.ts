@@ -209,7 +209,8 @@ export async function evaluate(options: import('./eval/run.js').EvaluateOptions)
   return (await evalModule()).evaluate(options);
 }
 
-// off-policy evaluation of plans on randomised logs
+// off-policy evaluation of plans on logs whose propensities are known (randomised, or logged: schema `propensity`)
+export { loggingPropensities, type PropensitySource } from './sim/features.js';
 export { offPolicyEstimates, uniformPropensities, deterministicTargetProbabilities, factoredProbabilities, type OpeLog, type OpeOptions, type OpeResult, type OpeEstimate, type OpeEstimates } from './eval/ope.js';
 export { doublyRobustEstimates, predictionsFromActions, outcomeTable, predictionsFor, type DrLog, type DrResult, type DrEstimates, type OutcomePredictions, type OutcomeTable, type TargetSpec } from './eval/dr.js';
 

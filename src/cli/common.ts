@@ -114,6 +114,7 @@ export interface InputOpts {
   actionCols?: string[];
   costCol?: string;
   rewardCol?: string;
+  propensityCol?: string;
   exclude?: string[];
   /** --data is a pattern of files (monthly exports, parts) read as one log. */
   glob?: boolean;
@@ -141,6 +142,7 @@ export function withInputOptions(cmd: Command, dataRequired: 'mandatory' | strin
     .option('--action-cols <list>', 'action column(s), one per action dimension', listArg)
     .option('--cost-col <name>', 'cost column')
     .option('--reward-col <name>', 'reward column')
+    .option('--propensity-col <name>', "the logging policy's probability of the logged action, in (0, 1] (default: none; the log's action shares stand in)")
     .option('--exclude <list>', 'columns never used as states', listArg)
     .option('--glob', GLOB_HELP);
 }
@@ -176,6 +178,7 @@ export function schemaFrom(schemaFile: string | undefined, o: InputOpts): DataSc
     actions: o.actionCols,
     cost: o.costCol,
     reward: o.rewardCol,
+    propensity: o.propensityCol,
     exclude: o.exclude,
   };
   return applySchemaFlags(base, flags);

@@ -3,8 +3,8 @@
  * preprocessing outside saco: files joined on a key (`"join"`, e.g. a campaign table with
  * start dates), named columns computed by DuckDB (`"columns"`, in order, window functions
  * allowed), then reward and cost given as SQL expressions (`"reward": { "sql": "10 * purchase" }`,
- * `"cost": { "sql": "reward * offer_completed" }`). Reward is derived before cost, so the cost
- * expression may use it by the name `reward`.
+ * `"cost": { "sql": "reward * offer_completed" }`) and the logging propensity likewise.
+ * Reward is derived before cost, so the cost expression may use it by the name `reward`.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -42,7 +42,7 @@ export async function applyDerivedColumns(
   let table: Table = { header: [...header], types };
   for (const [j, join] of (schema.join ?? []).entries()) table = await joinFile(conn, join, `join[${j}]`, table, joinPlaces(join, logDir, schema));
   for (const [name, spec] of Object.entries(schema.columns ?? {})) table = await addColumn(conn, name, spec.sql, `columns.${name}`, table);
-  for (const role of ['reward', 'cost'] as const) {
+  for (const role of ['reward', 'cost', 'propensity'] as const) {
     const spec = schema[role];
     if (!isDerived(spec)) continue;
     table = await addColumn(conn, role, spec.sql, `${role}.sql`, table);

@@ -365,6 +365,13 @@ export async function readLog(input: string | readonly string[], options: Ingest
     }
     const rewardExpr = numericExpr(roles.reward, typeOf(roles.reward));
     numeric(roles.reward, rewardExpr);
+    // the logging policy's probability of the logged action: in (0, 1]
+    const propensity = roles.propensity;
+    const propensityExpr = propensity === undefined ? undefined : numericExpr(propensity, typeOf(propensity));
+    if (propensity !== undefined && propensityExpr !== undefined) {
+      numeric(propensity, propensityExpr);
+      checks.push({ code: 'DATA_OUT_OF_RANGE', detail: 'a logging propensity must be in (0, 1]', column: propensity, bad: `isfinite(${propensityExpr}) AND NOT (${propensityExpr} > 0 AND ${propensityExpr} <= 1)` });
+    }
 
     // one pass over the rows for every check
     progress('validating values');
@@ -454,12 +461,12 @@ export async function readLog(input: string | readonly string[], options: Ingest
     progress('building rows');
     const base = `SELECT __row, ${userKey} AS __user, ${userOrder} AS __uorder, ${timeExpr} AS __time, ${roundExpr} AS __round,
         ${stateExprs.map((e, j) => `${e} AS s${j}`).join(', ')}, ${actionMatch.map((e, j) => `${e} AS a${j}`).join(', ')},
-        ${costExpr} AS __cost, ${rewardExpr} AS __reward
+        ${costExpr} AS __cost, ${rewardExpr} AS __reward${propensityExpr ? `, ${propensityExpr} AS __prop` : ''}
       FROM raw WHERE NOT (${anyBad})`;
     const first = 'QUALIFY row_number() OVER (PARTITION BY __user, __round ORDER BY __time, __row) = 1';
     if (!dupFilter) await conn.run(`CREATE TABLE typed AS ${base}`);
     else if (!combine || !dup) await conn.run(`CREATE TABLE typed AS SELECT * FROM (${base}) ${calendar ? first : 'QUALIFY row_number() OVER (PARTITION BY __user, __round ORDER BY __row) = 1'}`);
-    else await conn.run(`CREATE TABLE typed AS SELECT ${combinedColumns(combine, stateExprs.length, actionMatch.length)} FROM (${base}) ${first}`);
+    else await conn.run(`CREATE TABLE typed AS SELECT ${combinedColumns(combine, stateExprs.length, actionMatch.length, propensityExpr !== undefined)} FROM (${base}) ${first}`);
     const controls = await controlActions(conn, roles.actions, actionEncodings, file);
     controls.forEach((k, j) => Object.assign(actionEncodings[j], { control: k, controlStated: roles.actions[j].control !== undefined }));
     // A budget is kept by giving the control instead of a coupon: where the control itself
@@ -493,10 +500,11 @@ export async function readLog(input: string | readonly string[], options: Ingest
       cost: new Float64Array(rows),
       reward: new Float64Array(rows),
       categorical,
+      ...(propensityExpr ? { propensity: new Float64Array(rows) } : {}),
     };
     const result = await conn.stream(`SELECT CAST(dense_rank() OVER (ORDER BY __uorder NULLS LAST, __user) - 1 AS INTEGER) AS __u,
         CAST(${calendar ? '__round' : 'row_number() OVER (PARTITION BY __user ORDER BY __time, __row) - 1'} AS INTEGER) AS __t, __user,
-        ${[...stateNames.map((_, j) => `s${j}`), ...actionEncodings.map((_, j) => `a${j}`)].join(', ')}, __cost, __reward
+        ${[...stateNames.map((_, j) => `s${j}`), ...actionEncodings.map((_, j) => `a${j}`)].join(', ')}, __cost, __reward${propensityExpr ? ', __prop' : ''}
       FROM typed ORDER BY __u, __t`);
     let r = 0;
     let maxRounds = 0;
@@ -529,6 +537,10 @@ export async function readLog(input: string | readonly string[], options: Ingest
       for (let k = 0; k < n; k++) {
         log.cost[r + k] = cVec.getItem(k) as number;
         log.reward[r + k] = rVec.getItem(k) as number;
+      }
+      if (log.propensity) {
+        const pVec = col(5 + d + A);
+        for (let k = 0; k < n; k++) log.propensity[r + k] = pVec.getItem(k) as number;
       }
       r += n;
     }
@@ -602,8 +614,12 @@ export async function calendarSpec(conn: DuckDBConnection, round: CalendarRounds
   return { every, start: Number(v), startText: round.start };
 }
 
-/** The typed table's columns with several rows of a (user, round) combined by the schema's rule (window `PARTITION BY __user, __round`). */
-function combinedColumns(rule: CombineRule, d: number, A: number): string {
+/**
+ * The typed table's columns with several rows of a (user, round) combined by the schema's rule
+ * (window `PARTITION BY __user, __round`). The logging propensity is the first row's, as the
+ * state is: the round's decision is taken to be the one its first row logged.
+ */
+function combinedColumns(rule: CombineRule, d: number, A: number, propensity: boolean): string {
   const w = 'OVER (PARTITION BY __user, __round)';
   const outcome = (how: string | undefined, c: string) => (how === 'max' ? `max(${c}) ${w}` : how === 'first' ? c : `sum(${c}) ${w}`);
   return [
@@ -612,13 +628,15 @@ function combinedColumns(rule: CombineRule, d: number, A: number): string {
     ...Array.from({ length: A }, (_, j) => (rule.action === 'max' ? `max(a${j}) ${w} AS a${j}` : `a${j}`)),
     `${outcome(rule.cost, '__cost')} AS __cost`,
     `${outcome(rule.reward, '__reward')} AS __reward`,
+    ...(propensity ? ['__prop'] : []),
   ].join(', ');
 }
 
 /**
  * Every user gets rounds 0..R−1: a round without a row becomes the control action, reward 0,
  * cost 0, the state of the user's previous round (of their first round before it), marked in
- * `filled`. `log` holds the real rows ordered by user and round.
+ * `filled`, with a logging propensity of 1 (no decision was logged there: the control is
+ * certain). `log` holds the real rows ordered by user and round.
  */
 function fillCalendarRounds(log: InteractionLog, R: number, control: number[]): InteractionLog {
   const users = log.userIds.length;
@@ -636,6 +654,7 @@ function fillCalendarRounds(log: InteractionLog, R: number, control: number[]): 
     cost: new Float64Array(rows),
     reward: new Float64Array(rows),
     filled: new Uint8Array(rows),
+    ...(log.propensity ? { propensity: new Float64Array(rows).fill(1) } : {}),
   };
   const filled = out.filled as Uint8Array;
   let r = 0;
@@ -652,6 +671,7 @@ function fillCalendarRounds(log: InteractionLog, R: number, control: number[]): 
         out.actions.set(log.actions.subarray(k * A, k * A + A), o * A);
         out.cost[o] = log.cost[k];
         out.reward[o] = log.reward[k];
+        if (out.propensity && log.propensity) out.propensity[o] = log.propensity[k];
         k++;
         continue;
       }

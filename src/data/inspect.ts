@@ -84,7 +84,8 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     roles.actions.forEach((a) => roleOf.set(a.column, 'action'));
     if (typeof roles.cost === 'string') roleOf.set(roles.cost, 'cost');
     roleOf.set(roles.reward, 'reward');
-    const mustBeNumeric = (c: string, role: string) => ['time', 'state', 'cost', 'reward'].includes(role) && !schema.categorical?.[c];
+    if (roles.propensity !== undefined) roleOf.set(roles.propensity, 'propensity');
+    const mustBeNumeric = (c: string, role: string) => ['time', 'state', 'cost', 'reward', 'propensity'].includes(role) && !schema.categorical?.[c];
     // the time as ingestion reads it: a number, or a date or timestamp (text ones included)
     const time = roles.time ? await timeExpression(conn, roles.time, typeOf(roles.time)) : null;
     const cols = [...roleOf.entries()];
@@ -95,8 +96,9 @@ export async function inspectLog(input: string | readonly string[], schema: Data
         mustBeNumeric(c, role) ? `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND ${e} IS NULL) AS t${k}` : `0 AS t${k}`,
         // text like 1e400 casts to Infinity: counted as out of range, not as NaN/Inf
         mustBeNumeric(c, role) ? `count(*) FILTER (WHERE CASE WHEN NOT isfinite(${e}) THEN NOT ${looksNumeric(c)} ELSE false END) AS f${k}` : `0 AS f${k}`,
+        // a propensity is out of range outside (0, 1], as ingestion refuses it
         mustBeNumeric(c, role)
-          ? `count(*) FILTER (WHERE CASE WHEN isfinite(${e}) THEN abs(${e}) > ${MAX_ABS_VALUE} WHEN ${e} IS NOT NULL THEN ${looksNumeric(c)} ELSE false END) AS o${k}`
+          ? `count(*) FILTER (WHERE CASE WHEN isfinite(${e}) THEN ${role === 'propensity' ? `NOT (${e} > 0 AND ${e} <= 1)` : `abs(${e}) > ${MAX_ABS_VALUE}`} WHEN ${e} IS NOT NULL THEN ${looksNumeric(c)} ELSE false END) AS o${k}`
           : `0 AS o${k}`,
         `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND TRY_CAST(${q(c)} AS DOUBLE) IS NULL) AS x${k}`,
       ];
@@ -208,8 +210,10 @@ export function formatInspectReport(r: InspectReport): string {
   const issues: string[] = [];
   const bad = r.columns.filter((c) => c.missing + c.nonNumeric + c.nonFinite > 0);
   if (bad.length) issues.push(`${bad.length} column(s) with missing, non-numeric or non-finite values`);
-  const huge = r.columns.filter((c) => c.outOfRange > 0);
+  const huge = r.columns.filter((c) => c.outOfRange > 0 && c.role !== 'propensity');
   if (huge.length) issues.push(`values out of range (|v| > ${MAX_ABS_VALUE.toExponential()}) in ${huge.map((c) => `${c.column} (${c.outOfRange})`).join(', ')}; statistics leave them out`);
+  const improbable = r.columns.find((c) => c.outOfRange > 0 && c.role === 'propensity');
+  if (improbable) issues.push(`logging propensities outside (0, 1] in ${improbable.column} (${improbable.outOfRange})`);
   if (r.negativeCost) issues.push(`${r.negativeCost} negative cost(s)`);
   const slot = r.calendar ? '(user, calendar round)' : '(user, time)';
   if (r.duplicateTimes && !r.combinesDuplicates) issues.push(`${r.duplicateTimes} duplicate ${slot} row(s)`);

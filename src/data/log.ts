@@ -53,6 +53,8 @@ export interface InteractionLog {
   categorical: CategoricalEncoding[];
   /** [rows] 1 where the row is an empty calendar round filled as the control action (schema `round`); absent: none. */
   filled?: Uint8Array;
+  /** [rows] the logging policy's probability of the row's action, in (0, 1] (schema `propensity`); absent: not logged. */
+  propensity?: Float64Array;
 }
 
 /** Views an SY log as an interaction log (no copies of the big arrays). */

@@ -124,6 +124,14 @@ export interface DataSchema {
   cost: string | CostPerAction | DerivedColumn;
   /** A reward column, or an SQL expression over the file's columns. */
   reward: string | DerivedColumn;
+  /**
+   * The logging policy's probability of the logged action (joint over the action dimensions),
+   * in (0, 1]: a column, or an SQL expression (`{ "sql": "1.0 / 3" }` for a log randomised
+   * uniformly over three arms). Off-policy estimates and DFCL's decision objective weight
+   * logged outcomes by its inverse; omitted, they use the log's joint-action shares, which
+   * are right only for a log randomised independently of the users.
+   */
+  propensity?: string | DerivedColumn;
   /** Columns never used as states. */
   exclude?: string[];
   /** Rounds by calendar buckets of the time column (default: a user's rows in time order are rounds 0, 1, …). */
@@ -150,7 +158,7 @@ export const DEFAULT_SCHEMA: DataSchema = {
  */
 export const MAX_ABS_VALUE = 1e30;
 
-const KNOWN_FIELDS = new Set(['join', 'columns', 'user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'exclude', 'round', 'combine']);
+const KNOWN_FIELDS = new Set(['join', 'columns', 'user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'propensity', 'exclude', 'round', 'combine']);
 
 const DURATION_UNITS: Record<string, number> = {
   s: 1, sec: 1, second: 1, m: 60, min: 60, minute: 60, h: 3600, hr: 3600, hour: 3600, d: 86400, day: 86400, w: 604800, week: 604800,
@@ -334,6 +342,11 @@ export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
     else if (typeof o.reward !== 'string' || o.reward.length === 0) throw new SchemaError(`${origin}.reward`, 'must be a column name or { sql: "expression" }');
     else schema.reward = o.reward;
   }
+  if ('propensity' in o && o.propensity !== undefined && o.propensity !== null) {
+    if (isSql(o.propensity)) schema.propensity = { sql: checkSql(o.propensity.sql, `${origin}.propensity.sql`) };
+    else if (typeof o.propensity !== 'string' || o.propensity.length === 0) throw new SchemaError(`${origin}.propensity`, 'must be a column name or { sql: "expression" } (the logging probability of the logged action, in (0, 1])');
+    else schema.propensity = o.propensity;
+  }
   if ('round' in o && o.round !== undefined && o.round !== null) schema.round = parseRound(o.round, origin);
   if ('combine' in o && o.combine !== undefined && o.combine !== null) schema.combine = parseCombine(o.combine, origin);
   return schema;
@@ -367,6 +380,7 @@ export interface SchemaFlags {
   actions?: string[];
   cost?: string;
   reward?: string;
+  propensity?: string;
   exclude?: string[];
 }
 
@@ -380,6 +394,7 @@ export function applySchemaFlags(base: DataSchema, flags: SchemaFlags): DataSche
   if (flags.actions) s.actions = flags.actions.map((column) => ({ column }));
   if (flags.cost !== undefined) s.cost = flags.cost;
   if (flags.reward !== undefined) s.reward = flags.reward;
+  if (flags.propensity !== undefined) s.propensity = flags.propensity;
   if (flags.exclude) s.exclude = flags.exclude;
   const { schemaDir, ...fields } = s;
   const parsed = parseSchema(fields, 'schema');
@@ -395,6 +410,8 @@ export interface ResolvedRoles {
   actions: ActionColumn[];
   cost: string | CostPerAction;
   reward: string;
+  /** The logging propensity column, if the schema names one. */
+  propensity?: string;
 }
 
 /**
@@ -402,7 +419,7 @@ export interface ResolvedRoles {
  * rejects unknown columns (with a did-you-mean) and columns named twice.
  */
 export function resolveRoles(schema: DataSchema, header: string[], file: string): ResolvedRoles {
-  if (typeof schema.reward !== 'string' || (typeof schema.cost === 'object' && 'sql' in schema.cost)) {
+  if (typeof schema.reward !== 'string' || (typeof schema.cost === 'object' && 'sql' in schema.cost) || (schema.propensity !== undefined && typeof schema.propensity !== 'string')) {
     throw new SchemaError('reward', 'derived columns must be added to the table first (applyDerivedColumns)', 'SCHEMA_INTERNAL');
   }
   const present = new Set(header);
@@ -422,6 +439,8 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string)
   if (typeof schema.cost === 'string') need(schema.cost, 'cost');
   else if ((schema.cost.dimension ?? 0) >= actions.length) throw new SchemaError('cost.dimension', `there are only ${actions.length} action dimension(s)`);
   need(schema.reward, 'reward');
+  const propensity = schema.propensity as string | undefined;
+  if (propensity !== undefined) need(propensity, 'propensity');
 
   const used: Array<[string, string]> = [
     ...user.map((c): [string, string] => [c, 'user']),
@@ -429,6 +448,7 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string)
     ...actions.map((a, j): [string, string] => [a.column, `actions[${j}]`]),
     ...(typeof schema.cost === 'string' ? [[schema.cost, 'cost'] as [string, string]] : []),
     [schema.reward, 'reward'],
+    ...(propensity !== undefined ? [[propensity, 'propensity'] as [string, string]] : []),
   ];
   const exclude = new Set(schema.exclude ?? []);
   (schema.exclude ?? []).forEach((c) => need(c, 'exclude'));
@@ -446,5 +466,5 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string)
     seen.set(column, role);
   }
   if (states.length === 0) throw new SchemaError('states', `no state columns left in ${file}`);
-  return { user, time: schema.time, states, actions, cost: schema.cost as string | CostPerAction, reward: schema.reward };
+  return { user, time: schema.time, states, actions, cost: schema.cost as string | CostPerAction, reward: schema.reward, ...(propensity !== undefined ? { propensity } : {}) };
 }

@@ -40,6 +40,12 @@ export interface Trajectories {
    * action (calendar rounds, schema `round`: reward 0, cost 0, the state carried over); absent: none.
    */
   filled?: Uint8Array;
+  /**
+   * [users, rounds] the logging policy's probability of the logged action (schema
+   * `propensity`; 1 in filled rounds, nothing meaningful in padding); absent: the log does not say
+   * (`loggingPropensities` in src/sim/features.ts falls back to the action shares).
+   */
+  propensity?: Float32Array;
 }
 
 export interface BuildOptions {
@@ -91,6 +97,7 @@ export function buildTrajectories(log: InteractionLog, options: BuildOptions = {
   const rewards64 = new Float64Array(users * T);
   const costs64 = new Float64Array(users * T);
   const filled = log.filled ? new Uint8Array(users * T) : undefined;
+  const propensity = log.propensity ? new Float32Array(users * T).fill(1) : undefined;
   for (let r = 0; r < log.rows; r++) {
     const i = log.userIndex[r];
     const t = log.roundIndex[r];
@@ -104,6 +111,7 @@ export function buildTrajectories(log: InteractionLog, options: BuildOptions = {
     rewards64[cell] = log.reward[r];
     costs64[cell] = log.cost[r];
     if (filled) filled[cell] = (log.filled as Uint8Array)[r];
+    if (propensity) propensity[cell] = (log.propensity as Float64Array)[r];
   }
   const rtg = new Float32Array(users * T);
   const ctg = new Float32Array(users * T);
@@ -137,6 +145,7 @@ export function buildTrajectories(log: InteractionLog, options: BuildOptions = {
     rtg,
     ctg,
     ...(filled ? { filled } : {}),
+    ...(propensity ? { propensity } : {}),
   };
 }
 
@@ -185,6 +194,7 @@ function rearranged(traj: Trajectories, userIds: string[], arrange: Arrange): Tr
     ctg: arrange(traj.ctg, T, f32),
     lambda: traj.lambda ? arrange(traj.lambda, 1, f32) : undefined,
     filled: traj.filled ? arrange(traj.filled, T, u8) : undefined,
+    propensity: traj.propensity ? arrange(traj.propensity, T, f32) : undefined,
   };
 }
 

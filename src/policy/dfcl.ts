@@ -17,8 +17,10 @@
  *    Lagrangian dual decision loss), averaged over a λ grid:
  *      S(θ) = mean_λ mean_rows Σ_a σ_a(m/τ_λ) · v̂_a(λ),   m_a = r̃_a − λ·c̃_a,
  *    with v̂ the logged outcome r − λc, inverse-propensity weighted (v̂_a = [a = a_logged]·
- *    (r − λc)/p_a) or doubly robust (default: v̂_a = q̂_a + [a = a_logged]·(r − λc − q̂_a)/p_a,
- *    q̂ the start's scores: the same expectation under the logging policy, lower variance),
+ *    (r − λc)/p) or doubly robust (default: v̂_a = q̂_a + [a = a_logged]·(r − λc − q̂_a)/p,
+ *    q̂ the start's scores: the same expectation under the logging policy, lower variance); p
+ *    is the row's logging propensity, the log's own (schema `propensity`) where it has them,
+ *    else the logged joint action's share of the fit rows (loggingPropensities),
  *    minus l2·|θ|² that holds θ near 0 (the two-stage start). τ_λ is `temperature` × the mean
  *    spread of the start's scores across arms at λ. The gradient of a row with respect to arm
  *    a's score is σ_a (v̂_a − Σ_b σ_b v̂_b)/τ.
@@ -37,7 +39,7 @@
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { selectUsers } from '../data/trajectories.js';
-import { buildFeatures, featureLayout, loggedJointActions } from '../sim/features.js';
+import { buildFeatures, featureLayout, loggedJointActions, loggingPropensities } from '../sim/features.js';
 import { fitOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from '../sim/outcome.js';
 import { outcomeScorer, type ActionScorer } from './scored.js';
 
@@ -180,15 +182,13 @@ async function cellScores(scorer: ActionScorer, traj: Trajectories, threads?: nu
   return { rows: m.rows, cells: m.cells, K: scorer.K, x: m.x, reward: s.reward, cost: s.cost, logged };
 }
 
-/** Empirical propensity of each joint action in the log (uniform logging: about 1/K each). */
-function propensities(s: Pick<CellScores, 'rows' | 'K' | 'logged'>): Float64Array {
-  const p = new Float64Array(s.K);
-  for (let r = 0; r < s.rows; r++) p[s.logged[r]]++;
-  for (let k = 0; k < s.K; k++) p[k] = Math.max(p[k], 1) / s.rows;
-  return p;
+/** Each row's logging propensity: the log's own, else its joint action's share of `sharesOf`'s cells (see loggingPropensities). */
+function rowPropensities(s: Pick<CellScores, 'cells'>, traj: Trajectories, sharesOf: Trajectories = traj): Float64Array {
+  const all = loggingPropensities(traj, sharesOf).values;
+  return Float64Array.from(s.cells, (c) => all[c]);
 }
 
-/** Per user of `traj`: Σ over its cells of [argmax_a reward − λ·cost = logged]·(r − λc)/p, mean over `lambdas`. */
+/** Per user of `traj`: Σ over its cells of [argmax_a reward − λ·cost = logged]·(r − λc)/p (p per row), mean over `lambdas`. */
 function hardValues(s: CellScores, traj: Trajectories, lambdas: number[], p: Float64Array): Float64Array {
   const out = new Float64Array(traj.users);
   for (const lambda of lambdas) {
@@ -201,7 +201,7 @@ function hardValues(s: CellScores, traj: Trajectories, lambdas: number[], p: Flo
       }
       if (arg !== s.logged[r]) continue;
       const c = s.cells[r];
-      out[Math.floor(c / traj.rounds)] += (traj.rewards[c] - lambda * traj.costs[c]) / p[arg] / lambdas.length;
+      out[Math.floor(c / traj.rounds)] += (traj.rewards[c] - lambda * traj.costs[c]) / p[r] / lambdas.length;
     }
   }
   return out;
@@ -210,18 +210,18 @@ function hardValues(s: CellScores, traj: Trajectories, lambdas: number[], p: Flo
 const asScorer = (m: OutcomeModel | ActionScorer): ActionScorer => (m instanceof OutcomeModel ? outcomeScorer(m) : m);
 
 /** Per user: the terms of the decision objective (see `decisionObjective`). */
-export async function userDecisionValues(model: OutcomeModel | ActionScorer, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<Float64Array> {
+export async function userDecisionValues(model: OutcomeModel | ActionScorer, traj: Trajectories, lambdas: number[], threads?: number): Promise<Float64Array> {
   const s = await cellScores(asScorer(model), traj, threads);
-  return hardValues(s, traj, lambdas, propensity ?? propensities(s));
+  return hardValues(s, traj, lambdas, rowPropensities(s, traj));
 }
 
 /**
  * The decision objective: IPW value per user of the greedy allocation argmax r̂ − λ·ĉ, Σ over
- * the cells of [π = logged]·(r − λc)/p, mean over `lambdas` (propensities: the log's arm shares
- * unless given).
+ * the cells of [π = logged]·(r − λc)/p, mean over `lambdas` (p: the log's propensities where it
+ * has them, else its joint-action shares).
  */
-export async function decisionObjective(model: OutcomeModel | ActionScorer, traj: Trajectories, lambdas: number[], propensity?: Float64Array, threads?: number): Promise<number> {
-  const v = await userDecisionValues(model, traj, lambdas, propensity, threads);
+export async function decisionObjective(model: OutcomeModel | ActionScorer, traj: Trajectories, lambdas: number[], threads?: number): Promise<number> {
+  const v = await userDecisionValues(model, traj, lambdas, threads);
   return v.reduce((a, b) => a + b, 0) / traj.users;
 }
 
@@ -258,7 +258,9 @@ interface TuneSpec {
   val: CellScores;
   valTraj: Trajectories;
   lambdas: number[];
+  /** Logging propensity of each fit row, and of each validation row. */
   p: Float64Array;
+  pVal: Float64Array;
   /** Arms whose cost correction is held at 0 (a control that costs nothing by construction). */
   fixedCost: boolean[];
   columns: number[];
@@ -328,7 +330,7 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
     const reward = Float64Array.from(val.reward);
     const cost = Float64Array.from(val.cost);
     applyCorrection(reward, cost, phiVal, val.rows, c);
-    return hardValues({ ...val, reward, cost }, o.valTraj, lambdas, p);
+    return hardValues({ ...val, reward, cost }, o.valTraj, lambdas, o.pVal);
   };
   const meanOf = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
   const trace: DfclFit['objective']['trace'] = [];
@@ -365,7 +367,7 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
         for (let a = 0; a < K; a++) {
           sig[a] /= z;
           const q = o.estimator === 'dr' ? fit.reward[r * K + a] - lambda * fit.cost[r * K + a] : 0;
-          vhat[a] = q + (a === k ? (y - q) / p[k] : 0);
+          vhat[a] = q + (a === k ? (y - q) / p[r] : 0);
         }
         let value = 0;
         for (let a = 0; a < K; a++) value += sig[a] * vhat[a];
@@ -425,15 +427,16 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     const base = outcomeScorer(model);
     const fitScores = await cellScores(base, fitSet, params.threads);
     const valScores = await cellScores(base, valSet, params.threads);
-    const p = propensities(fitScores);
-    const startValues = hardValues(valScores, valSet, lambdas, p);
+    const p = rowPropensities(fitScores, fitSet);
+    const pVal = rowPropensities(valScores, valSet, fitSet);
+    const startValues = hardValues(valScores, valSet, lambdas, pVal);
     const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / Math.max(v.length, 1);
     // φ: every column but the action one-hot (state, round, history)
     const actionEnd = layout.offsets.action + layout.actionSizes.reduce((a, b) => a + b, 0);
     const columns = basis === 'uplift' ? [] : layout.names.map((_, j) => j).filter((j) => j < layout.offsets.action || j >= actionEnd);
     const controlIndex = layout.control.reduce((k, v, j) => k * layout.actionSizes[j] + v, 0);
     const fixedCost = Array.from({ length: base.K }, (_, a) => a === controlIndex && model.controlCostsNothing);
-    const tuned = fineTune({ fit: fitScores, fitTraj: fitSet, val: valScores, valTraj: valSet, lambdas, p, fixedCost, columns, uplift: basis !== 'linear', control: controlIndex, epochs, learningRate, l2, temperature, estimator, checkEvery });
+    const tuned = fineTune({ fit: fitScores, fitTraj: fitSet, val: valScores, valTraj: valSet, lambdas, p, pVal, fixedCost, columns, uplift: basis !== 'linear', control: controlIndex, epochs, learningRate, l2, temperature, estimator, checkEvery });
     const scorer = dfclScorer(model, tuned.correction);
     const afterValues = tuned.values ?? startValues;
     return {

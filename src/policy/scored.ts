@@ -172,6 +172,7 @@ export async function scoredRollout(spec: ScoredRolloutSpec): Promise<ScoredRoll
     ctg: new Float32Array(N * T),
     lambda: undefined,
     filled: undefined,
+    propensity: undefined,
   };
   const layout = { ...scorer.layout };
   const p = layout.names.length;

@@ -235,6 +235,36 @@ export function loggedJointActions(traj: Trajectories): Int32Array {
   return out;
 }
 
+/** Where {@link loggingPropensities} took its values from. */
+export type PropensitySource = 'logged' | 'action shares';
+
+/**
+ * The logging policy's probability of each real cell's logged action, [N*T] (0 in padding):
+ * the log's own where it has them (schema `propensity`), else the share of the cell's joint
+ * action among the real cells of `sharesOf` (default: `traj` itself; an action it never holds
+ * counts once). The shares are right only for a log randomised independently of the users
+ * (uniform over K joint actions: about 1/K each); a targeted log needs its propensities.
+ */
+export function loggingPropensities(traj: Trajectories, sharesOf: Trajectories = traj): { values: Float64Array; source: PropensitySource } {
+  const cells = traj.users * traj.rounds;
+  const values = new Float64Array(cells);
+  if (traj.propensity) {
+    for (let c = 0; c < cells; c++) if (traj.mask[c]) values[c] = traj.propensity[c];
+    return { values, source: 'logged' };
+  }
+  const K = traj.actionEncodings.reduce((k, e) => k * e.values.length, 1);
+  const counts = new Float64Array(K);
+  let real = 0;
+  for (const k of loggedJointActions(sharesOf)) {
+    if (k < 0) continue;
+    counts[k]++;
+    real++;
+  }
+  const joint = loggedJointActions(traj);
+  for (let c = 0; c < cells; c++) if (joint[c] >= 0) values[c] = Math.max(counts[joint[c]], 1) / real;
+  return { values, source: 'action shares' };
+}
+
 /** The joint index (row of `jointActions`) of one action [sizes.length]: the last dimension fastest. */
 export function jointIndex(sizes: readonly number[], action: ArrayLike<number>): number {
   let k = 0;

@@ -286,6 +286,7 @@ export async function readCurrentStates(
     actions: meta.actionEncodings.map((_, j) => ({ column: `__saco_control_${j}` })),
     reward: { sql: '0' },
     cost: { sql: '0' },
+    propensity: undefined, // a file of current states has no logged decision
     time: null,
     round: undefined,
     combine: undefined,
