@@ -21,6 +21,7 @@ import { solve, type EnvChoice, type SolveOptions, type SolveResult } from '../s
 import { chooseKeep, envArm, envControl } from './fixed-arm.js';
 import { writeJsonAtomic } from './files.js';
 import { writeFileAtomic } from '../data/atomic.js';
+import { roundZeroCheck, type RoundZeroCheck, type RoundZeroLog } from './round-zero.js';
 import { scoredMethods } from './scored-methods.js';
 import { fitForest, loadForest, type CausalForest } from '../policy/forest.js';
 import { fitBanditPrior, type BanditPrior } from '../policy/bandit.js';
@@ -60,6 +61,8 @@ export interface EvalDataset {
   testStates?: Float64Array;
   /** What the uniform logging policy spends on the test users: the "1x" budget. */
   referenceSpend: number;
+  /** A log: the test users' logged round 0, which every plan's round 0 is checked against (src/eval/round-zero.ts). */
+  roundZero?: RoundZeroLog;
 }
 
 /** Settings every method may read (the runner's options). */
@@ -121,6 +124,8 @@ export interface MethodOutcome {
   trace: Array<{ lambda: number; revenue: number; cost: number }>;
   /** Method-specific numbers for report.json (the keep probability of the thinned arm, …). */
   extra?: Record<string, number | string | boolean | null>;
+  /** A log: the plan's round 0 scored on the test users' logged round 0, without the simulator. */
+  offPolicy?: RoundZeroCheck;
 }
 
 export interface EvalMethod<A = unknown> {
@@ -144,8 +149,9 @@ export interface EvalMethod<A = unknown> {
   run(ctx: RunContext, artifact: A | undefined): Promise<MethodOutcome>;
 }
 
-/** A method's outcome from a solve() result. */
-export function outcomeOf(r: SolveResult, extra?: MethodOutcome['extra']): MethodOutcome {
+/** A method's outcome from a solve() result (on a log, with the off-policy check of its round 0). */
+export function outcomeOf(r: SolveResult, ctx: Pick<RunContext, 'data'>, extra?: MethodOutcome['extra']): MethodOutcome {
+  const roundZero = ctx.data.roundZero;
   return {
     revenue: r.revenue,
     cost: r.cost,
@@ -157,6 +163,7 @@ export function outcomeOf(r: SolveResult, extra?: MethodOutcome['extra']): Metho
     needsMoreThanLambdaMax: r.needsMoreThanLambdaMax,
     trace: r.trace,
     extra,
+    ...(roundZero ? { offPolicy: roundZeroCheck(roundZero, r.plan, r.rounds) } : {}),
   };
 }
 
@@ -212,7 +219,7 @@ export function policyMethod<A = unknown>(spec: PolicyMethodSpec<A>): EvalMethod
     prepare: spec.fit,
     async run(ctx, artifact) {
       const r = await solve({ ...solveBase(ctx), policy: spec.policy as SolveOptions['policy'], ...(spec.solveOptions?.(artifact, ctx) ?? {}) });
-      return outcomeOf(r);
+      return outcomeOf(r, ctx);
     },
   };
 }
@@ -291,7 +298,7 @@ export function codtMethod(spec: { name: string; label: string; role: MethodRole
     },
     async run(ctx, model) {
       if (!model) throw new ArgumentError('model', `${spec.name}: not trained`);
-      return outcomeOf(await solve({ ...solveBase(ctx), policy: 'codt', model }));
+      return outcomeOf(await solve({ ...solveBase(ctx), policy: 'codt', model }), ctx);
     },
   };
 }
@@ -370,7 +377,7 @@ export const bestArmMethod: EvalMethod<BestArm> = {
     const choice = await chooseKeep({ ...base, onProgress: undefined }, { arm, seed: coinSeed(ctx.data) }, ctx.budget);
     const r = await solve({ ...base, policy: 'fixed-arm', fixedArm: { arm, keep: choice.keep, seed: coinSeed(ctx.data) } });
     return {
-      ...outcomeOf(r, { arm: best.label, keep: choice.keep, expectedSpend: choice.expectedSpend, expectedSpendAll: choice.expectedSpendAll }),
+      ...outcomeOf(r, ctx, { arm: best.label, keep: choice.keep, expectedSpend: choice.expectedSpend, expectedSpendAll: choice.expectedSpendAll }),
       rollouts: choice.rollouts + 1,
       budgetNotBinding: choice.budgetNotBinding,
     };
@@ -393,7 +400,7 @@ export const noCouponMethod: EvalMethod = {
   budgetFree: true,
   async run(ctx) {
     const r = await solve({ ...solveBase(ctx), policy: 'fixed-arm', fixedArm: { arm: envControl(ctx.data), keep: 0 } });
-    return { ...outcomeOf(r), budgetNotBinding: true };
+    return { ...outcomeOf(r, ctx), budgetNotBinding: true };
   },
 };
 

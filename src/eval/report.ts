@@ -13,6 +13,7 @@ import type { EvalBudget } from './run.js';
 import { renderCharts, type ChartFile } from './charts.js';
 import { writeFileAtomic } from '../data/atomic.js';
 import { writeJsonAtomic } from './files.js';
+import type { RoundZeroCheck } from './round-zero.js';
 
 /** One (method, budget, seed) result. */
 export interface EvalRecord {
@@ -40,10 +41,32 @@ export interface EvalRecord {
   needsMoreThanLambdaMax: boolean;
   trace: Array<{ lambda: number; revenue: number; cost: number }>;
   extra: Record<string, number | string | boolean | null> | null;
+  /** A log: the plan's round 0 scored on the test users' logged round 0 by inverse propensity; null on SY (or a result of an older run). */
+  offPolicy: RoundZeroCheck | null;
   /** Wall seconds of the run when it was computed. */
   seconds: number;
   /** CPU seconds (every thread of the process) of the run; null when not measured. */
   cpuSeconds: number | null;
+}
+
+/**
+ * The off-policy check of one method at one budget, over seeds: means of the per-seed
+ * estimates (per test user of round 0), their standard error pooled over the seeds' independent
+ * test users (√Σ se² / seeds).
+ */
+export interface OffPolicyRow {
+  method: string;
+  label: string;
+  budget: string;
+  seeds: number;
+  /** Test users with a logged round-0 decision, mean over seeds. */
+  users: number;
+  source: RoundZeroCheck['source'];
+  agreement: number;
+  revenue: { ips: number; se: number; snips: number; snipsSe: number };
+  cost: { ips: number; se: number; snips: number; snipsSe: number };
+  /** A log of one round: the simulator's revenue per test user for the same plan (the quantity IPS estimates); null otherwise. */
+  simulatorRevenuePerUser: number | null;
 }
 
 /** Mean and sample standard deviation over seeds (sd null with one seed). */
@@ -161,6 +184,8 @@ export interface EvalReport {
   };
   /** The method Fig. 4 subtracts, and why. */
   fig4: { reference: string | null; note: string };
+  /** A log: every plan's round 0 scored on the test users' logged round 0 (empty on SY). */
+  offPolicy: OffPolicyRow[];
   fits: ReportInput['fits'];
   settings: Record<string, unknown>;
   /** seconds: wall time of this call; computeSeconds: the sum of every fit and run as it was computed (the cost from an empty cache, without data and report). */
@@ -306,6 +331,31 @@ export function buildReport(input: ReportInput): EvalReport {
       ? { reference: 'random', note: 'Forest is not among the methods of this run (not built yet, or not asked for): the differences are against Random (the uniform logging policy) instead of the paper\'s Forest' }
       : { reference: null, note: 'neither Forest nor Random is among the methods of this run: no Fig. 4' };
 
+  const testUsersOf = new Map(input.datasets.map((x) => [x.seed, x.testUsers]));
+  const offPolicy: OffPolicyRow[] = [];
+  for (const m of methods) {
+    for (const b of input.budgets) {
+      const rs = input.seeds.map((s) => get(m.name, b.label, s)).filter((r): r is EvalRecord & { offPolicy: RoundZeroCheck } => r !== undefined && r.offPolicy !== null && r.offPolicy !== undefined);
+      if (!rs.length) continue;
+      const n = rs.length;
+      const mean = (f: (c: RoundZeroCheck) => number) => rs.reduce((t, r) => t + f(r.offPolicy), 0) / n;
+      const pooled = (f: (c: RoundZeroCheck) => number) => Math.sqrt(rs.reduce((t, r) => t + f(r.offPolicy) ** 2, 0)) / n;
+      const outcome = (k: 'revenue' | 'cost') => ({ ips: mean((c) => c[k].ips), se: pooled((c) => c[k].ipsSe), snips: mean((c) => c[k].snips), snipsSe: pooled((c) => c[k].snipsSe) });
+      offPolicy.push({
+        method: m.name,
+        label: m.label,
+        budget: b.label,
+        seeds: n,
+        users: mean((c) => c.users),
+        source: rs[0].offPolicy.source,
+        agreement: mean((c) => c.agreement),
+        revenue: outcome('revenue'),
+        cost: outcome('cost'),
+        simulatorRevenuePerUser: input.data.rounds === 1 ? rs.reduce((t, r) => t + r.revenue / (testUsersOf.get(r.seed) ?? NaN), 0) / n : null,
+      });
+    }
+  }
+
   const perMethod = methods.map((m) => {
     const rs = input.records.filter((r) => r.method === m.name);
     const runs = new Map<string, EvalRecord>();
@@ -338,6 +388,7 @@ export function buildReport(input: ReportInput): EvalReport {
     winsLosses,
     gates,
     fig4,
+    offPolicy,
     fits: input.fits,
     settings: input.settings,
     timing: {
@@ -355,7 +406,7 @@ export function buildReport(input: ReportInput): EvalReport {
 // Markdown. Columns declare how they format, so the markdown holds exactly the JSON's numbers.
 
 /** Decimal places of each kind of number in report.md. */
-export const DECIMALS = { money: 1, ratio: 3, share: 3, sd: 2, lambda: 4 } as const;
+export const DECIMALS = { money: 1, ratio: 3, share: 3, sd: 2, lambda: 4, perUser: 4 } as const;
 
 const num = (x: number | null | undefined, decimals: number): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(decimals));
 const signed = (x: number | null | undefined, decimals: number): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${x > 0 ? '+' : ''}${x.toFixed(decimals)}`);
@@ -466,6 +517,34 @@ export function renderMarkdown(rep: EvalReport): string {
     );
     section('ablation', `${saco.label} against its ablations (paper Fig. 5)`, 'The same comparison against SACO with a part removed (not baselines).');
   } else if (!saco) L.push('SACO is not among the methods of this run: no comparison against the baselines.', '');
+
+  if (rep.offPolicy.length) {
+    const one = d.rounds === 1;
+    const source = rep.offPolicy[0].source;
+    L.push("## Off-policy check: each plan's round 0 on the test users' logged round 0", '');
+    L.push(
+      `The comparison above runs in the learned simulator. This checks each plan against the log alone: its round-0 actions are scored on the test users' logged round 0 by inverse propensity (IPS: [planned = logged] · outcome / propensity, mean over the test users with a logged round-0 decision, ${num(rep.offPolicy[0].users, 0)} per seed on average; SE pooled over seeds). ` +
+        (one ? 'The log has one round, so this covers the whole plan; "sim" is the simulator\'s revenue per test user for the same plan, the quantity IPS estimates. ' : 'Only round 0 can be checked: later rounds of a plan answer simulated histories, not the logged ones. ') +
+        (source === 'logged'
+          ? "Propensities: the log's own (schema `propensity`)."
+          : "Propensities: the share of each action among the training users' logged round-0 decisions, right only if the log was randomised independently of the users; name the logged propensities in the schema (`propensity`) for a targeted log."),
+      '',
+    );
+    const methodsChecked = rep.methods.filter((m) => rep.offPolicy.some((r) => r.method === m.name));
+    const cell = (m: string, b: string, k: 'revenue' | 'cost') => {
+      const r = rep.offPolicy.find((x) => x.method === m && x.budget === b);
+      if (!r) return '–';
+      const est = `${num(r[k].ips, DECIMALS.perUser)} ± ${num(r[k].se, DECIMALS.perUser)}`;
+      return k === 'revenue' && r.simulatorRevenuePerUser !== null ? `${est} (sim ${num(r.simulatorRevenuePerUser, DECIMALS.perUser)})` : est;
+    };
+    L.push('Round-0 revenue per test user, IPS ± SE:', '');
+    L.push(...mdTable(['Method', ...rep.budgets.map((b) => b.label)], methodsChecked.map((m) => [m.label, ...rep.budgets.map((b) => cell(m.name, b.label, 'revenue'))])));
+    L.push('', 'Round-0 cost per test user, IPS ± SE:', '');
+    L.push(...mdTable(['Method', ...rep.budgets.map((b) => b.label)], methodsChecked.map((m) => [m.label, ...rep.budgets.map((b) => cell(m.name, b.label, 'cost'))])));
+    L.push('', 'Share of test users whose planned round-0 action is the logged one (how many outcomes each estimate rests on):', '');
+    L.push(...mdTable(['Method', ...rep.budgets.map((b) => b.label)], methodsChecked.map((m) => [m.label, ...rep.budgets.map((b) => num(rep.offPolicy.find((x) => x.method === m.name && x.budget === b.label)?.agreement, DECIMALS.share))])));
+    L.push('', 'report.json holds the self-normalised estimates (SNIPS) beside these.', '');
+  }
 
   if (saco && rep.gates.baRateInRange.length) {
     L.push('## Gates (DESIGN.md section 10)', '');

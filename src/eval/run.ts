@@ -27,6 +27,7 @@ import { envControl } from './fixed-arm.js';
 import { keyHash, writeJsonAtomic } from './files.js';
 import { METHODS, methodsByName, testUsers, type EvalDataset, type EvalMethod, type MethodOutcome, type MethodSettings, type Prepared } from './methods.js';
 import { buildReport, writeReport, type EvalRecord, type EvalReport, type ReportFiles } from './report.js';
+import { roundZeroLog, type RoundZeroLog } from './round-zero.js';
 
 // ---------------------------------------------------------------------------------------
 // Data presets and budgets.
@@ -328,7 +329,16 @@ async function buildLogDataset(plan: Plan, all: Trajectories, seed: number, noti
   }
   // the test users' starting states, read once (every solve of every method starts from them)
   const start = simUsers(simulator, test, { round: 0 });
-  return referenceOf({ preset: plan.preset.name, seed, kind: 'log', env: { kind: 'sim', simulator, seed }, rounds: simulator.rounds, train, testIds: start.userIds, testStates: start.features, referenceSpend: 0 }, plan.settings.threads);
+  let roundZero: RoundZeroLog | undefined;
+  try {
+    roundZero = roundZeroLog(test, train);
+    if (!roundZero.logged.some((k) => k >= 0)) throw new ArgumentError('data', 'no test user has a logged round 0');
+  } catch (e) {
+    if (!(e instanceof ArgumentError)) throw e;
+    roundZero = undefined;
+    notice(`seed ${seed}: no off-policy check of the plans (${e.message})`);
+  }
+  return referenceOf({ preset: plan.preset.name, seed, kind: 'log', env: { kind: 'sim', simulator, seed }, rounds: simulator.rounds, train, testIds: start.userIds, testStates: start.features, referenceSpend: 0, roundZero }, plan.settings.threads);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -611,6 +621,7 @@ function recordOf(method: EvalMethod, seed: number, budget: EvalBudget, stored: 
     needsMoreThanLambdaMax: o.needsMoreThanLambdaMax,
     trace: o.trace,
     extra: o.extra ?? null,
+    offPolicy: o.offPolicy ?? null,
     seconds: stored.seconds,
     cpuSeconds: stored.cpuSeconds ?? null,
   };

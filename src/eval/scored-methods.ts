@@ -76,7 +76,7 @@ export function cmdpMethod(fraction: number): EvalMethod<ScoredFit> {
       if (!q) throw new ArgumentError(`cmdp${pct}`, 'not fitted');
       // greedy in Q (no cost heads: the λ of the rollout plays no part), one budgeted rollout
       const r = await solve({ ...solveBase(ctx), policy: 'scored-fixed', scored: artifactOf(ctx.data, q) });
-      return { ...outcomeOf(r, { qLambda: lambda }), budgetNotBinding: r.blocked === 0 };
+      return { ...outcomeOf(r, ctx, { qLambda: lambda }), budgetNotBinding: r.blocked === 0 };
     },
   };
 }
@@ -101,7 +101,7 @@ export const dfclMethod: EvalMethod<ScoredFit> = {
     }),
   async run(ctx, fit): Promise<MethodOutcome> {
     if (!fit) throw new ArgumentError('dfcl', 'not fitted');
-    return outcomeOf(await solve({ ...solveBase(ctx), policy: 'scored', scored: artifactOf(ctx.data, fit), lambdaMax: ctx.settings.oracleLambdaMax }));
+    return outcomeOf(await solve({ ...solveBase(ctx), policy: 'scored', scored: artifactOf(ctx.data, fit), lambdaMax: ctx.settings.oracleLambdaMax }), ctx);
   },
 };
 

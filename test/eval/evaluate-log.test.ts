@@ -47,7 +47,7 @@ describe('evaluate() on a log, in the learned simulator', () => {
     // the "1x" budget is what the uniform logging policy spends in the simulator fitted on the
     // training users, on the test users: measured here with a plain rollout of that simulator
     const { trajectories } = await readTrajectories(LOG);
-    const { test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
+    const { train, test } = splitByUser(trajectories, { testFraction: 0.2, seed: 1 });
     const simDir = readdirSync(path.join(out, 'cache')).find((d) => d.startsWith('simulator__seed1__'));
     expect(simDir).toBeDefined();
     const sim = readSimulator(path.join(out, 'cache', simDir as string, 'simulator.bin'));
@@ -64,7 +64,22 @@ describe('evaluate() on a log, in the learned simulator', () => {
       expect(row.cost.mean, row.method).toBeLessThanOrEqual(row.budgetAmount.mean + 1e-9);
       if (row.method === 'no-coupon') expect(row.cost.mean).toBe(0);
     }
+    // the off-policy check of round 0: No coupon's plan gives everyone the control, so its IPS is
+    // the control's logged round-0 rewards over the control's share of the training users' round 0
+    const A = test.actionDims;
+    const isControl = (t: typeof test, i: number) => t.actionEncodings.every((e, j) => t.actions[i * t.rounds * A + j] === e.control);
+    const share = Array.from({ length: train.users }, (_, i) => isControl(train, i)).filter(Boolean).length / train.users;
+    let sum = 0;
+    for (let i = 0; i < test.users; i++) if (isControl(test, i)) sum += test.rewards[i * test.rounds] / share;
+    const none = rep.offPolicy.find((o) => o.method === 'no-coupon');
+    expect(none).toMatchObject({ users: test.users, source: 'action shares', seeds: 1, simulatorRevenuePerUser: null });
+    expect(none?.revenue.ips).toBeCloseTo(sum / test.users, 9);
+    expect(none?.cost.ips).toBe(0);
+    expect(new Set(rep.offPolicy.map((o) => o.method))).toEqual(ran);
+    for (const o of rep.offPolicy) expect(o.agreement, o.method).toBeGreaterThan(0);
     const md = readFileSync(r.files.markdown, 'utf8');
+    expect(md).toContain("## Off-policy check: each plan's round 0 on the test users' logged round 0");
+    expect(md).toContain('Only round 0 can be checked');
     expect(md).toContain('the learned simulator (fitSimulator) fitted on each seed');
     expect(md).toMatch(/Not run on this data: Oracle \(knows the true response: SY only\)/);
     expect(md).toContain("N times the uniform logging policy's spend on the same users in the simulator");

@@ -2,7 +2,7 @@
  * The report writer: every file there, and every number of report.md's tables equal to the one
  * in report.json (the markdown is parsed back, not searched for strings).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CounterStream } from '../../src/data/rng.js';
@@ -60,6 +60,7 @@ function syntheticInput() {
           needsMoreThanLambdaMax: false,
           trace: m.lambdaSearched ? [0, 0.5, 1, 2].map((lambda) => ({ lambda, revenue: revenue * (1 - 0.1 * lambda), cost: d.referenceSpend * 1.5 * Math.exp(-lambda) })) : [],
           extra: null,
+          offPolicy: null,
           seconds: 0.5,
           cpuSeconds: 0.9,
         });
@@ -254,5 +255,56 @@ describe('report writer', () => {
       expectShown(row[1], json.gates.baRateInRange[k].baRate, DECIMALS.ratio, 'gate BARate');
       expectShown(row[3], json.gates.oracleShareAtLeast95[k].share, DECIMALS.share, 'gate share');
     }
+  });
+
+  it("on a log of one round, the off-policy section holds the JSON's pooled estimates beside the simulator's revenue per user; none on SY", async () => {
+    expect(json.offPolicy).toEqual([]);
+    expect(md).not.toContain('## Off-policy check');
+    const input = syntheticInput();
+    const s = new CounterStream(10, 0, 0, 1);
+    for (const r of input.records) {
+      const ips = 0.1 + 0.05 * s.uniform();
+      r.offPolicy = {
+        users: 180 + r.seed,
+        source: 'action shares',
+        agreement: 0.3 + 0.1 * s.uniform(),
+        revenue: { ips, ipsSe: 0.01 + 0.01 * s.uniform(), snips: ips * 1.01, snipsSe: 0.02 },
+        cost: { ips: 0.03 * s.uniform(), ipsSe: 0.002, snips: 0.03, snipsSe: 0.003 },
+      };
+    }
+    const logRep = buildReport({ ...input, data: { ...input.data, kind: 'log', rounds: 1 } });
+    const dir = path.join(tmp.dir, 'log');
+    mkdirSync(dir, { recursive: true });
+    const files = await writeReport(logRep, dir, { charts: false });
+    const logMd = readFileSync(files.markdown, 'utf8');
+    const logJson = JSON.parse(readFileSync(files.json, 'utf8')) as EvalReport;
+    expect(logJson.offPolicy).toHaveLength(METHODS.length * 3);
+    const [revenue, cost, agreement] = markdownTables(logMd).get("Off-policy check: each plan's round 0 on the test users' logged round 0") ?? [];
+    expect(logMd).toContain('share of each action among the training users');
+    for (const [table, k] of [[revenue, 'revenue'], [cost, 'cost']] as const) {
+      expect(table.head.slice(1)).toEqual(logJson.budgets.map((b) => b.label));
+      for (const row of table.rows) {
+        for (const [j, b] of logJson.budgets.entries()) {
+          const o = logJson.offPolicy.find((x) => x.label === row[0] && x.budget === b.label);
+          expect(o, `${row[0]} ${b.label}`).toBeDefined();
+          if (!o) continue;
+          const [est, sim] = row[j + 1].split(' (sim ');
+          const [m, se] = est.split(' ± ');
+          expectShown(m, o[k].ips, DECIMALS.perUser, `${k} IPS`);
+          expectShown(se, o[k].se, DECIMALS.perUser, `${k} SE`);
+          // the mean over seeds, the SE pooled over the seeds' independent test users
+          const rs = logJson.records.filter((r) => r.method === o.method && r.budget === b.label);
+          const ips = rs.map((r) => (r.offPolicy as NonNullable<EvalRecord['offPolicy']>)[k].ips);
+          const ses = rs.map((r) => (r.offPolicy as NonNullable<EvalRecord['offPolicy']>)[k].ipsSe);
+          expect(o[k].ips).toBeCloseTo(ips.reduce((a, x) => a + x, 0) / ips.length, 12);
+          expect(o[k].se).toBeCloseTo(Math.sqrt(ses.reduce((a, x) => a + x * x, 0)) / ses.length, 12);
+          if (k === 'revenue') {
+            const perUser = rs.map((r) => r.revenue / (logJson.datasets.find((x) => x.seed === r.seed)?.testUsers ?? NaN));
+            expectShown(sim.replace(')', ''), perUser.reduce((a, x) => a + x, 0) / perUser.length, DECIMALS.perUser, 'sim revenue per user');
+          } else expect(sim).toBeUndefined();
+        }
+      }
+    }
+    for (const row of agreement.rows) for (const [j, b] of logJson.budgets.entries()) expectShown(row[j + 1], logJson.offPolicy.find((x) => x.label === row[0] && x.budget === b.label)?.agreement, DECIMALS.share, 'agreement');
   });
 });
