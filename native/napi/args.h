@@ -68,9 +68,11 @@ class Task final : public Napi::AsyncWorker {
   using Done = Napi::Value (*)(Napi::Env, Baton&);
 
   static Napi::Promise Queue(Napi::Env env, std::unique_ptr<Baton> baton, Work work, Done done) {
-    auto* task = new Task(env, std::move(baton), work, done);  // libuv owns it after Queue()
+    // owned here until queued (a failed Queue() frees it, and its baton's claims), then by libuv
+    std::unique_ptr<Task> task(new Task(env, std::move(baton), work, done));
     Napi::Promise promise = task->deferred_.Promise();
     task->Napi::AsyncWorker::Queue();
+    task.release();
     return promise;
   }
 

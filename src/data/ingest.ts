@@ -15,7 +15,7 @@ import { formatOf, queryRows, quoteIdent as q, quoteLiteral, withDuck } from './
 import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable, locateRow } from './raw.js';
-import { DEFAULT_SCHEMA, MAX_ABS_VALUE, parseDuration, resolveRoles, type ActionColumn, type CalendarRounds, type CombineRule, type DataSchema } from './schema.js';
+import { DEFAULT_SCHEMA, MAX_ABS_VALUE, MIN_PROPENSITY, parseDuration, resolveRoles, type ActionColumn, type CalendarRounds, type CombineRule, type DataSchema } from './schema.js';
 import { buildTrajectories, unloggedActionValues, type BuildOptions, type Trajectories } from './trajectories.js';
 
 export interface IngestOptions {
@@ -370,7 +370,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
     const propensityExpr = propensity === undefined ? undefined : numericExpr(propensity, typeOf(propensity));
     if (propensity !== undefined && propensityExpr !== undefined) {
       numeric(propensity, propensityExpr);
-      checks.push({ code: 'DATA_OUT_OF_RANGE', detail: 'a logging propensity must be in (0, 1]', column: propensity, bad: `isfinite(${propensityExpr}) AND NOT (${propensityExpr} > 0 AND ${propensityExpr} <= 1)` });
+      checks.push({ code: 'DATA_OUT_OF_RANGE', detail: `a logging propensity must be in (0, 1] (at least ${MIN_PROPENSITY}: its inverse weights an outcome)`, column: propensity, bad: `isfinite(${propensityExpr}) AND NOT (${propensityExpr} >= ${MIN_PROPENSITY} AND ${propensityExpr} <= 1)` });
     }
 
     // one pass over the rows for every check

@@ -1,7 +1,7 @@
 /**
  * `saco data inspect`: what a log holds before anyone trains on it. Reads with the same
  * schema resolution as ingestion but reports problems (missing values, NaN, values beyond
- * MAX_ABS_VALUE, negative costs) as counts instead of failing on the first. Statistics
+ * MAX_ABS_VALUE, MIN_PROPENSITY, negative costs) as counts instead of failing on the first. Statistics
  * leave those values out, so they stay finite (DuckDB's STDDEV_SAMP of 1e200 throws).
  */
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { quoteIdent as q, queryRows, withDuck } from './duck.js';
 import { calendarRounds, calendarSpec, looksNumeric, numericExpr, timeExpression } from './ingest.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable } from './raw.js';
-import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
+import { DEFAULT_SCHEMA, MAX_ABS_VALUE, MIN_PROPENSITY, resolveRoles, type DataSchema } from './schema.js';
 
 export interface InspectOptions {
   /** Read the path as a pattern and every file it matches (see IngestOptions.glob). */
@@ -98,7 +98,7 @@ export async function inspectLog(input: string | readonly string[], schema: Data
         mustBeNumeric(c, role) ? `count(*) FILTER (WHERE CASE WHEN NOT isfinite(${e}) THEN NOT ${looksNumeric(c)} ELSE false END) AS f${k}` : `0 AS f${k}`,
         // a propensity is out of range outside (0, 1], as ingestion refuses it
         mustBeNumeric(c, role)
-          ? `count(*) FILTER (WHERE CASE WHEN isfinite(${e}) THEN ${role === 'propensity' ? `NOT (${e} > 0 AND ${e} <= 1)` : `abs(${e}) > ${MAX_ABS_VALUE}`} WHEN ${e} IS NOT NULL THEN ${looksNumeric(c)} ELSE false END) AS o${k}`
+          ? `count(*) FILTER (WHERE CASE WHEN isfinite(${e}) THEN ${role === 'propensity' ? `NOT (${e} >= ${MIN_PROPENSITY} AND ${e} <= 1)` : `abs(${e}) > ${MAX_ABS_VALUE}`} WHEN ${e} IS NOT NULL THEN ${looksNumeric(c)} ELSE false END) AS o${k}`
           : `0 AS o${k}`,
         `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND TRY_CAST(${q(c)} AS DOUBLE) IS NULL) AS x${k}`,
       ];

@@ -158,6 +158,9 @@ export const DEFAULT_SCHEMA: DataSchema = {
  */
 export const MAX_ABS_VALUE = 1e30;
 
+/** The smallest logging propensity a log may hold: its inverse weights an outcome (up to MAX_ABS_VALUE), and float32 keeps it. */
+export const MIN_PROPENSITY = 1e-30;
+
 const KNOWN_FIELDS = new Set(['join', 'columns', 'user', 'time', 'states', 'categorical', 'actions', 'cost', 'reward', 'propensity', 'exclude', 'round', 'combine']);
 
 const DURATION_UNITS: Record<string, number> = {
@@ -349,6 +352,10 @@ export function parseSchema(raw: unknown, origin = 'schema'): DataSchema {
   }
   if ('round' in o && o.round !== undefined && o.round !== null) schema.round = parseRound(o.round, origin);
   if ('combine' in o && o.combine !== undefined && o.combine !== null) schema.combine = parseCombine(o.combine, origin);
+  if (schema.propensity !== undefined && schema.combine?.action === 'max') {
+    // the round's action may then come from a later row than its propensity (the first row's)
+    throw new SchemaError(`${origin}.combine.action`, '"max" takes a round\'s action from any of its rows, but a logging propensity belongs to one row\'s action: use "first" with "propensity"');
+  }
   return schema;
 }
 

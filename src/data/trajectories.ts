@@ -6,7 +6,7 @@
 import { ArgumentError, DataError } from '../errors.js';
 import type { ActionEncoding, CategoricalEncoding, InteractionLog } from './log.js';
 import { CounterStream, Streams } from './rng.js';
-import { MAX_ABS_VALUE } from './schema.js';
+import { MAX_ABS_VALUE, MIN_PROPENSITY } from './schema.js';
 
 export interface Trajectories {
   source: string;
@@ -74,6 +74,10 @@ function checkValues(log: InteractionLog): void {
     for (let j = 0; j < d; j++) {
       const v = log.states[r * d + j];
       if (!inRange(v)) refuse(r, log.stateNames[j], `state "${log.stateNames[j]}"`, v);
+    }
+    const p = log.propensity?.[r];
+    if (p !== undefined && !(p >= MIN_PROPENSITY && p <= 1)) {
+      throw new DataError('DATA_OUT_OF_RANGE', `user ${log.userIds[log.userIndex[r]]}, round ${log.roundIndex[r]}: logging propensity ${p} is not in (0, 1] (at least ${MIN_PROPENSITY})`, { file: log.source, column: 'propensity' });
     }
   }
 }

@@ -53,7 +53,11 @@ function logColumns(log: InteractionLog): OutColumn[] {
   return cols;
 }
 
-/** Writes `log` to `file` (format from the extension); returns the number of rows written. */
+/**
+ * Writes `log` to `file` (format from the extension); returns the number of rows written. A
+ * logging propensity (`log.propensity`) is not written: the default names would read it back
+ * as a state.
+ */
 export async function writeLog(log: InteractionLog, file: string): Promise<number> {
   await writeColumns(logColumns(log), log.rows, file);
   return log.rows;

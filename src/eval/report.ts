@@ -51,8 +51,10 @@ export interface EvalRecord {
 
 /**
  * The off-policy check of one method at one budget, over seeds: means of the per-seed
- * estimates (per test user of round 0), their standard error pooled over the seeds' independent
- * test users (√Σ se² / seeds).
+ * estimates (per test user of round 0) and of their standard errors. A seed's SE, not one
+ * narrowed by √seeds: on a log every seed re-splits the same users, so the seeds' test users
+ * overlap and their estimates are not independent. NaN (null in JSON) where no seed has one
+ * (SNIPS when no planned action matches a logged one).
  */
 export interface OffPolicyRow {
   method: string;
@@ -338,9 +340,12 @@ export function buildReport(input: ReportInput): EvalReport {
       const rs = input.seeds.map((s) => get(m.name, b.label, s)).filter((r): r is EvalRecord & { offPolicy: RoundZeroCheck } => r !== undefined && r.offPolicy !== null && r.offPolicy !== undefined);
       if (!rs.length) continue;
       const n = rs.length;
-      const mean = (f: (c: RoundZeroCheck) => number) => rs.reduce((t, r) => t + f(r.offPolicy), 0) / n;
-      const pooled = (f: (c: RoundZeroCheck) => number) => Math.sqrt(rs.reduce((t, r) => t + f(r.offPolicy) ** 2, 0)) / n;
-      const outcome = (k: 'revenue' | 'cost') => ({ ips: mean((c) => c[k].ips), se: pooled((c) => c[k].ipsSe), snips: mean((c) => c[k].snips), snipsSe: pooled((c) => c[k].snipsSe) });
+      // over the seeds that have the number: a NaN is stored as null and read back as such
+      const mean = (f: (c: RoundZeroCheck) => number | null) => {
+        const v = rs.map((r) => f(r.offPolicy)).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+        return v.length ? v.reduce((t, x) => t + x, 0) / v.length : NaN;
+      };
+      const outcome = (k: 'revenue' | 'cost') => ({ ips: mean((c) => c[k].ips), se: mean((c) => c[k].ipsSe), snips: mean((c) => c[k].snips), snipsSe: mean((c) => c[k].snipsSe) });
       offPolicy.push({
         method: m.name,
         label: m.label,
@@ -523,7 +528,7 @@ export function renderMarkdown(rep: EvalReport): string {
     const source = rep.offPolicy[0].source;
     L.push("## Off-policy check: each plan's round 0 on the test users' logged round 0", '');
     L.push(
-      `The comparison above runs in the learned simulator. This checks each plan against the log alone: its round-0 actions are scored on the test users' logged round 0 by inverse propensity (IPS: [planned = logged] · outcome / propensity, mean over the test users with a logged round-0 decision, ${num(rep.offPolicy[0].users, 0)} per seed on average; SE pooled over seeds). ` +
+      `The comparison above runs in the learned simulator. This checks each plan against the log alone: its round-0 actions are scored on the test users' logged round 0 by inverse propensity (IPS: [planned = logged] · outcome / propensity, mean over the test users with a logged round-0 decision, ${num(rep.offPolicy[0].users, 0)} per seed on average; estimate and SE averaged over seeds, the SE a seed's: the seeds re-split the same users, so their test users overlap). ` +
         (one ? 'The log has one round, so this covers the whole plan; "sim" is the simulator\'s revenue per test user for the same plan, the quantity IPS estimates. ' : 'Only round 0 can be checked: later rounds of a plan answer simulated histories, not the logged ones. ') +
         (source === 'logged'
           ? "Propensities: the log's own (schema `propensity`)."

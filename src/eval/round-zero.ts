@@ -68,7 +68,7 @@ export function roundZeroLog(test: Trajectories, train: Trajectories): RoundZero
   };
 }
 
-/** One outcome of the check, per test user of round 0. */
+/** One outcome of the check, per test user of round 0 (NaN where undefined: SNIPS with no planned action logged, an SE of fewer than two users; null once stored as JSON). */
 export interface RoundZeroEstimate {
   ips: number;
   ipsSe: number;

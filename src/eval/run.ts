@@ -390,7 +390,8 @@ interface Task {
 
 /** The result file of one (method, budget, seed) (budget-free methods: one per seed). */
 function resultFile(plan: Plan, method: EvalMethod, seed: number, budget: EvalBudget | undefined): { file: string; key: Record<string, unknown> } {
-  const key = { data: dataKey(plan, seed), method: method.name, config: method.config?.(plan.settings) ?? null, budget: method.budgetFree ? null : budget?.label };
+  // a log's results carry the off-policy check since its first version: older ones are computed again
+  const key = { data: dataKey(plan, seed), method: method.name, config: method.config?.(plan.settings) ?? null, budget: method.budgetFree ? null : budget?.label, ...(plan.log ? { offPolicyCheck: 1 } : {}) };
   const name = `${method.name}__${method.budgetFree ? 'any' : budget?.label}__seed${seed}__${keyHash(key, 10)}.json`;
   return { file: path.join(plan.out, 'results', name), key };
 }

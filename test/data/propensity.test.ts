@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLog, readTrajectories } from '../../src/data/ingest.js';
 import { inspectLog } from '../../src/data/inspect.js';
 import { parseSchema } from '../../src/data/schema.js';
-import type { Trajectories } from '../../src/data/trajectories.js';
+import { buildTrajectories, type Trajectories } from '../../src/data/trajectories.js';
 import { DataError, SchemaError } from '../../src/errors.js';
 import { deterministicTargetProbabilities, offPolicyEstimates } from '../../src/eval/ope.js';
 import { userDecisionValues } from '../../src/policy/dfcl.js';
@@ -158,7 +158,11 @@ describe('the propensity role of a schema', () => {
     expect(Array.from(log.propensity as Float64Array)).toEqual([0.6, 0.7, 1]);
     await expect(readLog(csv('no-p.csv', 'user,x,a,y', ['0,0.5,1,3']), { schema })).rejects.toMatchObject({ code: 'SCHEMA_MISSING_COLUMN', field: 'propensity' });
     expect(() => parseSchema({ ...TARGETED, propensity: 3 })).toThrow(SchemaError);
-    expect(() => parseSchema({ ...TARGETED, propensity: 'x' }).propensity).not.toThrow();
+    expect(() => parseSchema({ ...TARGETED, propensity: 'p', combine: { action: 'max' } })).toThrow(/combine.action: "max" takes a round's action from any of its rows/);
+    // a log built in code is checked too
+    const built = (await readLog(csv('built.csv', 'user,x,a,y,p', good), { schema })).log;
+    expect(() => buildTrajectories({ ...built, propensity: Float64Array.from([0.5, 0]) })).toThrow(/logging propensity 0 is not in \(0, 1\]/);
+    expect(() => buildTrajectories({ ...built, propensity: Float64Array.from([NaN, 0.5]) })).toThrow(DataError);
     await expect(readLog(csv('twice.csv', 'user,x,a,y,p', good), { schema: parseSchema({ ...TARGETED, propensity: 'x' }) })).rejects.toMatchObject({ code: 'SCHEMA_DUPLICATE_COLUMN' });
   });
 

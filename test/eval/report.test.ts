@@ -292,12 +292,12 @@ describe('report writer', () => {
           const [m, se] = est.split(' ± ');
           expectShown(m, o[k].ips, DECIMALS.perUser, `${k} IPS`);
           expectShown(se, o[k].se, DECIMALS.perUser, `${k} SE`);
-          // the mean over seeds, the SE pooled over the seeds' independent test users
+          // means over seeds of the estimate and of its SE (the seeds' test users overlap on a log)
           const rs = logJson.records.filter((r) => r.method === o.method && r.budget === b.label);
-          const ips = rs.map((r) => (r.offPolicy as NonNullable<EvalRecord['offPolicy']>)[k].ips);
-          const ses = rs.map((r) => (r.offPolicy as NonNullable<EvalRecord['offPolicy']>)[k].ipsSe);
-          expect(o[k].ips).toBeCloseTo(ips.reduce((a, x) => a + x, 0) / ips.length, 12);
-          expect(o[k].se).toBeCloseTo(Math.sqrt(ses.reduce((a, x) => a + x * x, 0)) / ses.length, 12);
+          expect(rs).toHaveLength(3);
+          const [a0, a1, a2] = rs.map((r) => (r.offPolicy as NonNullable<EvalRecord['offPolicy']>)[k]);
+          expect(o[k].ips).toBeCloseTo((a0.ips + a1.ips + a2.ips) / 3, 12);
+          expect(o[k].se).toBeCloseTo((a0.ipsSe + a1.ipsSe + a2.ipsSe) / 3, 12);
           if (k === 'revenue') {
             const perUser = rs.map((r) => r.revenue / (logJson.datasets.find((x) => x.seed === r.seed)?.testUsers ?? NaN));
             expectShown(sim.replace(')', ''), perUser.reduce((a, x) => a + x, 0) / perUser.length, DECIMALS.perUser, 'sim revenue per user');
@@ -306,5 +306,18 @@ describe('report writer', () => {
       }
     }
     for (const row of agreement.rows) for (const [j, b] of logJson.budgets.entries()) expectShown(row[j + 1], logJson.offPolicy.find((x) => x.label === row[0] && x.budget === b.label)?.agreement, DECIMALS.share, 'agreement');
+
+    // an undefined SNIPS (no planned action logged) is NaN in a run and null read back from JSON:
+    // left out of the mean, not counted as 0
+    const back = JSON.parse(JSON.stringify(input.records)) as EvalRecord[];
+    const sacoLow = back.filter((r) => r.method === 'saco' && r.budget === '0.2x');
+    (sacoLow[0].offPolicy as NonNullable<EvalRecord['offPolicy']>).revenue.snips = NaN;
+    const reread = buildReport({ ...input, data: { ...input.data, kind: 'log', rounds: 1 }, records: JSON.parse(JSON.stringify(back)) as EvalRecord[] });
+    const row = reread.offPolicy.find((x) => x.method === 'saco' && x.budget === '0.2x');
+    const kept = sacoLow.slice(1).map((r) => (r.offPolicy as NonNullable<EvalRecord['offPolicy']>).revenue.snips);
+    expect(row?.revenue.snips).toBeCloseTo((kept[0] + kept[1]) / 2, 12);
+    const none = back.map((r) => ({ ...r, offPolicy: r.offPolicy && { ...r.offPolicy, revenue: { ...r.offPolicy.revenue, snips: NaN } } }));
+    const all = buildReport({ ...input, data: { ...input.data, kind: 'log', rounds: 1 }, records: JSON.parse(JSON.stringify(none)) as EvalRecord[] });
+    expect(all.offPolicy.every((x) => Number.isNaN(x.revenue.snips))).toBe(true);
   });
 });
