@@ -4,7 +4,7 @@
  * generator produce this; trajectories are built from it in one place.
  */
 import type { SyLog } from './synth.js';
-import { syActionColumn } from './synth.js';
+import { syActionColumn, syLoggingPropensities } from './synth.js';
 
 /** The labels of one action dimension; index k in the arrays means `values[k]`. */
 export interface ActionEncoding {
@@ -57,7 +57,7 @@ export interface InteractionLog {
   propensity?: Float64Array;
 }
 
-/** Views an SY log as an interaction log (no copies of the big arrays). */
+/** Views an SY log as an interaction log (no copies of the big arrays), with the logger's propensities SY knows. */
 export function syLogToInteractionLog(log: SyLog): InteractionLog {
   const { users, rounds } = log.config;
   const rows = users * rounds;
@@ -83,5 +83,6 @@ export function syLogToInteractionLog(log: SyLog): InteractionLog {
     cost: log.cost,
     reward: log.reward,
     categorical: [],
+    propensity: syLoggingPropensities(log),
   };
 }

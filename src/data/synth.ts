@@ -242,6 +242,27 @@ export function syPurchaseProbability(config: SyConfig, user: SyUser, engagement
   return psigmoid(user.alpha + config.gammaE * engagement + effect);
 }
 
+// The biased logger's unnormalised weight of each value of one dimension, exp(logit − max).
+function loggerWeights(config: SyConfig, values: number[], user: SyUser): { weights: Float64Array; total: number } {
+  const kCount = values.length;
+  const strength = config.logging.kind === 'biased' ? config.logging.strength : 0;
+  let vmax = 0;
+  for (const v of values) vmax = Math.abs(v) > vmax ? Math.abs(v) : vmax;
+  const weights = new Float64Array(kCount);
+  let lmax = -1e300;
+  for (let k = 0; k < kCount; k++) {
+    const scaled = vmax > 0 ? values[k] / vmax : 0.0;
+    weights[k] = strength * user.targetingScore * scaled;
+    lmax = weights[k] > lmax ? weights[k] : lmax;
+  }
+  let total = 0;
+  for (let k = 0; k < kCount; k++) {
+    weights[k] = pexp(weights[k] - lmax);
+    total += weights[k];
+  }
+  return { weights, total };
+}
+
 function logAction(config: SyConfig, values: number[], user: SyUser, stream: CounterStream): number {
   const kCount = values.length;
   const u = stream.uniform();
@@ -249,28 +270,42 @@ function logAction(config: SyConfig, values: number[], user: SyUser, stream: Cou
     const k = Math.floor(u * kCount);
     return k < kCount ? k : kCount - 1;
   }
-  const strength = config.logging.strength;
-  let vmax = 0;
-  for (const v of values) vmax = Math.abs(v) > vmax ? Math.abs(v) : vmax;
-  const logits = new Float64Array(kCount);
-  let lmax = -1e300;
-  for (let k = 0; k < kCount; k++) {
-    const scaled = vmax > 0 ? values[k] / vmax : 0.0;
-    logits[k] = strength * user.targetingScore * scaled;
-    lmax = logits[k] > lmax ? logits[k] : lmax;
-  }
-  let total = 0;
-  for (let k = 0; k < kCount; k++) {
-    logits[k] = pexp(logits[k] - lmax);
-    total += logits[k];
-  }
+  const { weights, total } = loggerWeights(config, values, user);
   const target = u * total;
   let cumulative = 0;
   for (let k = 0; k < kCount; k++) {
-    cumulative += logits[k];
+    cumulative += weights[k];
     if (target < cumulative) return k;
   }
   return kCount - 1;
+}
+
+/**
+ * The logging policy's probability of each row's logged joint action (SY knows it: the logger
+ * is part of the world): 1 / (values) per dimension for the uniform logger, the softmax of
+ * strength · targeting score · value / max value for the biased one, multiplied over the
+ * dimensions. Users are the log's ids 0..users−1 (features drawn from their stream).
+ */
+export function syLoggingPropensities(log: SyLog): Float64Array {
+  const { config } = log;
+  const A = config.actionDims.length;
+  const out = new Float64Array(config.users * config.rounds);
+  const w = syWeights(config);
+  for (let i = 0; i < config.users; i++) {
+    const consts = config.logging.kind === 'biased' ? syInitialUser(config, w, i).consts : undefined;
+    const perDim = config.actionDims.map((d) => (consts ? loggerWeights(config, d.values, consts) : undefined));
+    for (let t = 0; t < config.rounds; t++) {
+      const row = i * config.rounds + t;
+      let p = 1;
+      for (let j = 0; j < A; j++) {
+        const k = log.actions[row * A + j];
+        const dim = perDim[j];
+        p *= dim ? dim.weights[k] / dim.total : 1 / config.actionDims[j].values.length;
+      }
+      out[row] = p;
+    }
+  }
+  return out;
 }
 
 /** One SY user's latent state: static features and constants, then engagement and fatigue. */

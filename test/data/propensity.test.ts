@@ -18,6 +18,9 @@ import { deterministicTargetProbabilities, offPolicyEstimates } from '../../src/
 import { userDecisionValues } from '../../src/policy/dfcl.js';
 import type { ActionScorer } from '../../src/policy/scored.js';
 import { featureLayout, jointActions, loggedJointActions, loggingPropensities } from '../../src/sim/features.js';
+import { syLogToInteractionLog } from '../../src/data/log.js';
+import { resolveSyConfig, syWeights } from '../../src/data/synth.js';
+import { generateSy } from '../../src/native/index.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const tmp = tempDir();
@@ -175,3 +178,47 @@ describe('the propensity role of a schema', () => {
     expect(Array.from(t.propensity as Float32Array)).toEqual([0.3, 1, 0.8, 0.6, 0.2, 0.4].map(Math.fround));
   });
 });
+
+describe("SY logs carry their logger's propensities", () => {
+  it('biased: the softmax of strength · (w_β · x) · value / max value per dimension, multiplied; uniform: 1 / values; each action weighs 1 on average', async () => {
+    const strength = 1.5;
+    const actionDims = [
+      { name: 'coupon', kind: 'cash' as const, values: [0, 2, 5, 10] },
+      { name: 'discount', kind: 'discount' as const, values: [0, 0.1, 0.2] },
+    ];
+    const config = resolveSyConfig({ seed: 3, users: 4000, rounds: 3, actionDims, logging: { kind: 'biased', strength } });
+    const log = await generateSy(config);
+    const traj = buildTrajectories(syLogToInteractionLog(log));
+    const wBeta = syWeights(config).wBeta;
+    const F = config.features;
+    const d = F + 3;
+    const weighted = new Float64Array(12);
+    const squares = new Float64Array(12);
+    for (let row = 0; row < config.users * config.rounds; row++) {
+      // σ_obs is 0: the observed x is the user's own
+      let score = 0;
+      for (let j = 0; j < F; j++) score += wBeta[j] * log.states[row * d + j];
+      let p = 1;
+      actionDims.forEach((dim, j) => {
+        const vmax = Math.max(...dim.values);
+        const e = dim.values.map((v) => Math.exp(strength * score * (v / vmax)));
+        p *= e[log.actions[row * 2 + j]] / e.reduce((a, b) => a + b, 0);
+      });
+      expect(Math.abs((traj.propensity as Float32Array)[row] - p), `row ${row}`).toBeLessThan(1e-6 * p + 1e-9);
+      const k = log.actions[row * 2] * 3 + log.actions[row * 2 + 1];
+      weighted[k] += 1 / p;
+      squares[k] += 1 / p ** 2;
+    }
+    // E[1{a = k} / p(k | x)] = 1 for every joint action: the propensities are the logger's
+    // distribution, not only the code's formula (within 5 SE: a user's rows share x)
+    const rows = config.users * config.rounds;
+    for (let k = 0; k < 12; k++) {
+      const mean = weighted[k] / rows;
+      const se = Math.sqrt((squares[k] / rows - mean ** 2) / (rows - 1));
+      expect(Math.abs(mean - 1), `action ${k}: ${mean} ± ${se}`).toBeLessThan(5 * se);
+    }
+    const uniform = buildTrajectories(syLogToInteractionLog(await generateSy(resolveSyConfig({ seed: 3, users: 50, rounds: 2, actionDims }))));
+    expect(new Set(uniform.propensity)).toEqual(new Set([Math.fround(1 / 12)]));
+  });
+});
+
