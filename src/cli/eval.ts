@@ -111,7 +111,7 @@ export function registerEval(program: Command): void {
   const cmd = program
     .command('eval')
     .description('compare SACO with the baselines on the same users and budgets: report.md (Table 1, per-budget tables, wins/losses), report.json and charts (SVG + PNG)')
-    .option('--data <preset|file>', `SY preset (${DATA_PRESET_NAMES.join(', ')}: default dynamics, no sequential effects, η and δ doubled with fatigue decaying slower), or a log file read with --schema: its users split per seed (20% test users), every method fitted on the training users and compared on the test users in the learned simulator fitted on the training users (no Oracle there)`, 'sy')
+    .option('--data <preset|file>', `SY preset (${DATA_PRESET_NAMES.join(', ')}: default dynamics, no sequential effects, η and δ doubled with fatigue decaying slower), or a log file read with --schema: its users split per seed (20% test users), every method fitted on the training users and compared on the test users in the learned simulator fitted on the training users (no Oracle there), and each plan's round 0 checked against the test users' logged outcomes by inverse propensity`, 'sy')
     .option('--schema <file>', 'the schema that reads the log of --data (as in saco train)')
     .option('--methods <list>', `methods, comma-separated (default: all available): ${METHODS.map((m) => m.name).join(', ')}${PLANNED_METHODS.length ? ` (coming: ${PLANNED_METHODS.join(', ')})` : ''}`, listArg)
     .option('--budgets <list>', `budgets, comma-separated: multiples of the uniform logging policy's spend on the same users (0.5x) or amounts (default: ${DEFAULT_BUDGETS.join(',')})`, budgetsArg)
