@@ -63,7 +63,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     });
     ui.done();
     const rep = result.report;
-    const doc = { files: result.files, work: result.work, table1: rep.table1, winsLosses: rep.winsLosses, gates: rep.gates, comparisons: rep.comparisons };
+    const doc = { files: result.files, work: result.work, table1: rep.table1, winsLosses: rep.winsLosses, gates: rep.gates, comparisons: rep.comparisons, offPolicy: rep.offPolicy };
     ui.result(doc, () => {
       const lines = [
         `${rep.data.preset}: ${rep.data.trainUsers} training + ${rep.data.testUsers} test users × ${rep.data.rounds} rounds, seeds ${rep.seeds.join(', ')}; budgets ${rep.budgets.map((b) => b.label).join(', ')} ("Nx": ${rep.budgetReference}${rep.data.kind === 'log' ? ' in the simulator' : ''})`,
@@ -98,6 +98,20 @@ async function runEval(o: EvalOpts): Promise<void> {
         const ba = rep.gates.baRateInRange;
         lines.push(`${saco.label} BARate in [0.98, 1.0] at ${ba.filter((g) => g.ok).length}/${ba.length} budgets`);
       }
+      if (rep.offPolicy.length) {
+        const checked = rep.methods.filter((m) => rep.offPolicy.some((x) => x.method === m.name));
+        lines.push('', `off-policy check on the logged outcomes (no simulator): round-0 revenue per test user, IPS ± SE (propensities: ${rep.offPolicy[0].source}; see report.md):`);
+        lines.push(
+          ...table(
+            ['method', ...rep.budgets.map((b) => b.label)],
+            checked.map((m) => [m.label, ...rep.budgets.map((b) => {
+              const x = rep.offPolicy.find((r) => r.method === m.name && r.budget === b.label);
+              return x ? `${fmt(x.revenue.ips, 4)} ± ${fmt(x.revenue.se, 2)}` : '–';
+            })]),
+            '  ',
+          ),
+        );
+      }
       lines.push('', `wrote ${result.files.markdown}, ${result.files.json} and ${result.files.charts.length} chart(s) (SVG + PNG) in ${o.out}`);
       lines.push(`${result.work.fits} model(s) trained, ${result.work.fitsReused} read from the cache; ${result.work.runs} run(s) computed, ${result.work.runsReused} reused; ${duration(result.work.seconds)} in all`);
       return lines;
@@ -123,7 +137,7 @@ export function registerEval(program: Command): void {
     .option('--quick', 'a small, fast run: fewer users and rounds, small models, few epochs')
     .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
     .option('--no-charts', 'skip the SVG and PNG charts');
-  withOutputFlags(cmd, 'print Table 1, the comparisons and the file names as one JSON document');
+  withOutputFlags(cmd, 'print Table 1, the comparisons, the off-policy check (a log) and the file names as one JSON document');
   cmd.action(runEval);
   examples(cmd, [
     'saco eval --data sy --out eval-sy',
