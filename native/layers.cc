@@ -128,6 +128,20 @@ bool matmul_rows_independent() { return true; }
 
 namespace {
 
+// step(r, i) for i in [begin, end), r = (i − begin) mod 4: four independent partial sums, so
+// the fused multiply-adds overlap. Inlined, every r is a constant (an index into registers).
+template <typename Step>
+__attribute__((always_inline)) inline void by_fours(int begin, int end, Step&& step) {
+  int i = begin;
+  for (; i + 4 <= end; i += 4) step(0, i), step(1, i + 1), step(2, i + 2), step(3, i + 3);
+  if (i < end) step(0, i);
+  if (i + 1 < end) step(1, i + 1);
+  if (i + 2 < end) step(2, i + 2);
+}
+
+// (a[0] + a[1]) + (a[2] + a[3]): the partial sums of by_fours, in one fixed order.
+inline __m512 sum_of_fours(const __m512 (&a)[4]) { return _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])); }
+
 // attend_cached for N queries of one user (N <= 4). Each query's lanes get exactly the
 // operations a query alone gets (the same partial sums in the same order), so a query's
 // result does not depend on the queries beside it; the keys and values are loaded once for all N.
@@ -145,7 +159,7 @@ void attend_group(const float* const* q, float* const* out, const int* len, cons
   auto scores_of = [&](int t, int h) { return all_scores + (static_cast<size_t>(t) * H + h) * S; };
   for (int h = 0; h < H; ++h) {
     // scores[j] = sum_i q[i] k[j, i] over the head's features i, positions j in lanes; four
-    // partial sums (features i = 4m + r into sum r) so the fused multiply-adds overlap. Lanes
+    // partial sums (features i = 4m + r into sum r, by_fours). Lanes
     // past the longest query load as zeros: the cache there holds whatever the memory held,
     // often denormals (old pointers), and a multiply-add of one costs a microcode assist;
     // lanes past a shorter query's length hold keys and are never read by its softmax
@@ -158,16 +172,8 @@ void attend_group(const float* const* q, float* const* out, const int* len, cons
         const __m512 row = _mm512_maskz_loadu_ps(m, keys_t + static_cast<size_t>(i) * stride + 16 * c);
         for (int t = 0; t < N; ++t) acc[t][r] = _mm512_fmadd_ps(_mm512_set1_ps(q[t][i]), row, acc[t][r]);
       };
-      const int i1 = (h + 1) * hd;
-      int i = h * hd;
-      for (; i + 4 <= i1; i += 4) feature(0, i), feature(1, i + 1), feature(2, i + 2), feature(3, i + 3);
-      if (i < i1) feature(0, i);
-      if (i + 1 < i1) feature(1, i + 1);
-      if (i + 2 < i1) feature(2, i + 2);
-      for (int t = 0; t < N; ++t) {
-        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
-        _mm512_store_ps(scores_of(t, h) + 16 * c, _mm512_mul_ps(sum, inv));
-      }
+      by_fours(h * hd, (h + 1) * hd, feature);
+      for (int t = 0; t < N; ++t) _mm512_store_ps(scores_of(t, h) + 16 * c, _mm512_mul_ps(sum_of_fours(acc[t]), inv));
     }
   }
   // each query's softmax over its own len scores (lanes past it are ignored, then zero); the
@@ -205,15 +211,8 @@ void attend_group(const float* const* q, float* const* out, const int* len, cons
           if (j < len[t]) acc[t][r] = _mm512_fmadd_ps(_mm512_set1_ps(scores_of(t, h)[j]), row, acc[t][r]);
         }
       };
-      int j = 0;
-      for (; j + 4 <= longest; j += 4) position(0, j), position(1, j + 1), position(2, j + 2), position(3, j + 3);
-      if (j < longest) position(0, j);
-      if (j + 1 < longest) position(1, j + 1);
-      if (j + 2 < longest) position(2, j + 2);
-      for (int t = 0; t < N; ++t) {
-        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
-        _mm512_mask_storeu_ps(out[t] + f0, m, sum);
-      }
+      by_fours(0, longest, position);
+      for (int t = 0; t < N; ++t) _mm512_mask_storeu_ps(out[t] + f0, m, sum_of_fours(acc[t]));
     }
   }
 }
