@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
 import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
+import { offPolicyRow } from '../eval/report.js';
 import { examples, fmt, intArg, listArg, table, withOutputFlags } from './common.js';
 import { Ui, bar } from './ui.js';
 
@@ -105,7 +106,7 @@ async function runEval(o: EvalOpts): Promise<void> {
           ...table(
             ['method', ...rep.budgets.map((b) => b.label)],
             checked.map((m) => [m.label, ...rep.budgets.map((b) => {
-              const x = rep.offPolicy.find((r) => r.method === m.name && r.budget === b.label);
+              const x = offPolicyRow(rep, m.name, b.label);
               return x ? `${fmt(x.revenue.ips, 4)} ± ${fmt(x.revenue.se, 2)}` : '–';
             })]),
             '  ',

@@ -57,7 +57,7 @@ export interface InteractionLog {
   propensity?: Float64Array;
 }
 
-/** Views an SY log as an interaction log (no copies of the big arrays), with the logger's propensities SY knows. */
+/** Views an SY log as an interaction log (no copies of its arrays), with the logger's propensities SY knows (computed: one array of rows). */
 export function syLogToInteractionLog(log: SyLog): InteractionLog {
   const { users, rounds } = log.config;
   const rows = users * rounds;

@@ -290,17 +290,17 @@ export function syLoggingPropensities(log: SyLog): Float64Array {
   const { config } = log;
   const A = config.actionDims.length;
   const out = new Float64Array(config.users * config.rounds);
+  if (config.logging.kind === 'uniform') return out.fill(config.actionDims.reduce((p, d) => p / d.values.length, 1));
   const w = syWeights(config);
   for (let i = 0; i < config.users; i++) {
-    const consts = config.logging.kind === 'biased' ? syInitialUser(config, w, i).consts : undefined;
-    const perDim = config.actionDims.map((d) => (consts ? loggerWeights(config, d.values, consts) : undefined));
+    const consts = syInitialUser(config, w, i).consts;
+    const perDim = config.actionDims.map((d) => loggerWeights(config, d.values, consts));
     for (let t = 0; t < config.rounds; t++) {
       const row = i * config.rounds + t;
       let p = 1;
       for (let j = 0; j < A; j++) {
-        const k = log.actions[row * A + j];
         const dim = perDim[j];
-        p *= dim ? dim.weights[k] / dim.total : 1 / config.actionDims[j].values.length;
+        p *= dim.weights[log.actions[row * A + j]] / dim.total;
       }
       out[row] = p;
     }

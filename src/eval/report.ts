@@ -71,6 +71,11 @@ export interface OffPolicyRow {
   simulatorRevenuePerUser: number | null;
 }
 
+/** The off-policy row of (method, budget) of a report, if any (report.md and the CLI read it so). */
+export function offPolicyRow(rep: Pick<EvalReport, 'offPolicy'>, method: string, budget: string): OffPolicyRow | undefined {
+  return rep.offPolicy.find((x) => x.method === method && x.budget === budget);
+}
+
 /** Mean and sample standard deviation over seeds (sd null with one seed). */
 export interface Stat {
   mean: number;
@@ -339,24 +344,20 @@ export function buildReport(input: ReportInput): EvalReport {
     for (const b of input.budgets) {
       const rs = input.seeds.map((s) => get(m.name, b.label, s)).filter((r): r is EvalRecord & { offPolicy: RoundZeroCheck } => r !== undefined && r.offPolicy !== null && r.offPolicy !== undefined);
       if (!rs.length) continue;
-      const n = rs.length;
-      // over the seeds that have the number: a NaN is stored as null and read back as such
-      const mean = (f: (c: RoundZeroCheck) => number | null) => {
-        const v = rs.map((r) => f(r.offPolicy)).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
-        return v.length ? v.reduce((t, x) => t + x, 0) / v.length : NaN;
-      };
+      // over the seeds that have the number (a NaN is stored as null and read back as such)
+      const mean = (f: (c: RoundZeroCheck) => number | null) => statOrNull(rs.map((r) => f(r.offPolicy)))?.mean ?? NaN;
       const outcome = (k: 'revenue' | 'cost') => ({ ips: mean((c) => c[k].ips), se: mean((c) => c[k].ipsSe), snips: mean((c) => c[k].snips), snipsSe: mean((c) => c[k].snipsSe) });
       offPolicy.push({
         method: m.name,
         label: m.label,
         budget: b.label,
-        seeds: n,
+        seeds: rs.length,
         users: mean((c) => c.users),
         source: rs[0].offPolicy.source,
         agreement: mean((c) => c.agreement),
         revenue: outcome('revenue'),
         cost: outcome('cost'),
-        simulatorRevenuePerUser: input.data.rounds === 1 ? rs.reduce((t, r) => t + r.revenue / (testUsersOf.get(r.seed) ?? NaN), 0) / n : null,
+        simulatorRevenuePerUser: input.data.rounds === 1 ? stat(rs.map((r) => r.revenue / (testUsersOf.get(r.seed) ?? NaN))).mean : null,
       });
     }
   }
@@ -537,7 +538,7 @@ export function renderMarkdown(rep: EvalReport): string {
     );
     const methodsChecked = rep.methods.filter((m) => rep.offPolicy.some((r) => r.method === m.name));
     const cell = (m: string, b: string, k: 'revenue' | 'cost') => {
-      const r = rep.offPolicy.find((x) => x.method === m && x.budget === b);
+      const r = offPolicyRow(rep, m, b);
       if (!r) return '–';
       const est = `${num(r[k].ips, DECIMALS.perUser)} ± ${num(r[k].se, DECIMALS.perUser)}`;
       return k === 'revenue' && r.simulatorRevenuePerUser !== null ? `${est} (sim ${num(r.simulatorRevenuePerUser, DECIMALS.perUser)})` : est;
@@ -547,7 +548,7 @@ export function renderMarkdown(rep: EvalReport): string {
     L.push('', 'Round-0 cost per test user, IPS ± SE:', '');
     L.push(...mdTable(['Method', ...rep.budgets.map((b) => b.label)], methodsChecked.map((m) => [m.label, ...rep.budgets.map((b) => cell(m.name, b.label, 'cost'))])));
     L.push('', 'Share of test users whose planned round-0 action is the logged one (how many outcomes each estimate rests on):', '');
-    L.push(...mdTable(['Method', ...rep.budgets.map((b) => b.label)], methodsChecked.map((m) => [m.label, ...rep.budgets.map((b) => num(rep.offPolicy.find((x) => x.method === m.name && x.budget === b.label)?.agreement, DECIMALS.share))])));
+    L.push(...mdTable(['Method', ...rep.budgets.map((b) => b.label)], methodsChecked.map((m) => [m.label, ...rep.budgets.map((b) => num(offPolicyRow(rep, m.name, b.label)?.agreement, DECIMALS.share))])));
     L.push('', 'report.json holds the self-normalised estimates (SNIPS) beside these.', '');
   }
 

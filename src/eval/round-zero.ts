@@ -14,57 +14,42 @@
  */
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
-import { jointIndex, loggedJointActions, type PropensitySource } from '../sim/features.js';
+import { jointIndex, loggedJointActions, loggingPropensities, type PropensitySource } from '../sim/features.js';
 import { deterministicTargetProbabilities, offPolicyEstimates } from './ope.js';
 
 /** The test users' logged round 0, as the check reads it. */
 export interface RoundZeroLog {
-  /** Test users (with or without a logged decision at round 0). */
-  users: number;
-  /** [users] joint index of the logged round-0 action; -1 where no decision was logged (a filled round). */
+  /** [test users] joint index of the logged round-0 action; -1 where no decision was logged (a filled round). */
   logged: Int32Array;
   reward: Float64Array;
   cost: Float64Array;
-  /** [users] the logging propensity of the logged action (0 where none was logged). */
+  /** [test users] the logging propensity of the logged action (0 where none was logged). */
   propensity: Float64Array;
   source: PropensitySource;
   /** Values per action dimension (the joint index's radices). */
   sizes: number[];
 }
 
-/** Round 0 of `test`, with propensities from the log or from `train`'s round-0 action shares. */
+/**
+ * Round 0 of `test`, with propensities from the log or from `train`'s round-0 action shares.
+ * @throws {ArgumentError} when no test user, or no training user without the log's own propensities, has a logged round 0.
+ */
 export function roundZeroLog(test: Trajectories, train: Trajectories): RoundZeroLog {
-  const sizes = test.actionEncodings.map((e) => e.values.length);
   const T = test.rounds;
-  const filled = (t: Trajectories, i: number) => !t.mask[i * t.rounds] || (t.filled !== undefined && t.filled[i * t.rounds] === 1);
+  const { values, source } = loggingPropensities(test, train, { round: 0, skipFilled: true });
+  // a logged decision is a cell the propensities cover; with shares, there were training users to count
   const joint = loggedJointActions(test);
-  const logged = Int32Array.from({ length: test.users }, (_, i) => (filled(test, i) ? -1 : joint[i * T]));
-  const propensity = new Float64Array(test.users);
-  let source: PropensitySource;
-  if (test.propensity) {
-    source = 'logged';
-    for (let i = 0; i < test.users; i++) if (logged[i] >= 0) propensity[i] = test.propensity[i * T];
-  } else {
-    source = 'action shares';
-    const trainJoint = loggedJointActions(train);
-    const counts = new Float64Array(sizes.reduce((a, b) => a * b, 1));
-    let n = 0;
-    for (let i = 0; i < train.users; i++) {
-      if (filled(train, i)) continue;
-      counts[trainJoint[i * train.rounds]]++;
-      n++;
-    }
-    if (n === 0) throw new ArgumentError('data', 'no training user has a logged round 0: the off-policy check has no action shares to use');
-    for (let i = 0; i < test.users; i++) if (logged[i] >= 0) propensity[i] = Math.max(counts[logged[i]], 1) / n;
+  const logged = Int32Array.from({ length: test.users }, (_, i) => (values[i * T] > 0 ? joint[i * T] : -1));
+  if (!logged.some((k) => k >= 0)) {
+    throw new ArgumentError('data', `no test user has a logged round 0 to check the plans against${source === 'action shares' ? " (or no training user has one to take the action shares from)" : ''}`);
   }
   return {
-    users: test.users,
     logged,
     reward: Float64Array.from({ length: test.users }, (_, i) => test.rewards[i * T]),
     cost: Float64Array.from({ length: test.users }, (_, i) => test.costs[i * T]),
-    propensity,
+    propensity: Float64Array.from({ length: test.users }, (_, i) => values[i * T]),
     source,
-    sizes,
+    sizes: test.actionEncodings.map((e) => e.values.length),
   };
 }
 
@@ -93,10 +78,10 @@ export interface RoundZeroCheck {
  */
 export function roundZeroCheck(log: RoundZeroLog, plan: Int32Array, rounds: number): RoundZeroCheck {
   const A = log.sizes.length;
-  if (plan.length !== log.users * rounds * A) throw new ArgumentError('plan', `has ${plan.length} entries; ${log.users} users × ${rounds} rounds × ${A} action dimension(s) expected`);
+  const users = log.logged.length;
+  if (plan.length !== users * rounds * A) throw new ArgumentError('plan', `has ${plan.length} entries; ${users} users × ${rounds} rounds × ${A} action dimension(s) expected`);
   const rows: number[] = [];
-  for (let i = 0; i < log.users; i++) if (log.logged[i] >= 0) rows.push(i);
-  if (rows.length === 0) throw new ArgumentError('data', 'no test user has a logged round 0 to check the plans against');
+  for (let i = 0; i < users; i++) if (log.logged[i] >= 0) rows.push(i);
   const planned = Int32Array.from(rows, (i) => jointIndex(log.sizes, plan.subarray(i * rounds * A, i * rounds * A + A)));
   const logged = Int32Array.from(rows, (i) => log.logged[i]);
   const est = offPolicyEstimates({

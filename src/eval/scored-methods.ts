@@ -90,7 +90,8 @@ export const dfclMethod: EvalMethod<ScoredFit> = {
   role: 'baseline',
   description: 'response model of r and c per arm (XGBoost) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept unless it lowers the held-out decision value), argmax r̃ − λ·c̃, λ searched',
   lambdaSearched: true,
-  config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE }),
+  // propensities: each row's own (logged, or SY's exact) since they exist; fits of before used arm shares
+  config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, propensities: 'per row' }),
   prepare: (ctx) =>
     cached(ctx, async () => {
       ctx.progress('fitting the response model and its decision-focused correction');

@@ -238,30 +238,40 @@ export function loggedJointActions(traj: Trajectories): Int32Array {
 /** Where {@link loggingPropensities} took its values from. */
 export type PropensitySource = 'logged' | 'action shares';
 
+/** Which cells {@link loggingPropensities} gives (and counts for the shares). */
+export interface PropensityCells {
+  /** Only this round's cells. Default: every round. */
+  round?: number;
+  /** Leave out calendar rounds filled as the control (no logged decision): 0 there, and not counted. Default false. */
+  skipFilled?: boolean;
+}
+
 /**
- * The logging policy's probability of each real cell's logged action, [N*T] (0 in padding):
- * the log's own where it has them (schema `propensity`), else the share of the cell's joint
- * action among the real cells of `sharesOf` (default: `traj` itself; an action it never holds
- * counts once). The shares are right only for a log randomised independently of the users
- * (uniform over K joint actions: about 1/K each); a targeted log needs its propensities.
+ * The logging policy's probability of each real cell's logged action, [N*T] (0 in padding and
+ * in cells `which` leaves out): the log's own where it has them (schema `propensity`), else the
+ * share of the cell's joint action among the same cells of `sharesOf` (default: `traj`
+ * itself; an action it never holds counts once). The shares are right only for a log
+ * randomised independently of the users (uniform over K joint actions: about 1/K each); a
+ * targeted log needs its propensities.
  */
-export function loggingPropensities(traj: Trajectories, sharesOf: Trajectories = traj): { values: Float64Array; source: PropensitySource } {
+export function loggingPropensities(traj: Trajectories, sharesOf: Trajectories = traj, which: PropensityCells = {}): { values: Float64Array; source: PropensitySource } {
+  const included = (t: Trajectories, c: number) => t.mask[c] === 1 && (which.round === undefined || c % t.rounds === which.round) && !(which.skipFilled && t.filled?.[c] === 1);
   const cells = traj.users * traj.rounds;
   const values = new Float64Array(cells);
   if (traj.propensity) {
-    for (let c = 0; c < cells; c++) if (traj.mask[c]) values[c] = traj.propensity[c];
+    for (let c = 0; c < cells; c++) if (included(traj, c)) values[c] = traj.propensity[c];
     return { values, source: 'logged' };
   }
-  const K = traj.actionEncodings.reduce((k, e) => k * e.values.length, 1);
-  const counts = new Float64Array(K);
-  let real = 0;
-  for (const k of loggedJointActions(sharesOf)) {
-    if (k < 0) continue;
-    counts[k]++;
-    real++;
-  }
   const joint = loggedJointActions(traj);
-  for (let c = 0; c < cells; c++) if (joint[c] >= 0) values[c] = Math.max(counts[joint[c]], 1) / real;
+  const sharesJoint = sharesOf === traj ? joint : loggedJointActions(sharesOf);
+  const counts = new Float64Array(traj.actionEncodings.reduce((k, e) => k * e.values.length, 1));
+  let counted = 0;
+  for (let c = 0; c < sharesJoint.length; c++) {
+    if (!included(sharesOf, c)) continue;
+    counts[sharesJoint[c]]++;
+    counted++;
+  }
+  for (let c = 0; c < cells; c++) if (included(traj, c) && counted > 0) values[c] = Math.max(counts[joint[c]], 1) / counted;
   return { values, source: 'action shares' };
 }
 

@@ -119,7 +119,7 @@ export async function decideBatch(options: DecideBatchOptions): Promise<BatchDec
     probability: new Float64Array(N),
     lambda,
   };
-  const given = options.states === undefined ? undefined : Float32Array.from(options.states); // once, not an array per user
+  const given = options.states === undefined ? undefined : options.states instanceof Float32Array ? options.states : Float32Array.from(options.states); // once, not an array per user
   const current = (i: number): ArrayLike<number> => (given ? given.subarray(i * d, i * d + d) : lastLoggedState(h, i));
   const chosen = new Int32Array(A);
   for (let u0 = 0; u0 < N; u0 += chunk) {

@@ -15,6 +15,7 @@ import { parseSchema } from '../../src/data/schema.js';
 import { buildTrajectories, type Trajectories } from '../../src/data/trajectories.js';
 import { DataError, SchemaError } from '../../src/errors.js';
 import { deterministicTargetProbabilities, offPolicyEstimates } from '../../src/eval/ope.js';
+import { stat } from '../../src/eval/report.js';
 import { userDecisionValues } from '../../src/policy/dfcl.js';
 import type { ActionScorer } from '../../src/policy/scored.js';
 import { featureLayout, jointActions, loggedJointActions, loggingPropensities } from '../../src/sim/features.js';
@@ -127,9 +128,8 @@ describe('the propensity role of a schema', () => {
     // E[y − λ·0.5] under treat-everyone, mean over λ
     const truth = TRUE_VALUE_TREAT_ALL - 0.5 * (lambdas.reduce((a, b) => a + b, 0) / lambdas.length);
     const meanAndSe = (v: Float64Array) => {
-      const m = v.reduce((a, b) => a + b, 0) / v.length;
-      const s2 = v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1);
-      return { m, se: Math.sqrt(s2 / v.length) };
+      const s = stat(Array.from(v));
+      return { m: s.mean, se: (s.sd as number) / Math.sqrt(s.n) };
     };
     const logged = meanAndSe(await userDecisionValues(scorer, traj, lambdas));
     const shares = meanAndSe(await userDecisionValues(scorer, { ...traj, propensity: undefined }, lambdas));

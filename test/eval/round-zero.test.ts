@@ -72,10 +72,12 @@ describe('the off-policy check of a plan’s round 0', () => {
     expect(c.cost.ips).toBeCloseTo(0.5 / 0.25 / 4, 6);
   });
 
-  it('refuses a plan of the wrong size and a log with no logged round 0', () => {
+  it('refuses a plan of the wrong size, and a log with no logged round 0 (or no training user with one to take shares from)', () => {
     const test = buildTrajectories(log(testUsers));
     expect(() => roundZeroCheck(roundZeroLog(test, train), plan.subarray(2), 2)).toThrow(/plan/);
     const none = buildTrajectories(log([{ a: 0, r: 1, c: 0, filled: true }]));
-    expect(() => roundZeroCheck(roundZeroLog(none, train), new Int32Array(2), 2)).toThrow(/no test user has a logged round 0/);
+    expect(() => roundZeroLog(none, train)).toThrow(/no test user has a logged round 0/);
+    const untrained = buildTrajectories(log([{ a: 0, r: 0, c: 0, filled: true }]));
+    expect(() => roundZeroLog(buildTrajectories(log(testUsers.map(({ p: _p, ...u }) => u))), untrained)).toThrow(/no training user has one/);
   });
 });
