@@ -6,11 +6,11 @@
  * `npm run bench -- --only=precision [--model=FILE] [--quick]`.
  */
 import { readOnnx } from '../src/model/onnx.js';
-import { loadNativeModel, nativeBf16Hardware, nativeDecisionCache, nativeForward, type NativeModel } from '../src/native/index.js';
+import { loadNativeModel, nativeBf16Hardware, nativeForward, type NativeModel } from '../src/native/index.js';
 import { nativeGemmBench } from '../src/native/testing.js';
 import { decideSync, solve, type SolveResult } from '../src/solve/index.js';
 import { timingOf, type Timing } from './harness.js';
-import { decideRound4, decisionBatch, defaultSizedModel, firstRounds, servingHistories } from './solve.js';
+import { decideRound4, decisionBatch, defaultSizedModel, firstRounds, servingHistories, withoutDecisionCache } from './solve.js';
 
 export interface PrecisionRow {
   scenario: string;
@@ -59,15 +59,14 @@ export async function benchPrecision(options: { quick?: boolean; modelFile?: str
     let next = 0;
     row('one user, decideSync, round 5, served (round 4 decided before)', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state, history: histories[next++ % histories.length] })));
     const cold = histories[0];
-    const capacities = Object.values(handles).map((h) => nativeDecisionCache(h).capacity);
-    for (const h of Object.values(handles)) nativeDecisionCache(h, 0);
-    row('one user, decideSync, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state, history: cold })));
     // 128 users in one call
     const B = 128;
     const b0 = decisionBatch(c, B, 1, lambda);
     const b5 = decisionBatch(c, B, 6, lambda);
-    row('128 users, one call, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => nativeForward(h, b5, 'incremental')));
-    Object.values(handles).forEach((h, i) => nativeDecisionCache(h, capacities[i]));
+    await withoutDecisionCache(Object.values(handles), async () => {
+      row('one user, decideSync, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => decideSync({ model: h, lambda, state, history: cold })));
+      row('128 users, one call, round 5, cold (decision cache off)', await alternated(handles, seconds, (h) => nativeForward(h, b5, 'incremental')));
+    });
     row('128 users, one call, round 0', await alternated(handles, seconds, (h) => nativeForward(h, b0, 'incremental')));
     const b4 = firstRounds(c, b5, 5);
     for (const h of Object.values(handles)) await nativeForward(h, b4, 'incremental');

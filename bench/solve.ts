@@ -93,6 +93,17 @@ export interface ServingHistory {
 }
 
 /** Five rounds of history for each of `users` served users (distinct states), around `state`. */
+/** `body` with the decision cache of every model off (a cold decision), restored after it whatever happens. */
+export async function withoutDecisionCache<T>(models: NativeModel[], body: () => Promise<T>): Promise<T> {
+  const capacities = models.map((h) => nativeDecisionCache(h).capacity);
+  for (const h of models) nativeDecisionCache(h, 0);
+  try {
+    return await body();
+  } finally {
+    models.forEach((h, i) => nativeDecisionCache(h, capacities[i]));
+  }
+}
+
 export function servingHistories(c: CodtConfig, state: Float32Array, users: number): ServingHistory[] {
   return Array.from({ length: users }, (_, u) => ({
     states: Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + 0.05 * t * (j % 3) + 0.01 * ((u * 7 + j) % 13))),
@@ -145,10 +156,7 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const r0 = await latency('single-user decision: decideSync(), round 0', () => decideSync({ model: h, lambda, state }), seconds);
     // cold: the user's earlier rounds are not in the decision cache, so all 21 tokens are
     // computed (the cache off: a repeated request would find the entry its first call made)
-    const capacity = nativeDecisionCache(h).capacity;
-    nativeDecisionCache(h, 0);
-    const r5 = await latency('single-user decision: decideSync(), round 5 (five rounds of history), cold: round 4 not decided before', () => decideSync({ model: h, lambda, state, history }), seconds);
-    nativeDecisionCache(h, capacity);
+    const r5 = await withoutDecisionCache([h], () => latency('single-user decision: decideSync(), round 5 (five rounds of history), cold: round 4 not decided before', () => decideSync({ model: h, lambda, state, history }), seconds));
     // per-round serving: 256 users' round 4 decided first, then their round 5 (each call finds
     // the user's round 4 in the decision cache and computes the 4 new tokens)
     const served = servingHistories(c, state, 256);
@@ -167,9 +175,7 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     const nativeOne = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 0', async () => nativeForwardSync(h, one), seconds);
     out.push(nativeOne);
     const n0 = await latency('128 users, one decision each (one call), round 0', () => nativeForward(h, b0, 'incremental'), seconds);
-    nativeDecisionCache(h, 0);
-    const n5 = await latency('128 users, one decision each (one call), round 5, cold: round 4 not decided before', () => nativeForward(h, b5, 'incremental'), seconds);
-    nativeDecisionCache(h, capacity);
+    const n5 = await withoutDecisionCache([h], () => latency('128 users, one decision each (one call), round 5, cold: round 4 not decided before', () => nativeForward(h, b5, 'incremental'), seconds));
     // per-round serving: the same 128 users' round 4 (their first 5 rounds) decided first
     const b4 = firstRounds(c, b5, 5);
     await nativeForward(h, b4, 'incremental');
@@ -202,9 +208,7 @@ export async function benchSolve(options: { quick?: boolean; modelFile?: string 
     // its shape (one core, same run), i.e. the fastest the call can be on this machine's cores
     const oneR5 = { ...b5, batch: 1, states: b5.states.subarray(0, 6 * d), rtg: b5.rtg.subarray(0, 6), ctg: b5.ctg.subarray(0, 6), actionsOneHot: b5.actionsOneHot.subarray(0, 6 * K), lambda: b5.lambda.subarray(0, 1) };
     // the arithmetic is the cold decision's (every token computed): the cache is off for it
-    nativeDecisionCache(h, 0);
-    const nativeOneR5 = await latency('single user, native forward on the calling thread (no decide() bookkeeping), round 5, cold', async () => nativeForwardSync(h, oneR5), seconds);
-    nativeDecisionCache(h, capacity);
+    const nativeOneR5 = await withoutDecisionCache([h], () => latency('single user, native forward on the calling thread (no decide() bookkeeping), round 5, cold', async () => nativeForwardSync(h, oneR5), seconds));
     out.push(nativeOneR5);
     const cores = os.cpus().length;
     for (const [label, users, T, ms, rows] of [['one user, round 0', 1, 1, nativeOne.medianMs, 1], ['one user, round 5', 1, 6, nativeOneR5.medianMs, 21], ['128 users, round 0', B, 1, n0.medianMs, 16], ['128 users, round 5', B, 6, n5.medianMs, 16 * 21]] as const) {

@@ -1,6 +1,7 @@
 #include "codt.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -198,7 +199,7 @@ CodtDecoder::CodtDecoder(const CodtModel& model, int capacity, int max_rounds) :
 
 namespace {
 
-// Tokens the decoder of (model, max_rounds) holds at most, and that rounded up to 16.
+// Tokens the decoder of (model, max_rounds) holds at most.
 int decoder_positions(const CodtModel& model, int max_rounds) {
   const CodtConfig& c = model.config;
   return (max_rounds > 0 ? std::min(max_rounds, c.context) : c.context) * c.tokens_per_round();
@@ -600,7 +601,8 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
     const int B = std::min(block, in.batch - u0);
     std::unique_ptr<CodtDecoder> own;
     CodtDecoder& dec = thread_decoder(model, B, T, own);
-    // whatever happens, the decoder lets go of the cache entries it computes into
+    // whatever happens, the decoder lets go of the cache entries it computes into, as the block
+    // ends (it only drops its pointers: nothing reads them once the entries are back or freed)
     struct Release {
       CodtDecoder& dec;
       ~Release() { dec.reset(); }
@@ -619,19 +621,19 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
     // each user's sequence as kept by their previous decision, taken out of the cache (that
     // user continues from it), or a new one; the decoder computes into them in place
     thread_local std::vector<std::vector<float>> tokens;  // their keys: buffers reused call to call
-    std::vector<std::unique_ptr<DecisionCache::Entry>> entries(keep ? B : 0);  // a new one holds no positions
+    std::array<std::unique_ptr<DecisionCache::Entry>, block> entries;  // a new one holds no positions
     size_t key_tokens = 0;  // the previous round's key: tokens[b][0, key_tokens)
     int hits = 0;
     if (keep) {
       if (tokens.size() < static_cast<size_t>(B)) tokens.resize(static_cast<size_t>(B));
       // room for this round and the next (within the context): an entry grows, by a copy, only past that
-      const int stride = (std::min(T + 1, c.context) * per_round + 15) / 16 * 16;
+      const int stride = (decoder_positions(model, T + 1) + 15) / 16 * 16;
       for (int b = 0; b < B; ++b) {
         key_tokens = sequence_tokens(c, kinds, in, u0 + b, decided, previous, tokens[b]);
         entries[b] = model.decisions.take(tokens[b].data(), key_tokens);  // (keep: T >= 2, so previous > 0)
         if (entries[b]) ++hits;
         else entries[b] = std::make_unique<DecisionCache::Entry>();
-        if (entries[b]->stride < T * per_round) entries[b]->reserve(stride, c.layers, c.d_model);
+        if (entries[b]->stride < decoder_positions(model, T)) entries[b]->reserve(stride, c.layers, c.d_model);
         dec.adopt_user(b, entries[b]->k.data(), entries[b]->v.data(), entries[b]->stride);
       }
     }
@@ -649,7 +651,6 @@ void codt_forward_incremental(const CodtModel& model, const SequenceBatch& in, f
       dec.resume_user(b, previous);
     }
     dec.append_rounds(in, u0, logits);
-    dec.reset();  // its users' storage goes back to the cache (and `release` finds nothing to let go)
     for (int b = 0; b < B && keep; ++b) {
       DecisionCache::Entry& e = *entries[b];
       e.tokens.swap(tokens[b]);  // this call's key; the old buffer builds the next call's

@@ -1,9 +1,7 @@
 #include "rollout.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <functional>
 #include <new>
 #include <stdexcept>
 #include <string>

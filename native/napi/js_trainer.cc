@@ -66,14 +66,19 @@ struct TrainerBaton {
   std::vector<float> grads;
 };
 
+// Marks `t` busy in `use` until `use` is reset; a trainer already busy is a JS error with the state code.
+void claim(Napi::Env env, CodtTrainer& t, std::optional<CodtTrainer::Use>& use) {
+  try {
+    use.emplace(t);
+  } catch (const std::runtime_error& e) {
+    throw error(env, e.what(), kStateCode);
+  }
+}
+
 std::unique_ptr<TrainerBaton> baton_for(const Napi::CallbackInfo& info) {
   auto b = std::make_unique<TrainerBaton>();
   b->trainer = trainer_from(info[0]);
-  try {
-    b->use.emplace(*b->trainer);
-  } catch (const std::runtime_error& e) {
-    throw error(info.Env(), e.what(), kStateCode);
-  }
+  claim(info.Env(), *b->trainer, b->use);
   b->batch = read_train_batch(b->trainer->model(), info[1]);
   return b;
 }
@@ -184,12 +189,9 @@ Napi::Value JS_trainerRead(const Napi::CallbackInfo& info) {
   if (info.Length() != 2 || !info[1].IsString()) throw error(env, "trainerRead(id, what) expects an id and 'params', 'm' or 'v'");
   auto trainer = trainer_from(info[0]);
   const std::string what = info[1].As<Napi::String>().Utf8Value();
-  try {
-    CodtTrainer::Use use(*trainer);
-    return slots_to_js(env, *trainer, trainer_buffer(*trainer, what, env));
-  } catch (const std::runtime_error& e) {
-    throw error(env, e.what(), kStateCode);
-  }
+  std::optional<CodtTrainer::Use> use;
+  claim(env, *trainer, use);
+  return slots_to_js(env, *trainer, trainer_buffer(*trainer, what, env));
 }
 
 // trainerWrite(id, 'params' | 'm' | 'v', { [name]: Float32Array }): every parameter, sizes checked
@@ -212,12 +214,9 @@ Napi::Value JS_trainerWrite(const Napi::CallbackInfo& info) {
     }
     copies.emplace_back(flat ? const_cast<float*>(flat) + slot.offset : slot.value, std::move(data));
   }
-  try {
-    CodtTrainer::Use use(*trainer);
-    for (auto& [dst, src] : copies) std::copy(src.begin(), src.end(), dst);
-  } catch (const std::runtime_error& e) {
-    throw error(env, e.what(), kStateCode);
-  }
+  std::optional<CodtTrainer::Use> use;
+  claim(env, *trainer, use);
+  for (auto& [dst, src] : copies) std::copy(src.begin(), src.end(), dst);
   return env.Undefined();
 }
 
