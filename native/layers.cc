@@ -159,10 +159,10 @@ void attend_group(const float* const* q, float* const* out, const int* len, cons
   auto scores_of = [&](int t, int h) { return all_scores + (static_cast<size_t>(t) * H + h) * S; };
   for (int h = 0; h < H; ++h) {
     // scores[j] = sum_i q[i] k[j, i] over the head's features i, positions j in lanes; four
-    // partial sums (features i = 4m + r into sum r, by_fours). Lanes
-    // past the longest query load as zeros: the cache there holds whatever the memory held,
-    // often denormals (old pointers), and a multiply-add of one costs a microcode assist;
-    // lanes past a shorter query's length hold keys and are never read by its softmax
+    // partial sums (features i = 4m + r into sum r, by_fours). Lanes past the longest query
+    // load as zeros: the cache there holds whatever the memory held, often denormals (old
+    // pointers), and a multiply-add of one costs a microcode assist; lanes past a shorter
+    // query's length hold keys and are never read by its softmax
     for (int c = 0; c < chunks; ++c) {
       const __mmask16 m = c == chunks - 1 ? lanes(longest) : 0xFFFF;
       // every index into acc is a constant, so the sums stay in registers
