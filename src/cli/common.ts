@@ -113,7 +113,10 @@ export interface InputOpts {
   categorical?: string[];
   actionCols?: string[];
   costCol?: string;
+  costPerAction?: Record<string, number>;
+  costSql?: string;
   rewardCol?: string;
+  rewardSql?: string;
   propensityCol?: string;
   exclude?: string[];
   /** --data is a pattern of files (monthly exports, parts) read as one log. */
@@ -132,19 +135,31 @@ export function withInputOptions(cmd: Command, dataRequired: 'mandatory' | strin
   const data = new Option('--data <file>', dataHelp);
   if (dataRequired === 'mandatory') data.makeOptionMandatory();
   else if (dataRequired) markRequired(data, dataRequired);
+  return withColumnFlags(cmd.addOption(data).option('--schema <file>', SCHEMA_HELP)).option('--glob', GLOB_HELP);
+}
+
+/** The flags that name a log's columns by role (on top of, or instead of, a schema file). */
+export function withColumnFlags(cmd: Command): Command {
   return cmd
-    .addOption(data)
-    .option('--schema <file>', SCHEMA_HELP)
     .option('--user-col <name>', "user id column (several: a,b; 'none': every row its own user)")
     .option('--time-col <name>', "time column ('none': file order)")
     .option('--state-cols <list>', 'state feature columns (default: every other column)', listArg)
     .option('--categorical <list>', 'state columns holding categories (one-hot)', listArg)
     .option('--action-cols <list>', 'action column(s), one per action dimension', listArg)
     .option('--cost-col <name>', 'cost column')
+    .option('--cost-per-action <list>', 'a log without a cost column: the cost of each value of the (first) action column, e.g. No=0,Yes=0.15', costPerActionArg)
+    .option('--cost-sql <expr>', 'cost computed by DuckDB from the log\'s columns, e.g. "0.1 * coupons_sent" (may use reward)')
     .option('--reward-col <name>', 'reward column')
+    .option('--reward-sql <expr>', 'reward computed by DuckDB from the log\'s columns, e.g. "10 * purchase"')
     .option('--propensity-col <name>', "the logging policy's probability of the logged action, in (0, 1] (default: none; the log's action shares stand in)")
-    .option('--exclude <list>', 'columns never used as states', listArg)
-    .option('--glob', GLOB_HELP);
+    .option('--exclude <list>', 'columns never used as states', listArg);
+}
+
+const COLUMN_FLAGS: Array<keyof InputOpts> = ['userCol', 'timeCol', 'stateCols', 'categorical', 'actionCols', 'costCol', 'costPerAction', 'costSql', 'rewardCol', 'rewardSql', 'propensityCol', 'exclude'];
+
+/** Whether any column flag was given. */
+export function hasColumnFlags(o: InputOpts): boolean {
+  return COLUMN_FLAGS.some((k) => o[k] !== undefined);
 }
 
 /** The older positional form `FILE [SCHEMA]`, kept as aliases of --data and --schema. */
@@ -168,6 +183,27 @@ export function resolveInput(cmd: Command, o: InputOpts, positionalFile?: string
   return { file, schema: schemaFrom(schemaFile, o), schemaFile };
 }
 
+/** `--cost-per-action No=0,Yes=0.15`: value=cost pairs (the value may itself hold "="; the last one splits). */
+export function costPerActionArg(value: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pair of listArg(value)) {
+    const at = pair.lastIndexOf('=');
+    const cost = at > 0 ? parseDecimal(pair.slice(at + 1)) : undefined;
+    if (cost === undefined || cost < 0) throw new InvalidArgumentError(`expected value=cost pairs with costs >= 0 (e.g. No=0,Yes=0.15), got "${pair}"`);
+    const key = pair.slice(0, at).trim();
+    if (key in out) throw new InvalidArgumentError(`action value "${key}" is given twice`);
+    out[key] = cost;
+  }
+  return out;
+}
+
+/** At most one of the flags that give the same role; its value. */
+function oneFlag<T>(given: Array<[flag: string, value: T | undefined]>): T | undefined {
+  const set = given.filter(([, v]) => v !== undefined);
+  if (set.length > 1) throw new ArgumentError(set[1][0], `conflicts with ${set[0][0]}: give one of ${given.map(([f]) => f).join(', ')}`, 'ARGUMENT_CONFLICT');
+  return set[0]?.[1];
+}
+
 export function schemaFrom(schemaFile: string | undefined, o: InputOpts): DataSchema {
   const base = schemaFile ? loadSchemaFile(schemaFile) : DEFAULT_SCHEMA;
   const flags: SchemaFlags = {
@@ -176,8 +212,15 @@ export function schemaFrom(schemaFile: string | undefined, o: InputOpts): DataSc
     states: o.stateCols,
     categorical: o.categorical,
     actions: o.actionCols,
-    cost: o.costCol,
-    reward: o.rewardCol,
+    cost: oneFlag<SchemaFlags['cost']>([
+      ['--cost-col', o.costCol],
+      ['--cost-per-action', o.costPerAction && { perAction: o.costPerAction }],
+      ['--cost-sql', o.costSql !== undefined ? { sql: o.costSql } : undefined],
+    ]),
+    reward: oneFlag<SchemaFlags['reward']>([
+      ['--reward-col', o.rewardCol],
+      ['--reward-sql', o.rewardSql !== undefined ? { sql: o.rewardSql } : undefined],
+    ]),
     propensity: o.propensityCol,
     exclude: o.exclude,
   };

@@ -3,10 +3,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
 import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
 import { offPolicyRow } from '../eval/report.js';
-import { examples, fmt, intArg, listArg, table, withOutputFlags } from './common.js';
-import { Ui, bar } from './ui.js';
+import { examples, fmt, hasColumnFlags, intArg, listArg, schemaFrom, table, withColumnFlags, withOutputFlags, type InputOpts } from './common.js';
+import { Ui, bar, duration } from './ui.js';
 
-interface EvalOpts {
+interface EvalOpts extends Omit<InputOpts, 'data' | 'glob'> {
   data: string;
   schema?: string;
   methods?: string[];
@@ -34,7 +34,6 @@ function budgetsArg(value: string): string[] {
   return list;
 }
 
-const duration = (s: number): string => (s < 90 ? `${s.toFixed(0)} s` : s < 5400 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
 
 function progressLine(p: EvalProgress): string {
   const what = [p.phase === 'fit' ? 'training' : p.phase === 'run' ? 'running' : p.phase === 'data' ? 'data' : p.phase, p.method, p.budget, p.seed !== undefined ? `seed ${p.seed}` : undefined].filter(Boolean).join(' ');
@@ -48,7 +47,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     ui.phase('saco eval');
     const result = await evaluate({
       data: o.data,
-      schema: o.schema,
+      schema: hasColumnFlags(o) ? schemaFrom(o.schema, o) : o.schema,
       methods: o.methods,
       budgets: o.budgets,
       seeds: o.seeds,
@@ -127,7 +126,7 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('compare SACO with the baselines on the same users and budgets: report.md (Table 1, per-budget tables, wins/losses), report.json and charts (SVG + PNG)')
     .option('--data <preset|file>', `SY preset (${DATA_PRESET_NAMES.join(', ')}: default dynamics, no sequential effects, η and δ doubled with fatigue decaying slower), or a log file read with --schema: its users split per seed (20% test users), every method fitted on the training users and compared on the test users in the learned simulator fitted on the training users (no Oracle there), and each plan's round 0 checked against the test users' logged outcomes by inverse propensity`, 'sy')
-    .option('--schema <file>', 'the schema that reads the log of --data (as in saco train)')
+    .option('--schema <file>', 'the schema that reads the log of --data (as in saco train; or the column flags below, as there)')
     .option('--methods <list>', `methods, comma-separated (default: all available): ${METHODS.map((m) => m.name).join(', ')}${PLANNED_METHODS.length ? ` (coming: ${PLANNED_METHODS.join(', ')})` : ''}`, listArg)
     .option('--budgets <list>', `budgets, comma-separated: multiples of the uniform logging policy's spend on the same users (0.5x) or amounts (default: ${DEFAULT_BUDGETS.join(',')})`, budgetsArg)
     .option('--seeds <n>', 'seeds 1..n: each an SY world, its training log and fresh test users (a log: a split of its users and the simulator fitted on the training ones)', intArg(1, 1000), 3)
@@ -138,6 +137,7 @@ export function registerEval(program: Command): void {
     .option('--quick', 'a small, fast run: fewer users and rounds, small models, few epochs')
     .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
     .option('--no-charts', 'skip the SVG and PNG charts');
+  withColumnFlags(cmd);
   withOutputFlags(cmd, 'print Table 1, the comparisons, the off-policy check (a log) and the file names as one JSON document');
   cmd.action(runEval);
   examples(cmd, [

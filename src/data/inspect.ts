@@ -144,12 +144,15 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     const rewardExpr = numericExpr(roles.reward, typeOf(roles.reward));
     const costExpr = typeof roles.cost === 'string' ? numericExpr(roles.cost, typeOf(roles.cost)) : null;
     const actions = [];
-    for (const a of roles.actions) {
+    // a cost stated per action value: its mean is the stated cost
+    const stated = typeof roles.cost === 'object' ? roles.cost : null;
+    for (const [j, a] of roles.actions.entries()) {
+      const statedCost = stated && (stated.dimension ?? 0) === j ? stated.perAction : null;
       const mix = await queryRows(conn, `SELECT CAST(${q(a.column)} AS VARCHAR) AS v, count(*) AS n, avg(CASE WHEN ${usable(rewardExpr)} THEN ${rewardExpr} END) AS r,
           ${costExpr ? `avg(CASE WHEN ${usable(costExpr)} THEN ${costExpr} END)` : 'NULL'} AS c FROM raw GROUP BY v ORDER BY TRY_CAST(v AS DOUBLE) NULLS LAST, v`);
       actions.push({
         column: a.column,
-        mix: mix.map((m) => ({ value: m.v === null ? '(missing)' : String(m.v), rows: Number(m.n), share: Number(m.n) / rowsRead, meanReward: Number(m.r), meanCost: m.c === null ? NaN : Number(m.c) })),
+        mix: mix.map((m) => ({ value: m.v === null ? '(missing)' : String(m.v), rows: Number(m.n), share: Number(m.n) / rowsRead, meanReward: Number(m.r), meanCost: m.c !== null ? Number(m.c) : statedCost && m.v !== null && String(m.v) in statedCost ? statedCost[String(m.v)] : NaN })),
       });
     }
     const negativeCost = costExpr ? Number((await queryRows(conn, `SELECT count(*) FILTER (WHERE ${costExpr} < 0) AS n FROM raw`))[0].n) : 0;

@@ -385,8 +385,10 @@ export interface SchemaFlags {
   states?: string[];
   categorical?: string[];
   actions?: string[];
-  cost?: string;
-  reward?: string;
+  /** A cost column, a cost per value of the first action dimension, or an SQL expression. */
+  cost?: string | CostPerAction | DerivedColumn;
+  /** A reward column or an SQL expression. */
+  reward?: string | DerivedColumn;
   propensity?: string;
   exclude?: string[];
 }
@@ -421,6 +423,12 @@ export interface ResolvedRoles {
   propensity?: string;
 }
 
+// What to do when the log has no such column at all (an RCT rarely logs a cost).
+const MISSING_ROLE_HINTS: Record<string, string> = {
+  cost: ' Name the cost column with --cost-col; a log without one states it per action (--cost-per-action No=0,Yes=0.15, or "cost": { "perAction": { … } } in a schema file) or computes it (--cost-sql, "cost": { "sql": "…" }).',
+  reward: ' Name the reward column with --reward-col, or compute it from the log\'s columns (--reward-sql "10 * purchase", "reward": { "sql": "…" } in a schema file).',
+};
+
 /**
  * Resolves the schema against the file's header: infers actions and states where omitted,
  * rejects unknown columns (with a did-you-mean) and columns named twice.
@@ -433,7 +441,7 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string)
   const need = (column: string, field: string) => {
     if (!present.has(column)) {
       const close = header.find((h) => h.toLowerCase() === column.toLowerCase() || h.replace(/[_\s-]/g, '').toLowerCase() === column.replace(/[_\s-]/g, '').toLowerCase());
-      const hint = close ? ` Did you mean "${close}"?` : '';
+      const hint = close ? ` Did you mean "${close}"?` : (MISSING_ROLE_HINTS[field] ?? '');
       throw new SchemaError(field, `column "${column}" is not in ${file} (columns: ${header.join(', ')}).${hint}`, 'SCHEMA_MISSING_COLUMN');
     }
   };

@@ -265,7 +265,7 @@ function resolvePlan(o: EvaluateOptions): Plan {
 /** A log named by `data` with its schema: checked to exist (the schema is read and checked against the log later, before any fit). */
 function logSource(file: string, o: EvaluateOptions): LogSource {
   if (!existsSync(file) || !statSync(file).isFile()) throw new ArgumentError('data', `unknown data "${file}": neither an SY preset (${DATA_PRESET_NAMES.join(', ')}) nor a log file`);
-  if (o.schema === undefined) throw new ArgumentError('schema', `${file} is a log: name the schema that reads it (--schema schema.json)`);
+  if (o.schema === undefined) throw new ArgumentError('schema', `${file} is a log: name the schema that reads it (--schema schema.json, or the column flags: --action-cols, --reward-col, …)`);
   const schema = typeof o.schema === 'string' ? loadSchemaFile(o.schema) : o.schema;
   const st = statSync(file);
   return { file, schema, identity: { file: path.resolve(file), bytes: st.size, modified: st.mtimeMs, schema: keyHash(schema) } };

@@ -102,6 +102,21 @@ describe('saco CLI', () => {
     expect(bad.stderr).toMatch(/column "revenue" is not in/);
   });
 
+  it('an RCT without cost or revenue columns: the error says how to give them, and the flags give them', () => {
+    // 6 users per arm; treated users buy on rows 1, 2 and 5 of their 6, control users on row 3
+    const rows = Array.from({ length: 12 }, (_, i) => `${i},${i % 7},${i < 6 ? 'Yes' : 'No'},${(i < 6 ? [1, 2, 5] : [9]).includes(i) ? 1 : 0}`);
+    const file = tmp.file('rct.csv', ['ID,V1,Promotion,purchase', ...rows].join('\n') + '\n');
+    const base = ['data', 'inspect', '--data', file, '--user-col', 'ID', '--time-col', 'none', '--action-cols', 'Promotion', '--state-cols', 'V1'];
+    expectUserError(saco(...base, '--reward-col', 'purchase'), /column "cost" is not in .*--cost-per-action No=0,Yes=0\.15/);
+    expectUserError(saco(...base, '--cost-per-action', 'No=0,Yes=0.15'), /column "reward" is not in .*--reward-sql/);
+    expectUserError(saco(...base, '--cost-per-action', 'No=0,Yes=0.15', '--cost-sql', '0.15', '--reward-col', 'purchase'), /--cost-sql: conflicts with --cost-per-action/);
+    expectUserError(saco(...base, '--cost-per-action', 'No=0,Yes=cheap'), /--cost-per-action.*"Yes=cheap"/);
+    const r = saco(...base, '--cost-per-action', 'No=0,Yes=0.15', '--reward-sql', '10 * purchase', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const mix = (JSON.parse(r.stdout) as { actions: Array<{ mix: Array<{ value: string; rows: number; meanReward: number; meanCost: number }> }> }).actions[0].mix;
+    expect(mix.map((m) => [m.value, m.rows, m.meanReward, m.meanCost])).toEqual([['No', 6, 10 / 6, 0], ['Yes', 6, 30 / 6, 0.15]]);
+  });
+
   it('a log in several files (--glob): train, its held-out users and fit-sim read them as one log', () => {
     const whole = tmp.file('whole.csv');
     expect(saco('synth', '--users', '200', '--rounds', '3', '--seed', '6', '--out', whole).code).toBe(0);
