@@ -17,13 +17,14 @@ import { spendCurve, SPEND_CURVE_USERS } from '../policy/spend-curve.js';
 import type { SpendCurveRecord } from '../model/artifact.js';
 import { checkDistinct, checkWritable, examples, fmt, intArg, noticeReadReport, numArg, readSummary, resolveInput, withInputOptions, withOutputFlags, type InputOpts } from './common.js';
 import { exitInterrupted, Interrupted, takeOverSigint } from './interrupt.js';
-import { bar, Ui } from './ui.js';
+import { bar, duration, Ui } from './ui.js';
 
 interface TrainOpts extends InputOpts {
   out: string;
   variant: CodtVariant;
   epochs: number;
   batchSize: number;
+  epochSize: number;
   lr: number;
   weightDecay: number;
   gradClip: number;
@@ -138,6 +139,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
       dropout: o.dropout,
       epochs: o.epochs,
       batchSize: o.batchSize,
+      epochSize: o.epochSize,
       lr: o.lr,
       weightDecay: o.weightDecay,
       gradClip: o.gradClip,
@@ -164,7 +166,7 @@ async function runTrain(fileArgs: { file?: string; schema?: string }, o: TrainOp
         ui.info(`trainer: ${info.engine}${info.skipped.length ? ` (skipped: ${info.skipped.join('; ')})` : ''}`);
         ui.phase('training');
       },
-      onProgress: (p) => ui.update(`epoch ${p.epoch}/${p.epochs} ${bar(p.batch / p.batches)} ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSecond.toFixed(0)} samples/s`),
+      onProgress: (p) => ui.update(`epoch ${p.epoch}/${p.epochs} ${bar(p.batch / p.batches)} ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSecond.toFixed(0)} samples/s, epoch ends in ${duration(((p.batches - p.batch) * o.batchSize) / Math.max(p.samplesPerSecond, 1e-9))}`),
       onEpoch: (r) => ui.info(`epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)}, validation loss ${r.valLoss.toFixed(4)}, ${r.samplesPerSecond.toFixed(0)} samples/s, ${r.seconds.toFixed(1)} s`),
     });
     const m = result.model.meta;
@@ -226,6 +228,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--variant <v>', 'training recipe').choices([...CODT_VARIANTS]).default(CODT_DEFAULTS.variant))
     .option('--epochs <n>', 'maximum epochs', intArg(1, 100000), TRAIN_DEFAULTS.epochs)
     .option('--batch-size <n>', 'trajectories per batch', intArg(1, 1 << 20), TRAIN_DEFAULTS.batchSize)
+    .option('--epoch-size <n>', 'trajectories per epoch (validation, early stopping and a checkpoint after each): a bigger log is trained in slices of shuffled passes', intArg(1, 1e9), TRAIN_DEFAULTS.epochSize)
     .option('--lr <x>', 'peak learning rate (AdamW, warmup then cosine)', numArg(0, 1), TRAIN_DEFAULTS.lr)
     .option('--weight-decay <x>', 'AdamW weight decay', numArg(0, 1), 1e-4)
     .option('--grad-clip <x>', 'global gradient-norm clip', numArg(1e-6, 1e6), 1.0)

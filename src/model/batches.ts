@@ -21,6 +21,42 @@ export function epochOrder(users: number, seed: number, epoch: number): Int32Arr
   return Int32Array.from(Array.from({ length: users }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b));
 }
 
+/**
+ * The users of each epoch when an epoch is `size` users: positions [epoch·size, (epoch + 1)·size)
+ * of an endless stream of shuffled passes over all users (pass k in epochOrder(users, seed, k)),
+ * so every user is seen once per pass whatever the epoch size. size ≥ users: epoch k is pass k.
+ */
+export class EpochStream {
+  private cached: { pass: number; order: Int32Array } | null = null;
+
+  constructor(
+    readonly users: number,
+    readonly size: number,
+    readonly seed: number,
+  ) {}
+
+  /** The epoch's users, in training order ([min(size, users)]). */
+  epoch(epoch: number): Int32Array {
+    if (this.size >= this.users) return this.pass(epoch);
+    const out = new Int32Array(this.size);
+    let pos = epoch * this.size;
+    for (let filled = 0; filled < this.size; ) {
+      const pass = Math.floor(pos / this.users);
+      const at = pos - pass * this.users;
+      const take = Math.min(this.size - filled, this.users - at);
+      out.set(this.pass(pass).subarray(at, at + take), filled);
+      filled += take;
+      pos += take;
+    }
+    return out;
+  }
+
+  private pass(pass: number): Int32Array {
+    if (this.cached?.pass !== pass) this.cached = { pass, order: epochOrder(this.users, this.seed, pass) };
+    return this.cached.order;
+  }
+}
+
 export interface WeightingSpec {
   /** null: every sample weighs 1 (literal, no-constraint). */
   beta: number | null;

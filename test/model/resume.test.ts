@@ -42,6 +42,21 @@ describe('checkpoints', () => {
     });
   }
 
+  it('epochs smaller than the users resume exactly, and a checkpoint of another epoch size is refused', async () => {
+    // 360 fit users in epochs of 100 (4 batches of 32): the fourth epoch straddles the first two passes
+    const opts = { ...OPTS, trainer: 'native' as const, epochSize: 100, epochs: 5 };
+    const whole = await trainCodt(traj, opts);
+    expect(whole.history).toHaveLength(5);
+    const ckpt = tmp.file('sliced.ckpt');
+    const first = await trainCodt(traj, { ...opts, checkpoint: ckpt, stopAfterSteps: 14 });
+    expect(first.interrupted).toBe(true);
+    expect(readCheckpoint(ckpt).state.epoch).toBe(3);
+    const done = await trainCodt(traj, { ...opts, checkpoint: ckpt, resume: true });
+    expect(done.history.map((h) => h.valLoss)).toEqual(whole.history.map((h) => h.valLoss));
+    for (const [name, data] of whole.model.params) expect(maxAbsDiff(done.model.params.get(name) as Float32Array, data), name).toBeLessThan(1e-6);
+    await expect(trainCodt(traj, { ...opts, epochSize: 50, checkpoint: ckpt, resume: true })).rejects.toThrow(/epochSize: checkpoint 100, this run 50/);
+  });
+
   it('a checkpoint of one trainer is refused by the other, naming what differs', async () => {
     const ckpt = tmp.file('tfjs-run.ckpt');
     await trainCodt(traj, { ...OPTS, epochs: 1, trainer: 'tfjs', checkpoint: ckpt });

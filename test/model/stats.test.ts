@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { InteractionLog } from '../../src/data/log.js';
 import { CounterStream } from '../../src/data/rng.js';
 import { buildTrajectories } from '../../src/data/trajectories.js';
-import { epochOrder } from '../../src/model/batches.js';
+import { epochOrder, EpochStream } from '../../src/model/batches.js';
 import { computeNormalization, estimateLambdaMax, lagrangianWeight, roundMoments, targetsAt, targetTable } from '../../src/model/stats.js';
 
 /** n users, T rounds, random rewards/costs, action k costs k when bought. */
@@ -81,5 +81,15 @@ describe('training statistics', () => {
     expect([...a].sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     expect(Array.from(epochOrder(100, 1, 0))).toEqual(Array.from(a));
     expect(Array.from(epochOrder(100, 1, 1))).not.toEqual(Array.from(a));
+  });
+
+  it('epochs smaller than the users walk through whole passes in turn', () => {
+    const whole = new EpochStream(10, 10, 3);
+    for (const e of [0, 1, 5]) expect(Array.from(whole.epoch(e))).toEqual(Array.from(epochOrder(10, 3, e)));
+    // 10 users in epochs of 4: epochs 0-4 are passes 0 and 1 end to end; epoch 2 straddles them
+    const sliced = new EpochStream(10, 4, 3);
+    const walked = [0, 1, 2, 3, 4].flatMap((e) => Array.from(sliced.epoch(e)));
+    expect(walked).toEqual([...epochOrder(10, 3, 0), ...epochOrder(10, 3, 1)]);
+    expect(Array.from(sliced.epoch(7))).toEqual([...epochOrder(10, 3, 2)].slice(8).concat([...epochOrder(10, 3, 3)].slice(0, 2)));
   });
 });
