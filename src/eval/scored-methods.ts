@@ -12,7 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ArgumentError } from '../errors.js';
 import { loadOutcomeModel, saveOutcomeModel, type OutcomeModel } from '../sim/outcome.js';
 import { fitCmdp } from '../policy/cmdp.js';
-import { fitDfcl, type DfclCorrection } from '../policy/dfcl.js';
+import { fitDfcl, type DfclCorrection, type DfclOptions } from '../policy/dfcl.js';
 import { syActionMap, type ScoredArtifact } from '../policy/scored.js';
 import { solve } from '../solve/index.js';
 import { writeJsonAtomic } from './files.js';
@@ -82,16 +82,16 @@ export function cmdpMethod(fraction: number): EvalMethod<ScoredFit> {
 }
 
 /** DFCL's fine-tune as eval fits it (fitDfcl's options; in the cache key, so a change refits). */
-const DFCL_FINE_TUNE = { epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr' } as const;
+const DFCL_FINE_TUNE: DfclOptions = { epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr', gridSpends: [0.8, 0.6, 0.4, 0.2] };
 
 export const dfclMethod: EvalMethod<ScoredFit> = {
   name: 'dfcl',
   label: 'DFCL',
   role: 'baseline',
-  description: 'response model of r and c per arm (XGBoost) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept unless it lowers the held-out decision value), argmax r̃ − λ·c̃, λ searched',
+  description: 'response model of r and c per arm (XGBoost) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
   lambdaSearched: true,
   // propensities: each row's own (logged, or SY's exact) since they exist; fits of before used arm shares
-  config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, propensities: 'per row' }),
+  config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, propensities: 'per row', kept: 'if J rises' }),
   prepare: (ctx) =>
     cached(ctx, async () => {
       ctx.progress('fitting the response model and its decision-focused correction');

@@ -14,7 +14,11 @@
  *    recalibration of the predicted uplifts: 3 weights per arm and head), optionally plus every
  *    standardised non-action design column (`basis`), fitted in TypeScript by full-batch Adam
  *    ascent on DFCL's softmax-relaxed decision value (the policy-learning surrogate of their
- *    Lagrangian dual decision loss), averaged over a λ grid:
+ *    Lagrangian dual decision loss), averaged over a λ grid (by default the λs where the
+ *    start's greedy allocation of the fit rows spends 80/60/40/20% of its spend at λ = 0: the
+ *    fixed grid [0.25, 0.5, 1, 2] of before sat where SY's budgets are, but on a log whose
+ *    coupon costs 0.1 of a unit reward no λ of it gave anyone a coupon, the fine-tune learnt
+ *    "never treat" and a tie in J kept it):
  *      S(θ) = mean_λ mean_rows Σ_a σ_a(m/τ_λ) · v̂_a(λ),   m_a = r̃_a − λ·c̃_a,
  *    with v̂ the logged outcome r − λc, inverse-propensity weighted (v̂_a = [a = a_logged]·
  *    (r − λc)/p) or doubly robust (default: v̂_a = q̂_a + [a = a_logged]·(r − λc − q̂_a)/p,
@@ -26,8 +30,8 @@
  *    a's score is σ_a (v̂_a − Σ_b σ_b v̂_b)/τ.
  * 3. The decision objective J is the hard version: the IPW value per user of the allocation
  *    argmax_a r̃_a − λ·c̃_a, Σ over the user's cells of [π = logged]·(r − λc)/p, mean over the
- *    λ grid. The fine-tune runs its epochs to the regularised optimum and is kept unless it
- *    lowers J on held-out validation users of the log; `objective` reports J of the start and
+ *    λ grid. The fine-tune runs its epochs to the regularised optimum and is kept only if it
+ *    raises J on held-out validation users of the log; `objective` reports J of the start and
  *    of the kept model there. That comparison chose what was kept, so the honest one is on
  *    users neither saw (test/policy/dfcl.test.ts, bench/dfcl.ts: fresh users of the same world).
  *    Measured (bench/dfcl.ts, 8,000 training users, 3 seeds): see README. A linear basis over
@@ -44,9 +48,15 @@ import { fitOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } fr
 import { outcomeScorer, type ActionScorer } from './scored.js';
 
 export interface DfclOptions extends OutcomeParams {
-  /** The λ grid of the decision loss and objective. Default [0.25, 0.5, 1, 2]. */
+  /**
+   * The λ grid of the decision loss and objective. Default: where the two-stage start's
+   * greedy allocation of the fit rows spends the shares `gridSpends` of what it spends at λ = 0
+   * (spendGrid), so the grid covers the budgets a plan meets on any cost scale.
+   */
   lambdas?: number[];
-  /** Share of the log's users held out to judge the fine-tune (kept unless it lowers J there). Default 0.25. */
+  /** The default grid's spends, as shares of the start's spend at λ = 0. Default [0.8, 0.6, 0.4, 0.2]. */
+  gridSpends?: number[];
+  /** Share of the log's users held out to judge the fine-tune (kept only if it raises J there). Default 0.25. */
   holdout?: number;
   /** Epochs (full-batch Adam steps) of the fine-tune; 0: the two-stage model. Default 200 (converged by ~100 on SY). */
   epochs?: number;
@@ -398,15 +408,50 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
       trace.push({ epoch, surrogate: surrogate * norm, heldOut: meanOf(lastValues), correction: correctionOf(theta) });
     }
   }
-  // the regularised optimum, kept unless it lowers the held-out J (its per-user values: the fit's reported J)
+  // the regularised optimum, kept only if it raises the held-out J (its per-user values: the fit's reported J)
   const last = trace[trace.length - 1];
-  return last && last.heldOut >= start ? { correction: last.correction, epochs: last.epoch, trace, values: lastValues } : { correction: null, epochs: 0, trace, values: null };
+  return last && last.heldOut > start ? { correction: last.correction, epochs: last.epoch, trace, values: lastValues } : { correction: null, epochs: 0, trace, values: null };
 }
 
-/** Fits DFCL on a log: two-stage start, then the decision-focused fine-tune, kept unless it lowers J on held-out users. */
+/**
+ * The λs at which the greedy allocation argmax_a r − λ·c of the scored rows spends each share
+ * of `spends` of its spend at λ = 0 (bisection; spend falls as λ rises). All-free arms: [0].
+ */
+export function spendGrid(s: Pick<CellScores, 'rows' | 'K' | 'reward' | 'cost'>, spends: number[]): number[] {
+  const spendAt = (lambda: number) => {
+    let c = 0;
+    for (let r = 0; r < s.rows; r++) {
+      let best = -Infinity;
+      let arg = 0;
+      for (let a = 0; a < s.K; a++) {
+        const v = s.reward[r * s.K + a] - lambda * s.cost[r * s.K + a];
+        if (v > best) [best, arg] = [v, a];
+      }
+      c += s.cost[r * s.K + arg];
+    }
+    return c;
+  };
+  const full = spendAt(0);
+  if (!(full > 0)) return [0];
+  return spends.map((share) => {
+    const target = share * full;
+    let lo = 0;
+    let hi = 1;
+    while (spendAt(hi) > target && hi < 1e12) [lo, hi] = [hi, 2 * hi];
+    for (let i = 0; i < 40 && hi - lo > 1e-6 * hi; i++) {
+      const mid = (lo + hi) / 2;
+      if (spendAt(mid) > target) lo = mid;
+      else hi = mid;
+    }
+    return hi;
+  });
+}
+
+/** Fits DFCL on a log: two-stage start, then the decision-focused fine-tune, kept only if it raises J on held-out users. */
 export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): Promise<DfclFit> {
-  const { lambdas = [0.25, 0.5, 1, 2], holdout = 0.25, epochs = 200, learningRate = 0.01, l2 = 0.1, temperature = 0.2, estimator = 'dr', checkEvery = 50, basis = 'uplift', ...params } = options;
-  if (!lambdas.length || lambdas.some((l) => !(l >= 0) || !Number.isFinite(l))) throw new ArgumentError('lambdas', 'must be finite values ≥ 0');
+  const { lambdas: givenLambdas, gridSpends = [0.8, 0.6, 0.4, 0.2], holdout = 0.25, epochs = 200, learningRate = 0.01, l2 = 0.1, temperature = 0.2, estimator = 'dr', checkEvery = 50, basis = 'uplift', ...params } = options;
+  if (givenLambdas && (!givenLambdas.length || givenLambdas.some((l) => !(l >= 0) || !Number.isFinite(l)))) throw new ArgumentError('lambdas', 'must be finite values ≥ 0');
+  if (!gridSpends.length || gridSpends.some((f) => !(f > 0 && f < 1))) throw new ArgumentError('gridSpends', 'must be shares in (0, 1)');
   if (!(holdout > 0 && holdout < 1)) throw new ArgumentError('holdout', `must be in (0, 1), got ${holdout}`);
   if (!Number.isInteger(epochs) || epochs < 0) throw new ArgumentError('epochs', `must be an integer ≥ 0, got ${epochs}`);
   if (!(learningRate > 0) || !Number.isFinite(learningRate)) throw new ArgumentError('learningRate', `must be > 0, got ${learningRate}`);
@@ -427,6 +472,7 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     const base = outcomeScorer(model);
     const fitScores = await cellScores(base, fitSet, params.threads);
     const valScores = await cellScores(base, valSet, params.threads);
+    const lambdas = givenLambdas ?? spendGrid(fitScores, gridSpends);
     const p = rowPropensities(fitScores, fitSet);
     const pVal = rowPropensities(valScores, valSet, fitSet);
     const startValues = hardValues(valScores, valSet, lambdas, pVal);

@@ -7,14 +7,16 @@
  * from the default start: on this seed the paired gain is +0.15 ± 0.24 SE per user (J ≈ 86), inside
  * the noise, and with 8,000 training users bench/dfcl.ts measured no gain; the test prints it. What
  * it holds there is the computation and the keep rule: the fine-tune is kept only when its
- * validation J did not fall. From a start too weak to represent the uplift, it asserts the gain.
+ * validation J rose. From a start too weak to represent the uplift, it asserts the gain.
  */
 import { describe, expect, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { resolveSyConfig } from '../../src/data/synth.js';
 import { buildTrajectories, selectUsers, type Trajectories } from '../../src/data/trajectories.js';
 import { generateSy } from '../../src/native/index.js';
-import { fitDfcl, type DfclCorrection } from '../../src/policy/dfcl.js';
+import { fitDfcl, spendGrid, type DfclCorrection } from '../../src/policy/dfcl.js';
+import type { InteractionLog } from '../../src/data/log.js';
+import { CounterStream } from '../../src/data/rng.js';
 import { outcomeScorer, type ActionScorer } from '../../src/policy/scored.js';
 import { buildFeatures } from '../../src/sim/features.js';
 import { validationUsers } from '../../src/sim/outcome.js';
@@ -112,6 +114,62 @@ describe('DFCL: the decision-focused fine-tune', () => {
       expect(mean(d)).toBeGreaterThan(5 * se);
     } finally {
       fit.release();
+    }
+  });
+
+  it('its λ grid: where the greedy allocation spends 80/60/40/20% of its spend at λ = 0 (closed form)', () => {
+    // 10 rows, arm 1 earns u = 1..10 over the free control and costs 1: at λ it is given where u > λ
+    const K = 2;
+    const reward = Float64Array.from({ length: 20 }, (_, i) => (i % 2 ? (i + 1) / 2 : 0));
+    const cost = Float64Array.from({ length: 20 }, (_, i) => i % 2);
+    const grid = spendGrid({ rows: 10, K, reward, cost }, [0.8, 0.6, 0.4, 0.2]);
+    [2, 4, 6, 8].forEach((lambda, i) => expect(grid[i]).toBeCloseTo(lambda, 5));
+    expect(spendGrid({ rows: 10, K, reward, cost: new Float64Array(20) }, [0.5])).toEqual([0]);
+  });
+
+  it('on a log whose coupon costs a tenth of a unit reward, the grid sits where decisions change and the plan at λ = 0 still treats', async () => {
+    // one round: treating earns +0.02 where x > 0 and −0.01 elsewhere, and costs 0.1, so every
+    // decision changes below λ = 0.2 (a grid of [0.25, 0.5, 1, 2] there taught "never treat")
+    const n = 4000;
+    const s = new CounterStream(11, 0, 0, 7);
+    const x = Float64Array.from({ length: n }, () => s.normal());
+    const actions = Int32Array.from({ length: n }, () => (s.uniform() < 0.5 ? 1 : 0));
+    const log: InteractionLog = {
+      source: 'cheap-coupon',
+      rows: n,
+      userIndex: Int32Array.from({ length: n }, (_, i) => i),
+      roundIndex: new Int32Array(n),
+      userIds: Array.from({ length: n }, (_, i) => String(i)),
+      stateNames: ['x'],
+      states: x,
+      actionEncodings: [{ column: 'treatment', values: [0, 1], control: 0 }],
+      actions,
+      cost: Float64Array.from(actions, (a) => 0.1 * a),
+      reward: Float64Array.from(actions, (a, i) => 0.1 + a * (x[i] > 0 ? 0.02 : -0.01) + 0.01 * s.normal()),
+      categorical: [],
+      propensity: new Float64Array(n).fill(0.5),
+    };
+    const train = buildTrajectories(log);
+    const fit = await fitDfcl(train, { seed: 1, rounds: 60 });
+    try {
+      expect(Math.max(...fit.lambdas)).toBeLessThan(0.2);
+      const m = buildFeatures(train, fit.scorer.layout);
+      const sc = await fit.scorer.score(m.x);
+      let right = 0;
+      for (let r = 0; r < m.rows; r++) if ((sc.reward[r * 2 + 1] > sc.reward[r * 2]) === (x[m.cells[r]] > 0)) right++;
+      console.log(`DFCL on a cheap-coupon log: λ grid ${fit.lambdas.map((l) => l.toFixed(4)).join(', ')}, kept ${fit.objective.kept}, λ = 0 treats where x > 0 on ${((100 * right) / m.rows).toFixed(1)}% of users`);
+      expect(right / m.rows).toBeGreaterThan(0.95);
+    } finally {
+      fit.release();
+    }
+    // on the old fixed grid no decision changes, so J cannot rise: the start is kept (a tie kept the fine-tune before)
+    const fixed = await fitDfcl(train, { seed: 1, rounds: 60, lambdas: [0.25, 0.5, 1, 2] });
+    try {
+      expect(fixed.objective.after).toBe(fixed.objective.before);
+      expect(fixed.objective.kept).toBe('two-stage');
+      expect(fixed.correction).toBeNull();
+    } finally {
+      fixed.release();
     }
   });
 
