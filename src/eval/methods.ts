@@ -13,9 +13,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { ArgumentError, SacoError } from '../errors.js';
 import type { SyConfig } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
-import type { CodtVariant } from '../model/config.js';
+import { CODT_DEFAULTS, type CodtVariant } from '../model/config.js';
 import { readOnnx, writeOnnx } from '../model/onnx.js';
-import type { TrainOptions } from '../model/train.js';
+import { LAMBDA_MARGIN, TRAIN_DEFAULTS, type TrainOptions } from '../model/train.js';
+import { EXPECTED_OUTCOME_MODEL } from '../policy/train.js';
 import { loadNativeModel, type NativeModel } from '../native/index.js';
 import { solve, type EnvChoice, type SolveOptions, type SolveResult } from '../solve/index.js';
 import { chooseKeep, envArm, envControl } from './fixed-arm.js';
@@ -239,6 +240,9 @@ interface FitRecord {
   variant: string;
 }
 
+/** What a CODT method's training takes from the library's defaults (part of its cache key). */
+const CODT_RECIPE_DEFAULTS = { train: TRAIN_DEFAULTS, model: CODT_DEFAULTS, lambdaMargin: LAMBDA_MARGIN, outcome: EXPECTED_OUTCOME_MODEL };
+
 /** A CODT method: `variant` (undefined: the library's default recipe) trained with `trainCodt` from saco's main entry. */
 export function codtMethod(spec: { name: string; label: string; role: MethodRole; description: string; variant?: CodtVariant; training?: Partial<TrainOptions> }): EvalMethod<NativeModel> {
   return {
@@ -247,7 +251,8 @@ export function codtMethod(spec: { name: string; label: string; role: MethodRole
     role: spec.role,
     description: spec.description,
     lambdaSearched: true,
-    config: (settings) => ({ variant: spec.variant ?? 'default', ...spec.training, ...settings.training }),
+    // the library's defaults too, so a model cached by an older saco with other defaults is trained again
+    config: (settings) => ({ variant: spec.variant ?? 'default', ...spec.training, ...settings.training, defaults: CODT_RECIPE_DEFAULTS }),
     async prepare(ctx) {
       const file = ctx.cache.file('model.onnx');
       const fitFile = ctx.cache.file('fit.json');
