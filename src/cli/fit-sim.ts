@@ -81,8 +81,12 @@ async function runFitSim(fileArgs: { schema?: string }, o: FitSimOpts, cmd: Comm
         `fitted ${h.fit.arms === 'per-arm' ? `${heads.length} outcome models (one per action)` : 'one pooled outcome model'} on ${fmt(h.fit.users, 8)} users x ${h.layout.rounds} rounds (${fmt(h.fit.rows, 9)} rows) in ${fmt(h.fit.seconds, 3)} s`,
         `state: dynamic ${doc.dynamic.join(', ') || '(none)'}; clock ${doc.clock.join(', ') || '(none)'}; static ${doc.static.length} feature(s); control ${doc.control.join(', ')}`,
         `amount noise (y/ŷ, 5/50/95%): reward ${doc.rewardNoise ? `${fmt(doc.rewardNoise.p5, 3)}/${fmt(doc.rewardNoise.p50, 3)}/${fmt(doc.rewardNoise.p95, 3)}` : 'none (mean)'}, cost ${doc.costNoise ? `${fmt(doc.costNoise.p5, 3)}/${fmt(doc.costNoise.p50, 3)}/${fmt(doc.costNoise.p95, 3)}` : 'none (mean)'}`,
-        'history features in use (share of each head\'s total gain):',
-        ...table(['head', 'history share', 'top history features'], importance.map((x) => [x.head, `${(100 * x.share).toFixed(1)}%`, x.top.map((f) => f.feature).join(', ')]), '  '),
+        ...(h.layout.rounds > 1
+          ? [
+              'history features in use (share of each head\'s total gain):',
+              ...table(['head', 'history share', 'top history features'], importance.map((x) => [x.head, `${(100 * x.share).toFixed(1)}%`, x.top.map((f) => f.feature).join(', ')]), '  '),
+            ]
+          : ['one round per user: no history to learn from']),
         `wrote ${o.out}; ${fmt(seconds, 3)} s in all`,
       ]);
     } finally {
