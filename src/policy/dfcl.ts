@@ -45,7 +45,7 @@ import type { Trajectories } from '../data/trajectories.js';
 import { selectUsers } from '../data/trajectories.js';
 import { buildFeatures, featureLayout, loggedJointActions, loggingPropensities } from '../sim/features.js';
 import { fitOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from '../sim/outcome.js';
-import { outcomeScorer, type ActionScorer } from './scored.js';
+import { greedyActions, outcomeScorer, type ActionScorer } from './scored.js';
 
 export interface DfclOptions extends OutcomeParams {
   /**
@@ -202,14 +202,9 @@ function rowPropensities(s: Pick<CellScores, 'cells'>, traj: Trajectories, share
 function hardValues(s: CellScores, traj: Trajectories, lambdas: number[], p: Float64Array): Float64Array {
   const out = new Float64Array(traj.users);
   for (const lambda of lambdas) {
+    const arms = greedyActions(s.reward, s.cost, s.K, lambda);
     for (let r = 0; r < s.rows; r++) {
-      let best = -Infinity;
-      let arg = 0;
-      for (let a = 0; a < s.K; a++) {
-        const v = s.reward[r * s.K + a] - lambda * s.cost[r * s.K + a];
-        if (v > best) [best, arg] = [v, a];
-      }
-      if (arg !== s.logged[r]) continue;
+      if (arms[r] !== s.logged[r]) continue;
       const c = s.cells[r];
       out[Math.floor(c / traj.rounds)] += (traj.rewards[c] - lambda * traj.costs[c]) / p[r] / lambdas.length;
     }
@@ -418,19 +413,7 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
  * of `spends` of its spend at λ = 0 (bisection; spend falls as λ rises). All-free arms: [0].
  */
 export function spendGrid(s: Pick<CellScores, 'rows' | 'K' | 'reward' | 'cost'>, spends: number[]): number[] {
-  const spendAt = (lambda: number) => {
-    let c = 0;
-    for (let r = 0; r < s.rows; r++) {
-      let best = -Infinity;
-      let arg = 0;
-      for (let a = 0; a < s.K; a++) {
-        const v = s.reward[r * s.K + a] - lambda * s.cost[r * s.K + a];
-        if (v > best) [best, arg] = [v, a];
-      }
-      c += s.cost[r * s.K + arg];
-    }
-    return c;
-  };
+  const spendAt = (lambda: number) => greedyActions(s.reward, s.cost, s.K, lambda).reduce((c, arm, r) => c + s.cost[r * s.K + arm], 0);
   const full = spendAt(0);
   if (!(full > 0)) return [0];
   return spends.map((share) => {
