@@ -167,6 +167,12 @@ function sameLabel(a: number | string, b: number | string): boolean {
   return typeof a === 'number' || typeof b === 'number' ? Number(a) === Number(b) : a === b;
 }
 
+/** The cost a schema's `perAction` states for an action value (keys are text: "1" prices the number 1), or null. */
+export function statedCost(perAction: Record<string, number>, value: number | string): number | null {
+  const key = Object.keys(perAction).find((k) => sameLabel(value, typeof value === 'number' && k.trim() !== '' && Number.isFinite(Number(k)) ? Number(k) : k));
+  return key === undefined ? null : perAction[key];
+}
+
 /**
  * The no-treatment index of every action dimension: as the schema names it, else the one value
  * (combination, for bundles) that never costs anything in the log (the rows of the table
@@ -350,10 +356,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
       const dim = roles.cost.dimension ?? 0;
       const enc = actionEncodings[dim];
       const per = roles.cost.perAction;
-      const costs = enc.values.map((v) => {
-        const key = Object.keys(per).find((k) => sameLabel(v, typeof v === 'number' && k.trim() !== '' && Number.isFinite(Number(k)) ? Number(k) : k));
-        return key === undefined ? null : per[key];
-      });
+      const costs = enc.values.map((v) => statedCost(per, v));
       const priced = enc.values.filter((_, k) => costs[k] !== null);
       checks.push({
         code: 'DATA_UNKNOWN_ACTION',

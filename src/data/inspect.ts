@@ -6,10 +6,13 @@
  */
 import path from 'node:path';
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
-import { calendarRounds, calendarSpec, looksNumeric, numericExpr, timeExpression } from './ingest.js';
+import { calendarRounds, calendarSpec, looksNumeric, numericExpr, statedCost, timeExpression } from './ingest.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable } from './raw.js';
 import { DEFAULT_SCHEMA, MAX_ABS_VALUE, MIN_PROPENSITY, resolveRoles, type DataSchema } from './schema.js';
+
+/** An action value read back as text: a number where it is one ("1.0" is the value 1). */
+const asLabel = (v: string): number | string => (v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v);
 
 export interface InspectOptions {
   /** Read the path as a pattern and every file it matches (see IngestOptions.glob). */
@@ -145,14 +148,13 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     const costExpr = typeof roles.cost === 'string' ? numericExpr(roles.cost, typeOf(roles.cost)) : null;
     const actions = [];
     // a cost stated per action value: its mean is the stated cost
-    const stated = typeof roles.cost === 'object' ? roles.cost : null;
     for (const [j, a] of roles.actions.entries()) {
-      const statedCost = stated && (stated.dimension ?? 0) === j ? stated.perAction : null;
+      const stated = typeof roles.cost === 'object' && (roles.cost.dimension ?? 0) === j ? roles.cost.perAction : null;
       const mix = await queryRows(conn, `SELECT CAST(${q(a.column)} AS VARCHAR) AS v, count(*) AS n, avg(CASE WHEN ${usable(rewardExpr)} THEN ${rewardExpr} END) AS r,
           ${costExpr ? `avg(CASE WHEN ${usable(costExpr)} THEN ${costExpr} END)` : 'NULL'} AS c FROM raw GROUP BY v ORDER BY TRY_CAST(v AS DOUBLE) NULLS LAST, v`);
       actions.push({
         column: a.column,
-        mix: mix.map((m) => ({ value: m.v === null ? '(missing)' : String(m.v), rows: Number(m.n), share: Number(m.n) / rowsRead, meanReward: Number(m.r), meanCost: m.c !== null ? Number(m.c) : statedCost && m.v !== null && String(m.v) in statedCost ? statedCost[String(m.v)] : NaN })),
+        mix: mix.map((m) => ({ value: m.v === null ? '(missing)' : String(m.v), rows: Number(m.n), share: Number(m.n) / rowsRead, meanReward: Number(m.r), meanCost: m.c !== null ? Number(m.c) : stated && m.v !== null ? (statedCost(stated, asLabel(String(m.v))) ?? NaN) : NaN })),
       });
     }
     const negativeCost = costExpr ? Number((await queryRows(conn, `SELECT count(*) FILTER (WHERE ${costExpr} < 0) AS n FROM raw`))[0].n) : 0;
