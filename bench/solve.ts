@@ -92,7 +92,6 @@ export interface ServingHistory {
   costs: number[];
 }
 
-/** Five rounds of history for each of `users` served users (distinct states), around `state`. */
 /** `body` with the decision cache of every model off (a cold decision), restored after it whatever happens. */
 export async function withoutDecisionCache<T>(models: NativeModel[], body: () => Promise<T>): Promise<T> {
   const capacities = models.map((h) => nativeDecisionCache(h).capacity);
@@ -104,6 +103,7 @@ export async function withoutDecisionCache<T>(models: NativeModel[], body: () =>
   }
 }
 
+/** Five rounds of history for each of `users` served users (distinct states), around `state`. */
 export function servingHistories(c: CodtConfig, state: Float32Array, users: number): ServingHistory[] {
   return Array.from({ length: users }, (_, u) => ({
     states: Array.from({ length: 5 }, (_, t) => Array.from(state, (v, j) => v + 0.05 * t * (j % 3) + 0.01 * ((u * 7 + j) % 13))),

@@ -137,10 +137,10 @@ export class Ui {
   }
 }
 
-/** A text progress bar, e.g. [#####-----]. */
 /** Seconds as "42 s", "3.5 min" or "1.2 h". */
 export const duration = (s: number): string => (s < 90 ? `${s.toFixed(0)} s` : s < 5400 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
 
+/** A text progress bar, e.g. [#####-----]. */
 export function bar(fraction: number, width = 24): string {
   const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;

@@ -88,7 +88,7 @@ export const dfclMethod: EvalMethod<ScoredFit> = {
   name: 'dfcl',
   label: 'DFCL',
   role: 'baseline',
-  description: 'response model of r and c per arm (XGBoost) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
+  description: 'one pooled response model of r and c (XGBoost over state, action one-hot and history) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
   lambdaSearched: true,
   // propensities: each row's own (logged, or SY's exact) since they exist; fits of before used arm shares
   config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, propensities: 'per row', kept: 'if J rises' }),

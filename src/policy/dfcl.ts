@@ -1,6 +1,7 @@
 /**
  * The DFCL baseline (after Zhou et al., KDD 2024, decision-focused causal learning): a response
- * model of reward and cost per arm, fine-tuned with a decision loss on logged outcomes (doubly
+ * model of reward and cost for every arm (one pooled booster, the action a feature: not a model
+ * per arm, so a weak uplift among many features can go unseen; README), fine-tuned with a decision loss on logged outcomes (doubly
  * robust by default, or inverse-propensity weighted), then the allocation argmax_a r̂ − λ·ĉ with λ searched
  * (src/policy/scored.ts).
  *
