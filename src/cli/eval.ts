@@ -1,6 +1,5 @@
 /** `saco eval`: SACO against the baselines (paper Table 1, Fig. 4, Fig. 5): report.json, report.md and charts. */
 import { Command, InvalidArgumentError } from 'commander';
-import { ArgumentError } from '../errors.js';
 import { DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
 import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
 import { offPolicyRow } from '../eval/report.js';
@@ -35,13 +34,6 @@ function budgetsArg(value: string): string[] {
   return list;
 }
 
-/** The schema of a log given by --schema and/or the column flags; flags beside an SY preset are an error. */
-function columnSchema(o: EvalOpts): EvalOpts['schema'] | ReturnType<typeof schemaFrom> {
-  if (!hasColumnFlags(o)) return o.schema;
-  if (DATA_PRESET_NAMES.includes(o.data)) throw new ArgumentError('--data', `"${o.data}" is an SY preset; the column flags (--action-cols, --reward-col, …) read a log file`, 'ARGUMENT_CONFLICT');
-  return schemaFrom(o.schema, o);
-}
-
 function progressLine(p: EvalProgress): string {
   const what = [p.phase === 'fit' ? 'training' : p.phase === 'run' ? 'running' : p.phase === 'data' ? 'data' : p.phase, p.method, p.budget, p.seed !== undefined ? `seed ${p.seed}` : undefined].filter(Boolean).join(' ');
   const eta = p.etaSeconds === null ? 'ETA –' : `ETA ${duration(p.etaSeconds)}`;
@@ -54,7 +46,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     ui.phase('saco eval');
     const result = await evaluate({
       data: o.data,
-      schema: columnSchema(o),
+      schema: hasColumnFlags(o) ? schemaFrom(o.schema, o) : o.schema,
       methods: o.methods,
       budgets: o.budgets,
       seeds: o.seeds,

@@ -264,6 +264,9 @@ function resolvePlan(o: EvaluateOptions): Plan {
 
 /** A log named by `data` with its schema: checked to exist (the schema is read and checked against the log later, before any fit). */
 function logSource(file: string, o: EvaluateOptions): LogSource {
+  if (!existsSync(file) && DATA_PRESET_NAMES.includes(file)) {
+    throw new ArgumentError('schema', `"${file}" is an SY preset, which needs no schema; a schema (--schema or the column flags) reads a log file`, 'ARGUMENT_CONFLICT');
+  }
   if (!existsSync(file) || !statSync(file).isFile()) throw new ArgumentError('data', `unknown data "${file}": neither an SY preset (${DATA_PRESET_NAMES.join(', ')}) nor a log file`);
   if (o.schema === undefined) throw new ArgumentError('schema', `${file} is a log: name the schema that reads it (--schema schema.json, or the column flags: --action-cols, --reward-col, …)`);
   const schema = typeof o.schema === 'string' ? loadSchemaFile(o.schema) : o.schema;

@@ -115,7 +115,7 @@ describe('saco CLI', () => {
     expect(r.code, r.stderr).toBe(0);
     const mix = (JSON.parse(r.stdout) as { actions: Array<{ mix: Array<{ value: string; rows: number; meanReward: number; meanCost: number }> }> }).actions[0].mix;
     expect(mix.map((m) => [m.value, m.rows, m.meanReward, m.meanCost])).toEqual([['No', 6, 10 / 6, 0], ['Yes', 6, 30 / 6, 0.15]]);
-    expectUserError(saco('eval', '--data', 'sy', '--action-cols', 'Promotion', '--out', tmp.file('eval-x')), /"sy" is an SY preset; the column flags/);
+    expectUserError(saco('eval', '--data', 'sy', '--action-cols', 'Promotion', '--out', tmp.file('eval-x')), /"sy" is an SY preset, which needs no schema/);
     // a float action column ("1.0") is priced by the key "1", as ingestion prices it
     const floats = tmp.file('rct-float.csv', 'ID,V1,treat,purchase\n1,2,1.0,1\n2,3,0.0,0\n3,1,1.0,0\n');
     const f = saco('data', 'inspect', '--data', floats, '--user-col', 'ID', '--time-col', 'none', '--action-cols', 'treat', '--cost-per-action', '0=0,1=0.15', '--reward-col', 'purchase', '--json');
