@@ -140,22 +140,30 @@ export function withInputOptions(cmd: Command, dataRequired: 'mandatory' | strin
 
 /** The flags that name a log's columns by role (on top of, or instead of, a schema file). */
 export function withColumnFlags(cmd: Command): Command {
-  return cmd
-    .option('--user-col <name>', "user id column (several: a,b; 'none': every row its own user)")
-    .option('--time-col <name>', "time column ('none': file order)")
-    .option('--state-cols <list>', 'state feature columns (default: every other column)', listArg)
-    .option('--categorical <list>', 'state columns holding categories (one-hot)', listArg)
-    .option('--action-cols <list>', 'action column(s), one per action dimension', listArg)
-    .option('--cost-col <name>', 'cost column')
-    .option('--cost-per-action <list>', 'a log without a cost column: the cost of each value of the (first) action column, e.g. No=0,Yes=0.15', costPerActionArg)
-    .option('--cost-sql <expr>', 'cost computed by DuckDB from the log\'s columns, e.g. "0.1 * coupons_sent" (may use reward)')
-    .option('--reward-col <name>', 'reward column')
-    .option('--reward-sql <expr>', 'reward computed by DuckDB from the log\'s columns, e.g. "10 * purchase"')
-    .option('--propensity-col <name>', "the logging policy's probability of the logged action, in (0, 1] (default: none; the log's action shares stand in)")
-    .option('--exclude <list>', 'columns never used as states', listArg);
+  for (const option of columnOptions()) cmd.addOption(option);
+  return cmd;
 }
 
-const COLUMN_FLAGS: Array<keyof InputOpts> = ['userCol', 'timeCol', 'stateCols', 'categorical', 'actionCols', 'costCol', 'costPerAction', 'costSql', 'rewardCol', 'rewardSql', 'propensityCol', 'exclude'];
+// The column flags, built fresh for each command (an Option belongs to one command).
+function columnOptions(): Option[] {
+  const list = (flags: string, help: string) => new Option(flags, help).argParser(listArg);
+  return [
+    new Option('--user-col <name>', "user id column (several: a,b; 'none': every row its own user)"),
+    new Option('--time-col <name>', "time column ('none': file order)"),
+    list('--state-cols <list>', 'state feature columns (default: every other column)'),
+    list('--categorical <list>', 'state columns holding categories (one-hot)'),
+    list('--action-cols <list>', 'action column(s), one per action dimension'),
+    new Option('--cost-col <name>', 'cost column'),
+    new Option('--cost-per-action <list>', 'a log without a cost column: the cost of each value of the (first) action column, e.g. No=0,Yes=0.15').argParser(costPerActionArg),
+    new Option('--cost-sql <expr>', 'cost computed by DuckDB from the log\'s columns, e.g. "0.1 * coupons_sent" (may name the reward "reward" when it is --reward-sql)'),
+    new Option('--reward-col <name>', 'reward column'),
+    new Option('--reward-sql <expr>', 'reward computed by DuckDB from the log\'s columns, e.g. "10 * purchase"'),
+    new Option('--propensity-col <name>', "the logging policy's probability of the logged action, in (0, 1] (default: none; the log's action shares stand in)"),
+    list('--exclude <list>', 'columns never used as states'),
+  ];
+}
+
+const COLUMN_FLAGS = columnOptions().map((o) => o.attributeName() as keyof InputOpts);
 
 /** Whether any column flag was given. */
 export function hasColumnFlags(o: InputOpts): boolean {
