@@ -82,7 +82,14 @@ export function cmdpMethod(fraction: number): EvalMethod<ScoredFit> {
 }
 
 /** DFCL's fine-tune as eval fits it (fitDfcl's options; in the cache key, so a change refits). */
-const DFCL_FINE_TUNE: DfclOptions = { epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr', gridSpends: [0.8, 0.6, 0.4, 0.2] };
+const DFCL_FINE_TUNE: DfclOptions = { epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr' };
+
+/**
+ * What fitDfcl itself does, in the cache key: 2 since each row is weighed by its own logging
+ * propensity (fits before used arm shares), the λ grid comes from the start's spend (before:
+ * [0.25, 0.5, 1, 2]) and the fine-tune is kept only if it raises J (before: unless it lowered it).
+ */
+const DFCL_VERSION = 2;
 
 export const dfclMethod: EvalMethod<ScoredFit> = {
   name: 'dfcl',
@@ -90,8 +97,7 @@ export const dfclMethod: EvalMethod<ScoredFit> = {
   role: 'baseline',
   description: 'one pooled response model of r and c (XGBoost over state, action one-hot and history) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
   lambdaSearched: true,
-  // propensities: each row's own (logged, or SY's exact) since they exist; fits of before used arm shares
-  config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, propensities: 'per row', kept: 'if J rises' }),
+  config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, version: DFCL_VERSION }),
   prepare: (ctx) =>
     cached(ctx, async () => {
       ctx.progress('fitting the response model and its decision-focused correction');

@@ -284,7 +284,16 @@ interface TuneSpec {
  * The fine-tune: Adam ascent of the relaxed decision value S(θ) − l2·|θ|², then the held-out
  * guard. Returns the kept correction (null: the start) and the trace.
  */
-function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: number; trace: DfclFit['objective']['trace']; values: Float64Array | null } {
+/** What the fine-tune kept, with the held-out per-user J of the start and of the kept model. */
+interface Tuned {
+  correction: DfclCorrection | null;
+  epochs: number;
+  trace: DfclFit['objective']['trace'];
+  startValues: Float64Array;
+  values: Float64Array;
+}
+
+function fineTune(o: TuneSpec): Tuned {
   const { fit, val, lambdas, p } = o;
   const K = fit.K;
   const P = fit.x.length / Math.max(fit.rows, 1);
@@ -340,7 +349,8 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
   };
   const meanOf = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
   const trace: DfclFit['objective']['trace'] = [];
-  const start = meanOf(heldOut(theta));
+  const startValues = heldOut(theta);
+  const start = meanOf(startValues);
   let lastValues: Float64Array | null = null;
   const beta1 = 0.9;
   const beta2 = 0.999;
@@ -406,7 +416,7 @@ function fineTune(o: TuneSpec): { correction: DfclCorrection | null; epochs: num
   }
   // the regularised optimum, kept only if it raises the held-out J (its per-user values: the fit's reported J)
   const last = trace[trace.length - 1];
-  return last && last.heldOut > start ? { correction: last.correction, epochs: last.epoch, trace, values: lastValues } : { correction: null, epochs: 0, trace, values: null };
+  return last && lastValues && last.heldOut > start ? { correction: last.correction, epochs: last.epoch, trace, startValues, values: lastValues } : { correction: null, epochs: 0, trace, startValues, values: startValues };
 }
 
 /**
@@ -459,7 +469,6 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     const lambdas = givenLambdas ?? spendGrid(fitScores, gridSpends);
     const p = rowPropensities(fitScores, fitSet);
     const pVal = rowPropensities(valScores, valSet, fitSet);
-    const startValues = hardValues(valScores, valSet, lambdas, pVal);
     const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / Math.max(v.length, 1);
     // φ: every column but the action one-hot (state, round, history)
     const actionEnd = layout.offsets.action + layout.actionSizes.reduce((a, b) => a + b, 0);
@@ -468,7 +477,7 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     const fixedCost = Array.from({ length: base.K }, (_, a) => a === controlIndex && model.controlCostsNothing);
     const tuned = fineTune({ fit: fitScores, fitTraj: fitSet, val: valScores, valTraj: valSet, lambdas, p, pVal, fixedCost, columns, uplift: basis !== 'linear', control: controlIndex, epochs, learningRate, l2, temperature, estimator, checkEvery });
     const scorer = dfclScorer(model, tuned.correction);
-    const afterValues = tuned.values ?? startValues;
+    const { startValues, values: afterValues } = tuned;
     return {
       model,
       correction: tuned.correction,

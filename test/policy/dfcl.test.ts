@@ -165,7 +165,6 @@ describe('DFCL: the decision-focused fine-tune', () => {
     // on the old fixed grid no decision changes, so J cannot rise: the start is kept (a tie kept the fine-tune before)
     const fixed = await fitDfcl(train, { seed: 1, rounds: 60, lambdas: [0.25, 0.5, 1, 2] });
     try {
-      expect(fixed.objective.after).toBe(fixed.objective.before);
       expect(fixed.objective.kept).toBe('two-stage');
       expect(fixed.correction).toBeNull();
     } finally {
