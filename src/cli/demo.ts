@@ -36,7 +36,7 @@ async function runDemo(o: DemoOpts): Promise<void> {
     const log = await generateSy({ users: o.users, rounds: o.rounds, seed: o.seed });
     const tGen = performance.now() - t0;
     ui.phase(`writing ${dataFile}`);
-    await writeLog(syLogToInteractionLog(log), dataFile);
+    await writeLog(syLogToInteractionLog(log, { propensities: false }), dataFile);
     ui.info(`1. synthesised SY: ${o.users} users x ${o.rounds} rounds in ${fmt(tGen, 3)} ms (native), wrote ${dataFile}`);
     const t1 = performance.now();
     ui.phase(`reading ${dataFile}`);

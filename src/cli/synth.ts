@@ -50,7 +50,7 @@ async function runSynth(o: SynthOpts): Promise<void> {
     const log: SyLog = o.engine === 'ts' ? generateSyReference(sy) : await generateSy(sy);
     const tGen = performance.now() - t0;
     ui.phase(`writing ${o.out}`, `${o.users * o.rounds} rows`);
-    const rows = await writeLog(syLogToInteractionLog(log), o.out);
+    const rows = await writeLog(syLogToInteractionLog(log, { propensities: false }), o.out);
     const tAll = performance.now() - t0;
     ui.done();
     let purchases = 0;

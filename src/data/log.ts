@@ -57,8 +57,12 @@ export interface InteractionLog {
   propensity?: Float64Array;
 }
 
-/** Views an SY log as an interaction log (no copies of its arrays), with the logger's propensities SY knows (computed: one array of rows). */
-export function syLogToInteractionLog(log: SyLog): InteractionLog {
+/**
+ * Views an SY log as an interaction log (its arrays, not copies), with the logger's
+ * propensities SY knows (computed: one array of rows; `propensities: false` leaves them out
+ * where nothing reads them, e.g. a log written to a file, which does not hold them).
+ */
+export function syLogToInteractionLog(log: SyLog, options: { propensities?: boolean } = {}): InteractionLog {
   const { users, rounds } = log.config;
   const rows = users * rounds;
   const userIndex = new Int32Array(rows);
@@ -83,6 +87,6 @@ export function syLogToInteractionLog(log: SyLog): InteractionLog {
     cost: log.cost,
     reward: log.reward,
     categorical: [],
-    propensity: syLoggingPropensities(log),
+    ...(options.propensities === false ? {} : { propensity: syLoggingPropensities(log) }),
   };
 }
