@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
 import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
-import { offPolicyRow } from '../eval/report.js';
+import { offPolicyMethods, offPolicyRow } from '../eval/report.js';
 import { examples, fmt, hasColumnFlags, intArg, listArg, schemaFrom, table, withColumnFlags, withOutputFlags, type InputOpts } from './common.js';
 import { Ui, bar, duration } from './ui.js';
 
@@ -98,7 +98,7 @@ async function runEval(o: EvalOpts): Promise<void> {
         lines.push(`${saco.label} BARate in [0.98, 1.0] at ${ba.filter((g) => g.ok).length}/${ba.length} budgets`);
       }
       if (rep.offPolicy.length) {
-        const checked = rep.methods.filter((m) => rep.offPolicy.some((x) => x.method === m.name));
+        const checked = offPolicyMethods(rep);
         lines.push('', `off-policy check on the logged outcomes (no simulator): round-0 revenue per test user, IPS ± SE (propensities: ${rep.offPolicy[0].source}; see report.md):`);
         lines.push(
           ...table(

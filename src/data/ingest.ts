@@ -167,6 +167,11 @@ function sameLabel(a: number | string, b: number | string): boolean {
   return typeof a === 'number' || typeof b === 'number' ? Number(a) === Number(b) : a === b;
 }
 
+/** SQL: whether a (finite) logging propensity is usable, in [MIN_PROPENSITY, 1]; ingestion refuses others, inspect counts them. */
+export function propensityInRange(expr: string): string {
+  return `(${expr} >= ${MIN_PROPENSITY} AND ${expr} <= 1)`;
+}
+
 /** The cost a schema's `perAction` states for an action value (keys are text: "1" prices the number 1), or null. */
 export function statedCost(perAction: Record<string, number>, value: number | string): number | null {
   const key = Object.keys(perAction).find((k) => sameLabel(value, typeof value === 'number' && k.trim() !== '' && Number.isFinite(Number(k)) ? Number(k) : k));
@@ -373,7 +378,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
     const propensityExpr = propensity === undefined ? undefined : numericExpr(propensity, typeOf(propensity));
     if (propensity !== undefined && propensityExpr !== undefined) {
       numeric(propensity, propensityExpr);
-      checks.push({ code: 'DATA_OUT_OF_RANGE', detail: `a logging propensity must be in (0, 1] (at least ${MIN_PROPENSITY}: its inverse weights an outcome)`, column: propensity, bad: `isfinite(${propensityExpr}) AND NOT (${propensityExpr} >= ${MIN_PROPENSITY} AND ${propensityExpr} <= 1)` });
+      checks.push({ code: 'DATA_OUT_OF_RANGE', detail: `a logging propensity must be in (0, 1] (at least ${MIN_PROPENSITY}: its inverse weights an outcome)`, column: propensity, bad: `isfinite(${propensityExpr}) AND NOT ${propensityInRange(propensityExpr)}` });
     }
 
     // one pass over the rows for every check

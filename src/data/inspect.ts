@@ -6,10 +6,10 @@
  */
 import path from 'node:path';
 import { quoteIdent as q, queryRows, withDuck } from './duck.js';
-import { calendarRounds, calendarSpec, looksNumeric, numericExpr, statedCost, timeExpression } from './ingest.js';
+import { calendarRounds, calendarSpec, looksNumeric, numericExpr, propensityInRange, statedCost, timeExpression } from './ingest.js';
 import { applyDerivedColumns } from './derived.js';
 import { loadRawTable } from './raw.js';
-import { DEFAULT_SCHEMA, MAX_ABS_VALUE, MIN_PROPENSITY, resolveRoles, type DataSchema } from './schema.js';
+import { DEFAULT_SCHEMA, MAX_ABS_VALUE, resolveRoles, type DataSchema } from './schema.js';
 
 /** An action value read back as text: a number where it is one ("1.0" is the value 1). */
 const asLabel = (v: string): number | string => (v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v);
@@ -101,7 +101,7 @@ export async function inspectLog(input: string | readonly string[], schema: Data
         mustBeNumeric(c, role) ? `count(*) FILTER (WHERE CASE WHEN NOT isfinite(${e}) THEN NOT ${looksNumeric(c)} ELSE false END) AS f${k}` : `0 AS f${k}`,
         // a propensity is out of range outside (0, 1], as ingestion refuses it
         mustBeNumeric(c, role)
-          ? `count(*) FILTER (WHERE CASE WHEN isfinite(${e}) THEN ${role === 'propensity' ? `NOT (${e} >= ${MIN_PROPENSITY} AND ${e} <= 1)` : `abs(${e}) > ${MAX_ABS_VALUE}`} WHEN ${e} IS NOT NULL THEN ${looksNumeric(c)} ELSE false END) AS o${k}`
+          ? `count(*) FILTER (WHERE CASE WHEN isfinite(${e}) THEN ${role === 'propensity' ? `NOT ${propensityInRange(e)}` : `abs(${e}) > ${MAX_ABS_VALUE}`} WHEN ${e} IS NOT NULL THEN ${looksNumeric(c)} ELSE false END) AS o${k}`
           : `0 AS o${k}`,
         `count(*) FILTER (WHERE ${q(c)} IS NOT NULL AND TRY_CAST(${q(c)} AS DOUBLE) IS NULL) AS x${k}`,
       ];

@@ -71,6 +71,11 @@ export interface OffPolicyRow {
   simulatorRevenuePerUser: number | null;
 }
 
+/** The methods of a report that have off-policy rows, in the report's order (report.md and the CLI list these). */
+export function offPolicyMethods(rep: Pick<EvalReport, 'methods' | 'offPolicy'>): EvalReport['methods'] {
+  return rep.methods.filter((m) => rep.offPolicy.some((r) => r.method === m.name));
+}
+
 /** The off-policy row of (method, budget) of a report, if any (report.md and the CLI read it so). */
 export function offPolicyRow(rep: Pick<EvalReport, 'offPolicy'>, method: string, budget: string): OffPolicyRow | undefined {
   return rep.offPolicy.find((x) => x.method === method && x.budget === budget);
@@ -536,7 +541,7 @@ export function renderMarkdown(rep: EvalReport): string {
           : "Propensities: the share of each action among the training users' logged round-0 decisions, right only if the log was randomised independently of the users; name the logged propensities in the schema (`propensity`) for a targeted log."),
       '',
     );
-    const methodsChecked = rep.methods.filter((m) => rep.offPolicy.some((r) => r.method === m.name));
+    const methodsChecked = offPolicyMethods(rep);
     const cell = (m: string, b: string, k: 'revenue' | 'cost') => {
       const r = offPolicyRow(rep, m, b);
       if (!r) return '–';
