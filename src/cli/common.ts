@@ -7,7 +7,7 @@ import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:
 import path from 'node:path';
 import { Command, Help, InvalidArgumentError, Option } from 'commander';
 import { ArgumentError } from '../errors.js';
-import type { IngestReport } from '../data/ingest.js';
+import { outcomeInputsNotice, type IngestReport } from '../data/ingest.js';
 import { applySchemaFlags, DEFAULT_SCHEMA, loadSchemaFile, type DataSchema, type SchemaFlags } from '../data/schema.js';
 import type { Ui } from './ui.js';
 
@@ -301,7 +301,8 @@ export function readSummary(report: Pick<IngestReport, 'skipped' | 'combinedRows
 }
 
 /** Prints the rows a read skipped and the warnings it raised, as notices. */
-export function noticeReadReport(ui: Ui, report: Pick<IngestReport, 'skipped' | 'warnings'>): void {
+export function noticeReadReport(ui: Ui, report: Pick<IngestReport, 'skipped' | 'warnings' | 'outcomeInputs'>): void {
+  if (report.outcomeInputs.length) ui.notice(outcomeInputsNotice(report.outcomeInputs));
   if (Object.keys(report.skipped).length) ui.notice(`skipped rows: ${Object.entries(report.skipped).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
   for (const warning of report.warnings) ui.notice(`warning: ${warning}`);
 }

@@ -37,7 +37,7 @@ export async function applyDerivedColumns(
   header: string[],
   types: Map<string, string>,
   logDir = '.',
-): Promise<{ schema: DataSchema; header: string[]; types: Map<string, string> }> {
+): Promise<{ schema: DataSchema; header: string[]; types: Map<string, string>; outcomeInputs: string[] }> {
   const out: DataSchema = { ...schema };
   let table: Table = { header: [...header], types };
   for (const [j, join] of (schema.join ?? []).entries()) table = await joinFile(conn, join, `join[${j}]`, table, joinPlaces(join, logDir, schema));
@@ -48,7 +48,55 @@ export async function applyDerivedColumns(
     table = await addColumn(conn, role, spec.sql, `${role}.sql`, table);
     out[role] = role;
   }
-  return { schema: out, header: table.header, types: table.types };
+  return { schema: out, header: table.header, types: table.types, outcomeInputs: await outcomeInputs(conn, schema, table.header) };
+}
+
+/**
+ * The log's columns that the reward and cost are computed from (their SQL, and through it or a
+ * reward or cost column that a schema's "columns" computes, the columns those read, to any
+ * depth): outcomes of the round, so not states by default (`--reward-sql "click + 5 *
+ * conversion"` left click and conversion as state features, and the models read the reward off them).
+ */
+async function outcomeInputs(conn: DuckDBConnection, schema: DataSchema, header: string[]): Promise<string[]> {
+  const named = new Map(Object.entries(schema.columns ?? {}).map(([name, spec]) => [name.toLowerCase(), spec.sql]));
+  const byName = new Map(header.map((h) => [h.toLowerCase(), h]));
+  const found = new Set<string>();
+  const visit = async (column: string) => {
+    const key = column.toLowerCase();
+    const real = byName.get(key);
+    if (real === undefined || found.has(real)) return;
+    found.add(real);
+    const sql = named.get(key);
+    if (sql !== undefined) for (const c of await sqlColumnRefs(conn, sql)) await visit(c);
+  };
+  for (const role of ['reward', 'cost'] as const) {
+    const spec = schema[role];
+    if (typeof spec === 'string') await visit(spec);
+    else if (isDerived(spec)) for (const c of await sqlColumnRefs(conn, spec.sql)) await visit(c);
+  }
+  // the reward and cost columns themselves play their roles
+  for (const role of ['reward', 'cost'] as const) {
+    const spec = schema[role];
+    const column = typeof spec === 'string' ? spec : isDerived(spec) ? role : undefined;
+    if (column !== undefined) found.delete(byName.get(column.toLowerCase()) ?? '');
+  }
+  return header.filter((h) => found.has(h));
+}
+
+/** The column names an SQL expression reads (DuckDB's parse tree; a qualified name by its last part). */
+export async function sqlColumnRefs(conn: DuckDBConnection, sql: string): Promise<string[]> {
+  const rows = await queryRows(conn, `SELECT json_serialize_sql(${quoteLiteral(`SELECT ${sql}`)}) AS tree`);
+  const out: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      const o = node as Record<string, unknown>;
+      if (o.class === 'COLUMN_REF' && Array.isArray(o.column_names) && o.column_names.length) out.push(String(o.column_names[o.column_names.length - 1]));
+      Object.values(o).forEach(walk);
+    }
+  };
+  walk(JSON.parse(String(rows[0]?.tree ?? '{}')));
+  return [...new Set(out)];
 }
 
 /** Where a joined file is looked up, in order: beside the log, beside the schema file, in the working directory (an absolute path: only there). */

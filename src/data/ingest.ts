@@ -73,6 +73,8 @@ export interface IngestReport {
   maxRounds: number;
   /** Columns that were read as categories because they hold text. */
   inferredCategorical: string[];
+  /** Columns the reward or cost is computed from, so left out of the default states. */
+  outcomeInputs: string[];
   /** Things that were read as asked but look unintended (e.g. near-duplicate action values). */
   warnings: string[];
   /** Calendar rounds (schema `round`): how they were cut. */
@@ -82,6 +84,10 @@ export interface IngestReport {
   /** Rows merged into another row of the same user and round (schema `combine`). */
   combinedRows: number;
 }
+
+/** Says which columns were kept out of the states because the reward or cost is computed from them (IngestReport.outcomeInputs). */
+export const outcomeInputsNotice = (columns: string[]): string =>
+  `not state features: ${columns.join(', ')} (the reward or cost is computed from them, so they hold the round's outcome; name them in --state-cols or the schema's "states" to use them anyway)`;
 
 /** At most this many calendar rounds (a model's context is far shorter). */
 export const MAX_CALENDAR_ROUNDS = 10_000;
@@ -226,7 +232,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
     progress(`reading ${typeof input === 'string' ? input : input.join(', ')}`);
     const raw = await loadRawTable(conn, input, options.glob);
     const { source, rowsRead } = raw;
-    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types, path.dirname(raw.source.files[0]));
+    const { schema: named, header, types, outcomeInputs } = await applyDerivedColumns(conn, schema, raw.header, raw.types, path.dirname(raw.source.files[0]));
     const file = source.label;
     if (options.needColumns) {
       const present = new Set(header);
@@ -235,7 +241,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
         throw new DataError('MODEL_DATA_MISMATCH', `has no column${absent.length > 1 ? 's' : ''} ${absent.map((c) => `"${c}"`).join(', ')}: ${options.needColumns.reason} (columns in the file: ${header.join(', ')})`, { file });
       }
     }
-    const roles = resolveRoles(named, header, file);
+    const roles = resolveRoles(named, header, file, outcomeInputs);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const checks: Check[] = [];
     const missing = (column: string, detail = 'missing value') => checks.push({ code: 'DATA_MISSING_VALUE', detail, column, bad: `${q(column)} IS NULL` });
@@ -559,7 +565,7 @@ export async function readLog(input: string | readonly string[], options: Ingest
     return {
       log: filled,
       report: {
-        file, files: source.files, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical, warnings,
+        file, files: source.files, rowsRead, rowsUsed: rows, skipped, users, maxRounds, inferredCategorical, outcomeInputs: roles.outcomeInputs, warnings,
         ...(calendarReport ? { calendar: calendarReport } : {}), filledRounds, combinedRows,
       },
     };

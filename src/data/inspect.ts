@@ -74,9 +74,9 @@ export async function inspectLog(input: string | readonly string[], schema: Data
   return withDuck(async (conn) => {
     const raw = await loadRawTable(conn, input, options.glob);
     const { source, rowsRead } = raw;
-    const { schema: named, header, types } = await applyDerivedColumns(conn, schema, raw.header, raw.types, path.dirname(raw.source.files[0]));
+    const { schema: named, header, types, outcomeInputs } = await applyDerivedColumns(conn, schema, raw.header, raw.types, path.dirname(raw.source.files[0]));
     const file = source.label;
-    const roles = resolveRoles(named, header, file);
+    const roles = resolveRoles(named, header, file, outcomeInputs);
     const typeOf = (c: string) => types.get(c) ?? 'VARCHAR';
     const userKey = roles.user.length === 0 ? 'CAST(__row AS VARCHAR)' : `concat_ws('|', ${roles.user.map((c) => `CAST(${q(c)} AS VARCHAR)`).join(', ')})`;
 
@@ -88,6 +88,7 @@ export async function inspectLog(input: string | readonly string[], schema: Data
     if (typeof roles.cost === 'string') roleOf.set(roles.cost, 'cost');
     roleOf.set(roles.reward, 'reward');
     if (roles.propensity !== undefined) roleOf.set(roles.propensity, 'propensity');
+    roles.outcomeInputs.forEach((c) => roleOf.set(c, 'outcome input (not a state)'));
     const mustBeNumeric = (c: string, role: string) => ['time', 'state', 'cost', 'reward', 'propensity'].includes(role) && !schema.categorical?.[c];
     // the time as ingestion reads it: a number, or a date or timestamp (text ones included)
     const time = roles.time ? await timeExpression(conn, roles.time, typeOf(roles.time)) : null;

@@ -421,6 +421,8 @@ export interface ResolvedRoles {
   reward: string;
   /** The logging propensity column, if the schema names one. */
   propensity?: string;
+  /** Columns the reward or cost is computed from, left out of the default states (applyDerivedColumns' outcomeInputs). */
+  outcomeInputs: string[];
 }
 
 // What to do when the log has no such column at all (an RCT rarely logs a cost).
@@ -430,10 +432,11 @@ const MISSING_ROLE_HINTS: Record<string, string> = {
 };
 
 /**
- * Resolves the schema against the file's header: infers actions and states where omitted,
+ * Resolves the schema against the file's header: infers actions and states where omitted (the
+ * default states leave out `outcomeInputs`, the columns the reward and cost are computed from),
  * rejects unknown columns (with a did-you-mean) and columns named twice.
  */
-export function resolveRoles(schema: DataSchema, header: string[], file: string): ResolvedRoles {
+export function resolveRoles(schema: DataSchema, header: string[], file: string, outcomeInputs: string[] = []): ResolvedRoles {
   if (typeof schema.reward !== 'string' || (typeof schema.cost === 'object' && 'sql' in schema.cost) || (schema.propensity !== undefined && typeof schema.propensity !== 'string')) {
     throw new SchemaError('reward', 'derived columns must be added to the table first (applyDerivedColumns)', 'SCHEMA_INTERNAL');
   }
@@ -468,7 +471,8 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string)
   const exclude = new Set(schema.exclude ?? []);
   (schema.exclude ?? []).forEach((c) => need(c, 'exclude'));
   const usedNames = new Set(used.map(([c]) => c));
-  const states = schema.states ?? header.filter((h) => !usedNames.has(h) && !exclude.has(h));
+  const inputs = new Set(outcomeInputs);
+  const states = schema.states ?? header.filter((h) => !usedNames.has(h) && !exclude.has(h) && !inputs.has(h));
   states.forEach((c, j) => need(c, `states[${j}]`));
   for (const c of Object.keys(schema.categorical ?? {})) {
     if (!states.includes(c)) throw new SchemaError(`categorical.${c}`, `"${c}" is not a state column`);
@@ -481,5 +485,6 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string)
     seen.set(column, role);
   }
   if (states.length === 0) throw new SchemaError('states', `no state columns left in ${file}`);
-  return { user, time: schema.time, states, actions, cost: schema.cost as string | CostPerAction, reward: schema.reward, ...(propensity !== undefined ? { propensity } : {}) };
+  const left = schema.states ? [] : outcomeInputs.filter((c) => !usedNames.has(c) && !exclude.has(c));
+  return { user, time: schema.time, states, actions, cost: schema.cost as string | CostPerAction, reward: schema.reward, ...(propensity !== undefined ? { propensity } : {}), outcomeInputs: left };
 }

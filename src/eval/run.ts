@@ -15,7 +15,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, sta
 import path from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { syLogToInteractionLog } from '../data/log.js';
-import { readTrajectories } from '../data/ingest.js';
+import { outcomeInputsNotice, readTrajectories } from '../data/ingest.js';
 import { loadSchemaFile, type DataSchema } from '../data/schema.js';
 import { resolveSyConfig, SY_DEFAULTS, type SyOptions } from '../data/synth.js';
 import { buildTrajectories, sampleUsers, splitByUser, type Trajectories } from '../data/trajectories.js';
@@ -443,6 +443,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
     logged = read.trajectories;
     // what reading found (a control that costs, merged rows' actions) explains numbers in the report
     for (const warning of read.report.warnings) notice(`warning: ${warning}`);
+    if (read.report.outcomeInputs.length) notice(outcomeInputsNotice(read.report.outcomeInputs));
     const n = plan.log.users !== undefined ? Math.min(plan.log.users, logged.users) : logged.users;
     plan.users = n;
     plan.testUsers = Math.round(plan.testFraction * n);

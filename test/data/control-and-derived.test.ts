@@ -49,6 +49,26 @@ describe('derived reward and cost', () => {
     expect(report.columns.find((c) => c.column === 'reward')?.role).toBe('reward');
   });
 
+  it('the columns they are computed from are not default states (they hold the round’s outcome), through named columns too; listed states keep them', async () => {
+    const file = offerLog('inputs.csv');
+    const { states: _listed, ...unlisted } = base;
+    // reward from purchase; cost from the derived reward and a named column computed from completed
+    const schema = parseSchema({ ...unlisted, columns: { done: { sql: 'completed * 1.0' } }, reward: { sql: '10 * "purchase"' }, cost: { sql: 'reward * done * 0.2' } });
+    const { log, report } = await readLog(file, { schema });
+    expect(log.stateNames).toEqual(['age']);
+    expect(report.outcomeInputs).toEqual(['purchase', 'completed', 'done']);
+    const inspected = await inspectLog(file, schema);
+    expect(inspected.columns.filter((c) => c.role === 'outcome input (not a state)').map((c) => c.column)).toEqual(['purchase', 'completed', 'done']);
+    // a plain reward column: the other columns stay states, as before
+    const plain = await readLog(file, { schema: parseSchema({ ...unlisted, reward: 'purchase', cost: 'completed' }) });
+    expect(plain.log.stateNames).toEqual(['age']);
+    expect(plain.report.outcomeInputs).toEqual([]);
+    // states listed by the schema are taken as listed, even a column the reward reads
+    const listed = await readLog(file, { schema: parseSchema({ ...base, states: ['age', 'completed'], reward: { sql: '10 * purchase' }, cost: { sql: '0.2 * completed' } }) });
+    expect(listed.log.stateNames).toEqual(['age', 'completed']);
+    expect(listed.report.outcomeInputs).toEqual([]);
+  });
+
   it('a bad expression is a SchemaError naming the field', async () => {
     const file = offerLog('bad-sql.csv');
     await expect(readLog(file, { schema: parseSchema({ ...base, reward: { sql: '10 * no_such_column' }, cost: 'completed' }) })).rejects.toMatchObject({
