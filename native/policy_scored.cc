@@ -1,4 +1,5 @@
-// Scored: greedy in the scores of an XGBoost outcome model (outcome.h). Each round every user
+// Scored: greedy in the scores of XGBoost outcome models (outcome.h: one pooled model, or one
+// per joint action, each scoring its own action's rows). Each round every user
 // gets argmax over joint actions a of r̂(x_a) − λ·ĉ(x_a), ties to the lower joint index, where
 // x_a is the design row of src/sim/features.ts (state as observed, the one-hot of a, t/H, the
 // history columns) and r̂ = P(r≠0|x)·E[r|r≠0,x], ĉ likewise (0 without cost heads). The history
@@ -18,6 +19,7 @@
 // "scored-fixed" (the λ given, no search: CMDP's greedy in Q, a model with reward heads only).
 // Deterministic: its distribution is a point mass on the proposal.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -39,15 +41,23 @@ void require(bool ok, const std::string& message) {
 class ScoredPolicy final : public Policy {
  public:
   explicit ScoredPolicy(std::shared_ptr<const ScoredSpec> spec) : spec_(std::move(spec)) {
-    require(spec_ != nullptr && spec_->outcome != nullptr, "the scored policy needs an outcome model (spec.scored.outcome: an OutcomeModel id)");
+    require(spec_ != nullptr && !spec_->outcomes.empty(), "the scored policy needs an outcome model (spec.scored.outcome: an OutcomeModel id, or ids by joint action)");
     const SimLayout& L = spec_->layout;
-    require(spec_->outcome->cols() == static_cast<uint64_t>(L.cols),
-            "the outcome model reads " + std::to_string(spec_->outcome->cols()) + " columns, its layout makes " + std::to_string(L.cols));
-    require(spec_->outcome->has_reward(), "the scored policy needs an outcome model with reward heads");
-    const auto& heads = spec_->outcome->heads();
-    cost_ = spec_->outcome->has_cost();
-    for (int h = 0; h < (cost_ ? 4 : 2); ++h) {
-      trees_[h] = compile_outcome_head(heads[static_cast<size_t>(h)], L.cols, "the scored policy's outcome model");
+    arm_model_ = spec_->arm_model.empty() ? std::vector<int32_t>(L.joint_count(), 0) : spec_->arm_model;
+    require(arm_model_.size() == L.joint_count(), "spec.scored.armModel needs one model index per joint action (" + std::to_string(L.joint_count()) + ")");
+    for (int32_t m : arm_model_) require(m >= 0 && static_cast<size_t>(m) < spec_->outcomes.size(), "spec.scored.armModel holds an index outside the models");
+    cost_ = spec_->outcomes[0] != nullptr && spec_->outcomes[0]->has_cost();
+    for (const auto& outcome : spec_->outcomes) {
+      require(outcome != nullptr, "the scored policy needs an outcome model");
+      require(outcome->cols() == static_cast<uint64_t>(L.cols),
+              "the outcome model reads " + std::to_string(outcome->cols()) + " columns, its layout makes " + std::to_string(L.cols));
+      require(outcome->has_reward(), "the scored policy needs an outcome model with reward heads");
+      require(outcome->has_cost() == cost_, "the scored policy's outcome models must all have cost heads, or none");
+      Heads h;
+      for (int k = 0; k < (cost_ ? 4 : 2); ++k) {
+        h[static_cast<size_t>(k)] = compile_outcome_head(outcome->heads()[static_cast<size_t>(k)], L.cols, "the scored policy's outcome model");
+      }
+      trees_.push_back(std::move(h));
     }
     const size_t A = L.action_sizes.size();
     K_ = L.joint_count();
@@ -104,14 +114,17 @@ class ScoredPolicy final : public Policy {
     State& s = static_cast<State&>(state);
     const SimLayout& L = spec_->layout;
     const size_t n = block.size(), A = L.action_sizes.size(), d = static_cast<size_t>(L.state_dim), p = static_cast<size_t>(L.cols);
-    // rows [K, n, p]: every joint action for every user, one booster call per head
+    // rows [K, n, p]: every joint action for every user; each action's n rows by its model's heads
     for (size_t k = 0; k < K_; ++k) {
       for (size_t i = 0; i < n; ++i) sim_design_row(L, states + i * d, joint_.data() + k * A, t, s.history[i], s.rows.data() + (k * n + i) * p);
     }
-    const size_t rows = K_ * n;
-    float* outs[4] = {s.p_reward.data(), s.e_reward.data(), s.p_cost.data(), s.e_cost.data()};
-    for (int h = 0; h < (cost_ ? 4 : 2); ++h) trees_[h].predict(s.rows.data(), rows, p, outs[h]);
-    if (cost_) spec_->outcome->zero_free_costs(s.rows.data(), rows, p, s.p_cost.data());  // as OutcomeModel::predict
+    for (size_t k = 0; k < K_; ++k) {
+      const auto m = static_cast<size_t>(arm_model_[k]);
+      const float* x = s.rows.data() + k * n * p;
+      float* outs[4] = {s.p_reward.data() + k * n, s.e_reward.data() + k * n, s.p_cost.data() + k * n, s.e_cost.data() + k * n};
+      for (size_t h = 0; h < (cost_ ? 4 : 2); ++h) trees_[m][h].predict(x, n, p, outs[h]);
+      if (cost_) spec_->outcomes[m]->zero_free_costs(x, n, p, outs[2]);  // as OutcomeModel::predict
+    }
     double* reward = s.reward.data();
     double* cost = s.cost.data();
     for (size_t i = 0; i < n; ++i) {
@@ -191,8 +204,10 @@ class ScoredPolicy final : public Policy {
       cost[a] += dc;
     }
   }
+  using Heads = std::array<CompiledTrees, 4>;  // pReward, eReward, pCost, eCost (the cost heads only with cost_)
   std::shared_ptr<const ScoredSpec> spec_;
-  CompiledTrees trees_[4];  // pReward, eReward, pCost, eCost (the cost heads only with cost_)
+  std::vector<Heads> trees_;  // per outcome model
+  std::vector<int32_t> arm_model_;  // [K] joint action → model
   bool cost_ = false;
   size_t K_ = 0;
   std::vector<int32_t> joint_;

@@ -1,5 +1,5 @@
-// What the scored policies (policy_scored.cc) are built from: an XGBoost outcome model
-// (outcome.h) over the design row of src/sim/features.ts, the layout of that row (the mirror in
+// What the scored policies (policy_scored.cc) are built from: XGBoost outcome models
+// (outcome.h; one pooled, or one per joint action) over the design row of src/sim/features.ts, the layout of that row (the mirror in
 // env_sim.h), and how the model's action indices map to the environment's.
 #pragma once
 #include <cstdint>
@@ -29,7 +29,10 @@ struct ScoredCorrection {
 };
 
 struct ScoredSpec {
-  std::shared_ptr<const OutcomeModel> outcome;
+  // One pooled model, or models by joint action: action k is scored by
+  // outcomes[arm_model[k]] (src/sim/arm-outcomes.ts; empty arm_model: outcomes[0] for all).
+  std::vector<std::shared_ptr<const OutcomeModel>> outcomes;
+  std::vector<int32_t> arm_model;
   std::optional<ScoredCorrection> correction;  // absent: the model's scores as they are
   SimLayout layout;  // finished (offsets computed)
   // env_action[j][k]: the environment's index of the model's value k of action dimension j;

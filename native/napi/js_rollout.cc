@@ -108,11 +108,21 @@ ScoredCorrection read_correction(const Napi::Value& value) {
   return c;
 }
 
-// spec.scored: { outcome: id, layout: { stateDim, actionSizes, control, rounds }, envAction?: number[][], correction?: see read_correction }
+// spec.scored: { outcome: id | id[], armModel?: number[] (with ids: one model index per joint action), layout: { stateDim, actionSizes, control, rounds }, envAction?: number[][], correction?: see read_correction }
 std::shared_ptr<const ScoredSpec> read_scored(const Napi::Value& value) {
   Napi::Object o = read_object(value, "spec.scored");
   auto s = std::make_shared<ScoredSpec>();
-  s->outcome = outcome_from(o.Get("outcome"));
+  Napi::Value ids = o.Get("outcome");
+  if (ids.IsArray()) {
+    Napi::Array a = ids.As<Napi::Array>();
+    if (a.Length() == 0) throw error(value.Env(), "spec.scored.outcome must be an outcome model id or a non-empty array of them");
+    for (uint32_t m = 0; m < a.Length(); ++m) s->outcomes.push_back(outcome_from(a.Get(m)));
+    if (o.Get("armModel").IsUndefined()) throw error(value.Env(), "spec.scored.armModel must give the model of each joint action when spec.scored.outcome is an array");
+    s->arm_model = read_indices(o.Get("armModel"), "spec.scored.armModel");
+  } else {
+    s->outcomes.push_back(outcome_from(ids));
+    if (!o.Get("armModel").IsUndefined()) throw error(value.Env(), "spec.scored.armModel goes with an array of outcome model ids");
+  }
   Napi::Object lo = read_object(o.Get("layout"), "spec.scored.layout");
   SimLayout& L = s->layout;
   L.state_dim = static_cast<int>(read_count(lo, "stateDim", 0, 65536, "spec.scored.layout"));

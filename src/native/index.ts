@@ -123,8 +123,10 @@ export interface NativeRolloutSpec {
 
 /** What the scored policies (native/policy_scored.cc) score with. */
 export interface NativeScoredSpec {
-  /** An OutcomeModel id (src/sim/outcome.ts). */
-  outcome: number;
+  /** An OutcomeModel id (src/sim/outcome.ts), or ids of models by joint action (src/sim/arm-outcomes.ts) with `armModel`. */
+  outcome: number | number[];
+  /** With ids: joint action k is scored by outcome[armModel[k]]. */
+  armModel?: number[];
   /** The model's design-row layout (src/sim/features.ts FeatureLayout's numbers). */
   layout: { stateDim: number; actionSizes: number[]; control: number[]; rounds: number };
   /** envAction[j][k]: the environment's index of the model's value k of dimension j; absent: the same indices. */

@@ -18,7 +18,8 @@ import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { syCouponValue, syInitialUser, syObserve, syPurchaseDraw, syStep, syWeights, type SyConfig } from '../data/synth.js';
 import { buildFeatures, jointActions, setActionColumns, type FeatureLayout } from '../sim/features.js';
-import type { OutcomeModel } from '../sim/outcome.js';
+import { OutcomeModel } from '../sim/outcome.js';
+import { pooled, type ArmOutcomes } from '../sim/arm-outcomes.js';
 import type { NativeScoredSpec } from '../native/index.js';
 import type { PolicyDefinition } from './types.js';
 
@@ -40,16 +41,21 @@ export const scoredFixedPolicy = {
 
 /** What the scored policies act from: an outcome model, and how its action indices map to the environment's. */
 export interface ScoredArtifact {
-  model: OutcomeModel;
+  /** One pooled model (the action one-hot a feature), or models by joint action (src/sim/arm-outcomes.ts). */
+  model: OutcomeModel | ArmOutcomes;
   /** envAction[j][k]: the environment's index of the model's value k of dimension j (syActionMap); absent: the same indices (the simulator fitted on the same log). */
   envAction?: number[][];
 }
 
 /** The native rollout spec's `scored` field. */
 export function nativeScoredSpec(a: ScoredArtifact): NativeScoredSpec {
-  const { stateDim, actionSizes, control, rounds } = a.model.layout;
-  return { outcome: a.model.id, layout: { stateDim, actionSizes, control, rounds }, ...(a.envAction ? { envAction: a.envAction } : {}) };
+  const { stateDim, actionSizes, control, rounds } = armsOf(a.model).outcomes[0].layout;
+  const model = a.model instanceof OutcomeModel ? { outcome: a.model.id } : { outcome: a.model.outcomes.map((o) => o.id), armModel: a.model.armModel };
+  return { ...model, layout: { stateDim, actionSizes, control, rounds }, ...(a.envAction ? { envAction: a.envAction } : {}) };
 }
+
+/** The models by joint action (a pooled model scores them all). */
+export const armsOf = (model: OutcomeModel | ArmOutcomes): ArmOutcomes => (model instanceof OutcomeModel ? pooled(model) : model);
 
 /**
  * The SY index of each logged action value, per dimension: a log's encodings list the values
@@ -76,9 +82,13 @@ export interface ActionScorer {
   score(x: Float32Array, threads?: number): Promise<{ reward: Float64Array; cost: Float64Array }>;
 }
 
-/** Expected reward (and cost) of every joint action from an outcome model's heads (p·e per outcome; cost 0 without cost heads). */
-export function outcomeScorer(model: OutcomeModel, options: { cost?: boolean } = {}): ActionScorer {
-  const layout = model.layout;
+/**
+ * Expected reward (and cost) of every joint action from an outcome model's heads (p·e per
+ * outcome; cost 0 without cost heads); per-arm models score each its own action.
+ */
+export function outcomeScorer(model: OutcomeModel | ArmOutcomes, options: { cost?: boolean } = {}): ActionScorer {
+  const arms = armsOf(model);
+  const layout = arms.outcomes[0].layout;
   const actions = jointActions(layout.actionSizes);
   const A = layout.actionSizes.length;
   const K = actions.length / A;
@@ -95,7 +105,7 @@ export function outcomeScorer(model: OutcomeModel, options: { cost?: boolean } =
       const z = new Float32Array(x);
       for (let a = 0; a < K; a++) {
         setActionColumns(z, layout, actions.subarray(a * A, (a + 1) * A));
-        const h = await model.predictRows(z, { threads });
+        const h = await arms.outcomes[arms.armModel[a]].predictRows(z, { threads });
         for (let r = 0; r < n; r++) {
           reward[r * K + a] = (h.pReward?.[r] ?? 0) * (h.eReward?.[r] ?? 0);
           cost[r * K + a] = useCost ? (h.pCost?.[r] ?? 0) * (h.eCost?.[r] ?? 0) : 0;

@@ -382,7 +382,7 @@ function controlColumns(layout: FeatureLayout): number[] {
 }
 
 /** Whether the control was logged and every logged control cell cost 0. */
-function controlNeverCosts(traj: Trajectories, layout: FeatureLayout): boolean {
+export function controlNeverCosts(traj: Trajectories, layout: FeatureLayout): boolean {
   const A = traj.actionDims;
   let seen = 0;
   for (let c = 0; c < traj.users * traj.rounds; c++) {

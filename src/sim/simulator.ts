@@ -25,7 +25,7 @@
  * naming the fields that differ), then the outcome model's bytes.
  */
 import { readFileSync } from 'node:fs';
-import { ArgumentError, DataError, NativeError } from '../errors.js';
+import { ArgumentError, DataError } from '../errors.js';
 import type { SyOptions } from '../data/synth.js';
 import { resolveSyConfig } from '../data/synth.js';
 import type { Trajectories } from '../data/trajectories.js';
@@ -33,8 +33,9 @@ import { writeFileAtomic } from '../data/atomic.js';
 import { dataFingerprint } from '../model/artifact.js';
 import { ModelFileError } from '../model/onnx.js';
 import { native, type NativeSimEnv, type NativeSimSpec, type NativeSimTrace } from '../native/index.js';
-import { buildFeatures, checkTrajectories, dynamicStates, featureLayout, historyWidth, jointActions, loggedJointActions, type DesignMatrix, type FeatureLayout } from './features.js';
-import { fitOutcomeModel, fitOutcomeRows, loadOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from './outcome.js';
+import { buildFeatures, checkTrajectories, dynamicStates, featureLayout, historyWidth, jointActions, loggedJointActions, type FeatureLayout } from './features.js';
+import { checkArmsChoice, choosePerArm, fitPerArm, pooled, rowsByArm, type ArmsChoice } from './arm-outcomes.js';
+import { fitOutcomeModel, loadOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from './outcome.js';
 
 const MAGIC = 'SACOSIMU';
 const VERSION = 1;
@@ -54,9 +55,10 @@ export interface SimulatorFitOptions extends OutcomeParams {
   dynamic?: number[];
   /**
    * 'per-arm': one outcome model per joint action; 'pooled': one model, the action one-hot;
-   * 'auto' (default): per arm when there are at most 16 joint actions, each logged ≥ 500 times.
+   * 'auto' (default): per arm when there are at most 16 joint actions, each logged ≥ 500 times
+   * (src/sim/arm-outcomes.ts).
    */
-  arms?: 'auto' | 'per-arm' | 'pooled';
+  arms?: ArmsChoice;
   /** Called when the outcome model starts and ends fitting. */
   onProgress?: (stage: 'fitting' | 'measuring' | 'done') => void;
 }
@@ -312,52 +314,6 @@ export function ratioQuantiles(y: ArrayLike<number>, yHat: ArrayLike<number>, co
   return mean > 0 ? q.map((v) => v / mean) : [];
 }
 
-const PER_ARM_MAX_ACTIONS = 16;
-const PER_ARM_MIN_ROWS = 500;
-
-/**
- * One outcome model on the design rows `rows` of `m` (every head; transitions where the next
- * round is logged). The history columns come from the whole trajectory, whatever the subset.
- */
-async function fitRows(traj: Trajectories, m: DesignMatrix, rows: number[], layout: FeatureLayout, held: Uint8Array, params: OutcomeParams): Promise<OutcomeModel> {
-  const { rounds: T, stateDim: d } = traj;
-  const p = m.cols;
-  const n = rows.length;
-  const k = layout.dynamic.length;
-  const features = new Float32Array(n * p);
-  const reward = new Float32Array(n);
-  const cost = new Float32Array(n);
-  const validation = new Uint8Array(n);
-  const next = new Float32Array(n * k);
-  let anyHeld = false;
-  rows.forEach((r, q) => {
-    const c = m.cells[r];
-    features.set(m.x.subarray(r * p, (r + 1) * p), q * p);
-    reward[q] = traj.rewards[c];
-    cost[q] = traj.costs[c];
-    validation[q] = held[Math.floor(c / T)];
-    anyHeld ||= validation[q] === 1;
-    const hasNext = (c % T) + 1 < T && traj.mask[c + 1] === 1;
-    for (let j = 0; j < k; j++) next[q * k + j] = hasNext ? traj.states[(c + 1) * d + layout.dynamic[j]] : NaN;
-  });
-  try {
-    return await fitOutcomeRows(layout, {
-      rows: n,
-      cols: p,
-      features,
-      reward,
-      cost,
-      validation: anyHeld ? validation : undefined,
-      nextFrom: k > 0 ? layout.dynamic.map((s) => layout.offsets.state + s) : undefined,
-      next: k > 0 ? next : undefined,
-      params,
-    });
-  } catch (e) {
-    if (e instanceof NativeError && e.code === 'NATIVE_ARGUMENT') throw new ArgumentError('options', e.message);
-    throw e;
-  }
-}
-
 /**
  * Fits a simulator on logged trajectories: the outcome model(s) on every real (user, round)
  * cell (early stopping on a seeded share of users), then the noise tables on those held-out
@@ -374,8 +330,7 @@ export async function fitSimulator(traj: Trajectories, options: SimulatorFitOpti
   checkTrajectories(traj);
   const fraction = options.validationFraction ?? 0.2;
   if (typeof fraction !== 'number' || !(fraction >= 0 && fraction < 1)) throw new ArgumentError('validationFraction', `must be in [0, 1), got ${String(fraction)}`);
-  const armsChoice = options.arms ?? 'auto';
-  if (!['auto', 'per-arm', 'pooled'].includes(armsChoice)) throw new ArgumentError('arms', `must be 'auto', 'per-arm' or 'pooled', got ${String(armsChoice)}`);
+  checkArmsChoice(options.arms ?? 'auto');
   const changing = dynamicStates(traj);
   const { clock, values: clockValues } = clockFeatures(traj, changing);
   const dynamic = options.dynamic ?? changing.filter((s) => !clock.includes(s));
@@ -390,23 +345,12 @@ export async function fitSimulator(traj: Trajectories, options: SimulatorFitOpti
   const joint = loggedJointActions(traj);
   const m = buildFeatures(traj, layout);
   if (m.rows === 0) throw new ArgumentError('trajectories', 'have no real (user, round) cell to fit on');
-  const rowsOf: number[][] = Array.from({ length: K }, () => []);
-  for (let r = 0; r < m.rows; r++) rowsOf[joint[m.cells[r]]].push(r);
-  const perArm = armsChoice === 'per-arm' || (armsChoice === 'auto' && K <= PER_ARM_MAX_ACTIONS && rowsOf.every((rows) => rows.length >= PER_ARM_MIN_ROWS));
-  if (armsChoice === 'per-arm') {
-    const empty = rowsOf.findIndex((rows) => rows.length === 0);
-    if (empty >= 0) throw new ArgumentError('arms', `'per-arm' needs every joint action logged; action ${empty} (jointActions order) never was: use 'pooled' or 'auto'`);
-  }
+  const rowsOf = rowsByArm(traj, m, K);
+  const perArm = choosePerArm(options.arms ?? 'auto', rowsOf);
   const held = fraction > 0 ? validationUsers(traj.users, fraction, seed) : new Uint8Array(traj.users);
   options.onProgress?.('fitting');
-  const outcomes: OutcomeModel[] = [];
+  const { outcomes, armModel } = perArm ? await fitPerArm(traj, m, rowsOf, layout, { held, params }) : pooled(await fitOutcomeModel(traj, { ...params, layout, validationFraction: fraction }));
   try {
-    if (perArm) {
-      for (let k = 0; k < K; k++) outcomes.push(await fitRows(traj, m, rowsOf[k], layout, held, params));
-    } else {
-      outcomes.push(await fitOutcomeModel(traj, { ...params, layout, validationFraction: fraction }));
-    }
-    const armModel = Array.from({ length: K }, (_, k) => (perArm ? k : 0));
     options.onProgress?.('measuring');
     const T = traj.rounds;
     const d = traj.stateDim;

@@ -14,6 +14,7 @@ import { dfclScorer, type DfclCorrection } from '../../src/policy/dfcl.js';
 import { greedyActions, nativeScoredSpec, outcomeScorer, scoredRollout, syActionMap } from '../../src/policy/scored.js';
 import { buildFeatures } from '../../src/sim/features.js';
 import { fitOutcomeModel, type OutcomeModel } from '../../src/sim/outcome.js';
+import { disposeArms, fitPerArm, rowsByArm, type ArmOutcomes } from '../../src/sim/arm-outcomes.js';
 import { fitSimulator, simUsers } from '../../src/sim/simulator.js';
 import { solve } from '../../src/solve/index.js';
 
@@ -52,9 +53,9 @@ afterAll(() => {
   for (const w of [seq, bundle]) for (const m of [w?.full, w?.q]) m?.dispose();
 });
 
-async function compareScored(w: World, model: OutcomeModel, policy: 'scored' | 'scored-fixed', lambda: number, budget: number, correction: DfclCorrection | null = null) {
+async function compareScored(w: World, model: OutcomeModel | ArmOutcomes, policy: 'scored' | 'scored-fixed', lambda: number, budget: number, correction: DfclCorrection | null = null) {
   const envAction = syActionMap(w.train.actionEncodings, w.config);
-  const scorer = correction ? dfclScorer(model, correction) : outcomeScorer(model, { cost: model.hasCost });
+  const scorer = correction ? dfclScorer(model, correction) : outcomeScorer(model, { cost: ('outcomes' in model ? model.outcomes[0] : model).hasCost });
   const ts = await scoredRollout({ env: w.config, rounds: w.config.rounds, userIds: w.test, template: w.train, scorer, lambda, budget, recordPlan: true });
   const spec: NativeRolloutSpec = { env: w.config, rounds: w.config.rounds, budget, policy, lambda, userIds: w.test, scored: { ...nativeScoredSpec({ model, envAction }), correction }, recordPlan: true, recordDetails: true };
   const nat = await nativeRollout(spec);
@@ -86,6 +87,45 @@ describe('native scored policy = the TypeScript scoredRollout on SY', () => {
     const { nat } = await compareScored(bundle, bundle.full, 'scored', 0.5, 0.4 * bundle.logging);
     expect(nat.coupons).toBeGreaterThan(0);
   });
+
+  it('models per joint action (each scores its own action): the same plan on one and two action dimensions, not the pooled plan; a bad armModel is refused', async () => {
+    const perArm = async (w: World): Promise<ArmOutcomes> => {
+      const layout = w.full.layout;
+      const m = buildFeatures(w.train, layout);
+      const rowsOf = rowsByArm(w.train, m, layout.actionSizes.reduce((a, b) => a * b, 1));
+      expect(rowsOf.every((rows) => rows.length > 0)).toBe(true);
+      return fitPerArm(w.train, m, rowsOf, layout, { held: new Uint8Array(w.train.users), params: { rounds: 25, depth: 4, seed: 1, earlyStopping: 0 }, next: false });
+    };
+    const arms = await perArm(seq);
+    const bundled = await perArm(bundle);
+    try {
+      expect(arms.outcomes.length).toBe(4);
+      let moved = 0;
+      for (const [lambda, budget] of [[0, Infinity], [0.7, 0.3 * seq.logging]]) {
+        const { nat } = await compareScored(seq, arms, 'scored', lambda, budget);
+        const { nat: pooledPlan } = await compareScored(seq, seq.full, 'scored', lambda, budget);
+        moved += Array.from(nat.plan!).filter((a, c) => a !== pooledPlan.plan![c]).length;
+      }
+      expect(moved).toBeGreaterThan(0); // the models per arm decide otherwise than the pooled one
+      // a permuted armModel scores actions by other arms' models: another plan, still the TypeScript one
+      const swapped: ArmOutcomes = { outcomes: arms.outcomes, armModel: [...arms.armModel].reverse() };
+      const { nat: s1 } = await compareScored(seq, swapped, 'scored', 0.7, Infinity);
+      const { nat: s0 } = await compareScored(seq, arms, 'scored', 0.7, Infinity);
+      expect(Array.from(s1.plan!)).not.toEqual(Array.from(s0.plan!));
+      await compareScored(bundle, bundled, 'scored', 0.5, 0.4 * bundle.logging);
+      const envAction = syActionMap(seq.train.actionEncodings, seq.config);
+      const run = (scored: NativeRolloutSpec['scored']) => nativeRollout({ env: seq.config, rounds: seq.config.rounds, budget: Infinity, policy: 'scored', lambda: 0, userIds: seq.test, scored });
+      const good = nativeScoredSpec({ model: arms, envAction });
+      await expect(run({ ...good, armModel: [0, 1, 2] })).rejects.toThrow(/armModel needs one model index per joint action \(4\)/);
+      await expect(run({ ...good, armModel: [0, 1, 2, 4] })).rejects.toThrow(/armModel holds an index outside/);
+      await expect(run({ ...good, armModel: undefined })).rejects.toThrow(/armModel must give/);
+      await expect(run({ ...nativeScoredSpec({ model: seq.full, envAction }), armModel: [0, 0, 0, 0] })).rejects.toThrow(/armModel goes with an array/);
+      await expect(run({ ...good, outcome: [arms.outcomes[0].id, seq.q.id, arms.outcomes[2].id, arms.outcomes[3].id] })).rejects.toThrow(/all have cost heads, or none/);
+    } finally {
+      disposeArms(arms);
+      disposeArms(bundled);
+    }
+  }, 30_000);
 
   it('CMDP kind (a Q model without cost heads, scored-fixed): the same plan under a budget', async () => {
     await compareScored(seq, seq.q, 'scored-fixed', 0, 0.5 * seq.logging);
