@@ -10,7 +10,8 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ArgumentError } from '../errors.js';
-import { loadOutcomeModel, saveOutcomeModel, type OutcomeModel } from '../sim/outcome.js';
+import { loadOutcomeModel, saveOutcomeModel } from '../sim/outcome.js';
+import { disposeArms, pooled, type ArmOutcomes } from '../sim/arm-outcomes.js';
 import { fitCmdp } from '../policy/cmdp.js';
 import { fitDfcl, type DfclCorrection, type DfclOptions } from '../policy/dfcl.js';
 import { syActionMap, type ScoredArtifact } from '../policy/scored.js';
@@ -21,27 +22,36 @@ import { outcomeOf, solveBase, type EvalDataset, type EvalMethod, type MethodOut
 /** λ of CMDPxx = xx/100 × this scale: spend priced in the currency of revenue (1 coupon dollar = 1 revenue dollar at scale 1). */
 export const CMDP_LAMBDA_SCALE = 1;
 
-/** A fitted scored baseline: the booster, and DFCL's correction of its scores (null: none, CMDP's always). */
+/** A fitted scored baseline: the booster(s) by joint action, and DFCL's correction of its scores (null: none, CMDP's always). */
 interface ScoredFit {
-  model: OutcomeModel;
+  model: ArmOutcomes;
   correction: DfclCorrection | null;
 }
 
-/** fit.json: what the fit reported, and the correction when the fit made one (DFCL). */
-async function cached(ctx: PrepareContext, fit: () => Promise<{ model: OutcomeModel; correction?: DfclCorrection | null; info: Record<string, unknown> }>): Promise<Prepared<ScoredFit>> {
-  const file = ctx.cache.file('booster.ubj');
+/**
+ * fit.json: what the fit reported, the correction when the fit made one (DFCL), and with models
+ * per arm their `armModel` map; the boosters are booster.ubj (one model) or booster-<i>.ubj.
+ */
+async function cached(ctx: PrepareContext, fit: () => Promise<{ model: ArmOutcomes; correction?: DfclCorrection | null; info: Record<string, unknown> }>): Promise<Prepared<ScoredFit>> {
+  const boosterFile = (i: number, count: number) => ctx.cache.file(count === 1 ? 'booster.ubj' : `booster-${i}.ubj`);
   const infoFile = ctx.cache.file('fit.json');
-  if (existsSync(file) && existsSync(infoFile)) {
-    const { correction = null, ...info } = JSON.parse(readFileSync(infoFile, 'utf8')) as Record<string, unknown> & { correction?: DfclCorrection | null };
-    const model = loadOutcomeModel(new Uint8Array(readFileSync(file)));
-    return { artifact: { model, correction }, fitted: false, info, release: () => model.dispose() };
+  if (existsSync(infoFile)) {
+    const { correction = null, armModel, ...info } = JSON.parse(readFileSync(infoFile, 'utf8')) as Record<string, unknown> & { correction?: DfclCorrection | null; armModel?: number[] };
+    const count = armModel ? Math.max(...armModel) + 1 : 1;
+    const files = Array.from({ length: count }, (_, i) => boosterFile(i, count));
+    if (files.every((f) => existsSync(f))) {
+      const outcomes = files.map((f) => loadOutcomeModel(new Uint8Array(readFileSync(f))));
+      const model = armModel ? { outcomes, armModel } : pooled(outcomes[0]);
+      return { artifact: { model, correction }, fitted: false, info, release: () => disposeArms(model) };
+    }
   }
   const t0 = performance.now();
   const { model, correction, info } = await fit();
-  writeFileSync(file, saveOutcomeModel(model));
+  model.outcomes.forEach((o, i) => writeFileSync(boosterFile(i, model.outcomes.length), saveOutcomeModel(o)));
   const record = { ...info, seconds: (performance.now() - t0) / 1000 };
-  writeJsonAtomic(infoFile, correction === undefined ? record : { ...record, correction });
-  return { artifact: { model, correction: correction ?? null }, fitted: true, info: record, release: () => model.dispose() };
+  const perArm = model.outcomes.length > 1 ? { armModel: model.armModel } : {};
+  writeJsonAtomic(infoFile, correction === undefined ? { ...record, ...perArm } : { ...record, ...perArm, correction });
+  return { artifact: { model, correction: correction ?? null }, fitted: true, info: record, release: () => disposeArms(model) };
 }
 
 const treesFor = (quick: boolean) => (quick ? 60 : 200);
@@ -70,7 +80,7 @@ export function cmdpMethod(fraction: number): EvalMethod<ScoredFit> {
           threads: ctx.settings.threads,
           onIteration: (it) => ctx.progress(`fitted-Q iteration ${it.iteration}/${ctx.data.train.rounds}, Bellman residual ${it.bellmanResidual.toPrecision(4)}`),
         });
-        return { model: fit.q, info: { lambda, bellmanResidual: fit.iterations.map((i) => i.bellmanResidual), change: fit.iterations.map((i) => i.change) } };
+        return { model: pooled(fit.q), info: { lambda, bellmanResidual: fit.iterations.map((i) => i.bellmanResidual), change: fit.iterations.map((i) => i.change) } };
       }),
     async run(ctx, q): Promise<MethodOutcome> {
       if (!q) throw new ArgumentError(`cmdp${pct}`, 'not fitted');
@@ -82,20 +92,21 @@ export function cmdpMethod(fraction: number): EvalMethod<ScoredFit> {
 }
 
 /** DFCL's fine-tune as eval fits it (fitDfcl's options; in the cache key, so a change refits). */
-const DFCL_FINE_TUNE: DfclOptions = { epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr' };
+const DFCL_FINE_TUNE: DfclOptions = { arms: 'select', epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr' };
 
 /**
  * What fitDfcl itself does, in the cache key: 2 since each row is weighed by its own logging
  * propensity (fits before used arm shares), the λ grid comes from the start's spend (before:
- * [0.25, 0.5, 1, 2]) and the fine-tune is kept only if it raises J (before: unless it lowered it).
+ * [0.25, 0.5, 1, 2]) and the fine-tune is kept only if it raises J (before: unless it lowered it);
+ * 3 since `arms: 'select'` may start from models per arm (before: always one pooled booster).
  */
-const DFCL_VERSION = 2;
+const DFCL_VERSION = 3;
 
 export const dfclMethod: EvalMethod<ScoredFit> = {
   name: 'dfcl',
   label: 'DFCL',
   role: 'baseline',
-  description: 'one pooled response model of r and c (XGBoost over state, action one-hot and history) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
+  description: 'a response model of r and c (XGBoost over state and history: one per arm, or one pooled with the action one-hot, whichever earns more on held-out log users) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
   lambdaSearched: true,
   config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, version: DFCL_VERSION }),
   prepare: (ctx) =>
@@ -103,7 +114,7 @@ export const dfclMethod: EvalMethod<ScoredFit> = {
       ctx.progress('fitting the response model and its decision-focused correction');
       const fit = await fitDfcl(ctx.data.train, { seed: ctx.data.seed, rounds: treesFor(ctx.settings.quick), threads: ctx.settings.threads, ...DFCL_FINE_TUNE });
       const o = fit.objective;
-      const info = { objectiveBefore: o.before, objectiveAfter: o.after, objectiveDifference: o.difference, kept: o.kept, epochs: o.epochs, lambdas: fit.lambdas };
+      const info = { arms: fit.arms, selection: fit.selection, objectiveBefore: o.before, objectiveAfter: o.after, objectiveDifference: o.difference, kept: o.kept, epochs: o.epochs, lambdas: fit.lambdas };
       return { model: fit.model, correction: fit.correction, info };
     }),
   async run(ctx, fit): Promise<MethodOutcome> {

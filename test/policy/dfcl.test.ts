@@ -57,6 +57,33 @@ async function staticWorld(): Promise<{ train: Trajectories; fresh: Trajectories
   return { train: selectUsers(all, Array.from({ length: users }, (_, i) => i)), fresh: selectUsers(all, Array.from({ length: freshUsers }, (_, i) => users + i)) };
 }
 
+/**
+ * One round, two arms drawn 50/50: treating earns +0.02 where x > 0 and −0.01 elsewhere and
+ * costs 0.1, so every decision changes below λ = 0.2.
+ */
+function cheapCouponLog(): Trajectories {
+  const n = 4000;
+  const s = new CounterStream(11, 0, 0, 7);
+  const x = Float64Array.from({ length: n }, () => s.normal());
+  const actions = Int32Array.from({ length: n }, () => (s.uniform() < 0.5 ? 1 : 0));
+  const log: InteractionLog = {
+    source: 'cheap-coupon',
+    rows: n,
+    userIndex: Int32Array.from({ length: n }, (_, i) => i),
+    roundIndex: new Int32Array(n),
+    userIds: Array.from({ length: n }, (_, i) => String(i)),
+    stateNames: ['x'],
+    states: x,
+    actionEncodings: [{ column: 'treatment', values: [0, 1], control: 0 }],
+    actions,
+    cost: Float64Array.from(actions, (a) => 0.1 * a),
+    reward: Float64Array.from(actions, (a, i) => 0.1 + a * (x[i] > 0 ? 0.02 : -0.01) + 0.01 * s.normal()),
+    categorical: [],
+    propensity: new Float64Array(n).fill(0.5),
+  };
+  return buildTrajectories(log);
+}
+
 describe('DFCL: the decision-focused fine-tune', () => {
   it('scores, reports J and keeps the fine-tune as a plain recomputation says (SY static); prints its gain on fresh users', async () => {
     const { train, fresh } = await staticWorld();
@@ -105,7 +132,8 @@ describe('DFCL: the decision-focused fine-tune', () => {
     // At the default start (depth 3, up to 300 trees) there is ~1.4% of J left to gain on SY and
     // the fine-tune finds none (README); a start that cannot represent the uplift leaves room.
     const { train, fresh } = await staticWorld();
-    const fit = await fitDfcl(train, { seed: 1, rounds: 15, depth: 1 });
+    // pooled: one-split trees of the action one-hot add one uplift for everyone (models per arm would not be misspecified)
+    const fit = await fitDfcl(train, { seed: 1, rounds: 15, depth: 1, arms: 'pooled' });
     try {
       expect(fit.objective.kept).toBe('decision-focused');
       const [j0, j1] = [await plainObjective(outcomeScorer(fit.model), fresh, fit.lambdas), await plainObjective(fit.scorer, fresh, fit.lambdas)];
@@ -128,35 +156,15 @@ describe('DFCL: the decision-focused fine-tune', () => {
   });
 
   it('on a log whose coupon costs a tenth of a unit reward, the grid sits where decisions change and the plan at λ = 0 still treats', async () => {
-    // one round: treating earns +0.02 where x > 0 and −0.01 elsewhere, and costs 0.1, so every
-    // decision changes below λ = 0.2 (a grid of [0.25, 0.5, 1, 2] there taught "never treat")
-    const n = 4000;
-    const s = new CounterStream(11, 0, 0, 7);
-    const x = Float64Array.from({ length: n }, () => s.normal());
-    const actions = Int32Array.from({ length: n }, () => (s.uniform() < 0.5 ? 1 : 0));
-    const log: InteractionLog = {
-      source: 'cheap-coupon',
-      rows: n,
-      userIndex: Int32Array.from({ length: n }, (_, i) => i),
-      roundIndex: new Int32Array(n),
-      userIds: Array.from({ length: n }, (_, i) => String(i)),
-      stateNames: ['x'],
-      states: x,
-      actionEncodings: [{ column: 'treatment', values: [0, 1], control: 0 }],
-      actions,
-      cost: Float64Array.from(actions, (a) => 0.1 * a),
-      reward: Float64Array.from(actions, (a, i) => 0.1 + a * (x[i] > 0 ? 0.02 : -0.01) + 0.01 * s.normal()),
-      categorical: [],
-      propensity: new Float64Array(n).fill(0.5),
-    };
-    const train = buildTrajectories(log);
+    // (a grid of [0.25, 0.5, 1, 2] there taught "never treat")
+    const train = cheapCouponLog();
     const fit = await fitDfcl(train, { seed: 1, rounds: 60 });
     try {
       expect(Math.max(...fit.lambdas)).toBeLessThan(0.2);
       const m = buildFeatures(train, fit.scorer.layout);
       const sc = await fit.scorer.score(m.x);
       let right = 0;
-      for (let r = 0; r < m.rows; r++) if ((sc.reward[r * 2 + 1] > sc.reward[r * 2]) === (x[m.cells[r]] > 0)) right++;
+      for (let r = 0; r < m.rows; r++) if ((sc.reward[r * 2 + 1] > sc.reward[r * 2]) === (train.states[m.cells[r]] > 0)) right++;
       console.log(`DFCL on a cheap-coupon log: λ grid ${fit.lambdas.map((l) => l.toFixed(4)).join(', ')}, kept ${fit.objective.kept}, λ = 0 treats where x > 0 on ${((100 * right) / m.rows).toFixed(1)}% of users`);
       expect(right / m.rows).toBeGreaterThan(0.95);
     } finally {
@@ -170,6 +178,45 @@ describe('DFCL: the decision-focused fine-tune', () => {
     } finally {
       fixed.release();
     }
+  });
+
+  it("its start: a pooled model of one-split trees cannot tell who gains from the coupon, models per arm can, and 'select' keeps those by a plainly recomputed held-out J", async () => {
+    // depth 1: the pooled model is additive in x and the action, so its uplift is one number for
+    // everyone; a model per arm is a function of x for each arm, so their difference is not
+    const train = cheapCouponLog();
+    const opts = { seed: 1, rounds: 60, depth: 1, epochs: 0 };
+    const select = await fitDfcl(train, opts);
+    const pooledFit = await fitDfcl(train, { ...opts, arms: 'pooled' });
+    try {
+      expect(select.arms).toBe('per-arm');
+      expect(select.model.outcomes.length).toBe(2);
+      expect(pooledFit.model.outcomes.length).toBe(1);
+      const sel = select.selection!;
+      expect(sel.candidates.map((c) => c.arms)).toEqual(['pooled', 'per-arm']);
+      // J of each candidate on the held-out users over the union grid, by the plain loop
+      const held = validationUsers(train.users, 0.25, 1 + 101);
+      const val = selectUsers(train, Array.from({ length: train.users }, (_, i) => i).filter((i) => held[i]));
+      const plain = [mean(await plainObjective(outcomeScorer(pooledFit.model), val, sel.lambdas)), mean(await plainObjective(outcomeScorer(select.model), val, sel.lambdas))];
+      sel.candidates.forEach((c, i) => expect(c.heldOut).toBeCloseTo(plain[i], 9));
+      expect(plain[1]).toBeGreaterThan(plain[0]);
+      // who each start treats at λ = 0: per arm where x > 0; pooled everyone alike
+      const right = async (model: typeof select.model) => {
+        const m = buildFeatures(train, pooledFit.scorer.layout);
+        const sc = await outcomeScorer(model).score(m.x);
+        let n = 0;
+        for (let r = 0; r < m.rows; r++) if ((sc.reward[r * 2 + 1] > sc.reward[r * 2]) === (train.states[m.cells[r]] > 0)) n++;
+        return n / m.rows;
+      };
+      const [perArmRight, pooledRight] = [await right(select.model), await right(pooledFit.model)];
+      console.log(`DFCL start, depth-1 trees on the cheap-coupon log: held-out J pooled ${plain[0].toFixed(4)}, per arm ${plain[1].toFixed(4)}; treats the right users ${(100 * pooledRight).toFixed(1)}% / ${(100 * perArmRight).toFixed(1)}%`);
+      expect(perArmRight).toBeGreaterThan(0.9);
+      expect(pooledRight).toBeLessThan(0.6);
+    } finally {
+      select.release();
+      pooledFit.release();
+    }
+    // a choice that is not one is refused, naming the choices
+    await expect(fitDfcl(train, { ...opts, arms: 'each' as 'pooled' })).rejects.toThrow(/arms.*'select', 'auto', 'per-arm', 'pooled'/);
   });
 
   it('with no epochs is the two-stage model, and refuses bad options', async () => {
