@@ -92,21 +92,22 @@ export function cmdpMethod(fraction: number): EvalMethod<ScoredFit> {
 }
 
 /** DFCL's fine-tune as eval fits it (fitDfcl's options; in the cache key, so a change refits). */
-const DFCL_FINE_TUNE: DfclOptions = { arms: 'select', epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr' };
+const DFCL_FINE_TUNE: DfclOptions = { arms: 'select', keepMargin: 2, epochs: 200, l2: 0.1, temperature: 0.2, basis: 'uplift', estimator: 'dr' };
 
 /**
  * What fitDfcl itself does, in the cache key: 2 since each row is weighed by its own logging
  * propensity (fits before used arm shares), the λ grid comes from the start's spend (before:
  * [0.25, 0.5, 1, 2]) and the fine-tune is kept only if it raises J (before: unless it lowered it);
- * 3 since `arms: 'select'` may start from models per arm (before: always one pooled booster).
+ * 3 since `arms: 'select'` may start from models per arm (before: always one pooled booster);
+ * 4 since the fine-tune must beat the start by `keepMargin` standard errors.
  */
-const DFCL_VERSION = 3;
+const DFCL_VERSION = 4;
 
 export const dfclMethod: EvalMethod<ScoredFit> = {
   name: 'dfcl',
   label: 'DFCL',
   role: 'baseline',
-  description: 'a response model of r and c (XGBoost over state and history: one per arm, or one pooled with the action one-hot, whichever earns more on held-out log users) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
+  description: 'a response model of r and c (XGBoost over state and history: one per arm, or one pooled with the action one-hot, whichever earns more on held-out log users) with a per-arm uplift correction fitted by the decision-focused loss on DR logged outcomes (kept only if it raises the held-out decision value by 2 SE; λ grid where the start spends 80-20% of its λ = 0 spend), argmax r̃ − λ·c̃, λ searched',
   lambdaSearched: true,
   config: (settings) => ({ trees: treesFor(settings.quick), ...DFCL_FINE_TUNE, version: DFCL_VERSION }),
   prepare: (ctx) =>

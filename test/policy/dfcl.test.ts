@@ -4,17 +4,18 @@
  * recomputed here cell by cell from the logged outcomes with the logging policy's true
  * propensity 1/K, and the corrected scores from the booster's scores and the correction's
  * formula. Whether the fine-tune raises J on users nothing saw (issue 14's gate) is not asserted
- * from the default start: on this seed the paired gain is +0.15 ± 0.24 SE per user (J ≈ 86), inside
- * the noise, and with 8,000 training users bench/dfcl.ts measured no gain; the test prints it. What
- * it holds there is the computation and the keep rule: the fine-tune is kept only when its
- * validation J rose. From a start too weak to represent the uplift, it asserts the gain.
+ * from the default start: on this seed the paired gain of its last epoch is −0.06 ± 0.20 SE per
+ * user (J ≈ 84), inside the noise, and with 8,000 training users bench/dfcl.ts measured no gain;
+ * the test prints it. What it holds there is the computation and the keep rule: the fine-tune is
+ * kept only when its validation J rose by more than 2 paired standard errors. From a start too
+ * weak to represent the uplift, it asserts the gain.
  */
 import { describe, expect, it } from 'vitest';
 import { syLogToInteractionLog } from '../../src/data/log.js';
 import { resolveSyConfig } from '../../src/data/synth.js';
 import { buildTrajectories, selectUsers, type Trajectories } from '../../src/data/trajectories.js';
 import { generateSy } from '../../src/native/index.js';
-import { fitDfcl, spendGrid, type DfclCorrection } from '../../src/policy/dfcl.js';
+import { dfclScorer, fitDfcl, spendGrid } from '../../src/policy/dfcl.js';
 import type { InteractionLog } from '../../src/data/log.js';
 import { CounterStream } from '../../src/data/rng.js';
 import { outcomeScorer, type ActionScorer } from '../../src/policy/scored.js';
@@ -90,12 +91,13 @@ describe('DFCL: the decision-focused fine-tune', () => {
     const fit = await fitDfcl(train, { seed: 1, rounds: 150 });
     try {
       const base = outcomeScorer(fit.model);
-      expect(fit.correction).not.toBeNull();
-      const c = fit.correction as DfclCorrection;
+      // the fine-tune's last epoch, kept or not
+      const c = fit.objective.trace[fit.objective.trace.length - 1].correction;
+      const tuned = dfclScorer(fit.model, c);
       // the corrected scorer is the booster's scores plus the correction's formula, row by row
       const m = buildFeatures(fresh, base.layout);
       const x = m.x.subarray(0, 50 * m.cols);
-      const [b, s] = [await base.score(x), await fit.scorer.score(x)];
+      const [b, s] = [await base.score(x), await tuned.score(x)];
       const Q = 1 + c.columns.length + (c.upliftScale ? 2 : 0);
       for (let r = 0; r < 50; r++) {
         for (let a = 0; a < c.K; a++) {
@@ -111,18 +113,22 @@ describe('DFCL: the decision-focused fine-tune', () => {
       // the reported objectives are J on the fit's validation users (propensities: the log's arm shares, ≈ 1/K)
       const held = validationUsers(train.users, 0.25, 1 + 101);
       const val = selectUsers(train, Array.from({ length: train.users }, (_, i) => i).filter((i) => held[i]));
-      const [valStart, valTuned] = [mean(await plainObjective(base, val, fit.lambdas)), mean(await plainObjective(fit.scorer, val, fit.lambdas))];
+      const [v0, v1] = [await plainObjective(base, val, fit.lambdas), await plainObjective(tuned, val, fit.lambdas)];
+      const [valStart, valTuned] = [mean(v0), mean(v1)];
       expect(Math.abs(valStart - fit.objective.before)).toBeLessThan(0.03 * Math.abs(valStart));
-      expect(Math.abs(valTuned - fit.objective.after)).toBeLessThan(0.03 * Math.abs(valTuned));
+      // kept only if the validation gain exceeds 2 standard errors of the paired difference (keepMargin)
+      const gain = paired(v0, v1);
+      const keep = mean(gain.d) > 2 * gain.se;
+      expect(fit.objective.kept).toBe(keep ? 'decision-focused' : 'two-stage');
+      expect(fit.correction === null).toBe(!keep);
+      expect(Math.abs(fit.objective.after - (keep ? valTuned : valStart))).toBeLessThan(0.03 * Math.abs(valStart));
       // the gate: fresh users, paired per user
-      const [j0, j1] = [await plainObjective(base, fresh, fit.lambdas), await plainObjective(fit.scorer, fresh, fit.lambdas)];
+      const [j0, j1] = [await plainObjective(base, fresh, fit.lambdas), await plainObjective(tuned, fresh, fit.lambdas)];
       const { d, se } = paired(j0, j1);
       console.log(
-        `DFCL fine-tune, SY static seed 7, ${users} training users (${fit.objective.epochs} epochs, kept ${fit.objective.kept}): J on its validation users ${valStart.toFixed(3)} → ${valTuned.toFixed(3)}; ` +
+        `DFCL fine-tune, SY static seed 7, ${users} training users (${fit.objective.trace[fit.objective.trace.length - 1].epoch} epochs, kept ${fit.objective.kept}): J on its validation users ${valStart.toFixed(3)} → ${valTuned.toFixed(3)} (${mean(gain.d).toFixed(3)} ± ${gain.se.toFixed(3)} SE); ` +
           `on ${freshUsers} fresh users ${mean(j0).toFixed(3)} → ${mean(j1).toFixed(3)} (paired difference ${mean(d).toFixed(3)} ± ${se.toFixed(3)} SE)`,
       );
-      // in this seeded case the fine-tune's validation J (recomputed above) did not fall, so it is kept
-      expect(fit.objective.kept).toBe('decision-focused');
     } finally {
       fit.release();
     }
@@ -232,5 +238,6 @@ describe('DFCL: the decision-focused fine-tune', () => {
     await expect(fitDfcl(train, { epochs: -1 })).rejects.toThrow(/epochs/);
     await expect(fitDfcl(train, { basis: 'cubic' as 'linear' })).rejects.toThrow(/basis/);
     await expect(fitDfcl(train, { temperature: 0 })).rejects.toThrow(/temperature/);
+    await expect(fitDfcl(train, { keepMargin: -1 })).rejects.toThrow(/keepMargin/);
   });
 });
