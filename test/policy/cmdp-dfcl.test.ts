@@ -16,6 +16,7 @@ import { fitCmdp } from '../../src/policy/cmdp.js';
 import { decisionObjective, fitDfcl } from '../../src/policy/dfcl.js';
 import { greedyActions, searchScoredLambda } from '../../src/policy/scored.js';
 import { buildFeatures } from '../../src/sim/features.js';
+import type { ArmOutcomes } from '../../src/sim/arm-outcomes.js';
 import { solve } from '../../src/solve/index.js';
 import { methodsByName } from '../../src/eval/methods.js';
 import { tempDir } from '../helpers/fixtures.js';
@@ -163,6 +164,43 @@ describe('saco eval entries', () => {
       console.log(`cmdp50 on 300 fresh SY users (4 rounds), budget ${budget.toFixed(0)}: revenue ${out.revenue.toFixed(0)}, cost ${out.cost.toFixed(0)}, coupons ${out.coupons}, withheld ${out.blocked}; Bellman residuals ${JSON.stringify((again.info as { bellmanResidual: number[] }).bellmanResidual.map((v) => +v.toFixed(2)))}`);
       expect(out.cost).toBeLessThanOrEqual(budget);
       expect(out.lambda).toBeNull();
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('dfcl caches a start of models per arm and reads it back: the same models, the same plan', async () => {
+    // 1,000 users × 4 rounds: ≥ 500 fit rows per arm, so both starts are fitted; on this seed the held-out J keeps the models per arm
+    const env = { seed: 3, sequential: true, rounds: 4 };
+    const config = resolveSyConfig(env);
+    const train = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, users: 1000 })));
+    const testIds = Uint32Array.from({ length: 300 }, (_, i) => 50000 + i);
+    const logging = await nativeRollout({ env: config, rounds: config.rounds, budget: Infinity, policy: 'random', lambda: 0, userIds: testIds });
+    const data = { preset: 'sy', seed: 3, kind: 'sy' as const, env, config, rounds: config.rounds, train, testIds, referenceSpend: logging.cost };
+    const settings = { quick: true, threads: 0, training: {}, oracleLambdaMax: 20 };
+    const tmp = tempDir();
+    try {
+      const cache = { dir: tmp.dir, file: (name: string) => join(tmp.dir, name) };
+      const [dfcl] = methodsByName(['dfcl']);
+      const first = await dfcl.prepare!({ data, settings, cache, progress: () => {} });
+      const again = await dfcl.prepare!({ data, settings, cache, progress: () => {} });
+      try {
+        expect(first.fitted).toBe(true);
+        expect(again.fitted).toBe(false);
+        expect((first.info as { arms: string }).arms).toBe('per-arm');
+        const [a, b] = [first.artifact as { model: ArmOutcomes }, again.artifact as { model: ArmOutcomes }];
+        expect(a.model.outcomes.length).toBe(4);
+        expect(b.model.armModel).toEqual(a.model.armModel);
+        b.model.outcomes.forEach((o, i) => expect(Buffer.from(o.save()).equals(Buffer.from(a.model.outcomes[i].save()))).toBe(true));
+        const budget = 0.4 * logging.cost;
+        const [ra, rb] = [await dfcl.run({ data, settings, budget, progress: () => {} }, first.artifact), await dfcl.run({ data, settings, budget, progress: () => {} }, again.artifact)];
+        expect(rb.revenue).toBe(ra.revenue);
+        expect(rb.lambda).toBe(ra.lambda);
+        expect(ra.cost).toBeLessThanOrEqual(budget);
+      } finally {
+        first.release?.();
+        again.release?.();
+      }
     } finally {
       tmp.cleanup();
     }
