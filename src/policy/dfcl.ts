@@ -8,10 +8,11 @@
  *    history columns, fitted on the fit users of the log, either one model per joint action on
  *    that action's rows (src/sim/arm-outcomes.ts) or one pooled model with the action one-hot
  *    as a feature. By default (`arms: 'select'`) both are fitted and the one with the higher J
- *    (3. below) on the held-out users is kept: on SY the pooled one shares what the arms have in
- *    common and wins; on an MT-LIFT-like RCT (99 features, a weak uplift) the pooled booster
- *    never split on the action, scored the five arms alike and DFCL spent nothing, while the
- *    models per arm earned +118.6 incremental revenue (README).
+ *    (3. below) on the held-out users is kept: on SY the pooled one, which shares what the arms
+ *    have in common, mostly wins; on an MT-LIFT-like RCT (99 features, a weak uplift) early
+ *    stopping leaves the pooled booster a split on the action on some samples and none on
+ *    others (then it scores the arms alike and DFCL spends nothing), and neither start is better
+ *    on every sample (bench/dfcl-mtlift.ts, valued by the true response; README).
  * 2. Decision-focused fine-tune: an additive per-arm correction on top of the boosted scores
  *    (XGBoost's C API could continue the boosting itself on the decision loss's gradients,
  *    XGBoosterBoostOneIter with caller-given gradient and hessian; that is not built),
