@@ -45,14 +45,18 @@ class ScoredPolicy final : public Policy {
     const SimLayout& L = spec_->layout;
     arm_model_ = spec_->arm_model.empty() ? std::vector<int32_t>(L.joint_count(), 0) : spec_->arm_model;
     require(arm_model_.size() == L.joint_count(), "spec.scored.armModel needs one model index per joint action (" + std::to_string(L.joint_count()) + ")");
-    for (int32_t m : arm_model_) require(m >= 0 && static_cast<size_t>(m) < spec_->outcomes.size(), "spec.scored.armModel holds an index outside the models");
+    for (size_t k = 0; k < arm_model_.size(); ++k) {
+      require(arm_model_[k] >= 0 && static_cast<size_t>(arm_model_[k]) < spec_->outcomes.size(),
+              "spec.scored.armModel[" + std::to_string(k) + "] holds an index outside the models");
+    }
     cost_ = spec_->outcomes[0] != nullptr && spec_->outcomes[0]->has_cost();
-    for (const auto& outcome : spec_->outcomes) {
+    for (size_t i = 0; i < spec_->outcomes.size(); ++i) {
+      const auto& outcome = spec_->outcomes[i];
+      const std::string which = spec_->outcomes.size() > 1 ? "outcome model " + std::to_string(i) : "the outcome model";
       require(outcome != nullptr, "the scored policy needs an outcome model");
-      require(outcome->cols() == static_cast<uint64_t>(L.cols),
-              "the outcome model reads " + std::to_string(outcome->cols()) + " columns, its layout makes " + std::to_string(L.cols));
-      require(outcome->has_reward(), "the scored policy needs an outcome model with reward heads");
-      require(outcome->has_cost() == cost_, "the scored policy's outcome models must all have cost heads, or none");
+      require(outcome->cols() == static_cast<uint64_t>(L.cols), which + " reads " + std::to_string(outcome->cols()) + " columns, its layout makes " + std::to_string(L.cols));
+      require(outcome->has_reward(), "the scored policy needs reward heads (" + which + " has none)");
+      require(outcome->has_cost() == cost_, "the scored policy's outcome models must all have cost heads, or none (" + which + " differs)");
       Heads h;
       for (int k = 0; k < (cost_ ? 4 : 2); ++k) {
         h[static_cast<size_t>(k)] = compile_outcome_head(outcome->heads()[static_cast<size_t>(k)], L.cols, "the scored policy's outcome model");

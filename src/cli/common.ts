@@ -150,7 +150,7 @@ function columnOptions(): Option[] {
   return [
     new Option('--user-col <name>', "user id column (several: a,b; 'none': every row its own user)"),
     new Option('--time-col <name>', "time column ('none': file order)"),
-    list('--state-cols <list>', 'state feature columns (default: every other column)'),
+    list('--state-cols <list>', 'state feature columns (default: every other column but those a --reward-sql or --cost-sql reads)'),
     list('--categorical <list>', 'state columns holding categories (one-hot)'),
     list('--action-cols <list>', 'action column(s), one per action dimension'),
     new Option('--cost-col <name>', 'cost column'),

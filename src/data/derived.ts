@@ -55,24 +55,25 @@ export async function applyDerivedColumns(
  * The log's columns that the reward and cost are computed from (their SQL, and through it or a
  * reward or cost column that a schema's "columns" computes, the columns those read, to any
  * depth): outcomes of the round, so not states by default (`--reward-sql "click + 5 *
- * conversion"` left click and conversion as state features, and the models read the reward off them).
+ * conversion"` left click and conversion as state features, and the models read the reward off
+ * them). Every column an expression names counts, a CASE's condition or a window's PARTITION BY
+ * too: a state read there is left out as well, and "states" can name it back.
  */
 async function outcomeInputs(conn: DuckDBConnection, schema: DataSchema, header: string[]): Promise<string[]> {
-  const named = new Map(Object.entries(schema.columns ?? {}).map(([name, spec]) => [name.toLowerCase(), spec.sql]));
+  const named = new Map(Object.entries(schema.columns ?? {}).map(([name, spec]) => [name.toLowerCase(), { sql: spec.sql, field: `columns.${name}` }]));
   const byName = new Map(header.map((h) => [h.toLowerCase(), h]));
   const found = new Set<string>();
   const visit = async (column: string) => {
-    const key = column.toLowerCase();
-    const real = byName.get(key);
+    const real = byName.get(column.toLowerCase());
     if (real === undefined || found.has(real)) return;
     found.add(real);
-    const sql = named.get(key);
-    if (sql !== undefined) for (const c of await sqlColumnRefs(conn, sql)) await visit(c);
+    const spec = named.get(column.toLowerCase());
+    if (spec !== undefined) for (const c of await sqlColumnRefs(conn, spec.sql, spec.field, header)) await visit(c);
   };
   for (const role of ['reward', 'cost'] as const) {
     const spec = schema[role];
     if (typeof spec === 'string') await visit(spec);
-    else if (isDerived(spec)) for (const c of await sqlColumnRefs(conn, spec.sql)) await visit(c);
+    else if (isDerived(spec)) for (const c of await sqlColumnRefs(conn, spec.sql, `${role}.sql`, header)) await visit(c);
   }
   // the reward and cost columns themselves play their roles
   for (const role of ['reward', 'cost'] as const) {
@@ -83,20 +84,30 @@ async function outcomeInputs(conn: DuckDBConnection, schema: DataSchema, header:
   return header.filter((h) => found.has(h));
 }
 
-/** The column names an SQL expression reads (DuckDB's parse tree; a qualified name by its last part). */
-export async function sqlColumnRefs(conn: DuckDBConnection, sql: string): Promise<string[]> {
+/**
+ * The columns of `header` an SQL expression reads, from DuckDB's parse tree (a qualified name,
+ * table.column or struct.field, by its first part that is a column).
+ * @throws {SchemaError} naming `field` when DuckDB cannot parse the expression.
+ */
+export async function sqlColumnRefs(conn: DuckDBConnection, sql: string, field: string, header: string[]): Promise<string[]> {
   const rows = await queryRows(conn, `SELECT json_serialize_sql(${quoteLiteral(`SELECT ${sql}`)}) AS tree`);
-  const out: string[] = [];
+  const tree = JSON.parse(String(rows[0]?.tree ?? '{}')) as { error?: boolean; error_message?: string };
+  if (tree.error) throw new SchemaError(field, `DuckDB cannot parse "${sql}": ${tree.error_message ?? 'unknown error'}`, 'SCHEMA_BAD_SQL');
+  const columns = new Map(header.map((h) => [h.toLowerCase(), h]));
+  const out = new Set<string>();
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) node.forEach(walk);
     else if (node && typeof node === 'object') {
       const o = node as Record<string, unknown>;
-      if (o.class === 'COLUMN_REF' && Array.isArray(o.column_names) && o.column_names.length) out.push(String(o.column_names[o.column_names.length - 1]));
+      if (o.class === 'COLUMN_REF' && Array.isArray(o.column_names)) {
+        const hit = o.column_names.map((n) => columns.get(String(n).toLowerCase())).find((c) => c !== undefined);
+        if (hit !== undefined) out.add(hit);
+      }
       Object.values(o).forEach(walk);
     }
   };
-  walk(JSON.parse(String(rows[0]?.tree ?? '{}')));
-  return [...new Set(out)];
+  walk(tree);
+  return [...out];
 }
 
 /** Where a joined file is looked up, in order: beside the log, beside the schema file, in the working directory (an absolute path: only there). */

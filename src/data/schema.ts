@@ -114,7 +114,7 @@ export interface DataSchema {
   user: string | string[] | null;
   /** Column that orders a user's rows (number, date or timestamp); null: file order. */
   time: string | null;
-  /** State feature columns; omitted: every column not used by another role and not excluded. */
+  /** State feature columns; omitted: every column not used by another role, not excluded and not read by a reward or cost SQL expression. */
   states?: string[];
   /** State columns that hold categories: one-hot (default) or a single index column. */
   categorical?: Record<string, 'onehot' | 'index'>;
@@ -471,8 +471,8 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string,
   const exclude = new Set(schema.exclude ?? []);
   (schema.exclude ?? []).forEach((c) => need(c, 'exclude'));
   const usedNames = new Set(used.map(([c]) => c));
-  const inputs = new Set(outcomeInputs);
-  const states = schema.states ?? header.filter((h) => !usedNames.has(h) && !exclude.has(h) && !inputs.has(h));
+  const inputs = outcomeInputs.filter((c) => !usedNames.has(c) && !exclude.has(c));
+  const states = schema.states ?? header.filter((h) => !usedNames.has(h) && !exclude.has(h) && !inputs.includes(h));
   states.forEach((c, j) => need(c, `states[${j}]`));
   for (const c of Object.keys(schema.categorical ?? {})) {
     if (!states.includes(c)) throw new SchemaError(`categorical.${c}`, `"${c}" is not a state column`);
@@ -484,7 +484,8 @@ export function resolveRoles(schema: DataSchema, header: string[], file: string,
     if (before !== undefined) throw new SchemaError(role, `column "${column}" is already used as ${before}; a column may play one role once`, 'SCHEMA_DUPLICATE_COLUMN');
     seen.set(column, role);
   }
-  if (states.length === 0) throw new SchemaError('states', `no state columns left in ${file}`);
-  const left = schema.states ? [] : outcomeInputs.filter((c) => !usedNames.has(c) && !exclude.has(c));
-  return { user, time: schema.time, states, actions, cost: schema.cost as string | CostPerAction, reward: schema.reward, ...(propensity !== undefined ? { propensity } : {}), outcomeInputs: left };
+  if (states.length === 0) {
+    throw new SchemaError('states', `no state columns left in ${file}${inputs.length ? ` (${inputs.join(', ')}: read by the reward or cost, so not states unless named in "states" or --state-cols)` : ''}`);
+  }
+  return { user, time: schema.time, states, actions, cost: schema.cost as string | CostPerAction, reward: schema.reward, ...(propensity !== undefined ? { propensity } : {}), outcomeInputs: schema.states ? [] : inputs };
 }

@@ -9,9 +9,9 @@
  * (SY, the learned simulator) under the same budget rule as every other method.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { ArgumentError } from '../errors.js';
-import { loadOutcomeModel, saveOutcomeModel } from '../sim/outcome.js';
-import { disposeArms, pooled, type ArmOutcomes } from '../sim/arm-outcomes.js';
+import { ArgumentError, DataError } from '../errors.js';
+import { loadOutcomeModel, saveOutcomeModel, type OutcomeModel } from '../sim/outcome.js';
+import { checkArms, disposeArms, pooled, type ArmOutcomes } from '../sim/arm-outcomes.js';
 import { fitCmdp } from '../policy/cmdp.js';
 import { fitDfcl, type DfclCorrection, type DfclOptions } from '../policy/dfcl.js';
 import { syActionMap, type ScoredArtifact } from '../policy/scored.js';
@@ -36,13 +36,22 @@ async function cached(ctx: PrepareContext, fit: () => Promise<{ model: ArmOutcom
   const boosterFile = (i: number, count: number) => ctx.cache.file(count === 1 ? 'booster.ubj' : `booster-${i}.ubj`);
   const infoFile = ctx.cache.file('fit.json');
   if (existsSync(infoFile)) {
-    const { correction = null, armModel, ...info } = JSON.parse(readFileSync(infoFile, 'utf8')) as Record<string, unknown> & { correction?: DfclCorrection | null; armModel?: number[] };
-    const count = armModel ? Math.max(...armModel) + 1 : 1;
+    const { correction = null, armModel, ...info } = JSON.parse(readFileSync(infoFile, 'utf8')) as Record<string, unknown> & { correction?: DfclCorrection | null; armModel?: unknown };
+    // a map that is not one (a cache written otherwise): fitted again
+    const map = armModel === undefined ? null : Array.isArray(armModel) && armModel.length > 0 && armModel.every((m) => Number.isInteger(m) && m >= 0) ? (armModel as number[]) : undefined;
+    const count = map ? Math.max(...map) + 1 : 1;
     const files = Array.from({ length: count }, (_, i) => boosterFile(i, count));
-    if (files.every((f) => existsSync(f))) {
-      const outcomes = files.map((f) => loadOutcomeModel(new Uint8Array(readFileSync(f))));
-      const model = armModel ? { outcomes, armModel } : pooled(outcomes[0]);
-      return { artifact: { model, correction }, fitted: false, info, release: () => disposeArms(model) };
+    if (map !== undefined && files.every((f) => existsSync(f))) {
+      const outcomes: OutcomeModel[] = [];
+      try {
+        for (const f of files) outcomes.push(loadOutcomeModel(new Uint8Array(readFileSync(f))));
+        const model = map ? { outcomes, armModel: map } : pooled(outcomes[0]);
+        checkArms(model);
+        return { artifact: { model, correction }, fitted: false, info, release: () => disposeArms(model) };
+      } catch (e) {
+        for (const o of outcomes) o.dispose();
+        throw new DataError('EVAL_BAD_CACHE', `cannot read the fitted model back (${(e as Error).message}): delete ${ctx.cache.dir} to fit it again`, { file: infoFile });
+      }
     }
   }
   const t0 = performance.now();

@@ -19,7 +19,7 @@ import type { Trajectories } from '../data/trajectories.js';
 import { syCouponValue, syInitialUser, syObserve, syPurchaseDraw, syStep, syWeights, type SyConfig } from '../data/synth.js';
 import { buildFeatures, jointActions, setActionColumns, type FeatureLayout } from '../sim/features.js';
 import { OutcomeModel } from '../sim/outcome.js';
-import { pooled, type ArmOutcomes } from '../sim/arm-outcomes.js';
+import { checkArms, pooled, type ArmOutcomes } from '../sim/arm-outcomes.js';
 import type { NativeScoredSpec } from '../native/index.js';
 import type { PolicyDefinition } from './types.js';
 
@@ -54,8 +54,12 @@ export function nativeScoredSpec(a: ScoredArtifact): NativeScoredSpec {
   return { ...model, layout: { stateDim, actionSizes, control, rounds }, ...(a.envAction ? { envAction: a.envAction } : {}) };
 }
 
-/** The models by joint action (a pooled model scores them all). */
-export const armsOf = (model: OutcomeModel | ArmOutcomes): ArmOutcomes => (model instanceof OutcomeModel ? pooled(model) : model);
+/** The models by joint action (a pooled model scores them all), checked (checkArms). */
+export function armsOf(model: OutcomeModel | ArmOutcomes): ArmOutcomes {
+  if (model instanceof OutcomeModel) return pooled(model);
+  checkArms(model);
+  return model;
+}
 
 /**
  * The SY index of each logged action value, per dimension: a log's encodings list the values

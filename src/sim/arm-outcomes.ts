@@ -121,8 +121,29 @@ export async function fitPerArm(traj: Trajectories, m: DesignMatrix, rowsOf: num
   return { outcomes, armModel: outcomes.map((_, k) => k) };
 }
 
+/** Joint actions of a layout: the product of the action dimensions' sizes. */
+export const jointCount = (layout: Pick<FeatureLayout, 'actionSizes'>): number => layout.actionSizes.reduce((a, b) => a * b, 1);
+
+/**
+ * Checks models by joint action against each other: at least one model, one model index per
+ * joint action of the first model's layout, each in range, every model reading that layout's columns.
+ * @throws {ArgumentError} (argument `armModel` or `outcomes`) naming the entry that is wrong.
+ */
+export function checkArms(arms: ArmOutcomes): void {
+  if (!arms.outcomes.length) throw new ArgumentError('outcomes', 'must hold at least one outcome model');
+  const layout = arms.outcomes[0].layout;
+  const K = jointCount(layout);
+  if (arms.armModel.length !== K) throw new ArgumentError('armModel', `must hold one model index per joint action (${K}), got ${arms.armModel.length}`);
+  arms.armModel.forEach((m, k) => {
+    if (!Number.isInteger(m) || m < 0 || m >= arms.outcomes.length) throw new ArgumentError('armModel', `[${k}] = ${m} is not an index of the ${arms.outcomes.length} models`);
+  });
+  arms.outcomes.forEach((o, i) => {
+    if (o.layout.names.length !== layout.names.length) throw new ArgumentError('outcomes', `[${i}] reads ${o.layout.names.length} design columns, model 0 reads ${layout.names.length}`);
+  });
+}
+
 /** One pooled model scoring every joint action. */
-export const pooled = (model: OutcomeModel): ArmOutcomes => ({ outcomes: [model], armModel: Array.from({ length: model.layout.actionSizes.reduce((a, b) => a * b, 1) }, () => 0) });
+export const pooled = (model: OutcomeModel): ArmOutcomes => ({ outcomes: [model], armModel: Array.from({ length: jointCount(model.layout) }, () => 0) });
 
 /** Frees every model. */
 export function disposeArms(arms: ArmOutcomes): void {

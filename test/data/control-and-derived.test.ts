@@ -59,6 +59,10 @@ describe('derived reward and cost', () => {
     expect(report.outcomeInputs).toEqual(['purchase', 'completed', 'done']);
     const inspected = await inspectLog(file, schema);
     expect(inspected.columns.filter((c) => c.role === 'outcome input (not a state)').map((c) => c.column)).toEqual(['purchase', 'completed', 'done']);
+    // a reward column that "columns" computes: what it reads is an outcome input too
+    const viaNamed = await readLog(file, { schema: parseSchema({ ...unlisted, columns: { rev: { sql: '10 * purchase' } }, reward: 'rev', cost: 'completed' }) });
+    expect(viaNamed.log.stateNames).toEqual(['age']);
+    expect(viaNamed.report.outcomeInputs).toEqual(['purchase']);
     // a plain reward column: the other columns stay states, as before
     const plain = await readLog(file, { schema: parseSchema({ ...unlisted, reward: 'purchase', cost: 'completed' }) });
     expect(plain.log.stateNames).toEqual(['age']);

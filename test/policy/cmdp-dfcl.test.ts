@@ -137,17 +137,21 @@ describe('DFCL on SY static (no sequential effects)', () => {
   });
 });
 
+/** An eval dataset of SY seed 3 (4 rounds; `users` training users, 300 test users), quick settings and a cache folder. */
+async function evalFixture(users: number) {
+  const env = { seed: 3, sequential: true, rounds: 4 };
+  const config = resolveSyConfig(env);
+  const train = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, users })));
+  const testIds = Uint32Array.from({ length: 300 }, (_, i) => 50000 + i);
+  const logging = await nativeRollout({ env: config, rounds: config.rounds, budget: Infinity, policy: 'random', lambda: 0, userIds: testIds });
+  const data = { preset: 'sy', seed: 3, kind: 'sy' as const, env, config, rounds: config.rounds, train, testIds, referenceSpend: logging.cost };
+  return { data, settings: { quick: true, threads: 0, training: {}, oracleLambdaMax: 20 }, logging, tmp: tempDir() };
+}
+
 describe('saco eval entries', () => {
   it('cmdp25/50/75 and dfcl are registered; cmdp50 fits, caches and runs within the budget', async () => {
     expect(methodsByName(['cmdp25', 'cmdp50', 'cmdp75', 'dfcl']).map((m) => m.label)).toEqual(['CMDP25', 'CMDP50', 'CMDP75', 'DFCL']);
-    const env = { seed: 3, sequential: true, rounds: 4 };
-    const config = resolveSyConfig(env);
-    const train = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, users: 400 })));
-    const testIds = Uint32Array.from({ length: 300 }, (_, i) => 50000 + i);
-    const logging = await nativeRollout({ env: config, rounds: config.rounds, budget: Infinity, policy: 'random', lambda: 0, userIds: testIds });
-    const data = { preset: 'sy', seed: 3, kind: 'sy' as const, env, config, rounds: config.rounds, train, testIds, referenceSpend: logging.cost };
-    const settings = { quick: true, threads: 0, training: {}, oracleLambdaMax: 20 };
-    const tmp = tempDir();
+    const { data, settings, logging, tmp } = await evalFixture(400);
     try {
       const cache = { dir: tmp.dir, file: (name: string) => join(tmp.dir, name) };
       const [cmdp] = methodsByName(['cmdp50']);
@@ -171,14 +175,7 @@ describe('saco eval entries', () => {
 
   it('dfcl caches a start of models per arm and reads it back: the same models, the same plan', async () => {
     // 1,000 users × 4 rounds: ≥ 500 fit rows per arm, so both starts are fitted; on this seed the held-out J keeps the models per arm
-    const env = { seed: 3, sequential: true, rounds: 4 };
-    const config = resolveSyConfig(env);
-    const train = buildTrajectories(syLogToInteractionLog(await generateSy({ ...env, users: 1000 })));
-    const testIds = Uint32Array.from({ length: 300 }, (_, i) => 50000 + i);
-    const logging = await nativeRollout({ env: config, rounds: config.rounds, budget: Infinity, policy: 'random', lambda: 0, userIds: testIds });
-    const data = { preset: 'sy', seed: 3, kind: 'sy' as const, env, config, rounds: config.rounds, train, testIds, referenceSpend: logging.cost };
-    const settings = { quick: true, threads: 0, training: {}, oracleLambdaMax: 20 };
-    const tmp = tempDir();
+    const { data, settings, logging, tmp } = await evalFixture(1000);
     try {
       const cache = { dir: tmp.dir, file: (name: string) => join(tmp.dir, name) };
       const [dfcl] = methodsByName(['dfcl']);
