@@ -52,7 +52,7 @@ import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { selectUsers } from '../data/trajectories.js';
 import { buildFeatures, featureLayout, loggedJointActions, loggingPropensities, type DesignMatrix } from '../sim/features.js';
-import { controlNeverCosts, fitOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from '../sim/outcome.js';
+import { controlNeverCosts, fitOutcomeModel, OutcomeModel, validationUsers, VALIDATION_FRACTION, type OutcomeParams } from '../sim/outcome.js';
 import { ARMS_CHOICES, choosePerArm, disposeArms, fitPerArm, pooled, rowsByArm, type ArmOutcomes, type ArmsChoice } from '../sim/arm-outcomes.js';
 import { greedyActions, outcomeScorer, type ActionScorer } from './scored.js';
 
@@ -519,8 +519,8 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
   const rowsOf = rowsByArm(fitSet, design, layout.actionSizes.reduce((a, b) => a * b, 1));
   // the candidate starts: 'select' fits both where per-arm models are possible ('auto''s rule)
   const kinds: Array<'pooled' | 'per-arm'> = arms === 'select' ? (choosePerArm('auto', rowsOf) ? ['pooled', 'per-arm'] : ['pooled']) : [choosePerArm(arms, rowsOf) ? 'per-arm' : 'pooled'];
-  // the early-stopping users of fitOutcomeModel's default (a fifth of the fit users)
-  const stopping = { held: validationUsers(fitSet.users, 0.2, params.seed ?? 0), params, next: false };
+  // the early-stopping users of fitOutcomeModel's default
+  const stopping = { held: validationUsers(fitSet.users, VALIDATION_FRACTION, params.seed ?? 0), params, next: false };
   const valDesign = buildFeatures(valSet, layout);
   const starts: Start[] = [];
   let pVal: Float64Array;

@@ -8,7 +8,7 @@
 import { ArgumentError, NativeError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { loggedJointActions, type DesignMatrix, type FeatureLayout } from './features.js';
-import { fitOutcomeRows, type OutcomeModel, type OutcomeParams } from './outcome.js';
+import { designRowOutcomes, fitOutcomeRows, type OutcomeModel, type OutcomeParams } from './outcome.js';
 
 /** 'per-arm': one model per joint action; 'pooled': one model, the action one-hot; 'auto': per arm where the log supports it (`choosePerArm`). */
 export type ArmsChoice = 'auto' | 'per-arm' | 'pooled';
@@ -68,36 +68,18 @@ export interface ArmRowsFit {
  * trajectory, whatever the subset.
  */
 export async function fitArmRows(traj: Trajectories, m: DesignMatrix, rows: number[], layout: FeatureLayout, options: ArmRowsFit): Promise<OutcomeModel> {
-  const { rounds: T, stateDim: d } = traj;
-  const p = m.cols;
-  const n = rows.length;
-  const k = options.next === false ? 0 : layout.dynamic.length;
-  const features = new Float32Array(n * p);
-  const reward = new Float32Array(n);
-  const cost = new Float32Array(n);
-  const validation = new Uint8Array(n);
-  const next = new Float32Array(n * k);
-  let anyHeld = false;
-  rows.forEach((r, q) => {
-    const c = m.cells[r];
-    features.set(m.x.subarray(r * p, (r + 1) * p), q * p);
-    reward[q] = traj.rewards[c];
-    cost[q] = traj.costs[c];
-    validation[q] = options.held[Math.floor(c / T)];
-    anyHeld ||= validation[q] === 1;
-    const hasNext = (c % T) + 1 < T && traj.mask[c + 1] === 1;
-    for (let j = 0; j < k; j++) next[q * k + j] = hasNext ? traj.states[(c + 1) * d + layout.dynamic[j]] : NaN;
-  });
+  const dynamic = options.next === false ? [] : layout.dynamic;
+  const o = designRowOutcomes(traj, m, rows, options.held, dynamic);
   try {
     return await fitOutcomeRows(layout, {
-      rows: n,
-      cols: p,
-      features,
-      reward,
-      cost,
-      validation: anyHeld ? validation : undefined,
-      nextFrom: k > 0 ? layout.dynamic.map((s) => layout.offsets.state + s) : undefined,
-      next: k > 0 ? next : undefined,
+      rows: rows.length,
+      cols: m.cols,
+      features: o.features,
+      reward: o.reward,
+      cost: o.cost,
+      validation: o.anyHeld ? o.validation : undefined,
+      nextFrom: dynamic.length > 0 ? dynamic.map((s) => layout.offsets.state + s) : undefined,
+      next: dynamic.length > 0 ? o.next : undefined,
       params: options.params,
     });
   } catch (e) {

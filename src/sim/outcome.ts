@@ -25,6 +25,7 @@ import {
   jointActions,
   loggedJointActions,
   setActionColumns,
+  type DesignMatrix,
   type FeatureLayout,
   type LayoutOptions,
 } from './features.js';
@@ -318,7 +319,7 @@ export function foldAssignment(users: number, folds: number, seed: number): Int3
  */
 export async function fitOutcomeModel(traj: Trajectories, options: OutcomeFitOptions = {}): Promise<OutcomeModel> {
   const params = checkParams(options);
-  const fraction = options.validationFraction ?? 0.2;
+  const fraction = options.validationFraction ?? VALIDATION_FRACTION;
   if (typeof fraction !== 'number' || !(fraction >= 0 && fraction < 1)) throw new ArgumentError('validationFraction', `must be in [0, 1), got ${String(fraction)}`);
   const layout = options.layout ?? featureLayout(traj, options);
   const m = buildFeatures(traj, layout);
@@ -327,47 +328,80 @@ export async function fitOutcomeModel(traj: Trajectories, options: OutcomeFitOpt
   const dynamic = heads.next ? layout.dynamic : [];
   if (!heads.reward && !heads.cost && dynamic.length === 0) throw new ArgumentError('heads', 'no head to fit (reward and cost off, and no dynamic state feature)');
   const T = traj.rounds;
-  const d = traj.stateDim;
-  const reward = new Float32Array(m.rows);
-  const cost = new Float32Array(m.rows);
-  const validation = new Uint8Array(m.rows);
-  const flag = validationUsers(traj.users, fraction, params.seed);
+  const rows = designRowOutcomes(traj, m, null, validationUsers(traj.users, fraction, params.seed), dynamic);
   let weights: Float32Array | undefined;
   if (options.weights !== undefined) {
     const w = options.weights;
     if (!(w instanceof Float32Array) || w.length !== traj.users * T) throw new ArgumentError('weights', `must be a Float32Array of users × rounds = ${traj.users * T}`);
     weights = new Float32Array(m.rows);
-  }
-  const k = dynamic.length;
-  const next = new Float32Array(m.rows * k);
-  for (let r = 0; r < m.rows; r++) {
-    const c = m.cells[r];
-    reward[r] = traj.rewards[c];
-    cost[r] = traj.costs[c];
-    validation[r] = flag[Math.floor(c / T)];
-    if (weights) {
-      const w = options.weights![c];
-      if (!Number.isFinite(w) || w < 0) throw new ArgumentError('weights', `cell ${c}: ${w} is not a finite weight >= 0`);
-      weights[r] = w;
+    for (let r = 0; r < m.rows; r++) {
+      const c = m.cells[r];
+      if (!Number.isFinite(w[c]) || w[c] < 0) throw new ArgumentError('weights', `cell ${c}: ${w[c]} is not a finite weight >= 0`);
+      weights[r] = w[c];
     }
-    const t = c % T;
-    const hasNext = t + 1 < T && traj.mask[c + 1] === 1;
-    for (let j = 0; j < k; j++) next[r * k + j] = hasNext ? traj.states[(c + 1) * d + dynamic[j]] : NaN;
   }
   return fitOutcomeRows(layout, {
     zeroCostColumns: heads.cost && controlNeverCosts(traj, layout) ? controlColumns(layout) : undefined,
     rows: m.rows,
     cols: m.cols,
     features: m.x,
-    reward,
-    cost,
+    reward: rows.reward,
+    cost: rows.cost,
     weights,
-    validation: fraction > 0 ? validation : undefined,
+    validation: fraction > 0 ? rows.validation : undefined,
     heads: { reward: heads.reward, cost: heads.cost },
-    nextFrom: k > 0 ? dynamic.map((s) => layout.offsets.state + s) : undefined,
-    next: k > 0 ? next : undefined,
+    nextFrom: dynamic.length > 0 ? dynamic.map((s) => layout.offsets.state + s) : undefined,
+    next: dynamic.length > 0 ? rows.next : undefined,
     params,
   });
+}
+
+/** Default share of users held out for early stopping and residual spreads. */
+export const VALIDATION_FRACTION = 0.2;
+
+/** What an outcome fit learns from, per design row: its outcomes, whether it is a validation row, and the next round's dynamic states. */
+export interface RowOutcomes {
+  /** The rows' features (a copy of the subset's rows; `m.x` itself for every row). */
+  features: Float32Array;
+  reward: Float32Array;
+  cost: Float32Array;
+  /** 1 where the row's user is held out. */
+  validation: Uint8Array;
+  anyHeld: boolean;
+  /** [rows, dynamic] the next round's value of each dynamic state; NaN (the whole row) where no next round is logged. */
+  next: Float32Array;
+}
+
+/**
+ * The outcomes of design rows `rows` of `m` (null: every row, in order) for an outcome fit:
+ * reward and cost of the row's cell, the validation flag of its user (`held`, per user) and the
+ * next round's value of each `dynamic` state.
+ */
+export function designRowOutcomes(traj: Trajectories, m: DesignMatrix, rows: number[] | null, held: Uint8Array, dynamic: number[]): RowOutcomes {
+  const { rounds: T, stateDim: d } = traj;
+  const p = m.cols;
+  const n = rows ? rows.length : m.rows;
+  const k = dynamic.length;
+  const out: RowOutcomes = {
+    features: rows ? new Float32Array(n * p) : m.x,
+    reward: new Float32Array(n),
+    cost: new Float32Array(n),
+    validation: new Uint8Array(n),
+    anyHeld: false,
+    next: new Float32Array(n * k),
+  };
+  for (let q = 0; q < n; q++) {
+    const r = rows ? rows[q] : q;
+    const c = m.cells[r];
+    if (rows) out.features.set(m.x.subarray(r * p, (r + 1) * p), q * p);
+    out.reward[q] = traj.rewards[c];
+    out.cost[q] = traj.costs[c];
+    out.validation[q] = held[Math.floor(c / T)];
+    out.anyHeld ||= out.validation[q] === 1;
+    const hasNext = (c % T) + 1 < T && traj.mask[c + 1] === 1;
+    for (let j = 0; j < k; j++) out.next[q * k + j] = hasNext ? traj.states[(c + 1) * d + dynamic[j]] : NaN;
+  }
+  return out;
 }
 
 /** The design columns of the control's one-hot (every dimension at its control value). */
