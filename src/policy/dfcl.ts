@@ -51,9 +51,9 @@
 import { ArgumentError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
 import { selectUsers } from '../data/trajectories.js';
-import { buildFeatures, featureLayout, loggedJointActions, loggingPropensities, type DesignMatrix } from '../sim/features.js';
+import { buildFeatures, featureLayout, jointIndex, loggedJointActions, loggingPropensities, type DesignMatrix } from '../sim/features.js';
 import { controlNeverCosts, fitOutcomeModel, OutcomeModel, validationUsers, VALIDATION_FRACTION, type OutcomeParams } from '../sim/outcome.js';
-import { ARMS_CHOICES, choosePerArm, disposeArms, fitPerArm, pooled, rowsByArm, type ArmOutcomes, type ArmsChoice } from '../sim/arm-outcomes.js';
+import { ARMS_CHOICES, choosePerArm, disposeArms, fitPerArm, jointCount, pooled, rowsByArm, type ArmOutcomes, type ArmsChoice } from '../sim/arm-outcomes.js';
 import { greedyActions, outcomeScorer, type ActionScorer } from './scored.js';
 
 export interface DfclOptions extends OutcomeParams {
@@ -377,7 +377,6 @@ function fineTune(o: TuneSpec): Tuned {
   const meanOf = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
   const trace: DfclFit['objective']['trace'] = [];
   const startValues = heldOut(theta);
-  const start = meanOf(startValues);
   let lastValues: Float64Array | null = null;
   const beta1 = 0.9;
   const beta2 = 0.999;
@@ -443,8 +442,8 @@ function fineTune(o: TuneSpec): Tuned {
   }
   // the regularised optimum, kept only if it raises the held-out J by keepMargin SEs (its per-user values: the fit's reported J)
   const last = trace[trace.length - 1];
-  const gain = lastValues ? pairedDifference(lastValues, startValues) : null;
-  return last && lastValues && gain && last.heldOut > start && gain.mean > o.keepMargin * gain.se ? { correction: last.correction, epochs: last.epoch, trace, startValues, values: lastValues } : { correction: null, epochs: 0, trace, startValues, values: startValues };
+  const gain = lastValues && pairedDifference(lastValues, startValues);
+  return last && lastValues && gain && gain.mean > o.keepMargin * gain.se ? { correction: last.correction, epochs: last.epoch, trace, startValues, values: lastValues } : { correction: null, epochs: 0, trace, startValues, values: startValues };
 }
 
 /**
@@ -475,16 +474,17 @@ interface Start {
   model: ArmOutcomes;
   fit: CellScores;
   val: CellScores;
+  /** Its λ grid: the λs given, else spendGrid of its fit scores. */
+  grid: number[];
 }
 
 /**
  * The start with the higher J on the held-out users (the pooled one on a tie), J over the union
- * of the candidates' λ grids (each its own spendGrid, or the λs given), so both are judged at the
- * same prices.
+ * of the candidates' λ grids, so both are judged at the same prices.
  */
-function selectStart(starts: Start[], valSet: Trajectories, pVal: Float64Array, given: number[] | null, gridSpends: number[]): { start: Start; selection: DfclFit['selection'] } {
+function selectStart(starts: Start[], valSet: Trajectories, pVal: Float64Array): { start: Start; selection: DfclFit['selection'] } {
   if (starts.length === 1) return { start: starts[0], selection: null };
-  const lambdas = given ?? [...new Set(starts.flatMap((s) => spendGrid(s.fit, gridSpends)))].sort((a, b) => a - b);
+  const lambdas = [...new Set(starts.flatMap((s) => s.grid))].sort((a, b) => a - b);
   const heldOut = starts.map((s) => {
     const v = hardValues(s.val, valSet, lambdas, pVal);
     return v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
@@ -516,7 +516,7 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
   const valSet = selectUsers(train, valIdx);
   const layout = featureLayout(train);
   const design = buildFeatures(fitSet, layout);
-  const rowsOf = rowsByArm(fitSet, design, layout.actionSizes.reduce((a, b) => a * b, 1));
+  const rowsOf = rowsByArm(fitSet, design, jointCount(layout));
   // the candidate starts: 'select' fits both where per-arm models are possible ('auto''s rule)
   const kinds: Array<'pooled' | 'per-arm'> = arms === 'select' ? (choosePerArm('auto', rowsOf) ? ['pooled', 'per-arm'] : ['pooled']) : [choosePerArm(arms, rowsOf) ? 'per-arm' : 'pooled'];
   // the early-stopping users of fitOutcomeModel's default
@@ -530,14 +530,16 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     for (const kind of kinds) {
       const model = kind === 'per-arm' ? await fitPerArm(fitSet, design, rowsOf, layout, stopping) : pooled(await fitOutcomeModel(fitSet, { ...params, layout, heads: { reward: true, cost: true, next: false } }));
       try {
-        starts.push({ kind, model, fit: await cellScores(outcomeScorer(model), fitSet, params.threads, design), val: await cellScores(outcomeScorer(model), valSet, params.threads, valDesign) });
+        const fit = await cellScores(outcomeScorer(model), fitSet, params.threads, design);
+        const val = await cellScores(outcomeScorer(model), valSet, params.threads, valDesign);
+        starts.push({ kind, model, fit, val, grid: givenLambdas ?? spendGrid(fit, gridSpends) });
       } catch (e) {
         disposeArms(model);
         throw e;
       }
     }
     pVal = rowPropensities(starts[0].val, valSet, fitSet);
-    ({ start, selection } = selectStart(starts, valSet, pVal, givenLambdas ?? null, gridSpends));
+    ({ start, selection } = selectStart(starts, valSet, pVal));
   } catch (e) {
     for (const s of starts) disposeArms(s.model);
     throw e;
@@ -548,13 +550,13 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     const base = outcomeScorer(model);
     const fitScores = start.fit;
     const valScores = start.val;
-    const lambdas = givenLambdas ?? spendGrid(fitScores, gridSpends);
+    const lambdas = start.grid;
     const p = rowPropensities(fitScores, fitSet);
     const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / Math.max(v.length, 1);
     // φ: every column but the action one-hot (state, round, history)
     const actionEnd = layout.offsets.action + layout.actionSizes.reduce((a, b) => a + b, 0);
     const columns = basis === 'uplift' ? [] : layout.names.map((_, j) => j).filter((j) => j < layout.offsets.action || j >= actionEnd);
-    const controlIndex = layout.control.reduce((k, v, j) => k * layout.actionSizes[j] + v, 0);
+    const controlIndex = jointIndex(layout.actionSizes, layout.control);
     const fixedCost = Array.from({ length: base.K }, (_, a) => a === controlIndex && controlNeverCosts(fitSet, layout));
     const tuned = fineTune({ fit: fitScores, fitTraj: fitSet, val: valScores, valTraj: valSet, lambdas, p, pVal, fixedCost, columns, uplift: basis !== 'linear', control: controlIndex, epochs, learningRate, l2, temperature, estimator, checkEvery, keepMargin });
     const scorer = dfclScorer(model, tuned.correction);

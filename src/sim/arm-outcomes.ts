@@ -89,11 +89,10 @@ export async function fitArmRows(traj: Trajectories, m: DesignMatrix, rows: numb
 }
 
 /** One model per joint action, on that action's rows (see fitArmRows); disposes what it fitted when one fails. */
-export async function fitPerArm(traj: Trajectories, m: DesignMatrix, rowsOf: number[][], layout: FeatureLayout, options: ArmRowsFit & { onArm?: (k: number) => void }): Promise<ArmOutcomes> {
+export async function fitPerArm(traj: Trajectories, m: DesignMatrix, rowsOf: number[][], layout: FeatureLayout, options: ArmRowsFit): Promise<ArmOutcomes> {
   const outcomes: OutcomeModel[] = [];
   try {
     for (let k = 0; k < rowsOf.length; k++) {
-      options.onArm?.(k);
       outcomes.push(await fitArmRows(traj, m, rowsOf[k], layout, options));
     }
   } catch (e) {

@@ -34,7 +34,7 @@ import { dataFingerprint } from '../model/artifact.js';
 import { ModelFileError } from '../model/onnx.js';
 import { native, type NativeSimEnv, type NativeSimSpec, type NativeSimTrace } from '../native/index.js';
 import { buildFeatures, checkTrajectories, dynamicStates, featureLayout, historyWidth, jointActions, loggedJointActions, type FeatureLayout } from './features.js';
-import { checkArmsChoice, choosePerArm, fitPerArm, pooled, rowsByArm, type ArmsChoice } from './arm-outcomes.js';
+import { checkArmsChoice, choosePerArm, fitPerArm, jointCount, pooled, rowsByArm, type ArmsChoice } from './arm-outcomes.js';
 import { fitOutcomeModel, loadOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from './outcome.js';
 
 const MAGIC = 'SACOSIMU';
@@ -341,7 +341,7 @@ export async function fitSimulator(traj: Trajectories, options: SimulatorFitOpti
     if (options[k] !== undefined) params[k] = options[k];
   }
   const seed = params.seed ?? 0;
-  const K = layout.actionSizes.reduce((a, b) => a * b, 1);
+  const K = jointCount(layout);
   const joint = loggedJointActions(traj);
   const m = buildFeatures(traj, layout);
   if (m.rows === 0) throw new ArgumentError('trajectories', 'have no real (user, round) cell to fit on');
