@@ -1,4 +1,5 @@
 /** `saco eval`: SACO against the baselines (paper Table 1, Fig. 4, Fig. 5): report.json, report.md and charts. */
+import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { DATA_PRESET_NAMES, DEFAULT_BUDGETS, evaluate, parseBudgets, type EvalProgress } from '../eval/run.js';
 import { METHODS, PLANNED_METHODS } from '../eval/methods.js';
@@ -19,6 +20,7 @@ interface EvalOpts extends Omit<InputOpts, 'data' | 'glob'> {
   quick?: boolean;
   threads: number;
   charts: boolean;
+  plans?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -56,6 +58,7 @@ async function runEval(o: EvalOpts): Promise<void> {
       quick: o.quick,
       threads: o.threads,
       charts: o.charts,
+      plans: o.plans,
       training: o.epochs !== undefined ? { epochs: o.epochs } : undefined,
       onProgress: (p) => ui.update(progressLine(p)),
       onNotice: (line) => ui.notice(line),
@@ -112,6 +115,7 @@ async function runEval(o: EvalOpts): Promise<void> {
         );
       }
       lines.push('', `wrote ${result.files.markdown}, ${result.files.json} and ${result.files.charts.length} chart(s) (SVG + PNG) in ${o.out}`);
+      if (o.plans) lines.push(`every run's plan: ${path.join(o.out, 'plans')}`);
       lines.push(`${result.work.fits} model(s) trained, ${result.work.fitsReused} read from the cache; ${result.work.runs} run(s) computed, ${result.work.runsReused} reused; ${duration(result.work.seconds)} in all`);
       return lines;
     });
@@ -135,7 +139,8 @@ export function registerEval(program: Command): void {
     .option('--epochs <n>', 'training epochs of every CODT (default: the trainer default, 4 with --quick)', intArg(1, 100000))
     .option('--quick', 'a small, fast run: fewer users and rounds, small models, few epochs')
     .option('--threads <n>', 'native threads (0: all cores)', intArg(0, 1024), 0)
-    .option('--no-charts', 'skip the SVG and PNG charts');
+    .option('--no-charts', 'skip the SVG and PNG charts')
+    .option('--plans', "write every run's plan to <out>/plans/<method>__<budget>__seed<seed>.csv.gz (saco solve's plan-file columns, one row per test user and round), to value the plans outside the simulator");
   withColumnFlags(cmd);
   withOutputFlags(cmd, 'print Table 1, the comparisons, the off-policy check (a log) and the file names as one JSON document');
   cmd.action(runEval);

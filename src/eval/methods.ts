@@ -60,6 +60,8 @@ export interface EvalDataset {
   testIds: Uint32Array;
   /** A log: the test users' starting states in the simulator [users × state], read from their trajectories once (simUsers). */
   testStates?: Float64Array;
+  /** A log: the test users' ids in the log, in the order of `testIds` (plan files name them); SY: absent (the ids are `testIds`). */
+  testUserIds?: readonly string[];
   /** What the uniform logging policy spends on the test users: the "1x" budget. */
   referenceSpend: number;
   /** A log: the test users' logged round 0, which every plan's round 0 is checked against (src/eval/round-zero.ts). */
@@ -76,6 +78,8 @@ export interface MethodSettings {
   training: Partial<TrainOptions>;
   /** The λ range of the Oracle's search. */
   oracleLambdaMax: number;
+  /** Keep every run's plan (solve() with plan details) for the runner to write as a plan file; default false. */
+  plans?: boolean;
 }
 
 /** Where a method keeps what it fitted: a folder of the run's cache, keyed by data, config and seed. */
@@ -127,7 +131,12 @@ export interface MethodOutcome {
   extra?: Record<string, number | string | boolean | null>;
   /** A log: the plan's round 0 scored on the test users' logged round 0, without the simulator. */
   offPolicy?: RoundZeroCheck;
+  /** With `settings.plans`: the solve's plan and its details; the runner writes it as a plan file and never stores it with the result. */
+  solved?: SolvedPlan;
 }
+
+/** What a plan file is written from (src/solve/plan-file.ts `writePlan`). */
+export type SolvedPlan = Pick<SolveResult, 'plan' | 'planDetails' | 'users' | 'rounds' | 'lambda'>;
 
 export interface EvalMethod<A = unknown> {
   /** The name on the command line and in report.json. */
@@ -165,6 +174,7 @@ export function outcomeOf(r: SolveResult, ctx: Pick<RunContext, 'data'>, extra?:
     trace: r.trace,
     extra,
     ...(roundZero ? { offPolicy: roundZeroCheck(roundZero, r.plan, r.rounds) } : {}),
+    ...(r.planDetails ? { solved: { plan: r.plan, planDetails: r.planDetails, users: r.users, rounds: r.rounds, lambda: r.lambda } } : {}),
   };
 }
 
@@ -173,14 +183,15 @@ export function testUsers(data: Pick<EvalDataset, 'testIds' | 'testStates'>): { 
   return data.testStates ? { ids: data.testIds, features: data.testStates } : { ids: data.testIds };
 }
 
-/** The solve() options every method shares: the test users, the budget in currency, the environment. */
-export function solveBase(ctx: RunContext): Pick<SolveOptions, 'users' | 'budget' | 'env' | 'rounds' | 'threads' | 'onProgress'> {
+/** The solve() options every method shares: the test users, the budget in currency, the environment, plan details when the plans are kept. */
+export function solveBase(ctx: RunContext): Pick<SolveOptions, 'users' | 'budget' | 'env' | 'rounds' | 'threads' | 'planDetails' | 'onProgress'> {
   return {
     users: testUsers(ctx.data),
     budget: ctx.budget,
     env: ctx.data.env,
     rounds: ctx.data.rounds,
     threads: ctx.settings.threads,
+    planDetails: ctx.settings.plans === true,
     onProgress: (p) => {
       if (p.phase === 'search' && p.lambda !== undefined) ctx.progress(`λ ${p.lambda.toPrecision(3)}, spend ${Math.round(p.cost ?? 0)} / ${Math.round(ctx.budget)}`);
     },

@@ -458,6 +458,7 @@ export function renderMarkdown(rep: EvalReport): string {
   L.push('');
   L.push(`Every method runs on the same test users in the same environment (${d.world ?? "SY's ground truth"}) under the same budget rule (a coupon is withheld when, if redeemed, it would take realised spend over the budget); methods with a λ get the same λ search. Revenue, cost and ROI are totals over the test users and rounds; mean ± sd are over seeds.`);
   L.push('');
+  if (typeof rep.settings.plans === 'string') L.push(`Every run's plan is a file in the run's folder, ${rep.settings.plans} (one row per test user and round, with \`saco solve\`'s plan-file columns), to value it outside ${d.kind === 'log' ? 'the simulator' : 'SY'}.`, '');
   if (d.unavailable?.length) L.push(`Not run on this data: ${d.unavailable.map((u) => `${u.label} (${u.why})`).join('; ')}.`, '');
   L.push('## Methods', '');
   L.push(...mdTable(['Method', 'Role', 'What it is'], rep.methods.map((m) => [m.label, roleText[m.role], m.description]), ['l', 'l', 'l']));

@@ -13,7 +13,7 @@
  */
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, SacoError } from '../errors.js';
 import { syLogToInteractionLog } from '../data/log.js';
 import { outcomeInputsNotice, readTrajectories } from '../data/ingest.js';
 import { loadSchemaFile, type DataSchema } from '../data/schema.js';
@@ -23,6 +23,7 @@ import type { TrainOptions } from '../model/train.js';
 import { generateSy } from '../native/index.js';
 import { fitSimulator, readSimulator, simUsers, writeSimulator, type Simulator } from '../sim/simulator.js';
 import { resolveBudget, solve, type Budget } from '../solve/index.js';
+import { writePlan } from '../solve/plan-file.js';
 import { envControl } from './fixed-arm.js';
 import { keyHash, writeJsonAtomic } from './files.js';
 import { METHODS, methodsByName, testUsers, type EvalDataset, type EvalMethod, type MethodOutcome, type MethodSettings, type Prepared } from './methods.js';
@@ -131,6 +132,13 @@ export interface EvaluateOptions {
   oracleLambdaMax?: number;
   /** Write the charts (SVG and PNG); default true. */
   charts?: boolean;
+  /**
+   * Write every run's plan to `<out>/plans/<method>__<budget>__seed<seed>.csv.gz` in `saco
+   * solve`'s plan-file format (src/solve/plan-file.ts: one row per test user and round, the
+   * log's user ids): to value the plans outside the simulator (an A/B test, a known response).
+   * A result computed before without its plan file is computed again. Default false.
+   */
+  plans?: boolean;
   onProgress?: (p: EvalProgress) => void;
   /** A notice worth a line (a method skipped, the cache reused). */
   onNotice?: (line: string) => void;
@@ -175,6 +183,18 @@ interface Plan {
   charts: boolean;
 }
 
+/** Where the plan of one (method, budget, seed) goes with `plans`. */
+function planFileOf(plan: Plan, method: EvalMethod, seed: number, budget: EvalBudget): string {
+  return path.join(plan.out, 'plans', `${method.name}__${method.budgetFree ? 'any' : budget.label}__seed${seed}.csv.gz`);
+}
+
+/** A stored result that counts as done: with `plans`, only where its plan file is there too. */
+function storedResult(plan: Plan, method: EvalMethod, seed: number, budget: EvalBudget): StoredResult | undefined {
+  const { file, key } = resultFile(plan, method, seed, budget);
+  const stored = readStored(file, key);
+  return stored && (!plan.settings.plans || existsSync(planFileOf(plan, method, seed, budget))) ? stored : undefined;
+}
+
 /** A log to evaluate on: the file, its schema, and what identifies its contents in cache keys. */
 interface LogSource {
   file: string;
@@ -192,12 +212,12 @@ function checkInt(name: string, v: unknown, min: number, max: number): number {
   return v;
 }
 
-/** Makes `out` (and cache/, results/) and proves it writable: before any data is built or model trained. */
-function prepareOut(out: string): void {
+/** Makes `out` (and cache/, results/, plans/ with `plans`) and proves it writable: before any data is built or model trained. */
+function prepareOut(out: string, plans: boolean): void {
   if (typeof out !== 'string' || out.trim() === '') throw new ArgumentError('out', 'must name a folder', 'ARGUMENT_OUTPUT');
   if (existsSync(out) && !statSync(out).isDirectory()) throw new ArgumentError('out', `${out} is a file, not a folder`, 'ARGUMENT_OUTPUT');
   try {
-    for (const dir of [out, path.join(out, 'cache'), path.join(out, 'results')]) {
+    for (const dir of [out, path.join(out, 'cache'), path.join(out, 'results'), ...(plans ? [path.join(out, 'plans')] : [])]) {
       mkdirSync(dir, { recursive: true });
       accessSync(dir, constants.W_OK);
     }
@@ -244,7 +264,8 @@ function resolvePlan(o: EvaluateOptions): Plan {
       if (why) throw new ArgumentError('methods', `${m.name} cannot run on a log: ${why}`);
     }
   }
-  prepareOut(o.out);
+  if (o.plans !== undefined && typeof o.plans !== 'boolean') throw new ArgumentError('plans', `must be a boolean, got ${String(o.plans)}`);
+  prepareOut(o.out, o.plans === true);
   return {
     out: o.out,
     preset,
@@ -257,7 +278,7 @@ function resolvePlan(o: EvaluateOptions): Plan {
     trainUsers,
     testUsers,
     rounds,
-    settings: { quick, threads, training: { ...(quick ? QUICK_TRAINING : {}), ...(o.training ?? {}) }, oracleLambdaMax },
+    settings: { quick, threads, training: { ...(quick ? QUICK_TRAINING : {}), ...(o.training ?? {}) }, oracleLambdaMax, plans: o.plans === true },
     charts: o.charts ?? true,
   };
 }
@@ -340,7 +361,7 @@ async function buildLogDataset(plan: Plan, all: Trajectories, seed: number, noti
     roundZero = undefined;
     notice(`seed ${seed}: no off-policy check of the plans (${e.message})`);
   }
-  return referenceOf({ preset: plan.preset.name, seed, kind: 'log', env: { kind: 'sim', simulator, seed }, rounds: simulator.rounds, train, testIds: start.userIds, testStates: start.features, referenceSpend: 0, roundZero }, plan.settings.threads);
+  return referenceOf({ preset: plan.preset.name, seed, kind: 'log', env: { kind: 'sim', simulator, seed }, rounds: simulator.rounds, train, testIds: start.userIds, testStates: start.features, testUserIds: test.userIds, referenceSpend: 0, roundZero }, plan.settings.threads);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -462,7 +483,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   for (const seed of plan.seeds) {
     for (const method of plan.methods) {
       const budgets = method.budgetFree ? [plan.budgets[0]] : plan.budgets;
-      const missing = budgets.filter((b) => !readStored(resultFile(plan, method, seed, b).file, resultFile(plan, method, seed, b).key));
+      const missing = budgets.filter((b) => !storedResult(plan, method, seed, b));
       if (missing.length === 0) continue;
       if (method.prepare) pending.push({ kind: 'fit', method, seed });
       for (const b of missing) pending.push({ kind: 'run', method, seed, budget: b });
@@ -493,7 +514,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
         continue;
       }
       const budgets = method.budgetFree ? [plan.budgets[0]] : plan.budgets;
-      const todo = budgets.map((b) => ({ b, ...resultFile(plan, method, seed, b) })).map((x) => ({ ...x, stored: readStored(x.file, x.key) }));
+      const todo = budgets.map((b) => ({ b, ...resultFile(plan, method, seed, b), stored: storedResult(plan, method, seed, b) }));
       let prepared: Prepared | undefined;
       try {
         if (method.prepare && todo.some((x) => !x.stored)) {
@@ -526,11 +547,15 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
             const budgetAmount = x.b.multiple !== undefined ? resolveBudget(`${x.b.multiple}x`, data.referenceSpend) : (x.b.amount as number);
             const t0 = performance.now();
             const cpu0 = process.cpuUsage();
-            const outcome = await method.run(
+            const { solved, ...outcome } = await method.run(
               { data, settings: plan.settings, budget: budgetAmount, progress: (detail) => report({ phase: 'run', method: method.name, seed, budget: x.b.label, detail }) },
               prepared?.artifact,
             );
             const seconds = (performance.now() - t0) / 1000;
+            if (plan.settings.plans) {
+              if (!solved) throw new SacoError('EVAL_NO_PLAN', `${method.name} returned no plan to write (its run must pass solveBase's planDetails to solve())`);
+              await writePlan(solved, { userIds: data.testUserIds ?? data.testIds, actionEncodings: data.train.actionEncodings }, planFileOf(plan, method, seed, x.b));
+            }
             stored = { key: x.key, outcome, seconds, cpuSeconds: cpuSince(cpu0), budgetAmount: method.budgetFree ? null : budgetAmount, referenceSpend: data.referenceSpend };
             writeJsonAtomic(x.file, stored);
             clock.record('run', method.name, seconds);
@@ -576,7 +601,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
     records,
     datasets,
     fits,
-    settings: { quick: plan.settings.quick, training: plan.settings.training, oracleLambdaMax: plan.settings.oracleLambdaMax },
+    settings: { quick: plan.settings.quick, training: plan.settings.training, oracleLambdaMax: plan.settings.oracleLambdaMax, plans: plan.settings.plans ? 'plans/<method>__<budget>__seed<seed>.csv.gz' : null },
     seconds: clock.elapsed(),
   });
   const files = await writeReport(rep, plan.out, { charts: plan.charts });

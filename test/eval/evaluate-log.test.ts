@@ -5,7 +5,8 @@
  * budgets multiples of the uniform logging policy's spend in that simulator on the test users;
  * and bad input refused before anything is fitted.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTrajectories } from '../../src/data/ingest.js';
@@ -34,7 +35,7 @@ describe('evaluate() on a log, in the learned simulator', () => {
   it('runs every available method on the test users, marks the Oracle unavailable, and states the world and the budget reference', async () => {
     const out = path.join(tmp.dir, 'run');
     const notices: string[] = [];
-    const r = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, onNotice: (l) => notices.push(l) });
+    const r = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, plans: true, onNotice: (l) => notices.push(l) });
     const rep = r.report;
     // 500 users: a seeded 20% are test users
     expect(rep.data).toMatchObject({ kind: 'log', users: 500, trainUsers: 400, testUsers: 100, rounds: 3 });
@@ -86,11 +87,33 @@ describe('evaluate() on a log, in the learned simulator', () => {
     expect(md).toMatch(/Not run on this data: Oracle \(knows the true response: SY only\)/);
     expect(md).toContain("N times the uniform logging policy's spend on the same users in the simulator");
 
+    // every run's plan is a file: the test users by their ids in the log, each round, as many
+    // coupons as the run issued and its λ*
+    expect(md).toContain("Every run's plan is a file in the run's folder, plans/<method>__<budget>__seed<seed>.csv.gz");
+    const enc = test.actionEncodings[0];
+    expect(enc.control).toBe(0);
+    const control = String(enc.values[0]);
+    for (const rec of rep.records) {
+      const file = path.join(out, 'plans', `${rec.method}__${rec.method === 'no-coupon' ? 'any' : '0.5x'}__seed1.csv.gz`);
+      const [head, ...rows] = gunzipSync(readFileSync(file)).toString('utf8').trim().split('\n').map((l) => l.split(','));
+      expect(head).toEqual(['user_id', 'round', 'action', 'probability', 'expected_revenue', 'expected_cost', 'withheld', 'lambda']);
+      expect(rows.length, rec.method).toBe(test.users * test.rounds);
+      expect(rows.map((x) => `${x[0]}/${x[1]}`)).toEqual(test.userIds.flatMap((u) => [0, 1, 2].map((t) => `${u}/${t}`)));
+      expect(rows.filter((x) => x[2] !== control).length, rec.method).toBe(rec.coupons);
+      if (rec.lambda !== null) expect(Number(rows[0][7]), rec.method).toBeCloseTo(rec.lambda, 9);
+    }
+
     // a second run reads the simulator back from the cache and computes nothing else
-    const again = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, onNotice: (l) => notices.push(l) });
+    const again = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, plans: true, onNotice: (l) => notices.push(l) });
     expect(again.work).toMatchObject({ fits: 0, runs: 0 });
     expect(notices.join('\n')).toMatch(/simulator fitted on the training users is read back/);
     expect(again.report.perBudget).toEqual(rep.perBudget);
+    // a result whose plan file is gone is computed again when plans are asked for, and only then
+    rmSync(path.join(out, 'plans', 'random__0.5x__seed1.csv.gz'));
+    expect((await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out })).work).toMatchObject({ fits: 0, runs: 0 });
+    const third = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, plans: true });
+    expect(third.work).toMatchObject({ fits: 0, runs: 1 });
+    expect(existsSync(path.join(out, 'plans', 'random__0.5x__seed1.csv.gz'))).toBe(true);
   }, 120_000);
 });
 
