@@ -478,10 +478,12 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   const fits: EvalReport['fits'] = [];
   const datasets: EvalReport['datasets'] = [];
 
-  // What is left to do, known before any data is built: the results already on disk are kept.
+  // What is left to do, known before any data is built: the results already on disk are kept,
+  // and a method that cannot run on this kind of data (the Oracle on a log) is no task.
+  const runnable = plan.methods.filter((m) => !m.unavailable?.({ kind: plan.log ? 'log' : 'sy' }));
   const pending: Task[] = [];
   for (const seed of plan.seeds) {
-    for (const method of plan.methods) {
+    for (const method of runnable) {
       const budgets = method.budgetFree ? [plan.budgets[0]] : plan.budgets;
       const missing = budgets.filter((b) => !storedResult(plan, method, seed, b));
       if (missing.length === 0) continue;
@@ -499,7 +501,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   };
   const report = (p: Omit<EvalProgress, 'done' | 'total' | 'elapsedSeconds' | 'etaSeconds'>) => progressFn({ ...p, done, total, elapsedSeconds: clock.elapsed(), etaSeconds: eta() });
   if (total === 0) notice(`every result is already in ${path.join(plan.out, 'results')}: nothing to compute, writing the report`);
-  else if (total < plan.seeds.length * plan.methods.reduce((s, m) => s + (m.prepare ? 1 : 0) + (m.budgetFree ? 1 : plan.budgets.length), 0)) notice(`resuming: results already in ${plan.out} are kept, ${total} task(s) left`);
+  else if (total < plan.seeds.length * runnable.reduce((s, m) => s + (m.prepare ? 1 : 0) + (m.budgetFree ? 1 : plan.budgets.length), 0)) notice(`resuming: results already in ${plan.out} are kept, ${total} task(s) left`);
 
   for (const seed of plan.seeds) {
     report({ phase: 'data', seed, detail: logged ? `${plan.preset.name}, seed ${seed}: ${plan.trainUsers} training users (the simulator is fitted on them), ${plan.testUsers} test users × ${plan.rounds} rounds` : `SY world ${seed}: ${plan.trainUsers} training users, ${plan.testUsers} test users × ${plan.rounds} rounds` });

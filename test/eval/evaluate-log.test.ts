@@ -107,6 +107,9 @@ describe('evaluate() on a log, in the learned simulator', () => {
     const again = await evaluate({ ...QUICK, data: LOG, schema: SCHEMA, out, plans: true, onNotice: (l) => notices.push(l) });
     expect(again.work).toMatchObject({ fits: 0, runs: 0 });
     expect(notices.join('\n')).toMatch(/simulator fitted on the training users is read back/);
+    // the Oracle, which cannot run on a log, is not a task left to do
+    expect(notices.join('\n')).toMatch(/every result is already in/);
+    expect(notices.join('\n')).not.toMatch(/resuming/);
     expect(again.report.perBudget).toEqual(rep.perBudget);
     // a result whose plan file is gone is computed again when plans are asked for, and only then
     rmSync(path.join(out, 'plans', 'random__0.5x__seed1.csv.gz'));
