@@ -3,93 +3,25 @@
  * bench/index.ts; run it alone: `node --import tsx bench/dfcl-mtlift.ts [--samples=4]
  * [--users=50000]`).
  *
- * The log is generated here with a known response, so a plan's true value can be computed:
- * 99 features (every fifth an integer 0-9, the rest standard normal), 5 arms drawn uniformly,
- *   P(click | f, t) = σ(−2.5 + 0.3·f3 + u_t(f)),  u_0 = 0,  u_t = 0.1·t·(f1 > 0 ? 1 : −0.3) + 0.05·f2,
- * a conversion on 10% of clicks, reward click + 5·conversion (so E[r] = 1.5·P(click)) and a
- * stated cost of 0.05·t per coupon: treated arms earn up to ~+0.02 per user, and only for users
- * with f1 > 0. Per sample (a seed), 80% of the users train and 20% are test users; fitDfcl fits
+ * The log is generated with a known response (bench/mtlift-world.ts), so a plan's true value
+ * can be computed. Per sample (a seed), 80% of the users train and 20% are test users; fitDfcl fits
  * with `arms` 'select' (the default), 'pooled' and 'per-arm', and each fit's greedy plan on the
  * test users at 0.25x/0.5x/0.75x of the uniform logging spend (λ by bisection; costs are stated,
  * so spend is exact) is valued with the true response, as incremental revenue over no coupon,
  * beside the true response's own plan.
  */
 import { fileURLToPath } from 'node:url';
-import type { InteractionLog } from '../src/data/log.js';
-import { CounterStream } from '../src/data/rng.js';
 import { buildTrajectories, selectUsers, type Trajectories } from '../src/data/trajectories.js';
 import { fitDfcl } from '../src/policy/dfcl.js';
-import { greedyActions } from '../src/policy/scored.js';
 import { buildFeatures, featureLayout } from '../src/sim/features.js';
+import { ARMS, COST_PER_LEVEL, expectedReward, greedyPlanWithin, loggingSpend, mtliftLog, trueIncrement } from './mtlift-world.js';
 
-const FEATURES = 99;
-const ARMS = 5;
-const COST_PER_LEVEL = 0.05;
 const SHARES = [0.25, 0.5, 0.75];
 
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-
-/** P(click) of arm t for the features f (f[j] = feature j). */
-function clickProbability(f: (j: number) => number, t: number): number {
-  const uplift = t === 0 ? 0 : 0.1 * t * (f(1) > 0 ? 1 : -0.3) + 0.05 * f(2);
-  return sigmoid(-2.5 + 0.3 * f(3) + uplift);
-}
-
-/** A uniformly logged one-round log of `users` users. */
-export function mtliftLog(users: number, seed: number): InteractionLog {
-  const states = new Float64Array(users * FEATURES);
-  const actions = new Int32Array(users);
-  const reward = new Float64Array(users);
-  for (let u = 0; u < users; u++) {
-    const s = new CounterStream(seed, u, 0, 0x6d74);
-    for (let j = 0; j < FEATURES; j++) states[u * FEATURES + j] = j % 5 === 0 ? Math.floor(10 * s.uniform()) : s.normal();
-    const t = Math.min(ARMS - 1, Math.floor(ARMS * s.uniform()));
-    const click = s.uniform() < clickProbability((j) => states[u * FEATURES + j], t) ? 1 : 0;
-    const conversion = click && s.uniform() < 0.1 ? 1 : 0;
-    actions[u] = t;
-    reward[u] = click + 5 * conversion;
-  }
-  return {
-    source: `mtlift-like seed ${seed}`,
-    rows: users,
-    userIndex: Int32Array.from({ length: users }, (_, i) => i),
-    roundIndex: new Int32Array(users),
-    userIds: Array.from({ length: users }, (_, i) => String(i)),
-    stateNames: Array.from({ length: FEATURES }, (_, j) => `f${j}`),
-    states,
-    actionEncodings: [{ column: 'treatment', values: Array.from({ length: ARMS }, (_, t) => t), control: 0 }],
-    actions,
-    cost: Float64Array.from(actions, (t) => COST_PER_LEVEL * t),
-    reward,
-    categorical: [],
-    propensity: new Float64Array(users).fill(1 / ARMS),
-  };
-}
-
-/** The true incremental revenue of the greedy plan of scores [n*K] at each budget share (λ by bisection on the stated spend). */
+/** The true incremental revenue of the greedy plan of scores [n*K] at each budget share of the uniform logging spend. */
 function trueIncrements(test: Trajectories, reward: Float64Array, cost: Float64Array): number[] {
-  const n = test.users;
-  const f = (u: number) => (j: number) => test.states[u * FEATURES + j];
-  const expected = (u: number, t: number) => 1.5 * clickProbability(f(u), t);
-  let none = 0;
-  for (let u = 0; u < n; u++) none += expected(u, 0);
-  const logging = (n * COST_PER_LEVEL * (ARMS - 1)) / 2;  // uniform over the arms
-  const spend = (a: Int32Array) => a.reduce((s, t) => s + COST_PER_LEVEL * t, 0);
-  return SHARES.map((share) => {
-    const budget = share * logging;
-    let lo = 0;
-    let hi = 1;
-    while (spend(greedyActions(reward, cost, ARMS, hi)) > budget && hi < 1e9) [lo, hi] = [hi, 2 * hi];
-    for (let i = 0; i < 60; i++) {
-      const mid = (lo + hi) / 2;
-      if (spend(greedyActions(reward, cost, ARMS, mid)) > budget) lo = mid;
-      else hi = mid;
-    }
-    const plan = greedyActions(reward, cost, ARMS, hi);
-    let total = 0;
-    for (let u = 0; u < n; u++) total += expected(u, plan[u]);
-    return total - none;
-  });
+  const users = Int32Array.from({ length: test.users }, (_, u) => u);
+  return SHARES.map((share) => trueIncrement(test.states, users, greedyPlanWithin(reward, cost, share * loggingSpend(test.users))));
 }
 
 export interface MtliftRow {
@@ -111,7 +43,7 @@ export async function benchDfclMtlift(options: { samples?: number[]; users?: num
     const trueCost = new Float64Array(nTest * ARMS);
     for (let u = 0; u < nTest; u++) {
       for (let t = 0; t < ARMS; t++) {
-        trueReward[u * ARMS + t] = 1.5 * clickProbability((j) => test.states[u * FEATURES + j], t);
+        trueReward[u * ARMS + t] = expectedReward(test.states, u, t);
         trueCost[u * ARMS + t] = COST_PER_LEVEL * t;
       }
     }

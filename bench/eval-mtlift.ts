@@ -1,0 +1,155 @@
+/**
+ * `saco eval` on an MT-LIFT-like RCT whose response is known (bench/mtlift-world.ts): every
+ * method's plan, written by `--plans`, valued with the true response beside the learned
+ * simulator's verdict in report.json. Not wired into bench/index.ts; run it alone:
+ *
+ *   node --import tsx bench/eval-mtlift.ts [--users=50000] [--world=1] [--seeds=1]
+ *     [--budgets=0.25x,0.5x,0.75x] [--methods=saco,forest,…] [--out=DIR]
+ *
+ * The log (world seed `--world`) is written to DIR/mtlift.csv once; `saco eval` then runs in
+ * DIR as a user would run it (its cache makes a rerun cheap). For each (method, budget) it
+ * prints, as means over the seeds: the incremental revenue over no coupon that the simulator
+ * reported, the true one of the same plan on the same test users, the plan's true spend against
+ * the budget, and what the true response's own greedy plan earns within that budget (the
+ * ceiling). A ranking the simulator gives that the truth does not is the simulator's opinion.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { writeLog } from '../src/data/write.js';
+import { evaluate } from '../src/eval/run.js';
+import { ARMS, COST_PER_LEVEL, expectedReward, FEATURES, greedyPlanWithin, mtliftLog, trueIncrement } from './mtlift-world.js';
+
+export interface EvalTruthRow {
+  method: string;
+  label: string;
+  role: string;
+  budget: string;
+  /** Means over seeds. */
+  simulatorIncrement: number;
+  trueIncrement: number;
+  /** The plan's true (stated) spend over the budget. */
+  trueBaRate: number;
+  /** The true response's greedy plan within the same budget on the same users. */
+  ceiling: number;
+  /** The true incremental revenue per seed, in the report's seed order. */
+  truePerSeed: number[];
+}
+
+/** A plan file's (user id, first action label) per row; the log has one round. */
+function readPlan(file: string): { users: Int32Array; arms: Int32Array } {
+  const [head, ...rows] = gunzipSync(readFileSync(file)).toString('utf8').trim().split('\n').map((l) => l.split(','));
+  const user = head.indexOf('user_id');
+  const arm = head.indexOf('treatment');
+  if (user < 0 || arm < 0) throw new Error(`${file}: no user_id or treatment column in ${head.join(',')}`);
+  return { users: Int32Array.from(rows, (r) => Number(r[user])), arms: Int32Array.from(rows, (r) => Number(r[arm])) };
+}
+
+export async function benchEvalMtlift(o: { users?: number; world?: number; seeds?: number; budgets?: string[]; methods?: string[]; out?: string } = {}): Promise<EvalTruthRow[]> {
+  const users = o.users ?? 50000;
+  const world = o.world ?? 1;
+  const out = o.out ?? path.join(os.tmpdir(), `saco-eval-mtlift-${users}-w${world}`);
+  const file = path.join(out, 'mtlift.csv');
+  const log = mtliftLog(users, world);
+  mkdirSync(out, { recursive: true });
+  if (!existsSync(file)) await writeLog(log, file);
+  let last = 0;
+  const { report } = await evaluate({
+    data: file,
+    schema: { user: 'user_id', time: 'time', actions: [{ column: 'treatment', control: 0 }], cost: 'cost', reward: 'reward' },
+    out,
+    seeds: o.seeds ?? 1,
+    budgets: o.budgets ?? ['0.25x', '0.5x', '0.75x'],
+    methods: o.methods,
+    plans: true,
+    charts: false,
+    onNotice: (line) => console.log(line),
+    onProgress: (p) => {
+      if (performance.now() - last < 10_000 && p.phase !== 'done') return;
+      last = performance.now();
+      console.log(`${p.done}/${p.total} ${p.phase} ${p.method ?? ''} ${p.budget ?? ''} seed ${p.seed ?? ''} ${p.detail ?? ''}`);
+    },
+  });
+  const rows: EvalTruthRow[] = [];
+  for (const m of report.methods) {
+    for (const b of report.budgets) {
+      const recs = report.records.filter((r) => r.method === m.name && r.budget === b.label);
+      const per = recs.map((r) => {
+        const plan = readPlan(path.join(out, 'plans', `${m.name}__${m.name === 'no-coupon' ? 'any' : b.label}__seed${r.seed}.csv.gz`));
+        const spend = plan.arms.reduce((s, t) => s + COST_PER_LEVEL * t, 0);
+        const budget = r.budgetAmount ?? spend;
+        const n = plan.users.length;
+        const reward = new Float64Array(n * ARMS);
+        const cost = new Float64Array(n * ARMS);
+        for (let i = 0; i < n; i++) {
+          for (let t = 0; t < ARMS; t++) {
+            reward[i * ARMS + t] = expectedReward(log.states, plan.users[i], t);
+            cost[i * ARMS + t] = COST_PER_LEVEL * t;
+          }
+        }
+        const best = greedyPlanWithin(reward, cost, budget);
+        return {
+          simulator: r.incrementalRevenue,
+          truth: trueIncrement(log.states, plan.users, plan.arms),
+          baRate: budget > 0 ? spend / budget : 0,
+          ceiling: trueIncrement(log.states, plan.users, best),
+        };
+      });
+      const mean = (f: (x: (typeof per)[number]) => number) => per.reduce((s, x) => s + f(x), 0) / Math.max(per.length, 1);
+      rows.push({ method: m.name, label: m.label, role: m.role, truePerSeed: per.map((x) => x.truth), budget: b.label, simulatorIncrement: mean((x) => x.simulator), trueIncrement: mean((x) => x.truth), trueBaRate: mean((x) => x.baRate), ceiling: mean((x) => x.ceiling) });
+    }
+  }
+  return rows;
+}
+
+/** Ranks with ties averaged (1-based). */
+function ranks(x: number[]): number[] {
+  const order = x.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
+  const r = new Array<number>(x.length);
+  for (let k = 0; k < order.length; ) {
+    let e = k;
+    while (e + 1 < order.length && order[e + 1][0] === order[k][0]) e++;
+    for (let q = k; q <= e; q++) r[order[q][1]] = (k + e) / 2 + 1;
+    k = e + 1;
+  }
+  return r;
+}
+
+/** Spearman's rank correlation of a and b (Pearson's of their ranks). */
+export function spearman(a: number[], b: number[]): number {
+  const [ra, rb] = [ranks(a), ranks(b)];
+  const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
+  const [ma, mb] = [mean(ra), mean(rb)];
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < ra.length; i++) [ab, aa, bb] = [ab + (ra[i] - ma) * (rb[i] - mb), aa + (ra[i] - ma) ** 2, bb + (rb[i] - mb) ** 2];
+  return ab / Math.sqrt(aa * bb);
+}
+
+/** Markdown: per method, the simulator's and the true incremental revenue at each budget. */
+export function evalTruthTable(rows: EvalTruthRow[]): string {
+  const budgets = [...new Set(rows.map((r) => r.budget))];
+  const f = (x: number) => x.toFixed(1);
+  const out = [`| method | ${budgets.map((b) => `${b}: simulator / true (true spend ÷ budget)`).join(' | ')} |`, `| --- | ${budgets.map(() => '---:').join(' | ')} |`];
+  for (const label of [...new Set(rows.map((r) => r.label))]) {
+    out.push(`| ${label} | ${budgets.map((b) => rows.find((r) => r.label === label && r.budget === b)).map((r) => (r ? `${f(r.simulatorIncrement)} / **${f(r.trueIncrement)}** (${r.trueBaRate.toFixed(2)})` : '–')).join(' | ')} |`);
+  }
+  const at = (b: string) => rows.filter((r) => r.budget === b);
+  out.push(`| rank correlation of the two columns over the methods (Spearman) | ${budgets.map((b) => spearman(at(b).map((r) => r.simulatorIncrement), at(b).map((r) => r.trueIncrement)).toFixed(2)).join(' | ')} |`);
+  out.push(`| true response (ceiling) | ${budgets.map((b) => f(rows.find((r) => r.budget === b && r.method !== 'no-coupon')?.ceiling ?? NaN)).join(' | ')} |`);
+  const saco = rows.filter((r) => r.role === 'saco');
+  const cells = saco.flatMap((r) => r.truePerSeed.map((v, k) => rows.filter((o) => o.budget === r.budget && o.role === 'baseline').every((o) => v >= o.truePerSeed[k])));
+  if (cells.length) out.push('', `In truth SACO earns at least as much as every baseline in ${cells.filter(Boolean).length} of ${cells.length} (budget, seed) cells.`);
+  return out.join('\n');
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const num = (name: string) => (arg(name) ? Number(arg(name)) : undefined);
+  const t0 = performance.now();
+  const rows = await benchEvalMtlift({ users: num('users'), world: num('world'), seeds: num('seeds'), budgets: arg('budgets')?.split(','), methods: arg('methods')?.split(','), out: arg('out') });
+  console.log(`\nincremental revenue over no coupon on the test users (${FEATURES} features, ${ARMS} arms): the learned simulator's verdict / the truth\n\n${evalTruthTable(rows)}\n\n${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}
