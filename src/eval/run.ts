@@ -5,8 +5,9 @@
  * simulator fitted on the training users as the world, cached like the models), prepares every method (trains or fits it on the training users, cached
  * on disk under <out>/cache/ by data, config and seed), runs every (method, budget) on the
  * test users through the same environment and budget rule, and writes each result to
- * <out>/results/ as soon as it exists, so an interrupted run resumes where it stopped. Then
- * it writes the report (report.ts) and its charts (charts.ts).
+ * <out>/results/ as soon as it exists (with `plans`, its plan to <out>/plans/), so an
+ * interrupted run resumes where it stopped. Then it writes the report (report.ts) and its
+ * charts (charts.ts).
  *
  * Budgets are "Nx": N times what the uniform logging policy spends on the same test users
  * (or a currency amount). The default is the paper's three levels × three amounts, 0.1x … 0.9x.
