@@ -458,6 +458,13 @@ export function renderMarkdown(rep: EvalReport): string {
   L.push('');
   L.push(`Every method runs on the same test users in the same environment (${d.world ?? "SY's ground truth"}) under the same budget rule (a coupon is withheld when, if redeemed, it would take realised spend over the budget); methods with a λ get the same λ search. Revenue, cost and ROI are totals over the test users and rounds; mean ± sd are over seeds.`);
   L.push('');
+  if (d.kind === 'log') {
+    L.push(
+      "**The judge is a model.** The simulator was fitted on the same training users as the methods, and its verdict is its own opinion of what the plans earn: on a log with a known response (saco's README, `bench/eval-mtlift.ts`) its ranking of these methods agreed with the truth's only partly. " +
+        `Where the top methods are close, check them against the logged outcomes (the off-policy check below) or an A/B test of their plans${typeof rep.settings.plans === 'string' ? '' : ' (`--plans` writes them)'}.`,
+      '',
+    );
+  }
   if (typeof rep.settings.plans === 'string') L.push(`Every run's plan is a file in the run's folder, ${rep.settings.plans} (one row per test user and round, with \`saco solve\`'s plan-file columns), to value it outside ${d.kind === 'log' ? 'the simulator' : 'SY'}.`, '');
   if (d.unavailable?.length) L.push(`Not run on this data: ${d.unavailable.map((u) => `${u.label} (${u.why})`).join('; ')}.`, '');
   L.push('## Methods', '');

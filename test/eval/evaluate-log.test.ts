@@ -90,6 +90,7 @@ describe('evaluate() on a log, in the learned simulator', () => {
     // every run's plan is a file: the test users by their ids in the log, each round, as many
     // coupons as the run issued and its λ*
     expect(md).toContain("Every run's plan is a file in the run's folder, plans/<method>__<budget>__seed<seed>.csv.gz");
+    expect(md).toContain('**The judge is a model.**');
     const enc = test.actionEncodings[0];
     expect(enc.control).toBe(0);
     const control = String(enc.values[0]);
