@@ -13,13 +13,13 @@
  * the budget, and what the true response's own greedy plan earns within that budget (the
  * ceiling). A ranking the simulator gives that the truth does not is the simulator's opinion.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { writeLog } from '../src/data/write.js';
 import { evaluate } from '../src/eval/run.js';
+import { readPlanFile } from './plan-reader.js';
 import { ARMS, COST_PER_LEVEL, expectedReward, FEATURES, greedyPlanWithin, mtliftLog, trueIncrement } from './mtlift-world.js';
 
 export interface EvalTruthRow {
@@ -36,15 +36,6 @@ export interface EvalTruthRow {
   ceiling: number;
   /** The true incremental revenue per seed, in the report's seed order. */
   truePerSeed: number[];
-}
-
-/** A plan file's (user id, first action label) per row; the log has one round. */
-function readPlan(file: string): { users: Int32Array; arms: Int32Array } {
-  const [head, ...rows] = gunzipSync(readFileSync(file)).toString('utf8').trim().split('\n').map((l) => l.split(','));
-  const user = head.indexOf('user_id');
-  const arm = head.indexOf('treatment');
-  if (user < 0 || arm < 0) throw new Error(`${file}: no user_id or treatment column in ${head.join(',')}`);
-  return { users: Int32Array.from(rows, (r) => Number(r[user])), arms: Int32Array.from(rows, (r) => Number(r[arm])) };
 }
 
 export async function benchEvalMtlift(o: { users?: number; world?: number; seeds?: number; budgets?: string[]; methods?: string[]; out?: string } = {}): Promise<EvalTruthRow[]> {
@@ -77,7 +68,8 @@ export async function benchEvalMtlift(o: { users?: number; world?: number; seeds
     for (const b of report.budgets) {
       const recs = report.records.filter((r) => r.method === m.name && r.budget === b.label);
       const per = recs.map((r) => {
-        const plan = readPlan(path.join(out, 'plans', `${m.name}__${m.name === 'no-coupon' ? 'any' : b.label}__seed${r.seed}.csv.gz`));
+        const rows = readPlanFile(path.join(out, 'plans', `${m.name}__${m.name === 'no-coupon' ? 'any' : b.label}__seed${r.seed}.csv.gz`), ['treatment']);
+        const plan = { users: Int32Array.from(rows.userIds, Number), arms: Int32Array.from(rows.labels[0], Number) };
         const spend = plan.arms.reduce((s, t) => s + COST_PER_LEVEL * t, 0);
         const budget = r.budgetAmount ?? spend;
         const n = plan.users.length;
@@ -130,7 +122,7 @@ export function spearman(a: number[], b: number[]): number {
 }
 
 /** Markdown: per method, the simulator's and the true incremental revenue at each budget. */
-export function evalTruthTable(rows: EvalTruthRow[]): string {
+export function evalTruthTable(rows: EvalTruthRow[], ceilingLabel = 'true response (ceiling)'): string {
   const budgets = [...new Set(rows.map((r) => r.budget))];
   const f = (x: number) => x.toFixed(1);
   const out = [`| method | ${budgets.map((b) => `${b}: simulator / true (true spend ÷ budget)`).join(' | ')} |`, `| --- | ${budgets.map(() => '---:').join(' | ')} |`];
@@ -139,7 +131,7 @@ export function evalTruthTable(rows: EvalTruthRow[]): string {
   }
   const at = (b: string) => rows.filter((r) => r.budget === b);
   out.push(`| rank correlation of the two columns over the methods (Spearman) | ${budgets.map((b) => spearman(at(b).map((r) => r.simulatorIncrement), at(b).map((r) => r.trueIncrement)).toFixed(2)).join(' | ')} |`);
-  out.push(`| true response (ceiling) | ${budgets.map((b) => f(rows.find((r) => r.budget === b && r.method !== 'no-coupon')?.ceiling ?? NaN)).join(' | ')} |`);
+  out.push(`| ${ceilingLabel} | ${budgets.map((b) => f(rows.find((r) => r.budget === b && r.method !== 'no-coupon')?.ceiling ?? NaN)).join(' | ')} |`);
   const saco = rows.filter((r) => r.role === 'saco');
   const cells = saco.flatMap((r) => r.truePerSeed.map((v, k) => rows.filter((o) => o.budget === r.budget && o.role === 'baseline').every((o) => v >= o.truePerSeed[k])));
   if (cells.length) out.push('', `In truth SACO earns at least as much as every baseline in ${cells.filter(Boolean).length} of ${cells.length} (budget, seed) cells.`);
