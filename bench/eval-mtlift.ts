@@ -6,7 +6,7 @@
  *   node --import tsx bench/eval-mtlift.ts [--users=50000] [--world=1] [--seeds=1]
  *     [--budgets=0.25x,0.5x,0.75x] [--methods=saco,forest,…] [--out=DIR]
  *
- * The log (world seed `--world`) is written to DIR/mtlift.csv once; `saco eval` then runs in
+ * The log (world seed `--world`) is written to DIR/mtlift-<users>-w<world>.csv once; `saco eval` then runs in
  * DIR as a user would run it (its cache makes a rerun cheap). For each (method, budget) it
  * prints, as means over the seeds: the incremental revenue over no coupon that the simulator
  * reported, the true one of the same plan on the same test users, the plan's true spend against
@@ -42,7 +42,7 @@ export async function benchEvalMtlift(o: { users?: number; world?: number; seeds
   const users = o.users ?? 50000;
   const world = o.world ?? 1;
   const out = o.out ?? path.join(os.tmpdir(), `saco-eval-mtlift-${users}-w${world}`);
-  const file = path.join(out, 'mtlift.csv');
+  const file = path.join(out, `mtlift-${users}-w${world}.csv`);
   const log = mtliftLog(users, world);
   mkdirSync(out, { recursive: true });
   if (!existsSync(file)) await writeLog(log, file);
@@ -68,10 +68,10 @@ export async function benchEvalMtlift(o: { users?: number; world?: number; seeds
     for (const b of report.budgets) {
       const recs = report.records.filter((r) => r.method === m.name && r.budget === b.label);
       const per = recs.map((r) => {
-        const rows = readPlanFile(path.join(out, 'plans', `${m.name}__${m.name === 'no-coupon' ? 'any' : b.label}__seed${r.seed}.csv.gz`), ['treatment']);
+        const rows = readPlanFile(path.join(out, r.planFile as string), ['treatment']);
         const plan = { users: Int32Array.from(rows.userIds, Number), arms: Int32Array.from(rows.labels[0], Number) };
         const spend = plan.arms.reduce((s, t) => s + COST_PER_LEVEL * t, 0);
-        const budget = r.budgetAmount ?? spend;
+        const budget = r.budgetAmount;
         const n = plan.users.length;
         const reward = new Float64Array(n * ARMS);
         const cost = new Float64Array(n * ARMS);

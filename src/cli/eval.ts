@@ -65,7 +65,7 @@ async function runEval(o: EvalOpts): Promise<void> {
     });
     ui.done();
     const rep = result.report;
-    const doc = { files: result.files, work: result.work, table1: rep.table1, winsLosses: rep.winsLosses, gates: rep.gates, comparisons: rep.comparisons, offPolicy: rep.offPolicy };
+    const doc = { files: { ...result.files, ...(o.plans ? { plans: path.join(o.out, 'plans') } : {}) }, work: result.work, table1: rep.table1, winsLosses: rep.winsLosses, gates: rep.gates, comparisons: rep.comparisons, offPolicy: rep.offPolicy };
     ui.result(doc, () => {
       const lines = [
         `${rep.data.preset}: ${rep.data.trainUsers} training + ${rep.data.testUsers} test users × ${rep.data.rounds} rounds, seeds ${rep.seeds.join(', ')}; budgets ${rep.budgets.map((b) => b.label).join(', ')} ("Nx": ${rep.budgetReference}${rep.data.kind === 'log' ? ' in the simulator' : ''})`,

@@ -174,7 +174,8 @@ export function outcomeOf(r: SolveResult, ctx: Pick<RunContext, 'data'>, extra?:
     trace: r.trace,
     extra,
     ...(roundZero ? { offPolicy: roundZeroCheck(roundZero, r.plan, r.rounds) } : {}),
-    ...(r.planDetails ? { solved: { plan: r.plan, planDetails: r.planDetails, users: r.users, rounds: r.rounds, lambda: r.lambda } } : {}),
+    // a policy without λ writes an empty λ column (NaN), as report.json's null
+    ...(r.planDetails ? { solved: { plan: r.plan, planDetails: r.planDetails, users: r.users, rounds: r.rounds, lambda: r.method === 'none' ? NaN : r.lambda } } : {}),
   };
 }
 

@@ -47,6 +47,8 @@ export interface EvalRecord {
   seconds: number;
   /** CPU seconds (every thread of the process) of the run; null when not measured. */
   cpuSeconds: number | null;
+  /** With `plans`: the run's plan file, relative to the run's folder; else null. */
+  planFile: string | null;
 }
 
 /**
@@ -460,12 +462,12 @@ export function renderMarkdown(rep: EvalReport): string {
   L.push('');
   if (d.kind === 'log') {
     L.push(
-      "**The judge is a model.** The simulator was fitted on the same training users as the methods, and its verdict is its own opinion of what the plans earn: on a log with a known response (saco's README, `bench/eval-mtlift.ts`) its ranking of these methods agreed with the truth's only partly. " +
+      "**The judge is a model.** The simulator was fitted on the same training users as the methods, and its verdict is its own opinion of what the plans earn: on a log with a known response (saco's repository: its README and \`bench/eval-mtlift.ts\`) its ranking of these methods agreed with the truth's only partly. " +
         `Where the top methods are close, check them against the logged outcomes (the off-policy check below) or an A/B test of their plans${typeof rep.settings.plans === 'string' ? '' : ' (`--plans` writes them)'}.`,
       '',
     );
   }
-  if (typeof rep.settings.plans === 'string') L.push(`Every run's plan is a file in the run's folder, ${rep.settings.plans} (one row per test user and round, with \`saco solve\`'s plan-file columns), to value it outside ${d.kind === 'log' ? 'the simulator' : 'SY'}.`, '');
+  if (typeof rep.settings.plans === 'string') L.push(`Every run's plan is a file in the run's folder, ${rep.settings.plans} (the name of its result file; report.json's records name it as planFile): one row per test user and round, with \`saco solve\`'s plan-file columns, to value it outside ${d.kind === 'log' ? 'the simulator' : 'SY'}.`, '');
   if (d.unavailable?.length) L.push(`Not run on this data: ${d.unavailable.map((u) => `${u.label} (${u.why})`).join('; ')}.`, '');
   L.push('## Methods', '');
   L.push(...mdTable(['Method', 'Role', 'What it is'], rep.methods.map((m) => [m.label, roleText[m.role], m.description]), ['l', 'l', 'l']));

@@ -134,10 +134,13 @@ export interface EvaluateOptions {
   /** Write the charts (SVG and PNG); default true. */
   charts?: boolean;
   /**
-   * Write every run's plan to `<out>/plans/<method>__<budget>__seed<seed>.csv.gz` in `saco
-   * solve`'s plan-file format (src/solve/plan-file.ts: one row per test user and round, the
-   * log's user ids): to value the plans outside the simulator (an A/B test, a known response).
-   * A result computed before without its plan file is computed again. Default false.
+   * Write every run's plan to `<out>/plans/<method>__<budget>__seed<seed>__<key>.csv.gz` (the
+   * name of its result file; report.json's records name it as `planFile`) in `saco solve`'s
+   * plan-file format (src/solve/plan-file.ts: one row per test user and round, the log's user
+   * ids): to value the plans outside the simulator (an A/B test, a known response). A result
+   * computed before without its plan file is computed again. The plan details cost a searched
+   * method one more rollout (solve() replays its final plan to record them; `rollouts` counts
+   * it). Default false.
    */
   plans?: boolean;
   onProgress?: (p: EvalProgress) => void;
@@ -184,9 +187,9 @@ interface Plan {
   charts: boolean;
 }
 
-/** Where the plan of one (method, budget, seed) goes with `plans`. */
+/** Where the plan of one (method, budget, seed) goes with `plans`: named as its result file (the same key hash), under plans/. */
 function planFileOf(plan: Plan, method: EvalMethod, seed: number, budget: EvalBudget): string {
-  return path.join(plan.out, 'plans', `${method.name}__${method.budgetFree ? 'any' : budget.label}__seed${seed}.csv.gz`);
+  return path.join(plan.out, 'plans', path.basename(resultFile(plan, method, seed, budget).file).replace(/\.json$/, '.csv.gz'));
 }
 
 /** A stored result that counts as done: with `plans`, only where its plan file is there too. */
@@ -513,7 +516,6 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
       if (why) {
         if (options.methods) throw new ArgumentError('methods', `${method.name} cannot run on ${plan.preset.name}: ${why}`);
         notice(`${method.name} skipped: ${why}`);
-        done += pending.filter((t) => t.method === method && t.seed === seed).length;
         continue;
       }
       const budgets = method.budgetFree ? [plan.budgets[0]] : plan.budgets;
@@ -555,17 +557,19 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
               prepared?.artifact,
             );
             const seconds = (performance.now() - t0) / 1000;
+            const cpuSeconds = cpuSince(cpu0);
             if (plan.settings.plans) {
               if (!solved) throw new SacoError('EVAL_NO_PLAN', `${method.name} returned no plan to write (its run must pass solveBase's planDetails to solve())`);
               await writePlan(solved, { userIds: data.testUserIds ?? data.testIds, actionEncodings: data.train.actionEncodings }, planFileOf(plan, method, seed, x.b));
             }
-            stored = { key: x.key, outcome, seconds, cpuSeconds: cpuSince(cpu0), budgetAmount: method.budgetFree ? null : budgetAmount, referenceSpend: data.referenceSpend };
+            stored = { key: x.key, outcome, seconds, cpuSeconds, budgetAmount: method.budgetFree ? null : budgetAmount, referenceSpend: data.referenceSpend };
             writeJsonAtomic(x.file, stored);
             clock.record('run', method.name, seconds);
             work.runs++;
             done++;
           } else work.runsReused++;
-          for (const b of method.budgetFree ? plan.budgets : [x.b]) records.push(recordOf(method, seed, b, stored, data));
+          const planFile = plan.settings.plans ? path.relative(plan.out, planFileOf(plan, method, seed, x.b)) : null;
+          for (const b of method.budgetFree ? plan.budgets : [x.b]) records.push(recordOf(method, seed, b, stored, data, planFile));
         }
         if (method.prepare && !fits.some((f) => f.method === method.name && f.seed === seed)) {
           // every result was there: the fit's time is the one recorded when it ran
@@ -604,7 +608,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
     records,
     datasets,
     fits,
-    settings: { quick: plan.settings.quick, training: plan.settings.training, oracleLambdaMax: plan.settings.oracleLambdaMax, plans: plan.settings.plans ? 'plans/<method>__<budget>__seed<seed>.csv.gz' : null },
+    settings: { quick: plan.settings.quick, training: plan.settings.training, oracleLambdaMax: plan.settings.oracleLambdaMax, plans: plan.settings.plans ? 'plans/<method>__<budget>__seed<seed>__<key>.csv.gz' : null },
     seconds: clock.elapsed(),
   });
   const files = await writeReport(rep, plan.out, { charts: plan.charts });
@@ -630,7 +634,7 @@ function fitTimeOf(dir: string, fallback: number): { seconds: number; cpuSeconds
   }
 }
 
-function recordOf(method: EvalMethod, seed: number, budget: EvalBudget, stored: StoredResult, data: EvalDataset & { noCouponRevenue: number }): EvalRecord {
+function recordOf(method: EvalMethod, seed: number, budget: EvalBudget, stored: StoredResult, data: EvalDataset & { noCouponRevenue: number }, planFile: string | null): EvalRecord {
   const o = stored.outcome;
   const budgetAmount = budget.multiple !== undefined ? budget.multiple * data.referenceSpend : (budget.amount as number);
   return {
@@ -656,5 +660,6 @@ function recordOf(method: EvalMethod, seed: number, budget: EvalBudget, stored: 
     offPolicy: o.offPolicy ?? null,
     seconds: stored.seconds,
     cpuSeconds: stored.cpuSeconds ?? null,
+    planFile,
   };
 }

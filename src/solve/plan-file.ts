@@ -31,7 +31,8 @@ const orNull = (x: number): number => (Number.isNaN(x) ? (null as unknown as num
  * one, else text), `round` (the campaign round: `planDetails.startRound` + r), one column per
  * action dimension holding the issued action's label, `probability`, `expected_revenue`,
  * `expected_cost` (empty where undefined, see {@link PlanDetails}), `withheld` (true: the
- * budget issued the control instead of the policy's coupon) and `lambda` (λ*, on every row).
+ * budget issued the control instead of the policy's coupon) and `lambda` (λ*, on every row;
+ * empty where `result.lambda` is NaN: a policy without λ).
  * Returns the number of rows written.
  *
  * @throws {ArgumentError} when `result` has no plan details (solve with `planDetails: true`),
@@ -62,7 +63,7 @@ export async function writePlan(result: Pick<SolveResult, 'plan' | 'planDetails'
   ];
   for (const [name, values] of perRow) cols.push({ name, type: DOUBLE, sqlType: 'DOUBLE', value: (row) => orNull(values[row]) });
   cols.push({ name: 'withheld', type: BOOLEAN, sqlType: 'BOOLEAN', value: (row) => (details.withheld[row] === 1) as unknown as number });
-  cols.push({ name: 'lambda', type: DOUBLE, sqlType: 'DOUBLE', value: () => result.lambda });
+  cols.push({ name: 'lambda', type: DOUBLE, sqlType: 'DOUBLE', value: () => orNull(result.lambda) });
   const names = new Set<string>();
   for (const c of cols) {
     if (names.has(c.name)) throw new ArgumentError('labels.actionEncodings', `two plan columns would be named "${c.name}": rename the action column`);

@@ -5,6 +5,8 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { gunzipSync } from 'node:zlib';
+import { resolveSyConfig, syInitialUser, syStep, syWeights } from '../../src/data/synth.js';
 import { ArgumentError } from '../../src/errors.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -117,6 +119,41 @@ describe('evaluate() runs the Forest and the Bandit like every method', () => {
     expect(again.work).toMatchObject({ fitsReused: 2 });
     expect(at('forest')).toEqual(again.report.perBudget.find((x) => x.method === 'forest'));
   }, 90_000);
+});
+
+describe('evaluate() writes every plan with plans: true', () => {
+  it("each plan file, shipped action by action into SY's truth, earns what its run reported", async () => {
+    const out = path.join(tmp.dir, 'plans');
+    const r = await evaluate({ ...TINY, methods: ['oracle', 'random', 'no-coupon'], budgets: ['0.5x'], seeds: [1], out, charts: false, plans: true });
+    const config = resolveSyConfig({ seed: 1, rounds: TINY.rounds });
+    const w = syWeights(config);
+    const testIds = Array.from({ length: r.report.data.testUsers }, (_, i) => r.report.data.trainUsers + i);
+    for (const rec of r.report.records) {
+      const file = path.join(out, rec.planFile as string);
+      // named as its result file, under plans/
+      expect(existsSync(path.join(out, 'results', path.basename(file).replace(/\.csv\.gz$/, '.json'))), rec.method).toBe(true);
+      const [head, ...rows] = gunzipSync(readFileSync(file)).toString('utf8').trim().split('\n').map((l) => l.split(','));
+      expect(head.slice(0, 3)).toEqual(['user_id', 'round', 'action']);
+      expect(rows.map((x) => `${x[0]}/${x[1]}`)).toEqual(testIds.flatMap((u) => [0, 1, 2].map((t) => `${u}/${t}`)));
+      expect(rows.every((x) => x[head.indexOf('lambda')] === (rec.lambda === null ? '' : String(rec.lambda))), rec.method).toBe(true);
+      // the written actions replayed in the TypeScript reference of SY, with the world's own draws
+      let revenue = 0;
+      let coupons = 0;
+      for (const [i, id] of testIds.entries()) {
+        const user = syInitialUser(config, w, id);
+        for (let t = 0; t < TINY.rounds; t++) {
+          const k = config.actionDims[0].values.indexOf(Number(rows[i * TINY.rounds + t][2]));
+          expect(k).toBeGreaterThanOrEqual(0);
+          if (k > 0) coupons++;
+          revenue += syStep(config, user, t, [k]).reward;
+        }
+      }
+      expect(coupons, rec.method).toBe(rec.coupons);
+      expect(revenue, rec.method).toBeCloseTo(rec.revenue, 6);
+    }
+    // the plan is never stored with the result
+    for (const f of readdirSync(path.join(out, 'results'))) expect(readFileSync(path.join(out, 'results', f), 'utf8')).not.toContain('"solved"');
+  }, 60_000);
 });
 
 describe('evaluate() refuses bad input before any work', () => {

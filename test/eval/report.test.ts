@@ -63,6 +63,7 @@ function syntheticInput() {
           offPolicy: null,
           seconds: 0.5,
           cpuSeconds: 0.9,
+          planFile: null,
         });
       }
     }
