@@ -18,8 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeLog } from '../src/data/write.js';
-import { evaluate } from '../src/eval/run.js';
-import { readPlanFile } from './plan-reader.js';
+import { evaluateWithPlans, readPlanFile } from './eval-plans.js';
 import { ARMS, COST_PER_LEVEL, expectedReward, FEATURES, greedyPlanWithin, mtliftLog, trueIncrement } from './mtlift-world.js';
 
 export interface EvalTruthRow {
@@ -32,7 +31,7 @@ export interface EvalTruthRow {
   trueIncrement: number;
   /** The plan's true (stated) spend over the budget. */
   trueBaRate: number;
-  /** The true response's greedy plan within the same budget on the same users. */
+  /** A reference on the same users and budget: here the true response's greedy plan (bench/eval-sy-log.ts: SY's myopic Oracle). */
   ceiling: number;
   /** The true incremental revenue per seed, in the report's seed order. */
   truePerSeed: number[];
@@ -46,23 +45,7 @@ export async function benchEvalMtlift(o: { users?: number; world?: number; seeds
   const log = mtliftLog(users, world);
   mkdirSync(out, { recursive: true });
   if (!existsSync(file)) await writeLog(log, file);
-  let last = 0;
-  const { report } = await evaluate({
-    data: file,
-    schema: { user: 'user_id', time: 'time', actions: [{ column: 'treatment', control: 0 }], cost: 'cost', reward: 'reward' },
-    out,
-    seeds: o.seeds ?? 1,
-    budgets: o.budgets ?? ['0.25x', '0.5x', '0.75x'],
-    methods: o.methods,
-    plans: true,
-    charts: false,
-    onNotice: (line) => console.log(line),
-    onProgress: (p) => {
-      if (performance.now() - last < 10_000 && p.phase !== 'done') return;
-      last = performance.now();
-      console.log(`${p.done}/${p.total} ${p.phase} ${p.method ?? ''} ${p.budget ?? ''} seed ${p.seed ?? ''} ${p.detail ?? ''}`);
-    },
-  });
+  const { report } = await evaluateWithPlans(file, { user: 'user_id', time: 'time', actions: [{ column: 'treatment', control: 0 }], cost: 'cost', reward: 'reward' }, { out, seeds: o.seeds ?? 1, budgets: o.budgets ?? ['0.25x', '0.5x', '0.75x'], methods: o.methods });
   const rows: EvalTruthRow[] = [];
   for (const m of report.methods) {
     for (const b of report.budgets) {

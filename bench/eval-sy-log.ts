@@ -24,23 +24,11 @@ import { fileURLToPath } from 'node:url';
 import { syLogToInteractionLog } from '../src/data/log.js';
 import { resolveSyConfig, syActionColumn, syInitialUser, syStep, syWeights, type SyConfig } from '../src/data/synth.js';
 import { writeLog } from '../src/data/write.js';
-import { evaluate } from '../src/eval/run.js';
 import { generateSy } from '../src/native/index.js';
 import { solve } from '../src/solve/index.js';
-import { readPlanFile } from './plan-reader.js';
+import { evaluateWithPlans, readPlanFile } from './eval-plans.js';
+import { evalTruthTable, type EvalTruthRow } from './eval-mtlift.js';
 
-export interface SyTruthRow {
-  method: string;
-  label: string;
-  role: string;
-  budget: string;
-  /** Means over seeds. */
-  simulatorIncrement: number;
-  trueIncrement: number;
-  trueBaRate: number;
-  oracleIncrement: number;
-  truePerSeed: number[];
-}
 
 /** Revenue and spend of a written plan shipped open loop to its users in SY's truth. */
 function shipInTruth(config: SyConfig, file: string): { revenue: number; cost: number; ids: number[] } {
@@ -66,7 +54,7 @@ function shipInTruth(config: SyConfig, file: string): { revenue: number; cost: n
   return { revenue, cost, ids: plan.userIds.map(Number) };
 }
 
-export async function benchEvalSyLog(o: { users?: number; rounds?: number; world?: number; seeds?: number; budgets?: string[]; methods?: string[]; sequential?: boolean; out?: string } = {}): Promise<SyTruthRow[]> {
+export async function benchEvalSyLog(o: { users?: number; rounds?: number; world?: number; seeds?: number; budgets?: string[]; methods?: string[]; sequential?: boolean; out?: string } = {}): Promise<EvalTruthRow[]> {
   if (o.methods && !o.methods.includes('no-coupon')) throw new Error('no-coupon must be among --methods: it is the base of every incremental revenue');
   const world = { seed: o.world ?? 1, users: o.users ?? 10000, rounds: o.rounds ?? 10, sequential: o.sequential ?? true };
   const out = o.out ?? path.join(os.tmpdir(), `saco-eval-sy-log-${world.users}x${world.rounds}-w${world.seed}${world.sequential ? '' : '-static'}`);
@@ -74,29 +62,13 @@ export async function benchEvalSyLog(o: { users?: number; rounds?: number; world
   mkdirSync(out, { recursive: true });
   if (!existsSync(file)) await writeLog(syLogToInteractionLog(await generateSy(world), { propensities: false }), file);
   const config = resolveSyConfig(world);
-  let last = 0;
-  const { report } = await evaluate({
-    data: file,
-    schema: { user: 'user_id', time: 'time', cost: 'cost', reward: 'reward' },
-    out,
-    seeds: o.seeds ?? 3,
-    budgets: o.budgets ?? ['0.25x', '0.5x', '0.75x'],
-    methods: o.methods,
-    plans: true,
-    charts: false,
-    onNotice: (line) => console.log(line),
-    onProgress: (p) => {
-      if (performance.now() - last < 10_000 && p.phase !== 'done') return;
-      last = performance.now();
-      console.log(`${p.done}/${p.total} ${p.phase} ${p.method ?? ''} ${p.budget ?? ''} seed ${p.seed ?? ''} ${p.detail ?? ''}`);
-    },
-  });
+  const { report } = await evaluateWithPlans(file, { user: 'user_id', time: 'time', cost: 'cost', reward: 'reward' }, { out, seeds: o.seeds ?? 3, budgets: o.budgets ?? ['0.25x', '0.5x', '0.75x'], methods: o.methods });
   const planOf = (r: (typeof report.records)[number]) => path.join(out, r.planFile as string);
   const noCoupon = report.records.filter((r) => r.method === 'no-coupon');
   if (noCoupon.length === 0) throw new Error('no-coupon must be among --methods: it is the base of every incremental revenue');
   const none = new Map(noCoupon.map((r) => [r.seed, shipInTruth(config, planOf(r))]));
   const oracle = new Map<string, number>();
-  const rows: SyTruthRow[] = [];
+  const rows: EvalTruthRow[] = [];
   for (const m of report.methods) {
     for (const b of report.budgets) {
       const per = await Promise.all(
@@ -116,18 +88,17 @@ export async function benchEvalSyLog(o: { users?: number; rounds?: number; world
           }),
       );
       const mean = (f: (x: (typeof per)[number]) => number) => per.reduce((s, x) => s + f(x), 0) / Math.max(per.length, 1);
-      rows.push({ method: m.name, label: m.label, role: m.role, budget: b.label, simulatorIncrement: mean((x) => x.simulator), trueIncrement: mean((x) => x.truth), trueBaRate: mean((x) => x.baRate), oracleIncrement: mean((x) => x.oracle), truePerSeed: per.map((x) => x.truth) });
+      rows.push({ method: m.name, label: m.label, role: m.role, budget: b.label, simulatorIncrement: mean((x) => x.simulator), trueIncrement: mean((x) => x.truth), trueBaRate: mean((x) => x.baRate), ceiling: mean((x) => x.oracle), truePerSeed: per.map((x) => x.truth) });
     }
   }
   return rows;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { evalTruthTable } = await import('./eval-mtlift.js');
   const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const num = (name: string) => (arg(name) ? Number(arg(name)) : undefined);
   const t0 = performance.now();
   const rows = await benchEvalSyLog({ users: num('users'), rounds: num('rounds'), world: num('world'), seeds: num('seeds'), budgets: arg('budgets')?.split(','), methods: arg('methods')?.split(','), sequential: !process.argv.includes('--static'), out: arg('out') });
-  const table = evalTruthTable(rows.map((r) => ({ ...r, ceiling: r.oracleIncrement })), "SY's myopic Oracle (closed loop, budget enforced; a reference)");
+  const table = evalTruthTable(rows, "SY's myopic Oracle (closed loop, budget enforced; a reference)");
   console.log(`\nincremental revenue over no coupon on the test users, plans shipped open loop in SY's truth: the learned simulator's verdict / the truth\n\n${table}\n\n${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
