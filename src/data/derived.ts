@@ -89,7 +89,7 @@ async function outcomeInputs(conn: DuckDBConnection, schema: DataSchema, header:
  * table.column or struct.field, by its first part that is a column).
  * @throws {SchemaError} naming `field` when DuckDB cannot parse the expression.
  */
-export async function sqlColumnRefs(conn: DuckDBConnection, sql: string, field: string, header: string[]): Promise<string[]> {
+async function sqlColumnRefs(conn: DuckDBConnection, sql: string, field: string, header: string[]): Promise<string[]> {
   const rows = await queryRows(conn, `SELECT json_serialize_sql(${quoteLiteral(`SELECT ${sql}`)}) AS tree`);
   const tree = JSON.parse(String(rows[0]?.tree ?? '{}')) as { error?: boolean; error_message?: string };
   if (tree.error) throw new SchemaError(field, `DuckDB cannot parse "${sql}": ${tree.error_message ?? 'unknown error'}`, 'SCHEMA_BAD_SQL');

@@ -253,9 +253,11 @@ export async function userDecisionValues(model: OutcomeModel | ActionScorer, tra
  * has them, else its joint-action shares).
  */
 export async function decisionObjective(model: OutcomeModel | ActionScorer, traj: Trajectories, lambdas: number[], threads?: number): Promise<number> {
-  const v = await userDecisionValues(model, traj, lambdas, threads);
-  return v.reduce((a, b) => a + b, 0) / traj.users;
+  return meanOf(await userDecisionValues(model, traj, lambdas, threads));
 }
+
+/** Mean of v (0 when empty). */
+const meanOf = (v: Float64Array): number => v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
 
 /** Mean and standard error of per-user a − b. */
 export function pairedDifference(a: Float64Array, b: Float64Array): { mean: number; se: number } {
@@ -374,7 +376,6 @@ function fineTune(o: TuneSpec): Tuned {
     applyCorrection(reward, cost, phiVal, val.rows, c);
     return hardValues({ ...val, reward, cost }, o.valTraj, lambdas, o.pVal);
   };
-  const meanOf = (v: Float64Array) => v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
   const trace: DfclFit['objective']['trace'] = [];
   const startValues = heldOut(theta);
   let lastValues: Float64Array | null = null;
@@ -486,8 +487,7 @@ function selectStart(starts: Start[], valSet: Trajectories, pVal: Float64Array):
   if (starts.length === 1) return { start: starts[0], selection: null };
   const lambdas = [...new Set(starts.flatMap((s) => s.grid))].sort((a, b) => a - b);
   const heldOut = starts.map((s) => {
-    const v = hardValues(s.val, valSet, lambdas, pVal);
-    return v.reduce((a, b) => a + b, 0) / Math.max(v.length, 1);
+    return meanOf(hardValues(s.val, valSet, lambdas, pVal));
   });
   const best = heldOut.reduce((b, j, i) => (j > heldOut[b] ? i : b), 0);
   return { start: starts[best], selection: { lambdas, candidates: starts.map((s, i) => ({ arms: s.kind, heldOut: heldOut[i] })) } };
@@ -516,7 +516,7 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
   const valSet = selectUsers(train, valIdx);
   const layout = featureLayout(train);
   const design = buildFeatures(fitSet, layout);
-  const rowsOf = rowsByArm(fitSet, design, jointCount(layout));
+  const rowsOf = rowsByArm(loggedJointActions(fitSet), design, jointCount(layout));
   // the candidate starts: 'select' fits both where per-arm models are possible ('auto''s rule)
   const kinds: Array<'pooled' | 'per-arm'> = arms === 'select' ? (choosePerArm('auto', rowsOf) ? ['pooled', 'per-arm'] : ['pooled']) : [choosePerArm(arms, rowsOf) ? 'per-arm' : 'pooled'];
   // the early-stopping users of fitOutcomeModel's default
@@ -552,7 +552,6 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
     const valScores = start.val;
     const lambdas = start.grid;
     const p = rowPropensities(fitScores, fitSet);
-    const mean = (v: Float64Array) => v.reduce((x, y) => x + y, 0) / Math.max(v.length, 1);
     // φ: every column but the action one-hot (state, round, history)
     const actionEnd = layout.offsets.action + layout.actionSizes.reduce((a, b) => a + b, 0);
     const columns = basis === 'uplift' ? [] : layout.names.map((_, j) => j).filter((j) => j < layout.offsets.action || j >= actionEnd);
@@ -568,8 +567,8 @@ export async function fitDfcl(train: Trajectories, options: DfclOptions = {}): P
       correction: tuned.correction,
       scorer,
       objective: {
-        before: mean(startValues),
-        after: mean(afterValues),
+        before: meanOf(startValues),
+        after: meanOf(afterValues),
         difference: pairedDifference(afterValues, startValues),
         kept: tuned.correction ? 'decision-focused' : 'two-stage',
         epochs: tuned.epochs,

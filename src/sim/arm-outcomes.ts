@@ -7,7 +7,7 @@
  */
 import { ArgumentError, NativeError } from '../errors.js';
 import type { Trajectories } from '../data/trajectories.js';
-import { loggedJointActions, type DesignMatrix, type FeatureLayout } from './features.js';
+import type { DesignMatrix, FeatureLayout } from './features.js';
 import { designRowOutcomes, fitOutcomeRows, type OutcomeModel, type OutcomeParams } from './outcome.js';
 
 /** 'per-arm': one model per joint action; 'pooled': one model, the action one-hot; 'auto': per arm where the log supports it (`choosePerArm`). */
@@ -26,9 +26,8 @@ export interface ArmOutcomes {
   armModel: number[];
 }
 
-/** The design rows of `m` by the joint action logged there: [K][rows]. */
-export function rowsByArm(traj: Trajectories, m: DesignMatrix, K: number): number[][] {
-  const joint = loggedJointActions(traj);
+/** The design rows of `m` by the joint action logged there (`joint`: loggedJointActions of m's trajectories): [K][rows]. */
+export function rowsByArm(joint: Int32Array, m: DesignMatrix, K: number): number[][] {
   const rowsOf: number[][] = Array.from({ length: K }, () => []);
   for (let r = 0; r < m.rows; r++) rowsOf[joint[m.cells[r]]].push(r);
   return rowsOf;

@@ -35,7 +35,7 @@ import { ModelFileError } from '../model/onnx.js';
 import { native, type NativeSimEnv, type NativeSimSpec, type NativeSimTrace } from '../native/index.js';
 import { buildFeatures, checkTrajectories, dynamicStates, featureLayout, historyWidth, jointActions, loggedJointActions, type FeatureLayout } from './features.js';
 import { checkArmsChoice, choosePerArm, fitPerArm, jointCount, pooled, rowsByArm, type ArmsChoice } from './arm-outcomes.js';
-import { fitOutcomeModel, loadOutcomeModel, OutcomeModel, validationUsers, type OutcomeParams } from './outcome.js';
+import { fitOutcomeModel, loadOutcomeModel, OutcomeModel, validationUsers, VALIDATION_FRACTION, type OutcomeParams } from './outcome.js';
 
 const MAGIC = 'SACOSIMU';
 const VERSION = 1;
@@ -328,7 +328,7 @@ export function ratioQuantiles(y: ArrayLike<number>, yHat: ArrayLike<number>, co
 export async function fitSimulator(traj: Trajectories, options: SimulatorFitOptions = {}): Promise<Simulator> {
   const t0 = performance.now();
   checkTrajectories(traj);
-  const fraction = options.validationFraction ?? 0.2;
+  const fraction = options.validationFraction ?? VALIDATION_FRACTION;
   if (typeof fraction !== 'number' || !(fraction >= 0 && fraction < 1)) throw new ArgumentError('validationFraction', `must be in [0, 1), got ${String(fraction)}`);
   checkArmsChoice(options.arms ?? 'auto');
   const changing = dynamicStates(traj);
@@ -345,7 +345,7 @@ export async function fitSimulator(traj: Trajectories, options: SimulatorFitOpti
   const joint = loggedJointActions(traj);
   const m = buildFeatures(traj, layout);
   if (m.rows === 0) throw new ArgumentError('trajectories', 'have no real (user, round) cell to fit on');
-  const rowsOf = rowsByArm(traj, m, K);
+  const rowsOf = rowsByArm(joint, m, K);
   const perArm = choosePerArm(options.arms ?? 'auto', rowsOf);
   const held = fraction > 0 ? validationUsers(traj.users, fraction, seed) : new Uint8Array(traj.users);
   options.onProgress?.('fitting');

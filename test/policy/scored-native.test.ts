@@ -12,9 +12,9 @@ import { generateSy, nativeRollout, type NativeRolloutSpec } from '../../src/nat
 import { fixedArmRollout } from '../../src/eval/fixed-arm.js';
 import { dfclScorer, type DfclCorrection } from '../../src/policy/dfcl.js';
 import { greedyActions, nativeScoredSpec, outcomeScorer, scoredRollout, syActionMap } from '../../src/policy/scored.js';
-import { buildFeatures } from '../../src/sim/features.js';
+import { buildFeatures, loggedJointActions } from '../../src/sim/features.js';
 import { fitOutcomeModel, type OutcomeModel } from '../../src/sim/outcome.js';
-import { disposeArms, fitPerArm, rowsByArm, type ArmOutcomes } from '../../src/sim/arm-outcomes.js';
+import { disposeArms, fitPerArm, jointCount, rowsByArm, type ArmOutcomes } from '../../src/sim/arm-outcomes.js';
 import { fitSimulator, simUsers } from '../../src/sim/simulator.js';
 import { solve } from '../../src/solve/index.js';
 
@@ -92,7 +92,7 @@ describe('native scored policy = the TypeScript scoredRollout on SY', () => {
     const perArm = async (w: World): Promise<ArmOutcomes> => {
       const layout = w.full.layout;
       const m = buildFeatures(w.train, layout);
-      const rowsOf = rowsByArm(w.train, m, layout.actionSizes.reduce((a, b) => a * b, 1));
+      const rowsOf = rowsByArm(loggedJointActions(w.train), m, jointCount(layout));
       expect(rowsOf.every((rows) => rows.length > 0)).toBe(true);
       return fitPerArm(w.train, m, rowsOf, layout, { held: new Uint8Array(w.train.users), params: { rounds: 25, depth: 4, seed: 1, earlyStopping: 0 }, next: false });
     };
