@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { buildTrajectories, selectUsers, type Trajectories } from '../src/data/trajectories.js';
 import { fitDfcl } from '../src/policy/dfcl.js';
 import { buildFeatures, featureLayout } from '../src/sim/features.js';
-import { ARMS, COST_PER_LEVEL, expectedReward, greedyPlanWithin, loggingSpend, mtliftLog, trueIncrement } from './mtlift-world.js';
+import { greedyPlanWithin, loggingSpend, mtliftLog, trueIncrement, trueScores } from './mtlift-world.js';
 
 const SHARES = [0.25, 0.5, 0.75];
 
@@ -39,15 +39,8 @@ export async function benchDfclMtlift(options: { samples?: number[]; users?: num
     const train = selectUsers(all, Array.from({ length: users - nTest }, (_, i) => i));
     const test = selectUsers(all, Array.from({ length: nTest }, (_, i) => users - nTest + i));
     const m = buildFeatures(test, featureLayout(train));
-    const trueReward = new Float64Array(nTest * ARMS);
-    const trueCost = new Float64Array(nTest * ARMS);
-    for (let u = 0; u < nTest; u++) {
-      for (let t = 0; t < ARMS; t++) {
-        trueReward[u * ARMS + t] = expectedReward(test.states, u, t);
-        trueCost[u * ARMS + t] = COST_PER_LEVEL * t;
-      }
-    }
-    const row: MtliftRow = { sample, oracle: trueIncrements(test, trueReward, trueCost), fits: [] };
+    const truth = trueScores(test.states, Int32Array.from({ length: nTest }, (_, u) => u));
+    const row: MtliftRow = { sample, oracle: trueIncrements(test, truth.reward, truth.cost), fits: [] };
     for (const arms of ['select', 'pooled', 'per-arm'] as const) {
       const fit = await fitDfcl(train, { seed: sample, rounds: 200, arms });
       try {

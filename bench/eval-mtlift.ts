@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeLog } from '../src/data/write.js';
 import { evaluateWithPlans, readPlanFile } from './eval-plans.js';
-import { ARMS, COST_PER_LEVEL, expectedReward, FEATURES, greedyPlanWithin, mtliftLog, trueIncrement } from './mtlift-world.js';
+import { ARMS, COST_PER_LEVEL, FEATURES, greedyPlanWithin, mtliftLog, trueIncrement, trueScores } from './mtlift-world.js';
 
 export interface EvalTruthRow {
   method: string;
@@ -47,6 +47,7 @@ export async function benchEvalMtlift(o: { users?: number; world?: number; seeds
   if (!existsSync(file)) await writeLog(log, file);
   const { report } = await evaluateWithPlans(file, { user: 'user_id', time: 'time', actions: [{ column: 'treatment', control: 0 }], cost: 'cost', reward: 'reward' }, { out, seeds: o.seeds ?? 1, budgets: o.budgets ?? ['0.25x', '0.5x', '0.75x'], methods: o.methods });
   const rows: EvalTruthRow[] = [];
+  const ceilings = new Map<string, number>();
   for (const m of report.methods) {
     for (const b of report.budgets) {
       const recs = report.records.filter((r) => r.method === m.name && r.budget === b.label);
@@ -55,21 +56,17 @@ export async function benchEvalMtlift(o: { users?: number; world?: number; seeds
         const plan = { users: Int32Array.from(rows.userIds, Number), arms: Int32Array.from(rows.labels[0], Number) };
         const spend = plan.arms.reduce((s, t) => s + COST_PER_LEVEL * t, 0);
         const budget = r.budgetAmount;
-        const n = plan.users.length;
-        const reward = new Float64Array(n * ARMS);
-        const cost = new Float64Array(n * ARMS);
-        for (let i = 0; i < n; i++) {
-          for (let t = 0; t < ARMS; t++) {
-            reward[i * ARMS + t] = expectedReward(log.states, plan.users[i], t);
-            cost[i * ARMS + t] = COST_PER_LEVEL * t;
-          }
+        // the true response's own plan: the same test users and budget for every method of a (seed, budget)
+        const key = `${r.seed}|${b.label}`;
+        if (!ceilings.has(key)) {
+          const truth = trueScores(log.states, plan.users);
+          ceilings.set(key, trueIncrement(log.states, plan.users, greedyPlanWithin(truth.reward, truth.cost, budget)));
         }
-        const best = greedyPlanWithin(reward, cost, budget);
         return {
           simulator: r.incrementalRevenue,
           truth: trueIncrement(log.states, plan.users, plan.arms),
-          baRate: budget > 0 ? spend / budget : 0,
-          ceiling: trueIncrement(log.states, plan.users, best),
+          baRate: spend / budget,
+          ceiling: ceilings.get(key) as number,
         };
       });
       const mean = (f: (x: (typeof per)[number]) => number) => per.reduce((s, x) => s + f(x), 0) / Math.max(per.length, 1);

@@ -57,6 +57,19 @@ export function mtliftLog(users: number, seed: number): InteractionLog {
   };
 }
 
+/** The true expected reward and the stated cost of every arm for the users `users` (rows of `states`): [users * ARMS] each. */
+export function trueScores(states: ArrayLike<number>, users: ArrayLike<number>): { reward: Float64Array; cost: Float64Array } {
+  const reward = new Float64Array(users.length * ARMS);
+  const cost = new Float64Array(users.length * ARMS);
+  for (let i = 0; i < users.length; i++) {
+    for (let t = 0; t < ARMS; t++) {
+      reward[i * ARMS + t] = expectedReward(states, users[i], t);
+      cost[i * ARMS + t] = COST_PER_LEVEL * t;
+    }
+  }
+  return { reward, cost };
+}
+
 /** What the uniform logging policy spends on n users (the "1x" budget). */
 export const loggingSpend = (n: number): number => (n * COST_PER_LEVEL * (ARMS - 1)) / 2;
 
