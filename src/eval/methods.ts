@@ -19,6 +19,7 @@ import { LAMBDA_MARGIN, TRAIN_DEFAULTS, type TrainOptions } from '../model/train
 import { EXPECTED_OUTCOME_MODEL } from '../policy/train.js';
 import { loadNativeModel, type NativeModel } from '../native/index.js';
 import { solve, type EnvChoice, type SolveOptions, type SolveResult } from '../solve/index.js';
+import type { PlanSource } from '../solve/plan-file.js';
 import { chooseKeep, envArm, envControl } from './fixed-arm.js';
 import { writeJsonAtomic } from './files.js';
 import { writeFileAtomic } from '../data/atomic.js';
@@ -132,11 +133,9 @@ export interface MethodOutcome {
   /** A log: the plan's round 0 scored on the test users' logged round 0, without the simulator. */
   offPolicy?: RoundZeroCheck;
   /** With `settings.plans`: the solve's plan and its details; the runner writes it as a plan file and never stores it with the result. */
-  solved?: SolvedPlan;
+  solved?: PlanSource;
 }
 
-/** What a plan file is written from (src/solve/plan-file.ts `writePlan`). */
-export type SolvedPlan = Pick<SolveResult, 'plan' | 'planDetails' | 'users' | 'rounds' | 'lambda'>;
 
 export interface EvalMethod<A = unknown> {
   /** The name on the command line and in report.json. */
@@ -174,8 +173,7 @@ export function outcomeOf(r: SolveResult, ctx: Pick<RunContext, 'data'>, extra?:
     trace: r.trace,
     extra,
     ...(roundZero ? { offPolicy: roundZeroCheck(roundZero, r.plan, r.rounds) } : {}),
-    // a policy without λ writes an empty λ column (NaN), as report.json's null
-    ...(r.planDetails ? { solved: { plan: r.plan, planDetails: r.planDetails, users: r.users, rounds: r.rounds, lambda: r.method === 'none' ? NaN : r.lambda } } : {}),
+    ...(r.planDetails ? { solved: { plan: r.plan, planDetails: r.planDetails, users: r.users, rounds: r.rounds, lambda: r.lambda, method: r.method } } : {}),
   };
 }
 

@@ -23,8 +23,7 @@ import { buildTrajectories, sampleUsers, splitByUser, type Trajectories } from '
 import type { TrainOptions } from '../model/train.js';
 import { generateSy } from '../native/index.js';
 import { fitSimulator, readSimulator, simUsers, writeSimulator, type Simulator } from '../sim/simulator.js';
-import { resolveBudget, solve, type Budget } from '../solve/index.js';
-import { writePlan } from '../solve/plan-file.js';
+import { resolveBudget, solve, writePlan, type Budget } from '../solve/index.js';
 import { envControl } from './fixed-arm.js';
 import { keyHash, writeJsonAtomic } from './files.js';
 import { METHODS, methodsByName, testUsers, type EvalDataset, type EvalMethod, type MethodOutcome, type MethodSettings, type Prepared } from './methods.js';

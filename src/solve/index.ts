@@ -450,7 +450,7 @@ export type { PlanLabels } from './plan-file.js';
 /**
  * Writes a plan solved with `planDetails: true` as CSV, CSV.gz or Parquet (by extension), one
  * row per (user, round): user_id, round, the action label per dimension, probability,
- * expected_revenue, expected_cost, withheld, lambda (src/solve/plan-file.ts; DuckDB loads on
+ * expected_revenue, expected_cost, withheld, lambda (empty without λ) (src/solve/plan-file.ts; DuckDB loads on
  * the first call). Returns the number of rows written.
  *
  * @throws {ArgumentError} for a result without plan details, labels that do not fit the plan, or an unknown extension.
@@ -458,7 +458,7 @@ export type { PlanLabels } from './plan-file.js';
  * const plan = await solve({ model, users: trajectories, budget: '0.5x', env: { kind: 'sim', simulator }, planDetails: true });
  * await writePlan(plan, trajectories, 'plan.parquet');
  */
-export async function writePlan(result: Pick<SolveResult, 'plan' | 'planDetails' | 'users' | 'rounds' | 'lambda'>, labels: import('./plan-file.js').PlanLabels, file: string): Promise<number> {
+export async function writePlan(result: import('./plan-file.js').PlanSource, labels: import('./plan-file.js').PlanLabels, file: string): Promise<number> {
   return (await import('./plan-file.js')).writePlan(result, labels, file);
 }
 

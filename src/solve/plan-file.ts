@@ -22,6 +22,9 @@ export interface PlanLabels {
   actionEncodings: ReadonlyArray<{ column: string; values: ReadonlyArray<number | string> }>;
 }
 
+/** What a plan file is written from: a solve() result with plan details (`method` 'none': no λ to write). */
+export type PlanSource = Pick<SolveResult, 'plan' | 'planDetails' | 'users' | 'rounds' | 'lambda'> & Partial<Pick<SolveResult, 'method'>>;
+
 /** NaN is written as an empty cell (SQL NULL): "not defined", not a number. */
 const orNull = (x: number): number => (Number.isNaN(x) ? (null as unknown as number) : x);
 
@@ -32,7 +35,7 @@ const orNull = (x: number): number => (Number.isNaN(x) ? (null as unknown as num
  * action dimension holding the issued action's label, `probability`, `expected_revenue`,
  * `expected_cost` (empty where undefined, see {@link PlanDetails}), `withheld` (true: the
  * budget issued the control instead of the policy's coupon) and `lambda` (λ*, on every row;
- * empty where `result.lambda` is NaN: a policy without λ).
+ * empty for a policy without λ: `result.method` 'none').
  * Returns the number of rows written.
  *
  * @throws {ArgumentError} when `result` has no plan details (solve with `planDetails: true`),
@@ -42,7 +45,7 @@ const orNull = (x: number): number => (Number.isNaN(x) ? (null as unknown as num
  * const result = await solve({ model, users: trajectories, budget: '0.5x', env: { kind: 'sim', simulator }, planDetails: true });
  * await writePlan(result, trajectories, 'plan.parquet');
  */
-export async function writePlan(result: Pick<SolveResult, 'plan' | 'planDetails' | 'users' | 'rounds' | 'lambda'>, labels: PlanLabels, file: string): Promise<number> {
+export async function writePlan(result: PlanSource, labels: PlanLabels, file: string): Promise<number> {
   const details = result.planDetails;
   if (!details) throw new ArgumentError('result', 'has no plan details: solve with planDetails: true');
   const { users: N, rounds: R, plan } = result;
@@ -63,7 +66,8 @@ export async function writePlan(result: Pick<SolveResult, 'plan' | 'planDetails'
   ];
   for (const [name, values] of perRow) cols.push({ name, type: DOUBLE, sqlType: 'DOUBLE', value: (row) => orNull(values[row]) });
   cols.push({ name: 'withheld', type: BOOLEAN, sqlType: 'BOOLEAN', value: (row) => (details.withheld[row] === 1) as unknown as number });
-  cols.push({ name: 'lambda', type: DOUBLE, sqlType: 'DOUBLE', value: () => orNull(result.lambda) });
+  const lambda = result.method === 'none' ? NaN : result.lambda;
+  cols.push({ name: 'lambda', type: DOUBLE, sqlType: 'DOUBLE', value: () => orNull(lambda) });
   const names = new Set<string>();
   for (const c of cols) {
     if (names.has(c.name)) throw new ArgumentError('labels.actionEncodings', `two plan columns would be named "${c.name}": rename the action column`);
